@@ -1,0 +1,57 @@
+"""Database connections and the idempotent schema.
+
+Every connection runs in UTC (RET-10: calendar arithmetic in UTC). ``apply_schema`` creates or
+updates the shop, the governance schema and the clock views in one transaction, under an
+advisory lock, so it can run at every start and from several processes at once.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import psycopg2
+import psycopg2.extensions
+
+from governance.policy import SQL_DIR, Policy
+from governance.settings import SettingsError, redact_url
+
+SCHEMA_FILES = sorted((SQL_DIR / "schema").glob("*.sql"))
+SCHEMA_LOCK_KEY = 0x60FE_0001  # pg_advisory_xact_lock key for schema changes
+
+
+def prepare(conn: Any) -> Any:
+    """Make a connection (ours or a PostgresHook's) run in UTC, the way every clock is computed."""
+    with conn.cursor() as cur:
+        cur.execute("SET TIME ZONE 'UTC'")
+    conn.commit()
+    return conn
+
+
+def connect(url: str, *, source: str = "", application_name: str = "governance") -> Any:
+    """Open a connection, or raise SettingsError naming the setting to fix (never the password)."""
+    try:
+        conn = psycopg2.connect(url, application_name=application_name, options="-c TimeZone=UTC", connect_timeout=10)
+    except psycopg2.OperationalError as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        where = f" (from {source})" if source else ""
+        raise SettingsError(
+            f"cannot reach the database at {redact_url(url)}{where}: {reason}. "
+            "Check the URL, that PostgreSQL is running, and the credentials."
+        ) from None
+    return conn
+
+
+def apply_schema(conn: Any, policy: Policy | None = None) -> None:
+    """Create or update the schema, then the clock views the policy names. Idempotent."""
+    files: list[Path] = list(SCHEMA_FILES)
+    if policy is not None:
+        files += [SQL_DIR / name for name in policy.clock_sql_files()]
+    else:
+        files += sorted((SQL_DIR / "clocks").glob("*.sql"))
+    with conn.cursor() as cur:
+        cur.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK_KEY,))
+        cur.execute("CREATE SCHEMA IF NOT EXISTS governance_clocks")
+        for path in files:
+            cur.execute(path.read_text())
+    conn.commit()

@@ -1,0 +1,56 @@
+"""The object store (S3 or any S3-compatible endpoint) where CAT-5 photos and texts live."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import boto3
+import botocore.exceptions
+from botocore.config import Config
+
+from governance.settings import S3_ENDPOINT_ENV, Settings, SettingsError
+
+
+def make_client(settings: Settings) -> Any:
+    """A boto3 S3 client for the configured endpoint (path-style, bounded retries and timeouts)."""
+    return boto3.client(
+        "s3",
+        endpoint_url=settings.s3_endpoint_url,
+        region_name=settings.s3_region,
+        config=Config(
+            s3={"addressing_style": "path"},
+            retries={"max_attempts": 5, "mode": "standard"},
+            connect_timeout=5,
+            read_timeout=60,
+        ),
+    )
+
+
+def check_reachable(client: Any, bucket: str, *, source: str = "") -> None:
+    """Fail with a message naming the setting when the endpoint or the bucket cannot be reached."""
+    endpoint = client.meta.endpoint_url
+    where = f" (from {source})" if source else f" (set --s3-endpoint-url or {S3_ENDPOINT_ENV})"
+    try:
+        client.head_bucket(Bucket=bucket)
+    except botocore.exceptions.EndpointConnectionError:
+        raise SettingsError(f"cannot reach the S3 endpoint {endpoint}{where}: is it running?") from None
+    except botocore.exceptions.ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "?")
+        if code in ("404", "NoSuchBucket"):
+            raise SettingsError(f"bucket {bucket!r} does not exist at {endpoint}{where}; run 'governance seed' or create it") from None
+        raise SettingsError(f"S3 endpoint {endpoint}{where} refused HeadBucket on {bucket!r}: {code}") from None
+
+
+def ensure_bucket(client: Any, bucket: str) -> None:
+    try:
+        client.head_bucket(Bucket=bucket)
+    except botocore.exceptions.ClientError:
+        client.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": client.meta.region_name})
+
+
+def iter_keys(client: Any, bucket: str, prefix: str = ""):
+    """Every key under a prefix, page by page (1,000 per ListObjectsV2 call)."""
+    paginator = client.get_paginator("list_objects_v2")
+    for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+        for item in page.get("Contents", []):
+            yield item["Key"]

@@ -1,0 +1,67 @@
+"""Where the database and the object store are, with errors that say which setting to fix.
+
+Precedence, highest first: an explicit argument (CLI flags ``--db-url``/``--s3-endpoint-url``),
+then the environment (``GOVERNANCE_DB_URL``, ``GOVERNANCE_S3_ENDPOINT_URL``). In Airflow the
+same come from the connections ``governance_db`` (postgres) and ``governance_s3`` (aws); see
+``dags/_common.py``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+DB_URL_ENV = "GOVERNANCE_DB_URL"
+S3_ENDPOINT_ENV = "GOVERNANCE_S3_ENDPOINT_URL"
+S3_REGION_ENV = "GOVERNANCE_S3_REGION"
+POLICY_ENV = "GOVERNANCE_POLICY"
+AIRFLOW_DB_CONN_ID = "governance_db"
+AIRFLOW_S3_CONN_ID = "governance_s3"
+# SEC-3: personal data stays inside the EEA; the default region says so.
+DEFAULT_REGION = "eu-north-1"
+
+
+class SettingsError(RuntimeError):
+    """A missing or unusable setting; the message names the flag, variable or connection."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    db_url: str | None
+    s3_endpoint_url: str | None
+    s3_region: str = DEFAULT_REGION
+    db_source: str = ""
+    s3_source: str = ""
+
+    def require_db_url(self) -> str:
+        if not self.db_url:
+            raise SettingsError(
+                f"no database configured: pass --db-url postgresql://USER@HOST:PORT/DB or set {DB_URL_ENV} "
+                f"(in Airflow: the postgres connection '{AIRFLOW_DB_CONN_ID}')"
+            )
+        return self.db_url
+
+
+def resolve(db_url: str | None = None, s3_endpoint_url: str | None = None) -> Settings:
+    db_source = "--db-url" if db_url else (DB_URL_ENV if os.environ.get(DB_URL_ENV) else "")
+    s3_source = "--s3-endpoint-url" if s3_endpoint_url else (S3_ENDPOINT_ENV if os.environ.get(S3_ENDPOINT_ENV) else "")
+    return Settings(
+        db_url=db_url or os.environ.get(DB_URL_ENV) or None,
+        s3_endpoint_url=s3_endpoint_url or os.environ.get(S3_ENDPOINT_ENV) or None,
+        s3_region=os.environ.get(S3_REGION_ENV, DEFAULT_REGION),
+        db_source=db_source,
+        s3_source=s3_source,
+    )
+
+
+def redact_url(url: str) -> str:
+    """A URL safe to print: the password is never shown."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable URL>"
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return parts._replace(netloc=netloc).geturl()
+    return url

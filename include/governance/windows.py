@@ -1,0 +1,95 @@
+"""Retention windows: ISO 8601 durations, added in UTC with calendar arithmetic (RET-10).
+
+Two years after 2024-02-29 is 2026-02-28, never "730 days"; a record has expired when
+``clock + window <= now``. PostgreSQL's ``timestamptz + interval`` in a UTC session does the
+same arithmetic, which is what lets the SQL and this reference agree.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from dateutil.relativedelta import relativedelta
+
+_ISO_DURATION = re.compile(
+    r"^P(?!$)(?:(?P<years>\d+)Y)?(?:(?P<months>\d+)M)?(?:(?P<weeks>\d+)W)?(?:(?P<days>\d+)D)?"
+    r"(?:T(?=\d)(?:(?P<hours>\d+)H)?(?:(?P<minutes>\d+)M)?(?:(?P<seconds>\d+)S)?)?$"
+)
+
+
+class WindowError(ValueError):
+    """A window that is not an ISO 8601 duration we can add with calendar arithmetic."""
+
+
+@dataclass(frozen=True)
+class Window:
+    """A calendar period such as P2Y, P60D or PT24H."""
+
+    iso: str
+    years: int = 0
+    months: int = 0
+    weeks: int = 0
+    days: int = 0
+    hours: int = 0
+    minutes: int = 0
+    seconds: int = 0
+
+    @classmethod
+    def parse(cls, text: str) -> Window:
+        if not isinstance(text, str):
+            raise WindowError(f"a window must be an ISO 8601 duration string such as 'P2Y', got {type(text).__name__}")
+        match = _ISO_DURATION.match(text.strip())
+        if not match:
+            raise WindowError(
+                f"{text!r} is not an ISO 8601 duration; write e.g. 'PT24H', 'P60D', 'P90D', 'P12M' or 'P2Y' "
+                "(whole numbers, designators Y M W D and T H M S)"
+            )
+        parts = {name: int(value) for name, value in match.groupdict().items() if value is not None}
+        if not any(parts.values()):
+            raise WindowError(f"{text!r} is a zero-length window; a retention window must be longer than zero")
+        return cls(iso=text.strip(), **parts)
+
+    @property
+    def relativedelta(self) -> relativedelta:
+        return relativedelta(
+            years=self.years, months=self.months, weeks=self.weeks, days=self.days,
+            hours=self.hours, minutes=self.minutes, seconds=self.seconds,
+        )
+
+    def expires_at(self, clock: datetime) -> datetime:
+        """The instant a record whose clock is ``clock`` expires, in UTC."""
+        return as_utc(clock) + self.relativedelta
+
+    def has_expired(self, clock: datetime, now: datetime) -> bool:
+        """RET-10: expired when clock + window <= now; at exactly the boundary it has expired."""
+        return self.expires_at(clock) <= as_utc(now)
+
+    def __str__(self) -> str:
+        return self.iso
+
+
+def as_utc(moment: datetime) -> datetime:
+    """A timezone-aware datetime in UTC; naive datetimes are refused rather than guessed."""
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise WindowError(f"naive datetime {moment.isoformat()} has no time zone; give an offset, e.g. 'Z'")
+    return moment.astimezone(timezone.utc)
+
+
+def parse_instant(text: str) -> datetime:
+    """Parse an ISO 8601 instant (``--now``); a missing offset is an error, not local time."""
+    try:
+        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError as exc:
+        raise WindowError(f"{text!r} is not an ISO 8601 instant; write e.g. '2026-11-25T12:00:00Z'") from exc
+    if value.tzinfo is None:
+        raise WindowError(f"{text!r} has no time zone offset; write e.g. '2026-11-25T12:00:00Z'")
+    return value.astimezone(timezone.utc)
+
+
+def latest_expiry(expiries: list[datetime]) -> datetime:
+    """RET-10: a record under several rules is removed only when every one has expired."""
+    if not expiries:
+        raise ValueError("no rule applies, so the record has no expiry")
+    return max(as_utc(e) for e in expiries)
