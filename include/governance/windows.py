@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from dateutil.relativedelta import relativedelta
 
@@ -74,7 +74,7 @@ def as_utc(moment: datetime) -> datetime:
     """A timezone-aware datetime in UTC; naive datetimes are refused rather than guessed."""
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise WindowError(f"naive datetime {moment.isoformat()} has no time zone; give an offset, e.g. 'Z'")
-    return moment.astimezone(timezone.utc)
+    return moment.astimezone(UTC)
 
 
 def parse_instant(text: str) -> datetime:
@@ -85,7 +85,7 @@ def parse_instant(text: str) -> datetime:
         raise WindowError(f"{text!r} is not an ISO 8601 instant; write e.g. '2026-11-25T12:00:00Z'") from exc
     if value.tzinfo is None:
         raise WindowError(f"{text!r} has no time zone offset; write e.g. '2026-11-25T12:00:00Z'")
-    return value.astimezone(timezone.utc)
+    return value.astimezone(UTC)
 
 
 def latest_expiry(expiries: list[datetime]) -> datetime:

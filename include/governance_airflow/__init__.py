@@ -1,0 +1,94 @@
+"""Airflow glue for the governance library: house defaults, connections and notifications.
+
+The ``governance`` package never imports Airflow; DAG files import this module (cheap at parse
+time: Airflow SDK only) and do the heavy imports inside task bodies.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from typing import Any
+
+from governance.settings import AIRFLOW_DB_CONN_ID, AIRFLOW_S3_CONN_ID
+
+OWNER = "data-governance"
+RUNBOOK_URL = os.environ.get(
+    "GOVERNANCE_RUNBOOK_URL", "https://github.com/photo-shop/governance/blob/main/docs/runbook.md"
+)
+ALERT_EMAIL = os.environ.get("GOVERNANCE_ALERT_EMAIL", "oncall@example.invalid")
+SMTP_CONN_ID = "governance_smtp"
+
+
+def failure_notifier() -> Any:
+    """E-mail on-call through the SMTP connection: rule/task, run, error class and the runbook.
+
+    The message carries identifiers and the exception text only; our exceptions never carry
+    personal data (counts and keys only), so neither does the alert.
+    """
+    from airflow.providers.smtp.notifications.smtp import SmtpNotifier
+
+    return SmtpNotifier(
+        to=ALERT_EMAIL,
+        from_email="governance@example.invalid",
+        smtp_conn_id=SMTP_CONN_ID,
+        subject="[governance] {{ dag.dag_id }} failed: {{ ti.task_id }}{% if ti.map_index >= 0 %}[{{ ti.map_index }}]{% endif %} in {{ run_id }}",
+        html_content=(
+            "<p>DAG <b>{{ dag.dag_id }}</b>, task <b>{{ ti.task_id }}</b>"
+            "{% if ti.map_index >= 0 %} (map index {{ ti.map_index }}){% endif %}, run <b>{{ run_id }}</b> failed.</p>"
+            "<p>Error: <pre>{{ exception | string | truncate(2000) }}</pre></p>"
+            "<p>Try number {{ ti.try_number }}. Log: {{ ti.log_url }}</p>"
+            f"<p>Runbook: <a href=\"{RUNBOOK_URL}\">{RUNBOOK_URL}</a></p>"
+        ),
+    )
+
+
+def default_args(**overrides: Any) -> dict[str, Any]:
+    """House defaults: an owner, retries with exponential backoff for transient errors, alerts."""
+    args: dict[str, Any] = {
+        "owner": OWNER,
+        "retries": 3,
+        "retry_delay": timedelta(minutes=1),
+        "retry_exponential_backoff": True,
+        "max_retry_delay": timedelta(minutes=15),
+        "on_failure_callback": [failure_notifier()],
+    }
+    args.update(overrides)
+    return args
+
+
+def db_connection() -> Any:
+    """A psycopg2 connection from the Airflow connection ``governance_db``, in UTC."""
+    from airflow.providers.postgres.hooks.postgres import PostgresHook
+
+    from governance.db import prepare
+    from governance.settings import SettingsError
+
+    try:
+        conn = PostgresHook(postgres_conn_id=AIRFLOW_DB_CONN_ID).get_conn()
+    except Exception as exc:  # the hook raises several types; the message must name the connection
+        raise SettingsError(
+            f"cannot open the Airflow connection '{AIRFLOW_DB_CONN_ID}' (postgres): {type(exc).__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else ''}. Fix it under Admin > Connections or "
+            f"AIRFLOW_CONN_{AIRFLOW_DB_CONN_ID.upper()}."
+        ) from None
+    return prepare(conn)
+
+
+def s3_client() -> Any:
+    """A boto3 S3 client from the Airflow connection ``governance_s3`` (endpoint_url in extra)."""
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+    return S3Hook(aws_conn_id=AIRFLOW_S3_CONN_ID).get_conn()
+
+
+def s3_hook() -> Any:
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+    return S3Hook(aws_conn_id=AIRFLOW_S3_CONN_ID)
+
+
+def policy_path() -> str | None:
+    from governance.settings import POLICY_ENV
+
+    return os.environ.get(POLICY_ENV) or None
