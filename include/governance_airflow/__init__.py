@@ -92,3 +92,10 @@ def policy_path() -> str | None:
     from governance.settings import POLICY_ENV
 
     return os.environ.get(POLICY_ENV) or None
+
+
+def retention_swept_asset() -> Any:
+    """The Asset a successful retention_sweep updates; it schedules retention_audit too."""
+    from airflow.sdk import Asset
+
+    return Asset(name="retention_swept", uri="governance://retention-sweep/completed")
