@@ -159,8 +159,8 @@ def kinds(conn: Any) -> list[str]:
 # --- the reviewer's report -----------------------------------------------------------------------
 
 def _counts_text(counts: dict[str, Any]) -> str:
-    shown = {k: v for k, v in counts.items() if v not in (None, 0, False, "", [], {})}
-    return ", ".join(f"{k} {_value(v)}" for k, v in shown.items()) or "nothing"
+    # Zeros stay: "overdue 0" is what an audit proves.
+    return ", ".join(f"{k} {_value(v)}" for k, v in counts.items() if v is not None) or "-"
 
 
 def _value(value: Any) -> str:
