@@ -111,7 +111,7 @@ def test_show_filters_and_reports_counts(evidence_db, capsys):
     assert "RET-1,RET-10" in visit_line and "deleted 120, partitions_dropped 3" in visit_line
     assert any("sweep_rule" in line and "order-records" in line and "anonymised 17" in line
                for line in report.splitlines())
-    assert any("audit_rule" in line and "overdue 0, held 2" in line for line in report.splitlines())
+    assert any("audit_rule" in line and "overdue 0" in line and "held 2" in line for line in report.splitlines())
     assert f"run hold-{hold_id}" in report and "hold_lifted" in report
     assert "5 entries: audit_rule 1, hold_added 1, hold_lifted 1, sweep_rule 2" in report
     assert report.rstrip().splitlines()[-1].startswith("OK: evidence chain intact, 5 entries")
