@@ -1,0 +1,25 @@
+# The production image: the official Airflow 3.3.2 image, the pinned runtime requirements and the
+# governance package. Dev and test tools (requirements-dev.txt) never go in. Tests lint this file
+# with hadolint (tests/unit/test_dockerfile_lint.py); no Docker engine is needed for that.
+FROM apache/airflow:3.3.2-python3.11
+
+# The image's convention: install Python packages as the airflow user, with apache-airflow pinned
+# to the image's own version (requirements.txt pins apache-airflow==3.3.2). 50000 is that user's
+# id in the official image; numeric, so Kubernetes' runAsNonRoot can check it.
+USER 50000
+WORKDIR /opt/airflow
+
+COPY --chown=airflow:root requirements.txt ./requirements.txt
+RUN pip install --no-cache-dir -r requirements.txt
+
+# The library reads its SQL and policy files next to its code (include/sql, include/policies),
+# so the package is installed in place from /opt/airflow/include.
+COPY --chown=airflow:root pyproject.toml README.md ./
+COPY --chown=airflow:root include/ ./include/
+RUN pip install --no-cache-dir --no-deps -e .
+
+COPY --chown=airflow:root dags/ ./dags/
+COPY --chown=airflow:root plugins/ ./plugins/
+
+ENV AIRFLOW__CORE__LOAD_EXAMPLES=False \
+    GOVERNANCE_POLICY=/opt/airflow/include/policies/photo_shop.yaml
