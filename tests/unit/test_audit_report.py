@@ -1,0 +1,130 @@
+"""The audit's report, message and query text: pure logic, fixed answers (no I/O).
+
+What on-call reads when the audit fails must name each rule over, its count and the oldest
+overdue age, say what to do next, and carry no personal data; the JSON for scripts has one
+agreed shape.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from governance.audit import (
+    OBJECT_STORE_CHECK,
+    OBJECT_STORE_REQUIREMENTS,
+    OBJECT_STORE_RULE,
+    AuditFailed,
+    AuditReport,
+    RuleAudit,
+    _gx_escape,
+    human_duration,
+    object_store_rule_id,
+    parameter_name,
+    sqlalchemy_url,
+)
+
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+
+
+def report(*rules: RuleAudit) -> AuditReport:
+    return AuditReport(run_id="audit-test-1", now=NOW, policy_version="abc", rules=list(rules))
+
+
+VISITS_OVER = RuleAudit("visit-data", ["RET-1"], overdue=37, oldest_overdue_seconds=86400 + 23 * 3600 + 59, held=2)
+ORDERS_CLEAN = RuleAudit("order-records", ["RET-3", "RET-8"], overdue=0, oldest_overdue_seconds=None, held=1)
+OBJECTS_OVER = RuleAudit(OBJECT_STORE_RULE, list(OBJECT_STORE_REQUIREMENTS), overdue=1, oldest_overdue_seconds=59,
+                         held=0, check=OBJECT_STORE_CHECK)
+
+
+@pytest.mark.parametrize("seconds, text", [
+    (0, "0s"), (42, "42s"), (60, "1m"), (61, "1m 1s"), (3600, "1h"), (3661, "1h 1m"),
+    (86400, "1d"), (86400 + 60, "1d"), (86400 + 23 * 3600 + 59 * 60 + 59, "1d 23h"),
+    (730 * 86400 + 5 * 3600, "730d 5h"), (-90, "-1m 30s"),
+])
+def test_human_duration(seconds, text):
+    assert human_duration(seconds) == text
+
+
+def test_failure_message_names_each_rule_over_its_count_and_oldest_age():
+    message = report(VISITS_OVER, ORDERS_CLEAN, OBJECTS_OVER).failure_message()
+    assert "visit-data (RET-1): 37 records overdue, oldest by 1d 23h" in message
+    assert f"{OBJECT_STORE_RULE} (CAT-5, RET-5a, RET-5b, RET-5c, RET-5d, RET-9): 1 object overdue, oldest by 59s" \
+        in message
+    assert "order-records" not in message
+    assert "38 overdue in 2 rule(s)" in message
+    assert "retention sweep" in message and "docs/runbook.md" in message
+    assert "2026-11-25T12:00:00Z" in message and "audit-test-1" in message
+
+
+def test_raise_if_overdue():
+    with pytest.raises(AuditFailed) as excinfo:
+        report(VISITS_OVER, ORDERS_CLEAN).raise_if_overdue()
+    assert "visit-data (RET-1): 37 records overdue" in str(excinfo.value)
+    assert excinfo.value.report.overdue_total == 37
+    report(ORDERS_CLEAN).raise_if_overdue()  # clean: nothing raised
+
+
+def test_json_shape_for_scripts():
+    data = report(VISITS_OVER, ORDERS_CLEAN).to_json()
+    assert data["overdue_total"] == 37
+    assert data["rules"] == [
+        {"rule": "visit-data", "requirements": ["RET-1"], "overdue": 37, "oldest_overdue_seconds": 169259, "held": 2},
+        {"rule": "order-records", "requirements": ["RET-3", "RET-8"], "overdue": 0, "oldest_overdue_seconds": None,
+         "held": 1},
+    ]
+    assert data["now"] == "2026-11-25T12:00:00Z" and data["run_id"] == "audit-test-1"
+
+
+def test_json_round_trip_keeps_what_enforcement_needs():
+    original = report(VISITS_OVER, ORDERS_CLEAN, OBJECTS_OVER)
+    again = AuditReport.from_json(original.to_json())
+    assert again.to_json() == original.to_json()
+    assert again.failure_message() == original.failure_message()
+    assert again.rule(OBJECT_STORE_RULE).check == OBJECT_STORE_CHECK
+
+
+def test_table_for_people():
+    table = report(VISITS_OVER, ORDERS_CLEAN).format_table()
+    lines = table.splitlines()
+    assert lines[1].split() == ["rule", "requirements", "overdue", "oldest", "overdue", "held"]
+    assert lines[3].split() == ["visit-data", "RET-1", "37", "1d", "23h", "2"]
+    assert lines[4].split() == ["order-records", "RET-3,", "RET-8", "0", "-", "1"]
+    assert lines[-1] == "OVERDUE: 37 in 1 rule(s)"
+    assert report(ORDERS_CLEAN).format_table().splitlines()[-1] == "nothing is past its window"
+
+
+def test_parameter_names_follow_the_audit_sql_contract():
+    assert parameter_name("deleted-account-calendar-events") == "window__deleted_account_calendar_events"
+    assert object_store_rule_id("shop.uploads") == OBJECT_STORE_RULE == "uploads-object-store"
+
+
+def test_gx_escape_protects_braces_and_sqlalchemy_binds():
+    from sqlalchemy import text as sa_text
+    from sqlalchemy.dialects import postgresql
+
+    original = ("SELECT '{}'::jsonb, x::text -- see :note\n"
+                "WHERE a = 'x :y' AND t = '2026-01-01T12:00:00+00:00'::timestamptz")
+    escaped = _gx_escape(original)
+    assert "'{{}}'::jsonb" in escaped  # survives str.format({batch})
+    assert "\\:note" in escaped and "'x \\:y'" in escaped  # text() would read :note and :y as binds
+    assert "x::text" in escaped and "12:00:00+00:00" in escaped  # casts and times are left alone
+    clause = sa_text(escaped.format())
+    assert clause._bindparams == {}
+    compiled = str(clause.compile(dialect=postgresql.psycopg2.dialect()))
+    assert compiled == original.replace("%", "%%")
+
+
+@pytest.mark.parametrize("given, expected", [
+    ("postgresql://postgres@127.0.0.1:5432/shop",
+     "postgresql+psycopg2://postgres@127.0.0.1:5432/shop?options=-c+TimeZone%3DUTC"),
+    ("host=127.0.0.1 port=5433 user=gov password=s3cr%t dbname=shop",
+     "postgresql+psycopg2://gov:s3cr%25t@127.0.0.1:5433/shop?options=-c+TimeZone%3DUTC"),
+    ("host=/var/run/postgresql port=5432 user=gov dbname=shop",
+     "postgresql+psycopg2://gov@/shop?host=%2Fvar%2Frun%2Fpostgresql&options=-c+TimeZone%3DUTC&port=5432"),
+    ("postgresql://gov@%2Ftmp/shop?sslmode=disable",
+     "postgresql+psycopg2://gov@/shop?host=%2Ftmp&options=-c+TimeZone%3DUTC&sslmode=disable"),
+])
+def test_sqlalchemy_url_for_gx(given, expected):
+    assert sqlalchemy_url(given) == expected

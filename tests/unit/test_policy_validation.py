@@ -1,0 +1,145 @@
+"""A bad policy file is refused where it is loaded, naming the file, the rule and the field.
+
+Each case starts from the photo shop's policy, breaks one thing, writes the copy to a temporary
+file and loads it: the PolicyError must say which file, which rule (or category) and which field,
+in words a person can act on (CONVENTIONS: "Validate configuration where it is loaded").
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from governance.policy import DEFAULT_POLICY_PATH, PolicyError, load_policy
+
+BASE = yaml.safe_load(DEFAULT_POLICY_PATH.read_text())
+
+
+def rule_of(data: dict[str, Any], rule_id: str) -> dict[str, Any]:
+    return next(r for r in data["rules"] if r["id"] == rule_id)
+
+
+def broken(tmp_path: Path, change: Callable[[dict[str, Any]], None]) -> str:
+    """Load a broken copy of the policy; return the PolicyError's text."""
+    data = copy.deepcopy(BASE)
+    change(data)
+    path = tmp_path / "broken_policy.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    with pytest.raises(PolicyError) as excinfo:
+        load_policy(path)
+    message = str(excinfo.value)
+    assert str(path) in message, message
+    assert excinfo.value.path == str(path)
+    return message
+
+
+def test_the_shipped_policy_is_valid():
+    policy = load_policy()
+    assert len(policy.rules) == 12 and len(policy.categories) == 6
+    assert len(policy.version) == 64
+
+
+def test_unknown_key(tmp_path):
+    message = broken(tmp_path, lambda d: rule_of(d, "visit-data").update(retention="PT24H"))
+    assert "rule 'visit-data'" in message
+    assert "field 'retention'" in message
+    assert "unknown key" in message
+
+
+def test_unknown_key_nested_in_the_action(tmp_path):
+    message = broken(tmp_path, lambda d: rule_of(d, "deleted-accounts")["action"].update(cascade=True))
+    assert "rule 'deleted-accounts'" in message and "cascade" in message and "unknown key" in message
+
+
+@pytest.mark.parametrize("window", ["2 years", "P2", "730", "P0D", "p2y"])
+def test_malformed_duration(tmp_path, window):
+    message = broken(tmp_path, lambda d: rule_of(d, "order-records").update(window=window))
+    assert "rule 'order-records'" in message
+    assert "field 'window'" in message
+    assert repr(window) in message
+    assert "ISO 8601" in message or "zero-length" in message
+
+
+def test_malformed_duration_in_a_decision(tmp_path):
+    message = broken(tmp_path, lambda d: d["decisions"]["RET-6"].update(window="12 months"))
+    assert "decisions.RET-6.window" in message and "'12 months'" in message
+
+
+def test_rule_without_requirement_id(tmp_path):
+    message = broken(tmp_path, lambda d: rule_of(d, "cookie-preferences").update(requirements=[]))
+    assert "rule 'cookie-preferences'" in message
+    assert "field 'requirements'" in message
+    assert "at least 1 item" in message
+
+
+def test_rule_with_requirements_missing(tmp_path):
+    message = broken(tmp_path, lambda d: rule_of(d, "cookie-preferences").pop("requirements"))
+    assert "rule 'cookie-preferences'" in message
+    assert "field 'requirements'" in message
+    assert "required field is missing" in message
+
+
+def test_rule_citing_something_that_is_not_a_requirement_id(tmp_path):
+    message = broken(tmp_path, lambda d: rule_of(d, "guest-uploads").update(requirements=["retention", "RET-5c"]))
+    assert "rule 'guest-uploads'" in message
+    assert "field 'requirements'" in message
+    assert "'retention'" in message and "REQUIREMENTS.md" in message
+
+
+def test_category_without_rule(tmp_path):
+    def add_category(data):
+        data["categories"].append({
+            "id": "CAT-7", "name": "Reviews", "legal_basis": "consent",
+            "stores": [{"table": "shop.reviews", "key": "review_id", "personal_columns": ["body"]}],
+        })
+
+    message = broken(tmp_path, add_category)
+    assert "CAT-7 has no retention rule" in message
+    assert "'category: CAT-7'" in message  # says which field of which new rule would fix it
+
+
+def test_unknown_strategy_name_lists_the_valid_ones(tmp_path):
+    def change(data):
+        rule_of(data, "order-records")["action"]["columns"]["email"] = {"strategy": "scramble"}
+
+    message = broken(tmp_path, change)
+    assert "rule 'order-records'" in message
+    assert "field 'action.anonymise.columns'" in message
+    assert "unknown strategy 'scramble'" in message
+    assert "valid strategies: fixed_value, set_null" in message
+
+
+def test_duplicated_rule_id(tmp_path):
+    message = broken(tmp_path, lambda d: d["rules"].append(copy.deepcopy(rule_of(d, "visit-data"))))
+    assert "rule id 'visit-data' is used twice" in message
+
+
+def test_several_problems_are_reported_together(tmp_path):
+    def change(data):
+        rule_of(data, "visit-data").update(window="a day")
+        rule_of(data, "contact-messages").update(colour="blue")
+
+    message = broken(tmp_path, change)
+    assert "2 problem(s)" in message
+    assert "rule 'visit-data'" in message and "rule 'contact-messages'" in message
+
+
+def test_a_rule_on_a_table_outside_the_data_map(tmp_path):
+    message = broken(tmp_path, lambda d: rule_of(d, "visit-data").update(table="shop.sessions"))
+    assert "rule 'visit-data'" in message and "field 'table'" in message and "shop.sessions" in message
+
+
+def test_unreadable_and_non_yaml_files(tmp_path):
+    missing = tmp_path / "nope.yaml"
+    with pytest.raises(PolicyError, match="cannot read the file") as excinfo:
+        load_policy(missing)
+    assert str(missing) in str(excinfo.value)
+    garbage = tmp_path / "garbage.yaml"
+    garbage.write_text("rules: [unclosed\n")
+    with pytest.raises(PolicyError, match="not valid YAML"):
+        load_policy(garbage)
