@@ -75,6 +75,25 @@ def db_connection() -> Any:
     return prepare(conn)
 
 
+# libpq parameters a postgres connection's extra may carry, passed on to other clients (GX).
+_LIBPQ_EXTRAS = ("sslmode", "sslrootcert", "sslcert", "sslkey", "sslcrl", "options", "application_name",
+                 "connect_timeout", "target_session_attrs", "gssencmode")
+
+
+def db_dsn() -> str:
+    """A libpq DSN (key=value) for the connection ``governance_db``, for clients that open their own
+    connections (the audit's GX data source). Unlike a URL it carries a unix-socket host
+    (``host=/var/run/postgresql``) as is."""
+    from airflow.sdk import Connection
+    from psycopg2.extensions import make_dsn
+
+    conn = Connection.get(AIRFLOW_DB_CONN_ID)
+    extra = conn.extra_dejson or {}
+    params = {key: str(extra[key]) for key in _LIBPQ_EXTRAS if extra.get(key) not in (None, "")}
+    return make_dsn(host=conn.host or None, port=conn.port or None, user=conn.login or None,
+                    password=conn.password or None, dbname=conn.schema or None, **params)
+
+
 def s3_client() -> Any:
     """A boto3 S3 client from the Airflow connection ``governance_s3`` (endpoint_url in extra)."""
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
