@@ -1,0 +1,174 @@
+"""RET-3 / RET-8, anonymising orders: our sweep against one set-based UPDATE and row-at-a-time updates.
+
+Data: ``rows`` orders (default 1,000,000) of ``rows / 4`` customers, four orders each; one customer
+in five orders as a guest (the customer is then the trimmed, lower-cased e-mail address). Odd
+customers are due (last order more than 2 years ago), so half the orders are; even customers have
+old orders too, which must stay, since the clock is the customer's last order (RET-10).
+
+Two identical copies: ``shop.orders`` for our sweep (the ``order-records`` rule) and
+``bench.orders_single`` for the baselines: first row-at-a-time updates of an evenly spread sample
+(one UPDATE by key and one COMMIT per order), extrapolated; then one set-based UPDATE of the rest
+with the same predicate as the clock view and the same SET list as the policy's masking strategies.
+"""
+
+from __future__ import annotations
+
+import time
+
+from builders import build_orders
+from harness import Check, Context, at_least, at_most, checkpoint, ratio
+from ours import sweep_rule
+
+RULE = "order-records"
+
+DUE_SQL = """
+SELECT order_id FROM (
+    SELECT o.order_id,
+           max(o.placed_at) OVER (PARTITION BY o.account_id,
+                                  CASE WHEN o.account_id IS NULL THEN lower(btrim(o.email)) END) AS clock
+    FROM {table} o
+    WHERE o.anonymised_at IS NULL
+) c
+WHERE (c.clock AT TIME ZONE 'UTC' + %s::interval) AT TIME ZONE 'UTC' <= %s
+"""
+
+
+def _set_list(ctx: Context) -> tuple[str, list]:
+    """The SET list of the policy's anonymise action: each column's masking strategy, and the marker."""
+    action = ctx.policy.rule(RULE).action
+    parts, params = [], []
+    for column, strategy in action.columns.items():
+        expression, values = strategy.sql_value()
+        parts.append(f"{column} = {expression}")
+        params.extend(values)
+    parts.append(f"{action.marker_column} = %s")
+    params.append(ctx.now)
+    return ", ".join(parts), params
+
+
+def prepare(ctx: Context) -> dict:
+    rows = ctx.size(1_000_000, 8_000)
+    conn = ctx.connect()
+    ctx.log(f"orders: building 2 x {rows:,} orders")
+    info = build_orders(ctx, conn, rows, copies=("orders_single",))
+    conn.close()
+    return info
+
+
+def run(ctx: Context, info: dict) -> list[Check]:
+    rows, due = info["rows"], info["due"]
+    window = str(ctx.policy.window(ctx.policy.rule(RULE)))
+    set_list, set_params = _set_list(ctx)
+    conn = ctx.connect()
+    counts = {"rows": rows, "due": due, "customers": info["customers"]}
+    notes: list[str] = []
+
+    # Baseline: row at a time on a sample of the due orders, each in its own transaction.
+    with conn.cursor() as cur:
+        cur.execute(DUE_SQL.format(table="bench.orders_single") + " ORDER BY order_id", (window, ctx.now))
+        due_ids = [r[0] for r in cur.fetchall()]
+    conn.commit()
+    if len(due_ids) != due:
+        notes.append(f"DATA: {len(due_ids):,} orders due by the baseline predicate, {due:,} expected")
+    sample = min(len(due_ids), ctx.size(2_000, 200))
+    step = max(1, len(due_ids) // max(1, sample))
+    sample_ids = due_ids[::step][:sample]
+    ctx.log(f"orders: row-at-a-time baseline on a sample of {len(sample_ids):,} orders")
+    checkpoint(conn)
+    start = time.perf_counter()
+    with conn.cursor() as cur:
+        for order_id in sample_ids:
+            cur.execute(f"UPDATE bench.orders_single SET {set_list} WHERE order_id = %s", (*set_params, order_id))
+            conn.commit()
+    t_sample = time.perf_counter() - start
+    row_at_a_time = t_sample / len(sample_ids) * due
+    notes.append(
+        f"row-at-a-time: {len(sample_ids):,} orders updated one per transaction in {t_sample:.2f} s "
+        f"({t_sample / len(sample_ids) * 1000:.2f} ms/order), extrapolated to {due:,} (the id query not counted)"
+    )
+
+    # Baseline: one set-based UPDATE of the rest (the floor).
+    ctx.log("orders: single UPDATE baseline")
+    checkpoint(conn)
+    start = time.perf_counter()
+    with conn.cursor() as cur:
+        cur.execute(
+            f"UPDATE bench.orders_single o SET {set_list} "
+            f"FROM ({DUE_SQL.format(table='bench.orders_single')}) d WHERE o.order_id = d.order_id",
+            (*set_params, window, ctx.now),
+        )
+        updated = cur.rowcount
+    conn.commit()
+    t_update = time.perf_counter() - start
+    notes.append(f"single UPDATE anonymised {updated:,} orders (the sample already done)")
+
+    # Ours.
+    ctx.log("orders: our sweep")
+    ours = sweep_rule(ctx, RULE, "orders")
+    if ours.seconds is not None:
+        with conn.cursor() as cur:
+            cur.execute(
+                "SELECT count(*) FILTER (WHERE anonymised_at IS NOT NULL), "
+                "count(*) FILTER (WHERE anonymised_at IS NULL AND email IS NULL) FROM shop.orders"
+            )
+            done, broken = cur.fetchone()
+        conn.commit()
+        if done != due or broken:
+            notes.append(f"SWEEP WRONG: {done:,} orders anonymised, {due:,} due")
+            ours.seconds = None
+    elif ours.error:
+        notes.append(ours.error)
+    conn.close()
+
+    baselines = {"single_update": t_update, "row_at_a_time_extrapolated": row_at_a_time}
+    longest = None
+    if ours.seconds is not None:
+        values = [v for v in (ours.longest_transaction_s, ours.result.get("max_batch_seconds")) if v is not None]
+        longest = max(values) if values else None
+    r1 = ratio(ours.seconds, t_update)
+    r2 = ratio(row_at_a_time, ours.seconds)
+    return [
+        Check(
+            "orders.sweep_vs_single_update",
+            "RET-3 anonymise / single UPDATE",
+            ours.seconds,
+            baselines,
+            r1,
+            "ours/baseline",
+            "<= 1.3",
+            at_most(r1, 1.3),
+            counts,
+            notes,
+            {"sweep": ours.result},
+        ),
+        Check(
+            "orders.sweep_vs_row_at_a_time",
+            "RET-3 anonymise, speed-up vs row-at-a-time (extrap.)",
+            ours.seconds,
+            {"row_at_a_time_extrapolated": row_at_a_time},
+            r2,
+            "baseline/ours",
+            ">= 100",
+            at_least(r2, 100),
+            counts,
+            ["row-at-a-time extrapolated from a sample"],
+        ),
+        Check(
+            "orders.longest_transaction",
+            "RET-3 anonymise: longest transaction",
+            longest,
+            {},
+            None,
+            "seconds",
+            "< 1 s",
+            None if longest is None else longest < 1.0,
+            counts,
+            [
+                f"observed {ours.longest_transaction_s} s in pg_stat_activity over {ours.transactions} transactions; "
+                f"engine reported max_batch_seconds={ours.result.get('max_batch_seconds')}"
+            ]
+            if ours.seconds
+            else [],
+            {"ratio_display": "-"},
+        ),
+    ]

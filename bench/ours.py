@@ -1,0 +1,84 @@
+"""Our code, called through the agreed interfaces (docs/HELPERS.md), timed and watched.
+
+Kept in one place so that a change of signature in the sweep engine, the audit or the generator
+is adapted here once. When a module does not exist yet, ``available()`` says so and the
+measurements still time their baselines.
+"""
+
+from __future__ import annotations
+
+import importlib
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from harness import Context, TransactionMonitor, checkpoint
+
+
+def module(name: str):
+    try:
+        return importlib.import_module(f"governance.{name}")
+    except ModuleNotFoundError as exc:
+        if exc.name == f"governance.{name}":
+            return None
+        raise
+
+
+def function(module_name: str, name: str):
+    """``governance.<module_name>.<name>``, or None while that module or function does not exist yet."""
+    mod = module(module_name)
+    return getattr(mod, name, None) if mod is not None else None
+
+
+def run_id(label: str) -> str:
+    return f"bench-{label}-{uuid.uuid4().hex[:8]}"
+
+
+def as_dict(result: Any) -> dict:
+    if result is None:
+        return {}
+    if hasattr(result, "to_dict"):
+        return result.to_dict()
+    if isinstance(result, dict):
+        return result
+    return dict(vars(result))
+
+
+@dataclass
+class Timed:
+    seconds: float | None
+    result: dict = field(default_factory=dict)
+    longest_transaction_s: float | None = None  # observed from pg_stat_activity
+    transactions: int = 0
+    error: str | None = None
+
+
+def sweep_rule(ctx: Context, rule_id: str, label: str, *, s3=None, **kwargs: Any) -> Timed:
+    """One rule through ``governance.sweep.sweep_rule`` on a fresh connection, watched by the monitor."""
+    sweep_rule_ = function("sweep", "sweep_rule")
+    if sweep_rule_ is None:
+        return Timed(None, error="governance.sweep.sweep_rule does not exist yet")
+    conn = ctx.connect("governance-bench-sweep")
+    s3 = s3 if s3 is not None else ctx.s3()
+    checkpoint(conn)
+    try:
+        with TransactionMonitor(ctx.db_url, conn.get_backend_pid()) as monitor:
+            start = time.perf_counter()
+            result = sweep_rule_(conn, s3, ctx.policy, rule_id, ctx.now, run_id(label), **kwargs)
+            seconds = time.perf_counter() - start
+        return Timed(seconds, as_dict(result), monitor.longest_s, monitor.transactions)
+    finally:
+        conn.rollback()
+        conn.close()
+
+
+def run_audit(ctx: Context, conn, s3) -> Timed:
+    run_audit_ = function("audit", "run_audit")
+    if run_audit_ is None:
+        return Timed(None, error="governance.audit.run_audit does not exist yet")
+    start = time.perf_counter()
+    report = run_audit_(conn, s3, ctx.policy, ctx.now, run_id("audit"), db_url=ctx.db_url, record=True)
+    seconds = time.perf_counter() - start
+    data = report.to_json() if hasattr(report, "to_json") else as_dict(report)
+    return Timed(seconds, data)

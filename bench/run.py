@@ -1,0 +1,224 @@
+"""Benchmarks of the retention platform: every figure a ratio against a baseline timed in the same run.
+
+    python bench/run.py [--scale X] [--only NAME,...] [--keep]
+
+Scale 1.0 is the size of the issue (4,000,000 visits, 1,000,000 orders, 20,000 objects, 100,000
+customers through Airflow). Prints a table and writes bench/results/latest.json. See bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+import traceback
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+BENCH_DIR = Path(__file__).resolve().parent
+ROOT = BENCH_DIR.parent
+RESULTS = BENCH_DIR / "results" / "latest.json"
+
+# name -> (module, datasets it needs prepared). The order is the order of the run.
+MEASUREMENTS = {
+    "audit": ("audit_bench", ("visits", "orders", "objects")),
+    "visits": ("visits", ("visits",)),
+    "orders": ("orders", ("orders",)),
+    "objects": ("objects", ("objects",)),
+    "memory": ("memory", ()),
+    "airflow": ("airflow_bench", ()),
+}
+DATASETS = {"visits": "visits", "orders": "orders", "objects": "objects"}
+
+
+def _ensure_venv() -> None:
+    """Re-run under the project's virtualenv when started with a Python that lacks the project."""
+    try:
+        import governance  # noqa: F401
+    except ImportError:
+        venv_python = ROOT / ".venv" / "bin" / "python"
+        if venv_python.exists() and Path(sys.executable).resolve() != venv_python.resolve():
+            os.execv(str(venv_python), [str(venv_python), *sys.argv])
+        raise
+
+
+def _environment() -> None:
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
+        os.environ.pop(name, None)
+    os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1,localhost"
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+    os.environ.setdefault("AWS_DEFAULT_REGION", "eu-north-1")
+
+
+def machine() -> dict:
+    cpu = platform.processor() or ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    memory_gib = None
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal"):
+                memory_gib = round(int(line.split()[1]) / 1024 / 1024, 1)
+    except OSError:
+        pass
+    return {
+        "cores": os.cpu_count(),
+        "cpu": cpu,
+        "memory_gib": memory_gib,
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--scale",
+        type=float,
+        default=float(os.environ.get("SCALE") or 1.0),
+        help="size multiplier; 1.0 = the issue's sizes (default: $SCALE or 1.0)",
+    )
+    parser.add_argument("--only", default="", help=f"comma-separated subset of: {', '.join(MEASUREMENTS)}")
+    parser.add_argument("--keep", action="store_true", help="keep the scratch database (for debugging)")
+    parser.add_argument("--output", default=str(RESULTS), help="where to write the JSON (default: %(default)s)")
+    args = parser.parse_args(argv)
+    if args.scale <= 0:
+        parser.error("--scale must be positive")
+    selected = [n.strip() for n in args.only.split(",") if n.strip()] or list(MEASUREMENTS)
+    unknown = [n for n in selected if n not in MEASUREMENTS]
+    if unknown:
+        parser.error(f"unknown measurement(s) {', '.join(unknown)}; choose from {', '.join(MEASUREMENTS)}")
+    args.selected = [n for n in MEASUREMENTS if n in selected]
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    _ensure_venv()
+    _environment()
+    args = parse_args(argv)
+    sys.path.insert(0, str(BENCH_DIR))
+
+    import importlib
+
+    import services
+    from harness import Check, Context, table
+
+    from governance.db import apply_schema, connect
+    from governance.policy import load_policy
+
+    started = time.perf_counter()
+    started_at = datetime.now(UTC)
+    facts = machine()
+    # Half past the previous hour: the RET-1 cut-off (now - 24 h) falls mid-partition, so the
+    # sweep has both whole partitions to drop and one to batch-delete, as it will in production.
+    now = started_at.replace(minute=0, second=0, microsecond=0) - timedelta(minutes=30)
+    policy = load_policy()
+    checks: list[Check] = []
+    extra: dict = {}
+
+    with services.postgres_server() as (admin_url, pg_where), services.moto_server() as s3_url:
+        with services.scratch_database(admin_url, keep=args.keep) as (db_url, db_name):
+            conn = connect(db_url)
+            apply_schema(conn, policy)
+            conn.close()
+            ctx = Context(
+                scale=args.scale,
+                admin_url=admin_url,
+                db_url=db_url,
+                db_name=db_name,
+                s3_url=s3_url,
+                now=now,
+                policy=policy,
+            )
+            postgres = {**services.server_facts(db_url), "where": pg_where}
+            ctx.log(
+                f"scale {args.scale}, measurements {', '.join(args.selected)}; PostgreSQL "
+                f"{postgres['server_version']} ({pg_where}); S3 {s3_url}; now {now.isoformat()}"
+            )
+            needed = [d for d in DATASETS if any(d in MEASUREMENTS[n][1] for n in args.selected)]
+            prepared: dict = {}
+            for dataset in needed:
+                mod = importlib.import_module(DATASETS[dataset])
+                prepared[dataset] = mod.prepare(ctx)
+            for name in args.selected:
+                mod = importlib.import_module(MEASUREMENTS[name][0])
+                t0 = time.perf_counter()
+                try:
+                    if name in DATASETS:
+                        result = mod.run(ctx, prepared[name])
+                    elif name == "audit":
+                        result = mod.run(ctx, prepared)
+                    else:
+                        result = mod.run(ctx)
+                except Exception as exc:  # one broken measurement must not hide the others
+                    traceback.print_exc()
+                    result = [
+                        Check(
+                            f"{name}.error",
+                            f"{name}: FAILED",
+                            None,
+                            {},
+                            None,
+                            "-",
+                            "runs",
+                            False,
+                            notes=[f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"],
+                        )
+                    ]
+                if isinstance(result, tuple):
+                    result, extra[name] = result
+                checks.extend(result)
+                ctx.log(f"{name}: done in {time.perf_counter() - t0:.1f} s")
+
+    wall = time.perf_counter() - started
+    facts["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    print()
+    print(
+        f"Benchmarks {started_at:%Y-%m-%d %H:%M} UTC, scale {args.scale}, {facts['cores']} cores ({facts['cpu']}), "
+        f"PostgreSQL {postgres['server_version']}, total {wall / 60:.1f} min"
+    )
+    print(table(checks))
+    for c in checks:
+        for note in c.notes:
+            print(f"  note [{c.name}]: {note}")
+    missed = [c for c in checks if c.met is False]
+    print(
+        f"\n{sum(c.met is True for c in checks)} met, {len(missed)} missed, "
+        f"{sum(c.met is None for c in checks)} not measured"
+    )
+
+    output = Path(args.output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(
+        json.dumps(
+            {
+                "generated_at": started_at.isoformat(),
+                "scale": args.scale,
+                "wall_seconds": round(wall, 1),
+                "machine": facts,
+                "postgres": postgres,
+                "now": now.isoformat(),
+                "measurements": [c.to_dict(facts["cores"]) for c in checks],
+                "details": extra,
+            },
+            indent=2,
+            default=str,
+        )
+        + "\n"
+    )
+    print(f"wrote {output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

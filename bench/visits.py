@@ -1,0 +1,233 @@
+"""RET-1, expiring visits: our sweep against a single DELETE (+ its VACUUM) and row-at-a-time deletes.
+
+Data: ``rows`` visits (default 4,000,000) spread evenly over the 48 hours before ``now``, so half
+have expired (last activity + 24 h). Three identical copies:
+
+- ``shop.visits``, hourly range partitions as in production: our sweep (drops whole expired
+  partitions, batch-deletes the one partition the cut-off falls into);
+- ``bench.visits_flat``, unpartitioned, same primary key: our sweep again, after it is swapped in
+  as ``shop.visits`` (the engine's batched delete on a table that is not partitioned);
+- ``bench.visits_single``, unpartitioned: the baselines. First row-at-a-time deletes on an evenly
+  spread sample (one DELETE by key and one COMMIT per row, the way a loop over ids does it),
+  extrapolated to all expired rows; then one single DELETE of the rest (the floor), then the
+  VACUUM that DELETE makes necessary.
+"""
+
+from __future__ import annotations
+
+import time
+
+from builders import build_visits, visit_cutoff
+from harness import Check, Context, at_least, at_most, checkpoint, ratio
+from ours import sweep_rule
+
+RULE = "visit-data"
+
+
+def _row_at_a_time(conn, table: str, expired: int, sample: int) -> tuple[float, int]:
+    """Delete ``sample`` expired rows one by one, each in its own transaction; returns (seconds, rows)."""
+    step = max(1, expired // sample)
+    ids = list(range(1, expired + 1, step))[:sample]
+    with conn.cursor() as cur:
+        cur.execute(f"SELECT visit_id, last_activity_at FROM {table} WHERE visit_id = ANY(%s)", (ids,))
+        keys = cur.fetchall()
+    conn.commit()
+    checkpoint(conn)
+    start = time.perf_counter()
+    with conn.cursor() as cur:
+        for visit_id, clock in keys:
+            cur.execute(f"DELETE FROM {table} WHERE visit_id = %s AND last_activity_at = %s", (visit_id, clock))
+            conn.commit()
+    return time.perf_counter() - start, len(keys)
+
+
+def _swap_in_flat(conn, flat: str) -> None:
+    """Make ``bench.<flat>`` (unpartitioned) the table the policy names, shop.visits."""
+    from governance.policy import SQL_DIR
+
+    with conn.cursor() as cur:
+        cur.execute("DROP TABLE shop.visits CASCADE")  # also drops its sequence and the clock view
+        cur.execute(f"ALTER TABLE bench.{flat} SET SCHEMA shop")
+        cur.execute(f"ALTER TABLE shop.{flat} RENAME TO visits")
+        cur.execute("CREATE SEQUENCE shop.visits_visit_id_seq OWNED BY shop.visits.visit_id")
+        cur.execute("SELECT setval('shop.visits_visit_id_seq', (SELECT max(visit_id) FROM shop.visits))")
+        cur.execute("ALTER TABLE shop.visits ALTER COLUMN visit_id SET DEFAULT nextval('shop.visits_visit_id_seq')")
+        cur.execute((SQL_DIR / "clocks" / "ret_1_visits.sql").read_text())
+    conn.commit()
+
+
+def _remaining(conn, cutoff) -> tuple[int, int]:
+    with conn.cursor() as cur:
+        cur.execute("SELECT count(*), count(*) FILTER (WHERE last_activity_at <= %s) FROM shop.visits", (cutoff,))
+        total, expired = cur.fetchone()
+    conn.commit()
+    return total, expired
+
+
+def prepare(ctx: Context) -> dict:
+    rows = ctx.size(4_000_000, 20_000)
+    conn = ctx.connect()
+    ctx.log(f"visits: building 3 x {rows:,} rows (partitioned + 2 unpartitioned copies)")
+    info = build_visits(ctx, conn, rows, flat_copies=("visits_flat", "visits_single"))
+    conn.close()
+    return info
+
+
+def run(ctx: Context, info: dict) -> list[Check]:
+    conn = ctx.connect()
+    rows, expired, cutoff = info["rows"], info["expired"], visit_cutoff(ctx.now)
+    counts = {"rows": rows, "expired": expired, "hourly_partitions": info["partitions"]}
+    notes: list[str] = []
+
+    # Baseline: row at a time, on a sample, extrapolated.
+    sample = min(expired, ctx.size(2_000, 200))
+    ctx.log(f"visits: row-at-a-time baseline on a sample of {sample:,} rows")
+    t_sample, sampled = _row_at_a_time(conn, "bench.visits_single", expired, sample)
+    row_at_a_time = t_sample / sampled * expired
+    notes.append(
+        f"row-at-a-time: {sampled:,} rows deleted one per transaction in {t_sample:.2f} s "
+        f"({t_sample / sampled * 1000:.2f} ms/row), extrapolated to {expired:,} rows (the id query not counted)"
+    )
+
+    # Baseline: one single DELETE (the floor), then the VACUUM it makes necessary.
+    ctx.log("visits: single DELETE + VACUUM baseline")
+    checkpoint(conn)
+    start = time.perf_counter()
+    with conn.cursor() as cur:
+        cur.execute("DELETE FROM bench.visits_single WHERE last_activity_at <= %s", (cutoff,))
+        single_deleted = cur.rowcount
+    conn.commit()
+    t_delete = time.perf_counter() - start
+    checkpoint(conn)
+    conn.autocommit = True
+    start = time.perf_counter()
+    with conn.cursor() as cur:
+        cur.execute("VACUUM bench.visits_single")
+    t_vacuum = time.perf_counter() - start
+    conn.autocommit = False
+    notes.append(f"single DELETE removed {single_deleted:,} rows (the sample already gone); VACUUM {t_vacuum:.2f} s")
+
+    # Ours: the partitioned table.
+    ctx.log("visits: our sweep on the partitioned table")
+    part = sweep_rule(ctx, RULE, "visits-partitioned")
+    if part.seconds is not None:
+        total, left = _remaining(conn, cutoff)
+        if left or total != rows - expired:
+            notes.append(
+                f"PARTITIONED SWEEP WRONG: {left:,} expired rows left, {total:,} rows (want {rows - expired:,})"
+            )
+            part.seconds = None
+
+    # Ours: the unpartitioned copy, swapped in as shop.visits.
+    ctx.log("visits: our sweep on the unpartitioned copy")
+    _swap_in_flat(conn, "visits_flat")
+    flat = sweep_rule(ctx, RULE, "visits-unpartitioned")
+    if flat.seconds is not None:
+        total, left = _remaining(conn, cutoff)
+        if left or total != rows - expired:
+            notes.append(f"BATCHED SWEEP WRONG: {left:,} expired rows left, {total:,} rows (want {rows - expired:,})")
+            flat.seconds = None
+    conn.close()
+
+    baselines = {
+        "single_delete": t_delete,
+        "single_delete_plus_vacuum": t_delete + t_vacuum,
+        "row_at_a_time_extrapolated": row_at_a_time,
+    }
+    for timed in (part, flat):
+        if timed.error:
+            notes.append(timed.error)
+    checks = []
+    r = ratio(flat.seconds, t_delete)
+    checks.append(
+        Check(
+            "visits.batched_vs_single_delete",
+            "RET-1 batched delete (unpartitioned) / single DELETE",
+            flat.seconds,
+            baselines,
+            r,
+            "ours/baseline",
+            "<= 1.3",
+            at_most(r, 1.3),
+            counts,
+            notes,
+            {"sweep": flat.result},
+        )
+    )
+    r = ratio(t_delete + t_vacuum, part.seconds)
+    checks.append(
+        Check(
+            "visits.partitioned_vs_delete_vacuum",
+            "RET-1 partitioned sweep, speed-up vs DELETE + VACUUM",
+            part.seconds,
+            {"single_delete_plus_vacuum": t_delete + t_vacuum},
+            r,
+            "baseline/ours",
+            ">= 10",
+            at_least(r, 10),
+            counts,
+            [],
+            {"sweep": part.result},
+        )
+    )
+    r = ratio(row_at_a_time, part.seconds)
+    checks.append(
+        Check(
+            "visits.partitioned_vs_row_at_a_time",
+            "RET-1 partitioned sweep, speed-up vs row-at-a-time (extrap.)",
+            part.seconds,
+            {"row_at_a_time_extrapolated": row_at_a_time},
+            r,
+            "baseline/ours",
+            ">= 100",
+            at_least(r, 100),
+            counts,
+            ["row-at-a-time extrapolated from a sample"],
+        )
+    )
+    r = ratio(row_at_a_time, flat.seconds)
+    checks.append(
+        Check(
+            "visits.batched_vs_row_at_a_time",
+            "RET-1 batched delete, speed-up vs row-at-a-time (extrap.)",
+            flat.seconds,
+            {"row_at_a_time_extrapolated": row_at_a_time},
+            r,
+            "baseline/ours",
+            ">= 100",
+            at_least(r, 100),
+            counts,
+            ["row-at-a-time extrapolated from a sample"],
+        )
+    )
+    for label, timed in (("partitioned sweep", part), ("batched delete", flat)):
+        longest = _longest(timed)
+        checks.append(
+            Check(
+                f"visits.longest_transaction_{label.split()[0]}",
+                f"RET-1 {label}: longest transaction",
+                longest,
+                {},
+                None,
+                "seconds",
+                "< 1 s",
+                None if longest is None else longest < 1.0,
+                counts,
+                [
+                    f"observed {timed.longest_transaction_s} s in pg_stat_activity over {timed.transactions} transactions; "
+                    f"engine reported max_batch_seconds={timed.result.get('max_batch_seconds')}"
+                ]
+                if timed.seconds
+                else [],
+                {"ratio_display": "-"},
+            )
+        )
+    return checks
+
+
+def _longest(timed) -> float | None:
+    """The longer of what the engine reports and what pg_stat_activity showed (to within 50 ms)."""
+    if timed.seconds is None:
+        return None
+    values = [v for v in (timed.longest_transaction_s, timed.result.get("max_batch_seconds")) if v is not None]
+    return max(values) if values else None
