@@ -6,6 +6,8 @@ time: Airflow SDK only) and do the heavy imports inside task bodies.
 
 from __future__ import annotations
 
+import copy
+import functools
 import os
 from datetime import timedelta
 from typing import Any
@@ -26,9 +28,7 @@ def failure_notifier() -> Any:
     The message carries identifiers and the exception text only; our exceptions never carry
     personal data (counts and keys only), so neither does the alert.
     """
-    from airflow.providers.smtp.notifications.smtp import SmtpNotifier
-
-    return SmtpNotifier(
+    return _fresh_smtp_notifier_class()(
         to=ALERT_EMAIL,
         from_email="governance@example.invalid",
         smtp_conn_id=SMTP_CONN_ID,
@@ -41,6 +41,27 @@ def failure_notifier() -> Any:
             f"<p>Runbook: <a href=\"{RUNBOOK_URL}\">{RUNBOOK_URL}</a></p>"
         ),
     )
+
+
+@functools.cache
+def _fresh_smtp_notifier_class() -> type:
+    """SmtpNotifier that renders a copy of itself for each alert.
+
+    BaseNotifier renders its template fields in place, irreversibly, and default_args hands one
+    instance to every task of a DAG: in a process that runs several tasks (``dag.test()``, a
+    worker reusing a parsed DAG) every later alert would repeat the first one's task, run and
+    error (found by tests/integration/test_notifier.py).
+    """
+    from airflow.providers.smtp.notifications.smtp import SmtpNotifier
+
+    class FreshSmtpNotifier(SmtpNotifier):
+        def __call__(self, *args: Any) -> None:
+            return SmtpNotifier.__call__(copy.copy(self), *args)
+
+        def __await__(self) -> Any:
+            return SmtpNotifier.__await__(copy.copy(self))
+
+    return FreshSmtpNotifier
 
 
 def default_args(**overrides: Any) -> dict[str, Any]:
