@@ -394,6 +394,9 @@ def run_env(env: dict[str, str]) -> dict[str, str]:
     for proxy in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
         merged.pop(proxy, None)
     merged.update(env)
+    # `airflow standalone` starts its components as `airflow ...` from PATH: this virtualenv's.
+    bin_dir = str(Path(sys.executable).parent)
+    merged["PATH"] = os.pathsep.join([bin_dir, *[p for p in merged.get("PATH", "").split(os.pathsep) if p != bin_dir]])
     return merged
 
 
