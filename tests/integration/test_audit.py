@@ -1,0 +1,273 @@
+"""The retention audit end to end on a real PostgreSQL and a real S3 endpoint (moto server).
+
+A hand-built shop with records exactly at, and a second either side of, every rule's boundary;
+holds in and out of force; objects of overdue, fresh and missing upload rows. Checks GX's counts
+and oldest ages against the reference, the object-store check, the evidence (one transaction,
+idempotent per run, no personal data) and the failure message.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from dateutil.relativedelta import relativedelta
+
+from governance import audit as audit_module
+from governance import reference
+from governance.audit import (
+    OBJECT_STORE_REQUIREMENTS,
+    OBJECT_STORE_RULE,
+    AuditFailed,
+    AuditInconsistent,
+    run_audit,
+)
+from governance.objectstore import ensure_bucket
+from governance.policy import load_policy
+from governance.reference import Snapshot, email_pseudonym
+from governance.settings import SettingsError
+from tests.integration.test_audit_properties import audit_sql_overdue, empty_shop, insert_snapshot
+
+pytestmark = pytest.mark.integration
+
+NOW = datetime(2026, 11, 25, 12, 0, 0, tzinfo=UTC)
+S = timedelta(seconds=1)
+DAY = timedelta(days=1)
+P2Y = relativedelta(years=2)
+POLICY = load_policy()
+BUCKET = "shop-uploads"
+
+
+def boundary_shop() -> Snapshot:
+    """Every rule: one record exactly at the boundary, one a second before, one a second after."""
+    two_years_ago = NOW - P2Y
+    shop = Snapshot()
+    shop.visits = [{"visit_id": i, "last_activity_at": NOW - timedelta(hours=24) + d} for i, d in ((1, 0 * S), (2, S),
+                                                                                                  (3, -S))]
+    shop.accounts = [
+        {"account_id": 1, "email": "deleted.at@example.com", "deleted_at": two_years_ago},
+        {"account_id": 2, "email": "deleted.before@example.com", "deleted_at": two_years_ago + S},
+        {"account_id": 3, "email": "Deleted.After@example.com", "deleted_at": two_years_ago - S},
+        {"account_id": 4, "email": "active@example.com", "deleted_at": None},
+        {"account_id": 5, "email": "held.person@example.com", "deleted_at": two_years_ago - DAY},
+    ]
+    shop.calendar_events = [{"event_id": 10 + a, "account_id": a} for a in (1, 2, 3, 4, 5)]
+    shop.saved_products = [{"saved_product_id": 20 + a, "account_id": a, "saved_at": NOW - 4 * 365 * DAY}
+                           for a in (1, 2, 3)]
+    shop.orders = [
+        {"order_id": 30, "account_id": 4, "email": "active@example.com", "placed_at": two_years_ago,
+         "anonymised_at": None},
+        {"order_id": 31, "account_id": None, "email": "Guest@Example.com ", "placed_at": two_years_ago - S,
+         "anonymised_at": None},
+        {"order_id": 32, "account_id": None, "email": " guest@example.com", "placed_at": two_years_ago - 100 * DAY,
+         "anonymised_at": None},
+        {"order_id": 33, "account_id": None, "email": "kept@example.com", "placed_at": two_years_ago + S,
+         "anonymised_at": None},
+        {"order_id": 34, "account_id": None, "email": "buyer@example.com", "placed_at": NOW - timedelta(days=60),
+         "anonymised_at": None},
+    ]
+    shop.order_lines = [{"order_line_id": 40, "order_id": 30}, {"order_line_id": 41, "order_id": 33},
+                        {"order_line_id": 42, "order_id": 34}]
+    shop.uploads = [
+        {"upload_id": 50, "account_id": None, "uploaded_at": NOW - timedelta(days=90)},        # guest, at
+        {"upload_id": 51, "account_id": None, "uploaded_at": NOW - timedelta(days=90) + S},    # guest, before
+        {"upload_id": 52, "account_id": 4, "uploaded_at": NOW - timedelta(days=90) - S},       # account unsaved
+        {"upload_id": 53, "account_id": 4, "uploaded_at": NOW - 3 * 365 * DAY},                # ordered 60 d: wins
+        {"upload_id": 54, "account_id": 5, "uploaded_at": NOW - 3 * 365 * DAY},                # held person
+    ]
+    shop.order_line_uploads = [{"order_line_id": 42, "upload_id": 53}]
+    shop.newsletter_subscriptions = [
+        {"subscription_id": 60, "account_id": None, "email": "reader@example.com", "subscribed_at": two_years_ago - S,
+         "confirmed_at": None},
+        {"subscription_id": 61, "account_id": None, "email": "opener@example.com",
+         "subscribed_at": NOW - 5 * 365 * DAY, "confirmed_at": None},
+    ]
+    shop.newsletter_events = [
+        {"subscription_id": 60, "kind": "send", "occurred_at": NOW - DAY},   # bulk send: does not renew
+        {"subscription_id": 61, "kind": "open", "occurred_at": two_years_ago + S},
+    ]
+    shop.contact_messages = [
+        {"message_id": 70, "email": "Reader@Example.com", "sent_at": two_years_ago - 3 * DAY},
+        {"message_id": 71, "email": "writer@example.com", "sent_at": two_years_ago},
+    ]
+    shop.cookie_preferences = [
+        {"preference_id": 80, "account_id": None, "given_at": NOW - relativedelta(months=12)},
+        {"preference_id": 81, "account_id": None, "given_at": NOW - relativedelta(months=12) + S},
+        {"preference_id": 82, "account_id": None, "given_at": NOW - relativedelta(months=12) - S},
+    ]
+    shop.legal_holds = [
+        {"scope": "record", "rule_id": None, "table_name": "shop.visits", "record_key": "3", "account_id": None,
+         "email_sha256": None, "set_at": NOW - DAY, "ends_at": None, "lifted_at": None},
+        {"scope": "person", "rule_id": None, "table_name": None, "record_key": None, "account_id": 5,
+         "email_sha256": None, "set_at": NOW - DAY, "ends_at": None, "lifted_at": None},
+        {"scope": "person", "rule_id": None, "table_name": None, "record_key": None, "account_id": None,
+         "email_sha256": email_pseudonym("GUEST@example.com"), "set_at": NOW - DAY, "ends_at": None,
+         "lifted_at": NOW - S},  # lifted before now: not in force
+        {"scope": "rule", "rule_id": "cookie-preferences", "table_name": None, "record_key": None,
+         "account_id": None, "email_sha256": None, "set_at": NOW + S, "ends_at": None, "lifted_at": None},  # later
+    ]
+    return shop
+
+
+# The answer, written out by hand (record id -> seconds overdue).
+EXPECTED = {
+    "visit-data": {1: 0},                                   # 2: a second before; 3: held
+    "deleted-account-calendar-events": {11: 0, 13: 1},      # 12: before; 14: active; 15: held
+    "deleted-account-saved-products": {21: 0, 23: 1},
+    "deleted-accounts": {1: 0, 3: 1},
+    "order-records": {30: 0, 31: 1, 32: 1},                 # one customer: 31 and 32 (case, spaces)
+    "contact-messages": {70: 1, 71: 0},                     # 70: last touch is the sign-up, 2y + 1 s ago
+    "newsletter-subscriptions": {60: 1},
+    "ordered-uploads": {53: 0},
+    "saved-uploads": {},
+    "guest-uploads": {50: 0},
+    "unsaved-account-uploads": {52: 1},
+    "cookie-preferences": {80: 0, 82: 1},
+}
+HELD = {"visit-data": 1, "deleted-account-calendar-events": 1, "deleted-accounts": 1,
+        "unsaved-account-uploads": 1}
+
+
+@pytest.fixture
+def shop(conn, s3):
+    """The boundary shop in the database, and one object per upload plus two orphans in the bucket."""
+    snapshot = boundary_shop()
+    empty_shop(conn)
+    insert_snapshot(conn, snapshot)
+    ensure_bucket(s3, BUCKET)
+    for upload in snapshot.uploads:
+        s3.put_object(Bucket=BUCKET, Key=f"uploads/{upload['upload_id']}.jpg", Body=b"jpeg")
+    s3.put_object(Bucket=BUCKET, Key="uploads/orphan-1.jpg", Body=b"jpeg")
+    s3.put_object(Bucket=BUCKET, Key="uploads/deep/orphan 2 (copy).jpg", Body=b"jpeg")
+    s3.put_object(Bucket=BUCKET, Key="exports/not-an-upload.csv", Body=b"x")  # outside the prefix
+    return snapshot
+
+
+def test_the_hand_written_answer_is_the_reference(shop):
+    assert {r: v for r, v in reference.overdue(shop, POLICY, NOW).items()} == EXPECTED
+
+
+def test_audit_sql_agrees_at_every_boundary(conn, shop):
+    assert audit_sql_overdue(conn, NOW) == EXPECTED
+    assert audit_sql_overdue(conn, NOW - S)["visit-data"] == {}
+    assert audit_sql_overdue(conn, NOW + S)["visit-data"] == {1: 1, 2: 0}
+
+
+def test_gx_counts_oldest_held_and_the_object_store(conn, db_url, s3, shop):
+    report = run_audit(conn, s3, POLICY, NOW, "audit-it-1", db_url=db_url)
+    for rule in POLICY.rules:
+        result = report.rule(rule.id)
+        assert result.overdue == len(EXPECTED[rule.id]), rule.id
+        assert result.oldest_overdue_seconds == (max(EXPECTED[rule.id].values()) if EXPECTED[rule.id] else None)
+        assert result.held == HELD.get(rule.id, 0), rule.id
+        assert result.gx_success is (not EXPECTED[rule.id])
+        assert result.requirements == rule.requirements
+    objects = report.rule(OBJECT_STORE_RULE)
+    assert objects.requirements == OBJECT_STORE_REQUIREMENTS
+    # 50, 52, 53 have overdue rows; 54's row is held; 51 is fresh; two objects have no row at all
+    assert objects.overdue == 3 + 2
+    assert objects.held == 1
+    assert objects.details["orphans"] == 2 and objects.details["objects_listed"] == 7
+    assert report.overdue_total == sum(len(v) for v in EXPECTED.values()) + 5
+    assert [r.rule for r in report.rules][-1] == OBJECT_STORE_RULE
+
+    with pytest.raises(AuditFailed) as excinfo:
+        report.raise_if_overdue()
+    message = str(excinfo.value)
+    assert "order-records (RET-3, RET-8, RET-10, CAT-3): 3 records overdue, oldest by 1s" in message
+    assert f"{OBJECT_STORE_RULE} (CAT-5, RET-5a, RET-5b, RET-5c, RET-5d, RET-9): 5 objects overdue" in message
+    assert "saved-uploads" not in message and "retention sweep" in message
+
+
+def test_evidence_is_one_entry_per_rule_idempotent_and_free_of_personal_data(conn, db_url, s3, shop):
+    run_audit(conn, s3, POLICY, NOW, "audit-it-evidence", db_url=db_url)
+    run_audit(conn, s3, POLICY, NOW, "audit-it-evidence", db_url=db_url)  # rerun: nothing recorded twice
+    with conn.cursor() as cur:
+        cur.execute("SELECT rule_id, overdue, oldest_overdue_seconds, held, check_kind, as_of, policy_version "
+                    "FROM governance.audit_history WHERE run_id = 'audit-it-evidence' ORDER BY rule_id")
+        history = {row[0]: row[1:] for row in cur.fetchall()}
+        cur.execute("SELECT kind, rule_id, counts, details, requirements::text FROM governance.evidence "
+                    "WHERE run_id = 'audit-it-evidence'")
+        entries = cur.fetchall()
+        cur.execute("SELECT * FROM governance.verify_evidence()")
+        assert cur.fetchall() == []
+    conn.rollback()
+    assert len(entries) == len(POLICY.rules) + 2
+    assert set(history) == {r.id for r in POLICY.rules} | {OBJECT_STORE_RULE}
+    assert history["order-records"] == (3, 1, 0, "gx_unexpected_rows", NOW, POLICY.version)
+    assert history["saved-uploads"] == (0, None, 0, "gx_unexpected_rows", NOW, POLICY.version)
+    assert history[OBJECT_STORE_RULE][0] == 5 and history[OBJECT_STORE_RULE][3] == "object_store"
+    summary = [e for e in entries if e[0] == "audit"]
+    assert len(summary) == 1 and summary[0][1] == ""
+    assert summary[0][2] == {"overdue_total": sum(len(v) for v in EXPECTED.values()) + 5,
+                             "rules_over": len([r for r in EXPECTED if EXPECTED[r]]) + 1}
+    gx_details = [e[3] for e in entries if e[0] == "audit_rule" and e[1] == "visit-data"][0]
+    assert gx_details == {"check": "gx_unexpected_rows", "gx_success": False}
+
+    text = json.dumps([list(map(str, e)) for e in entries]).lower()
+    personal = {a["email"].strip().lower() for a in shop.accounts} | {"guest@example.com", "reader@example.com"}
+    personal |= {"orphan-1.jpg", "orphan 2 (copy)", "uploads/50.jpg"}
+    assert not [p for p in personal if p in text]
+
+
+def test_record_false_writes_nothing(conn, db_url, s3, shop):
+    run_audit(conn, s3, POLICY, NOW, "audit-it-dry", db_url=db_url, record=False)
+    with conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM governance.evidence WHERE run_id = 'audit-it-dry'")
+        assert cur.fetchone()[0] == 0
+    conn.rollback()
+
+
+def test_a_clean_shop_passes(conn, db_url, s3):
+    empty_shop(conn)
+    ensure_bucket(s3, BUCKET)
+    fresh = Snapshot(visits=[{"visit_id": 1, "last_activity_at": NOW - timedelta(hours=1)}],
+                     uploads=[{"upload_id": 1, "account_id": None, "uploaded_at": NOW - DAY}])
+    insert_snapshot(conn, fresh)
+    s3.put_object(Bucket=BUCKET, Key="uploads/1.jpg", Body=b"jpeg")
+    report = run_audit(conn, s3, POLICY, NOW, "audit-it-clean", db_url=db_url)
+    assert report.overdue_total == 0
+    assert all(r.overdue == 0 and r.oldest_overdue_seconds is None for r in report.rules)
+    report.raise_if_overdue()
+    assert "nothing is past its window" in report.format_table()
+
+
+def test_gx_over_a_unix_socket(conn, db_url, s3, shop):
+    """The GX data source also takes a socket host (a DSN, as Airflow's connection gives it)."""
+    import os
+
+    from psycopg2.extensions import make_dsn, parse_dsn
+
+    params = parse_dsn(db_url)
+    socket_dir = params.get("host") if str(params.get("host", "")).startswith("/") else "/var/run/postgresql"
+    if not os.path.exists(os.path.join(socket_dir, f".s.PGSQL.{params.get('port', 5432)}")):
+        pytest.skip(f"no PostgreSQL socket in {socket_dir}")
+    socket_dsn = make_dsn(**{**params, "host": socket_dir})
+    report = run_audit(conn, s3, POLICY, NOW, "audit-it-socket", db_url=socket_dsn, record=False)
+    assert report.rule("order-records").overdue == 3
+
+
+def test_a_missing_bucket_names_the_setting(conn, db_url, s3):
+    empty_shop(conn)
+    with pytest.raises(SettingsError, match="bucket 'shop-uploads' does not exist"):
+        run_audit(conn, s3, POLICY, NOW, "audit-it-nobucket", db_url=db_url)
+
+
+def test_gx_and_the_cross_check_must_agree(conn, db_url, s3, shop, monkeypatch):
+    """If GX and the aggregate over the same SQL disagree (data changed mid-audit), nothing is recorded."""
+    real = audit_module.run_gx
+
+    def off_by_one(*args, **kwargs):
+        outcomes = real(*args, **kwargs)
+        first = outcomes["visit-data"]
+        outcomes["visit-data"] = type(first)(success=first.success, count=first.count + 1, oldest=first.oldest)
+        return outcomes
+
+    monkeypatch.setattr(audit_module, "run_gx", off_by_one)
+    with pytest.raises(AuditInconsistent, match="rule visit-data: GX counted 2 overdue"):
+        run_audit(conn, s3, POLICY, NOW, "audit-it-inconsistent", db_url=db_url)
+    with conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM governance.evidence WHERE run_id = 'audit-it-inconsistent'")
+        assert cur.fetchone()[0] == 0
+    conn.rollback()
