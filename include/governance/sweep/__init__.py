@@ -1,0 +1,34 @@
+"""Retention enforcement (RET-1..RET-10, CAT-5): plan, sweep and verify each rule of the policy.
+
+``plan`` says what a sweep at "now" would remove or anonymise, with no effect; ``sweep_rule``
+sweeps one rule (plan -> execute -> verify), ``sweep`` several in an order that respects the
+rules' ``after``. The DAG ``retention_sweep``, the CLI (``governance plan``/``governance sweep``),
+the tests and the benchmarks all call these; the package does not import Airflow.
+
+Modules: ``selection`` (which records are due and not held, as SQL), ``engine`` (batches,
+evidence, locking, verification), ``partitions`` (dropping expired range partitions),
+``objects`` (deleting CAT-5 objects and all their versions).
+"""
+
+from governance.sweep.engine import (
+    BatchFailed,
+    DependencyFailed,
+    LockTimeout,
+    ObjectPurgeFailed,
+    Options,
+    RulePlan,
+    RuleResult,
+    SweepError,
+    SweepFailed,
+    VerifyFailed,
+    check_policy,
+    plan,
+    sweep,
+    sweep_rule,
+    sweep_stages,
+)
+
+__all__ = [
+    "BatchFailed", "DependencyFailed", "LockTimeout", "ObjectPurgeFailed", "Options", "RulePlan", "RuleResult",
+    "SweepError", "SweepFailed", "VerifyFailed", "check_policy", "plan", "sweep", "sweep_rule", "sweep_stages",
+]

@@ -1,0 +1,798 @@
+"""The retention sweep: plan, execute and verify each rule of the policy at the run's "now".
+
+How a rule is executed (every batch is one short transaction that carries its own evidence,
+CONVENTIONS habit 5; nothing is fetched into Python to be deleted):
+
+- **partitions**: a table range-partitioned on its clock (shop.visits, RET-1) loses whole expired
+  partitions (``DROP TABLE``); only the partition the cut-off falls into and the default partition
+  are deleted row-wise; partitions are created ahead (``governance.ensure_hourly_partitions``).
+- **blocks**: a clock that is a column of the table is evaluated on each row, batch by batch over
+  ranges of heap pages (TID range scans, ``ctid >= '(a,0)' AND ctid < '(b,0)'``): one pass over
+  the table in total, no sort, no index needed.
+- **work**: a clock given by a view (per customer, per person, several rules) is computed once
+  into a temporary table of (relation, ctid, key) — one pass — and removed in batches of N rows
+  by TID (``ctid = ANY(...)``), each re-checking the key so a reused slot is never hit. A direct
+  clock with few due rows also goes this way (the index finds them without a full pass).
+
+Actions: ``delete``; ``anonymise`` (RET-8: every personal column overwritten by its masking
+strategy, the marker column set, never selected again); ``purge_objects`` (CAT-5: row marked
+'purging' and committed, then every object version deleted, then the row — so a crash leaves
+neither orphan objects nor rows pointing at nothing; a rerun finishes 'purging' rows first).
+
+A per-rule session advisory lock keeps two sweeps off the same rule; after execution the same
+selection is counted again and must find nothing (else ``VerifyFailed``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import psycopg2.errors
+from psycopg2 import sql
+from psycopg2.extras import Json
+
+from governance.policy import AnonymiseAction, Policy, PolicyError, check_against_database
+from governance.sweep.objects import PurgeOutcome, purge_objects
+from governance.sweep.partitions import Partition, ensure_ahead, list_partitions
+from governance.sweep.selection import Holds, Selection, Target, ident, load_target, lock_key
+from governance.windows import as_utc
+
+log = logging.getLogger(__name__)
+
+LOCK_NAMESPACE = 0x5EE9  # first key of pg_advisory_lock(int, int): "sweep"
+WORK_TABLE = "governance_sweep_work"
+TRANSIENT = (psycopg2.errors.LockNotAvailable, psycopg2.errors.QueryCanceled,
+             psycopg2.errors.DeadlockDetected, psycopg2.errors.SerializationFailure)
+BATCH_RETRIES = 3
+DENSE_FRACTION = 0.05  # a direct clock with at least this share due is swept by blocks, else by work
+STRATEGIES = ("auto", "blocks", "work")
+
+
+# --- results ------------------------------------------------------------------------------------
+
+class SweepError(RuntimeError):
+    """A sweep that did not complete. ``retryable`` says whether running it again may help.
+    Messages name rules, counts and keys only, never personal data."""
+
+    retryable = False
+
+
+class VerifyFailed(SweepError):
+    def __init__(self, rule_id: str, remaining: int):
+        self.rule_id, self.remaining = rule_id, remaining
+        super().__init__(
+            f"rule {rule_id!r}: {remaining} record(s) are still due and not held after the sweep. "
+            "Something keeps re-creating or changing them (a writer, a trigger) or the selection is wrong; "
+            f"run 'governance plan --rule {rule_id}' and see docs/runbook.md before rerunning.")
+
+
+class ObjectPurgeFailed(SweepError):
+    retryable = True
+
+    def __init__(self, rule_id: str, failed: int, codes: dict[str, int]):
+        self.rule_id, self.failed, self.codes = rule_id, failed, codes
+        reasons = ", ".join(f"{code} x{n}" for code, n in sorted(codes.items()))
+        super().__init__(
+            f"rule {rule_id!r}: {failed} object(s) could not be deleted ({reasons}); their rows stay in state "
+            "'purging' and the next sweep finishes them once the cause (object lock, legal hold on the object, "
+            "permissions) is lifted.")
+
+
+class BatchFailed(SweepError):
+    retryable = True
+
+
+class LockTimeout(SweepError):
+    retryable = True
+
+
+class DependencyFailed(SweepError):
+    pass
+
+
+@dataclass
+class RulePlan:
+    """What a sweep of one rule would do now; no effect."""
+
+    rule: str
+    requirements: list[str]
+    action: str
+    table: str
+    window: str
+    now: str
+    due: int = 0  # would be removed or anonymised
+    held: int = 0  # due, but a legal hold keeps them
+    partitions_to_drop: list[str] = field(default_factory=list)
+    partition_rows: int = 0  # of ``due``, rows in partitions that would be dropped whole
+    objects: int = 0  # objects that would be purged (one per upload; versions counted at run time)
+    purging: int = 0  # rows left 'purging' by an interrupted sweep, finished first
+    strategy: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class RuleResult:
+    rule: str
+    requirements: list[str]
+    action: str
+    deleted: int = 0
+    anonymised: int = 0
+    objects_purged: int = 0  # object versions and delete markers removed
+    partitions_dropped: int = 0
+    batches: int = 0
+    seconds: float = 0.0
+    max_batch_seconds: float = 0.0
+    skipped_locked: bool = False
+    held: int = 0
+    tombstoned: int = 0
+    object_errors: int = 0
+    partitions_created: int = 0
+    strategy: str = ""
+    dry_run: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["seconds"] = round(self.seconds, 3)
+        data["max_batch_seconds"] = round(self.max_batch_seconds, 4)
+        return data
+
+
+@dataclass
+class Options:
+    batch_size: int = 10_000  # rows per batch (block ranges are sized from the table's rows per page)
+    batch_pages: int | None = None  # or a fixed number of heap pages per block-range batch
+    statement_timeout: str = "30s"  # per batch statement: a batch never runs away
+    lock_timeout: str = "2s"  # a batch never queues long behind, or in front of, the shop's locks
+    compute_timeout: str = "30min"  # the one read-only pass that computes a work table
+    strategy: str = "auto"
+    partitions_behind: timedelta = timedelta(hours=1)
+    partitions_ahead: timedelta = timedelta(hours=48)
+    lock_wait: float = 0.0  # seconds to wait for another sweep of the same rule; 0 = skip at once
+
+
+# --- the public functions -----------------------------------------------------------------------
+
+def check_policy(conn: Any, policy: Policy) -> None:
+    """Every table, column and clock view the policy names must exist, before anything runs."""
+    problems = check_against_database(policy, conn)
+    conn.rollback()
+    problems += _after_cycles(policy)
+    if problems:
+        raise PolicyError(policy.source_path or "<policy>", problems)
+
+
+def sweep_stages(policy: Policy) -> list[list[str]]:
+    """Rules grouped so that every rule comes after the rules in its ``after`` (policy order within
+    a stage); the DAG runs one mapped task per stage."""
+    problems = _after_cycles(policy)
+    if problems:
+        raise PolicyError(policy.source_path or "<policy>", problems)
+    level: dict[str, int] = {}
+
+    def depth(rule_id: str) -> int:
+        if rule_id not in level:
+            level[rule_id] = 1 + max((depth(d) for d in policy.rule(rule_id).after), default=-1)
+        return level[rule_id]
+
+    stages: list[list[str]] = []
+    for rule in policy.rules:
+        d = depth(rule.id)
+        while len(stages) <= d:
+            stages.append([])
+        stages[d].append(rule.id)
+    return stages
+
+
+def plan(conn: Any, policy: Policy, now: datetime, rule_ids: list[str] | None = None) -> list[RulePlan]:
+    """Per rule, what a sweep at ``now`` would remove or anonymise. Read-only (a READ ONLY transaction)."""
+    check_policy(conn, policy)
+    now = as_utc(now)
+    ids = list(rule_ids) if rule_ids else [r.id for r in policy.rules]
+    for rule_id in ids:
+        policy.rule(rule_id)  # KeyError naming the valid rules
+    plans = []
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SET TRANSACTION READ ONLY")
+        holds = Holds.at(conn, now)
+        for rule_id in ids:
+            plans.append(_plan_rule(conn, policy, rule_id, now, holds, Options()))
+    finally:
+        conn.rollback()
+    return plans
+
+
+def sweep_rule(conn: Any, s3: Any, policy: Policy, rule_id: str, now: datetime, run_id: str, *,
+               batch_size: int = 10_000, dry_run: bool = False, with_after: bool = True,
+               check: bool = True, **options: Any) -> RuleResult:
+    """Sweep one rule at ``now`` for run ``run_id``: plan, execute, verify.
+
+    With ``with_after`` the rules it must come after are swept first (a no-op when done already in
+    this run). A rerun of the same ``run_id`` changes nothing more and records nothing twice.
+    """
+    opts = Options(batch_size=batch_size, **options)
+    if opts.strategy not in STRATEGIES:
+        raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}, got {opts.strategy!r}")
+    if check:
+        check_policy(conn, policy)
+    now = as_utc(now)
+    rule = policy.rule(rule_id)
+    if dry_run:
+        return _dry_result(conn, policy, rule_id, now, opts)
+    if with_after:
+        for dependency in rule.after:
+            dep = sweep_rule(conn, s3, policy, dependency, now, run_id, batch_size=batch_size, with_after=True,
+                             check=False, **options)
+            if dep.skipped_locked:
+                log.info("rule %s: skipped, rule %s it comes after is being swept elsewhere", rule_id, dependency)
+                return RuleResult(rule.id, list(rule.requirements), rule.action.type, skipped_locked=True)
+    autocommit = conn.autocommit
+    conn.autocommit = False
+    try:
+        with _rule_lock(conn, rule_id, opts.lock_wait) as locked:
+            if not locked:
+                log.info("rule %s: another sweep holds its lock; skipped", rule_id)
+                return RuleResult(rule.id, list(rule.requirements), rule.action.type, skipped_locked=True)
+            return _Sweeper(conn, s3, policy, rule_id, now, run_id, opts).run()
+    finally:
+        conn.rollback()
+        conn.autocommit = autocommit
+
+
+def sweep(conn: Any, s3: Any, policy: Policy, now: datetime, run_id: str, rule_ids: list[str] | None = None,
+          **kw: Any) -> list[RuleResult]:
+    """Sweep several rules (default all) in an order that respects ``after``. Every rule is tried;
+    failures are raised together at the end (``SweepFailed``, with the results of the others)."""
+    check_policy(conn, policy)
+    wanted = set(rule_ids) if rule_ids else {r.id for r in policy.rules}
+    for rule_id in wanted:
+        policy.rule(rule_id)
+    order = [rule_id for stage in sweep_stages(policy) for rule_id in stage if rule_id in wanted]
+    results: list[RuleResult] = []
+    errors: dict[str, Exception] = {}
+    for rule_id in order:
+        failed_deps = [d for d in policy.rule(rule_id).after if d in errors]
+        if failed_deps:
+            errors[rule_id] = DependencyFailed(f"rule {rule_id!r} not swept: {', '.join(failed_deps)} failed first")
+            continue
+        try:
+            results.append(sweep_rule(conn, s3, policy, rule_id, now, run_id, with_after=False, check=False, **kw))
+        except (SweepError, psycopg2.Error) as exc:
+            conn.rollback()
+            errors[rule_id] = exc
+    if errors:
+        raise SweepFailed(results, errors)
+    return results
+
+
+class SweepFailed(SweepError):
+    def __init__(self, results: list[RuleResult], errors: dict[str, Exception]):
+        self.results, self.errors = results, errors
+        self.retryable = all(getattr(e, "retryable", True) for e in errors.values())
+        lines = [f"{len(errors)} rule(s) failed:"] + [f"  - {rule}: {error}" for rule, error in errors.items()]
+        super().__init__("\n".join(lines))
+
+
+# --- internals ----------------------------------------------------------------------------------
+
+def _after_cycles(policy: Policy) -> list[str]:
+    problems, state = [], {}
+
+    def visit(rule_id: str, path: list[str]) -> None:
+        if state.get(rule_id) == "done":
+            return
+        if state.get(rule_id) == "active":
+            cycle = path[path.index(rule_id):] + [rule_id]
+            problems.append(f"rule {rule_id!r}, field 'after': rules form a cycle ({' -> '.join(cycle)})")
+            return
+        state[rule_id] = "active"
+        for dep in policy.rule(rule_id).after:
+            visit(dep, path + [rule_id])
+        state[rule_id] = "done"
+
+    for rule in policy.rules:
+        visit(rule.id, [])
+    return problems
+
+
+@contextmanager
+def _rule_lock(conn: Any, rule_id: str, wait: float) -> Iterator[bool]:
+    """A session advisory lock on the rule, held across the rule's many short transactions."""
+    key = lock_key(rule_id)
+    deadline = time.monotonic() + max(0.0, wait)
+    got = False
+    while True:
+        with conn.cursor() as cur:
+            cur.execute("SELECT pg_try_advisory_lock(%s, %s)", (LOCK_NAMESPACE, key))
+            got = cur.fetchone()[0]
+        conn.commit()
+        if got or time.monotonic() >= deadline:
+            break
+        time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
+    try:
+        yield got
+    finally:
+        if got:
+            conn.rollback()
+            with conn.cursor() as cur:
+                cur.execute("SELECT pg_advisory_unlock(%s, %s)", (LOCK_NAMESPACE, key))
+            conn.commit()
+
+
+def _dry_result(conn: Any, policy: Policy, rule_id: str, now: datetime, opts: Options) -> RuleResult:
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SET TRANSACTION READ ONLY")
+        p = _plan_rule(conn, policy, rule_id, now, Holds.at(conn, now), opts)
+    finally:
+        conn.rollback()
+    rule = policy.rule(rule_id)
+    result = RuleResult(rule.id, list(rule.requirements), rule.action.type, held=p.held, strategy=p.strategy,
+                        partitions_dropped=len(p.partitions_to_drop), dry_run=True)
+    if isinstance(rule.action, AnonymiseAction):
+        result.anonymised = p.due
+    else:
+        result.deleted = p.due + p.purging
+    result.objects_purged = p.objects
+    return result
+
+
+def _plan_rule(conn: Any, policy: Policy, rule_id: str, now: datetime, holds: Holds, opts: Options) -> RulePlan:
+    target = load_target(conn, policy, rule_id)
+    sel = Selection(target, now, holds)
+    rule = target.rule
+    p = RulePlan(rule=rule.id, requirements=list(rule.requirements), action=rule.action.type, table=rule.table,
+                 window=target.window.iso, now=now.isoformat().replace("+00:00", "Z"))
+    with conn.cursor() as cur:
+        if target.drops_partitions:
+            p.strategy = "partitions"
+            for part in list_partitions(conn, target.table, now, target.window):
+                if part.none_expired:
+                    continue
+                if part.fully_expired and not _has_held_rows(cur, sel, part):
+                    cur.execute(sql.SQL("SELECT count(*) FROM {}").format(part.ident))
+                    rows = cur.fetchone()[0]
+                    p.partitions_to_drop.append(part.qualified)
+                    p.partition_rows += rows
+                    p.due += rows
+                    continue
+                cur.execute(sel.counts(relation=part.ident), sel.params)
+                due, held = cur.fetchone()
+                p.due, p.held = p.due + due, p.held + held
+        else:
+            p.strategy = _choose_strategy(cur, sel, opts)
+            cur.execute(sel.counts(), sel.params)
+            p.due, p.held = cur.fetchone()
+        if target.purges_objects:
+            cur.execute(sql.SQL("SELECT count(*) FROM ({}) x").format(
+                sel.purging_rows(sql.SQL("t.{}").format(sql.Identifier(target.key)))), sel.params)
+            p.purging = cur.fetchone()[0]
+            p.objects = p.due + p.purging
+    return p
+
+
+def _has_held_rows(cur: Any, sel: Selection, part: Partition) -> bool:
+    if sel.rule_held:
+        return True
+    clauses = sel.held_clauses("t")
+    if not clauses:
+        return False
+    cur.execute(sql.SQL("SELECT EXISTS (SELECT 1 FROM {} t WHERE {})").format(part.ident, sel.held("t")), sel.params)
+    return cur.fetchone()[0]
+
+
+def _choose_strategy(cur: Any, sel: Selection, opts: Options) -> str:
+    """Blocks for a direct clock with many rows due (one pass, no sort), work otherwise."""
+    target = sel.target
+    if target.direct_clock is None:
+        return "work"
+    if opts.strategy != "auto":
+        return opts.strategy
+    cur.execute("SELECT reltuples FROM pg_class WHERE oid = %s::regclass", (target.table,))
+    total = cur.fetchone()[0]
+    if total is None or total <= 0:
+        return "blocks"  # never analysed: a pass over a table too new to have statistics is cheap
+    cur.execute(sql.SQL("EXPLAIN (FORMAT JSON) SELECT 1 FROM {} t WHERE t.{} <= %(index_bound)s").format(
+        ident(target.table), sql.Identifier(target.direct_clock)), sel.params)
+    estimate = cur.fetchone()[0][0]["Plan"]["Plan Rows"]
+    return "blocks" if estimate >= DENSE_FRACTION * total else "work"
+
+
+class _Sweeper:
+    """One rule's execution: batches, evidence, verification."""
+
+    def __init__(self, conn: Any, s3: Any, policy: Policy, rule_id: str, now: datetime, run_id: str, opts: Options):
+        self.conn, self.s3, self.policy, self.now, self.run_id, self.opts = conn, s3, policy, now, run_id, opts
+        self.holds = Holds.at(conn, now)
+        conn.commit()
+        self.target: Target = load_target(conn, policy, rule_id)
+        conn.commit()
+        self.sel = Selection(self.target, now, self.holds)
+        rule = self.target.rule
+        self.result = RuleResult(rule.id, list(rule.requirements), rule.action.type)
+        self.object_failures: dict[tuple[str, str], str] = {}
+        self.versioned: dict[str, bool] = {}
+
+    # --- orchestration ---
+
+    def run(self) -> RuleResult:
+        start = time.perf_counter()
+        t = self.target
+        if t.purges_objects:
+            self._finish_purging()
+        with self.conn.cursor() as cur:
+            strategy = "partitions" if t.drops_partitions else _choose_strategy(cur, self.sel, self.opts)
+        self.conn.commit()
+        self.result.strategy = strategy
+        for attempt in range(3):
+            before = self._effect()
+            if strategy == "partitions":
+                self._partitions()
+            elif strategy == "blocks":
+                for schema, name in self._heap_relations():
+                    self._blocks(sql.Identifier(schema, name), name)
+            else:
+                self._work()
+            if self.object_failures:
+                break
+            remaining, held = self._remaining()
+            self.result.held = held
+            if remaining == 0 or self._effect() == before:
+                break
+            # Rows changed under the pass (moved by an update, newly due): one more pass catches them.
+            log.info("rule %s: %d due record(s) left after pass %d; sweeping again", t.rule.id, remaining, attempt + 1)
+        if t.drops_partitions:
+            created, conflicts = ensure_ahead(self.conn, t.table, self.now, behind=self.opts.partitions_behind,
+                                              ahead=self.opts.partitions_ahead, lock_timeout=self.opts.lock_timeout)
+            self.result.partitions_created = created
+            if conflicts:
+                log.warning("rule %s: %d hour(s) not partitioned, the default partition holds rows of them",
+                            t.rule.id, len(conflicts))
+        self.result.seconds = time.perf_counter() - start
+        if self.object_failures:
+            raise ObjectPurgeFailed(t.rule.id, len(self.object_failures), _count(self.object_failures.values()))
+        remaining, held = self._remaining()
+        self.result.held = held
+        if remaining:
+            raise VerifyFailed(t.rule.id, remaining)
+        self._summary()
+        log.info("rule %s: %s", t.rule.id, self.result.to_dict())
+        return self.result
+
+    def _effect(self) -> int:
+        r = self.result
+        return r.deleted + r.anonymised + r.tombstoned + r.partitions_dropped
+
+    def _remaining(self) -> tuple[int, int]:
+        """Verify: the same selection again; due-and-not-held must be 0 (plus no 'purging' rows)."""
+        with self.conn.cursor() as cur:
+            cur.execute(self.sel.counts(), self.sel.params)
+            remaining, held = cur.fetchone()
+            if self.target.purges_objects:
+                cur.execute(sql.SQL("SELECT count(*) FROM ({}) x").format(
+                    self.sel.purging_rows(sql.SQL("t.{}").format(sql.Identifier(self.target.key)))), self.sel.params)
+                remaining += cur.fetchone()[0]
+        self.conn.commit()
+        return remaining, held
+
+    # --- batches ---
+
+    def _batch(self, step: str, work: Callable[[Any], dict[str, int]], details: dict[str, Any]) -> dict[str, int]:
+        """One short transaction: the effect, then its evidence, then commit (retried when the shop's
+        locks or the statement timeout got in the way)."""
+        for attempt in range(BATCH_RETRIES + 1):
+            start = time.perf_counter()
+            try:
+                with self.conn.cursor() as cur:
+                    cur.execute("SET LOCAL statement_timeout = %s", (self.opts.statement_timeout,))
+                    cur.execute("SET LOCAL lock_timeout = %s", (self.opts.lock_timeout,))
+                    counts = work(cur)
+                    if any(counts.values()):
+                        seconds = round(time.perf_counter() - start, 4)
+                        self._evidence(cur, "sweep_batch", step, counts, {**details, "seconds": seconds})
+                self.conn.commit()
+            except TRANSIENT as exc:
+                self.conn.rollback()
+                if attempt == BATCH_RETRIES:
+                    raise BatchFailed(f"rule {self.target.rule.id!r}, batch {step}: {type(exc).__name__} "
+                                      f"{BATCH_RETRIES + 1} times (the shop holds locks or the batch is too big; "
+                                      "lower --batch-size)") from None
+                time.sleep(0.2 * 2 ** attempt)
+                continue
+            except BaseException:
+                self.conn.rollback()
+                raise
+            elapsed = time.perf_counter() - start
+            self.result.batches += 1
+            self.result.max_batch_seconds = max(self.result.max_batch_seconds, elapsed)
+            return counts
+        raise AssertionError("unreachable")
+
+    def _evidence(self, cur: Any, kind: str, step: str, counts: dict[str, int], details: dict[str, Any]) -> None:
+        t = self.target
+        if kind == "sweep_batch":
+            # A step already recorded in this run with a different effect (rows that became due after
+            # the first attempt of this run, in the same range): recorded under step#n, never lost.
+            cur.execute(
+                "SELECT count(*) FROM governance.evidence WHERE kind = %s AND run_id = %s AND rule_id = %s "
+                "AND (step = %s OR left(step, length(%s) + 1) = %s || '#')",
+                (kind, self.run_id, t.rule.id, step, step, step))
+            taken = cur.fetchone()[0]
+            if taken:
+                step = f"{step}#{taken + 1}"
+        details = {"table": t.table, "action": t.action, "window": t.window.iso, **details}
+        cur.execute(
+            "SELECT governance.append_evidence(%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            (kind, self.run_id, t.rule.id, step, list(t.rule.requirements), self.now,
+             self.policy.version or None, Json(counts), Json(details)))
+
+    def _tally(self, counts: dict[str, int]) -> None:
+        r = self.result
+        r.deleted += counts.get("deleted", 0)
+        r.anonymised += counts.get("anonymised", 0)
+        r.tombstoned += counts.get("tombstoned", 0)
+        r.objects_purged += counts.get("objects_deleted", 0)
+        r.object_errors += counts.get("object_errors", 0)
+        r.partitions_dropped += counts.get("partitions_dropped", 0)
+
+    # --- what a batch does to the rows it selects ---
+
+    def _apply(self, relation: sql.Composable, where: sql.Composable, step: str, details: dict[str, Any],
+               params: dict[str, Any]) -> None:
+        t = self.target
+        all_params = {**self.sel.params, **params}
+        if t.purges_objects:
+            self._purge_batch(relation, where, step, details, all_params)
+            return
+        if t.marker:
+            assignments, mask_params = self._masking()
+            all_params.update(mask_params)
+            statement = sql.SQL("UPDATE {rel} t SET {set} WHERE {where}").format(
+                rel=relation, set=assignments, where=where)
+            label = "anonymised"
+        else:
+            statement = sql.SQL("DELETE FROM {rel} t WHERE {where}").format(rel=relation, where=where)
+            label = "deleted"
+
+        def work(cur: Any) -> dict[str, int]:
+            cur.execute(statement, all_params)
+            return {label: cur.rowcount}
+
+        self._tally(self._batch(step, work, details))
+
+    def _masking(self) -> tuple[sql.Composable, dict[str, Any]]:
+        """RET-8: each personal column gets its strategy's value (set_null, fixed_value; never a hash)."""
+        action = self.target.rule.action
+        assert isinstance(action, AnonymiseAction)
+        parts, params = [], {}
+        for i, (column, strategy) in enumerate(action.columns.items()):
+            text, values = strategy.sql_value()
+            pieces = text.split("%s")
+            if len(pieces) - 1 != len(values):
+                raise ValueError(f"masking strategy {strategy.name!r} gave {len(values)} value(s) for "
+                                 f"{len(pieces) - 1} placeholder(s)")
+            expr: list[sql.Composable] = [sql.SQL(pieces[0])]
+            for j, value in enumerate(values):
+                name = f"mask_{i}_{j}"
+                params[name] = value
+                expr += [sql.Placeholder(name), sql.SQL(pieces[j + 1])]
+            parts.append(sql.SQL("{} = {}").format(sql.Identifier(column), sql.Composed(expr)))
+        parts.append(sql.SQL("{} = %(now)s").format(sql.Identifier(action.marker_column)))
+        return sql.SQL(", ").join(parts), params
+
+    def _purge_batch(self, relation: sql.Composable, where: sql.Composable, step: str, details: dict[str, Any],
+                     params: dict[str, Any]) -> None:
+        """Tombstone (commit), delete the objects, then the rows whose objects are all gone."""
+        t = self.target
+        objects = t.store.objects
+        tombstoned: list[tuple[Any, str, str]] = []
+
+        def mark(cur: Any) -> dict[str, int]:
+            cur.execute(sql.SQL("UPDATE {rel} t SET state = 'purging' WHERE {where} RETURNING t.{key}, t.{b}, t.{k}").format(
+                rel=relation, where=where, key=sql.Identifier(t.key), b=sql.Identifier(objects.bucket_column),
+                k=sql.Identifier(objects.key_column)), params)
+            tombstoned[:] = cur.fetchall()
+            return {"tombstoned": len(tombstoned)}
+
+        self._tally(self._batch(f"{step}/tombstone", mark, details))
+        if tombstoned:
+            self._purge_rows(tombstoned, step, details)
+
+    def _purge_rows(self, rows: list[tuple[Any, str, str]], step: str, details: dict[str, Any]) -> None:
+        objects = self.target.store.objects
+        allowed, outside = [], {}
+        for key, bucket, object_key in rows:
+            if bucket in objects.buckets and object_key.startswith(objects.prefix):
+                allowed.append((key, bucket, object_key))
+            else:  # never delete what the policy does not name; the row stays 'purging' and is reported
+                outside[(bucket, object_key)] = "OutsidePolicyBuckets"
+        outcome: PurgeOutcome = purge_objects(self.s3, [(b, k) for _, b, k in allowed], versioned_cache=self.versioned)
+        outcome.failed.update(outside)
+        self.object_failures.update(outcome.failed)
+        done = [key for key, bucket, object_key in allowed if (bucket, object_key) in outcome.gone]
+        failed = len(rows) - len(done)
+
+        def remove(cur: Any) -> dict[str, int]:
+            cur.execute(sql.SQL("DELETE FROM {tbl} t WHERE t.{key} = ANY(%(done)s) AND t.state = 'purging'").format(
+                tbl=ident(self.target.table), key=sql.Identifier(self.target.key)), {"done": done})
+            return {"deleted": cur.rowcount, "objects_deleted": outcome.versions_deleted, "object_errors": failed}
+
+        counts = self._batch(step, remove, {**details, "object_error_codes": outcome.error_codes} if failed else details)
+        self._tally(counts)
+
+    def _finish_purging(self) -> None:
+        """Rows left 'purging' by an interrupted sweep: their objects may be half gone; finish them."""
+        t = self.target
+        objects = t.store.objects
+        with self.conn.cursor() as cur:
+            cur.execute(sql.SQL("SELECT k FROM ({}) x ORDER BY k").format(
+                self.sel.purging_rows(sql.SQL("t.{} AS k").format(sql.Identifier(t.key)))), self.sel.params)
+            keys = [row[0] for row in cur.fetchall()]
+        self.conn.commit()
+        size = max(1, self.opts.batch_size)
+        for start in range(0, len(keys), size):
+            chunk = keys[start:start + size]
+            with self.conn.cursor() as cur:
+                cur.execute(sql.SQL("SELECT t.{key}, t.{b}, t.{k} FROM {tbl} t WHERE t.{key} = ANY(%s) "
+                                    "AND t.state = 'purging' ORDER BY 1").format(
+                    key=sql.Identifier(t.key), b=sql.Identifier(objects.bucket_column),
+                    k=sql.Identifier(objects.key_column), tbl=ident(t.table)), (chunk,))
+                rows = cur.fetchall()
+            self.conn.commit()
+            if rows:
+                self._purge_rows(rows, f"resume {chunk[0]}-{chunk[-1]}", {"strategy": "resume"})
+
+    # --- strategies ---
+
+    def _heap_relations(self) -> list[tuple[str, str]]:
+        """The table itself, or its leaf partitions (ctid ranges are per heap relation)."""
+        t = self.target
+        if not t.partitioned:
+            return [tuple(t.table.split(".", 1))]
+        with self.conn.cursor() as cur:
+            cur.execute("SELECT n.nspname, c.relname FROM pg_partition_tree(%s::regclass) p "
+                        "JOIN pg_class c ON c.oid = p.relid JOIN pg_namespace n ON n.oid = c.relnamespace "
+                        "WHERE p.isleaf ORDER BY 1, 2", (t.table,))
+            rows = cur.fetchall()
+        self.conn.commit()
+        return rows
+
+    def _pages_per_batch(self, relation: sql.Composable) -> tuple[int, int]:
+        """(heap pages now, pages per batch): batch_pages, or batch_size rows at the table's density."""
+        with self.conn.cursor() as cur:
+            cur.execute(sql.SQL(
+                "SELECT pg_relation_size(c.oid) / current_setting('block_size')::int, c.reltuples, c.relpages "
+                "FROM pg_class c WHERE c.oid = {}::regclass").format(sql.Literal(relation.as_string(cur))))
+            pages, tuples, relpages = cur.fetchone()
+        self.conn.commit()
+        if self.opts.batch_pages:
+            return pages, self.opts.batch_pages
+        per_page = tuples / relpages if tuples and tuples > 0 and relpages else 60.0
+        return pages, max(1, int(self.opts.batch_size / max(per_page, 1.0)))
+
+    def _blocks(self, relation: sql.Identifier, name: str) -> None:
+        """Batches over ranges of heap pages, each deleting the due, unheld rows it finds there."""
+        pages, per_batch = self._pages_per_batch(relation)
+        due = sql.SQL(" AND ").join([
+            self.sel.row_filter("t"), self.sel.direct_due("t"),
+            sql.SQL("NOT ({} OR {})").format(self.sel.rule_held_sql(), self.sel.held("t"))])
+        start = 0
+        while True:
+            last = start + per_batch >= pages
+            if last:
+                where = sql.SQL("t.ctid >= %(lo)s::tid AND ") + due
+                step, params = f"{name} blocks {start}-end", {"lo": f"({start},0)"}
+            else:
+                where = sql.SQL("t.ctid >= %(lo)s::tid AND t.ctid < %(hi)s::tid AND ") + due
+                step = f"{name} blocks {start}-{start + per_batch}"
+                params = {"lo": f"({start},0)", "hi": f"({start + per_batch},0)"}
+            self._apply(relation, where, step, {"strategy": "blocks", "relation": name}, params)
+            if last:
+                break
+            start += per_batch
+
+    def _work(self) -> None:
+        """The due set computed once into a temporary (relation, ctid, key) table, removed by TID."""
+        t, sel = self.target, self.sel
+        work = sql.Identifier(WORK_TABLE)
+        with self.conn.cursor() as cur:
+            cur.execute("SET LOCAL statement_timeout = %s", (self.opts.compute_timeout,))
+            cur.execute(sql.SQL("DROP TABLE IF EXISTS pg_temp.{}").format(work))
+            cur.execute(sql.SQL("CREATE TEMP TABLE {work} AS ").format(work=work) + sel.candidates(
+                lambda rh: sql.SQL("t.tableoid AS rel, t.ctid AS tid, t.{} AS rec").format(sql.Identifier(t.key)),
+                not_held=True), sel.params)
+            cur.execute(sql.SQL("CREATE INDEX ON {} (rel, tid)").format(work))
+            cur.execute(sql.SQL("ANALYZE {}").format(work))
+            cur.execute(sql.SQL(
+                "SELECT x.rel, n.nspname, c.relname, min(x.tid)::text, max(x.tid)::text FROM ("
+                "  SELECT rel, tid, (row_number() OVER (PARTITION BY rel ORDER BY tid) - 1) / %s AS b FROM {work}) x "
+                "JOIN pg_class c ON c.oid = x.rel JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "GROUP BY x.rel, n.nspname, c.relname, x.b ORDER BY x.rel, x.b").format(work=work),
+                (max(1, self.opts.batch_size),))
+            batches = cur.fetchall()
+        self.conn.commit()
+        slice_ = sql.SQL("SELECT w.{col} FROM pg_temp.{work} w WHERE w.rel = %(rel)s AND w.tid BETWEEN %(lo)s::tid AND %(hi)s::tid")
+        conds = [
+            sql.SQL("t.ctid = ANY(ARRAY({}))").format(slice_.format(col=sql.Identifier("tid"), work=work)),
+            sql.SQL("t.{} IN ({})").format(sql.Identifier(t.key), slice_.format(col=sql.Identifier("rec"), work=work)),
+            sel.row_filter("t"),
+        ]
+        if t.direct_clock:
+            conds.append(sel.direct_due("t"))
+        where = sql.SQL(" AND ").join(conds)
+        try:
+            for rel, schema, name, lo, hi in batches:
+                self._apply(sql.Identifier(schema, name), where, f"{name} tid {lo}-{hi}",
+                            {"strategy": "work", "relation": name}, {"rel": rel, "lo": lo, "hi": hi})
+        finally:
+            self.conn.rollback()
+            with self.conn.cursor() as cur:
+                cur.execute(sql.SQL("DROP TABLE IF EXISTS pg_temp.{}").format(work))
+            self.conn.commit()
+
+    def _partitions(self) -> None:
+        """Drop partitions whose every row has expired; delete row-wise only where the cut-off falls."""
+        t = self.target
+        if self.sel.rule_held:
+            return
+        parts = list_partitions(self.conn, t.table, self.now, t.window)
+        self.conn.commit()
+        for part in parts:
+            if part.none_expired:
+                continue
+            with self.conn.cursor() as cur:
+                held_rows = part.fully_expired and _has_held_rows(cur, self.sel, part)
+            self.conn.commit()
+            if part.fully_expired and not held_rows:
+                self._drop(part)
+            else:
+                self._blocks(part.ident, part.name)
+
+    def _drop(self, part: Partition) -> None:
+        parent = ident(self.target.table)
+
+        def drop(cur: Any) -> dict[str, int]:
+            # SHARE keeps writers out while counting (readers go on); the parent's ACCESS EXCLUSIVE,
+            # taken before the partition's (the shop's order), only for the DROP itself.
+            cur.execute(sql.SQL("LOCK TABLE {} IN SHARE MODE").format(part.ident))
+            cur.execute(sql.SQL("SELECT count(*) FROM {}").format(part.ident))
+            rows = cur.fetchone()[0]
+            cur.execute(sql.SQL("LOCK TABLE ONLY {} IN ACCESS EXCLUSIVE MODE").format(parent))
+            cur.execute(sql.SQL("DROP TABLE {}").format(part.ident))
+            return {"deleted": rows, "partitions_dropped": 1}
+
+        counts = self._batch(f"drop {part.name}", drop, {"strategy": "partitions", "relation": part.name})
+        self._tally(counts)
+
+    # --- summary ---
+
+    def _summary(self) -> None:
+        """kind='sweep_rule': totals of every batch of this run for the rule (all attempts)."""
+        t, r = self.target, self.result
+        with self.conn.cursor() as cur:
+            cur.execute(
+                "SELECT c.key, sum(c.value::bigint) FROM governance.evidence e, jsonb_each_text(e.counts) c "
+                "WHERE e.kind = 'sweep_batch' AND e.run_id = %s AND e.rule_id = %s GROUP BY c.key ORDER BY 1",
+                (self.run_id, t.rule.id))
+            totals = {key: int(value) for key, value in cur.fetchall()}
+            totals["held"] = r.held
+            self._evidence(cur, "sweep_rule", "summary", totals, {
+                "strategy": r.strategy, "verified_remaining": 0, "attempt_seconds": round(r.seconds, 3),
+                "attempt_batches": r.batches, "max_batch_seconds": round(r.max_batch_seconds, 4),
+                "partitions_created": r.partitions_created})
+        self.conn.commit()
+
+
+def _count(values: Any) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for v in values:
+        out[v] = out.get(v, 0) + 1
+    return out

@@ -1,0 +1,103 @@
+"""Range partitions of a table partitioned on its clock (shop.visits, hourly, RET-1).
+
+A partition whose upper bound has expired holds only expired rows (the expiry is monotonic in
+the clock), so it is dropped whole: no row-wise delete, no dead tuples, no VACUUM. Only the
+partition the cut-off falls into (and the default partition, whose contents are unknown) is
+deleted row-wise; partitions whose lower bound has not expired hold nothing due and are not
+even read. Partitions are created ahead of time with ``governance.ensure_hourly_partitions``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import psycopg2.errors
+from psycopg2 import sql
+
+from governance.sweep.selection import split_name
+from governance.windows import Window, as_utc
+
+
+@dataclass(frozen=True)
+class Partition:
+    schema: str
+    name: str
+    is_default: bool
+    fully_expired: bool  # upper bound + window <= now: every row is due
+    none_expired: bool  # lower bound + window > now: no row is due
+
+    @property
+    def ident(self) -> sql.Identifier:
+        return sql.Identifier(self.schema, self.name)
+
+    @property
+    def qualified(self) -> str:
+        return f"{self.schema}.{self.name}"
+
+
+def list_partitions(conn: Any, table: str, now: datetime, window: Window) -> list[Partition]:
+    """Leaf partitions of ``table`` with what the bounds say about expiry (in SQL, UTC arithmetic)."""
+    schema, name = split_name(table)
+    with conn.cursor() as cur:
+        cur.execute(
+            r"""
+            WITH p AS (
+                SELECT n.nspname, c.relname, c.relkind, pg_get_expr(c.relpartbound, c.oid) AS bound
+                FROM pg_inherits i
+                JOIN pg_class c ON c.oid = i.inhrelid
+                JOIN pg_namespace n ON n.oid = c.relnamespace
+                WHERE i.inhparent = (SELECT pc.oid FROM pg_class pc JOIN pg_namespace pn ON pn.oid = pc.relnamespace
+                                     WHERE pn.nspname = %(schema)s AND pc.relname = %(name)s)
+            ), b AS (
+                SELECT *, (regexp_match(bound, 'FROM \(''([^'']*)''\)'))[1]::timestamptz AS lower_bound,
+                          (regexp_match(bound, 'TO \(''([^'']*)''\)'))[1]::timestamptz AS upper_bound
+                FROM p
+            )
+            SELECT nspname, relname, relkind, bound = 'DEFAULT',
+                   coalesce(((upper_bound AT TIME ZONE 'UTC') + %(w)s::interval) AT TIME ZONE 'UTC' <= %(now)s, false),
+                   coalesce(((lower_bound AT TIME ZONE 'UTC') + %(w)s::interval) AT TIME ZONE 'UTC' > %(now)s, false)
+            FROM b ORDER BY lower_bound NULLS FIRST, relname
+            """,
+            {"schema": schema, "name": name, "w": window.iso, "now": as_utc(now)},
+        )
+        rows = cur.fetchall()
+    partitions = []
+    for nsp, rel, relkind, is_default, fully, none in rows:
+        if relkind == "p":
+            raise NotImplementedError(f"{table}: sub-partition {nsp}.{rel} is not supported by the sweep")
+        partitions.append(Partition(nsp, rel, is_default, fully and not is_default, none and not is_default))
+    return partitions
+
+
+def ensure_ahead(conn: Any, table: str, now: datetime, *, behind: timedelta, ahead: timedelta,
+                 lock_timeout: str) -> tuple[int, list[str]]:
+    """Create the hourly partitions for [now - behind, now + ahead); returns (created, hours that
+    could not be created because the default partition holds rows of that hour)."""
+    start = as_utc(now).replace(minute=0, second=0, microsecond=0) - behind
+    end = as_utc(now) + ahead
+    created, conflicts = 0, []
+    with conn.cursor() as cur:
+        cur.execute("SET LOCAL lock_timeout = %s", (lock_timeout,))
+        try:
+            cur.execute("SELECT governance.ensure_hourly_partitions(%s::regclass, %s, %s)", (table, start, end))
+            created = cur.fetchone()[0]
+            conn.commit()
+            return created, conflicts
+        except psycopg2.errors.CheckViolation:
+            conn.rollback()
+        # Some hour has rows in the default partition: create hour by hour, keep going.
+        hour = start
+        while hour < end:
+            cur.execute("SET LOCAL lock_timeout = %s", (lock_timeout,))
+            try:
+                cur.execute("SELECT governance.ensure_hourly_partitions(%s::regclass, %s, %s)",
+                            (table, hour, hour + timedelta(hours=1)))
+                created += cur.fetchone()[0]
+                conn.commit()
+            except psycopg2.errors.CheckViolation:
+                conn.rollback()
+                conflicts.append(hour.strftime("%Y%m%d%H"))
+            hour += timedelta(hours=1)
+    return created, conflicts
