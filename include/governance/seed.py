@@ -302,6 +302,13 @@ class HoldSpec:
     ends_at: datetime | None = None
     lifted_at: datetime | None = None
 
+    def as_row(self) -> dict[str, Any]:
+        """The hold as a governance.legal_holds row for the reference (pseudonym computed in Python)."""
+        return {"scope": self.scope, "rule_id": None, "table_name": self.table_name, "record_key": self.record_key,
+                "account_id": self.account_id,
+                "email_sha256": reference.email_pseudonym(self.email) if self.email is not None else None,
+                "set_at": self.set_at, "ends_at": self.ends_at, "lifted_at": self.lifted_at}
+
 
 class Generator:
     """Generates the shop chunk by chunk. Pure: no I/O, so unit tests can run it without services."""
@@ -577,11 +584,11 @@ class Generator:
 
     # --- random customers: ages spread over the shop's history ---
 
-    def _ago(self, earliest: datetime, latest: datetime | None = None) -> datetime:
-        """A whole second uniformly in [earliest, latest]."""
+    def _ago(self, earliest: datetime, latest: datetime | None = None, rng: _Rng | None = None) -> datetime:
+        """A whole second uniformly in [earliest, latest] (upload times draw from the uploads' stream)."""
         latest = latest or self.now
         span = max(0, int((latest - earliest).total_seconds()))
-        return earliest + timedelta(seconds=int(self._rng.random() * span))
+        return earliest + timedelta(seconds=int((rng or self._rng).random() * span))
 
     def _random_customer(self, index: int) -> None:
         rng = self._rng
@@ -648,7 +655,7 @@ class Generator:
             ordered += self._order_uploads(lines, account_id, placed_at, created_at)
         if urng.random() < 0.2:  # photos in the library, never saved in a product (RET-5d)
             for _ in range(urng.between(1, 2)):
-                self.upload(account_id, "photo", self._ago(created_at, end))
+                self.upload(account_id, "photo", self._ago(created_at, end, urng))
         if rng.random() < 0.4:
             self._random_subscription(p, p.email, account_id, created_at, end)
         if rng.random() < 0.1:
@@ -667,7 +674,7 @@ class Generator:
             self._order_uploads(lines, None, placed_at, self.now - HISTORY)
         if urng.random() < 0.15:  # uploaded, never ordered (RET-5c)
             for _ in range(urng.between(1, 2)):
-                self.upload(None, "photo", self._ago(self.now - timedelta(days=500)))
+                self.upload(None, "photo", self._ago(self.now - timedelta(days=500), None, urng))
         if rng.random() < 0.2:
             email = p.email if rng.random() < 0.7 else self.email_variant(p.email, rng)
             self._random_subscription(p, email, None, first, self.now)

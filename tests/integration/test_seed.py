@@ -1,0 +1,299 @@
+"""The synthetic shop loaded into a real PostgreSQL with its objects in a real S3 endpoint (moto server).
+
+The key cross-check: on seeded data, the audit's SQL predicates (include/sql/audit/*.sql) return
+exactly the records — and the seconds overdue — that the plain-Python reference
+(governance.reference) computes from the generated rows. Two independent implementations of
+RET-1..RET-6, RET-8 and RET-10 that must agree.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import requests
+
+from governance import reference
+from governance.db import connect
+from governance.objectstore import iter_keys, make_client
+from governance.policy import SQL_DIR, load_policy
+from governance.seed import COLUMNS, LEAP_DAY_CLOCK, personal_values, seed
+from governance.settings import resolve
+
+pytestmark = pytest.mark.integration
+
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+POLICY = load_policy()
+BUCKET = POLICY.object_store.uploads_bucket
+CUSTOMERS = 300
+FAR = timedelta(days=365 * 200)
+
+# Every foreign key of the shop as (child table, column, parent table, parent column).
+FOREIGN_KEYS = [
+    ("shop.calendar_events", "account_id", "shop.accounts", "account_id"),
+    ("shop.orders", "account_id", "shop.accounts", "account_id"),
+    ("shop.order_lines", "order_id", "shop.orders", "order_id"),
+    ("shop.newsletter_subscriptions", "account_id", "shop.accounts", "account_id"),
+    ("shop.newsletter_events", "subscription_id", "shop.newsletter_subscriptions", "subscription_id"),
+    ("shop.uploads", "account_id", "shop.accounts", "account_id"),
+    ("shop.saved_products", "account_id", "shop.accounts", "account_id"),
+    ("shop.saved_product_uploads", "saved_product_id", "shop.saved_products", "saved_product_id"),
+    ("shop.saved_product_uploads", "upload_id", "shop.uploads", "upload_id"),
+    ("shop.order_line_uploads", "order_line_id", "shop.order_lines", "order_line_id"),
+    ("shop.order_line_uploads", "upload_id", "shop.uploads", "upload_id"),
+    ("shop.cookie_preferences", "account_id", "shop.accounts", "account_id"),
+]
+
+
+def audit_params(now: datetime) -> dict:
+    params = {"now": now}
+    for rule in POLICY.rules:
+        params["window__" + rule.id.replace("-", "_")] = POLICY.window(rule).iso
+    return params
+
+
+def audit_sql(conn, now: datetime) -> dict[str, dict[int, int]]:
+    """rule id -> {record id: overdue seconds} from the audit's own SQL files."""
+    found: dict[str, dict[int, int]] = {rule.id: {} for rule in POLICY.rules}
+    with conn.cursor() as cur:
+        for path in sorted({rule.audit for rule in POLICY.rules}):
+            cur.execute((SQL_DIR / path).read_text(), audit_params(now))
+            for rule_id, record_id, seconds in cur.fetchall():
+                assert record_id not in found[rule_id], f"{path} returns {rule_id} record {record_id} twice"
+                found[rule_id][record_id] = seconds
+    conn.rollback()
+    return found
+
+
+def bucket_objects(s3) -> dict[str, int]:
+    sizes = {}
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET):
+        for item in page.get("Contents", []):
+            sizes[item["Key"]] = item["Size"]
+    return sizes
+
+
+def upload_rows(conn) -> dict[str, int]:
+    with conn.cursor() as cur:
+        cur.execute("SELECT object_key, byte_size FROM shop.uploads WHERE bucket = %s", (BUCKET,))
+        rows = dict(cur.fetchall())
+    conn.rollback()
+    return rows
+
+
+def checksums(conn) -> dict[str, str]:
+    sums = {}
+    with conn.cursor() as cur:
+        for table in [*COLUMNS, "governance.legal_holds"]:
+            cur.execute(f"SELECT md5(coalesce(string_agg(t::text, E'\\n' ORDER BY t::text), '')) FROM {table} t")
+            sums[table] = cur.fetchone()[0]
+    conn.rollback()
+    return sums
+
+
+def reset_s3(endpoint: str):
+    requests.post(f"{endpoint}/moto-api/reset", timeout=10).raise_for_status()
+    return make_client(resolve(None, endpoint))
+
+
+@pytest.fixture(scope="module")
+def seeded(make_database, s3_endpoint):
+    """One seeded shop for the read-only checks; the bucket's listing is taken right after seeding."""
+    url = make_database()
+    s3 = reset_s3(s3_endpoint)
+    conn = connect(url)
+    report = seed(conn, s3, POLICY, NOW, customers=CUSTOMERS, seed=42)
+    objects = bucket_objects(s3)
+    conn.close()
+    return {"url": url, "report": report, "objects": objects}
+
+
+@pytest.fixture
+def seeded_conn(seeded):
+    connection = connect(seeded["url"])
+    yield connection
+    connection.rollback()
+    connection.close()
+
+
+def test_every_upload_row_has_its_object_and_nothing_else_is_in_the_bucket(seeded, seeded_conn):
+    rows = upload_rows(seeded_conn)
+    assert rows and rows == seeded["objects"]  # same keys, and byte_size is the object's size
+    assert seeded["report"].objects == len(rows) == seeded["report"].rows["shop.uploads"]
+    assert all(key.startswith("uploads/") and key.endswith((".jpg", ".txt")) for key in rows)
+
+
+def test_audit_sql_returns_exactly_the_reference_records(seeded, seeded_conn):
+    """The cross-check: two independent implementations of every rule agree record by record."""
+    report = seeded["report"]
+    expected = reference.overdue(report.snapshot, POLICY, NOW)
+    actual = audit_sql(seeded_conn, NOW)
+    for rule in POLICY.rules:
+        assert actual[rule.id] == expected[rule.id], rule.id
+    assert report.expected_overdue == {rule: len(records) for rule, records in expected.items()}
+    assert report.expected_oldest_overdue_seconds == {r: max(v.values()) for r, v in expected.items()}
+
+
+def test_every_rule_has_overdue_and_compliant_records_in_the_database(seeded, seeded_conn):
+    overdue = audit_sql(seeded_conn, NOW)
+    ever = audit_sql(seeded_conn, NOW + FAR)
+    for rule in POLICY.rules:
+        assert overdue[rule.id], f"{rule.id}: nothing overdue"
+        assert set(ever[rule.id]) - set(overdue[rule.id]), f"{rule.id}: nothing compliant"
+        assert {0, 1} <= set(overdue[rule.id].values()), f"{rule.id}: boundary cases missing (RET-10)"
+
+
+def test_foreign_keys_hold_and_sequences_continue_after_the_ids(seeded_conn):
+    with seeded_conn.cursor() as cur:
+        for child, column, parent, key in FOREIGN_KEYS:
+            cur.execute(f"SELECT count(*) FROM {child} c WHERE c.{column} IS NOT NULL "
+                        f"AND NOT EXISTS (SELECT 1 FROM {parent} p WHERE p.{key} = c.{column})")
+            assert cur.fetchone()[0] == 0, f"{child}.{column} points at missing {parent} rows"
+        cur.execute("INSERT INTO shop.accounts (email, password_hash, created_at) VALUES ('x@example.com', 'x', now()) "
+                    "RETURNING account_id")
+        new_id = cur.fetchone()[0]
+        cur.execute("SELECT max(account_id) FROM shop.accounts WHERE account_id <> %s", (new_id,))
+        assert new_id > cur.fetchone()[0]
+        cur.execute("INSERT INTO shop.visits (session_key, ip_address, started_at, last_activity_at) "
+                    "VALUES (gen_random_uuid(), '100.64.0.1', %s, %s) RETURNING visit_id", (NOW, NOW))
+        visit_id = cur.fetchone()[0]
+        cur.execute("SELECT count(*) FROM shop.visits WHERE visit_id = %s", (visit_id,))
+        assert cur.fetchone()[0] == 1
+    seeded_conn.rollback()
+
+
+def test_visits_are_in_hourly_partitions_and_at_most_72_hours_old(seeded_conn):
+    with seeded_conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM shop.visits_default")
+        assert cur.fetchone()[0] == 0
+        cur.execute("SELECT min(last_activity_at), max(last_activity_at), count(DISTINCT tableoid) FROM shop.visits")
+        oldest, newest, partitions = cur.fetchone()
+    assert NOW - timedelta(hours=72) <= oldest and newest <= NOW and partitions > 24
+
+
+def test_legal_holds_are_seeded_and_nothing_is_evidenced(seeded, seeded_conn):
+    with seeded_conn.cursor() as cur:
+        cur.execute("SELECT scope, account_id, email_sha256, reason, set_by FROM governance.legal_holds")
+        holds = cur.fetchall()
+        cur.execute("SELECT count(*) FROM governance.evidence")
+        assert cur.fetchone()[0] == 0
+    assert {scope for scope, *_ in holds} == {"record", "person"}
+    assert any(account for _, account, *_ in holds) and any(sha for _, _, sha, *_ in holds)
+    assert all(reason.strip() and set_by == "seed" for *_, reason, set_by in holds)
+    snapshot_holds = seeded["report"].snapshot.legal_holds
+    assert len(snapshot_holds) == len(holds)
+
+
+def test_personal_values_are_what_the_shop_holds(seeded, seeded_conn):
+    values = personal_values(seeded_conn)
+    with seeded_conn.cursor() as cur:
+        cur.execute("SELECT email, first_name, last_name FROM shop.accounts ORDER BY account_id LIMIT 1")
+        email, first, last = cur.fetchone()
+        cur.execute("SELECT phone, delivery_street FROM shop.orders WHERE phone IS NOT NULL LIMIT 1")
+        phone, street = cur.fetchone()
+        cur.execute("SELECT host(ip_address) FROM shop.visits LIMIT 1")
+        (ip,) = cur.fetchone()
+    assert {email, first, last, phone, street, ip} <= values
+    assert min(len(v) for v in values) >= 4
+    assert "NOK" not in values and "shop-uploads" not in values
+
+
+def test_same_seed_gives_identical_databases_and_objects(make_database, s3):
+    first, second = connect(make_database()), connect(make_database())
+    try:
+        seed(first, s3, POLICY, NOW, customers=200, seed=7, max_objects=60)
+        objects_first = {k: o["ETag"] for k, o in _listing(s3).items()}
+        seed(second, s3, POLICY, NOW, customers=200, seed=7, max_objects=60)
+        objects_second = {k: o["ETag"] for k, o in _listing(s3).items()}
+        assert checksums(first) == checksums(second)
+        assert objects_first == objects_second and len(objects_first) == 60
+        seed(second, s3, POLICY, NOW, customers=200, seed=8, max_objects=60)
+        different = checksums(second)
+        assert different["shop.accounts"] != checksums(first)["shop.accounts"]
+    finally:
+        first.close()
+        second.close()
+
+
+def _listing(s3) -> dict[str, dict]:
+    return {item["Key"]: item for page in s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET)
+            for item in page.get("Contents", [])}
+
+
+def test_max_objects_caps_rows_and_objects_and_orphans_have_no_row(conn, s3):
+    report = seed(conn, s3, POLICY, NOW, customers=300, max_objects=25, orphan_objects=3)
+    rows = upload_rows(conn)
+    objects = set(iter_keys(s3, BUCKET, "uploads/"))
+    assert len(rows) == report.rows["shop.uploads"] == 25
+    assert set(rows) < objects and len(objects - set(rows)) == 3
+    assert report.objects == 28 and report.orphan_objects == 3
+    # a reseed replaces everything: old objects go, evidence is left alone
+    with conn.cursor() as cur:
+        cur.execute("SELECT governance.append_evidence('test', 'seed-test', '', '', '{}', now(), 'v', '{}', '{}')")
+    conn.commit()
+    report = seed(conn, s3, POLICY, NOW, customers=150, max_objects=10)
+    assert set(upload_rows(conn)) == set(iter_keys(s3, BUCKET, "uploads/")) and report.objects == 10
+    with conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM governance.evidence WHERE run_id = 'seed-test'")
+        assert cur.fetchone()[0] == 1
+    conn.rollback()
+
+
+def test_without_objects_no_uploads_and_no_s3(conn):
+    report = seed(conn, None, POLICY, NOW, customers=150, objects=False, holds=False)
+    assert report.objects == 0 and report.rows["shop.uploads"] == 0
+    assert report.rows["governance.legal_holds"] == 0 and report.rows["shop.accounts"] > 0
+    for rule in ("ordered-uploads", "saved-uploads", "guest-uploads", "unsaved-account-uploads"):
+        assert report.expected_overdue[rule] == 0
+    assert audit_sql(conn, NOW) == reference.overdue(report.snapshot, POLICY, NOW)
+
+
+def test_audit_sql_and_reference_agree_on_the_day_after_a_leap_year_boundary(conn, s3):
+    """RET-10: at 2026-02-28T12:00Z a clock of 2024-02-29T12:00Z is exactly two years old: expired."""
+    now = datetime(2026, 2, 28, 12, 0, tzinfo=UTC)
+    report = seed(conn, s3, POLICY, now, customers=150, max_objects=120, seed=3)
+    actual = audit_sql(conn, now)
+    assert actual == reference.overdue(report.snapshot, POLICY, now)
+    with conn.cursor() as cur:
+        cur.execute("SELECT account_id FROM shop.accounts WHERE deleted_at = %s", (LEAP_DAY_CLOCK,))
+        leap_accounts = [a for (a,) in cur.fetchall()]
+    conn.rollback()
+    assert leap_accounts and all(actual["deleted-accounts"][a] == 0 for a in leap_accounts)
+    assert not set(leap_accounts) & set(audit_sql(conn, now - timedelta(seconds=1))["deleted-accounts"])
+
+
+def test_cli_seeds_end_to_end_and_prints_no_personal_data(db_url, s3_url):
+    governance = Path(sys.executable).parent / "governance"
+    env = {**os.environ, "GOVERNANCE_DB_URL": db_url}
+    result = subprocess.run(
+        [str(governance), "seed", "--customers", "150", "--seed", "5", "--max-objects", "30", "--orphan-objects", "2",
+         "--s3-endpoint-url", s3_url, "--now", "2026-11-25T12:00:00Z"],
+        capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "shop.accounts" in result.stdout and "seeded in" in result.stdout
+    conn = connect(db_url)
+    try:
+        assert len(upload_rows(conn)) == 30
+        values = personal_values(conn)
+    finally:
+        conn.close()
+    s3 = make_client(resolve(None, s3_url))
+    assert len(set(iter_keys(s3, BUCKET, "uploads/"))) == 32
+    leaked = [v for v in values if v in result.stdout or v in result.stderr]
+    assert not leaked, f"{len(leaked)} personal values printed"
+
+    as_json = subprocess.run(
+        [str(governance), "seed", "--customers", "120", "--no-objects", "--no-holds", "--json",
+         "--now", "2026-11-25T12:00:00Z"], capture_output=True, text=True, env=env, timeout=300)
+    assert as_json.returncode == 0, as_json.stderr
+    summary = json.loads(as_json.stdout)
+    assert summary["rows"]["shop.uploads"] == 0 and summary["objects"] == 0 and summary["rows"]["shop.accounts"] > 0
+
+    refused = subprocess.run([str(governance), "seed", "--customers", "5"], capture_output=True, text=True,
+                             env=env, timeout=60)
+    assert refused.returncode == 2 and "minimum" in refused.stderr
