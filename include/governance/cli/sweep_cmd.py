@@ -1,0 +1,134 @@
+"""``governance plan`` and ``governance sweep``: the retention sweep for people (the DAG runs the same code).
+
+``plan`` shows per rule what a sweep at ``--now`` would remove or anonymise (counts, held counts,
+partitions that would be dropped, objects that would be purged) and changes nothing.
+``sweep`` runs it. The run id defaults to ``cli-<now>``: running the same ``--now`` again is a
+rerun of the same run, which changes nothing more and records nothing twice.
+
+Exit codes: 0 done (or planned); 1 a rule failed (verify, objects that could not be deleted);
+2 bad input (policy, settings); 3 a rule was skipped because another sweep holds it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from governance.cli import now_of
+from governance.cli.common import connection_of, policy_of, s3_of
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{value} must be a positive whole number")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("the wait cannot be negative")
+    return value
+
+
+def register(subparsers, common: argparse.ArgumentParser) -> None:
+    plan = subparsers.add_parser("plan", parents=[common],
+                                 help="what a retention sweep at --now would remove or anonymise (no effect)")
+    plan.add_argument("--rule", dest="rules", action="append", metavar="RULE", help="only this rule (repeatable)")
+    plan.add_argument("--json", action="store_true", help="machine-readable output")
+    plan.set_defaults(handler=run_plan)
+
+    sweep = subparsers.add_parser("sweep", parents=[common], help="enforce the retention rules at --now")
+    sweep.add_argument("--rule", dest="rules", action="append", metavar="RULE",
+                       help="only this rule (repeatable); the rules it must come after are swept first")
+    sweep.add_argument("--batch-size", type=_positive_int, default=10_000, help="rows per batch (default 10000)")
+    sweep.add_argument("--batch-pages", type=_positive_int, default=None,
+                       help="heap pages per block-range batch (default: from --batch-size and the table's density)")
+    sweep.add_argument("--strategy", choices=("auto", "blocks", "work"), default="auto",
+                       help="how batches are cut for a clock that is a column (default auto)")
+    sweep.add_argument("--run-id", help="evidence run id (default cli-<now>; the same id again is a rerun)")
+    sweep.add_argument("--wait-lock", type=_seconds, default=0.0, metavar="SECONDS",
+                       help="wait this long for another sweep of the same rule (default: skip it at once)")
+    sweep.add_argument("--dry-run", action="store_true", help="report what would be done; change nothing")
+    sweep.add_argument("--json", action="store_true", help="machine-readable output")
+    sweep.set_defaults(handler=run_sweep)
+
+
+def run_plan(args: argparse.Namespace) -> int:
+    from governance.sweep import plan
+
+    policy = policy_of(args)
+    now = now_of(args)
+    conn = connection_of(args)
+    try:
+        plans = plan(conn, policy, now, args.rules)
+    except KeyError as exc:
+        print(f"error: {exc.args[0]}", file=sys.stderr)
+        return 2
+    finally:
+        conn.close()
+    if args.json:
+        print(json.dumps({"now": _iso(now), "policy_version": policy.version,
+                          "rules": [p.to_dict() for p in plans]}, indent=2))
+        return 0
+    print(f"retention plan at {_iso(now)} (policy {policy.version[:12]}); nothing is changed")
+    print(f"{'rule':34} {'action':14} {'due':>9} {'held':>6} {'partitions':>10} {'objects':>8}  strategy")
+    for p in plans:
+        print(f"{p.rule:34} {p.action:14} {p.due:>9} {p.held:>6} {len(p.partitions_to_drop):>10} "
+              f"{p.objects:>8}  {p.strategy}")
+    return 0
+
+
+def run_sweep(args: argparse.Namespace) -> int:
+    from governance.sweep import SweepError, SweepFailed, sweep
+
+    policy = policy_of(args)
+    now = now_of(args)
+    run_id = args.run_id or f"cli-{_iso(now)}"
+    conn = connection_of(args)
+    s3 = s3_of(args)
+    errors: dict[str, Exception] = {}
+    try:
+        results = sweep(conn, s3, policy, now, run_id, args.rules, batch_size=args.batch_size,
+                        batch_pages=args.batch_pages, strategy=args.strategy, lock_wait=args.wait_lock,
+                        dry_run=args.dry_run)
+    except KeyError as exc:
+        print(f"error: {exc.args[0]}", file=sys.stderr)
+        return 2
+    except SweepFailed as exc:
+        results, errors = exc.results, exc.errors
+    except SweepError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        conn.close()
+    if args.json:
+        print(json.dumps({"now": _iso(now), "run_id": run_id, "policy_version": policy.version,
+                          "rules": [r.to_dict() for r in results],
+                          "errors": {rule: str(e) for rule, e in errors.items()}}, indent=2))
+    else:
+        verb = "dry run" if args.dry_run else "sweep"
+        print(f"retention {verb} at {_iso(now)}, run {run_id} (policy {policy.version[:12]})")
+        print(f"{'rule':34} {'deleted':>9} {'anonymised':>10} {'objects':>8} {'dropped':>7} {'held':>6} "
+              f"{'batches':>7} {'seconds':>8} {'longest':>8}")
+        for r in results:
+            note = "  SKIPPED: another sweep holds this rule" if r.skipped_locked else ""
+            print(f"{r.rule:34} {r.deleted:>9} {r.anonymised:>10} {r.objects_purged:>8} {r.partitions_dropped:>7} "
+                  f"{r.held:>6} {r.batches:>7} {r.seconds:>8.2f} {r.max_batch_seconds:>8.3f}{note}")
+        for rule, error in errors.items():
+            print(f"FAILED {rule}: {error}", file=sys.stderr)
+    if errors:
+        return 1
+    return 3 if any(r.skipped_locked for r in results) else 0
+
+
+def _iso(moment) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
