@@ -10,25 +10,22 @@ evidence, locking, verification), ``partitions`` (dropping expired range partiti
 ``objects`` (deleting CAT-5 objects and all their versions).
 """
 
-from governance.sweep.engine import (
-    BatchFailed,
-    DependencyFailed,
-    LockTimeout,
-    ObjectPurgeFailed,
-    Options,
-    RulePlan,
-    RuleResult,
-    SweepError,
-    SweepFailed,
-    VerifyFailed,
-    check_policy,
-    plan,
-    sweep,
-    sweep_rule,
-    sweep_stages,
-)
+import importlib
+from typing import Any
 
-__all__ = [
-    "BatchFailed", "DependencyFailed", "LockTimeout", "ObjectPurgeFailed", "Options", "RulePlan", "RuleResult",
-    "SweepError", "SweepFailed", "VerifyFailed", "check_policy", "plan", "sweep", "sweep_rule", "sweep_stages",
-]
+_EXPORTS = {
+    "engine": ["BatchFailed", "DependencyFailed", "LockTimeout", "ObjectPurgeFailed", "Options", "RulePlan",
+               "RuleResult", "SweepError", "SweepFailed", "VerifyFailed", "check_policy", "plan", "sweep",
+               "sweep_rule"],
+    "stages": ["sweep_stages", "after_cycles"],
+}
+__all__ = [name for names in _EXPORTS.values() for name in names]
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy (PEP 562): ``governance.sweep.stages`` is importable at DAG parse time without the
+    # engine's psycopg2 and boto3.
+    for module, names in _EXPORTS.items():
+        if name in names:
+            return getattr(importlib.import_module(f"governance.sweep.{module}"), name)
+    raise AttributeError(f"module 'governance.sweep' has no attribute {name!r}")

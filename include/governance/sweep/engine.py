@@ -41,6 +41,7 @@ from governance.policy import AnonymiseAction, Policy, PolicyError, check_agains
 from governance.sweep.objects import PurgeOutcome, purge_objects
 from governance.sweep.partitions import Partition, ensure_ahead, list_partitions
 from governance.sweep.selection import Holds, Selection, Target, ident, load_target, lock_key
+from governance.sweep.stages import after_cycles, sweep_stages
 from governance.windows import as_utc
 
 log = logging.getLogger(__name__)
@@ -72,11 +73,15 @@ class VerifyFailed(SweepError):
             f"run 'governance plan --rule {rule_id}' and see docs/runbook.md before rerunning.")
 
 
-class ObjectPurgeFailed(SweepError):
-    retryable = True
+# S3 error codes a retry may cure; an object lock, a legal hold on an object or a denied
+# permission are not among them.
+TRANSIENT_S3_CODES = {"InternalError", "ServiceUnavailable", "SlowDown", "RequestTimeout", "RequestTimeTooSkewed"}
 
+
+class ObjectPurgeFailed(SweepError):
     def __init__(self, rule_id: str, failed: int, codes: dict[str, int]):
         self.rule_id, self.failed, self.codes = rule_id, failed, codes
+        self.retryable = set(codes) <= TRANSIENT_S3_CODES
         reasons = ", ".join(f"{code} x{n}" for code, n in sorted(codes.items()))
         super().__init__(
             f"rule {rule_id!r}: {failed} object(s) could not be deleted ({reasons}); their rows stay in state "
@@ -164,31 +169,9 @@ def check_policy(conn: Any, policy: Policy) -> None:
     """Every table, column and clock view the policy names must exist, before anything runs."""
     problems = check_against_database(policy, conn)
     conn.rollback()
-    problems += _after_cycles(policy)
+    problems += after_cycles(policy)
     if problems:
         raise PolicyError(policy.source_path or "<policy>", problems)
-
-
-def sweep_stages(policy: Policy) -> list[list[str]]:
-    """Rules grouped so that every rule comes after the rules in its ``after`` (policy order within
-    a stage); the DAG runs one mapped task per stage."""
-    problems = _after_cycles(policy)
-    if problems:
-        raise PolicyError(policy.source_path or "<policy>", problems)
-    level: dict[str, int] = {}
-
-    def depth(rule_id: str) -> int:
-        if rule_id not in level:
-            level[rule_id] = 1 + max((depth(d) for d in policy.rule(rule_id).after), default=-1)
-        return level[rule_id]
-
-    stages: list[list[str]] = []
-    for rule in policy.rules:
-        d = depth(rule.id)
-        while len(stages) <= d:
-            stages.append([])
-        stages[d].append(rule.id)
-    return stages
 
 
 def plan(conn: Any, policy: Policy, now: datetime, rule_ids: list[str] | None = None) -> list[RulePlan]:
@@ -282,26 +265,6 @@ class SweepFailed(SweepError):
 
 
 # --- internals ----------------------------------------------------------------------------------
-
-def _after_cycles(policy: Policy) -> list[str]:
-    problems, state = [], {}
-
-    def visit(rule_id: str, path: list[str]) -> None:
-        if state.get(rule_id) == "done":
-            return
-        if state.get(rule_id) == "active":
-            cycle = path[path.index(rule_id):] + [rule_id]
-            problems.append(f"rule {rule_id!r}, field 'after': rules form a cycle ({' -> '.join(cycle)})")
-            return
-        state[rule_id] = "active"
-        for dep in policy.rule(rule_id).after:
-            visit(dep, path + [rule_id])
-        state[rule_id] = "done"
-
-    for rule in policy.rules:
-        visit(rule.id, [])
-    return problems
-
 
 @contextmanager
 def _rule_lock(conn: Any, rule_id: str, wait: float) -> Iterator[bool]:

@@ -1,0 +1,214 @@
+"""
+### retention_sweep — remove what has outlived its retention window
+
+Enforces every retention rule of the privacy policy (REQUIREMENTS.md RET-1..RET-10, CAT-5 objects)
+every hour: RET-1 keeps visit data 24 hours, so an hourly sweep is at most about an hour late.
+"Now" is the run's data interval end (RET-10), so a rerun of a run decides exactly the same way.
+
+- **check_policy**: every table, column and clock view the policy names exists (fails at once).
+- **sweep_stage_N**: one mapped task per rule (the map index shows the rule id). Each rule is
+  planned, executed and verified by `governance.sweep.sweep_rule`: set-based batches over block
+  ranges or a precomputed due set, each batch one short transaction carrying its own evidence;
+  whole expired partitions of `shop.visits` are dropped; order records are anonymised (RET-8);
+  photos and texts are purged from the object store with every version (CAT-5). Legal holds
+  (RET-8) are never touched. Afterwards the same selection must count zero, else the task fails.
+- **mark_swept**: when every rule succeeded, updates the `retention_swept` asset, which triggers
+  `retention_audit` (the independent check) with this run's "now".
+
+**Ordering** (`after` in the policy): a deleted account (`deleted-accounts`) goes after its calendar
+events and saved products, so each table's removals are counted under its own rule instead of
+vanishing in the account's FK cascade. Mapped tasks cannot be ordered among themselves, so rules
+are grouped in stages (stage 2 runs after stage 1). Stage 2 runs even when an unrelated stage-1
+rule failed (`all_done`): the account rule itself sweeps its `after` rules first in its own task
+(a no-op when stage 1 did them), so a failed upload purge does not hold back account deletion,
+and a failed dependency fails the account rule too.
+
+**Concurrency**: `max_active_runs=1`, and each rule takes a PostgreSQL advisory lock for its whole
+run; a task finding its rule locked (a `governance sweep` from the CLI) waits up to 10 minutes,
+then fails and is retried.
+
+**Params**: `dry_run` (report per rule what would be removed, change nothing, no asset event),
+`batch_size` (rows per batch).
+
+**On failure** (an e-mail from the failure notifier; a Deadline Alert when a run is still going
+45 minutes after it was queued):
+- *policy does not match the database*: apply the schema or fix the policy file; no retry helps.
+- *N record(s) are still due after the sweep* (verify): something re-creates them, or the
+  selection is wrong: `governance plan --rule RULE --now NOW`, see docs/runbook.md.
+- *N object(s) could not be deleted (AccessDenied ...)*: an object lock or legal hold on the
+  objects, or permissions; the rows stay 'purging' and the next run finishes them once lifted.
+- *batch ... LockNotAvailable/QueryCanceled*: the shop held locks; retried automatically, lower
+  `batch_size` if it persists.
+The library never puts personal data in messages: rule ids, counts and keys only.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import (
+    AsyncCallback,
+    CronTriggerTimetable,
+    DeadlineAlert,
+    DeadlineReference,
+    Param,
+    dag,
+    task,
+)
+
+import governance_airflow
+from governance.policy import load_policy
+
+# Validate the policy where it is loaded (CONVENTIONS 3): a bad file is an import error naming
+# the file, the rule and the field. Cheap: one YAML file and the policy model.
+POLICY = load_policy(governance_airflow.policy_path())
+LOCK_WAIT_SECONDS = 600  # for a CLI sweep of the same rule to finish
+DEADLINE = timedelta(minutes=45)  # a sweep usually takes seconds to a few minutes
+
+
+def _stages() -> list[list[str]]:
+    from governance.sweep.stages import sweep_stages  # the policy model only; no engine at parse time
+
+    return sweep_stages(POLICY)
+
+
+STAGES = _stages()
+
+
+@dag(
+    dag_id="retention_sweep",
+    schedule=CronTriggerTimetable("0 * * * *", timezone="UTC"),
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    default_args=governance_airflow.default_args(),
+    params={
+        "dry_run": Param(False, type="boolean", description="Only report what would be removed; change nothing."),
+        "batch_size": Param(10_000, type="integer", minimum=1, maximum=1_000_000,
+                            description="Rows per batch; each batch is one short transaction."),
+    },
+    deadline=DeadlineAlert(
+        reference=DeadlineReference.DAGRUN_QUEUED_AT,
+        interval=DEADLINE,
+        callback=AsyncCallback(
+            "airflow.providers.smtp.notifications.smtp.SmtpNotifier",
+            kwargs={
+                "to": governance_airflow.ALERT_EMAIL,
+                "from_email": "governance@example.invalid",
+                "smtp_conn_id": governance_airflow.SMTP_CONN_ID,
+                "subject": "[governance] retention_sweep still running after 45 minutes",
+                "html_content": (
+                    "<p>Run {{ dag_run.run_id }} of <b>{{ dag_run.dag_id }}</b> missed its deadline "
+                    "{{ deadline.deadline_time }}: the sweep is much slower than usual or stuck.</p>"
+                    "<p>Look at the running sweep_stage tasks and at locks held in the shop database; "
+                    f"runbook: {governance_airflow.RUNBOOK_URL}</p>"
+                ),
+            },
+        ),
+    ),
+    tags=["governance", "gdpr", "retention", "sweep"],
+    doc_md=__doc__,
+)
+def retention_sweep():
+    @task
+    def check_policy() -> dict:
+        """The policy's tables, columns and clock views exist; a mismatch cannot be retried away."""
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from governance.policy import PolicyError
+        from governance.sweep import check_policy as check
+
+        conn = governance_airflow.db_connection()
+        try:
+            check(conn, POLICY)
+        except PolicyError as exc:
+            raise AirflowFailException(f"{exc}\nApply the schema or fix the policy; see docs/runbook.md.") from None
+        finally:
+            conn.close()
+        return {"policy_version": POLICY.version, "stages": STAGES}
+
+    @task(map_index_template="{{ rule_id }}")
+    def sweep_rule(rule_id: str, **context) -> dict:
+        """Plan, execute and verify one rule; returns its counts (never personal data)."""
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from governance.policy import PolicyError
+        from governance.sweep import SweepError
+        from governance.sweep import sweep_rule as run_rule
+
+        context["rule_id"] = rule_id  # shown as the map index
+        policy = load_policy(governance_airflow.policy_path())
+        params = context["params"]
+        conn = governance_airflow.db_connection()
+        try:
+            result = run_rule(conn, governance_airflow.s3_client(), policy, rule_id, sweep_instant(context),
+                              evidence_run_id(context), batch_size=int(params["batch_size"]),
+                              dry_run=bool(params["dry_run"]), lock_wait=LOCK_WAIT_SECONDS)
+        except PolicyError as exc:
+            raise AirflowFailException(str(exc)) from None
+        except SweepError as exc:
+            if exc.retryable:
+                raise
+            raise AirflowFailException(str(exc)) from None
+        finally:
+            conn.close()
+        if result.skipped_locked:
+            raise RuntimeError(f"rule {rule_id!r} is being swept by another process for over "
+                               f"{LOCK_WAIT_SECONDS} s; retrying later")
+        print(result.to_dict())
+        return result.to_dict()
+
+    @task(outlets=[governance_airflow.retention_swept_asset()])
+    def mark_swept(results: list, **context) -> dict:
+        """Every rule succeeded: tell retention_audit (through the asset) which "now" to check."""
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        totals = {key: sum(int(r.get(key, 0)) for r in results)
+                  for key in ("deleted", "anonymised", "objects_purged", "partitions_dropped", "held")}
+        if context["params"]["dry_run"]:
+            print(f"dry run, nothing changed; would have: {totals}")
+            raise AirflowSkipException("dry run: nothing was swept, so retention_audit is not triggered")
+        now = sweep_instant(context)
+        context["outlet_events"][governance_airflow.retention_swept_asset()].extra = {
+            "now": now.isoformat().replace("+00:00", "Z"), "run_id": evidence_run_id(context), **totals}
+        print(f"swept: {totals}")
+        return totals
+
+    previous = check_policy()
+    results = []
+    for number, rule_ids in enumerate(STAGES, start=1):
+        stage = sweep_rule.override(
+            task_id=f"sweep_stage_{number}",
+            # later stages run after the earlier ones whatever their outcome; see "Ordering" above
+            trigger_rule="all_success" if number == 1 else "all_done",
+        ).expand(rule_id=rule_ids)
+        previous >> stage
+        previous = stage
+        results.append(stage)
+    summary = mark_swept(_flatten(results))
+    for stage in results:
+        stage >> summary
+
+
+def _flatten(stages: list) -> list:
+    """The stages' results as one list argument (XComArgs of mapped tasks concatenate)."""
+    combined = stages[0]
+    for stage in stages[1:]:
+        combined = combined.concat(stage)
+    return combined
+
+
+def sweep_instant(context) -> pendulum.DateTime:
+    """RET-10 "now": the run's data interval end (for this timetable: the hour it stands for)."""
+    for key in ("data_interval_end", "logical_date"):
+        if context.get(key) is not None:
+            return context[key]
+    return context["dag_run"].run_after
+
+
+def evidence_run_id(context) -> str:
+    return f"retention_sweep/{context['run_id']}"
+
+
+retention_sweep()

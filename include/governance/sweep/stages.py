@@ -1,0 +1,54 @@
+"""The order rules are swept in: a rule comes after the rules in its ``after`` (RET-2: a deleted
+account's calendar events and saved products before the account, so each table's removals are
+evidenced under their own rule rather than vanishing in the account's FK cascade).
+
+Imports the policy model only, so a DAG file can compute its stages at parse time cheaply.
+"""
+
+from __future__ import annotations
+
+from governance.policy import Policy, PolicyError
+
+
+def after_cycles(policy: Policy) -> list[str]:
+    """Problems (file/rule/field style) for rules whose ``after`` form a cycle; empty when none."""
+    problems: list[str] = []
+    state: dict[str, str] = {}
+
+    def visit(rule_id: str, path: list[str]) -> None:
+        if state.get(rule_id) == "done":
+            return
+        if state.get(rule_id) == "active":
+            cycle = path[path.index(rule_id):] + [rule_id]
+            problems.append(f"rule {rule_id!r}, field 'after': rules form a cycle ({' -> '.join(cycle)})")
+            return
+        state[rule_id] = "active"
+        for dependency in policy.rule(rule_id).after:
+            visit(dependency, path + [rule_id])
+        state[rule_id] = "done"
+
+    for rule in policy.rules:
+        visit(rule.id, [])
+    return problems
+
+
+def sweep_stages(policy: Policy) -> list[list[str]]:
+    """Rules grouped so that every rule's ``after`` rules are in earlier stages (policy order within
+    a stage). The DAG runs one mapped task per stage."""
+    problems = after_cycles(policy)
+    if problems:
+        raise PolicyError(policy.source_path or "<policy>", problems)
+    level: dict[str, int] = {}
+
+    def depth(rule_id: str) -> int:
+        if rule_id not in level:
+            level[rule_id] = 1 + max((depth(d) for d in policy.rule(rule_id).after), default=-1)
+        return level[rule_id]
+
+    stages: list[list[str]] = []
+    for rule in policy.rules:
+        d = depth(rule.id)
+        while len(stages) <= d:
+            stages.append([])
+        stages[d].append(rule.id)
+    return stages
