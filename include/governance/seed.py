@@ -206,14 +206,17 @@ def build_pools(seed: int) -> _Pools:
 
     fake = Faker(FAKER_LOCALE)
     fake.seed_instance(seed)
-    firsts = sorted({n for n in (*fake.first_names_male, *fake.first_names_female)
-                     if len(n) >= 4 and n not in _NOT_NAMES} if hasattr(fake, "first_names_male") else set())
-    if not firsts:  # providers without the attribute lists
-        firsts = sorted({n for n in (fake.first_name() for _ in range(3000)) if len(n) >= 4 and n not in _NOT_NAMES})
-    lasts = sorted({n for n in (fake.last_name() for _ in range(3000)) if len(n) >= 4})
+    def usable(name: str) -> bool:
+        return len(name) >= 4 and name not in _NOT_NAMES
+
+    males = sorted({n for n in (fake.first_name_male() for _ in range(2000)) if usable(n)})
+    females = sorted({n for n in (fake.first_name_female() for _ in range(2000)) if usable(n)})
+    firsts = sorted({*males, *females})
+    lasts = sorted({n for n in (fake.last_name() for _ in range(2000)) if len(n) >= 4})
     rng = _Rng(f"{seed}:pools")
-    # Norwegians often carry double first names and double surnames: a few thousand of each.
-    compound_first = {f"{a}-{b}" for a, b in ((rng.pick(firsts), rng.pick(firsts)) for _ in range(3000)) if a != b}
+    # Norwegians often carry double first names (Kari-Anne, Per-Erik) and double surnames.
+    compound_first = {f"{a}-{b}" for names in (males, females) for a, b in
+                      ((rng.pick(names), rng.pick(names)) for _ in range(1500)) if a != b}
     compound_last = {f"{a} {b}" for a, b in ((rng.pick(lasts), rng.pick(lasts)) for _ in range(3000)) if a != b}
     first_names = tuple(firsts * 40 + sorted(compound_first))  # single names stay the most common
     last_names = tuple(lasts * 60 + sorted(compound_last))
@@ -803,6 +806,11 @@ class _Scripted:
             p = self.person()
             _, lines = g.order(p, None, p.email, clock, products=[0])
             g.link_order_line(lines[0][0], g.upload(None, "photo", clock - 40 * day, scripted=True))
+        # a tie: a guest's photo uploaded 90 days ago and ordered 60 days ago expire at the same instant
+        p = self.person()
+        tie = g.boundary("guest-uploads")
+        _, lines = g.order(p, None, p.email, g.boundary("ordered-uploads"), products=[0])
+        g.link_order_line(lines[0][0], g.upload(None, "photo", tie, scripted=True))
         # an account's unsaved photo from 100 days ago, ordered 61 days ago: RET-5a governs, 1 day overdue
         p = self.person()
         account_id = g.account(p, now - 400 * day)
