@@ -51,8 +51,12 @@ def moto_server():
     env["NO_PROXY"] = "127.0.0.1,localhost"
     port = _free_port()
     log = tempfile.NamedTemporaryFile(prefix="seed-scale-moto-", suffix=".log", delete=False)
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=log, stderr=subprocess.STDOUT, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -103,8 +107,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-objects", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--now", default="2026-11-25T12:00:00Z")
-    parser.add_argument("--db-url", default=os.environ.get(DB_URL_ENV) or DEFAULT_SERVER,
-                        help="a database on the server to create the scratch database on")
+    parser.add_argument(
+        "--db-url",
+        default=os.environ.get(DB_URL_ENV) or DEFAULT_SERVER,
+        help="a database on the server to create the scratch database on",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the scratch database")
     args = parser.parse_args(argv)
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
@@ -118,8 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             apply_schema(conn, policy)
             started = time.monotonic()
-            report = seed(conn, s3, policy, now, customers=args.customers, seed=args.seed,
-                          max_objects=args.max_objects)
+            report = seed(conn, s3, policy, now, customers=args.customers, seed=args.seed, max_objects=args.max_objects)
             wall = time.monotonic() - started
             with conn.cursor() as cur:
                 cur.execute("SELECT pg_size_pretty(pg_database_size(current_database()))")

@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import psycopg2.errors
 from psycopg2 import sql
 
 from governance import reference
@@ -1023,8 +1024,10 @@ def seed(conn: Any, s3: Any, policy: Policy, now: datetime, *, customers: int = 
             try:
                 cur.execute("SET LOCAL session_replication_role = replica")
                 cur.execute("RELEASE SAVEPOINT seed_replica")
-            except Exception:  # noqa: BLE001 - insufficient privilege: load with the triggers
+                replica = True
+            except psycopg2.errors.InsufficientPrivilege:  # not a superuser: load with the triggers
                 cur.execute("ROLLBACK TO SAVEPOINT seed_replica")
+                replica = False
             producer.start()
             while True:
                 item = batches.get()
@@ -1039,7 +1042,8 @@ def seed(conn: Any, s3: Any, policy: Policy, now: datetime, *, customers: int = 
                                 for key, upload_id, kind in item.objects]
                     written += len(item.objects)
             producer.join()
-            cur.execute("SET LOCAL session_replication_role = DEFAULT")
+            if replica:
+                cur.execute("SET LOCAL session_replication_role = DEFAULT")
             for table, column in ID_COLUMNS.items():
                 schema, name = table.split(".")
                 cur.execute(sql.SQL("SELECT setval(pg_get_serial_sequence(%s, %s), GREATEST(max({c}), 1), "
