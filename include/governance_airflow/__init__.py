@@ -32,10 +32,15 @@ def failure_notifier() -> Any:
         to=ALERT_EMAIL,
         from_email="governance@example.invalid",
         smtp_conn_id=SMTP_CONN_ID,
-        subject="[governance] {{ dag.dag_id }} failed: {{ ti.task_id }}{% if ti.map_index >= 0 %}[{{ ti.map_index }}]{% endif %} in {{ run_id }}",
+        subject=(
+            "[governance] {{ dag.dag_id }} failed: {{ ti.task_id }}"
+            "{% if ti.map_index >= 0 %}[{{ ti.rendered_map_index or ti.map_index }}]{% endif %} in {{ run_id }}"
+        ),
         html_content=(
             "<p>DAG <b>{{ dag.dag_id }}</b>, task <b>{{ ti.task_id }}</b>"
-            "{% if ti.map_index >= 0 %} (map index {{ ti.map_index }}){% endif %}, run <b>{{ run_id }}</b> failed.</p>"
+            "{% if ti.map_index >= 0 %} (map index {{ ti.map_index }}"
+            "{% if ti.rendered_map_index %}: {{ ti.rendered_map_index }}{% endif %}){% endif %}"
+            ", run <b>{{ run_id }}</b> failed.</p>"
             "<p>Error: <pre>{{ exception | string | truncate(2000) }}</pre></p>"
             "<p>Try number {{ ti.try_number }}. Log: {{ ti.log_url }}</p>"
             f"<p>Runbook: <a href=\"{RUNBOOK_URL}\">{RUNBOOK_URL}</a></p>"
@@ -79,14 +84,19 @@ def default_args(**overrides: Any) -> dict[str, Any]:
 
 
 def db_connection() -> Any:
-    """A psycopg2 connection from the Airflow connection ``governance_db``, in UTC."""
-    from airflow.providers.postgres.hooks.postgres import PostgresHook
+    """A psycopg2 connection from the Airflow connection ``governance_db``, in UTC.
+
+    Not ``PostgresHook.get_conn()``: with psycopg 3 and SQLAlchemy 2 installed (as here), the
+    postgres provider returns a psycopg 3 connection, which the library (psycopg2.sql, mogrify,
+    copy_expert) cannot use. The connection's settings still come from Airflow (``db_dsn``).
+    """
+    import psycopg2
 
     from governance.db import prepare
     from governance.settings import SettingsError
 
     try:
-        conn = PostgresHook(postgres_conn_id=AIRFLOW_DB_CONN_ID).get_conn()
+        conn = psycopg2.connect(db_dsn())
     except Exception as exc:  # the hook raises several types; the message must name the connection
         raise SettingsError(
             f"cannot open the Airflow connection '{AIRFLOW_DB_CONN_ID}' (postgres): {type(exc).__name__}: "

@@ -37,14 +37,6 @@ PERSON = {
 }
 
 
-def _connect():
-    """The test DAG connects by GOVERNANCE_DB_URL: what it tests is the alert, not the connection glue."""
-    from governance.db import connect
-    from governance.settings import resolve
-
-    return connect(resolve().require_db_url())
-
-
 @dag(
     dag_id="governance_notifier_probe",
     schedule=None,
@@ -60,7 +52,7 @@ def governance_notifier_probe():
         from governance.holds import add_hold
         from governance.policy import load_policy
 
-        conn = _connect()
+        conn = governance_airflow.db_connection()
         try:
             add_hold(conn, load_policy(), scope="person", email=PERSON["unknown_email"], reason="court order",
                      set_by="legal", now=NOW)
@@ -73,7 +65,7 @@ def governance_notifier_probe():
         from governance.policy import load_policy
         from governance.settings import resolve
 
-        conn = _connect()
+        conn = governance_airflow.db_connection()
         try:
             report = run_audit(conn, governance_airflow.s3_client(), load_policy(), NOW, "notifier-probe",
                                db_url=resolve().require_db_url(), record=False)
@@ -81,8 +73,12 @@ def governance_notifier_probe():
             conn.close()
         report.raise_if_overdue()
 
-    @task
+    @task(map_index_template="{{ batch_label }}")
     def fail_mapped(batch: int) -> None:
+        from airflow.sdk import get_current_context
+
+        # The template renders with the task context itself; a **kwargs dict is only a copy of it.
+        get_current_context()["batch_label"] = f"batch-{batch}"
         if batch == 1:
             raise RuntimeError(f"batch {batch} of 2 failed: 3 keys not deleted")
 
@@ -124,7 +120,7 @@ def smtp_server(monkeypatch):
 
 @pytest.fixture
 def shop_with_overdue_personal_data(airflow_connections, monkeypatch, s3):
-    # airflow_connections: governance_s3 for the audit's object-store check; GOVERNANCE_DB_URL for _connect.
+    # airflow_connections: governance_db and governance_s3 for the tasks; GOVERNANCE_DB_URL for GX.
     """A visit (IP address) and an order (name, e-mail, phone, street) long past their windows."""
     from governance.db import connect
     from governance.objectstore import ensure_bucket
@@ -174,7 +170,7 @@ def test_failures_alert_by_email_without_personal_data(airflow_home, smtp_server
     mails = {m["Subject"]: (m, _body(m)) for m in smtp_server}
     prefix = f"[governance] {PROBE.dag_id} failed: "
     expected = {f"{prefix}{task_id} in {run.run_id}": task_id
-                for task_id in ("hold_unknown_person", "audit_overdue", "fail_mapped[1]")}
+                for task_id in ("hold_unknown_person", "audit_overdue", "fail_mapped[batch-1]")}
     assert set(mails) == set(expected), f"one alert per failed task instance, got {sorted(mails)}"
 
     for subject, task_label in expected.items():
@@ -196,8 +192,8 @@ def test_failures_alert_by_email_without_personal_data(airflow_home, smtp_server
     assert "contact-messages (RET-4, RET-10, CAT-4): 1 record overdue" in audit_body
     assert "governance sweep --rule RULE --now 2026-03-01T12:00:00Z" in audit_body
 
-    mapped_body = mails[f"{prefix}fail_mapped[1] in {run.run_id}"][1]
-    assert "(map index 1)" in mapped_body
+    mapped_body = mails[f"{prefix}fail_mapped[batch-1] in {run.run_id}"][1]
+    assert "(map index 1: batch-1)" in mapped_body
     assert "batch 1 of 2 failed: 3 keys not deleted" in mapped_body
 
     everything = "\n".join(str(m) + body for m, body in mails.values()).lower()
