@@ -11,12 +11,11 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 SCALE ?= 1
+BENCH_ARGS ?=
 AIRFLOW_PORT ?= 8080
 # Paths held to `ruff format`; the rest of the tree is checked by `ruff check` only, until it is
 # formatted in one go (formatting it now would rewrite files other work is changing).
 FORMAT_PATHS := scripts tests/unit/test_dockerfile_lint.py tests/unit/test_requirements_pinned.py
-# Load the services' settings written by scripts/devservices.py into a recipe's shell.
-LOAD_ENV := set -a && . ./.local/env && set +a
 
 .PHONY: help venv demo test lint airflow bench services-up services-down services-status clean distclean
 
@@ -24,7 +23,7 @@ help:
 	@echo "make demo             seed a small shop, audit, sweep and audit again through Airflow (embedded services)"
 	@echo "make test             ruff + pytest against real PostgreSQL, S3 (moto server) and Airflow (PYTEST_ARGS=...)"
 	@echo "make airflow          the Airflow UI (airflow standalone) over the same services; prints the login"
-	@echo "make bench            the benchmark (SCALE=$(SCALE))"
+	@echo "make bench            the benchmark: ratios against baselines in one run (SCALE=$(SCALE), BENCH_ARGS=...)"
 	@echo "make services-up      start the embedded PostgreSQL, moto S3 server and SMTP sink; write .local/env"
 	@echo "make services-down    stop them"
 	@echo "make venv             create .venv and install requirements-dev.txt and the package"
@@ -59,8 +58,9 @@ test: lint
 airflow: venv
 	$(BIN)/python scripts/devservices.py airflow --port $(AIRFLOW_PORT)
 
-bench: services-up
-	$(LOAD_ENV) && SCALE=$(SCALE) $(BIN)/python bench/run.py
+# The benchmark brings its own services (GOVERNANCE_DB_URL, else 127.0.0.1:5432, else embedded).
+bench: venv
+	$(BIN)/python bench/run.py --scale $(SCALE) $(BENCH_ARGS)
 
 services-up: venv
 	$(BIN)/python scripts/devservices.py up
