@@ -9,6 +9,7 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
+
 from governance.cli import main
 from governance.db import connect
 from governance.evidence import entries, format_report, verify

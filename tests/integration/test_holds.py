@@ -8,6 +8,7 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
+
 from governance.cli import main
 from governance.holds import HoldError, add_hold, get_hold, lift_hold, list_holds
 from governance.policy import SQL_DIR, load_policy

@@ -6,10 +6,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from governance.holds import Hold, HoldError, _no_extra, format_holds
-from governance.reference import active_holds, email_pseudonym
 from hypothesis import given
 from hypothesis import strategies as st
+
+from governance.holds import Hold, HoldError, _no_extra, format_holds
+from governance.reference import active_holds, email_pseudonym
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 PSEUDONYM = email_pseudonym("Kari.Nordmann@example.no")
