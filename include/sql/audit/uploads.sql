@@ -12,10 +12,14 @@ WITH expiry AS (
     JOIN shop.orders o ON o.order_id = ol.order_id
     UNION ALL
     SELECT spu.upload_id, 'saved-uploads', 2,
-           (greatest(sp.saved_at, coalesce((SELECT max(o.placed_at) FROM shop.orders o WHERE o.account_id = sp.account_id), sp.saved_at))
+           (greatest(sp.saved_at, coalesce(last_order.placed_at, sp.saved_at))
                AT TIME ZONE 'UTC' + %(window__saved_uploads)s::interval) AT TIME ZONE 'UTC'
     FROM shop.saved_product_uploads spu
     JOIN shop.saved_products sp ON sp.saved_product_id = spu.saved_product_id
+    -- the account's latest order, aggregated once (a per-row subquery scanned shop.orders per upload)
+    LEFT JOIN (SELECT o.account_id, max(o.placed_at) AS placed_at
+               FROM shop.orders o WHERE o.account_id IS NOT NULL GROUP BY o.account_id) last_order
+           ON last_order.account_id = sp.account_id
     UNION ALL
     SELECT u.upload_id, 'guest-uploads', 3,
            (u.uploaded_at AT TIME ZONE 'UTC' + %(window__guest_uploads)s::interval) AT TIME ZONE 'UTC'
@@ -30,16 +34,19 @@ WITH expiry AS (
     SELECT DISTINCT ON (upload_id) upload_id, rule_id, expires_at
     FROM expiry
     ORDER BY upload_id, expires_at DESC, rank
+), applicable AS (
+    SELECT upload_id, array_agg(DISTINCT rule_id) AS rule_ids FROM expiry GROUP BY upload_id
 )
 SELECT g.rule_id,
        g.upload_id AS record_id,
        floor(extract(epoch FROM %(now)s::timestamptz - g.expires_at))::bigint AS overdue_seconds
 FROM governing g
+JOIN applicable a ON a.upload_id = g.upload_id
 JOIN shop.uploads u ON u.upload_id = g.upload_id
 WHERE g.expires_at <= %(now)s::timestamptz
   AND NOT EXISTS (
       SELECT 1 FROM governance.holds_at(%(now)s::timestamptz) h
       -- a hold on any rule that applies to the upload keeps it: removal needs every rule to agree
-      WHERE (h.scope = 'rule' AND h.rule_id IN (SELECT x.rule_id FROM expiry x WHERE x.upload_id = u.upload_id))
+      WHERE (h.scope = 'rule' AND h.rule_id = ANY (a.rule_ids))
          OR (h.scope = 'record' AND h.table_name = 'shop.uploads' AND h.record_key = u.upload_id::text)
          OR (h.scope = 'person' AND h.account_id = u.account_id))
