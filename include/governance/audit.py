@@ -502,6 +502,11 @@ def run_audit(conn: Any, s3: Any, policy: Policy, now: datetime, run_id: str, *,
     (commits the evidence when ``record``, rolls back otherwise). It does not raise on overdue
     data: call ``report.raise_if_overdue()``.
     """
+    if s3 is None:
+        from governance.settings import S3_ENDPOINT_ENV, SettingsError
+
+        raise SettingsError("the audit also checks the object store (CAT-5, RET-9): give it an S3 client "
+                            f"(--s3-endpoint-url or {S3_ENDPOINT_ENV}; in Airflow the connection governance_s3)")
     now = as_utc(now)
     params = audit_parameters(policy, now)
     rules = list(policy.rules)

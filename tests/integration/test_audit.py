@@ -271,3 +271,8 @@ def test_gx_and_the_cross_check_must_agree(conn, db_url, s3, shop, monkeypatch):
         cur.execute("SELECT count(*) FROM governance.evidence WHERE run_id = 'audit-it-inconsistent'")
         assert cur.fetchone()[0] == 0
     conn.rollback()
+
+
+def test_without_an_s3_client_the_audit_refuses_to_run(conn, db_url):
+    with pytest.raises(SettingsError, match="GOVERNANCE_S3_ENDPOINT_URL"):
+        run_audit(conn, None, POLICY, NOW, "audit-it-nos3", db_url=db_url)
