@@ -431,11 +431,12 @@ def check_object_store(cur: Any, s3: Any, policy: Policy, now: datetime, params:
                 listed += _copy_objects(cur, _iter_objects(s3, bucket, link.prefix))
             cur.execute("ANALYZE pg_temp.audit_objects")
 
-            files = list(dict.fromkeys(rule.audit for rule in rules))
+            # Rendered predicates are plain SQL; '%' is doubled as the statement below takes parameters.
+            texts = list(dict.fromkeys(audit_sql_text(rule) for rule in rules))
             overdue_sql = sql.SQL(" UNION ALL ").join(
-                sql.SQL(render(cur, (SQL_DIR / f).read_text().strip().rstrip(";"), params)) for f in files)
+                sql.SQL(render(cur, t, params).replace("%", "%%")) for t in texts)
             past_sql = sql.SQL(" UNION ALL ").join(
-                sql.SQL(render(cur, (SQL_DIR / f).read_text().strip().rstrip(";"), params, holds=False)) for f in files)
+                sql.SQL(render(cur, t, params, holds=False).replace("%", "%%")) for t in texts)
             rule_ids = [rule.id for rule in rules]
             schema, table = store.table.split(".", 1)
             cur.execute(sql.SQL("""
