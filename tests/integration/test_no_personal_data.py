@@ -1,0 +1,255 @@
+"""No personal data leaves the shop's tables (CONVENTIONS habit 6; RET-9: copies count too).
+
+A small synthetic shop is seeded (governance.seed) and every e-mail address, name, street, phone
+number and IP address in it is collected before anything is removed. Then the real DAGs run
+through Airflow's own ``dag.test()``: ``retention_audit`` (finds overdue records and fails, so its
+failure message and alert are produced), ``retention_sweep``, and ``retention_audit`` again. The
+CLI commands people use are run too. None of the collected values may appear in:
+
+- anything printed or logged (captured stdout/stderr at file-descriptor level, the log records,
+  and every task log file under ``$AIRFLOW_HOME/logs``);
+- the Airflow metadata database: every column of every row of every table (XComs, rendered
+  fields, task instances, events, ...) for these DAGs (tests may read it; tasks may not);
+- the failure e-mails the notifier sent (a real SMTP server), which carry the exception messages;
+- the evidence log (``governance.evidence``: counts and details as text) and the legal holds'
+  evidence;
+- the output of ``governance audit``, ``plan --json``, ``evidence show --json``, ``evidence
+  verify`` and ``hold list --all``.
+
+The scan is case-insensitive and on trimmed values. A value of 3 characters or fewer (a short
+first name such as "Ola") is skipped, to avoid false positives; everything longer is searched for
+verbatim. Names (letters only) must stand as a word ("Hans" is found in "Hans Berg", not in
+"orphans"); values with a digit or an "@" (e-mail, phone, IP, street and number) are found
+anywhere, even inside a longer string.
+"""
+
+from __future__ import annotations
+
+import email
+import json
+import os
+import re
+import socket
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+DAGS = ("retention_audit", "retention_sweep")
+NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+SHORTEST_SCANNED = 4  # values of 3 characters or fewer are skipped (see the module docstring)
+
+
+def _wait_for_dags() -> None:
+    missing = [name for name in DAGS if not (ROOT / "dags" / f"{name}.py").is_file()]
+    if missing:
+        pytest.skip(f"waiting for {', '.join(f'dags/{m}.py' for m in missing)}")
+
+
+@pytest.fixture
+def smtp_inbox(monkeypatch):
+    """A real SMTP server (aiosmtpd) behind the connection governance_smtp; returns the inbox."""
+    from aiosmtpd.controller import Controller
+
+    inbox: list[email.message.Message] = []
+
+    class Collect:
+        async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's hook name
+            inbox.append(email.message_from_bytes(envelope.content))
+            return "250 OK"
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    controller = Controller(Collect(), hostname="127.0.0.1", port=port)
+    controller.start()
+    monkeypatch.setenv("AIRFLOW_CONN_GOVERNANCE_SMTP", json.dumps({
+        "conn_type": "smtp", "host": "127.0.0.1", "port": port,
+        "extra": {"disable_ssl": True, "disable_tls": True, "timeout": 10, "retry_limit": 0}}))
+    yield inbox
+    controller.stop()
+
+
+def _needles(values: set[str]) -> set[str]:
+    return {v.strip().lower() for v in values if len(v.strip()) >= SHORTEST_SCANNED}
+
+
+def _load_dags() -> dict:
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(ROOT / "dags"))
+    assert bag.import_errors == {}, bag.import_errors
+    dags = {name: bag.get_dag(name) for name in DAGS}
+    for dag_object in dags.values():
+        # A failure here should fail fast, not wait out the production retry backoff (minutes).
+        for task_object in dag_object.tasks:
+            task_object.retries = 0
+        # Airflow 3.3.2's dag.test() keeps a DAG's deadline alerts as dicts (the DAG processor turns
+        # them into ids when it writes the DAG), so a successful run of a DAG with a DeadlineAlert
+        # crashes in DagRun.update_state ("'dict' object has no attribute 'hex'"). The deadline
+        # e-mail carries run and DAG ids only; it is not what this test is about.
+        dag_object.deadline = None
+    return dags
+
+
+def _metadata_rows(airflow_home: Path) -> list[tuple[str, str]]:
+    """(table.column, text) for every non-empty value of every table, these DAGs' rows only where a
+    table has a dag_id. Tests may read the metadata DB; tasks never do."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(f"sqlite:///{airflow_home / 'airflow.db'}")
+    found: list[tuple[str, str]] = []
+    try:
+        with engine.connect() as db:
+            inspector = sa.inspect(db)
+            for table in inspector.get_table_names():
+                columns = [c["name"] for c in inspector.get_columns(table)]
+                query = sa.select(*(sa.column(c) for c in columns)).select_from(sa.table(table))
+                if "dag_id" in columns:
+                    query = query.where(sa.column("dag_id").in_(DAGS))
+                for row in db.execute(query):
+                    for column, value in zip(columns, row, strict=True):
+                        if value is None:
+                            continue
+                        text = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+                        found.append((f"metadata {table}.{column}", text))
+    finally:
+        engine.dispose()
+    return found
+
+
+def _mail_text(message: email.message.Message) -> str:
+    parts = [str(message["Subject"])]
+    for part in message.walk():
+        if part.get_content_maintype() == "text":
+            parts.append(part.get_payload(decode=True).decode(part.get_content_charset() or "utf-8", "replace"))
+    return "\n".join(parts)
+
+
+def _matchers(needles: set[str]) -> list[tuple[str, re.Pattern]]:
+    """One pattern per kind of value. Names (letters only) must stand as words: 'Hans' is a name,
+    'orphans' is not a leak of it. Anything with a digit or an '@' (e-mail addresses, phone numbers,
+    IP addresses, streets with their house number) is searched for as a plain substring."""
+    words = sorted((n for n in needles if re.fullmatch(r"[^\W\d_]+(?:[ '.-][^\W\d_]+)*", n)), key=len, reverse=True)
+    others = sorted(needles - set(words), key=len, reverse=True)
+    patterns = []
+    if words:
+        patterns.append(("name", re.compile(r"(?<!\w)(?:" + "|".join(map(re.escape, words)) + r")(?!\w)")))
+    if others:
+        patterns.append(("value", re.compile("|".join(map(re.escape, others)))))
+    return patterns
+
+
+def _leaks(sources: list[tuple[str, str]], needles: set[str]) -> list[str]:
+    matchers = _matchers(needles)
+    leaks = []
+    for where, text in sources:
+        lowered = text.lower()
+        for kind, pattern in matchers:
+            for hit in pattern.finditer(lowered):
+                start, end = hit.span()
+                leaks.append(f"{where}: {kind} {hit.group(0)!r} in ...{text[max(0, start - 60):end + 20]!r}...")
+    return leaks
+
+
+def test_a_full_run_leaks_no_personal_data(airflow_home, airflow_connections, s3, smtp_inbox, monkeypatch,
+                                           capfd, caplog):
+    _wait_for_dags()
+    from governance.cli import main
+    from governance.db import connect
+    from governance.policy import load_policy
+    from governance.seed import personal_values, seed
+
+    db_url, s3_url = airflow_connections["db_url"], airflow_connections["s3_url"]
+    monkeypatch.setenv("GOVERNANCE_DB_URL", db_url)
+    monkeypatch.setenv("GOVERNANCE_S3_ENDPOINT_URL", s3_url)
+    policy = load_policy()
+    conn = connect(db_url)
+    try:
+        report = seed(conn, s3, policy, NOW, customers=100, seed=42)
+        needles = _needles(personal_values(conn))  # before anything is swept
+    finally:
+        conn.close()
+    assert sum(report.expected_overdue.values()) > 0, "the seeded shop must have something to sweep"
+    kinds = {"e-mail": any("@" in n for n in needles), "phone": any(n.startswith("+47") for n in needles),
+             "ip": any(n.count(".") == 3 and n.replace(".", "").isdigit() for n in needles)}
+    assert all(kinds.values()) and len(needles) > 200, kinds
+
+    sources: list[tuple[str, str]] = []
+
+    def captured(label: str) -> None:
+        out = capfd.readouterr()
+        sources.extend([(f"{label} stdout", out.out), (f"{label} stderr", out.err)])
+
+    dags = _load_dags()
+    captured("loading the DAGs")
+
+    before = dags["retention_audit"].test(logical_date=NOW)
+    captured("retention_audit before the sweep")
+    assert before.state == "failed", "the seeded shop has overdue records: the audit must fail"
+
+    swept = dags["retention_sweep"].test(logical_date=NOW)
+    captured("retention_sweep")
+    assert swept.state == "success"
+
+    after = dags["retention_audit"].test(logical_date=NOW)
+    captured("retention_audit after the sweep")
+    assert after.state == "success", "after the sweep nothing may be overdue"
+
+    common = ["--db-url", db_url, "--s3-endpoint-url", s3_url, "--now", NOW.isoformat()]
+    for command in (["audit", *common], ["audit", *common, "--json"], ["plan", *common, "--json"], ["plan", *common],
+                    ["evidence", "show", *common, "--json"], ["evidence", "show", *common],
+                    ["evidence", "verify", *common], ["hold", "list", *common, "--all"],
+                    ["hold", "list", *common, "--json"]):
+        code = main(command)
+        captured(f"governance {' '.join(command[:2])}")
+        assert code == 0, f"governance {' '.join(command)} exited {code}"
+
+    conn = connect(db_url)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT kind, run_id, rule_id, counts, counts::text, details::text FROM governance.evidence "
+                        "ORDER BY entry_id")
+            evidence = cur.fetchall()
+    finally:
+        conn.close()
+    # The runs really happened: every rule swept, and the audit after the sweep found nothing.
+    swept_rules = {rule for kind, run, rule, *_ in evidence if kind == "sweep_rule" and run.endswith(swept.run_id)}
+    assert swept_rules == {rule.id for rule in policy.rules}
+    audited_after = {rule: counts["overdue"] for kind, run, rule, counts, *_ in evidence
+                     if kind == "audit_rule" and run.endswith(after.run_id)}
+    assert {rule.id for rule in policy.rules} <= set(audited_after)
+    assert audited_after and not any(audited_after.values()), audited_after
+    sources += [(f"evidence {kind} {run} {rule}", f"{counts_text} {details}")
+                for kind, run, rule, _, counts_text, details in evidence]
+
+    sources += [(f"log record {r.name}", r.getMessage()) for r in caplog.records]
+    sources += [(f"log record {r.name} exception", str(r.exc_info[1])) for r in caplog.records if r.exc_info]
+    log_files = [p for p in Path(os.environ["AIRFLOW_HOME"], "logs").rglob("*") if p.is_file()]
+    sources += [(f"log file {p}", p.read_text(errors="replace")) for p in log_files]
+    metadata = _metadata_rows(airflow_home)
+    assert any(where.startswith("metadata xcom.") for where, _ in metadata), "the runs must have pushed XComs"
+    sources += metadata
+    assert smtp_inbox, "the failed audit must have alerted on-call"
+    sources += [(f"e-mail {m['Subject']}", _mail_text(m)) for m in smtp_inbox]
+
+    # The scan sees what the tasks printed and logged, not just what the test itself did.
+    seen = "\n".join(text for where, text in sources if not where.startswith(("metadata", "evidence", "e-mail")))
+    assert f"retention audit retention_audit/{after.run_id} as of" in seen  # the audit task's table
+    assert "sweep_stage_1" in seen and "anonymised" in seen  # the sweep tasks' logs and results
+
+    leaks = _leaks(sources, needles)
+    assert not leaks, f"{len(leaks)} personal value(s) leaked:\n" + "\n".join(leaks[:30])
+
+
+def test_the_scan_finds_what_it_must_and_only_that():
+    needles = _needles({"Hans", "Ola", " Kari.Berg@Example.no ", "+47 412 15 934", "10.20.30.4", "Fjordveien 17",
+                        "Anne-Lise Berg"})
+    assert "ola" not in needles  # 3 characters or fewer: skipped
+    text = ("HANS; an e-mail kari.berg@example.no, ip 10.20.30.45, +47 412 15 934, fjordveien 17b, "
+            "dear anne-lise berg")
+    found = {leak.split(": ", 1)[1].split(" in ")[0] for leak in _leaks([("t", text)], needles)}
+    assert found == {"name 'hans'", "value 'kari.berg@example.no'", "value '10.20.30.4'", "value '+47 412 15 934'",
+                     "value 'fjordveien 17'", "name 'anne-lise berg'"}
+    assert _leaks([("t", "orphans: 0, hansen, johans, 110.20.30.5")], needles) == []
