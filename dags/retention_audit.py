@@ -15,7 +15,10 @@ of the photo objects (CAT-5, RET-9), run daily and after every completed `retent
 
 "Now" is the run's data interval end (RET-10: a rerun decides the same way); for a run triggered
 by the `retention_swept` asset it is the sweep's own "now" when the event carries it
-(`extra={"now": ...}`), else the moment the run was triggered.
+(`extra={"now": ...}`), else the moment the run was triggered. A **scheduled** (daily cron) run
+audits as of its data interval end minus the policy's `enforcement.tolerated_lateness` (PT1H):
+the sweep runs hourly, so a visit that expired since the last sweep is not yet a breach. The
+instant audited is recorded with the evidence (`as_of`).
 
 **On failure**: run `retention_sweep` for the rules named (or `governance sweep --rule RULE --now
 ...`), then rerun this DAG; if the records remain, see docs/runbook.md. A bad policy file shows as
@@ -118,10 +121,17 @@ def audit_instant(context) -> pendulum.DateTime:
             return parse_instant(str(latest.extra["now"]))
         except WindowError:
             pass  # not a sweep's instant: fall back to the run's own
+    instant = None
     for key in ("data_interval_end", "logical_date"):
         if context.get(key) is not None:
-            return context[key]
-    return context["dag_run"].run_after
+            instant = context[key]
+            break
+    if instant is None:
+        instant = context["dag_run"].run_after
+    if str(getattr(context.get("dag_run"), "run_type", "")).lower().endswith("scheduled"):
+        policy = load_policy(governance_airflow.policy_path())
+        instant = instant - policy.enforcement.lateness.relativedelta
+    return instant
 
 
 retention_audit()

@@ -293,9 +293,28 @@ class ObjectStore(_Model):
     uploads_bucket: str
 
 
+class Enforcement(_Model):
+    """How late enforcement may be: the sweep runs hourly, so a scheduled audit looks at the
+    world as of ``tolerated_lateness`` ago (RET-1: at most about an hour late). Manual and
+    sweep-triggered audits use their exact instant."""
+
+    tolerated_lateness: str = "PT1H"
+
+    @field_validator("tolerated_lateness")
+    @classmethod
+    def _check_lateness(cls, value: str) -> str:
+        Window.parse(value)
+        return value
+
+    @property
+    def lateness(self) -> Window:
+        return Window.parse(self.tolerated_lateness)
+
+
 class Policy(_Model):
     policy: PolicyHeader
     decisions: dict[str, Decision] = Field(default_factory=dict)
+    enforcement: Enforcement = Field(default_factory=Enforcement)
     object_store: ObjectStore
     categories: list[Category] = Field(min_length=1)
     rules: list[Rule] = Field(min_length=1)
@@ -422,7 +441,7 @@ def _format_location(policy_data: Any, loc: tuple[Any, ...]) -> str:
     text = ", ".join(head)
     if fields:
         text += (", " if text else "") + "field '" + ".".join(fields).replace(".[", "[") + "'"
-    return text or "top level"
+    return text
 
 
 def parse_policy(data: Any, path: Path | str = "<policy>", raw: bytes | None = None) -> Policy:
@@ -439,8 +458,9 @@ def parse_policy(data: Any, path: Path | str = "<policy>", raw: bytes | None = N
                 message = "unknown key; remove it or check its spelling"
             elif error["type"] == "missing":
                 message = "required field is missing"
+            where = _format_location(data, tuple(error["loc"]))
             for line in message.split("\n"):
-                problems.append(f"{_format_location(data, tuple(error['loc']))}: {line}")
+                problems.append(f"{where}: {line}" if where else line)
         raise PolicyError(path, problems) from None
     except WindowError as exc:  # pragma: no cover - pydantic wraps ValueErrors, kept for safety
         raise PolicyError(path, [str(exc)]) from None
