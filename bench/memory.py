@@ -3,9 +3,9 @@
 Each sweep runs in a child Python process (``python -c``) that does what the CLI and the DAG do:
 import the library, connect, and sweep the rules ``visit-data`` (hourly partitions: drops whole
 ones, batch-deletes the one the cut-off falls into), ``order-records`` (anonymises half the
-orders in batches) and ``guest-uploads`` (purges objects and rows). Its peak RSS is read by the
-parent with ``os.wait4`` (the kernel's ru_maxrss of that child alone). PostgreSQL's backend
-memory is not ours and is not counted. A third child that imports and connects but sweeps nothing
+orders in batches) and ``guest-uploads`` (purges objects and rows). Its peak RSS is the child's
+own high-water mark, VmHWM of /proc/self/status read as it ends (not ru_maxrss: Linux carries the
+parent's resident set at fork across exec into it). PostgreSQL's backend memory is not ours and is not counted. A third child that imports and connects but sweeps nothing
 gives the floor every Python process pays.
 
 Sizes at scale 1: 250,000 visits, 125,000 orders and 1,000 objects (1 x), four times that (4 x).
@@ -14,7 +14,6 @@ Sizes at scale 1: 250,000 visits, 125,000 orders and 1,000 objects (1 x), four t
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -22,7 +21,7 @@ import time
 
 import services
 from builders import build_orders, build_uploads, build_visits
-from harness import Check, Context
+from harness import Check, Context, analyze_all
 
 RULES = ["visit-data", "order-records", "guest-uploads"]
 
@@ -45,7 +44,10 @@ if args["rules"]:
                for r in sweep(conn, s3, policy, datetime.fromisoformat(args["now"]), args["run_id"],
                               rule_ids=args["rules"])]
 conn.close()
-print(json.dumps({"seconds": time.perf_counter() - start, "results": results}, default=str))
+# VmHWM: this process's peak resident set since its exec (ru_maxrss would also count the parent's
+# pages at fork time, which Linux carries across exec).
+hwm_kib = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+print(json.dumps({"seconds": time.perf_counter() - start, "results": results, "vmhwm_kib": hwm_kib}, default=str))
 """
 
 
@@ -62,14 +64,13 @@ def child_peak(ctx: Context, db_url: str, rules: list[str], label: str) -> tuple
         proc = subprocess.Popen(
             [sys.executable, "-c", CHILD, json.dumps(args)], stdout=out, stderr=err, env=services.proxy_free_env()
         )
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
+        proc.wait()
         out.seek(0)
         err.seek(0)
         if proc.returncode != 0:
             raise RuntimeError(f"memory child ({label}) failed: {err.read().decode()[-2000:]}")
         data = json.loads(out.read().decode().strip().splitlines()[-1])
-    return usage.ru_maxrss / 1024, data  # ru_maxrss is in KiB on Linux
+    return data["vmhwm_kib"] / 1024, data
 
 
 def run(ctx: Context) -> list[Check]:
@@ -98,6 +99,7 @@ def run(ctx: Context) -> list[Check]:
             visits = build_visits(sub, conn, ctx.size(250_000, 2_000) * multiplier)
             orders = build_orders(sub, conn, ctx.size(125_000, 1_000) * multiplier)
             uploads = build_uploads(sub, conn, sub.s3(), ctx.size(1_000, 100) * multiplier)
+            analyze_all(conn)
             conn.close()
             counts[label] = {
                 "visits": visits["rows"],

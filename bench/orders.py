@@ -17,7 +17,7 @@ import time
 
 from builders import build_orders
 from harness import Check, Context, at_least, at_most, checkpoint, ratio
-from ours import sweep_rule
+from ours import longest_transaction_check, sweep_rule
 
 RULE = "order-records"
 
@@ -121,10 +121,6 @@ def run(ctx: Context, info: dict) -> list[Check]:
     conn.close()
 
     baselines = {"single_update": t_update, "row_at_a_time_extrapolated": row_at_a_time}
-    longest = None
-    if ours.seconds is not None:
-        values = [v for v in (ours.longest_transaction_s, ours.result.get("max_batch_seconds")) if v is not None]
-        longest = max(values) if values else None
     r1 = ratio(ours.seconds, t_update)
     r2 = ratio(row_at_a_time, ours.seconds)
     return [
@@ -153,22 +149,5 @@ def run(ctx: Context, info: dict) -> list[Check]:
             counts,
             ["row-at-a-time extrapolated from a sample"],
         ),
-        Check(
-            "orders.longest_transaction",
-            "RET-3 anonymise: longest transaction",
-            longest,
-            {},
-            None,
-            "seconds",
-            "< 1 s",
-            None if longest is None else longest < 1.0,
-            counts,
-            [
-                f"observed {ours.longest_transaction_s} s in pg_stat_activity over {ours.transactions} transactions; "
-                f"engine reported max_batch_seconds={ours.result.get('max_batch_seconds')}"
-            ]
-            if ours.seconds
-            else [],
-            {"ratio_display": "-"},
-        ),
+        longest_transaction_check("orders.longest_transaction", "RET-3 anonymise: longest transaction", ours, counts),
     ]

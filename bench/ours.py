@@ -13,7 +13,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness import Context, TransactionMonitor, checkpoint
+from harness import Check, Context, TransactionMonitor, checkpoint
 
 
 def module(name: str):
@@ -82,3 +82,35 @@ def run_audit(ctx: Context, conn, s3) -> Timed:
     seconds = time.perf_counter() - start
     data = report.to_json() if hasattr(report, "to_json") else as_dict(report)
     return Timed(seconds, data)
+
+
+def longest_transaction_check(name: str, title: str, timed: Timed, counts: dict) -> Check:
+    """Target: the longest single transaction of the sweep under 1 s.
+
+    The figure is the longest transaction of any kind the sweep's backend had open, as seen in
+    pg_stat_activity (sampled every 50 ms), or the engine's own longest batch if that is longer.
+    The longest write batch (what holds row locks the shop could wait on) is shown beside it.
+    """
+    if timed.seconds is None:
+        return Check(name, title, None, {}, None, "seconds", "< 1 s", None, counts, [], {"ratio_display": "-"})
+    batch = timed.result.get("max_batch_seconds")
+    values = [v for v in (timed.longest_transaction_s, batch) if v is not None]
+    longest = max(values) if values else None
+    note = (
+        f"longest transaction seen in pg_stat_activity {timed.longest_transaction_s:.3f} s "
+        f"({timed.transactions} transactions sampled); longest write batch (engine) {batch} s "
+        f"in {timed.result.get('batches')} batches"
+    )
+    return Check(
+        name,
+        title,
+        longest,
+        {},
+        None,
+        "seconds",
+        "< 1 s",
+        None if longest is None else longest < 1.0,
+        {**counts, "longest_write_batch_s": batch},
+        [note],
+        {"ratio_display": "-"},
+    )

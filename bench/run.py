@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     import importlib
 
     import services
-    from harness import Check, Context, table
+    from harness import Check, Context, analyze_all, table
 
     from governance.db import apply_schema, connect
     from governance.policy import load_policy
@@ -150,6 +150,10 @@ def main(argv: list[str] | None = None) -> int:
             for dataset in needed:
                 mod = importlib.import_module(DATASETS[dataset])
                 prepared[dataset] = mod.prepare(ctx)
+            if prepared:
+                conn = connect(db_url)
+                analyze_all(conn)
+                conn.close()
             for name in args.selected:
                 mod = importlib.import_module(MEASUREMENTS[name][0])
                 t0 = time.perf_counter()

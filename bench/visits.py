@@ -19,7 +19,7 @@ import time
 
 from builders import build_visits, visit_cutoff
 from harness import Check, Context, at_least, at_most, checkpoint, ratio
-from ours import sweep_rule
+from ours import longest_transaction_check, sweep_rule
 
 RULE = "visit-data"
 
@@ -200,34 +200,14 @@ def run(ctx: Context, info: dict) -> list[Check]:
             ["row-at-a-time extrapolated from a sample"],
         )
     )
-    for label, timed in (("partitioned sweep", part), ("batched delete", flat)):
-        longest = _longest(timed)
-        checks.append(
-            Check(
-                f"visits.longest_transaction_{label.split()[0]}",
-                f"RET-1 {label}: longest transaction",
-                longest,
-                {},
-                None,
-                "seconds",
-                "< 1 s",
-                None if longest is None else longest < 1.0,
-                counts,
-                [
-                    f"observed {timed.longest_transaction_s} s in pg_stat_activity over {timed.transactions} transactions; "
-                    f"engine reported max_batch_seconds={timed.result.get('max_batch_seconds')}"
-                ]
-                if timed.seconds
-                else [],
-                {"ratio_display": "-"},
-            )
+    checks.append(
+        longest_transaction_check(
+            "visits.longest_transaction_partitioned", "RET-1 partitioned sweep: longest transaction", part, counts
         )
+    )
+    checks.append(
+        longest_transaction_check(
+            "visits.longest_transaction_batched", "RET-1 batched delete: longest transaction", flat, counts
+        )
+    )
     return checks
-
-
-def _longest(timed) -> float | None:
-    """The longer of what the engine reports and what pg_stat_activity showed (to within 50 ms)."""
-    if timed.seconds is None:
-        return None
-    values = [v for v in (timed.longest_transaction_s, timed.result.get("max_batch_seconds")) if v is not None]
-    return max(values) if values else None
