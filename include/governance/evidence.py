@@ -176,11 +176,14 @@ def _details_text(details: dict[str, Any]) -> str:
     return ", ".join(f"{k}={_value(v)}" for k, v in shown.items() if v is not None)
 
 
-def format_report(selected: list[Entry], verification: Verification | None = None) -> str:
+def format_report(selected: list[Entry], verification: Verification | None = None, *, detail: bool = False) -> str:
     """Entries grouped by run, in recorded order: when, what kind, which rule, which counts.
 
-    Output is built only from the evidence itself, which holds identifiers and counts, never
-    personal data; hold reasons are not in it (only their SHA-256)."""
+    Batch entries (kinds ending in ``_batch``, one per transaction of a sweep) are folded into one
+    line per run, kind and rule with their counts summed, unless ``detail``; every other entry
+    (a rule's summary, an audit, a hold) is one line. Output is built only from the evidence
+    itself, which holds identifiers and counts, never personal data; hold reasons are not in it
+    (only their SHA-256)."""
     if not selected:
         return "no evidence matches" + (f"\n\n{verification.summary()}" if verification else "")
     lines: list[str] = []
@@ -192,12 +195,17 @@ def format_report(selected: list[Entry], verification: Verification | None = Non
         as_of = _iso(first.as_of) or "-"
         version = (first.policy_version or "-")[:12]
         lines.append(f"run {run_id}  (as of {as_of}, policy {version}, {len(run_entries)} entries)")
+        batches: dict[tuple[str, str], list[Entry]] = {}
+        if not detail:
+            for e in run_entries:
+                if e.kind.endswith("_batch"):
+                    batches.setdefault((e.kind, e.rule_id), []).append(e)
         for e in run_entries:
-            rule = e.rule_id or "-"
-            reqs = ",".join(e.requirements) or "-"
-            step = f" [{e.step}]" if e.step else ""
-            lines.append(f"  #{e.entry_id} {_iso(e.recorded_at)}  {e.kind:<14} {rule:<32} {reqs:<22}"
-                         f"{_counts_text(e.counts)}{step}")
+            group = batches.get((e.kind, e.rule_id))
+            if group is None or len(group) == 1:
+                lines.append(_line(e))
+            elif e is group[0]:
+                lines.append(_folded_line(group))
             if e.kind.startswith("hold_") and e.details:
                 lines.append(f"      {_details_text(e.details)}")
         lines.append("")
@@ -206,6 +214,24 @@ def format_report(selected: list[Entry], verification: Verification | None = Non
     if verification is not None:
         lines += ["", verification.summary()]
     return "\n".join(lines)
+
+
+def _line(e: Entry, ids: str | None = None, kind: str | None = None, counts: dict[str, Any] | None = None) -> str:
+    reqs = ",".join(e.requirements) or "-"
+    step = f" [{e.step}]" if e.step and counts is None else ""
+    return (f"  {ids or f'#{e.entry_id}':<12} {_iso(e.recorded_at)}  {kind or e.kind:<16} {e.rule_id or '-':<32} "
+            f"{reqs:<26} {_counts_text(e.counts if counts is None else counts)}{step}")
+
+
+def _folded_line(group: list[Entry]) -> str:
+    """Several batch entries of one rule as one line: their whole-number counts summed."""
+    totals: dict[str, int] = {}
+    for e in group:
+        for key, value in e.counts.items():
+            if isinstance(value, int) and not isinstance(value, bool):
+                totals[key] = totals.get(key, 0) + value
+    return _line(group[0], ids=f"#{group[0].entry_id}..{group[-1].entry_id}",
+                 kind=f"{group[0].kind} x{len(group)}", counts=totals)
 
 
 def _by_kind(selected: list[Entry]) -> dict[str, int]:

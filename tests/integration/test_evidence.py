@@ -153,3 +153,27 @@ def test_show_since(evidence_db, capsys):
     assert json.loads(capsys.readouterr().out)["count"] == len(later)
     assert entries(conn, since=cut + timedelta(days=1)) == []
     assert format_report([]) == "no evidence matches"
+
+
+def test_show_folds_a_sweeps_batches_per_rule(make_database, capsys):
+    url = make_database()
+    conn = connect(url)
+    with conn.cursor() as cur:
+        for step, deleted in (("b1", 5), ("b2", 7), ("b3", 1)):
+            _append(cur, "sweep_batch", RUN, "visit-data", step, ["RET-1"], {"deleted": deleted, "partitions_dropped": 1})
+        _append(cur, "sweep_rule", RUN, "visit-data", "summary", ["RET-1"], {"deleted": 13, "held": 0})
+        _append(cur, "sweep_batch", RUN, "cookie-preferences", "b1", ["RET-6"], {"deleted": 4})
+    conn.commit()
+    conn.close()
+    assert main(["evidence", "show", "--db-url", url]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    folded = [line for line in lines if "sweep_batch x3" in line]
+    assert len(folded) == 1 and "#1..3" in folded[0] and "deleted 13, partitions_dropped 3" in folded[0]
+    assert any("sweep_rule" in line and "deleted 13" in line and "held 0" in line for line in lines)
+    assert any("sweep_batch " in line and "cookie-preferences" in line and "deleted 4 [b1]" in line for line in lines)
+    assert "5 entries: sweep_batch 4, sweep_rule 1" in lines
+
+    assert main(["evidence", "show", "--db-url", url, "--detail"]) == 0
+    detailed = capsys.readouterr().out
+    assert "sweep_batch x3" not in detailed
+    assert all(f"deleted {n}, partitions_dropped 1 [b{i}]" in detailed for i, n in ((1, 5), (2, 7), (3, 1)))

@@ -27,7 +27,9 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
     show.add_argument("--rule", dest="rule_id", help="only this rule id")
     show.add_argument("--kind", help="only this kind of entry (e.g. audit_rule, hold_added)")
     show.add_argument("--since", type=_instant, help="only entries recorded at or after this ISO 8601 instant")
-    show.add_argument("--json", action="store_true", help="machine-readable output")
+    show.add_argument("--detail", action="store_true",
+                      help="one line per entry (default: a sweep's batch entries are summed per rule)")
+    show.add_argument("--json", action="store_true", help="machine-readable output (always every entry)")
     show.set_defaults(handler=run_show)
 
 
@@ -53,7 +55,7 @@ def run_show(args: argparse.Namespace) -> int:
         print(json.dumps({"count": len(selected), "entries": [e.to_dict() for e in selected],
                           "chain": chain.to_dict()}, indent=2))
         return 0
-    print(format_report(selected, chain))
+    print(format_report(selected, chain, detail=args.detail))
     if recorded_kinds is not None and args.kind not in recorded_kinds:
         print(f"no entry of kind {args.kind!r} is recorded; kinds recorded: {', '.join(recorded_kinds) or 'none'}")
     return 0
