@@ -145,12 +145,12 @@ def json_list(output: str) -> list[Any] | None:
 
 
 def airflow_dags(env: dict[str, str]) -> tuple[set[str], dict[str, str]]:
-    """The DAG ids Airflow sees in dags/, and the import errors (file -> last line)."""
+    """The DAG ids parsed from dags/ now (not the metadata database's copy), and import errors."""
     airflow = devservices.venv_bin("airflow")
-    listed = run("airflow-dags-list", [airflow, "dags", "list", "-o", "json"], env)
+    listed = run("airflow-dags-list", [airflow, "dags", "list", "--local", "-o", "json"], env)
     dag_ids = {d.get("dag_id") for d in json_list(listed.stdout) or [] if isinstance(d, dict)}
     problems = subprocess.run(
-        [airflow, "dags", "list-import-errors", "-o", "json"], env=env, capture_output=True, text=True
+        [airflow, "dags", "list-import-errors", "--local", "-o", "json"], env=env, capture_output=True, text=True
     )
     errors = {}
     for item in json_list(problems.stdout) or []:
