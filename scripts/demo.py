@@ -4,14 +4,17 @@ Steps, each printed with the command it runs:
 
 1. services: PostgreSQL (embedded pgserver unless GOVERNANCE_DB_URL is set), an S3 endpoint (moto
    server unless GOVERNANCE_S3_ENDPOINT_URL is set), an SMTP sink, Airflow home .airflow (SQLite);
-2. seed: ``governance seed`` writes a small shop whose data is partly past its windows, as of now;
+2. seed: ``governance seed`` writes a small shop whose data is partly past its windows;
 3. audit: ``airflow dags test retention_audit`` fails on purpose (records are overdue) and e-mails
    on-call; the per-rule table is read back from the evidence view ``governance.audit_history``;
-4. sweep: ``airflow dags test retention_sweep`` removes what is overdue, except what a legal hold
+4. plan: ``governance plan``, what a sweep would do, changing nothing;
+5. sweep: ``airflow dags test retention_sweep`` removes what is overdue, except what a legal hold
    keeps; the per-rule effects are read back from the sweep's evidence;
-5. audit again: nothing overdue, held records kept;
-6. evidence: the hash chain verifies.
+6. audit again: nothing overdue, held records kept;
+7. evidence: the hash chain verifies.
 
+The seed and the first audit stand at one instant, the plan, the sweep and the second audit at
+one a minute later: "now" is fixed per run (RET-10) and each Airflow run has a run id of its own.
 A step whose piece is not part of this build (no sweep DAG yet, say) is skipped with a note; the
 demo fails only when a step that exists does not do what it should. Full logs: .local/demo/.
 """
@@ -417,8 +420,6 @@ def main() -> int:
         note(f"DAG import error in {path}: {error}")
     note(f"DAGs found in dags/: {', '.join(sorted(dags)) or 'none'}")
 
-    # One instant for the seed and the first audit; the sweep and the second audit a minute later,
-    # so each Airflow run has a run id of its own and "now" is fixed per run (RET-10).
     now = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=2)
     later = now + timedelta(minutes=1)
 
