@@ -12,6 +12,10 @@ every hour: RET-1 keeps visit data 24 hours, so an hourly sweep is at most about
   whole expired partitions of `shop.visits` are dropped; order records are anonymised (RET-8);
   photos and texts are purged from the object store with every version (CAT-5). Legal holds
   (RET-8) are never touched. Afterwards the same selection must count zero, else the task fails.
+- **settle**: removing records can make other records due within the same run (a deleted account's
+  saved products go, so their photos fall to another upload rule; an account goes, so its uploads
+  become guest uploads). Rules that finished earlier are planned again and swept again where
+  anything is due — normally one query per rule and nothing to do.
 - **mark_swept**: when every rule succeeded, updates the `retention_swept` asset, which triggers
   `retention_audit` (the independent check) with this run's "now".
 
@@ -159,13 +163,43 @@ def retention_sweep():
         print(result.to_dict())
         return result.to_dict()
 
+    @task(trigger_rule="all_done")
+    def settle(**context) -> list:
+        """Sweep again what became due because of the other rules' removals (see "settle" above)."""
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from governance.policy import PolicyError
+        from governance.sweep import SweepError, settle_rules
+
+        params = context["params"]
+        if params["dry_run"]:
+            return []
+        policy = load_policy(governance_airflow.policy_path())
+        conn = governance_airflow.db_connection()
+        try:
+            results = settle_rules(conn, governance_airflow.s3_client(), policy, sweep_instant(context),
+                                   evidence_run_id(context), batch_size=int(params["batch_size"]),
+                                   lock_wait=LOCK_WAIT_SECONDS)
+        except PolicyError as exc:
+            raise AirflowFailException(str(exc)) from None
+        except SweepError as exc:
+            if exc.retryable:
+                raise
+            raise AirflowFailException(str(exc)) from None
+        finally:
+            conn.close()
+        for result in results:
+            print(result.to_dict())
+        return [result.to_dict() for result in results]
+
     @task(outlets=[governance_airflow.retention_swept_asset()])
-    def mark_swept(results: list, **context) -> dict:
+    def mark_swept(results: list, settled: list, **context) -> dict:
         """Every rule succeeded: tell retention_audit (through the asset) which "now" to check."""
         from airflow.sdk.exceptions import AirflowSkipException
 
-        totals = {key: sum(int(r.get(key, 0)) for r in results)
-                  for key in ("deleted", "anonymised", "objects_purged", "partitions_dropped", "held")}
+        totals = {key: sum(int(r.get(key, 0)) for r in [*results, *settled])
+                  for key in ("deleted", "anonymised", "objects_purged", "partitions_dropped")}
+        totals["held"] = sum(int(r.get("held", 0)) for r in results)
         if context["params"]["dry_run"]:
             print(f"dry run, nothing changed; would have: {totals}")
             raise AirflowSkipException("dry run: nothing was swept, so retention_audit is not triggered")
@@ -186,7 +220,9 @@ def retention_sweep():
         previous >> stage
         previous = stage
         results.append(stage)
-    summary = mark_swept(_flatten(results))
+    settled = settle()
+    previous >> settled
+    summary = mark_swept(_flatten(results), settled)
     for stage in results:
         stage >> summary
 

@@ -138,3 +138,10 @@ def object_keys(s3: Any, bucket: str = BUCKET) -> set[str]:
     for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket):
         keys.update(v["Key"] for v in page.get("Versions", []) + page.get("DeleteMarkers", []))
     return keys
+
+
+def latest_summaries(cur: Any, run_id: str) -> dict[str, dict[str, int]]:
+    """rule -> counts of its latest kind='sweep_rule' entry of the run (they are cumulative)."""
+    cur.execute("SELECT DISTINCT ON (rule_id) rule_id, counts FROM governance.evidence "
+                "WHERE run_id = %s AND kind = 'sweep_rule' ORDER BY rule_id, entry_id DESC", (run_id,))
+    return {rule: {k: int(v) for k, v in counts.items()} for rule, counts in cur.fetchall()}

@@ -138,7 +138,7 @@ def swept(db_url, s3_endpoint):
         after = counts(cur)
         parts_after = partitions(cur)
         totals = s.evidence_totals(cur, RUN)
-        summaries = s.evidence_totals(cur, RUN, "sweep_rule")
+        summaries = s.latest_summaries(cur, RUN)
     conn.commit()
     yield {"ids": ids, "before": before, "after": after, "plans": plans, "results": results, "totals": totals,
            "summaries": summaries, "conn": conn, "s3": s3, "policy": policy, "orders_before": orders_before,

@@ -143,6 +143,17 @@ class RuleResult:
     strategy: str = ""
     dry_run: bool = False
 
+    def merged(self, other: RuleResult) -> RuleResult:
+        """Two passes of the same rule in one run, added up."""
+        out = RuleResult(self.rule, self.requirements, self.action)
+        for name in ("deleted", "anonymised", "objects_purged", "partitions_dropped", "batches", "seconds",
+                     "tombstoned", "object_errors", "partitions_created"):
+            setattr(out, name, getattr(self, name) + getattr(other, name))
+        out.max_batch_seconds = max(self.max_batch_seconds, other.max_batch_seconds)
+        out.held, out.strategy, out.dry_run = other.held, other.strategy or self.strategy, self.dry_run
+        out.skipped_locked = self.skipped_locked or other.skipped_locked
+        return out
+
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["seconds"] = round(self.seconds, 3)
@@ -230,16 +241,17 @@ def sweep_rule(conn: Any, s3: Any, policy: Policy, rule_id: str, now: datetime, 
         conn.autocommit = autocommit
 
 
-def sweep(conn: Any, s3: Any, policy: Policy, now: datetime, run_id: str, rule_ids: list[str] | None = None,
-          **kw: Any) -> list[RuleResult]:
-    """Sweep several rules (default all) in an order that respects ``after``. Every rule is tried;
-    failures are raised together at the end (``SweepFailed``, with the results of the others)."""
+def sweep(conn: Any, s3: Any, policy: Policy, now: datetime, run_id: str, rule_ids: list[str] | None = None, *,
+          settle: bool = True, **kw: Any) -> list[RuleResult]:
+    """Sweep several rules (default all) in an order that respects ``after``, then settle (below).
+    Every rule is tried; failures are raised together at the end (``SweepFailed``, with the
+    results of the others)."""
     check_policy(conn, policy)
     wanted = set(rule_ids) if rule_ids else {r.id for r in policy.rules}
     for rule_id in wanted:
         policy.rule(rule_id)
     order = [rule_id for stage in sweep_stages(policy) for rule_id in stage if rule_id in wanted]
-    results: list[RuleResult] = []
+    results: dict[str, RuleResult] = {}
     errors: dict[str, Exception] = {}
     for rule_id in order:
         failed_deps = [d for d in policy.rule(rule_id).after if d in errors]
@@ -247,13 +259,40 @@ def sweep(conn: Any, s3: Any, policy: Policy, now: datetime, run_id: str, rule_i
             errors[rule_id] = DependencyFailed(f"rule {rule_id!r} not swept: {', '.join(failed_deps)} failed first")
             continue
         try:
-            results.append(sweep_rule(conn, s3, policy, rule_id, now, run_id, with_after=False, check=False, **kw))
+            results[rule_id] = sweep_rule(conn, s3, policy, rule_id, now, run_id, with_after=False, check=False, **kw)
         except (SweepError, psycopg2.Error) as exc:
             conn.rollback()
             errors[rule_id] = exc
     if errors:
-        raise SweepFailed(results, errors)
-    return results
+        raise SweepFailed(list(results.values()), errors)
+    if settle and not kw.get("dry_run"):
+        for extra in settle_rules(conn, s3, policy, now, run_id, sorted(wanted), **kw):
+            results[extra.rule] = results[extra.rule].merged(extra) if extra.rule in results else extra
+    return [results[r] for r in order if r in results]
+
+
+def settle_rules(conn: Any, s3: Any, policy: Policy, now: datetime, run_id: str, rule_ids: list[str] | None = None,
+                 *, max_rounds: int = 3, **kw: Any) -> list[RuleResult]:
+    """Sweep again the rules that have due records after the others ran.
+
+    Removing records can only move other records' clocks earlier or change which rule governs them
+    (a deleted account's saved products go: their photos fall to the next rule; an account goes:
+    its uploads become guest uploads). A rule that already finished in this run then has new due
+    records. Rounds of plan -> sweep until nothing is due (normally one plan, no sweep)."""
+    merged: dict[str, RuleResult] = {}
+    for _ in range(max_rounds):
+        due = [p.rule for p in plan(conn, policy, now, rule_ids) if p.due or p.purging]
+        if not due:
+            return list(merged.values())
+        log.info("settling: %s have records due after the other rules ran", ", ".join(due))
+        for result in sweep(conn, s3, policy, now, run_id, due, settle=False, **kw):
+            merged[result.rule] = merged[result.rule].merged(result) if result.rule in merged else result
+    left = {p.rule: p.due + p.purging for p in plan(conn, policy, now, rule_ids) if p.due or p.purging}
+    if left:
+        raise SweepError(f"still due after {max_rounds} rounds: "
+                         + ", ".join(f"{rule} ({n})" for rule, n in sorted(left.items()))
+                         + "; rules keep making each other's records due; see docs/runbook.md")
+    return list(merged.values())
 
 
 class SweepFailed(SweepError):
@@ -748,7 +787,15 @@ class _Sweeper:
                 (self.run_id, t.rule.id))
             totals = {key: int(value) for key, value in cur.fetchall()}
             totals["held"] = r.held
-            self._evidence(cur, "sweep_rule", "summary", totals, {
+            cur.execute("SELECT count(*) FROM governance.evidence WHERE kind = 'sweep_rule' AND run_id = %s "
+                        "AND rule_id = %s", (self.run_id, t.rule.id))
+            summaries = cur.fetchone()[0]
+            if summaries and not self._effect():
+                self.conn.rollback()
+                return  # a rerun that changed nothing records nothing
+            # Cumulative over the run; a later pass with an effect (a retry, settling) adds summary#n.
+            step = "summary" if not summaries else f"summary#{summaries + 1}"
+            self._evidence(cur, "sweep_rule", step, totals, {
                 "strategy": r.strategy, "verified_remaining": 0, "attempt_seconds": round(r.seconds, 3),
                 "attempt_batches": r.batches, "max_batch_seconds": round(r.max_batch_seconds, 4),
                 "partitions_created": r.partitions_created})
