@@ -37,13 +37,14 @@ def visit_cutoff(now: datetime) -> datetime:
     return now - timedelta(hours=24)
 
 
-def expired_visits(rows: int, now: datetime) -> int:
-    """How many of the generated rows have expired (clock + 24 h <= now), computed like the SQL does."""
-    step = VISIT_SPAN.total_seconds() / rows
-    t0 = now - VISIT_SPAN
-    cutoff = visit_cutoff(now)
-    # row g has clock t0 + (g - 1) * step; expired when that is <= cutoff
-    return min(rows, int((cutoff - t0).total_seconds() // step) + 1)
+def expired_visits(conn, table: str, now: datetime) -> int:
+    """How many rows of ``table`` have expired at ``now`` (RET-1), counted by PostgreSQL itself:
+    the clocks are computed there (float seconds rounded to microseconds), so Python must not guess."""
+    with conn.cursor() as cur:
+        cur.execute(f"SELECT count(*) FROM {table} WHERE last_activity_at <= %s", (visit_cutoff(now),))
+        count = cur.fetchone()[0]
+    conn.commit()
+    return count
 
 
 def load_visits(conn, table: str, rows: int, now: datetime, chunk: int = 1_000_000) -> None:
@@ -76,7 +77,11 @@ def build_visits(ctx: Context, conn, rows: int, *, flat_copies: tuple[str, ...] 
     for copy in flat_copies:
         load_visits(conn, f"bench.{copy}", rows, ctx.now)
     settle(conn, "shop.visits", *(f"bench.{c}" for c in flat_copies))
-    return {"rows": rows, "expired": expired_visits(rows, ctx.now), "partitions": partitions}
+    expired = expired_visits(conn, "shop.visits", ctx.now)
+    for copy in flat_copies:
+        if expired_visits(conn, f"bench.{copy}", ctx.now) != expired:
+            raise RuntimeError(f"bench.{copy} is not a copy of shop.visits")
+    return {"rows": rows, "expired": expired, "partitions": partitions}
 
 
 # --- RET-3 / RET-8: orders -------------------------------------------------------------------

@@ -54,13 +54,20 @@ class Timed:
     error: str | None = None
 
 
-def sweep_rule(ctx: Context, rule_id: str, label: str, *, s3=None, **kwargs: Any) -> Timed:
-    """One rule through ``governance.sweep.sweep_rule`` on a fresh connection, watched by the monitor."""
+def sweep_rule(ctx: Context, rule_id: str, label: str, *, s3=None, session: dict | None = None, **kwargs: Any) -> Timed:
+    """One rule through ``governance.sweep.sweep_rule`` on a fresh connection, watched by the monitor.
+
+    ``session``: PostgreSQL settings for that connection (e.g. {"work_mem": "64MB"}), for tuning.
+    """
     sweep_rule_ = function("sweep", "sweep_rule")
     if sweep_rule_ is None:
         return Timed(None, error="governance.sweep.sweep_rule does not exist yet")
     conn = ctx.connect("governance-bench-sweep")
     s3 = s3 if s3 is not None else ctx.s3()
+    for name, value in (session or {}).items():
+        with conn.cursor() as cur:
+            cur.execute("SELECT set_config(%s, %s, false)", (name, value))
+        conn.commit()
     checkpoint(conn)
     try:
         with TransactionMonitor(ctx.db_url, conn.get_backend_pid()) as monitor:
