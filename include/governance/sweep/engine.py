@@ -172,6 +172,10 @@ class Options:
     partitions_behind: timedelta = timedelta(hours=1)
     partitions_ahead: timedelta = timedelta(hours=48)
     lock_wait: float = 0.0  # seconds to wait for another sweep of the same rule; 0 = skip at once
+    # Delete/anonymise batches commit without waiting for the WAL flush: a server crash can lose the
+    # last few batches, effect and evidence together (one transaction), and the next run redoes them.
+    # The purge protocol's tombstones and the rule summary always commit durably.
+    synchronous_commit: bool = False
 
 
 # --- the public functions -----------------------------------------------------------------------
@@ -434,6 +438,7 @@ class _Sweeper:
             strategy = "partitions" if t.drops_partitions else _choose_strategy(cur, self.sel, self.opts)
         self.conn.commit()
         self.result.strategy = strategy
+        remaining = None
         for attempt in range(3):
             before = self._effect()
             if strategy == "partitions":
@@ -464,8 +469,6 @@ class _Sweeper:
         self.result.seconds = time.perf_counter() - start
         if self.object_failures:
             raise ObjectPurgeFailed(t.rule.id, len(self.object_failures), _count(self.object_failures.values()))
-        remaining, held = self._remaining()
-        self.result.held = held
         if remaining:
             raise VerifyFailed(t.rule.id, remaining)
         self._summary()
@@ -488,7 +491,8 @@ class _Sweeper:
 
     # --- batches ---
 
-    def _batch(self, step: str, work: Callable[[Any], dict[str, int]], details: dict[str, Any]) -> dict[str, int]:
+    def _batch(self, step: str, work: Callable[[Any], dict[str, int]], details: dict[str, Any], *,
+               durable: bool = False) -> dict[str, int]:
         """One short transaction: the effect, then its evidence, then commit (retried when the shop's
         locks or the statement timeout got in the way)."""
         for attempt in range(BATCH_RETRIES + 1):
@@ -497,6 +501,8 @@ class _Sweeper:
                 with self.conn.cursor() as cur:
                     cur.execute("SET LOCAL statement_timeout = %s", (self.opts.statement_timeout,))
                     cur.execute("SET LOCAL lock_timeout = %s", (self.opts.lock_timeout,))
+                    if not (durable or self.opts.synchronous_commit):
+                        cur.execute("SET LOCAL synchronous_commit = off")
                     counts = work(cur)
                     if any(counts.values()):
                         seconds = round(time.perf_counter() - start, 4)
@@ -549,20 +555,25 @@ class _Sweeper:
     # --- what a batch does to the rows it selects ---
 
     def _apply(self, relation: sql.Composable, where: sql.Composable, step: str, details: dict[str, Any],
-               params: dict[str, Any]) -> None:
+               params: dict[str, Any], using: sql.Composable | None = None) -> None:
+        """Run the rule's action on the rows of ``relation`` (alias t) matching ``where``; ``using`` is
+        a subquery (alias w) joined to them, e.g. a slice of the work table."""
         t = self.target
         all_params = {**self.sel.params, **params}
+        joined = sql.SQL(" {} ({}) w").format(sql.SQL("FROM" if (t.marker or t.purges_objects) else "USING"),
+                                              using) if using is not None else sql.SQL("")
         if t.purges_objects:
-            self._purge_batch(relation, where, step, details, all_params)
+            self._purge_batch(relation, where, step, details, all_params, joined)
             return
         if t.marker:
             assignments, mask_params = self._masking()
             all_params.update(mask_params)
-            statement = sql.SQL("UPDATE {rel} t SET {set} WHERE {where}").format(
-                rel=relation, set=assignments, where=where)
+            statement = sql.SQL("UPDATE {rel} t SET {set}{joined} WHERE {where}").format(
+                rel=relation, set=assignments, joined=joined, where=where)
             label = "anonymised"
         else:
-            statement = sql.SQL("DELETE FROM {rel} t WHERE {where}").format(rel=relation, where=where)
+            statement = sql.SQL("DELETE FROM {rel} t{joined} WHERE {where}").format(
+                rel=relation, joined=joined, where=where)
             label = "deleted"
 
         def work(cur: Any) -> dict[str, int]:
@@ -592,20 +603,21 @@ class _Sweeper:
         return sql.SQL(", ").join(parts), params
 
     def _purge_batch(self, relation: sql.Composable, where: sql.Composable, step: str, details: dict[str, Any],
-                     params: dict[str, Any]) -> None:
+                     params: dict[str, Any], joined: sql.Composable) -> None:
         """Tombstone (commit), delete the objects, then the rows whose objects are all gone."""
         t = self.target
         objects = t.store.objects
         tombstoned: list[tuple[Any, str, str]] = []
 
         def mark(cur: Any) -> dict[str, int]:
-            cur.execute(sql.SQL("UPDATE {rel} t SET state = 'purging' WHERE {where} RETURNING t.{key}, t.{b}, t.{k}").format(
-                rel=relation, where=where, key=sql.Identifier(t.key), b=sql.Identifier(objects.bucket_column),
+            cur.execute(sql.SQL(
+                "UPDATE {rel} t SET state = 'purging'{joined} WHERE {where} RETURNING t.{key}, t.{b}, t.{k}").format(
+                rel=relation, joined=joined, where=where, key=sql.Identifier(t.key), b=sql.Identifier(objects.bucket_column),
                 k=sql.Identifier(objects.key_column)), params)
             tombstoned[:] = cur.fetchall()
             return {"tombstoned": len(tombstoned)}
 
-        self._tally(self._batch(f"{step}/tombstone", mark, details))
+        self._tally(self._batch(f"{step}/tombstone", mark, details, durable=True))  # before any object goes
         if tombstoned:
             self._purge_rows(tombstoned, step, details)
 
@@ -703,38 +715,53 @@ class _Sweeper:
             start += per_batch
 
     def _work(self) -> None:
-        """The due set computed once into a temporary (relation, ctid, key) table, removed by TID."""
+        """The due set computed once into a temporary (relation, ctid, key) table in ctid order, then
+        removed slice by slice (ranges of the work table's own pages), each by TID."""
         t, sel = self.target, self.sel
         work = sql.Identifier(WORK_TABLE)
         with self.conn.cursor() as cur:
             cur.execute("SET LOCAL statement_timeout = %s", (self.opts.compute_timeout,))
             cur.execute(sql.SQL("DROP TABLE IF EXISTS pg_temp.{}").format(work))
-            cur.execute(sql.SQL("CREATE TEMP TABLE {work} AS ").format(work=work) + sel.candidates(
-                lambda rh: sql.SQL("t.tableoid AS rel, t.ctid AS tid, t.{} AS rec").format(sql.Identifier(t.key)),
-                not_held=True), sel.params)
-            cur.execute(sql.SQL("CREATE INDEX ON {} (rel, tid)").format(work))
-            cur.execute(sql.SQL("ANALYZE {}").format(work))
-            cur.execute(sql.SQL(
-                "SELECT x.rel, n.nspname, c.relname, min(x.tid)::text, max(x.tid)::text FROM ("
-                "  SELECT rel, tid, (row_number() OVER (PARTITION BY rel ORDER BY tid) - 1) / %s AS b FROM {work}) x "
-                "JOIN pg_class c ON c.oid = x.rel JOIN pg_namespace n ON n.oid = c.relnamespace "
-                "GROUP BY x.rel, n.nspname, c.relname, x.b ORDER BY x.rel, x.b").format(work=work),
-                (max(1, self.opts.batch_size),))
-            batches = cur.fetchall()
+            cur.execute(sql.SQL("CREATE TEMP TABLE {work} AS SELECT * FROM ({due}) c ORDER BY rel, tid").format(
+                work=work, due=sel.candidates(
+                    lambda rh: sql.SQL("t.tableoid AS rel, t.ctid AS tid, t.{} AS rec").format(sql.Identifier(t.key)),
+                    not_held=True)), sel.params)
+            rows = cur.rowcount
+            cur.execute(sql.SQL("SELECT pg_relation_size({}) / current_setting('block_size')::int").format(
+                sql.Literal(f"pg_temp.{WORK_TABLE}")))
+            pages = cur.fetchone()[0]
         self.conn.commit()
-        slice_ = sql.SQL("SELECT w.{col} FROM pg_temp.{work} w WHERE w.rel = %(rel)s AND w.tid BETWEEN %(lo)s::tid AND %(hi)s::tid")
-        conds = [
-            sql.SQL("t.ctid = ANY(ARRAY({}))").format(slice_.format(col=sql.Identifier("tid"), work=work)),
-            sql.SQL("t.{} IN ({})").format(sql.Identifier(t.key), slice_.format(col=sql.Identifier("rec"), work=work)),
-            sel.row_filter("t"),
-        ]
+        per_batch = max(1, int(self.opts.batch_size * pages / rows)) if rows else 1
+        # Each work row names its row by (ctid, key): joined, the planner runs a parameterised TID scan
+        # per work row (no index, no hash, no sort), and the key check means a slot reused by another
+        # row since the work table was computed is never touched.
+        slice_ = sql.SQL("SELECT w.tid, w.rec FROM pg_temp.{work} w WHERE w.ctid >= %(lo)s::tid "
+                         "AND w.ctid < %(hi)s::tid AND w.rel = %(rel)s").format(work=work)
+        conds = [sql.SQL("t.ctid = w.tid"), sql.SQL("t.{} = w.rec").format(sql.Identifier(t.key)), sel.row_filter("t")]
         if t.direct_clock:
             conds.append(sel.direct_due("t"))
         where = sql.SQL(" AND ").join(conds)
+        names: dict[int, tuple[str, str]] = {}
         try:
-            for rel, schema, name, lo, hi in batches:
-                self._apply(sql.Identifier(schema, name), where, f"{name} tid {lo}-{hi}",
-                            {"strategy": "work", "relation": name}, {"rel": rel, "lo": lo, "hi": hi})
+            for start in range(0, pages, per_batch):
+                bounds = {"lo": f"({start},0)", "hi": f"({start + per_batch},0)"}
+                with self.conn.cursor() as cur:
+                    # the slice's relations (one, unless a partition boundary falls in it) and tid range
+                    cur.execute(sql.SQL(
+                        "SELECT w.rel, min(w.tid)::text, max(w.tid)::text FROM pg_temp.{work} w "
+                        "WHERE w.ctid >= %(lo)s::tid AND w.ctid < %(hi)s::tid GROUP BY 1 ORDER BY 1").format(work=work),
+                        bounds)
+                    parts = cur.fetchall()
+                    for rel, _, _ in parts:
+                        if rel not in names:
+                            cur.execute("SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n "
+                                        "ON n.oid = c.relnamespace WHERE c.oid = %s", (rel,))
+                            names[rel] = cur.fetchone()
+                self.conn.commit()
+                for rel, lo, hi in parts:
+                    schema, name = names[rel]
+                    self._apply(sql.Identifier(schema, name), where, f"{name} tid {lo}-{hi}",
+                                {"strategy": "work", "relation": name}, {**bounds, "rel": rel}, using=slice_)
         finally:
             self.conn.rollback()
             with self.conn.cursor() as cur:
