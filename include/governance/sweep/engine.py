@@ -269,8 +269,9 @@ def sweep(conn: Any, s3: Any, policy: Policy, now: datetime, run_id: str, rule_i
             errors[rule_id] = exc
     if errors:
         raise SweepFailed(list(results.values()), errors)
-    if settle and not kw.get("dry_run"):
-        for extra in settle_rules(conn, s3, policy, now, run_id, sorted(wanted), **kw):
+    skipped = {rule for rule, result in results.items() if result.skipped_locked}
+    if settle and not kw.get("dry_run") and wanted - skipped:
+        for extra in settle_rules(conn, s3, policy, now, run_id, sorted(wanted - skipped), **kw):
             results[extra.rule] = results[extra.rule].merged(extra) if extra.rule in results else extra
     return [results[r] for r in order if r in results]
 
@@ -284,14 +285,18 @@ def settle_rules(conn: Any, s3: Any, policy: Policy, now: datetime, run_id: str,
     its uploads become guest uploads). A rule that already finished in this run then has new due
     records. Rounds of plan -> sweep until nothing is due (normally one plan, no sweep)."""
     merged: dict[str, RuleResult] = {}
+    skipped: set[str] = set()  # another sweep holds it: that one finishes it
     for _ in range(max_rounds):
-        due = [p.rule for p in plan(conn, policy, now, rule_ids) if p.due or p.purging]
+        due = [p.rule for p in plan(conn, policy, now, rule_ids) if (p.due or p.purging) and p.rule not in skipped]
         if not due:
             return list(merged.values())
         log.info("settling: %s have records due after the other rules ran", ", ".join(due))
         for result in sweep(conn, s3, policy, now, run_id, due, settle=False, **kw):
             merged[result.rule] = merged[result.rule].merged(result) if result.rule in merged else result
-    left = {p.rule: p.due + p.purging for p in plan(conn, policy, now, rule_ids) if p.due or p.purging}
+            if result.skipped_locked:
+                skipped.add(result.rule)
+    left = {p.rule: p.due + p.purging for p in plan(conn, policy, now, rule_ids)
+            if (p.due or p.purging) and p.rule not in skipped}
     if left:
         raise SweepError(f"still due after {max_rounds} rounds: "
                          + ", ".join(f"{rule} ({n})" for rule, n in sorted(left.items()))
