@@ -108,10 +108,54 @@ def test_dry_run_then_sweep_then_rerun(sweep_dag, airflow_connections, s3):
     from airflow.utils.session import create_session
 
     with create_session() as session:
-        events = session.query(AssetEvent).filter(AssetEvent.source_dag_id == "retention_sweep").all()
+        # This run's events only: other modules (test_no_personal_data) sweep in the same session's Airflow home.
+        events = (
+            session.query(AssetEvent)
+            .filter(AssetEvent.source_dag_id == "retention_sweep", AssetEvent.source_run_id == run.run_id)
+            .all()
+        )
         assert [e.extra["now"] for e in events] == ["2026-03-01T12:00:00Z"]
 
     rerun = sweep_dag.test(logical_date=NOW, run_after=NOW, run_conf=real)
     assert rerun.run_id == run.run_id and str(rerun.state) == "success", states(rerun)
     assert snapshot(conn) == after  # nothing changed, nothing recorded twice
     conn.close()
+
+
+def test_objects_that_cannot_be_deleted_fail_the_rule_at_once_naming_the_count(sweep_dag, airflow_connections, s3):
+    """An object under an S3 legal hold: the rule's task fails without retrying (a retry cannot lift a
+    hold), the row stays 'purging', the other rules still run, and no asset event is sent."""
+    from airflow.models.taskinstance import TaskInstance  # noqa: F401  (the ORM model dag.test() uses)
+
+    conn = connect(airflow_connections["db_url"])
+    s.empty_shop(conn)
+    s3.create_bucket(Bucket=s.BUCKET, ObjectLockEnabledForBucket=True,
+                     CreateBucketConfiguration={"LocationConstraint": s3.meta.region_name})
+    with conn.cursor() as cur:
+        s.upload(cur, NOW - timedelta(days=200), None, s3, key="uploads/locked.jpg")
+        s.upload(cur, NOW - timedelta(days=200), None, s3, key="uploads/free.jpg")
+        cookie = s.cookie(cur, NOW - timedelta(days=800))
+    conn.commit()
+    s3.put_object_legal_hold(Bucket=s.BUCKET, Key="uploads/locked.jpg", LegalHold={"Status": "ON"})
+    later = NOW + timedelta(hours=1)
+    run = sweep_dag.test(logical_date=later, run_after=later, run_conf={"dry_run": False})
+    assert str(run.state) == "failed"
+    tis = {(ti.task_id, ti.map_index): ti for ti in run.get_task_instances()}
+    guest = list(policy_rules()).index("guest-uploads")
+    failed = tis[("sweep_stage_1", guest)]
+    assert str(failed.state) == "failed" and failed.try_number == 1  # no retry
+    assert str(tis[("sweep_stage_2", 0)].state) == "success"  # the account rule still ran
+    assert str(tis[("mark_swept", -1)].state) == "upstream_failed"
+    with conn.cursor() as cur:
+        cur.execute("SELECT object_key, state FROM shop.uploads")
+        assert cur.fetchall() == [("uploads/locked.jpg", "purging")]
+        assert not s.exists(cur, "shop.cookie_preferences", "preference_id", cookie)
+    conn.rollback()
+    assert s.object_keys(s3) == {"uploads/locked.jpg"}
+    conn.close()
+
+
+def policy_rules() -> list[str]:
+    from governance.sweep import sweep_stages
+
+    return sweep_stages(load_policy())[0]
