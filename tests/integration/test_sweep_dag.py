@@ -122,11 +122,10 @@ def test_dry_run_then_sweep_then_rerun(sweep_dag, airflow_connections, s3):
     conn.close()
 
 
-def test_objects_that_cannot_be_deleted_fail_the_rule_at_once_naming_the_count(sweep_dag, airflow_connections, s3):
+def test_objects_that_cannot_be_deleted_fail_the_rule_at_once_naming_the_count(sweep_dag, airflow_connections, s3,
+                                                                                capfd):
     """An object under an S3 legal hold: the rule's task fails without retrying (a retry cannot lift a
     hold), the row stays 'purging', the other rules still run, and no asset event is sent."""
-    from airflow.models.taskinstance import TaskInstance  # noqa: F401  (the ORM model dag.test() uses)
-
     conn = connect(airflow_connections["db_url"])
     s.empty_shop(conn)
     s3.create_bucket(Bucket=s.BUCKET, ObjectLockEnabledForBucket=True,
@@ -146,6 +145,9 @@ def test_objects_that_cannot_be_deleted_fail_the_rule_at_once_naming_the_count(s
     assert str(failed.state) == "failed" and failed.try_number == 1  # no retry
     assert str(tis[("sweep_stage_2", 0)].state) == "success"  # the account rule still ran
     assert str(tis[("mark_swept", -1)].state) == "upstream_failed"
+    out, err = capfd.readouterr()
+    assert "rule 'guest-uploads': 1 object(s) could not be deleted (AccessDenied x1)" in out + err
+    assert "AirflowFailException" in out + err
     with conn.cursor() as cur:
         cur.execute("SELECT object_key, state FROM shop.uploads")
         assert cur.fetchall() == [("uploads/locked.jpg", "purging")]
