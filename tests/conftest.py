@@ -37,7 +37,7 @@ os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1,localhost"
 
 
 @pytest.fixture(scope="session")
-def pg_admin_url(tmp_path_factory):
+def pg_admin_url():
     """URL of a maintenance database on a real PostgreSQL server."""
     url = os.environ.get("GOVERNANCE_TEST_DB_URL")
     if url:
@@ -45,7 +45,10 @@ def pg_admin_url(tmp_path_factory):
         return
     import pgserver
 
-    server = pgserver.get_server(tmp_path_factory.mktemp("pgdata"), cleanup_mode="stop")
+    # Not under pytest's basetemp: a second pytest session (as root) chmods /tmp/pytest-of-root to
+    # 0700, which locks out the server's own user and stops it halfway through this session.
+    data_dir = tempfile.mkdtemp(prefix="governance-test-pg-")
+    server = pgserver.get_server(data_dir, cleanup_mode="delete")
     yield server.get_uri()
 
 
