@@ -221,7 +221,7 @@ def services(db_url, s3_endpoint):
     conn.close()
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                  HealthCheck.too_slow])
 @given(shop=shops())
 def test_sweep_removes_exactly_what_the_reference_says_and_never_a_held_record(services, shop):
