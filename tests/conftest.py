@@ -50,6 +50,7 @@ def pg_admin_url():
     data_dir = tempfile.mkdtemp(prefix="governance-test-pg-")
     server = pgserver.get_server(data_dir, cleanup_mode="delete")
     yield server.get_uri()
+    server.cleanup()  # stop and delete now, while pytest's logging still has its streams
 
 
 def _with_database(admin_url: str, name: str) -> str:
