@@ -62,6 +62,17 @@ def active_holds(holds: Iterable[Row], now: datetime) -> list[Row]:
     ]
 
 
+def holds_in_force(holds: Iterable[Row], now: datetime, also_at: datetime | None = None) -> list[Row]:
+    """Holds in force at the run's "now", or also at ``also_at`` (when a sweep really executes:
+    a hold placed after a run's "now" still protects a rerun of that run, RET-8)."""
+    holds = list(holds)
+    active = active_holds(holds, now)
+    if also_at is not None:
+        seen = {id(h) for h in active}
+        active += [h for h in active_holds(holds, also_at) if id(h) not in seen]
+    return active
+
+
 class _Holds:
     def __init__(self, holds: list[Row]):
         self.rules = {h["rule_id"] for h in holds if h["scope"] == "rule"}
@@ -79,11 +90,15 @@ class _Holds:
         return bool(email is not None and self.emails and email_pseudonym(email) in self.emails)
 
 
-def overdue(snapshot: Snapshot, policy: Policy, now: datetime) -> dict[str, dict[int, int]]:
-    """rule id -> {record id: whole seconds overdue} for every record past its window, not held."""
+def overdue(snapshot: Snapshot, policy: Policy, now: datetime, *, holds_also_at: datetime | None = None
+            ) -> dict[str, dict[int, int]]:
+    """rule id -> {record id: whole seconds overdue} for every record past its window, not held.
+
+    ``holds_also_at``: also honour holds in force at that instant (what a sweep does: the moment
+    it executes), besides those in force at ``now`` (what the audit does)."""
     now = as_utc(now)
     w = {rule.id: policy.window(rule) for rule in policy.rules}
-    holds = _Holds(active_holds(snapshot.legal_holds, now))
+    holds = _Holds(holds_in_force(snapshot.legal_holds, now, holds_also_at))
     result: dict[str, dict[int, int]] = {rule.id: {} for rule in policy.rules}
 
     def record(rule_id: str, key: int, expires_at: datetime) -> None:

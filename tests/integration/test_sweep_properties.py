@@ -29,6 +29,8 @@ from governance.sweep import sweep
 from tests.integration import sweep_support as s
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+# The sweep also honours holds in force when it executes (after NOW here): "later" holds protect.
+EXECUTED_AT = datetime.now(UTC)
 POLICY = load_policy()
 EMAILS = ["ane@example.invalid", "bo@example.invalid", "cai@example.invalid"]
 NEAR = [-400 * 86400, -86400, -1, 0, 1, 86400, 200 * 86400]  # seconds from the boundary
@@ -189,7 +191,7 @@ def ids(conn) -> dict[str, set[int]]:
 
 def accounts_with_held_dependents(shop: Shop) -> set[int]:
     """Accounts whose removal would cascade into, or rewrite, a held record of another table."""
-    holds = reference.active_holds(shop.rows["legal_holds"], NOW)
+    holds = reference.holds_in_force(shop.rows["legal_holds"], NOW, EXECUTED_AT)
     records = {(h["table_name"], h["record_key"]) for h in holds if h["scope"] == "record"}
     emails = {h["email_sha256"] for h in holds if h["scope"] == "person" and h["email_sha256"]}
     rules = {h["rule_id"] for h in holds if h["scope"] == "rule"}
@@ -228,7 +230,7 @@ def test_sweep_removes_exactly_what_the_reference_says_and_never_a_held_record(s
     conn, s3 = services
     load(conn, shop)
     snapshot = reference.Snapshot(**{k: [dict(row) for row in v] for k, v in shop.rows.items()})
-    overdue = reference.overdue(snapshot, POLICY, NOW)
+    overdue = reference.overdue(snapshot, POLICY, NOW, holds_also_at=EXECUTED_AT)
     before = ids(conn)
     sweep(conn, s3, POLICY, NOW, f"property-{next(RUNS)}")
     after = ids(conn)
@@ -236,7 +238,7 @@ def test_sweep_removes_exactly_what_the_reference_says_and_never_a_held_record(s
 
     blocked = accounts_with_held_dependents(shop)
     event(f"records removed: {'some' if any(removed.values()) else 'none'}")
-    event(f"holds in force: {len(reference.active_holds(shop.rows['legal_holds'], NOW))}")
+    event(f"holds in force: {len(reference.holds_in_force(shop.rows['legal_holds'], NOW, EXECUTED_AT))}")
     event(f"accounts kept for a held dependent: {'yes' if blocked & set(overdue['deleted-accounts']) else 'no'}")
     assert removed["shop.accounts"] == set(overdue["deleted-accounts"]) - blocked
     assert removed["shop.calendar_events"] == set(overdue["deleted-account-calendar-events"])
@@ -248,7 +250,7 @@ def test_sweep_removes_exactly_what_the_reference_says_and_never_a_held_record(s
     assert removed["shop.uploads"] == set().union(*(overdue[r] for r in reference.UPLOAD_RULES))
     assert removed["shop.orders"] == set() and after["anonymised"] == set(overdue["order-records"])
     # RET-8 spelled out: every record a hold in force names is still there (and not anonymised)
-    for hold in reference.active_holds(shop.rows["legal_holds"], NOW):
+    for hold in reference.holds_in_force(shop.rows["legal_holds"], NOW, EXECUTED_AT):
         if hold["scope"] == "record":
             assert int(hold["record_key"]) in after[hold["table_name"]], hold
             if hold["table_name"] == "shop.orders":

@@ -23,6 +23,7 @@ from governance.sweep import plan, sweep, sweep_rule
 from tests.integration import sweep_support as s
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+FAR_FUTURE = datetime(2100, 1, 1, tzinfo=UTC)
 SECOND = timedelta(seconds=1)
 TWO_YEARS = relativedelta(years=2)
 RUN = "test-boundaries"
@@ -123,8 +124,11 @@ def swept(db_url, s3_endpoint):
         ids["c_due"] = s.cookie(cur, NOW - relativedelta(months=12))
         ids["c_kept"] = s.cookie(cur, NOW - relativedelta(months=12) + SECOND)
         ids["c_future_hold"] = s.cookie(cur, NOW - relativedelta(months=13))
+        s.hold(cur, "record", FAR_FUTURE, table_name="shop.cookie_preferences",
+               record_key=str(ids["c_future_hold"]))  # in force neither at now nor when the sweep runs
+        ids["c_hold_since_now"] = s.cookie(cur, NOW - relativedelta(months=13))
         s.hold(cur, "record", NOW + timedelta(days=1), table_name="shop.cookie_preferences",
-               record_key=str(ids["c_future_hold"]))  # not in force at now: no protection
+               record_key=str(ids["c_hold_since_now"]))  # set after the run's now, in force as it executes
         cur.execute("SELECT order_id, total_amount, placed_at, currency FROM shop.orders ORDER BY 1")
         orders_before = cur.fetchall()
         cur.execute("SELECT order_id, product_type, quantity, unit_price FROM shop.order_lines ORDER BY 1")
@@ -270,10 +274,12 @@ def test_uploads_boundary_rows_and_objects(swept):
 
 
 def test_cookie_boundary_and_holds_not_yet_in_force(swept):
-    """RET-6 decision (12 months); a hold set after now does not protect at now (RET-8, RET-10)."""
+    """RET-6 decision (12 months). A hold not yet in force does not protect; a hold placed after the
+    run's "now" but in force when the sweep executes does (a rerun of an old run, RET-8)."""
     assert not alive(swept, "shop.cookie_preferences", "preference_id", "c_due")
     assert alive(swept, "shop.cookie_preferences", "preference_id", "c_kept")
     assert not alive(swept, "shop.cookie_preferences", "preference_id", "c_future_hold")
+    assert alive(swept, "shop.cookie_preferences", "preference_id", "c_hold_since_now")
 
 
 def test_evidence_counts_equal_rows_removed_and_plan_matched(swept):

@@ -69,7 +69,8 @@ def index_bound(now: datetime, window: Window) -> datetime:
 
 @dataclass(frozen=True)
 class Holds:
-    """The legal holds in force at "now" (RET-8): identifiers and pseudonyms only, no personal data."""
+    """The legal holds in force at the run's "now" or when the sweep executes (RET-8): identifiers
+    and pseudonyms only, no personal data."""
 
     rules: frozenset[str] = frozenset()
     records: dict[str, tuple[str, ...]] = field(default_factory=dict)  # table -> record keys (text)
@@ -79,9 +80,12 @@ class Holds:
     @classmethod
     def at(cls, conn: Any, now: datetime) -> Holds:
         with conn.cursor() as cur:
+            # In force at the run's "now" OR now, as the sweep executes: a hold placed after a run's
+            # "now" still protects its records when that run is rerun later (RET-8).
             cur.execute(
-                "SELECT scope, rule_id, table_name, record_key, account_id, email_sha256 "
-                "FROM governance.holds_at(%s) ORDER BY hold_id",
+                "SELECT scope, rule_id, table_name, record_key, account_id, email_sha256 FROM ("
+                " SELECT * FROM governance.holds_at(%s) UNION SELECT * FROM governance.holds_at(now())"
+                ") h ORDER BY hold_id",
                 (as_utc(now),),
             )
             rows = cur.fetchall()
