@@ -82,6 +82,22 @@ def machine() -> dict:
     }
 
 
+def code_version() -> dict:
+    """The commit measured, and whether the engine's files differ from it in the work tree."""
+    import subprocess
+
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+
+    return {
+        "commit": git("rev-parse", "--short", "HEAD"),
+        "uncommitted_in_include": git("status", "--porcelain", "--", "include").splitlines(),
+    }
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -121,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     started_at = datetime.now(UTC)
     facts = machine()
+    facts["code"] = code_version()
     # Half past the previous hour: the RET-1 cut-off (now - 24 h) falls mid-partition, so the
     # sweep has both whole partitions to drop and one to batch-delete, as it will in production.
     now = started_at.replace(minute=0, second=0, microsecond=0) - timedelta(minutes=30)
