@@ -362,7 +362,10 @@ def sweep_step(number: int, *, now: datetime, env: dict[str, str], shop: Shop, d
     heading(number, "Sweep: delete or anonymise what is past its window, keep what a hold keeps")
     mark = shop.evidence_watermark()
     if "retention_sweep" in dags:
-        result = run_dag(f"{number}-sweep", "retention_sweep", now, env)
+        # Airflow 3.3.2's `airflow dags test` cannot close a run of a DAG with a Deadline Alert
+        # ('dict' object has no attribute 'hex'); the scheduler can. Off for this test run only.
+        note("the sweep's Deadline Alert is off for `airflow dags test` (GOVERNANCE_SWEEP_DEADLINE_MINUTES=0)")
+        result = run_dag(f"{number}-sweep", "retention_sweep", now, {**env, "GOVERNANCE_SWEEP_DEADLINE_MINUTES": "0"})
     elif cli_has("sweep", env):
         note("no DAG retention_sweep in dags/ yet: running the same sweep from the CLI")
         result = run(f"{number}-sweep", [governance_cli(), "sweep", "--now", iso(now)], env)
@@ -375,8 +378,6 @@ def sweep_step(number: int, *, now: datetime, env: dict[str, str], shop: Shop, d
             print(tail(result))
             raise DemoFailed(f"the sweep failed; see {result.log}")  # type: ignore[attr-defined]
         note(f"all {len(states)} task instances succeeded; `airflow dags test` itself failed after the run")
-        if "deadline_alert" in result.stdout:
-            note("(Airflow 3.3.2's dag.test() cannot close a run of a DAG with a Deadline Alert; the scheduler can)")
     rows = shop.effect_rows(mark)
     runs = sorted({r[4] for r in rows})
     note(f"what the sweep did, per rule (from its evidence{', run ' + runs[-1] if runs else ''}):")
