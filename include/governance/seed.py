@@ -915,8 +915,10 @@ class _Scripted:
                set_at=now - 90 * day, lifted_at=now)  # lifted exactly at now: no longer in force
         record("shop.cookie_preferences", g.cookie_preference(None, now - 602 * day),
                set_at=now - 90 * day, ends_at=now)  # ended exactly at now
+        # set after now (and over by the day after): in force neither at now nor when a sweep of
+        # now executes, which also honours holds in force at that moment (RET-8)
         record("shop.cookie_preferences", g.cookie_preference(None, now - 603 * day),
-               set_at=now + day)  # set after now
+               set_at=now + day, ends_at=now + 2 * day)
 
 
 # --------------------------------------------------------------------------------------------
