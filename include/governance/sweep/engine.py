@@ -38,7 +38,7 @@ from psycopg2 import sql
 from psycopg2.extras import Json
 
 from governance.policy import AnonymiseAction, Policy, PolicyError, check_against_database
-from governance.sweep.objects import PurgeOutcome, purge_objects
+from governance.sweep.objects import DELETE_OBJECTS_LIMIT, PurgeOutcome, purge_objects
 from governance.sweep.partitions import Partition, ensure_ahead, list_partitions
 from governance.sweep.selection import Holds, Selection, Target, ident, load_target, lock_key
 from governance.sweep.stages import after_cycles, sweep_stages
@@ -737,6 +737,18 @@ class _Sweeper:
             pages = cur.fetchone()[0]
         self.conn.commit()
         per_batch = max(1, int(self.opts.batch_size * pages / rows)) if rows else 1
+        bounds_list = [{"lo": f"({start},0)", "hi": f"({start + per_batch},0)"} for start in range(0, pages, per_batch)]
+        if t.purges_objects and rows:
+            # DeleteObjects takes up to 1,000 keys: slices of whole thousands of rows, so n objects cost
+            # ceil(n / 1,000) requests (page slices hold ~batch_size rows, each batch a partial request).
+            size = -(-max(1, self.opts.batch_size) // DELETE_OBJECTS_LIMIT) * DELETE_OBJECTS_LIMIT
+            with self.conn.cursor() as cur:
+                cur.execute(sql.SQL("SELECT min(x.ctid)::text FROM (SELECT ctid, (row_number() OVER (ORDER BY ctid) - 1) / %s "
+                                    "AS s FROM pg_temp.{work}) x GROUP BY x.s ORDER BY x.s").format(work=work), (size,))
+                starts = [row[0] for row in cur.fetchall()]
+            self.conn.commit()
+            ends = starts[1:] + [f"({pages + 1},0)"]
+            bounds_list = [{"lo": lo, "hi": hi} for lo, hi in zip(starts, ends, strict=True)]
         # Each work row names its row by (ctid, key): joined, the planner runs a parameterised TID scan
         # per work row (no index, no hash, no sort), and the key check means a slot reused by another
         # row since the work table was computed is never touched.
@@ -748,8 +760,7 @@ class _Sweeper:
         where = sql.SQL(" AND ").join(conds)
         names: dict[int, tuple[str, str]] = {}
         try:
-            for start in range(0, pages, per_batch):
-                bounds = {"lo": f"({start},0)", "hi": f"({start + per_batch},0)"}
+            for bounds in bounds_list:
                 with self.conn.cursor() as cur:
                     # the slice's relations (one, unless a partition boundary falls in it) and tid range
                     cur.execute(sql.SQL(
