@@ -53,6 +53,7 @@ TRANSIENT = (psycopg2.errors.LockNotAvailable, psycopg2.errors.QueryCanceled,
 BATCH_RETRIES = 3
 DENSE_FRACTION = 0.05  # a direct clock with at least this share due is swept by blocks, else by work
 STRATEGIES = ("auto", "blocks", "work")
+DROPS_PER_TRANSACTION = 8  # fully expired partitions dropped per transaction (one evidence entry each)
 
 
 # --- results ------------------------------------------------------------------------------------
@@ -497,7 +498,7 @@ class _Sweeper:
     # --- batches ---
 
     def _batch(self, step: str, work: Callable[[Any], dict[str, int]], details: dict[str, Any], *,
-               durable: bool = False) -> dict[str, int]:
+               durable: bool = False, evidence: bool = True) -> dict[str, int]:
         """One short transaction: the effect, then its evidence, then commit (retried when the shop's
         locks or the statement timeout got in the way)."""
         for attempt in range(BATCH_RETRIES + 1):
@@ -509,7 +510,7 @@ class _Sweeper:
                     if not (durable or self.opts.synchronous_commit):
                         cur.execute("SET LOCAL synchronous_commit = off")
                     counts = work(cur)
-                    if any(counts.values()):
+                    if evidence and any(counts.values()):  # else ``work`` recorded its own
                         seconds = round(time.perf_counter() - start, 4)
                         self._evidence(cur, "sweep_batch", step, counts, {**details, "seconds": seconds})
                 self.conn.commit()
@@ -791,6 +792,7 @@ class _Sweeper:
             return
         parts = list_partitions(self.conn, t.table, self.now, t.window)
         self.conn.commit()
+        group: list[Partition] = []  # fully expired, unheld partitions: dropped together
         for part in parts:
             if part.none_expired:
                 continue
@@ -798,24 +800,43 @@ class _Sweeper:
                 held_rows = part.fully_expired and _has_held_rows(cur, self.sel, part)
             self.conn.commit()
             if part.fully_expired and not held_rows:
-                self._drop(part)
+                group.append(part)
+                if len(group) >= DROPS_PER_TRANSACTION:
+                    self._drop(group)
+                    group = []
             else:
                 self._blocks(part.ident, part.name)
+        if group:
+            self._drop(group)
 
-    def _drop(self, part: Partition) -> None:
+    def _drop(self, parts: list[Partition]) -> None:
+        """Drop a group of fully expired partitions in one short transaction, one evidence entry per
+        partition carrying its exact row count (``count(*)`` under a SHARE lock, so the count is what
+        the DROP removes). Committed like a delete batch (asynchronously unless ``synchronous_commit``):
+        a crash loses drops and their evidence together, and the next run redoes them."""
         parent = ident(self.target.table)
 
         def drop(cur: Any) -> dict[str, int]:
-            # SHARE keeps writers out while counting (readers go on); the parent's ACCESS EXCLUSIVE,
-            # taken before the partition's (the shop's order), only for the DROP itself.
-            cur.execute(sql.SQL("LOCK TABLE {} IN SHARE MODE").format(part.ident))
-            cur.execute(sql.SQL("SELECT count(*) FROM {}").format(part.ident))
-            rows = cur.fetchone()[0]
-            cur.execute(sql.SQL("LOCK TABLE ONLY {} IN ACCESS EXCLUSIVE MODE").format(parent))
-            cur.execute(sql.SQL("DROP TABLE {}").format(part.ident))
-            return {"deleted": rows, "partitions_dropped": 1}
+            tally: dict[str, int] = {"deleted": 0, "partitions_dropped": 0}
+            for part in parts:
+                start = time.perf_counter()
+                # SHARE keeps writers out while counting (readers go on); the parent's ACCESS EXCLUSIVE,
+                # taken before the partition's (the shop's order), only for the DROP itself (held from
+                # the first DROP of the group on, so later partitions are locked after the parent).
+                cur.execute(sql.SQL("LOCK TABLE {} IN SHARE MODE").format(part.ident))
+                cur.execute(sql.SQL("SELECT count(*) FROM {}").format(part.ident))
+                rows = cur.fetchone()[0]
+                cur.execute(sql.SQL("LOCK TABLE ONLY {} IN ACCESS EXCLUSIVE MODE").format(parent))
+                cur.execute(sql.SQL("DROP TABLE {}").format(part.ident))
+                counts = {"deleted": rows, "partitions_dropped": 1}
+                self._evidence(cur, "sweep_batch", f"drop {part.name}", counts, {
+                    "strategy": "partitions", "relation": part.name, "group": len(parts),
+                    "seconds": round(time.perf_counter() - start, 4)})
+                tally["deleted"] += rows
+                tally["partitions_dropped"] += 1
+            return tally
 
-        counts = self._batch(f"drop {part.name}", drop, {"strategy": "partitions", "relation": part.name})
+        counts = self._batch(f"drop {parts[0].name}..{parts[-1].name}", drop, {}, evidence=False)
         self._tally(counts)
 
     # --- summary ---
