@@ -146,28 +146,18 @@ def retention_sweep():
     @task(map_index_template="{{ rule_id }}")
     def sweep_rule(rule_id: str, **context) -> dict:
         """Plan, execute and verify one rule; returns its counts (never personal data)."""
-        from airflow.sdk.exceptions import AirflowFailException
+        from contextlib import closing
 
-        from governance.policy import PolicyError
-        from governance.sweep import SweepError
         from governance.sweep import sweep_rule as run_rule
 
         context["rule_id"] = rule_id  # shown as the map index
         policy = load_policy(governance_airflow.policy_path())
         params = context["params"]
-        conn = governance_airflow.db_connection()
-        try:
+        with closing(governance_airflow.db_connection()) as conn, \
+                governance_airflow.fail_fast_on_policy_and_sweep_errors():
             result = run_rule(conn, governance_airflow.s3_client(), policy, rule_id, sweep_instant(context),
                               evidence_run_id(context), batch_size=int(params["batch_size"]),
                               dry_run=bool(params["dry_run"]), lock_wait=LOCK_WAIT_SECONDS)
-        except PolicyError as exc:
-            raise AirflowFailException(str(exc)) from None
-        except SweepError as exc:
-            if exc.retryable:
-                raise
-            raise AirflowFailException(str(exc)) from None
-        finally:
-            conn.close()
         if result.skipped_locked:
             raise RuntimeError(f"rule {rule_id!r} is being swept by another process for over "
                                f"{LOCK_WAIT_SECONDS} s; retrying later")
@@ -177,28 +167,19 @@ def retention_sweep():
     @task(trigger_rule="all_done")
     def settle(**context) -> list:
         """Sweep again what became due because of the other rules' removals (see "settle" above)."""
-        from airflow.sdk.exceptions import AirflowFailException
+        from contextlib import closing
 
-        from governance.policy import PolicyError
-        from governance.sweep import SweepError, settle_rules
+        from governance.sweep import settle_rules
 
         params = context["params"]
         if params["dry_run"]:
             return []
         policy = load_policy(governance_airflow.policy_path())
-        conn = governance_airflow.db_connection()
-        try:
+        with closing(governance_airflow.db_connection()) as conn, \
+                governance_airflow.fail_fast_on_policy_and_sweep_errors():
             results = settle_rules(conn, governance_airflow.s3_client(), policy, sweep_instant(context),
                                    evidence_run_id(context), batch_size=int(params["batch_size"]),
                                    lock_wait=LOCK_WAIT_SECONDS)
-        except PolicyError as exc:
-            raise AirflowFailException(str(exc)) from None
-        except SweepError as exc:
-            if exc.retryable:
-                raise
-            raise AirflowFailException(str(exc)) from None
-        finally:
-            conn.close()
         for result in results:
             print(result.to_dict())
         return [result.to_dict() for result in results]

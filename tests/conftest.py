@@ -174,3 +174,35 @@ def airflow_connections(monkeypatch, db_url, s3_url):
                     "extra": {"endpoint_url": s3_url, "region_name": "eu-north-1"}}),
     )
     return {"db_url": db_url, "s3_url": s3_url}
+
+
+@pytest.fixture
+def smtp_inbox(monkeypatch):
+    """A real SMTP server (aiosmtpd) on a free loopback port behind the connection governance_smtp.
+
+    SMTP provider 3.2.0: host and port from the connection; no login means no AUTH; extra
+    ``disable_ssl`` (no SMTP_SSL) and ``disable_tls`` (no STARTTLS) for a plain local server.
+    Yields the list of messages received."""
+    import email
+    import json
+    import socket
+
+    from aiosmtpd.controller import Controller
+
+    inbox: list = []
+
+    class Collect:
+        async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's hook name
+            inbox.append(email.message_from_bytes(envelope.content))
+            return "250 OK"
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    controller = Controller(Collect(), hostname="127.0.0.1", port=port)
+    controller.start()
+    monkeypatch.setenv("AIRFLOW_CONN_GOVERNANCE_SMTP", json.dumps({
+        "conn_type": "smtp", "host": "127.0.0.1", "port": port,
+        "extra": {"disable_ssl": True, "disable_tls": True, "timeout": 10, "retry_limit": 0}}))
+    yield inbox
+    controller.stop()

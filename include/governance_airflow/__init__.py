@@ -9,6 +9,8 @@ from __future__ import annotations
 import copy
 import functools
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -149,3 +151,25 @@ def retention_swept_asset() -> Any:
     from airflow.sdk import Asset
 
     return Asset(name="retention_swept", uri="governance://retention-sweep/completed")
+
+
+@contextmanager
+def fail_fast_on_policy_and_sweep_errors() -> Iterator[None]:
+    """Turn errors a retry cannot fix into AirflowFailException (no retries, on-call is told at once).
+
+    A PolicyError, or a SweepError that is not ``retryable`` (verify failed, objects refused), fails
+    the task at once; a retryable SweepError (lock or timeout) propagates so Airflow retries it.
+    """
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from governance.policy import PolicyError
+    from governance.sweep import SweepError
+
+    try:
+        yield
+    except PolicyError as exc:
+        raise AirflowFailException(str(exc)) from None
+    except SweepError as exc:
+        if exc.retryable:
+            raise
+        raise AirflowFailException(str(exc)) from None

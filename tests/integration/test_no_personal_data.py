@@ -26,10 +26,8 @@ anywhere, even inside a longer string.
 from __future__ import annotations
 
 import email
-import json
 import os
 import re
-import socket
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -45,30 +43,6 @@ def _wait_for_dags() -> None:
     missing = [name for name in DAGS if not (ROOT / "dags" / f"{name}.py").is_file()]
     if missing:
         pytest.skip(f"waiting for {', '.join(f'dags/{m}.py' for m in missing)}")
-
-
-@pytest.fixture
-def smtp_inbox(monkeypatch):
-    """A real SMTP server (aiosmtpd) behind the connection governance_smtp; returns the inbox."""
-    from aiosmtpd.controller import Controller
-
-    inbox: list[email.message.Message] = []
-
-    class Collect:
-        async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's hook name
-            inbox.append(email.message_from_bytes(envelope.content))
-            return "250 OK"
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    controller = Controller(Collect(), hostname="127.0.0.1", port=port)
-    controller.start()
-    monkeypatch.setenv("AIRFLOW_CONN_GOVERNANCE_SMTP", json.dumps({
-        "conn_type": "smtp", "host": "127.0.0.1", "port": port,
-        "extra": {"disable_ssl": True, "disable_tls": True, "timeout": 10, "retry_limit": 0}}))
-    yield inbox
-    controller.stop()
 
 
 def _needles(values: set[str]) -> set[str]:

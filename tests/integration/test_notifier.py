@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import email
 import html
-import json
-import socket
 from datetime import UTC, datetime
 from types import SimpleNamespace
 
@@ -90,32 +88,6 @@ def governance_notifier_probe():
 PROBE = governance_notifier_probe()
 
 
-@pytest.fixture
-def smtp_server(monkeypatch):
-    """aiosmtpd on a free loopback port; AIRFLOW_CONN_GOVERNANCE_SMTP points at it.
-
-    SMTP provider 3.2.0: host and port from the connection; no login means no AUTH; extra
-    ``disable_ssl`` (no SMTP_SSL) and ``disable_tls`` (no STARTTLS) for a plain local server."""
-    from aiosmtpd.controller import Controller
-
-    received: list[email.message.Message] = []
-
-    class Collect:
-        async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's hook name
-            received.append(email.message_from_bytes(envelope.content))
-            return "250 OK"
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    controller = Controller(Collect(), hostname="127.0.0.1", port=port)
-    controller.start()
-    monkeypatch.setenv("AIRFLOW_CONN_GOVERNANCE_SMTP", json.dumps({
-        "conn_type": "smtp", "host": "127.0.0.1", "port": port,
-        "extra": {"disable_ssl": True, "disable_tls": True, "timeout": 10, "retry_limit": 0},
-    }))
-    yield received
-    controller.stop()
 
 
 @pytest.fixture
@@ -162,12 +134,12 @@ def _body(message: email.message.Message) -> str:
     return html.unescape("\n".join(parts))
 
 
-def test_failures_alert_by_email_without_personal_data(airflow_home, smtp_server, shop_with_overdue_personal_data):
+def test_failures_alert_by_email_without_personal_data(airflow_home, smtp_inbox, shop_with_overdue_personal_data):
     _register(PROBE)
     run = PROBE.test(logical_date=NOW)
     assert run.state == "failed"
 
-    mails = {m["Subject"]: (m, _body(m)) for m in smtp_server}
+    mails = {m["Subject"]: (m, _body(m)) for m in smtp_inbox}
     prefix = f"[governance] {PROBE.dag_id} failed: "
     expected = {f"{prefix}{task_id} in {run.run_id}": task_id
                 for task_id in ("hold_unknown_person", "audit_overdue", "fail_mapped[batch-1]")}

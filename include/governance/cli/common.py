@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Callable
 from typing import Any
 
 from governance.db import connect
@@ -27,3 +28,21 @@ def connection_of(args: argparse.Namespace) -> Any:
 
 def s3_of(args: argparse.Namespace) -> Any:
     return make_client(settings_of(args))
+
+
+def whole_number(minimum: int) -> Callable[[str], int]:
+    """An argparse type: a whole number (``1_000`` allowed) of at least ``minimum``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text.replace("_", ""))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{value} is below the minimum of {minimum}")
+        return value
+
+    return parse
+
+
+positive_int = whole_number(1)

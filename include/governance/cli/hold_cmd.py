@@ -11,18 +11,8 @@ import json
 import sys
 
 from governance.cli import _instant, now_of
-from governance.cli.common import connection_of, policy_of
+from governance.cli.common import connection_of, policy_of, positive_int
 from governance.holds import SCOPES, HoldError, add_hold, format_holds, lift_hold, list_holds
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{value} must be a positive whole number")
-    return value
 
 
 def register(subparsers, common: argparse.ArgumentParser) -> None:
@@ -32,7 +22,7 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
     add = sub.add_parser("add", parents=[common], help="put a person, a record or a rule on hold")
     add.add_argument("--scope", required=True, choices=SCOPES, help="what the hold keeps")
     person = add.add_mutually_exclusive_group()
-    person.add_argument("--account-id", type=_positive_int, help="scope person: the account")
+    person.add_argument("--account-id", type=positive_int, help="scope person: the account")
     # metavar keeps argparse's own messages from echoing an address; the value is never printed.
     person.add_argument("--email", metavar="ADDRESS", help="scope person: the e-mail address (stored as a pseudonym)")
     add.add_argument("--table", dest="table_name", help="scope record: schema-qualified table, e.g. shop.orders")
@@ -49,7 +39,7 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
     lst.set_defaults(handler=run_list)
 
     lift = sub.add_parser("lift", parents=[common], help="lift a hold (it is kept, marked lifted, and evidenced)")
-    lift.add_argument("hold_id", type=_positive_int, metavar="HOLD_ID")
+    lift.add_argument("hold_id", type=positive_int, metavar="HOLD_ID")
     lift.add_argument("--by", dest="lifted_by", required=True, help="who lifts the hold")
     lift.set_defaults(handler=run_lift)
 

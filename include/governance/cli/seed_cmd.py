@@ -11,22 +11,9 @@ import argparse
 import json
 
 from governance.cli import now_of
-from governance.cli.common import connection_of, policy_of, s3_of
+from governance.cli.common import connection_of, policy_of, s3_of, whole_number
 from governance.db import apply_schema
 from governance.seed import MIN_CUSTOMERS, seed
-
-
-def _count(minimum: int):
-    def parse(text: str) -> int:
-        try:
-            value = int(text.replace("_", ""))
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"{value} is below the minimum of {minimum}")
-        return value
-
-    return parse
 
 
 def register(subparsers, common: argparse.ArgumentParser) -> None:
@@ -35,14 +22,14 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
         help="replace the shop's data with a deterministic synthetic shop (for demos, tests, benchmarks)",
         description="Apply the schema, empty the shop and load a deterministic synthetic one whose ages straddle "
                     "every rule's window at --now. Prints counts only, never personal data.")
-    parser.add_argument("--customers", type=_count(MIN_CUSTOMERS), default=500,
+    parser.add_argument("--customers", type=whole_number(MIN_CUSTOMERS), default=500,
                         help=f"how many customers (at least {MIN_CUSTOMERS}; default 500)")
     parser.add_argument("--seed", type=int, default=42, help="random seed: same seed, customers and --now, same data")
-    parser.add_argument("--max-objects", type=_count(0), default=None,
+    parser.add_argument("--max-objects", type=whole_number(0), default=None,
                         help="cap the uploads (rows and their objects) at this many")
     parser.add_argument("--no-objects", action="store_true",
                         help="load no uploads and do not touch the object store")
-    parser.add_argument("--orphan-objects", type=_count(0), default=0,
+    parser.add_argument("--orphan-objects", type=whole_number(0), default=0,
                         help="also write this many objects that no row points at (for reconciliation tests)")
     parser.add_argument("--no-holds", action="store_true", help="set no legal holds")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")

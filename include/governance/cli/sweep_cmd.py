@@ -16,17 +16,7 @@ import json
 import sys
 
 from governance.cli import now_of
-from governance.cli.common import connection_of, policy_of, s3_of
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{value} must be a positive whole number")
-    return value
+from governance.cli.common import connection_of, policy_of, positive_int, s3_of
 
 
 def _seconds(text: str) -> float:
@@ -49,8 +39,8 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
     sweep = subparsers.add_parser("sweep", parents=[common], help="enforce the retention rules at --now")
     sweep.add_argument("--rule", dest="rules", action="append", metavar="RULE",
                        help="only this rule (repeatable); the rules it must come after are swept first")
-    sweep.add_argument("--batch-size", type=_positive_int, default=10_000, help="rows per batch (default 10000)")
-    sweep.add_argument("--batch-pages", type=_positive_int, default=None,
+    sweep.add_argument("--batch-size", type=positive_int, default=10_000, help="rows per batch (default 10000)")
+    sweep.add_argument("--batch-pages", type=positive_int, default=None,
                        help="heap pages per block-range batch (default: from --batch-size and the table's density)")
     sweep.add_argument("--strategy", choices=("auto", "blocks", "work"), default="auto",
                        help="how batches are cut for a clock that is a column (default auto)")
