@@ -88,6 +88,7 @@ def run_audit(ctx: Context, conn, s3) -> Timed:
     report = run_audit_(conn, s3, ctx.policy, ctx.now, run_id("audit"), db_url=ctx.db_url, record=True)
     seconds = time.perf_counter() - start
     data = report.to_json() if hasattr(report, "to_json") else as_dict(report)
+    data["phase_seconds"] = dict(getattr(report, "seconds", {}) or {})
     return Timed(seconds, data)
 
 

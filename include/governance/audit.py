@@ -11,19 +11,20 @@ the run), which ``governance.audit_history`` shows to reviewers.
 
 How the numbers are obtained, and why they can be trusted:
 
-- Every parameter (``now``, each rule's window, the rule id) is inlined by ``cursor.mogrify`` —
-  psycopg2's own quoting — so GX receives plain SQL, wrapped to select only
-  ``rule_id, record_id, overdue_seconds`` (no personal column can reach a GX result) and ordered
-  oldest first.
-- The overdue count is GX's ``observed_value`` (a ``COUNT(*)`` GX runs over the query). The oldest
-  overdue age is the first of the rows GX returns with ``result_format="COMPLETE"`` (GX fetches at
-  most 200 rows, so this relies on the ``ORDER BY`` of the wrapped query).
-- Both are cross-checked with an aggregate over the same rendered SQL on the caller's connection;
-  a disagreement (data changed under the audit, e.g. a sweep running) raises ``AuditInconsistent``,
-  which a retry can fix.
-- ``held`` is the number of records past their window that a hold keeps: the same predicate is
-  rendered once more with the holds taken at ``-infinity`` (none in force), and the difference is
-  the held count.
+- Every parameter (``now``, each rule's window) is inlined by ``cursor.mogrify`` (psycopg2's own
+  quoting). Each predicate file returns every record past its window with a ``held`` flag (see
+  its README) and is evaluated **once**, into an unlogged scratch table of the run (schema
+  ``governance_audit_<run key>``, owned through a session advisory lock and dropped at the end;
+  a crashed audit's scratch schema is dropped by the next audit). Only
+  ``rule_id, record_id, overdue_seconds, held`` are copied: no personal column reaches it.
+- GX's ``UnexpectedRowsExpectation`` per rule reads the rule's unheld rows there, oldest first: the
+  overdue count is GX's ``observed_value`` (its ``COUNT(*)``), the oldest overdue age the first row
+  GX returns with ``result_format="COMPLETE"``.
+- Both are cross-checked with an aggregate over the same table on the caller's connection (which
+  also gives the ``held`` count: past the window but kept by a hold); a disagreement raises
+  ``AuditInconsistent`` and nothing is recorded.
+- The object store is listed by a second connection, concurrently with the predicates, into a
+  scratch table; it is joined to the rows only once the listing is complete.
 
 The module does not import Airflow: the DAG ``retention_audit``, the CLI ``governance audit``
 and the tests run the same code.
@@ -32,8 +33,11 @@ and the tests run the same code.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import re
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -50,17 +54,14 @@ OBJECT_STORE_REQUIREMENTS = ["CAT-5", "RET-5a", "RET-5b", "RET-5c", "RET-5d", "R
 GX_CHECK = "gx_unexpected_rows"
 OBJECT_STORE_CHECK = "object_store"
 AUDIT_COLUMNS = ("rule_id", "record_id", "overdue_seconds")
+PREDICATE_COLUMNS = (*AUDIT_COLUMNS, "held")  # what every audit predicate returns (include/sql/audit/README.md)
 RUNBOOK = "docs/runbook.md"
 
-# The audit predicates ask for the holds in force at "now"; rendering them at -infinity (no hold
-# set yet) gives every record past its window, held or not.
-_HOLDS_AT_NOW = "governance.holds_at(%(now)s::timestamptz)"
-_HOLDS_AT_PARAM = "governance.holds_at(%(holds_as_of)s::timestamptz)"
-_NO_HOLDS = "-infinity"
+# Scratch schemas of running audits: governance_audit_<key>, owned by a session advisory lock
+# (namespace, key) so that the next audit can tell a crashed audit's leftovers from a running one's.
+SCRATCH_PREFIX = "governance_audit_"
+SCRATCH_LOCK_NAMESPACE = 0x60FE_00A1
 
-# SQLAlchemy's text() reads ``:name`` as a bind parameter (its own regex, SQLAlchemy 2.x); GX runs
-# our query through text(), so such sequences (in comments, say) are escaped as ``\:name``.
-_SQLALCHEMY_BIND = re.compile(r"(?<![:\w\\]):(\w+)(?![:\w])", re.UNICODE)
 _QUOTED = re.compile(r"\"[^\"]*\"|'[^']*'")
 
 
@@ -116,6 +117,7 @@ class AuditReport:
     now: datetime
     policy_version: str
     rules: list[RuleAudit]
+    seconds: dict[str, float] = field(default_factory=dict)  # time per phase (setup, predicates, gx, ...)
 
     @property
     def overdue_total(self) -> int:
@@ -234,37 +236,27 @@ def audit_sql_text(rule: Rule) -> str:
     return (SQL_DIR / rule.audit).read_text().strip().rstrip(";").strip()
 
 
-def render(cur: Any, text: str, params: dict[str, Any], *, holds: bool = True) -> str:
+def render(cur: Any, text: str, params: dict[str, Any]) -> str:
     """The predicate with every value inlined by psycopg2's quoting (cursor.mogrify)."""
-    if not holds:
-        if _HOLDS_AT_NOW not in text:
-            raise AuditError("audit SQL does not call governance.holds_at(now); cannot count held records")
-        text = text.replace(_HOLDS_AT_NOW, _HOLDS_AT_PARAM)
-        params = {**params, "holds_as_of": _NO_HOLDS}
     return cur.mogrify(text, params).decode()
 
 
-def _gx_escape(rendered: str) -> str:
-    """Make rendered SQL survive GX's str.format ({batch}) and SQLAlchemy's text() (:binds)."""
-    escaped = rendered.replace("{", "{{").replace("}", "}}")
-    return _SQLALCHEMY_BIND.sub(lambda m: "\\" + m.group(0), escaped)
-
-
-def gx_query(cur: Any, rendered: str, rule_id: str) -> str:
-    """The UnexpectedRowsExpectation query of one rule: its overdue records, oldest first.
+def gx_query(cur: Any, findings: sql.Composable, rule_id: str) -> str:
+    """The UnexpectedRowsExpectation query of one rule: its overdue (unheld) records, oldest first,
+    read from the run's findings table (the predicate evaluated once).
 
     ``{batch}`` is the run's one-row batch (the audited instant); it is cross-joined so that GX's
-    batch substitution is the same whatever the predicate contains (GX renders it differently
-    for queries with and without a JOIN).
+    batch substitution is the same whatever the query contains (GX renders it differently for
+    queries with and without a JOIN).
     """
-    rule_literal = cur.mogrify("%s", (rule_id,)).decode()
-    return (
+    query = sql.SQL(
         "SELECT overdue.rule_id, overdue.record_id, overdue.overdue_seconds\n"
-        "FROM (\n" + _gx_escape(rendered) + "\n) AS overdue\n"
-        "CROSS JOIN {batch} AS audit_run\n"
-        "WHERE overdue.rule_id = " + rule_literal + "\n"
+        "FROM {findings} AS overdue\n"
+        "CROSS JOIN {{batch}} AS audit_run\n"
+        "WHERE overdue.rule_id = {rule} AND NOT overdue.held\n"
         "ORDER BY overdue.overdue_seconds DESC, overdue.record_id"
-    )
+    ).format(findings=findings, rule=sql.Literal(rule_id))
+    return query.as_string(cur)
 
 
 # --- GX ----------------------------------------------------------------------------------------
@@ -359,14 +351,93 @@ def run_gx(db_url: str, batch_query: str, queries: dict[str, str]) -> dict[str, 
     return outcomes
 
 
-# --- cross-check and held counts ---------------------------------------------------------------
+# --- the run's scratch schema: every predicate evaluated once --------------------------------------
 
-def _aggregate(cur: Any, rendered: str) -> dict[str, tuple[int, int | None]]:
-    """rule_id -> (count, max overdue_seconds) over one rendered predicate."""
+def _scratch_lock_key(key: str) -> int:
+    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:4], "big", signed=True)
+
+
+def drop_stale_scratch(cur: Any) -> list[str]:
+    """Drop the scratch schemas of audits that are no longer running (their session, and so their
+    advisory lock, is gone: a killed worker). A running audit's schema is left alone."""
+    cur.execute("SELECT nspname FROM pg_namespace WHERE starts_with(nspname, %s) ORDER BY 1", (SCRATCH_PREFIX,))
+    dropped = []
+    for (name,) in cur.fetchall():
+        key = _scratch_lock_key(name[len(SCRATCH_PREFIX):])
+        cur.execute("SELECT pg_try_advisory_lock(%s, %s)", (SCRATCH_LOCK_NAMESPACE, key))
+        if cur.fetchone()[0]:
+            cur.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name)))
+            cur.execute("SELECT pg_advisory_unlock(%s, %s)", (SCRATCH_LOCK_NAMESPACE, key))
+            dropped.append(name)
+    return dropped
+
+
+class _Scratch:
+    """``governance_audit_<key>``: the findings of each predicate file and the object listings of
+    one audit run. Unlogged (nothing to recover after a crash), readable by GX's own connection
+    once committed, dropped at the end whatever happens."""
+
+    def __init__(self, conn: Any):
+        self.conn = conn
+        self.key = uuid.uuid4().hex[:16]
+        self.schema = SCRATCH_PREFIX + self.key
+        self.lock_key = _scratch_lock_key(self.key)
+        self.created = False
+
+    def table(self, name: str) -> sql.Identifier:
+        return sql.Identifier(self.schema, name)
+
+    def create(self, object_tables: list[str]) -> None:
+        with self.conn.cursor() as cur:
+            drop_stale_scratch(cur)
+            # The lock first, then the schema: another audit's clean-up never sees it unowned.
+            cur.execute("SELECT pg_advisory_lock(%s, %s)", (SCRATCH_LOCK_NAMESPACE, self.lock_key))
+            self.created = True
+            cur.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(self.schema)))
+            for name in object_tables:
+                cur.execute(sql.SQL("CREATE UNLOGGED TABLE {} (bucket text NOT NULL, object_key text NOT NULL, "
+                                    "last_modified timestamptz NOT NULL)").format(self.table(name)))
+        self.conn.commit()
+
+    def drop(self) -> None:
+        if not self.created:
+            return
+        try:
+            self.conn.rollback()
+            with self.conn.cursor() as cur:
+                cur.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(self.schema)))
+                cur.execute("SELECT pg_advisory_unlock(%s, %s)", (SCRATCH_LOCK_NAMESPACE, self.lock_key))
+            self.conn.commit()
+        except Exception:  # a broken connection: its lock is gone, the next audit drops the schema
+            pass
+
+
+def _evaluate(cur: Any, findings: sql.Identifier, audit_file: str, rendered: str,
+              rule_ids: set[str]) -> dict[str, tuple[int, int | None, int]]:
+    """Evaluate one predicate file once into ``findings``; rule_id -> (overdue, oldest, held)."""
+    cur.execute("SAVEPOINT audit_predicate")
+    try:
+        cur.execute(sql.SQL(
+            "CREATE UNLOGGED TABLE {findings} AS SELECT p.rule_id::text AS rule_id, p.record_id::bigint AS record_id, "
+            "p.overdue_seconds::bigint AS overdue_seconds, p.held::boolean AS held FROM ({predicate}\n) AS p"
+        ).format(findings=findings, predicate=sql.SQL(rendered)))
+    except Exception as exc:
+        cur.execute("ROLLBACK TO SAVEPOINT audit_predicate")
+        raise AuditError(
+            f"audit SQL {audit_file} could not be evaluated: {_safe_error(getattr(exc, 'pgerror', None) or str(exc))}. "
+            f"It must return the columns {', '.join(PREDICATE_COLUMNS)} (include/sql/audit/README.md)"
+        ) from None
+    cur.execute("RELEASE SAVEPOINT audit_predicate")
     cur.execute(sql.SQL(
-        "SELECT overdue.rule_id, count(*), max(overdue.overdue_seconds) FROM ({}) AS overdue GROUP BY 1"
-    ).format(sql.SQL(rendered)))
-    return {rule_id: (int(n), None if oldest is None else int(oldest)) for rule_id, n, oldest in cur.fetchall()}
+        "SELECT rule_id, count(*) FILTER (WHERE NOT held), max(overdue_seconds) FILTER (WHERE NOT held), "
+        "count(*) FILTER (WHERE held) FROM {} GROUP BY rule_id").format(findings))
+    counts = {rule_id: (int(n), None if oldest is None else int(oldest), int(held))
+              for rule_id, n, oldest, held in cur.fetchall()}
+    unknown = sorted(set(counts) - rule_ids)
+    if unknown:
+        raise AuditError(f"audit SQL {audit_file} returns rows for rule(s) {unknown}; only "
+                         f"{sorted(rule_ids)} name it as their audit (include/sql/audit/README.md)")
+    return counts
 
 
 # --- the object store (CAT-5, RET-9) -----------------------------------------------------------
@@ -378,17 +449,19 @@ def _iter_objects(s3: Any, bucket: str, prefix: str) -> Iterator[tuple[str, str,
             yield bucket, item["Key"], item["LastModified"]
 
 
-def _copy_objects(cur: Any, objects: Iterator[tuple[str, str, datetime]], batch: int = 10_000) -> int:
-    """COPY (bucket, key, last_modified) into the session's temp table; keys never leave the DB."""
+def _copy_objects(cur: Any, table: sql.Composable, objects: Iterator[tuple[str, str, datetime]],
+                  batch: int = 10_000, stop: threading.Event | None = None) -> int:
+    """COPY (bucket, key, last_modified) into a scratch table, 10,000 at a time (memory stays flat);
+    keys never leave the database."""
     listed = 0
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     pending = 0
+    copy = sql.SQL("COPY {} (bucket, object_key, last_modified) FROM STDIN WITH (FORMAT csv)").format(table)
 
     def flush() -> None:
         buffer.seek(0)
-        cur.copy_expert("COPY pg_temp.audit_objects (bucket, object_key, last_modified) FROM STDIN WITH (FORMAT csv)",
-                        buffer)
+        cur.copy_expert(copy, buffer)
         buffer.seek(0)
         buffer.truncate()
 
@@ -399,87 +472,133 @@ def _copy_objects(cur: Any, objects: Iterator[tuple[str, str, datetime]], batch:
         if pending >= batch:
             flush()
             pending = 0
+        if stop is not None and listed % 1_000 == 0 and stop.is_set():
+            return listed
     if pending:
         flush()
     return listed
 
 
-def check_object_store(cur: Any, s3: Any, policy: Policy, now: datetime, params: dict[str, Any]) -> list[RuleAudit]:
-    """Objects with no row (orphans) or whose row is overdue per the audit predicates.
+@dataclass
+class _ObjectStore:
+    """One store of the data map with objects: where they are listed and which rules govern it."""
+
+    store: Any
+    rules: list[Rule]
+    table_name: str  # scratch table of the listing
+    listed: int = 0
+
+
+class _Listing(threading.Thread):
+    """Lists every object store on its own connection while the predicates run on the caller's
+    (on S3 the listing is bound by round trips, the predicates by PostgreSQL: they overlap)."""
+
+    def __init__(self, db_url: str, s3: Any, scratch: _Scratch, stores: list[_ObjectStore]):
+        super().__init__(name="governance-audit-listing", daemon=True)
+        self.db_url, self.s3, self.scratch, self.stores = db_url, s3, scratch, stores
+        self.error: BaseException | None = None
+        self.seconds = 0.0
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        from governance.db import connect
+
+        start = time.perf_counter()
+        conn = None
+        try:
+            conn = connect(self.db_url, application_name="governance-audit-listing")
+            with conn.cursor() as cur:
+                for item in self.stores:
+                    for bucket in item.store.objects.buckets:
+                        item.listed += _copy_objects(cur, self.scratch.table(item.table_name),
+                                                     _iter_objects(self.s3, bucket, item.store.objects.prefix),
+                                                     stop=self.stop)
+                        if self.stop.is_set():
+                            return
+            conn.commit()
+        except BaseException as exc:  # re-raised by the audit's thread
+            self.error = exc
+        finally:
+            if conn is not None:
+                conn.close()
+            self.seconds = time.perf_counter() - start
+
+    def result(self) -> None:
+        self.join()
+        if self.error is not None:
+            error = self.error
+            if isinstance(error, Exception) and not isinstance(error, (AuditError, RuntimeError)):
+                raise AuditError(f"listing the object store failed: {type(error).__name__}: "
+                                 f"{_safe_error(str(error))}") from None
+            raise error
+
+
+def _object_stores(policy: Policy) -> list[_ObjectStore]:
+    stores = []
+    for category in policy.categories:
+        for store in category.stores:
+            if store.objects is not None:
+                stores.append(_ObjectStore(store, list(policy.rules_by_table.get(store.table, [])),
+                                           f"objects_{len(stores)}"))
+    return stores
+
+
+def check_object_store(cur: Any, scratch: _Scratch, item: _ObjectStore, findings: dict[str, sql.Identifier],
+                       now: datetime) -> RuleAudit:
+    """Objects with no row (orphans) or whose row is overdue per the audit predicates' findings.
 
     ``oldest_overdue_seconds`` is the larger of the oldest overdue row's age past its window and,
     for orphans, the time since the object was last modified (as of ``now``, never negative): an
     orphan has no clock of its own, and that is how long it has been stored without one.
     """
-    from governance.objectstore import check_reachable
-
-    results: list[RuleAudit] = []
-    for category in policy.categories:
-        for store in category.stores:
-            if store.objects is None:
-                continue
-            rules = policy.rules_by_table.get(store.table, [])
-            link = store.objects
-            # List first, read the rows after: an upload being written (object, then row) is seen whole.
-            cur.execute("CREATE TEMP TABLE IF NOT EXISTS audit_objects "
-                        "(bucket text NOT NULL, object_key text NOT NULL, last_modified timestamptz NOT NULL) "
-                        "ON COMMIT DROP")
-            cur.execute("TRUNCATE pg_temp.audit_objects")
-            listed = 0
-            for bucket in link.buckets:
-                check_reachable(s3, bucket)
-                listed += _copy_objects(cur, _iter_objects(s3, bucket, link.prefix))
-            cur.execute("ANALYZE pg_temp.audit_objects")
-
-            # Rendered predicates are plain SQL; '%' is doubled as the statement below takes parameters.
-            texts = list(dict.fromkeys(audit_sql_text(rule) for rule in rules))
-            overdue_sql = sql.SQL(" UNION ALL ").join(
-                sql.SQL(render(cur, t, params).replace("%", "%%")) for t in texts)
-            past_sql = sql.SQL(" UNION ALL ").join(
-                sql.SQL(render(cur, t, params, holds=False).replace("%", "%%")) for t in texts)
-            rule_ids = [rule.id for rule in rules]
-            schema, table = store.table.split(".", 1)
-            cur.execute(sql.SQL("""
-                WITH overdue AS (
-                    SELECT a.record_id, max(a.overdue_seconds) AS overdue_seconds
-                    FROM ({overdue}) AS a WHERE a.rule_id = ANY(%(rules)s) GROUP BY a.record_id
-                ), past AS (
-                    SELECT DISTINCT p.record_id FROM ({past}) AS p WHERE p.rule_id = ANY(%(rules)s)
-                ), linked AS (
-                    SELECT o.last_modified, r.{key} AS record_id
-                    FROM pg_temp.audit_objects o
-                    LEFT JOIN {table} r ON r.{bucket_col} = o.bucket AND r.{key_col} = o.object_key
-                )
-                SELECT count(*) FILTER (WHERE l.record_id IS NULL),
-                       max(greatest(0, floor(extract(epoch FROM %(now)s::timestamptz - l.last_modified))))
-                           FILTER (WHERE l.record_id IS NULL),
-                       count(ov.record_id),
-                       max(ov.overdue_seconds),
-                       count(*) FILTER (WHERE ov.record_id IS NULL AND pa.record_id IS NOT NULL)
-                FROM linked l
-                LEFT JOIN overdue ov ON ov.record_id = l.record_id
-                LEFT JOIN past pa ON pa.record_id = l.record_id
-            """).format(
-                overdue=overdue_sql, past=past_sql, key=sql.Identifier(store.key),
-                table=sql.Identifier(schema, table), bucket_col=sql.Identifier(link.bucket_column),
-                key_col=sql.Identifier(link.key_column),
-            ), {"rules": rule_ids, "now": as_utc(now)})
-            orphans, oldest_orphan, overdue_objects, oldest_row, held = cur.fetchone()
-            ages = [int(a) for a in (oldest_orphan, oldest_row) if a is not None]
-            total = int(orphans) + int(overdue_objects)
-            results.append(RuleAudit(
-                rule=object_store_rule_id(store.table),
-                requirements=list(OBJECT_STORE_REQUIREMENTS),
-                overdue=total,
-                oldest_overdue_seconds=max(ages) if total and ages else None,
-                held=int(held),
-                check=OBJECT_STORE_CHECK,
-                gx_success=None,
-                details={"objects_listed": listed, "orphans": int(orphans),
-                         "objects_of_overdue_records": int(overdue_objects),
-                         "buckets": list(link.buckets), "prefix": link.prefix, "table": store.table},
-            ))
-    return results
+    store, link = item.store, item.store.objects
+    objects = scratch.table(item.table_name)
+    cur.execute(sql.SQL("ANALYZE {}").format(objects))
+    rule_ids = [rule.id for rule in item.rules]
+    tables = [findings[name] for name in dict.fromkeys(rule.audit for rule in item.rules)]
+    past = sql.SQL(" UNION ALL ").join(
+        sql.SQL("SELECT record_id, overdue_seconds, held FROM {} WHERE rule_id = ANY(%(rules)s)").format(t)
+        for t in tables) if tables else sql.SQL(
+        "SELECT NULL::bigint AS record_id, NULL::bigint AS overdue_seconds, NULL::boolean AS held WHERE false")
+    schema, table = store.table.split(".", 1)
+    # A record is overdue when any of its findings is unheld, held when all of them are held.
+    cur.execute(sql.SQL("""
+        WITH finding AS (
+            SELECT f.record_id, bool_and(f.held) AS held, max(f.overdue_seconds) FILTER (WHERE NOT f.held) AS overdue_seconds
+            FROM ({past}) AS f GROUP BY f.record_id
+        ), linked AS (
+            SELECT o.last_modified, r.{key} AS record_id
+            FROM {objects} o
+            LEFT JOIN {table} r ON r.{bucket_col} = o.bucket AND r.{key_col} = o.object_key
+        )
+        SELECT count(*) FILTER (WHERE l.record_id IS NULL),
+               max(greatest(0, floor(extract(epoch FROM %(now)s::timestamptz - l.last_modified))))
+                   FILTER (WHERE l.record_id IS NULL),
+               count(*) FILTER (WHERE f.record_id IS NOT NULL AND NOT f.held),
+               max(f.overdue_seconds) FILTER (WHERE NOT f.held),
+               count(*) FILTER (WHERE f.held)
+        FROM linked l
+        LEFT JOIN finding f ON f.record_id = l.record_id
+    """).format(
+        past=past, key=sql.Identifier(store.key), objects=objects,
+        table=sql.Identifier(schema, table), bucket_col=sql.Identifier(link.bucket_column),
+        key_col=sql.Identifier(link.key_column),
+    ), {"rules": rule_ids, "now": as_utc(now)})
+    orphans, oldest_orphan, overdue_objects, oldest_row, held = cur.fetchone()
+    ages = [int(a) for a in (oldest_orphan, oldest_row) if a is not None]
+    total = int(orphans) + int(overdue_objects)
+    return RuleAudit(
+        rule=object_store_rule_id(store.table),
+        requirements=list(OBJECT_STORE_REQUIREMENTS),
+        overdue=total,
+        oldest_overdue_seconds=max(ages) if total and ages else None,
+        held=int(held),
+        check=OBJECT_STORE_CHECK,
+        gx_success=None,
+        details={"objects_listed": item.listed, "orphans": int(orphans),
+                 "objects_of_overdue_records": int(overdue_objects),
+                 "buckets": list(link.buckets), "prefix": link.prefix, "table": store.table},
+    )
 
 
 def object_store_rule_id(table: str) -> str:
@@ -497,56 +616,91 @@ def run_audit(conn: Any, s3: Any, policy: Policy, now: datetime, run_id: str, *,
               record: bool = True) -> AuditReport:
     """Audit every rule as of ``now`` and (``record``) append the evidence; returns the report.
 
-    ``db_url`` (libpq URL or DSN) is what GX connects with; ``conn`` is used for rendering, the
-    cross-check, the object-store check and the evidence. GX reads through its own connection, so
-    commit the data to be audited first. The function ends its own transaction on ``conn``
-    (commits the evidence when ``record``, rolls back otherwise). It does not raise on overdue
-    data: call ``report.raise_if_overdue()``.
+    ``db_url`` (libpq URL or DSN) is what GX and the object listing connect with; ``conn`` is used
+    for the predicates, the cross-check, the object-store check and the evidence. Other connections
+    read what ``conn`` wrote, so commit the data to be audited first. The function ends its own
+    transaction on ``conn`` (commits the evidence when ``record``, rolls back otherwise) and leaves
+    nothing else behind (its scratch schema is dropped). It does not raise on overdue data: call
+    ``report.raise_if_overdue()``. ``report.seconds`` has the time of each phase.
     """
     if s3 is None:
         from governance.settings import S3_ENDPOINT_ENV, SettingsError
 
         raise SettingsError("the audit also checks the object store (CAT-5, RET-9): give it an S3 client "
                             f"(--s3-endpoint-url or {S3_ENDPOINT_ENV}; in Airflow the connection governance_s3)")
+    from governance.objectstore import check_reachable
+
+    started = time.perf_counter()
+    seconds: dict[str, float] = {}
+
+    def lap(name: str, since: float) -> float:
+        moment = time.perf_counter()
+        seconds[name] = round(moment - since, 4)
+        return moment
+
     now = as_utc(now)
     params = audit_parameters(policy, now)
     rules = list(policy.rules)
+    stores = _object_stores(policy)
+    scratch = _Scratch(conn)
+    listing: _Listing | None = None
     try:
-        with conn.cursor() as cur:
-            rendered = {rule.id: render(cur, audit_sql_text(rule), params) for rule in rules}
-            queries = {rule.id: gx_query(cur, rendered[rule.id], rule.id) for rule in rules}
-            batch_query = cur.mogrify("SELECT %s::timestamptz AS audited_at", (now,)).decode()
-        outcomes = run_gx(db_url, batch_query, queries)
+        # Reachability first: a wrong endpoint or bucket fails before any work.
+        for item in stores:
+            for bucket in item.store.objects.buckets:
+                check_reachable(s3, bucket)
+        conn.rollback()
+        scratch.create([item.table_name for item in stores])
+        listing = _Listing(db_url, s3, scratch, stores)
+        listing.start()
+        mark = lap("setup", started)
 
+        # 1. Each predicate file once, into the scratch schema (one transaction, committed for GX).
+        findings: dict[str, sql.Identifier] = {}
+        checked: dict[str, tuple[int, int | None, int]] = {}
         with conn.cursor() as cur:
-            checked: dict[str, dict[str, tuple[int, int | None]]] = {}
-            past: dict[str, dict[str, tuple[int, int | None]]] = {}
             for rule in rules:
-                if rule.audit not in checked:  # uploads.sql serves four rules: aggregate it once
-                    text = audit_sql_text(rule)
-                    checked[rule.audit] = _aggregate(cur, rendered[rule.id])
-                    past[rule.audit] = (_aggregate(cur, render(cur, text, params, holds=False))
-                                        if _HOLDS_AT_NOW in text else {})
-            results: list[RuleAudit] = []
-            for rule in rules:
-                gx_outcome = outcomes[rule.id]
-                count, oldest = checked[rule.audit].get(rule.id, (0, None))
-                if (count, oldest) != (gx_outcome.count, gx_outcome.oldest):
-                    raise AuditInconsistent(
-                        f"rule {rule.id}: GX counted {gx_outcome.count} overdue (oldest {gx_outcome.oldest}s), the "
-                        f"cross-check {count} (oldest {oldest}s); the data changed during the audit, run it again"
-                    )
-                if gx_outcome.success != (count == 0):
-                    raise AuditInconsistent(f"rule {rule.id}: GX success={gx_outcome.success} with {count} overdue")
-                held = None
-                if _HOLDS_AT_NOW in audit_sql_text(rule):
-                    held = max(0, past[rule.audit].get(rule.id, (0, None))[0] - count)
-                results.append(RuleAudit(rule=rule.id, requirements=list(rule.requirements), overdue=count,
-                                         oldest_overdue_seconds=oldest, held=held, check=GX_CHECK,
-                                         gx_success=gx_outcome.success))
-            results += check_object_store(cur, s3, policy, now, params)
-            report = AuditReport(run_id=run_id, now=now, policy_version=policy.version, rules=results)
+                if rule.audit in findings:  # uploads.sql serves four rules
+                    continue
+                findings[rule.audit] = scratch.table(f"findings_{len(findings)}")
+                names = {r.id for r in rules if r.audit == rule.audit}
+                checked.update(_evaluate(cur, findings[rule.audit], rule.audit,
+                                         render(cur, audit_sql_text(rule), params), names))
+            queries = {rule.id: gx_query(cur, findings[rule.audit], rule.id) for rule in rules}
+            batch_query = cur.mogrify("SELECT %s::timestamptz AS audited_at", (now,)).decode()
+        conn.commit()
+        mark = lap("predicates", mark)
+
+        # 2. GX: one UnexpectedRowsExpectation per rule over its findings, cross-checked.
+        outcomes = run_gx(db_url, batch_query, queries)
+        mark = lap("gx", mark)
+        results: list[RuleAudit] = []
+        for rule in rules:
+            gx_outcome = outcomes[rule.id]
+            count, oldest, held = checked.get(rule.id, (0, None, 0))
+            if (count, oldest) != (gx_outcome.count, gx_outcome.oldest):
+                raise AuditInconsistent(
+                    f"rule {rule.id}: GX counted {gx_outcome.count} overdue (oldest {gx_outcome.oldest}s), the "
+                    f"cross-check {count} (oldest {oldest}s) over the same findings; nothing was recorded, run it again"
+                )
+            if gx_outcome.success != (count == 0):
+                raise AuditInconsistent(f"rule {rule.id}: GX success={gx_outcome.success} with {count} overdue")
+            results.append(RuleAudit(rule=rule.id, requirements=list(rule.requirements), overdue=count,
+                                     oldest_overdue_seconds=oldest, held=held, check=GX_CHECK,
+                                     gx_success=gx_outcome.success))
+
+        # 3. The object store, once its listing is complete (list first, read the rows after).
+        listing.result()
+        seconds["listing"] = round(listing.seconds, 4)
+        mark = lap("listing_wait", mark)
+        with conn.cursor() as cur:
+            for item in stores:
+                results.append(check_object_store(cur, scratch, item, findings, now))
+            mark = lap("object_store", mark)
+            report = AuditReport(run_id=run_id, now=now, policy_version=policy.version, rules=results,
+                                 seconds=seconds)
             if record:
+                seconds["total"] = round(time.perf_counter() - started, 4)
                 _record(cur, report)
         if record:
             conn.commit()
@@ -558,6 +712,12 @@ def run_audit(conn: Any, s3: Any, policy: Policy, now: datetime, run_id: str, *,
         except Exception:  # a broken connection: the original error is the one to see
             pass
         raise
+    finally:
+        if listing is not None and listing.is_alive():
+            listing.stop.set()
+            listing.join()
+        scratch.drop()
+    seconds["total"] = round(time.perf_counter() - started, 4)
     return report
 
 
@@ -581,4 +741,5 @@ def _record(cur: Any, report: AuditReport) -> None:
     cur.execute("SELECT governance.append_evidence(%s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s::jsonb)",
                 ("audit", report.run_id, "", "", list(requirements), report.now, report.policy_version,
                  json.dumps({"overdue_total": report.overdue_total, "rules_over": len(over)}),
-                 json.dumps({"rules_over": [r.rule for r in over], "rules_checked": len(report.rules)})))
+                 json.dumps({"rules_over": [r.rule for r in over], "rules_checked": len(report.rules),
+                             "seconds": report.seconds})))

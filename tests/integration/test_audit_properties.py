@@ -101,18 +101,26 @@ def insert_snapshot(conn, shop: Snapshot, *, bucket: str = "shop-uploads", prefi
     conn.commit()
 
 
-def audit_sql_overdue(conn, now: datetime) -> dict[str, dict[int, int]]:
-    """rule id -> {record id: overdue seconds}, straight from the audit predicates (no GX)."""
-    result: dict[str, dict[int, int]] = {rule.id: {} for rule in POLICY.rules}
+def audit_sql_past(conn, now: datetime) -> tuple[dict[str, dict[int, int]], dict[str, dict[int, int]]]:
+    """(overdue, held): rule id -> {record id: seconds past the window}, straight from the audit
+    predicates (no GX); a predicate returns every record past its window, flagging the held ones."""
+    overdue: dict[str, dict[int, int]] = {rule.id: {} for rule in POLICY.rules}
+    held: dict[str, dict[int, int]] = {rule.id: {} for rule in POLICY.rules}
     params = audit_parameters(POLICY, now)
     with conn.cursor() as cur:
         for text in dict.fromkeys(audit_sql_text(rule) for rule in POLICY.rules):
             cur.execute(render(cur, text, params))
-            for rule_id, record_id, seconds in cur.fetchall():
-                assert record_id not in result[rule_id], f"{rule_id}: record {record_id} reported twice"
-                result[rule_id][record_id] = seconds
+            for rule_id, record_id, seconds, is_held in cur.fetchall():
+                seen = overdue[rule_id].keys() | held[rule_id].keys()
+                assert record_id not in seen, f"{rule_id}: record {record_id} reported twice"
+                (held if is_held else overdue)[rule_id][record_id] = seconds
     conn.rollback()
-    return result
+    return overdue, held
+
+
+def audit_sql_overdue(conn, now: datetime) -> dict[str, dict[int, int]]:
+    """rule id -> {record id: overdue seconds} of the records no hold keeps."""
+    return audit_sql_past(conn, now)[0]
 
 
 # --- random small shops, clocks near the boundaries ---------------------------------------------
@@ -254,7 +262,14 @@ def test_audit_sql_agrees_with_the_reference(shop_conn, shop):
         event("order-records: some kept")
     if any(h for h in shop.legal_holds):
         event("with legal holds")
-    assert audit_sql_overdue(shop_conn, NOW) == expected
+    overdue, held = audit_sql_past(shop_conn, NOW)
+    assert overdue == expected
+    # RET-8: the held flag marks exactly the records past their window that a hold keeps.
+    past = reference.overdue(Snapshot(**{**shop.__dict__, "legal_holds": []}), POLICY, NOW)
+    assert held == {rule_id: {k: v for k, v in records.items() if k not in expected[rule_id]}
+                    for rule_id, records in past.items()}
+    if any(held.values()):
+        event("some records held")
 
 
 @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,

@@ -48,7 +48,7 @@ def _overdue_orders(conn, now: datetime) -> set[int]:
     params["now"] = now
     with conn.cursor() as cur:
         cur.execute((SQL_DIR / "audit" / "order_records.sql").read_text(), params)
-        return {row[1] for row in cur.fetchall()}
+        return {record_id for _rule, record_id, _seconds, held in cur.fetchall() if not held}
 
 
 def test_person_hold_by_email_stores_only_the_pseudonym_and_is_evidenced(conn):

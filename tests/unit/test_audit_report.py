@@ -18,7 +18,6 @@ from governance.audit import (
     AuditFailed,
     AuditReport,
     RuleAudit,
-    _gx_escape,
     human_duration,
     object_store_rule_id,
     parameter_name,
@@ -98,22 +97,6 @@ def test_table_for_people():
 def test_parameter_names_follow_the_audit_sql_contract():
     assert parameter_name("deleted-account-calendar-events") == "window__deleted_account_calendar_events"
     assert object_store_rule_id("shop.uploads") == OBJECT_STORE_RULE == "uploads-object-store"
-
-
-def test_gx_escape_protects_braces_and_sqlalchemy_binds():
-    from sqlalchemy import text as sa_text
-    from sqlalchemy.dialects import postgresql
-
-    original = ("SELECT '{}'::jsonb, x::text -- see :note\n"
-                "WHERE a = 'x :y' AND t = '2026-01-01T12:00:00+00:00'::timestamptz")
-    escaped = _gx_escape(original)
-    assert "'{{}}'::jsonb" in escaped  # survives str.format({batch})
-    assert "\\:note" in escaped and "'x \\:y'" in escaped  # text() would read :note and :y as binds
-    assert "x::text" in escaped and "12:00:00+00:00" in escaped  # casts and times are left alone
-    clause = sa_text(escaped.format())
-    assert clause._bindparams == {}
-    compiled = str(clause.compile(dialect=postgresql.psycopg2.dialect()))
-    assert compiled == original.replace("%", "%%")
 
 
 @pytest.mark.parametrize("given, expected", [

@@ -15,12 +15,12 @@ SELECT 'contact-messages'::text AS rule_id,
        m.message_id AS record_id,
        floor(extract(epoch FROM %(now)s::timestamptz
              - ((t.at AT TIME ZONE 'UTC' + %(window__contact_messages)s::interval) AT TIME ZONE 'UTC')))::bigint
-           AS overdue_seconds
+           AS overdue_seconds,
+       EXISTS (
+         SELECT 1 FROM governance.holds_at(%(now)s::timestamptz) h
+         WHERE (h.scope = 'rule' AND h.rule_id = 'contact-messages')
+            OR (h.scope = 'record' AND h.table_name = 'shop.contact_messages' AND h.record_key = m.message_id::text)
+            OR (h.scope = 'person' AND h.email_sha256 = governance.email_pseudonym(m.email))) AS held
 FROM shop.contact_messages m
 JOIN last_touch t ON t.person = lower(btrim(m.email))
 WHERE (t.at AT TIME ZONE 'UTC' + %(window__contact_messages)s::interval) AT TIME ZONE 'UTC' <= %(now)s::timestamptz
-  AND NOT EXISTS (
-      SELECT 1 FROM governance.holds_at(%(now)s::timestamptz) h
-      WHERE (h.scope = 'rule' AND h.rule_id = 'contact-messages')
-         OR (h.scope = 'record' AND h.table_name = 'shop.contact_messages' AND h.record_key = m.message_id::text)
-         OR (h.scope = 'person' AND h.email_sha256 = governance.email_pseudonym(m.email)))

@@ -3,12 +3,12 @@ SELECT 'deleted-accounts'::text AS rule_id,
        a.account_id AS record_id,
        floor(extract(epoch FROM %(now)s::timestamptz
              - ((a.deleted_at AT TIME ZONE 'UTC' + %(window__deleted_accounts)s::interval) AT TIME ZONE 'UTC')))::bigint
-           AS overdue_seconds
+           AS overdue_seconds,
+       EXISTS (
+         SELECT 1 FROM governance.holds_at(%(now)s::timestamptz) h
+         WHERE (h.scope = 'rule' AND h.rule_id = 'deleted-accounts')
+            OR (h.scope = 'record' AND h.table_name = 'shop.accounts' AND h.record_key = a.account_id::text)
+            OR (h.scope = 'person' AND (h.account_id = a.account_id OR h.email_sha256 = governance.email_pseudonym(a.email)))) AS held
 FROM shop.accounts a
 WHERE a.deleted_at IS NOT NULL
   AND (a.deleted_at AT TIME ZONE 'UTC' + %(window__deleted_accounts)s::interval) AT TIME ZONE 'UTC' <= %(now)s::timestamptz
-  AND NOT EXISTS (
-      SELECT 1 FROM governance.holds_at(%(now)s::timestamptz) h
-      WHERE (h.scope = 'rule' AND h.rule_id = 'deleted-accounts')
-         OR (h.scope = 'record' AND h.table_name = 'shop.accounts' AND h.record_key = a.account_id::text)
-         OR (h.scope = 'person' AND (h.account_id = a.account_id OR h.email_sha256 = governance.email_pseudonym(a.email))))

@@ -14,12 +14,12 @@ SELECT 'newsletter-subscriptions'::text AS rule_id,
        s.subscription_id AS record_id,
        floor(extract(epoch FROM %(now)s::timestamptz
              - ((t.at AT TIME ZONE 'UTC' + %(window__newsletter_subscriptions)s::interval) AT TIME ZONE 'UTC')))::bigint
-           AS overdue_seconds
+           AS overdue_seconds,
+       EXISTS (
+         SELECT 1 FROM governance.holds_at(%(now)s::timestamptz) h
+         WHERE (h.scope = 'rule' AND h.rule_id = 'newsletter-subscriptions')
+            OR (h.scope = 'record' AND h.table_name = 'shop.newsletter_subscriptions' AND h.record_key = s.subscription_id::text)
+            OR (h.scope = 'person' AND (h.account_id = s.account_id OR h.email_sha256 = governance.email_pseudonym(s.email)))) AS held
 FROM shop.newsletter_subscriptions s
 JOIN last_touch t ON t.person = lower(btrim(s.email))
 WHERE (t.at AT TIME ZONE 'UTC' + %(window__newsletter_subscriptions)s::interval) AT TIME ZONE 'UTC' <= %(now)s::timestamptz
-  AND NOT EXISTS (
-      SELECT 1 FROM governance.holds_at(%(now)s::timestamptz) h
-      WHERE (h.scope = 'rule' AND h.rule_id = 'newsletter-subscriptions')
-         OR (h.scope = 'record' AND h.table_name = 'shop.newsletter_subscriptions' AND h.record_key = s.subscription_id::text)
-         OR (h.scope = 'person' AND (h.account_id = s.account_id OR h.email_sha256 = governance.email_pseudonym(s.email))))

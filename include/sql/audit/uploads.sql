@@ -39,14 +39,14 @@ WITH expiry AS (
 )
 SELECT g.rule_id,
        g.upload_id AS record_id,
-       floor(extract(epoch FROM %(now)s::timestamptz - g.expires_at))::bigint AS overdue_seconds
+       floor(extract(epoch FROM %(now)s::timestamptz - g.expires_at))::bigint AS overdue_seconds,
+       EXISTS (
+         SELECT 1 FROM governance.holds_at(%(now)s::timestamptz) h
+         -- a hold on any rule that applies to the upload keeps it: removal needs every rule to agree
+         WHERE (h.scope = 'rule' AND h.rule_id = ANY (a.rule_ids))
+            OR (h.scope = 'record' AND h.table_name = 'shop.uploads' AND h.record_key = u.upload_id::text)
+            OR (h.scope = 'person' AND h.account_id = u.account_id)) AS held
 FROM governing g
 JOIN applicable a ON a.upload_id = g.upload_id
 JOIN shop.uploads u ON u.upload_id = g.upload_id
 WHERE g.expires_at <= %(now)s::timestamptz
-  AND NOT EXISTS (
-      SELECT 1 FROM governance.holds_at(%(now)s::timestamptz) h
-      -- a hold on any rule that applies to the upload keeps it: removal needs every rule to agree
-      WHERE (h.scope = 'rule' AND h.rule_id = ANY (a.rule_ids))
-         OR (h.scope = 'record' AND h.table_name = 'shop.uploads' AND h.record_key = u.upload_id::text)
-         OR (h.scope = 'person' AND h.account_id = u.account_id))
