@@ -13,6 +13,12 @@ id or e-mail pseudonym, from the store's ``person`` columns). A record whose rem
 cascade to, or rewrite, a held record of another table (a deleted account's held calendar event)
 is kept as well.
 
+A clock view may expose an optional integer column ``chunk`` (the clock view contract,
+include/sql/clocks/README.md): a function of the record's clock group (e.g. a hash of the customer)
+that is part of every window's PARTITION BY. The sweep then computes the due set in N chunks
+(``mod(chunk, N)``), each its own short transaction: PostgreSQL pushes such a qual below the window
+function, so each chunk costs ~1/N of the whole (RET-3 at scale).
+
 Everything here composes SQL: identifiers from the policy go through ``psycopg2.sql.Identifier``,
 values (now, windows, hold keys) are named parameters.
 """
@@ -20,6 +26,7 @@ values (now, windows, hold keys) are named parameters.
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,6 +37,8 @@ from psycopg2 import sql
 
 from governance.policy import AnonymiseAction, Policy, PurgeObjectsAction, Rule, Store
 from governance.windows import Window, as_utc
+
+log = logging.getLogger(__name__)
 
 # A clock view that is a plain projection of one column of the rule's own table: then the due
 # predicate can be evaluated on each row (block-range batches, whole-partition drops).
@@ -43,6 +52,10 @@ _PLAIN_VIEW = re.compile(
 # "clock + window <= now" implies "clock <= now - window + 4 days"; the bound lets the planner use
 # an index or prune partitions, the exact predicate still decides.
 _CLAMP_MARGIN = timedelta(days=4)
+
+# The optional chunking column of a clock view (include/sql/clocks/README.md) and the types it may have.
+CHUNK_COLUMN = "chunk"
+_CHUNK_TYPES = ("smallint", "integer", "bigint")
 
 
 def split_name(qualified: str) -> tuple[str, str]:
@@ -141,6 +154,7 @@ class Target:
     partition_key: str | None = None  # the RANGE key column of a partitioned table
     children: list[Child] = field(default_factory=list)
     account_store: Store | None = None  # where an account's e-mail lives (CAT-2 person holds)
+    chunked: bool = False  # every clock view of the table exposes an integer ``chunk`` column
 
     @property
     def table(self) -> str:
@@ -203,6 +217,7 @@ def load_target(conn: Any, policy: Policy, rule_id: str) -> Target:
             (schema, name),
         )
         fks = cur.fetchall()
+        target.chunked = all(_chunk_type(cur, r.clock.view) in _CHUNK_TYPES for r in siblings)
     target.direct_clock = _plain_clock_column(viewdef, rule.table, target.key) if not target.shared else None
     match = re.fullmatch(r"RANGE \((\w+)\)", partkeydef or "")
     target.partition_key = match.group(1) if match else None
@@ -215,6 +230,19 @@ def load_target(conn: Any, policy: Policy, rule_id: str) -> Target:
         target.children.append(Child(table, column, on_delete, store, rules))
     target.account_store = _account_store_for(policy, target.store)
     return target
+
+
+def _chunk_type(cur: Any, view: str) -> str | None:
+    """The type of the view's ``chunk`` column, or None without one."""
+    cur.execute(
+        "SELECT format_type(a.atttypid, NULL) FROM pg_attribute a "
+        "WHERE a.attrelid = %s::regclass AND a.attname = %s AND a.attnum > 0 AND NOT a.attisdropped",
+        (view, CHUNK_COLUMN))
+    row = cur.fetchone()
+    if row and row[0] not in _CHUNK_TYPES:
+        log.warning("clock view %s: column %s is %s, not an integer; the due set is computed in one pass",
+                    view, CHUNK_COLUMN, row[0])
+    return row[0] if row else None
 
 
 def _plain_clock_column(viewdef: str, table: str, key: str) -> str | None:
@@ -272,14 +300,23 @@ class Selection:
 
     # --- per-record clocks (views) ---
 
-    def due_records(self, *, governed_only: bool = False) -> sql.Composed:
+    def due_records(self, *, governed_only: bool = False, chunked: bool = False) -> sql.Composed:
         """(record_id, rule_held): records this rule governs that are due (every applicable rule
-        expired), or, with ``governed_only``, every record it governs whatever the clock."""
+        expired), or, with ``governed_only``, every record it governs whatever the clock.
+
+        ``chunked`` (only for a chunked target) keeps the records of one chunk: parameters
+        ``chunks`` (N) and ``chunk`` (0..N-1). The qual names only the view's ``chunk`` column, so
+        PostgreSQL pushes it below the view's window function (it is in every PARTITION BY): the
+        chunk's rows are filtered in the scan, before the sort and the window."""
         t = self.target
+        if chunked and not t.chunked:
+            raise ValueError(f"the clock views of rule {t.rule.id!r} have no integer {CHUNK_COLUMN!r} column")
+        where = sql.SQL(" WHERE {}").format(self.chunk_qual("c")) if chunked else sql.SQL("")
         parts = []
         for i, rule in enumerate(t.siblings):
-            parts.append(sql.SQL("SELECT c.record_id, {i} AS rank, {expiry} AS expires_at FROM {view} c").format(
-                i=sql.Literal(i), expiry=expiry_sql(sql.SQL("c.clock"), f"w{i}"), view=ident(rule.clock.view)))
+            parts.append(sql.SQL("SELECT c.record_id, {i} AS rank, {expiry} AS expires_at FROM {view} c{where}").format(
+                i=sql.Literal(i), expiry=expiry_sql(sql.SQL("c.clock"), f"w{i}"), view=ident(rule.clock.view),
+                where=where))
         having = []
         if not governed_only:
             # every applicable rule has expired; a clock that is NULL has not started: not expired
@@ -294,6 +331,12 @@ class Selection:
         if having:
             query += sql.SQL(" HAVING ") + sql.SQL(" AND ").join(having)
         return query
+
+    @staticmethod
+    def chunk_qual(alias: str = "c") -> sql.Composed:
+        """Rows of chunk %(chunk)s of %(chunks)s: every integer (and NULL, in chunk 0) in exactly one."""
+        return sql.SQL("coalesce(abs(mod({col}, %(chunks)s)), 0) = %(chunk)s").format(
+            col=sql.Identifier(alias, CHUNK_COLUMN))
 
     # --- per-row predicates (alias t) ---
 
@@ -363,9 +406,11 @@ class Selection:
         return sql.Literal(self.rule_held) if self.target.direct_clock else sql.SQL("d.rule_held")
 
     def candidates(self, columns: Callable[[sql.Composable], sql.Composable], *,
-                   relation: sql.Composable | None = None, not_held: bool = False) -> sql.Composed:
+                   relation: sql.Composable | None = None, not_held: bool = False,
+                   chunked: bool = False) -> sql.Composed:
         """SELECT columns FROM the table (alias t) for due rows still to handle; ``columns`` gets
-        the rule-hold expression. ``not_held`` leaves held rows out; ``relation`` is a partition."""
+        the rule-hold expression. ``not_held`` leaves held rows out; ``relation`` is a partition;
+        ``chunked``: one chunk of the records (``due_records``)."""
         t = self.target
         rel = relation if relation is not None else ident(t.table)
         rule_held = self.rule_held_sql()
@@ -375,18 +420,18 @@ class Selection:
             conds.append(self.direct_due("t"))
         else:
             query = sql.SQL("SELECT {cols} FROM {rel} t JOIN ({due}) d ON d.record_id = t.{key}").format(
-                cols=columns(rule_held), rel=rel, due=self.due_records(), key=sql.Identifier(t.key))
+                cols=columns(rule_held), rel=rel, due=self.due_records(chunked=chunked), key=sql.Identifier(t.key))
         if not_held:
             conds.append(sql.SQL("NOT ({rh} OR {held})").format(rh=rule_held, held=self.held("t")))
         return query + sql.SQL(" WHERE ") + sql.SQL(" AND ").join(conds)
 
-    def counts(self, relation: sql.Composable | None = None) -> sql.Composed:
-        """(due and not held, due but held) among rows still to handle."""
+    def counts(self, relation: sql.Composable | None = None, *, chunked: bool = False) -> sql.Composed:
+        """(due and not held, due but held) among rows still to handle (of one chunk, ``chunked``)."""
         held = self.held("t")
         return self.candidates(
             lambda rh: sql.SQL("count(*) FILTER (WHERE NOT ({rh} OR {held})), count(*) FILTER (WHERE {rh} OR {held})")
             .format(rh=rh, held=held),
-            relation=relation)
+            relation=relation, chunked=chunked)
 
     def purging_rows(self, columns: sql.Composable) -> sql.Composed:
         """Rows left in state 'purging' (tombstones of an interrupted purge) that this rule finishes:
