@@ -17,12 +17,13 @@ How the numbers are obtained, and why they can be trusted:
   ``governance_audit_<run key>``, owned through a session advisory lock and dropped at the end;
   a crashed audit's scratch schema is dropped by the next audit). Only
   ``rule_id, record_id, overdue_seconds, held`` are copied: no personal column reaches it.
-- GX's ``UnexpectedRowsExpectation`` per rule reads the rule's unheld rows there, oldest first: the
-  overdue count is GX's ``observed_value`` (its ``COUNT(*)``), the oldest overdue age the first row
-  GX returns with ``result_format="COMPLETE"``.
-- Both are cross-checked with an aggregate over the same table on the caller's connection (which
-  also gives the ``held`` count: past the window but kept by a hold); a disagreement raises
-  ``AuditInconsistent`` and nothing is recorded.
+- GX's ``UnexpectedRowsExpectation`` per rule reads the rule's unheld rows there: the overdue
+  count is GX's ``observed_value`` (its ``COUNT(*)``); GX also returns up to 200 of the rows
+  (``result_format="COMPLETE"``), whose columns are checked.
+- An aggregate over the same table on the caller's connection gives the oldest overdue age and the
+  ``held`` count (past the window but kept by a hold) and cross-checks GX: the same count, and no
+  row GX returned older than the oldest. A disagreement raises ``AuditInconsistent`` and nothing
+  is recorded.
 - The object store is listed by a second connection, concurrently with the predicates, into a
   scratch table; it is joined to the rows only once the listing is complete.
 
@@ -242,19 +243,19 @@ def render(cur: Any, text: str, params: dict[str, Any]) -> str:
 
 
 def gx_query(cur: Any, findings: sql.Composable, rule_id: str) -> str:
-    """The UnexpectedRowsExpectation query of one rule: its overdue (unheld) records, oldest first,
-    read from the run's findings table (the predicate evaluated once).
+    """The UnexpectedRowsExpectation query of one rule: its overdue (unheld) records, read from the
+    run's findings table (the predicate evaluated once).
 
     ``{batch}`` is the run's one-row batch (the audited instant); it is cross-joined so that GX's
     batch substitution is the same whatever the query contains (GX renders it differently for
-    queries with and without a JOIN).
+    queries with and without a JOIN). No ORDER BY: GX runs the query twice (its COUNT(*) and a
+    fetch of at most 200 rows), and a sort of millions of findings would cost more than both.
     """
     query = sql.SQL(
         "SELECT overdue.rule_id, overdue.record_id, overdue.overdue_seconds\n"
         "FROM {findings} AS overdue\n"
         "CROSS JOIN {{batch}} AS audit_run\n"
-        "WHERE overdue.rule_id = {rule} AND NOT overdue.held\n"
-        "ORDER BY overdue.overdue_seconds DESC, overdue.record_id"
+        "WHERE overdue.rule_id = {rule} AND NOT overdue.held"
     ).format(findings=findings, rule=sql.Literal(rule_id))
     return query.as_string(cur)
 
@@ -343,7 +344,10 @@ def run_gx(db_url: str, batch_query: str, queries: dict[str, str]) -> dict[str, 
         if rows and set(rows[0]) != set(AUDIT_COLUMNS):
             raise AuditError(f"audit rows of rule {rule_id} carry columns {sorted(rows[0])}, "
                              f"expected only {list(AUDIT_COLUMNS)}")
-        oldest = int(rows[0]["overdue_seconds"]) if rows else None
+        if any(row["rule_id"] != rule_id for row in rows):
+            raise AuditError(f"GX returned rows of another rule for rule {rule_id}")
+        # the oldest of the (at most 200) rows GX returns: a lower bound of the rule's oldest
+        oldest = max((int(row["overdue_seconds"]) for row in rows), default=None)
         outcomes[rule_id] = _GxOutcome(success=bool(item.success), count=count, oldest=oldest)
     missing = set(queries) - set(outcomes)
     if missing:
@@ -678,7 +682,8 @@ def run_audit(conn: Any, s3: Any, policy: Policy, now: datetime, run_id: str, *,
         for rule in rules:
             gx_outcome = outcomes[rule.id]
             count, oldest, held = checked.get(rule.id, (0, None, 0))
-            if (count, oldest) != (gx_outcome.count, gx_outcome.oldest):
+            sample_older = gx_outcome.oldest is not None and (oldest is None or gx_outcome.oldest > oldest)
+            if count != gx_outcome.count or sample_older or (count > 0) != (gx_outcome.oldest is not None):
                 raise AuditInconsistent(
                     f"rule {rule.id}: GX counted {gx_outcome.count} overdue (oldest {gx_outcome.oldest}s), the "
                     f"cross-check {count} (oldest {oldest}s) over the same findings; nothing was recorded, run it again"
