@@ -498,8 +498,9 @@ class _Sweeper:
         """Verify: the same selection again; due-and-not-held must be 0. Tombstones this sweep could
         not finish fail it before (ObjectPurgeFailed); 'purging' rows another rule is finishing right
         now are that rule's. Counted chunk by chunk, as the work table was computed (each chunk one
-        short transaction; a record is in one chunk, so the sums are the counts)."""
-        chunks = self._chunks()
+        short transaction; a record is in one chunk, so the sums are the counts), in fewer chunks
+        when this sweep has taken rows out of the view."""
+        chunks = self._chunks(removed=self.result.anonymised + self.result.deleted)
         remaining = held = 0
         for chunk in range(chunks):
             with self.conn.cursor() as cur:
@@ -734,10 +735,11 @@ class _Sweeper:
                 break
             start += per_batch
 
-    def _chunks(self) -> int:
-        """How many chunks the due set is computed in: 1 unless the clock views have a ``chunk``
-        column; else ``chunks``, or one per ``chunk_rows`` rows of the table (its statistics, or its
-        size where it was never analysed), at most MAX_CHUNKS."""
+    def _chunks(self, removed: int = 0) -> int:
+        """How many chunks the due set is computed (or verified) in: 1 unless the clock views have a
+        ``chunk`` column; else ``chunks``, or one per ``chunk_rows`` rows of the table (its statistics,
+        or its size where it was never analysed) less the ``removed`` rows this sweep has already
+        anonymised or deleted (they are no longer in the view), at most MAX_CHUNKS."""
         t = self.target
         if not t.chunked:
             return 1
@@ -750,7 +752,7 @@ class _Sweeper:
                 "FROM pg_class c WHERE c.oid = %s::regclass AND c.relkind = 'r' "
                 "OR c.oid IN (SELECT relid FROM pg_partition_tree(%s::regclass) WHERE isleaf)",
                 (ROWS_PER_PAGE_GUESS, t.table, t.table))
-            rows = float(cur.fetchone()[0])
+            rows = max(0.0, float(cur.fetchone()[0]) - removed)
         self.conn.commit()
         return max(1, min(MAX_CHUNKS, math.ceil(rows / max(1, self.opts.chunk_rows))))
 
