@@ -61,3 +61,56 @@ def test_expired_partitions_dropped_in_groups_with_exact_evidence(conn, s3):
     # a rerun of the same run drops nothing and records nothing more
     again = sweep_rule(conn, s3, load_policy(), "visit-data", NOW, RUN)
     assert again.partitions_dropped == 0 and again.deleted == 0
+
+
+def test_estimated_partition_counts_are_recorded_as_estimates_never_as_deleted(conn, s3):
+    """partition_counts="estimated" (a knob, bench/README.md): a dropped partition's rows come from
+    pg_class.reltuples and are recorded as rows_estimated; a partition never analysed (reltuples -1)
+    is still counted exactly. Either way the partitions go and nothing due is left (RET-1)."""
+    s.empty_shop(conn)
+    with conn.cursor() as cur:
+        hours = [(NOW - timedelta(hours=h)).replace(minute=0) for h in (28, 27, 26)]
+        cur.execute("SELECT governance.ensure_hourly_partitions('shop.visits', %s, %s)",
+                    (hours[0], NOW + timedelta(hours=2)))
+        for n, start in zip((3, 5, 2), hours, strict=True):
+            for i in range(n):
+                s.visit(cur, start + timedelta(minutes=1 + i))
+        names = ["visits_p" + start.strftime("%Y%m%d%H") for start in hours]
+    conn.commit()
+    with conn.cursor() as cur:  # the first two analysed (small tables: every row sampled), the third never
+        cur.execute(f"ANALYZE shop.{names[0]}")
+        cur.execute(f"ANALYZE shop.{names[1]}")
+        cur.execute("SELECT relname, reltuples FROM pg_class WHERE relname = ANY(%s)", (names,))
+        assert dict(cur.fetchall()) == {names[0]: 3, names[1]: 5, names[2]: -1}
+    conn.commit()
+
+    result = sweep_rule(conn, s3, load_policy(), "visit-data", NOW, RUN + "-estimated", partition_counts="estimated")
+
+    empty = "visits_p" + (NOW - timedelta(hours=25)).replace(minute=0).strftime("%Y%m%d%H")  # also expired
+    assert result.partitions_dropped == 4
+    assert (result.rows_estimated, result.deleted) == (3 + 5, 2)
+    with conn.cursor() as cur:
+        cur.execute("SELECT step, counts, details->>'count' FROM governance.evidence WHERE run_id = %s "
+                    "AND kind = 'sweep_batch' ORDER BY step", (RUN + "-estimated",))
+        entries = {step.removeprefix("drop "): (counts, how) for step, counts, how in cur.fetchall()}
+        cur.execute("SELECT counts FROM governance.evidence WHERE run_id = %s AND kind = 'sweep_rule'",
+                    (RUN + "-estimated",))
+        summary = cur.fetchone()[0]
+        cur.execute("SELECT count(*) FROM pg_class WHERE relname = ANY(%s)", (names,))
+        left = cur.fetchone()[0]
+    conn.rollback()
+    assert entries == {
+        names[0]: ({"rows_estimated": 3, "partitions_dropped": 1}, "estimated (pg_class.reltuples)"),
+        names[1]: ({"rows_estimated": 5, "partitions_dropped": 1}, "estimated (pg_class.reltuples)"),
+        names[2]: ({"deleted": 2, "partitions_dropped": 1}, "exact"),
+        empty: ({"deleted": 0, "partitions_dropped": 1}, "exact"),  # never analysed either
+    }
+    assert summary["rows_estimated"] == 8 and summary["deleted"] == 2 and summary["partitions_dropped"] == 4
+    assert left == 0
+
+
+def test_an_unknown_partition_count_mode_is_refused_before_anything_runs(conn, s3):
+    import pytest
+
+    with pytest.raises(ValueError, match="partition_counts must be one of exact, estimated, got 'guess'"):
+        sweep_rule(conn, s3, load_policy(), "visit-data", NOW, RUN + "-bad", partition_counts="guess")

@@ -44,6 +44,9 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
                        help="heap pages per block-range batch (default: from --batch-size and the table's density)")
     sweep.add_argument("--strategy", choices=("auto", "blocks", "work"), default="auto",
                        help="how batches are cut for a clock that is a column (default auto)")
+    sweep.add_argument("--partition-counts", choices=("exact", "estimated"), default="exact",
+                       help="rows of a dropped partition: count(*) (default) or pg_class.reltuples, recorded as "
+                            "rows_estimated (no read of the partition: faster, see bench/README.md)")
     sweep.add_argument("--run-id", help="evidence run id (default cli-<now>; the same id again is a rerun)")
     sweep.add_argument("--wait-lock", type=_seconds, default=0.0, metavar="SECONDS",
                        help="wait this long for another sweep of the same rule (default: skip it at once)")
@@ -89,7 +92,7 @@ def run_sweep(args: argparse.Namespace) -> int:
     try:
         results = sweep(conn, s3, policy, now, run_id, args.rules, batch_size=args.batch_size,
                         batch_pages=args.batch_pages, strategy=args.strategy, lock_wait=args.wait_lock,
-                        dry_run=args.dry_run)
+                        partition_counts=args.partition_counts, dry_run=args.dry_run)
     except KeyError as exc:
         print(f"error: {exc.args[0]}", file=sys.stderr)
         return 2

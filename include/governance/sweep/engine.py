@@ -56,6 +56,7 @@ TRANSIENT = (psycopg2.errors.LockNotAvailable, psycopg2.errors.QueryCanceled,
 BATCH_RETRIES = 3
 DENSE_FRACTION = 0.05  # a direct clock with at least this share due is swept by blocks, else by work
 STRATEGIES = ("auto", "blocks", "work")
+PARTITION_COUNTS = ("exact", "estimated")  # Options.partition_counts
 DROPS_PER_TRANSACTION = 8  # fully expired partitions dropped per transaction (one evidence entry each)
 MAX_CHUNKS = 256  # a chunked due set is computed in at most this many transactions
 ROWS_PER_PAGE_GUESS = 60.0  # a table never analysed: rows per heap page assumed
@@ -138,6 +139,7 @@ class RuleResult:
     anonymised: int = 0
     objects_purged: int = 0  # object versions and delete markers removed
     partitions_dropped: int = 0
+    rows_estimated: int = 0  # rows of dropped partitions counted by estimate (partition_counts="estimated")
     batches: int = 0
     seconds: float = 0.0
     max_batch_seconds: float = 0.0
@@ -152,7 +154,8 @@ class RuleResult:
     def merged(self, other: RuleResult) -> RuleResult:
         """Two passes of the same rule in one run, added up."""
         out = RuleResult(self.rule, self.requirements, self.action)
-        for name in ("deleted", "anonymised", "objects_purged", "partitions_dropped", "batches", "seconds",
+        for name in ("deleted", "anonymised", "objects_purged", "partitions_dropped", "rows_estimated", "batches",
+                     "seconds",
                      "tombstoned", "object_errors", "partitions_created"):
             setattr(out, name, getattr(self, name) + getattr(other, name))
         out.max_batch_seconds = max(self.max_batch_seconds, other.max_batch_seconds)
@@ -186,6 +189,9 @@ class Options:
     # last few batches, effect and evidence together (one transaction), and the next run redoes them.
     # The purge protocol's tombstones and the rule summary always commit durably.
     synchronous_commit: bool = False
+    # Rows of a fully expired partition that is dropped: "exact" (count(*), reads the partition) or
+    # "estimated" (pg_class.reltuples, recorded as rows_estimated; no read). See _Sweeper._drop.
+    partition_counts: str = "exact"
 
 
 # --- the public functions -----------------------------------------------------------------------
@@ -229,6 +235,8 @@ def sweep_rule(conn: Any, s3: Any, policy: Policy, rule_id: str, now: datetime, 
     opts = Options(batch_size=batch_size, **options)
     if opts.strategy not in STRATEGIES:
         raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}, got {opts.strategy!r}")
+    if opts.partition_counts not in PARTITION_COUNTS:
+        raise ValueError(f"partition_counts must be one of {', '.join(PARTITION_COUNTS)}, got {opts.partition_counts!r}")
     if check:
         check_policy(conn, policy)
     now = as_utc(now)
@@ -572,6 +580,7 @@ class _Sweeper:
         r.objects_purged += counts.get("objects_deleted", 0)
         r.object_errors += counts.get("object_errors", 0)
         r.partitions_dropped += counts.get("partitions_dropped", 0)
+        r.rows_estimated += counts.get("rows_estimated", 0)
 
     # --- what a batch does to the rows it selects ---
 
@@ -891,28 +900,54 @@ class _Sweeper:
 
     def _drop(self, parts: list[Partition]) -> None:
         """Drop a group of fully expired partitions in one short transaction, one evidence entry per
-        partition carrying its exact row count (``count(*)`` under a SHARE lock, so the count is what
-        the DROP removes). Committed like a delete batch (asynchronously unless ``synchronous_commit``):
-        a crash loses drops and their evidence together, and the next run redoes them."""
+        partition carrying its row count. Committed like a delete batch (asynchronously unless
+        ``synchronous_commit``): a crash loses drops and their evidence together, and the next run
+        redoes them.
+
+        The partitions are locked SHARE (writers out, readers go on) and counted in one statement
+        (PostgreSQL may count them in parallel); only then is the parent locked ACCESS EXCLUSIVE, for
+        the one DROP statement, so the shop's writes to the live partitions wait a few milliseconds,
+        not for the counts. With ``partition_counts="exact"`` (the default) the count is ``count(*)``
+        under that lock: what the DROP removes. With ``"estimated"`` it is ``pg_class.reltuples``
+        (as of the last VACUUM or ANALYZE; a partition never analysed is counted exactly), recorded
+        as ``rows_estimated``, never as ``deleted``: a sweep that skips reading the rows it drops
+        (bench/README.md, "Tuning knobs") says so in its evidence."""
         parent = ident(self.target.table)
+        estimated = self.opts.partition_counts == "estimated"
 
         def drop(cur: Any) -> dict[str, int]:
-            tally: dict[str, int] = {"deleted": 0, "partitions_dropped": 0}
+            start = time.perf_counter()
+            relations = sql.SQL(", ").join(part.ident for part in parts)
+            cur.execute(sql.SQL("LOCK TABLE {} IN SHARE MODE").format(relations))
+            counts: dict[str, int | None] = {}
+            if estimated:
+                cur.execute("SELECT c.oid::regclass::text, c.reltuples FROM pg_class c WHERE c.oid = ANY(%s::regclass[])",
+                            ([part.qualified for part in parts],))
+                by_name = {name: tuples for name, tuples in cur.fetchall()}
+                for part in parts:
+                    tuples = by_name.get(part.qualified, by_name.get(part.name))
+                    counts[part.qualified] = int(tuples) if tuples is not None and tuples >= 0 else None
+            exact = [part for part in parts if counts.get(part.qualified) is None]
+            if exact:
+                cur.execute(sql.SQL(" UNION ALL ").join(
+                    sql.SQL("SELECT {}::int, count(*) FROM {}").format(sql.Literal(i), part.ident)
+                    for i, part in enumerate(exact)))
+                for i, rows in cur.fetchall():
+                    counts[exact[i].qualified] = int(rows)
+            counted = round(time.perf_counter() - start, 4)
+            cur.execute(sql.SQL("LOCK TABLE ONLY {} IN ACCESS EXCLUSIVE MODE").format(parent))
+            cur.execute(sql.SQL("DROP TABLE {}").format(relations))
+            dropped = round(time.perf_counter() - start, 4)
+            tally: dict[str, int] = {"deleted": 0, "rows_estimated": 0, "partitions_dropped": 0}
+            exact_names = {part.qualified for part in exact}
             for part in parts:
-                start = time.perf_counter()
-                # SHARE keeps writers out while counting (readers go on); the parent's ACCESS EXCLUSIVE,
-                # taken before the partition's (the shop's order), only for the DROP itself (held from
-                # the first DROP of the group on, so later partitions are locked after the parent).
-                cur.execute(sql.SQL("LOCK TABLE {} IN SHARE MODE").format(part.ident))
-                cur.execute(sql.SQL("SELECT count(*) FROM {}").format(part.ident))
-                rows = cur.fetchone()[0]
-                cur.execute(sql.SQL("LOCK TABLE ONLY {} IN ACCESS EXCLUSIVE MODE").format(parent))
-                cur.execute(sql.SQL("DROP TABLE {}").format(part.ident))
-                counts = {"deleted": rows, "partitions_dropped": 1}
-                self._evidence(cur, "sweep_batch", f"drop {part.name}", counts, {
+                rows = counts[part.qualified] or 0
+                key = "deleted" if part.qualified in exact_names else "rows_estimated"
+                self._evidence(cur, "sweep_batch", f"drop {part.name}", {key: rows, "partitions_dropped": 1}, {
                     "strategy": "partitions", "relation": part.name, "group": len(parts),
-                    "seconds": round(time.perf_counter() - start, 4)})
-                tally["deleted"] += rows
+                    "count": "exact" if key == "deleted" else "estimated (pg_class.reltuples)",
+                    "group_counted_seconds": counted, "group_dropped_seconds": dropped})
+                tally[key] += rows
                 tally["partitions_dropped"] += 1
             return tally
 
