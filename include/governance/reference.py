@@ -44,7 +44,10 @@ class Snapshot:
 
 
 def normalise_email(email: str) -> str:
-    return email.strip().lower()
+    """RET-10: the address trimmed of spaces and lower-cased, exactly as the SQL ``lower(btrim(email))``
+    of the clock views, the audit predicates and ``governance.email_pseudonym``: ``btrim`` removes
+    spaces only, so a tab or a no-break space stays part of the address on both sides."""
+    return email.strip(" ").lower()
 
 
 def email_pseudonym(email: str) -> str:

@@ -264,3 +264,20 @@ def test_cli_add_list_lift_never_echoes_the_email(conn, db_url, capsys):
     everything = json.dumps([h for h in listed.values()]) + table + out.out + out.err + err
     assert email.lower() not in everything.lower()
     assert "solveig" not in everything.lower()
+
+
+@pytest.mark.parametrize("email", [
+    "  Ingrid.Holm@Example.no ", "ØRJAN.ÆRØ@EKSEMPEL.NO", "\tkari@example.no", "ola@example.no\n",
+    "\u00a0per@example.no", "  \t mixed@Example.NO \t ", "plain@example.no",
+])
+def test_the_python_oracle_normalises_addresses_exactly_as_the_sql(conn, email):
+    """RET-10: the reference (governance.reference) and the SQL (lower(btrim(..)), email_pseudonym)
+    must agree on what one person's address is, whitespace other than spaces included."""
+    from governance.reference import email_pseudonym, normalise_email
+
+    with conn.cursor() as cur:
+        cur.execute("SELECT lower(btrim(%s)), governance.email_pseudonym(%s)", (email, email))
+        normalised, pseudonym = cur.fetchone()
+    conn.rollback()
+    assert normalise_email(email) == normalised
+    assert email_pseudonym(email) == pseudonym
