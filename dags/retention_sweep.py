@@ -32,7 +32,9 @@ run; a task finding its rule locked (a `governance sweep` from the CLI) waits up
 then fails and is retried.
 
 **Params**: `dry_run` (report per rule what would be removed, change nothing, no asset event),
-`batch_size` (rows per batch).
+`batch_size` (rows per batch), `partition_counts` (`exact`: a dropped partition's rows are
+counted, `count(*)`; `estimated`: taken from `pg_class.reltuples` and recorded as
+`rows_estimated`, no read of the partition; see bench/README.md for what it saves).
 
 **On failure** (an e-mail from the failure notifier; a Deadline Alert when a run is still going
 45 minutes after it was queued):
@@ -120,6 +122,9 @@ def _deadline_alert() -> DeadlineAlert | None:
         "dry_run": Param(False, type="boolean", description="Only report what would be removed; change nothing."),
         "batch_size": Param(10_000, type="integer", minimum=1, maximum=1_000_000,
                             description="Rows per batch; each batch is one short transaction."),
+        "partition_counts": Param("exact", type="string", enum=["exact", "estimated"],
+                                  description="Rows of a dropped partition: counted (exact) or pg_class.reltuples "
+                                              "(estimated, recorded as rows_estimated)."),
     },
     deadline=_deadline_alert(),
     tags=["governance", "gdpr", "retention", "sweep"],
@@ -157,7 +162,8 @@ def retention_sweep():
                 governance_airflow.fail_fast_on_policy_and_sweep_errors():
             result = run_rule(conn, governance_airflow.s3_client(), policy, rule_id, sweep_instant(context),
                               evidence_run_id(context), batch_size=int(params["batch_size"]),
-                              dry_run=bool(params["dry_run"]), lock_wait=LOCK_WAIT_SECONDS)
+                              dry_run=bool(params["dry_run"]), lock_wait=LOCK_WAIT_SECONDS,
+                              partition_counts=str(params.get("partition_counts", "exact")))
         if result.skipped_locked:
             raise RuntimeError(f"rule {rule_id!r} is being swept by another process for over "
                                f"{LOCK_WAIT_SECONDS} s; retrying later")
@@ -179,7 +185,8 @@ def retention_sweep():
                 governance_airflow.fail_fast_on_policy_and_sweep_errors():
             results = settle_rules(conn, governance_airflow.s3_client(), policy, sweep_instant(context),
                                    evidence_run_id(context), batch_size=int(params["batch_size"]),
-                                   lock_wait=LOCK_WAIT_SECONDS)
+                                   lock_wait=LOCK_WAIT_SECONDS,
+                                   partition_counts=str(params.get("partition_counts", "exact")))
         for result in results:
             print(result.to_dict())
         return [result.to_dict() for result in results]

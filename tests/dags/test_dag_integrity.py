@@ -94,3 +94,13 @@ def test_a_bad_policy_is_an_import_error_naming_file_rule_and_field(tmp_path, mo
         assert "field 'window'" in errors[0]
         assert "'two years'" in errors[0]
     assert not any(d.fileloc and Path(d.fileloc) in readers for d in bag.dags.values())
+
+
+def test_the_sweep_params_offer_exactly_the_engines_choices(bag):
+    """The sweep DAG's partition_counts param lists what the engine accepts (RET-1 partition drops)."""
+    from governance.sweep.engine import PARTITION_COUNTS
+
+    params = bag.dags["retention_sweep"].params
+    assert params["partition_counts"] == "exact"
+    assert tuple(params.get_param("partition_counts").schema["enum"]) == PARTITION_COUNTS
+    assert {"dry_run", "batch_size", "partition_counts"} <= set(params.keys())
