@@ -58,27 +58,32 @@ def load_visits(conn, table: str, rows: int, now: datetime, chunk: int = 1_000_0
             conn.commit()
 
 
-def build_visits(ctx: Context, conn, rows: int, *, flat_copies: tuple[str, ...] = ()) -> dict:
-    """shop.visits (hourly partitions, like production) plus unpartitioned copies in schema bench."""
+def build_visits(ctx: Context, conn, rows: int, *, flat_copies: tuple[str, ...] = (),
+                 partitioned_copies: tuple[str, ...] = ()) -> dict:
+    """shop.visits (hourly partitions, like production) plus unpartitioned and partitioned copies in
+    schema bench (a partitioned copy's partitions are bench.<copy>_pYYYYMMDDHH)."""
+    # Steady state: the partitions an hourly sweep keeps ahead (engine default 48 h) exist already.
+    span = (ctx.now - VISIT_SPAN - timedelta(hours=1), ctx.now + timedelta(hours=49))
     with conn.cursor() as cur:
         cur.execute("CREATE SCHEMA IF NOT EXISTS bench")
-        cur.execute(
-            "SELECT governance.ensure_hourly_partitions('shop.visits', %s, %s)",
-            # Steady state: the partitions an hourly sweep keeps ahead (engine default 48 h) exist already.
-            (ctx.now - VISIT_SPAN - timedelta(hours=1), ctx.now + timedelta(hours=49)),
-        )
+        cur.execute("SELECT governance.ensure_hourly_partitions('shop.visits', %s, %s)", span)
         partitions = cur.fetchone()[0]
         for copy in flat_copies:
             cur.execute(f"DROP TABLE IF EXISTS bench.{copy}")
             # Same columns, defaults, constraints and indexes (the primary key) as shop.visits.
             cur.execute(f"CREATE TABLE bench.{copy} (LIKE shop.visits INCLUDING ALL)")
+        for copy in partitioned_copies:
+            cur.execute(f"DROP TABLE IF EXISTS bench.{copy}")
+            cur.execute(f"CREATE TABLE bench.{copy} (LIKE shop.visits INCLUDING ALL) PARTITION BY RANGE (last_activity_at)")
+            cur.execute(f"SELECT governance.ensure_hourly_partitions('bench.{copy}', %s, %s)", span)
     conn.commit()
+    copies = (*flat_copies, *partitioned_copies)
     load_visits(conn, "shop.visits", rows, ctx.now)
-    for copy in flat_copies:
+    for copy in copies:
         load_visits(conn, f"bench.{copy}", rows, ctx.now)
-    settle(conn, "shop.visits", *(f"bench.{c}" for c in flat_copies))
+    settle(conn, "shop.visits", *(f"bench.{c}" for c in copies))
     expired = expired_visits(conn, "shop.visits", ctx.now)
-    for copy in flat_copies:
+    for copy in copies:
         if expired_visits(conn, f"bench.{copy}", ctx.now) != expired:
             raise RuntimeError(f"bench.{copy} is not a copy of shop.visits")
     return {"rows": rows, "expired": expired, "partitions": partitions}

@@ -25,3 +25,25 @@ def test_evidence_chain_is_idempotent_and_detects_tampering(conn):
         cur.execute("UPDATE governance.evidence SET counts = '{\"deleted\": 1}' WHERE entry_id = %s", (first,))
         cur.execute("SELECT entry_id, problem FROM governance.verify_evidence()")
         assert cur.fetchall() == [(first, "entry_hash does not match its content")]
+
+
+def test_hourly_partitions_skip_hours_another_partition_already_covers(conn):
+    """ensure_hourly_partitions (RET-1) after a rename, or beside partitions another tool made: an hour
+    already covered under another name is left alone, the others are created, nothing fails."""
+    from datetime import UTC, datetime, timedelta
+
+    start = datetime(2031, 1, 1, 0, tzinfo=UTC)
+    with conn.cursor() as cur:
+        cur.execute("CREATE TABLE shop.visits_legacy_2031010101 PARTITION OF shop.visits "
+                    "FOR VALUES FROM (%s) TO (%s)", (start + timedelta(hours=1), start + timedelta(hours=2)))
+        cur.execute("SELECT governance.ensure_hourly_partitions('shop.visits', %s, %s)",
+                    (start, start + timedelta(hours=3)))
+        made = cur.fetchone()[0]
+        cur.execute("SELECT count(*) FROM pg_class WHERE relname = ANY(%s)",
+                    (["visits_p2031010100", "visits_p2031010101", "visits_p2031010102"],))
+        named = cur.fetchone()[0]
+        cur.execute("SELECT governance.ensure_hourly_partitions('shop.visits', %s, %s)",
+                    (start, start + timedelta(hours=3)))
+        again = cur.fetchone()[0]
+    conn.rollback()
+    assert (made, named, again) == (2, 2, 0)

@@ -147,7 +147,9 @@ CREATE OR REPLACE VIEW governance.audit_history AS
     FROM governance.evidence WHERE kind = 'audit_rule';
 
 -- Hourly range partitions created ahead of time for a table partitioned on a timestamptz clock
--- (shop.visits, RET-1). Idempotent. Partition names: <table>_pYYYYMMDDHH, in UTC.
+-- (shop.visits, RET-1). Idempotent. Partition names: <table>_pYYYYMMDDHH, in UTC. An hour already
+-- covered by a partition of another name (the table was renamed, or another tool made it) is left
+-- as it is.
 CREATE OR REPLACE FUNCTION governance.ensure_hourly_partitions(p_parent regclass, p_from timestamptz, p_to timestamptz)
 RETURNS integer LANGUAGE plpgsql AS $$
 DECLARE
@@ -162,9 +164,15 @@ BEGIN
     WHILE v_start < p_to LOOP
         v_name := v_table || '_p' || to_char(v_start AT TIME ZONE 'UTC', 'YYYYMMDDHH24');
         IF to_regclass(format('%I.%I', v_schema, v_name)) IS NULL THEN
-            EXECUTE format('CREATE TABLE %I.%I PARTITION OF %s FOR VALUES FROM (%L) TO (%L)',
-                           v_schema, v_name, p_parent, v_start, v_start + interval '1 hour');
-            v_made := v_made + 1;
+            BEGIN
+                EXECUTE format('CREATE TABLE %I.%I PARTITION OF %s FOR VALUES FROM (%L) TO (%L)',
+                               v_schema, v_name, p_parent, v_start, v_start + interval '1 hour');
+                v_made := v_made + 1;
+            EXCEPTION WHEN invalid_object_definition THEN
+                IF SQLERRM NOT LIKE '%would overlap partition%' THEN
+                    RAISE;
+                END IF;
+            END;
         END IF;
         v_start := v_start + interval '1 hour';
     END LOOP;
