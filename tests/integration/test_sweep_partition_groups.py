@@ -114,3 +114,33 @@ def test_an_unknown_partition_count_mode_is_refused_before_anything_runs(conn, s
 
     with pytest.raises(ValueError, match="partition_counts must be one of exact, estimated, got 'guess'"):
         sweep_rule(conn, s3, load_policy(), "visit-data", NOW, RUN + "-bad", partition_counts="guess")
+
+
+def test_block_batches_skip_ahead_over_pages_with_nothing_due(conn, s3):
+    """RET-1, block-range batches: after a batch that found nothing, a read-only probe jumps to the
+    next page with a due row, so a stretch of pages with nothing due costs one statement, not one
+    transaction per batch. Every due row still goes, nothing else does."""
+    s.empty_shop(conn)
+    hour = (NOW - timedelta(hours=24)).replace(minute=0)  # the partition the cut-off falls into
+    due_at = hour + timedelta(minutes=1)  # the cut-off is hour + 30 min: the rows at + 31 min are not due
+    with conn.cursor() as cur:
+        cur.execute("SELECT governance.ensure_hourly_partitions('shop.visits', %s, %s)", (hour, NOW + timedelta(hours=2)))
+        partition = "visits_p" + hour.strftime("%Y%m%d%H")
+        # physical order in the partition: due rows, a long stretch of rows not due yet, due rows again
+        due = [s.visit(cur, due_at) for _ in range(150)]
+        kept = [s.visit(cur, hour + timedelta(minutes=31)) for _ in range(3000)]
+        due += [s.visit(cur, due_at) for _ in range(150)]
+        cur.execute(f"SELECT pg_relation_size('shop.{partition}') / 8192")
+        pages = cur.fetchone()[0]
+    conn.commit()
+    assert pages >= 20  # the stretch of rows not due spans many one-page batches
+
+    result = sweep_rule(conn, s3, load_policy(), "visit-data", NOW, RUN + "-probe", batch_pages=1)
+
+    with conn.cursor() as cur:
+        cur.execute(f"SELECT visit_id FROM shop.{partition}")
+        left = {row[0] for row in cur.fetchall()}
+    conn.rollback()
+    assert result.deleted == len(due) and left == set(kept)
+    assert result.probes >= 1
+    assert result.batches < pages  # without the probe: one transaction per page (batch_pages=1)

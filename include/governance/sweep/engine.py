@@ -57,6 +57,7 @@ BATCH_RETRIES = 3
 DENSE_FRACTION = 0.05  # a direct clock with at least this share due is swept by blocks, else by work
 STRATEGIES = ("auto", "blocks", "work")
 PARTITION_COUNTS = ("exact", "estimated")  # Options.partition_counts
+PROBE_BATCHES = 64  # after an empty block-range batch, probe at most this many batches' pages ahead
 DROPS_PER_TRANSACTION = 8  # fully expired partitions dropped per transaction (one evidence entry each)
 MAX_CHUNKS = 256  # a chunked due set is computed in at most this many transactions
 ROWS_PER_PAGE_GUESS = 60.0  # a table never analysed: rows per heap page assumed
@@ -141,6 +142,7 @@ class RuleResult:
     partitions_dropped: int = 0
     rows_estimated: int = 0  # rows of dropped partitions counted by estimate (partition_counts="estimated")
     batches: int = 0
+    probes: int = 0  # read-only look-aheads past pages with nothing due (block ranges)
     seconds: float = 0.0
     max_batch_seconds: float = 0.0
     skipped_locked: bool = False
@@ -155,7 +157,7 @@ class RuleResult:
         """Two passes of the same rule in one run, added up."""
         out = RuleResult(self.rule, self.requirements, self.action)
         for name in ("deleted", "anonymised", "objects_purged", "partitions_dropped", "rows_estimated", "batches",
-                     "seconds",
+                     "probes", "seconds",
                      "tombstoned", "object_errors", "partitions_created"):
             setattr(out, name, getattr(self, name) + getattr(other, name))
         out.max_batch_seconds = max(self.max_batch_seconds, other.max_batch_seconds)
@@ -585,16 +587,17 @@ class _Sweeper:
     # --- what a batch does to the rows it selects ---
 
     def _apply(self, relation: sql.Composable, where: sql.Composable, step: str, details: dict[str, Any],
-               params: dict[str, Any], using: sql.Composable | None = None) -> None:
+               params: dict[str, Any], using: sql.Composable | None = None) -> int | None:
         """Run the rule's action on the rows of ``relation`` (alias t) matching ``where``; ``using`` is
-        a subquery (alias w) joined to them, e.g. a slice of the work table."""
+        a subquery (alias w) joined to them, e.g. a slice of the work table. Returns the rows changed
+        (None for an object purge, whose rows go in later steps)."""
         t = self.target
         all_params = {**self.sel.params, **params}
         joined = sql.SQL(" {} ({}) w").format(sql.SQL("FROM" if (t.marker or t.purges_objects) else "USING"),
                                               using) if using is not None else sql.SQL("")
         if t.purges_objects:
             self._purge_batch(relation, where, step, details, all_params, joined)
-            return
+            return None
         if t.marker:
             assignments, mask_params = self._masking()
             all_params.update(mask_params)
@@ -610,7 +613,9 @@ class _Sweeper:
             cur.execute(statement, all_params)
             return {label: cur.rowcount}
 
-        self._tally(self._batch(step, work, details))
+        counts = self._batch(step, work, details)
+        self._tally(counts)
+        return counts[label]
 
     def _masking(self) -> tuple[sql.Composable, dict[str, Any]]:
         """RET-8: each personal column gets its strategy's value (set_null, fixed_value; never a hash)."""
@@ -724,11 +729,20 @@ class _Sweeper:
         return pages, max(1, int(self.opts.batch_size / max(per_page, 1.0)))
 
     def _blocks(self, relation: sql.Identifier, name: str) -> None:
-        """Batches over ranges of heap pages, each deleting the due, unheld rows it finds there."""
+        """Batches over ranges of heap pages, each deleting the due, unheld rows it finds there.
+
+        After a batch that found nothing, a read-only probe looks for the next page holding a due row
+        (``SELECT ctid … LIMIT 1`` over at most PROBE_BATCHES batches' worth of pages: a TID range scan
+        stops at the first hit) and the batches resume there: a table whose due rows sit in one part
+        (visits, in clock order) is not worked through in hundreds of empty transactions. Pages the
+        probe passed over held nothing due when it read them; the verification pass still counts
+        every due row of the table afterwards."""
         pages, per_batch = self._pages_per_batch(relation)
         due = sql.SQL(" AND ").join([
             self.sel.row_filter("t"), self.sel.direct_due("t"),
             sql.SQL("NOT ({} OR {})").format(self.sel.rule_held_sql(), self.sel.held("t"))])
+        probe = sql.SQL("SELECT (t.ctid::text::point)[0]::bigint FROM {rel} t WHERE t.ctid >= %(lo)s::tid "
+                        "AND t.ctid < %(hi)s::tid AND {due} LIMIT 1").format(rel=relation, due=due)
         start = 0
         while True:
             last = start + per_batch >= pages
@@ -739,10 +753,24 @@ class _Sweeper:
                 where = sql.SQL("t.ctid >= %(lo)s::tid AND t.ctid < %(hi)s::tid AND ") + due
                 step = f"{name} blocks {start}-{start + per_batch}"
                 params = {"lo": f"({start},0)", "hi": f"({start + per_batch},0)"}
-            self._apply(relation, where, step, {"strategy": "blocks", "relation": name}, params)
+            changed = self._apply(relation, where, step, {"strategy": "blocks", "relation": name}, params)
             if last:
                 break
             start += per_batch
+            while changed == 0 and start + per_batch < pages:
+                # Nothing here: probe ahead (read only, no row lock) for the next page with a due row.
+                hi = min(pages, start + per_batch * PROBE_BATCHES)
+                with self.conn.cursor() as cur:
+                    cur.execute("SET LOCAL statement_timeout = %s", (self.opts.statement_timeout,))
+                    cur.execute(probe, {**self.sel.params, "lo": f"({start},0)", "hi": f"({hi},0)"})
+                    found = cur.fetchone()
+                self.conn.commit()
+                self.result.probes += 1
+                if found is not None:
+                    start = max(start, int(found[0]))
+                    break
+                start = hi  # the last batch (from here to the end) always runs: pages added since
+                changed = 0
 
     def _chunks(self, removed: int = 0) -> int:
         """How many chunks the due set is computed (or verified) in: 1 unless the clock views have a
