@@ -8,6 +8,9 @@ settled table, and is compared with the set-based floor measured on that same ta
   TID-range batch): the unpartitioned visits table, against one single DELETE.
 - **work batch size x work_mem** (the anonymisation of orders: one pass computes the due set into a
   temporary table, then batches by TID): against one set-based UPDATE.
+- **chunks of a window clock** (``chunk_rows``, RET-3: the orders' per-customer clock is computed
+  in ceil(rows / chunk_rows) transactions; ``chunks=1`` is the one pass): the longest transaction
+  against the sweep's total, on the same orders, against one set-based UPDATE.
 - **partition width** (1 h, 6 h, 24 h): the partitioned visits table; wider partitions mean fewer
   drops but more rows to delete one batch at a time in the partition the cut-off falls into.
 """
@@ -26,6 +29,7 @@ from visits import _swap_in_flat
 BLOCK_BATCHES = (2_000, 10_000, 50_000, 200_000)
 ORDER_VARIANTS = ((2_000, "4MB"), (10_000, "4MB"), (50_000, "4MB"), (10_000, "64MB"), (50_000, "64MB"))
 WIDTHS_HOURS = (1, 6, 24)
+CHUNK_VARIANTS = (1, 4, 6, 8, 12)  # N at 1,000,000 orders; chunk_rows = ceil(rows / N), 1 = one pass
 
 
 def _timed_statement(conn, statement: str, params=None) -> float:
@@ -151,6 +155,43 @@ def orders_batch_and_work_mem(ctx: Context) -> list[Check]:
     return checks
 
 
+def orders_chunks(ctx: Context) -> list[Check]:
+    """RET-3: the number of chunks the per-customer clock is computed in (``chunk_rows``)."""
+    rows = ctx.size(1_000_000, 8_000)
+    conn = ctx.connect()
+    ctx.log(f"tuning: chunks of the RET-3 due set on {rows:,} orders")
+    _fresh(ctx, conn)
+    info = build_orders(ctx, conn, rows)
+    analyze_all(conn)
+    window = str(ctx.policy.window(ctx.policy.rule("order-records")))
+    set_list, set_params = _set_list(ctx)
+    t_update = _timed_statement(
+        conn,
+        f"UPDATE shop.orders o SET {set_list} FROM ({DUE_SQL.format(table='shop.orders')}) d WHERE o.order_id = d.order_id",
+        (*set_params, window, ctx.now),
+    )
+    counts = {"rows": rows, "due": info["due"]}
+    checks = []
+    for n in CHUNK_VARIANTS:
+        _reload_orders(ctx, conn, rows)
+        knob = {"chunks": 1} if n == 1 else {"chunk_rows": -(-rows // n)}
+        timed = sweep_rule(ctx, "order-records", f"tune-chunks-{n}", **knob)
+        check = _knob(
+            f"tuning.orders_chunks_{n}",
+            f"knob: RET-3 due set in {n} chunk(s) / single UPDATE",
+            timed,
+            {"single_update": t_update},
+            counts,
+            knob,
+        )
+        if timed.longest_transaction_s is not None:
+            check.notes.append(f"longest transaction {timed.longest_transaction_s:.3f} s (pg_stat_activity)")
+            check.counts["longest_transaction_s"] = round(timed.longest_transaction_s, 3)
+        checks.append(check)
+    conn.close()
+    return checks
+
+
 def _partitioned_visits(ctx: Context, conn, rows: int, width_hours: int) -> int:
     """Recreate shop.visits range-partitioned in ``width_hours`` partitions aligned to UTC midnight."""
     from governance.db import apply_schema
@@ -232,4 +273,4 @@ def partition_width(ctx: Context) -> list[Check]:
 
 
 def run(ctx: Context) -> list[Check]:
-    return blocks_batch_size(ctx) + orders_batch_and_work_mem(ctx) + partition_width(ctx)
+    return blocks_batch_size(ctx) + orders_batch_and_work_mem(ctx) + orders_chunks(ctx) + partition_width(ctx)

@@ -60,6 +60,9 @@ PARTITION_COUNTS = ("exact", "estimated")  # Options.partition_counts
 PROBE_BATCHES = 64  # after an empty block-range batch, probe at most this many batches' pages ahead
 DROPS_PER_TRANSACTION = 8  # fully expired partitions dropped per transaction (one evidence entry each)
 MAX_CHUNKS = 256  # a chunked due set is computed in at most this many transactions
+# A verification chunk counts, it neither joins nor writes due rows (none are left): per row about
+# half the work of a compute chunk (bench/README.md, RET-3), so its chunks hold twice the rows.
+VERIFY_CHUNK_FACTOR = 2
 ROWS_PER_PAGE_GUESS = 60.0  # a table never analysed: rows per heap page assumed
 
 
@@ -181,7 +184,7 @@ class Options:
     compute_timeout: str = "30min"  # the one read-only pass that computes a work table
     # A clock view with a ``chunk`` column: its due set is computed in ceil(table rows / chunk_rows)
     # transactions (bench/README.md, RET-3: the figures that chose it); ``chunks`` forces N.
-    chunk_rows: int = 125_000
+    chunk_rows: int = 175_000
     chunks: int | None = None
     strategy: str = "auto"
     partitions_behind: timedelta = timedelta(hours=1)
@@ -508,9 +511,11 @@ class _Sweeper:
         """Verify: the same selection again; due-and-not-held must be 0. Tombstones this sweep could
         not finish fail it before (ObjectPurgeFailed); 'purging' rows another rule is finishing right
         now are that rule's. Counted chunk by chunk, as the work table was computed (each chunk one
-        short transaction; a record is in one chunk, so the sums are the counts), in fewer chunks
-        when this sweep has taken rows out of the view."""
-        chunks = self._chunks(removed=self.result.anonymised + self.result.deleted)
+        short transaction; a record is in one chunk, so the sums are the counts): chunks of
+        VERIFY_CHUNK_FACTOR x ``chunk_rows`` of the rows still in the view (those this sweep
+        anonymised or deleted are out of it)."""
+        chunks = self._chunks(removed=self.result.anonymised + self.result.deleted,
+                              per_chunk=VERIFY_CHUNK_FACTOR * self.opts.chunk_rows)
         remaining = held = 0
         for chunk in range(chunks):
             with self.conn.cursor() as cur:
@@ -772,11 +777,12 @@ class _Sweeper:
                 start = hi  # the last batch (from here to the end) always runs: pages added since
                 changed = 0
 
-    def _chunks(self, removed: int = 0) -> int:
+    def _chunks(self, removed: int = 0, per_chunk: int | None = None) -> int:
         """How many chunks the due set is computed (or verified) in: 1 unless the clock views have a
-        ``chunk`` column; else ``chunks``, or one per ``chunk_rows`` rows of the table (its statistics,
-        or its size where it was never analysed) less the ``removed`` rows this sweep has already
-        anonymised or deleted (they are no longer in the view), at most MAX_CHUNKS."""
+        ``chunk`` column; else ``chunks``, or one per ``per_chunk`` (default ``chunk_rows``) rows of
+        the table (its statistics, or its size where it was never analysed) less the ``removed`` rows
+        this sweep has already anonymised or deleted (they are no longer in the view), at most
+        MAX_CHUNKS."""
         t = self.target
         if not t.chunked:
             return 1
@@ -791,7 +797,7 @@ class _Sweeper:
                 (ROWS_PER_PAGE_GUESS, t.table, t.table))
             rows = max(0.0, float(cur.fetchone()[0]) - removed)
         self.conn.commit()
-        return max(1, min(MAX_CHUNKS, math.ceil(rows / max(1, self.opts.chunk_rows))))
+        return max(1, min(MAX_CHUNKS, math.ceil(rows / max(1, per_chunk or self.opts.chunk_rows))))
 
     def _compute_work(self, work: sql.Identifier) -> int:
         """The due, unheld rows into the work table: one read-only pass, or one per chunk of the
