@@ -110,11 +110,15 @@ def run(ctx: Context, prepared: dict) -> list[Check]:
     counts = {"overdue_by_rule": bare_counts, "objects_listed": listed}
     for name, info in prepared.items():
         counts[name] = {k: v for k, v in info.items() if isinstance(v, int)}
-    runs = (f"runs: ours {[round(t, 2) for t in ours_times]}, bare SQL {[round(t, 2) for t in bare_times]}, "
-            f"bare listing {[round(t, 2) for t in listing_times]}")
+    runs = (
+        f"runs: ours {[round(t, 2) for t in ours_times]}, bare SQL {[round(t, 2) for t in bare_times]}, "
+        f"bare listing {[round(t, 2) for t in listing_times]}"
+    )
     phase_note = "audit phases (fastest run, s): " + ", ".join(f"{k} {v}" for k, v in phases.items())
-    listing_note = (f"the bare listing of {listed:,} objects alone is {listing / bare:.2f}x the bare SQL; the audit "
-                    "lists them concurrently with its predicates")
+    listing_note = (
+        f"the bare listing of {listed:,} objects alone is {listing / bare:.2f}x the bare SQL; the audit "
+        "lists them concurrently with its predicates"
+    )
     r_sql, r_floors = ratio(ours, bare), ratio(ours, floors)
     return [
         Check(

@@ -58,8 +58,9 @@ def load_visits(conn, table: str, rows: int, now: datetime, chunk: int = 1_000_0
             conn.commit()
 
 
-def build_visits(ctx: Context, conn, rows: int, *, flat_copies: tuple[str, ...] = (),
-                 partitioned_copies: tuple[str, ...] = ()) -> dict:
+def build_visits(
+    ctx: Context, conn, rows: int, *, flat_copies: tuple[str, ...] = (), partitioned_copies: tuple[str, ...] = ()
+) -> dict:
     """shop.visits (hourly partitions, like production) plus unpartitioned and partitioned copies in
     schema bench (a partitioned copy's partitions are bench.<copy>_pYYYYMMDDHH)."""
     # Steady state: the partitions an hourly sweep keeps ahead (engine default 48 h) exist already.
@@ -74,7 +75,9 @@ def build_visits(ctx: Context, conn, rows: int, *, flat_copies: tuple[str, ...] 
             cur.execute(f"CREATE TABLE bench.{copy} (LIKE shop.visits INCLUDING ALL)")
         for copy in partitioned_copies:
             cur.execute(f"DROP TABLE IF EXISTS bench.{copy}")
-            cur.execute(f"CREATE TABLE bench.{copy} (LIKE shop.visits INCLUDING ALL) PARTITION BY RANGE (last_activity_at)")
+            cur.execute(
+                f"CREATE TABLE bench.{copy} (LIKE shop.visits INCLUDING ALL) PARTITION BY RANGE (last_activity_at)"
+            )
             cur.execute(f"SELECT governance.ensure_hourly_partitions('bench.{copy}', %s, %s)", span)
     conn.commit()
     copies = (*flat_copies, *partitioned_copies)

@@ -69,7 +69,9 @@ def prepare(ctx: Context) -> dict:
     rows = ctx.size(4_000_000, 20_000)
     conn = ctx.connect()
     ctx.log(f"visits: building 3 x {rows:,} rows (partitioned + 2 unpartitioned copies)")
-    info = build_visits(ctx, conn, rows, flat_copies=("visits_flat", "visits_single"), partitioned_copies=("visits_part2",))
+    info = build_visits(
+        ctx, conn, rows, flat_copies=("visits_flat", "visits_single"), partitioned_copies=("visits_part2",)
+    )
     conn.close()
     return info
 

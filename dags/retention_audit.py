@@ -83,8 +83,9 @@ def retention_audit():
         run_id = f"retention_audit/{context['run_id']}"
         conn = governance_airflow.db_connection()
         try:
-            report = run_audit(conn, governance_airflow.s3_client(), policy, now, run_id,
-                               db_url=governance_airflow.db_dsn())
+            report = run_audit(
+                conn, governance_airflow.s3_client(), policy, now, run_id, db_url=governance_airflow.db_dsn()
+            )
         finally:
             conn.close()
         print(report.format_table())  # rule ids and counts only

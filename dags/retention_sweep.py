@@ -120,11 +120,20 @@ def _deadline_alert() -> DeadlineAlert | None:
     default_args=governance_airflow.default_args(),
     params={
         "dry_run": Param(False, type="boolean", description="Only report what would be removed; change nothing."),
-        "batch_size": Param(10_000, type="integer", minimum=1, maximum=1_000_000,
-                            description="Rows per batch; each batch is one short transaction."),
-        "partition_counts": Param("exact", type="string", enum=["exact", "estimated"],
-                                  description="Rows of a dropped partition: counted (exact) or pg_class.reltuples "
-                                              "(estimated, recorded as rows_estimated)."),
+        "batch_size": Param(
+            10_000,
+            type="integer",
+            minimum=1,
+            maximum=1_000_000,
+            description="Rows per batch; each batch is one short transaction.",
+        ),
+        "partition_counts": Param(
+            "exact",
+            type="string",
+            enum=["exact", "estimated"],
+            description="Rows of a dropped partition: counted (exact) or pg_class.reltuples "
+            "(estimated, recorded as rows_estimated).",
+        ),
     },
     deadline=_deadline_alert(),
     tags=["governance", "gdpr", "retention", "sweep"],
@@ -158,15 +167,26 @@ def retention_sweep():
         context["rule_id"] = rule_id  # shown as the map index
         policy = load_policy(governance_airflow.policy_path())
         params = context["params"]
-        with closing(governance_airflow.db_connection()) as conn, \
-                governance_airflow.fail_fast_on_policy_and_sweep_errors():
-            result = run_rule(conn, governance_airflow.s3_client(), policy, rule_id, sweep_instant(context),
-                              evidence_run_id(context), batch_size=int(params["batch_size"]),
-                              dry_run=bool(params["dry_run"]), lock_wait=LOCK_WAIT_SECONDS,
-                              partition_counts=str(params.get("partition_counts", "exact")))
+        with (
+            closing(governance_airflow.db_connection()) as conn,
+            governance_airflow.fail_fast_on_policy_and_sweep_errors(),
+        ):
+            result = run_rule(
+                conn,
+                governance_airflow.s3_client(),
+                policy,
+                rule_id,
+                sweep_instant(context),
+                evidence_run_id(context),
+                batch_size=int(params["batch_size"]),
+                dry_run=bool(params["dry_run"]),
+                lock_wait=LOCK_WAIT_SECONDS,
+                partition_counts=str(params.get("partition_counts", "exact")),
+            )
         if result.skipped_locked:
-            raise RuntimeError(f"rule {rule_id!r} is being swept by another process for over "
-                               f"{LOCK_WAIT_SECONDS} s; retrying later")
+            raise RuntimeError(
+                f"rule {rule_id!r} is being swept by another process for over {LOCK_WAIT_SECONDS} s; retrying later"
+            )
         print(result.to_dict())
         return result.to_dict()
 
@@ -181,12 +201,20 @@ def retention_sweep():
         if params["dry_run"]:
             return []
         policy = load_policy(governance_airflow.policy_path())
-        with closing(governance_airflow.db_connection()) as conn, \
-                governance_airflow.fail_fast_on_policy_and_sweep_errors():
-            results = settle_rules(conn, governance_airflow.s3_client(), policy, sweep_instant(context),
-                                   evidence_run_id(context), batch_size=int(params["batch_size"]),
-                                   lock_wait=LOCK_WAIT_SECONDS,
-                                   partition_counts=str(params.get("partition_counts", "exact")))
+        with (
+            closing(governance_airflow.db_connection()) as conn,
+            governance_airflow.fail_fast_on_policy_and_sweep_errors(),
+        ):
+            results = settle_rules(
+                conn,
+                governance_airflow.s3_client(),
+                policy,
+                sweep_instant(context),
+                evidence_run_id(context),
+                batch_size=int(params["batch_size"]),
+                lock_wait=LOCK_WAIT_SECONDS,
+                partition_counts=str(params.get("partition_counts", "exact")),
+            )
         for result in results:
             print(result.to_dict())
         return [result.to_dict() for result in results]
@@ -196,15 +224,20 @@ def retention_sweep():
         """Every rule succeeded: tell retention_audit (through the asset) which "now" to check."""
         from airflow.sdk.exceptions import AirflowSkipException
 
-        totals = {key: sum(int(r.get(key, 0)) for r in [*results, *settled])
-                  for key in ("deleted", "anonymised", "objects_purged", "partitions_dropped")}
+        totals = {
+            key: sum(int(r.get(key, 0)) for r in [*results, *settled])
+            for key in ("deleted", "anonymised", "objects_purged", "partitions_dropped")
+        }
         totals["held"] = sum(int(r.get("held", 0)) for r in results)
         if context["params"]["dry_run"]:
             print(f"dry run, nothing changed; would have: {totals}")
             raise AirflowSkipException("dry run: nothing was swept, so retention_audit is not triggered")
         now = sweep_instant(context)
         context["outlet_events"][governance_airflow.retention_swept_asset()].extra = {
-            "now": now.isoformat().replace("+00:00", "Z"), "run_id": evidence_run_id(context), **totals}
+            "now": now.isoformat().replace("+00:00", "Z"),
+            "run_id": evidence_run_id(context),
+            **totals,
+        }
         print(f"swept: {totals}")
         return totals
 

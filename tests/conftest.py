@@ -145,7 +145,9 @@ def s3(s3_url):
 def airflow_home():
     """A migrated Airflow metadata database (SQLite) in a throw-away AIRFLOW_HOME."""
     airflow = shutil.which("airflow", path=str(Path(sys.executable).parent)) or "airflow"
-    result = subprocess.run([airflow, "db", "migrate"], env=os.environ.copy(), capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [airflow, "db", "migrate"], env=os.environ.copy(), capture_output=True, text=True, timeout=600
+    )
     if result.returncode != 0:
         raise RuntimeError(f"airflow db migrate failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
     yield _AIRFLOW_HOME
@@ -170,8 +172,14 @@ def airflow_connections(monkeypatch, db_url, s3_url):
     monkeypatch.setenv("AIRFLOW_CONN_GOVERNANCE_DB", json.dumps(conn))
     monkeypatch.setenv(
         "AIRFLOW_CONN_GOVERNANCE_S3",
-        json.dumps({"conn_type": "aws", "login": "testing", "password": "testing",
-                    "extra": {"endpoint_url": s3_url, "region_name": "eu-north-1"}}),
+        json.dumps(
+            {
+                "conn_type": "aws",
+                "login": "testing",
+                "password": "testing",
+                "extra": {"endpoint_url": s3_url, "region_name": "eu-north-1"},
+            }
+        ),
     )
     return {"db_url": db_url, "s3_url": s3_url}
 
@@ -201,8 +209,16 @@ def smtp_inbox(monkeypatch):
         port = probe.getsockname()[1]
     controller = Controller(Collect(), hostname="127.0.0.1", port=port)
     controller.start()
-    monkeypatch.setenv("AIRFLOW_CONN_GOVERNANCE_SMTP", json.dumps({
-        "conn_type": "smtp", "host": "127.0.0.1", "port": port,
-        "extra": {"disable_ssl": True, "disable_tls": True, "timeout": 10, "retry_limit": 0}}))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_GOVERNANCE_SMTP",
+        json.dumps(
+            {
+                "conn_type": "smtp",
+                "host": "127.0.0.1",
+                "port": port,
+                "extra": {"disable_ssl": True, "disable_tls": True, "timeout": 10, "retry_limit": 0},
+            }
+        ),
+    )
     yield inbox
     controller.stop()

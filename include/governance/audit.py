@@ -108,8 +108,9 @@ class RuleAudit:
         noun = "object" if self.check == OBJECT_STORE_CHECK else "record"
         plural = "" if self.overdue == 1 else "s"
         oldest = human_duration(self.oldest_overdue_seconds or 0)
-        return (f"{self.rule} ({', '.join(self.requirements)}): {self.overdue} {noun}{plural} overdue, "
-                f"oldest by {oldest}")
+        return (
+            f"{self.rule} ({', '.join(self.requirements)}): {self.overdue} {noun}{plural} overdue, oldest by {oldest}"
+        )
 
 
 @dataclass
@@ -148,32 +149,46 @@ class AuditReport:
         from governance.windows import parse_instant
 
         rules = [
-            RuleAudit(rule=r["rule"], requirements=list(r["requirements"]), overdue=int(r["overdue"]),
-                      oldest_overdue_seconds=r.get("oldest_overdue_seconds"), held=r.get("held"),
-                      check=OBJECT_STORE_CHECK if r["rule"] == OBJECT_STORE_RULE else GX_CHECK)
+            RuleAudit(
+                rule=r["rule"],
+                requirements=list(r["requirements"]),
+                overdue=int(r["overdue"]),
+                oldest_overdue_seconds=r.get("oldest_overdue_seconds"),
+                held=r.get("held"),
+                check=OBJECT_STORE_CHECK if r["rule"] == OBJECT_STORE_RULE else GX_CHECK,
+            )
             for r in data["rules"]
         ]
-        return cls(run_id=data.get("run_id", ""), now=parse_instant(data["now"]), policy_version=policy_version,
-                   rules=rules)
+        return cls(
+            run_id=data.get("run_id", ""), now=parse_instant(data["now"]), policy_version=policy_version, rules=rules
+        )
 
     def format_table(self) -> str:
         """A table for people: rule, requirements, overdue, oldest overdue (human), held."""
         header = ("rule", "requirements", "overdue", "oldest overdue", "held")
         rows = [
-            (r.rule, ", ".join(r.requirements), str(r.overdue),
-             human_duration(r.oldest_overdue_seconds) if r.oldest_overdue_seconds is not None else "-",
-             "-" if r.held is None else str(r.held))
+            (
+                r.rule,
+                ", ".join(r.requirements),
+                str(r.overdue),
+                human_duration(r.oldest_overdue_seconds) if r.oldest_overdue_seconds is not None else "-",
+                "-" if r.held is None else str(r.held),
+            )
             for r in self.rules
         ]
         widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h) for i, h in enumerate(header)]
         right = {2, 4}
 
         def line(cells: tuple[str, ...]) -> str:
-            return "  ".join(c.rjust(widths[i]) if i in right else c.ljust(widths[i])
-                             for i, c in enumerate(cells)).rstrip()
+            return "  ".join(
+                c.rjust(widths[i]) if i in right else c.ljust(widths[i]) for i, c in enumerate(cells)
+            ).rstrip()
 
-        out = [f"retention audit {self.run_id} as of {_iso(self.now)}", line(header),
-               line(tuple("-" * w for w in widths))]
+        out = [
+            f"retention audit {self.run_id} as of {_iso(self.now)}",
+            line(header),
+            line(tuple("-" * w for w in widths)),
+        ]
         out += [line(row) for row in rows]
         over = self.rules_over
         if over:
@@ -186,8 +201,10 @@ class AuditReport:
         over = self.rules_over
         if not over:
             return f"retention audit {self.run_id} as of {_iso(self.now)}: nothing is past its window"
-        lines = [f"retention audit {self.run_id} as of {_iso(self.now)}: {self.overdue_total} overdue "
-                 f"in {len(over)} rule(s):"]
+        lines = [
+            f"retention audit {self.run_id} as of {_iso(self.now)}: {self.overdue_total} overdue "
+            f"in {len(over)} rule(s):"
+        ]
         lines += [f"  - {r.headline()}" for r in over]
         lines.append(
             "What to do: run the retention sweep for these rules (DAG retention_sweep, or "
@@ -212,7 +229,7 @@ def human_duration(seconds: int | float) -> str:
         value, seconds = divmod(seconds, size)
         values.append((value, name))
     first = next((i for i, (value, _) in enumerate(values) if value), len(values) - 1)
-    return " ".join(f"{value}{name}" for value, name in values[first:first + 2] if value) or "0s"
+    return " ".join(f"{value}{name}" for value, name in values[first : first + 2] if value) or "0s"
 
 
 def _iso(moment: datetime) -> str:
@@ -220,6 +237,7 @@ def _iso(moment: datetime) -> str:
 
 
 # --- rendering the audit predicates ------------------------------------------------------------
+
 
 def parameter_name(rule_id: str) -> str:
     return "window__" + rule_id.replace("-", "_")
@@ -261,6 +279,7 @@ def gx_query(cur: Any, findings: sql.Composable, rule_id: str) -> str:
 
 
 # --- GX ----------------------------------------------------------------------------------------
+
 
 def sqlalchemy_url(db_url: str) -> str:
     """A SQLAlchemy URL from a libpq URL or key=value DSN; a unix-socket host goes in the query."""
@@ -321,13 +340,16 @@ def run_gx(db_url: str, batch_query: str, queries: dict[str, str]) -> dict[str, 
     batch = asset.add_batch_definition_whole_table("audit_run")
     suite = context.suites.add(gx.ExpectationSuite(name="retention_audit"))
     for rule_id, query in queries.items():
-        suite.add_expectation(gx.expectations.UnexpectedRowsExpectation(
-            unexpected_rows_query=query,
-            description=f"no record of rule {rule_id} is past its window",
-            meta={"rule_id": rule_id},
-        ))
+        suite.add_expectation(
+            gx.expectations.UnexpectedRowsExpectation(
+                unexpected_rows_query=query,
+                description=f"no record of rule {rule_id} is past its window",
+                meta={"rule_id": rule_id},
+            )
+        )
     validation = context.validation_definitions.add(
-        gx.ValidationDefinition(name="retention_audit", data=batch, suite=suite))
+        gx.ValidationDefinition(name="retention_audit", data=batch, suite=suite)
+    )
     result = validation.run(result_format="COMPLETE")
 
     outcomes: dict[str, _GxOutcome] = {}
@@ -335,15 +357,17 @@ def run_gx(db_url: str, batch_query: str, queries: dict[str, str]) -> dict[str, 
         rule_id = item.expectation_config.meta["rule_id"]
         info = item.exception_info or {}
         if info.get("raised_exception"):
-            raise AuditError(f"GX could not evaluate the audit of rule {rule_id}: "
-                             f"{_safe_error(info.get('exception_message'))}")
+            raise AuditError(
+                f"GX could not evaluate the audit of rule {rule_id}: {_safe_error(info.get('exception_message'))}"
+            )
         count = item.result.get("observed_value")
         rows = (item.result.get("details") or {}).get("unexpected_rows") or []
         if not isinstance(count, int):
             raise AuditError(f"GX returned no row count for rule {rule_id}")
         if rows and set(rows[0]) != set(AUDIT_COLUMNS):
-            raise AuditError(f"audit rows of rule {rule_id} carry columns {sorted(rows[0])}, "
-                             f"expected only {list(AUDIT_COLUMNS)}")
+            raise AuditError(
+                f"audit rows of rule {rule_id} carry columns {sorted(rows[0])}, expected only {list(AUDIT_COLUMNS)}"
+            )
         if any(row["rule_id"] != rule_id for row in rows):
             raise AuditError(f"GX returned rows of another rule for rule {rule_id}")
         # the oldest of the (at most 200) rows GX returns: a lower bound of the rule's oldest
@@ -357,6 +381,7 @@ def run_gx(db_url: str, batch_query: str, queries: dict[str, str]) -> dict[str, 
 
 # --- the run's scratch schema: every predicate evaluated once --------------------------------------
 
+
 def _scratch_lock_key(key: str) -> int:
     return int.from_bytes(hashlib.sha256(key.encode()).digest()[:4], "big", signed=True)
 
@@ -367,7 +392,7 @@ def drop_stale_scratch(cur: Any) -> list[str]:
     cur.execute("SELECT nspname FROM pg_namespace WHERE starts_with(nspname, %s) ORDER BY 1", (SCRATCH_PREFIX,))
     dropped = []
     for (name,) in cur.fetchall():
-        key = _scratch_lock_key(name[len(SCRATCH_PREFIX):])
+        key = _scratch_lock_key(name[len(SCRATCH_PREFIX) :])
         cur.execute("SELECT pg_try_advisory_lock(%s, %s)", (SCRATCH_LOCK_NAMESPACE, key))
         if cur.fetchone()[0]:
             cur.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name)))
@@ -399,8 +424,12 @@ class _Scratch:
             self.created = True
             cur.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(self.schema)))
             for name in object_tables:
-                cur.execute(sql.SQL("CREATE UNLOGGED TABLE {} (bucket text NOT NULL, object_key text NOT NULL, "
-                                    "last_modified timestamptz NOT NULL)").format(self.table(name)))
+                cur.execute(
+                    sql.SQL(
+                        "CREATE UNLOGGED TABLE {} (bucket text NOT NULL, object_key text NOT NULL, "
+                        "last_modified timestamptz NOT NULL)"
+                    ).format(self.table(name))
+                )
         self.conn.commit()
 
     def drop(self) -> None:
@@ -416,15 +445,18 @@ class _Scratch:
             pass
 
 
-def _evaluate(cur: Any, findings: sql.Identifier, audit_file: str, rendered: str,
-              rule_ids: set[str]) -> dict[str, tuple[int, int | None, int]]:
+def _evaluate(
+    cur: Any, findings: sql.Identifier, audit_file: str, rendered: str, rule_ids: set[str]
+) -> dict[str, tuple[int, int | None, int]]:
     """Evaluate one predicate file once into ``findings``; rule_id -> (overdue, oldest, held)."""
     cur.execute("SAVEPOINT audit_predicate")
     try:
-        cur.execute(sql.SQL(
-            "CREATE UNLOGGED TABLE {findings} AS SELECT p.rule_id::text AS rule_id, p.record_id::bigint AS record_id, "
-            "p.overdue_seconds::bigint AS overdue_seconds, p.held::boolean AS held FROM ({predicate}\n) AS p"
-        ).format(findings=findings, predicate=sql.SQL(rendered)))
+        cur.execute(
+            sql.SQL(
+                "CREATE UNLOGGED TABLE {findings} AS SELECT p.rule_id::text AS rule_id, p.record_id::bigint AS record_id, "
+                "p.overdue_seconds::bigint AS overdue_seconds, p.held::boolean AS held FROM ({predicate}\n) AS p"
+            ).format(findings=findings, predicate=sql.SQL(rendered))
+        )
     except Exception as exc:
         cur.execute("ROLLBACK TO SAVEPOINT audit_predicate")
         raise AuditError(
@@ -432,19 +464,27 @@ def _evaluate(cur: Any, findings: sql.Identifier, audit_file: str, rendered: str
             f"It must return the columns {', '.join(PREDICATE_COLUMNS)} (include/sql/audit/README.md)"
         ) from None
     cur.execute("RELEASE SAVEPOINT audit_predicate")
-    cur.execute(sql.SQL(
-        "SELECT rule_id, count(*) FILTER (WHERE NOT held), max(overdue_seconds) FILTER (WHERE NOT held), "
-        "count(*) FILTER (WHERE held) FROM {} GROUP BY rule_id").format(findings))
-    counts = {rule_id: (int(n), None if oldest is None else int(oldest), int(held))
-              for rule_id, n, oldest, held in cur.fetchall()}
+    cur.execute(
+        sql.SQL(
+            "SELECT rule_id, count(*) FILTER (WHERE NOT held), max(overdue_seconds) FILTER (WHERE NOT held), "
+            "count(*) FILTER (WHERE held) FROM {} GROUP BY rule_id"
+        ).format(findings)
+    )
+    counts = {
+        rule_id: (int(n), None if oldest is None else int(oldest), int(held))
+        for rule_id, n, oldest, held in cur.fetchall()
+    }
     unknown = sorted(set(counts) - rule_ids)
     if unknown:
-        raise AuditError(f"audit SQL {audit_file} returns rows for rule(s) {unknown}; only "
-                         f"{sorted(rule_ids)} name it as their audit (include/sql/audit/README.md)")
+        raise AuditError(
+            f"audit SQL {audit_file} returns rows for rule(s) {unknown}; only "
+            f"{sorted(rule_ids)} name it as their audit (include/sql/audit/README.md)"
+        )
     return counts
 
 
 # --- the object store (CAT-5, RET-9) -----------------------------------------------------------
+
 
 def _iter_objects(s3: Any, bucket: str, prefix: str) -> Iterator[tuple[str, str, datetime]]:
     paginator = s3.get_paginator("list_objects_v2")
@@ -453,8 +493,13 @@ def _iter_objects(s3: Any, bucket: str, prefix: str) -> Iterator[tuple[str, str,
             yield bucket, item["Key"], item["LastModified"]
 
 
-def _copy_objects(cur: Any, table: sql.Composable, objects: Iterator[tuple[str, str, datetime]],
-                  batch: int = 10_000, stop: threading.Event | None = None) -> int:
+def _copy_objects(
+    cur: Any,
+    table: sql.Composable,
+    objects: Iterator[tuple[str, str, datetime]],
+    batch: int = 10_000,
+    stop: threading.Event | None = None,
+) -> int:
     """COPY (bucket, key, last_modified) into a scratch table, 10,000 at a time (memory stays flat);
     keys never leave the database."""
     listed = 0
@@ -514,9 +559,12 @@ class _Listing(threading.Thread):
             with conn.cursor() as cur:
                 for item in self.stores:
                     for bucket in item.store.objects.buckets:
-                        item.listed += _copy_objects(cur, self.scratch.table(item.table_name),
-                                                     _iter_objects(self.s3, bucket, item.store.objects.prefix),
-                                                     stop=self.stop)
+                        item.listed += _copy_objects(
+                            cur,
+                            self.scratch.table(item.table_name),
+                            _iter_objects(self.s3, bucket, item.store.objects.prefix),
+                            stop=self.stop,
+                        )
                         if self.stop.is_set():
                             return
             conn.commit()
@@ -532,8 +580,9 @@ class _Listing(threading.Thread):
         if self.error is not None:
             error = self.error
             if isinstance(error, Exception) and not isinstance(error, (AuditError, RuntimeError)):
-                raise AuditError(f"listing the object store failed: {type(error).__name__}: "
-                                 f"{_safe_error(str(error))}") from None
+                raise AuditError(
+                    f"listing the object store failed: {type(error).__name__}: {_safe_error(str(error))}"
+                ) from None
             raise error
 
 
@@ -542,13 +591,15 @@ def _object_stores(policy: Policy) -> list[_ObjectStore]:
     for category in policy.categories:
         for store in category.stores:
             if store.objects is not None:
-                stores.append(_ObjectStore(store, list(policy.rules_by_table.get(store.table, [])),
-                                           f"objects_{len(stores)}"))
+                stores.append(
+                    _ObjectStore(store, list(policy.rules_by_table.get(store.table, [])), f"objects_{len(stores)}")
+                )
     return stores
 
 
-def check_object_store(cur: Any, scratch: _Scratch, item: _ObjectStore, findings: dict[str, sql.Identifier],
-                       now: datetime) -> RuleAudit:
+def check_object_store(
+    cur: Any, scratch: _Scratch, item: _ObjectStore, findings: dict[str, sql.Identifier], now: datetime
+) -> RuleAudit:
     """Objects with no row (orphans) or whose row is overdue per the audit predicates' findings.
 
     ``oldest_overdue_seconds`` is the larger of the oldest overdue row's age past its window and,
@@ -560,13 +611,20 @@ def check_object_store(cur: Any, scratch: _Scratch, item: _ObjectStore, findings
     cur.execute(sql.SQL("ANALYZE {}").format(objects))
     rule_ids = [rule.id for rule in item.rules]
     tables = [findings[name] for name in dict.fromkeys(rule.audit for rule in item.rules)]
-    past = sql.SQL(" UNION ALL ").join(
-        sql.SQL("SELECT record_id, overdue_seconds, held FROM {} WHERE rule_id = ANY(%(rules)s)").format(t)
-        for t in tables) if tables else sql.SQL(
-        "SELECT NULL::bigint AS record_id, NULL::bigint AS overdue_seconds, NULL::boolean AS held WHERE false")
+    past = (
+        sql.SQL(" UNION ALL ").join(
+            sql.SQL("SELECT record_id, overdue_seconds, held FROM {} WHERE rule_id = ANY(%(rules)s)").format(t)
+            for t in tables
+        )
+        if tables
+        else sql.SQL(
+            "SELECT NULL::bigint AS record_id, NULL::bigint AS overdue_seconds, NULL::boolean AS held WHERE false"
+        )
+    )
     schema, table = store.table.split(".", 1)
     # A record is overdue when any of its findings is unheld, held when all of them are held.
-    cur.execute(sql.SQL("""
+    cur.execute(
+        sql.SQL("""
         WITH finding AS (
             SELECT f.record_id, bool_and(f.held) AS held, max(f.overdue_seconds) FILTER (WHERE NOT f.held) AS overdue_seconds
             FROM ({past}) AS f GROUP BY f.record_id
@@ -584,10 +642,15 @@ def check_object_store(cur: Any, scratch: _Scratch, item: _ObjectStore, findings
         FROM linked l
         LEFT JOIN finding f ON f.record_id = l.record_id
     """).format(
-        past=past, key=sql.Identifier(store.key), objects=objects,
-        table=sql.Identifier(schema, table), bucket_col=sql.Identifier(link.bucket_column),
-        key_col=sql.Identifier(link.key_column),
-    ), {"rules": rule_ids, "now": as_utc(now)})
+            past=past,
+            key=sql.Identifier(store.key),
+            objects=objects,
+            table=sql.Identifier(schema, table),
+            bucket_col=sql.Identifier(link.bucket_column),
+            key_col=sql.Identifier(link.key_column),
+        ),
+        {"rules": rule_ids, "now": as_utc(now)},
+    )
     orphans, oldest_orphan, overdue_objects, oldest_row, held = cur.fetchone()
     ages = [int(a) for a in (oldest_orphan, oldest_row) if a is not None]
     total = int(orphans) + int(overdue_objects)
@@ -599,9 +662,14 @@ def check_object_store(cur: Any, scratch: _Scratch, item: _ObjectStore, findings
         held=int(held),
         check=OBJECT_STORE_CHECK,
         gx_success=None,
-        details={"objects_listed": item.listed, "orphans": int(orphans),
-                 "objects_of_overdue_records": int(overdue_objects),
-                 "buckets": list(link.buckets), "prefix": link.prefix, "table": store.table},
+        details={
+            "objects_listed": item.listed,
+            "orphans": int(orphans),
+            "objects_of_overdue_records": int(overdue_objects),
+            "buckets": list(link.buckets),
+            "prefix": link.prefix,
+            "table": store.table,
+        },
     )
 
 
@@ -612,12 +680,14 @@ def object_store_rule_id(table: str) -> str:
 
 # --- the audit ----------------------------------------------------------------------------------
 
+
 def new_run_id(prefix: str = "audit") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:12]}"
 
 
-def run_audit(conn: Any, s3: Any, policy: Policy, now: datetime, run_id: str, *, db_url: str,
-              record: bool = True) -> AuditReport:
+def run_audit(
+    conn: Any, s3: Any, policy: Policy, now: datetime, run_id: str, *, db_url: str, record: bool = True
+) -> AuditReport:
     """Audit every rule as of ``now`` and (``record``) append the evidence; returns the report.
 
     ``db_url`` (libpq URL or DSN) is what GX and the object listing connect with; ``conn`` is used
@@ -630,8 +700,10 @@ def run_audit(conn: Any, s3: Any, policy: Policy, now: datetime, run_id: str, *,
     if s3 is None:
         from governance.settings import S3_ENDPOINT_ENV, SettingsError
 
-        raise SettingsError("the audit also checks the object store (CAT-5, RET-9): give it an S3 client "
-                            f"(--s3-endpoint-url or {S3_ENDPOINT_ENV}; in Airflow the connection governance_s3)")
+        raise SettingsError(
+            "the audit also checks the object store (CAT-5, RET-9): give it an S3 client "
+            f"(--s3-endpoint-url or {S3_ENDPOINT_ENV}; in Airflow the connection governance_s3)"
+        )
     from governance.objectstore import check_reachable
 
     started = time.perf_counter()
@@ -668,8 +740,9 @@ def run_audit(conn: Any, s3: Any, policy: Policy, now: datetime, run_id: str, *,
                     continue
                 findings[rule.audit] = scratch.table(f"findings_{len(findings)}")
                 names = {r.id for r in rules if r.audit == rule.audit}
-                checked.update(_evaluate(cur, findings[rule.audit], rule.audit,
-                                         render(cur, audit_sql_text(rule), params), names))
+                checked.update(
+                    _evaluate(cur, findings[rule.audit], rule.audit, render(cur, audit_sql_text(rule), params), names)
+                )
             queries = {rule.id: gx_query(cur, findings[rule.audit], rule.id) for rule in rules}
             batch_query = cur.mogrify("SELECT %s::timestamptz AS audited_at", (now,)).decode()
         conn.commit()
@@ -690,9 +763,17 @@ def run_audit(conn: Any, s3: Any, policy: Policy, now: datetime, run_id: str, *,
                 )
             if gx_outcome.success != (count == 0):
                 raise AuditInconsistent(f"rule {rule.id}: GX success={gx_outcome.success} with {count} overdue")
-            results.append(RuleAudit(rule=rule.id, requirements=list(rule.requirements), overdue=count,
-                                     oldest_overdue_seconds=oldest, held=held, check=GX_CHECK,
-                                     gx_success=gx_outcome.success))
+            results.append(
+                RuleAudit(
+                    rule=rule.id,
+                    requirements=list(rule.requirements),
+                    overdue=count,
+                    oldest_overdue_seconds=oldest,
+                    held=held,
+                    check=GX_CHECK,
+                    gx_success=gx_outcome.success,
+                )
+            )
 
         # 3. The object store, once its listing is complete (list first, read the rows after).
         listing.result()
@@ -702,8 +783,7 @@ def run_audit(conn: Any, s3: Any, policy: Policy, now: datetime, run_id: str, *,
             for item in stores:
                 results.append(check_object_store(cur, scratch, item, findings, now))
             mark = lap("object_store", mark)
-            report = AuditReport(run_id=run_id, now=now, policy_version=policy.version, rules=results,
-                                 seconds=seconds)
+            report = AuditReport(run_id=run_id, now=now, policy_version=policy.version, rules=results, seconds=seconds)
             if record:
                 seconds["total"] = round(time.perf_counter() - started, 4)
                 _record(cur, report)
@@ -732,19 +812,44 @@ def _record(cur: Any, report: AuditReport) -> None:
 
     requirements: dict[str, None] = {}
     for result in report.rules:
-        counts = {"overdue": result.overdue, "oldest_overdue_seconds": result.oldest_overdue_seconds,
-                  "held": result.held}
+        counts = {
+            "overdue": result.overdue,
+            "oldest_overdue_seconds": result.oldest_overdue_seconds,
+            "held": result.held,
+        }
         details: dict[str, Any] = {"check": result.check}
         if result.check == GX_CHECK:
             details["gx_success"] = result.gx_success
         details.update(result.details)
-        cur.execute("SELECT governance.append_evidence(%s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s::jsonb)",
-                    ("audit_rule", report.run_id, result.rule, "", list(result.requirements), report.now,
-                     report.policy_version, json.dumps(counts), json.dumps(details)))
+        cur.execute(
+            "SELECT governance.append_evidence(%s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s::jsonb)",
+            (
+                "audit_rule",
+                report.run_id,
+                result.rule,
+                "",
+                list(result.requirements),
+                report.now,
+                report.policy_version,
+                json.dumps(counts),
+                json.dumps(details),
+            ),
+        )
         requirements.update(dict.fromkeys(result.requirements))
     over = report.rules_over
-    cur.execute("SELECT governance.append_evidence(%s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s::jsonb)",
-                ("audit", report.run_id, "", "", list(requirements), report.now, report.policy_version,
-                 json.dumps({"overdue_total": report.overdue_total, "rules_over": len(over)}),
-                 json.dumps({"rules_over": [r.rule for r in over], "rules_checked": len(report.rules),
-                             "seconds": report.seconds})))
+    cur.execute(
+        "SELECT governance.append_evidence(%s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s::jsonb)",
+        (
+            "audit",
+            report.run_id,
+            "",
+            "",
+            list(requirements),
+            report.now,
+            report.policy_version,
+            json.dumps({"overdue_total": report.overdue_total, "rules_over": len(over)}),
+            json.dumps(
+                {"rules_over": [r.rule for r in over], "rules_checked": len(report.rules), "seconds": report.seconds}
+            ),
+        ),
+    )

@@ -47,17 +47,25 @@ class Verification:
     def summary(self) -> str:
         if self.ok:
             return f"OK: evidence chain intact, {self.entries} entries, head {self.head_hash}"
-        lines = [f"BROKEN: {len(self.problems)} problem(s) in the evidence chain of {self.entries} entries "
-                 f"(head {self.head_hash}):"]
+        lines = [
+            f"BROKEN: {len(self.problems)} problem(s) in the evidence chain of {self.entries} entries "
+            f"(head {self.head_hash}):"
+        ]
         lines += [f"  entry {p.entry_id if p.entry_id is not None else '-'}: {p.problem}" for p in self.problems]
-        lines.append("The log has been altered outside governance.append_evidence; see docs/runbook.md "
-                     "'Evidence chain broken' before running another sweep.")
+        lines.append(
+            "The log has been altered outside governance.append_evidence; see docs/runbook.md "
+            "'Evidence chain broken' before running another sweep."
+        )
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"ok": self.ok, "entries": self.entries, "head_hash": self.head_hash,
-                "head_entry_id": self.head_entry_id,
-                "problems": [{"entry_id": p.entry_id, "problem": p.problem} for p in self.problems]}
+        return {
+            "ok": self.ok,
+            "entries": self.entries,
+            "head_hash": self.head_hash,
+            "head_entry_id": self.head_entry_id,
+            "problems": [{"entry_id": p.entry_id, "problem": p.problem} for p in self.problems],
+        }
 
 
 def verify(conn: Any) -> Verification:
@@ -158,6 +166,7 @@ def kinds(conn: Any) -> list[str]:
 
 # --- the reviewer's report -----------------------------------------------------------------------
 
+
 def _counts_text(counts: dict[str, Any]) -> str:
     # Zeros stay: "overdue 0" is what an audit proves.
     return ", ".join(f"{k} {_value(v)}" for k, v in counts.items() if v is not None) or "-"
@@ -209,8 +218,9 @@ def format_report(selected: list[Entry], verification: Verification | None = Non
             if e.kind.startswith("hold_") and e.details:
                 lines.append(f"      {_details_text(e.details)}")
         lines.append("")
-    lines.append(f"{len(selected)} entries: " + ", ".join(
-        f"{kind} {n}" for kind, n in sorted(_by_kind(selected).items())))
+    lines.append(
+        f"{len(selected)} entries: " + ", ".join(f"{kind} {n}" for kind, n in sorted(_by_kind(selected).items()))
+    )
     if verification is not None:
         lines += ["", verification.summary()]
     return "\n".join(lines)
@@ -219,8 +229,10 @@ def format_report(selected: list[Entry], verification: Verification | None = Non
 def _line(e: Entry, ids: str | None = None, kind: str | None = None, counts: dict[str, Any] | None = None) -> str:
     reqs = ",".join(e.requirements) or "-"
     step = f" [{e.step}]" if e.step and counts is None else ""
-    return (f"  {ids or f'#{e.entry_id}':<12} {_iso(e.recorded_at)}  {kind or e.kind:<16} {e.rule_id or '-':<32} "
-            f"{reqs:<26} {_counts_text(e.counts if counts is None else counts)}{step}")
+    return (
+        f"  {ids or f'#{e.entry_id}':<12} {_iso(e.recorded_at)}  {kind or e.kind:<16} {e.rule_id or '-':<32} "
+        f"{reqs:<26} {_counts_text(e.counts if counts is None else counts)}{step}"
+    )
 
 
 def _folded_line(group: list[Entry]) -> str:
@@ -230,8 +242,12 @@ def _folded_line(group: list[Entry]) -> str:
         for key, value in e.counts.items():
             if isinstance(value, int) and not isinstance(value, bool):
                 totals[key] = totals.get(key, 0) + value
-    return _line(group[0], ids=f"#{group[0].entry_id}..{group[-1].entry_id}",
-                 kind=f"{group[0].kind} x{len(group)}", counts=totals)
+    return _line(
+        group[0],
+        ids=f"#{group[0].entry_id}..{group[-1].entry_id}",
+        kind=f"{group[0].kind} x{len(group)}",
+        counts=totals,
+    )
 
 
 def _by_kind(selected: list[Entry]) -> dict[str, int]:

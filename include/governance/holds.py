@@ -34,8 +34,21 @@ REQUIREMENTS = ["RET-8"]
 PSEUDONYM_SHOWN = 12  # hex characters of an e-mail pseudonym that output and evidence may show
 _EMAIL_SHAPE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
-_COLUMN_NAMES = ("hold_id", "scope", "rule_id", "table_name", "record_key", "account_id", "email_sha256", "reason",
-                 "set_by", "set_at", "ends_at", "lifted_at", "lifted_by")
+_COLUMN_NAMES = (
+    "hold_id",
+    "scope",
+    "rule_id",
+    "table_name",
+    "record_key",
+    "account_id",
+    "email_sha256",
+    "reason",
+    "set_by",
+    "set_at",
+    "ends_at",
+    "lifted_at",
+    "lifted_by",
+)
 _COLUMNS = sql.SQL(", ").join(map(sql.Identifier, _COLUMN_NAMES))
 
 
@@ -109,6 +122,7 @@ def _row_to_hold(row: tuple) -> Hold:
 
 # --- validation -------------------------------------------------------------------------------
 
+
 def _text(value: str | None, flag: str, what: str) -> str:
     if value is None or not value.strip():
         raise HoldError(f"missing {what}: give {flag} TEXT")
@@ -134,12 +148,14 @@ def _existing_record_key(conn: Any, policy: Policy, table: str | None, key: str 
         raise HoldError("--scope record needs --table SCHEMA.TABLE and --key KEY (the record's primary key)")
     tables = _data_map_tables(policy)
     if table not in tables:
-        raise HoldError(f"table {table!r} is not in the data map of policy {policy.policy.name}; "
-                        f"tables: {', '.join(tables)}")
+        raise HoldError(
+            f"table {table!r} is not in the data map of policy {policy.policy.name}; tables: {', '.join(tables)}"
+        )
     store = policy.store(table)
     schema, name = table.split(".", 1)
     query = sql.SQL("SELECT {key}::text FROM {table} WHERE {key} = %s LIMIT 1").format(
-        key=sql.Identifier(store.key), table=sql.Identifier(schema, name))
+        key=sql.Identifier(store.key), table=sql.Identifier(schema, name)
+    )
     key = str(key).strip()
     with conn.cursor() as cur:
         cur.execute("SAVEPOINT hold_key_check")
@@ -171,13 +187,19 @@ def _person_exists(conn: Any, policy: Policy, *, account_id: int | None, email: 
     params: list[Any] = []
     if account_id is not None:
         for table, column in _person_tables(policy, "account_id"):
-            checks.append(sql.SQL("EXISTS (SELECT 1 FROM {t} WHERE {c} = %s)").format(
-                t=sql.Identifier(*table.split(".", 1)), c=sql.Identifier(column)))
+            checks.append(
+                sql.SQL("EXISTS (SELECT 1 FROM {t} WHERE {c} = %s)").format(
+                    t=sql.Identifier(*table.split(".", 1)), c=sql.Identifier(column)
+                )
+            )
             params.append(account_id)
     if email is not None:
         for table, column in _person_tables(policy, "email"):
-            checks.append(sql.SQL("EXISTS (SELECT 1 FROM {t} WHERE lower(btrim({c})) = lower(btrim(%s)))").format(
-                t=sql.Identifier(*table.split(".", 1)), c=sql.Identifier(column)))
+            checks.append(
+                sql.SQL("EXISTS (SELECT 1 FROM {t} WHERE lower(btrim({c})) = lower(btrim(%s)))").format(
+                    t=sql.Identifier(*table.split(".", 1)), c=sql.Identifier(column)
+                )
+            )
             params.append(email)
     if not checks:
         return False
@@ -187,16 +209,24 @@ def _person_exists(conn: Any, policy: Policy, *, account_id: int | None, email: 
 
 
 def _no_extra(scope: str, **given: Any) -> None:
-    flags = {"account_id": "--account-id", "email": "--email", "table_name": "--table", "record_key": "--key",
-             "rule_id": "--rule"}
+    flags = {
+        "account_id": "--account-id",
+        "email": "--email",
+        "table_name": "--table",
+        "record_key": "--key",
+        "rule_id": "--rule",
+    }
     allowed = {"person": {"account_id", "email"}, "record": {"table_name", "record_key"}, "rule": {"rule_id"}}[scope]
     extra = [flags[name] for name, value in given.items() if value not in (None, "") and name not in allowed]
     if extra:
-        raise HoldError(f"{', '.join(extra)} cannot be used with --scope {scope}; "
-                        f"--scope {scope} takes {' / '.join(flags[a] for a in sorted(allowed))}")
+        raise HoldError(
+            f"{', '.join(extra)} cannot be used with --scope {scope}; "
+            f"--scope {scope} takes {' / '.join(flags[a] for a in sorted(allowed))}"
+        )
 
 
 # --- adding, lifting, listing --------------------------------------------------------------------
+
 
 def add_hold(
     conn: Any,
@@ -239,14 +269,18 @@ def add_hold(
                     email_sha256 = cur.fetchone()[0]
             if not _person_exists(conn, policy, account_id=account_id, email=email):
                 named = f"account {account_id}" if account_id is not None else "the given e-mail address"
-                raise HoldError(f"no record in the data map names {named}; check the "
-                                f"{'--account-id' if account_id is not None else '--email'} "
-                                "(a person whose data is already gone cannot be held)")
+                raise HoldError(
+                    f"no record in the data map names {named}; check the "
+                    f"{'--account-id' if account_id is not None else '--email'} "
+                    "(a person whose data is already gone cannot be held)"
+                )
         with conn.cursor() as cur:
             cur.execute(
-                sql.SQL("INSERT INTO governance.legal_holds (scope, rule_id, table_name, record_key, account_id, "
-                        "email_sha256, reason, set_by, set_at, ends_at) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) "
-                        "RETURNING {}").format(_COLUMNS),
+                sql.SQL(
+                    "INSERT INTO governance.legal_holds (scope, rule_id, table_name, record_key, account_id, "
+                    "email_sha256, reason, set_by, set_at, ends_at) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) "
+                    "RETURNING {}"
+                ).format(_COLUMNS),
                 (scope, rule_id, table_name, record_key, account_id, email_sha256, reason, set_by, now, until),
             )
             hold = _row_to_hold(cur.fetchone())
@@ -264,21 +298,27 @@ def lift_hold(conn: Any, policy: Policy, hold_id: int, *, lifted_by: str | None,
     lifted_by = _text(lifted_by, "--by", "who lifts the hold")
     try:
         with conn.cursor() as cur:
-            cur.execute(sql.SQL("SELECT {} FROM governance.legal_holds WHERE hold_id = %s FOR UPDATE").format(_COLUMNS),
-                        (hold_id,))
+            cur.execute(
+                sql.SQL("SELECT {} FROM governance.legal_holds WHERE hold_id = %s FOR UPDATE").format(_COLUMNS),
+                (hold_id,),
+            )
             row = cur.fetchone()
             if row is None:
                 raise HoldError(f"no hold {hold_id}; see `governance hold list --all`")
             hold = _row_to_hold(row)
             if hold.lifted_at is not None:
-                raise HoldError(f"hold {hold_id} was already lifted at {_iso(hold.lifted_at)} by {hold.lifted_by}; "
-                                "nothing to do")
+                raise HoldError(
+                    f"hold {hold_id} was already lifted at {_iso(hold.lifted_at)} by {hold.lifted_by}; nothing to do"
+                )
             if now < hold.set_at:
-                raise HoldError(f"hold {hold_id} was set at {_iso(hold.set_at)}, after --now {_iso(now)}; "
-                                "a hold cannot be lifted before it was set")
+                raise HoldError(
+                    f"hold {hold_id} was set at {_iso(hold.set_at)}, after --now {_iso(now)}; "
+                    "a hold cannot be lifted before it was set"
+                )
             cur.execute(
-                sql.SQL("UPDATE governance.legal_holds SET lifted_at = %s, lifted_by = %s WHERE hold_id = %s "
-                        "RETURNING {}").format(_COLUMNS),
+                sql.SQL(
+                    "UPDATE governance.legal_holds SET lifted_at = %s, lifted_by = %s WHERE hold_id = %s RETURNING {}"
+                ).format(_COLUMNS),
                 (now, lifted_by, hold_id),
             )
             hold = _row_to_hold(cur.fetchone())
@@ -296,8 +336,9 @@ def list_holds(conn: Any, now: datetime, *, include_all: bool = False) -> list[H
         if include_all:
             cur.execute(sql.SQL("SELECT {} FROM governance.legal_holds ORDER BY hold_id").format(_COLUMNS))
         else:
-            cur.execute(sql.SQL("SELECT {} FROM governance.holds_at(%s) ORDER BY hold_id").format(_COLUMNS),
-                        (as_utc(now),))
+            cur.execute(
+                sql.SQL("SELECT {} FROM governance.holds_at(%s) ORDER BY hold_id").format(_COLUMNS), (as_utc(now),)
+            )
         return [_row_to_hold(row) for row in cur.fetchall()]
 
 
@@ -328,8 +369,17 @@ def _evidence(cur: Any, policy: Policy, kind: str, hold: Hold, now: datetime, *,
     counts = {"holds_added" if kind == "hold_added" else "holds_lifted": 1}
     cur.execute(
         "SELECT governance.append_evidence(%s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s::jsonb)",
-        (kind, f"hold-{hold.hold_id}", hold.rule_id or "", "", REQUIREMENTS, now, policy.version,
-         json.dumps(counts), json.dumps({k: v for k, v in details.items() if v is not None})),
+        (
+            kind,
+            f"hold-{hold.hold_id}",
+            hold.rule_id or "",
+            "",
+            REQUIREMENTS,
+            now,
+            policy.version,
+            json.dumps(counts),
+            json.dumps({k: v for k, v in details.items() if v is not None}),
+        ),
     )
     return cur.fetchone()[0]
 
@@ -340,8 +390,15 @@ def format_holds(holds: list[Hold], now: datetime) -> str:
         return "no holds"
     header = ("hold", "status", "target", "set by", "set at", "until", "reason")
     rows = [
-        (str(h.hold_id), h.status(now), h.target(), h.set_by, _iso(h.set_at) or "", _iso(h.ends_at) or "-",
-         h.reason if len(h.reason) <= 60 else h.reason[:57] + "...")
+        (
+            str(h.hold_id),
+            h.status(now),
+            h.target(),
+            h.set_by,
+            _iso(h.set_at) or "",
+            _iso(h.ends_at) or "-",
+            h.reason if len(h.reason) <= 60 else h.reason[:57] + "...",
+        )
         for h in holds
     ]
     widths = [max(len(header[i]), *(len(r[i]) for r in rows)) for i in range(len(header))]

@@ -37,7 +37,9 @@ def check_reachable(client: Any, bucket: str, *, source: str = "") -> None:
     except botocore.exceptions.ClientError as exc:
         code = exc.response.get("Error", {}).get("Code", "?")
         if code in ("404", "NoSuchBucket"):
-            raise SettingsError(f"bucket {bucket!r} does not exist at {endpoint}{where}; run 'governance seed' or create it") from None
+            raise SettingsError(
+                f"bucket {bucket!r} does not exist at {endpoint}{where}; run 'governance seed' or create it"
+            ) from None
         raise SettingsError(f"S3 endpoint {endpoint}{where} refused HeadBucket on {bucket!r}: {code}") from None
 
 

@@ -61,6 +61,7 @@ QualifiedName = Annotated[str, Field(min_length=3)]
 
 # --- the data map ---------------------------------------------------------------------------
 
+
 class PersonKey(_Model):
     """How a record names its person: an account, an e-mail address, or both."""
 
@@ -126,6 +127,7 @@ class Category(_Model):
 
 
 # --- actions --------------------------------------------------------------------------------
+
 
 class MaskingStrategy(_Model):
     """One way to overwrite a personal column; looked up by ``strategy`` name (fides style)."""
@@ -205,6 +207,7 @@ Action = Annotated[DeleteAction | AnonymiseAction | PurgeObjectsAction, Field(di
 
 
 # --- rules ----------------------------------------------------------------------------------
+
 
 class Clock(_Model):
     """Where a rule's clock comes from: a reviewed view (record_id, clock) defined in an SQL file."""
@@ -345,14 +348,18 @@ class Policy(_Model):
             if isinstance(rule.window, DecisionRef):
                 decision = self.decisions.get(rule.window.decision)
                 if decision is None or decision.window is None:
-                    problems.append(f"{where}, field 'window': decision {rule.window.decision!r} has no window in 'decisions'")
+                    problems.append(
+                        f"{where}, field 'window': decision {rule.window.decision!r} has no window in 'decisions'"
+                    )
             for other in rule.after:
                 if other not in rule_ids:
                     problems.append(f"{where}, field 'after': {other!r} is not a rule id")
             if isinstance(rule.action, AnonymiseAction) and rule.action.decision:
                 decision = self.decisions.get(rule.action.decision)
                 if decision is None or decision.expired_order_records != "anonymise":
-                    problems.append(f"{where}, field 'action': decision {rule.action.decision!r} does not say 'anonymise'")
+                    problems.append(
+                        f"{where}, field 'action': decision {rule.action.decision!r} does not say 'anonymise'"
+                    )
             if isinstance(rule.action, PurgeObjectsAction) and store is not None and store[1].objects is None:
                 problems.append(f"{where}, field 'action': purge_objects needs 'objects' on store {rule.table!r}")
         covered = {r.category for r in self.rules}
@@ -376,7 +383,9 @@ class Policy(_Model):
         for rule in self.rules:
             if rule.id == rule_id:
                 return rule
-        raise KeyError(f"no rule {rule_id!r} in policy {self.policy.name}; rules: {', '.join(r.id for r in self.rules)}")
+        raise KeyError(
+            f"no rule {rule_id!r} in policy {self.policy.name}; rules: {', '.join(r.id for r in self.rules)}"
+        )
 
     def window(self, rule: Rule) -> Window:
         if isinstance(rule.window, DecisionRef):
@@ -486,9 +495,7 @@ def check_against_database(policy: Policy, conn: Any) -> list[str]:
     """Every table and column the policy names must exist; returns problems (empty when fine)."""
     problems: list[str] = []
     with conn.cursor() as cur:
-        cur.execute(
-            "SELECT table_schema || '.' || table_name, column_name FROM information_schema.columns"
-        )
+        cur.execute("SELECT table_schema || '.' || table_name, column_name FROM information_schema.columns")
         existing: dict[str, set[str]] = defaultdict(set)
         for table, column in cur.fetchall():
             existing[table].add(column)

@@ -58,7 +58,8 @@ def email_pseudonym(email: str) -> str:
 def active_holds(holds: Iterable[Row], now: datetime) -> list[Row]:
     now = as_utc(now)
     return [
-        h for h in holds
+        h
+        for h in holds
         if as_utc(h["set_at"]) <= now
         and (h.get("ends_at") is None or as_utc(h["ends_at"]) > now)
         and (h.get("lifted_at") is None or as_utc(h["lifted_at"]) > now)
@@ -83,7 +84,9 @@ class _Holds:
         self.accounts = {h["account_id"] for h in holds if h["scope"] == "person" and h.get("account_id") is not None}
         self.emails = {h["email_sha256"] for h in holds if h["scope"] == "person" and h.get("email_sha256")}
 
-    def held(self, rules: Iterable[str], table: str, key: Any, account_id: Any = None, email: str | None = None) -> bool:
+    def held(
+        self, rules: Iterable[str], table: str, key: Any, account_id: Any = None, email: str | None = None
+    ) -> bool:
         if self.rules & set(rules):
             return True
         if (table, str(key)) in self.records:
@@ -93,8 +96,9 @@ class _Holds:
         return bool(email is not None and self.emails and email_pseudonym(email) in self.emails)
 
 
-def overdue(snapshot: Snapshot, policy: Policy, now: datetime, *, holds_also_at: datetime | None = None
-            ) -> dict[str, dict[int, int]]:
+def overdue(
+    snapshot: Snapshot, policy: Policy, now: datetime, *, holds_also_at: datetime | None = None
+) -> dict[str, dict[int, int]]:
     """rule id -> {record id: whole seconds overdue} for every record past its window, not held.
 
     ``holds_also_at``: also honour holds in force at that instant (what a sweep does: the moment
@@ -141,7 +145,9 @@ def overdue(snapshot: Snapshot, policy: Policy, now: datetime, *, holds_also_at:
         last_order[c] = max(last_order.get(c, as_utc(o["placed_at"])), as_utc(o["placed_at"]))
     for o in live_orders:
         expires = w["order-records"].expires_at(last_order[customer(o)])
-        if expires <= now and not holds.held(["order-records"], "shop.orders", o["order_id"], o.get("account_id"), o.get("email")):
+        if expires <= now and not holds.held(
+            ["order-records"], "shop.orders", o["order_id"], o.get("account_id"), o.get("email")
+        ):
             record("order-records", o["order_id"], expires)
 
     # RET-4: per person (e-mail), the last communication; bulk sends do not count.
@@ -163,12 +169,19 @@ def overdue(snapshot: Snapshot, policy: Policy, now: datetime, *, holds_also_at:
             touch(subscriptions[e["subscription_id"]]["email"], e["occurred_at"])
     for m in snapshot.contact_messages:
         expires = w["contact-messages"].expires_at(last_touch[normalise_email(m["email"])])
-        if expires <= now and not holds.held(["contact-messages"], "shop.contact_messages", m["message_id"], None, m["email"]):
+        if expires <= now and not holds.held(
+            ["contact-messages"], "shop.contact_messages", m["message_id"], None, m["email"]
+        ):
             record("contact-messages", m["message_id"], expires)
     for s in snapshot.newsletter_subscriptions:
         expires = w["newsletter-subscriptions"].expires_at(last_touch[normalise_email(s["email"])])
-        if expires <= now and not holds.held(["newsletter-subscriptions"], "shop.newsletter_subscriptions",
-                                             s["subscription_id"], s.get("account_id"), s["email"]):
+        if expires <= now and not holds.held(
+            ["newsletter-subscriptions"],
+            "shop.newsletter_subscriptions",
+            s["subscription_id"],
+            s.get("account_id"),
+            s["email"],
+        ):
             record("newsletter-subscriptions", s["subscription_id"], expires)
 
     # RET-5a..d: every rule that applies must have expired; the latest expiry governs.
@@ -198,17 +211,22 @@ def overdue(snapshot: Snapshot, policy: Policy, now: datetime, *, holds_also_at:
             expiries[u["upload_id"]].append((w["guest-uploads"].expires_at(u["uploaded_at"]), -3, "guest-uploads"))
         elif u["upload_id"] not in saved_uploads:
             expiries[u["upload_id"]].append(
-                (w["unsaved-account-uploads"].expires_at(u["uploaded_at"]), -4, "unsaved-account-uploads"))
+                (w["unsaved-account-uploads"].expires_at(u["uploaded_at"]), -4, "unsaved-account-uploads")
+            )
     for u in snapshot.uploads:
         applicable = expiries[u["upload_id"]]
         expires, _, governing = max(applicable)  # latest expiry; ties go to the first rule
-        if expires <= now and not holds.held({r for _, _, r in applicable}, "shop.uploads", u["upload_id"], u.get("account_id")):
+        if expires <= now and not holds.held(
+            {r for _, _, r in applicable}, "shop.uploads", u["upload_id"], u.get("account_id")
+        ):
             record(governing, u["upload_id"], expires)
 
     # RET-6: cookie preferences, the decision's window from when they were given.
     for c in snapshot.cookie_preferences:
         expires = w["cookie-preferences"].expires_at(c["given_at"])
-        if expires <= now and not holds.held(["cookie-preferences"], "shop.cookie_preferences", c["preference_id"], c.get("account_id")):
+        if expires <= now and not holds.held(
+            ["cookie-preferences"], "shop.cookie_preferences", c["preference_id"], c.get("account_id")
+        ):
             record("cookie-preferences", c["preference_id"], expires)
 
     return result

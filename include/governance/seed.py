@@ -66,29 +66,76 @@ _UPLOADS_PER_CUSTOMER = 3.3
 
 # Tables in load order (parents first), with the columns COPY writes.
 COLUMNS: dict[str, tuple[str, ...]] = {
-    "shop.accounts": ("account_id", "email", "password_hash", "first_name", "last_name", "preferences",
-                      "other_info", "created_at", "deleted_at"),
+    "shop.accounts": (
+        "account_id",
+        "email",
+        "password_hash",
+        "first_name",
+        "last_name",
+        "preferences",
+        "other_info",
+        "created_at",
+        "deleted_at",
+    ),
     "shop.calendar_events": ("event_id", "account_id", "title", "event_date", "created_at"),
-    "shop.orders": ("order_id", "account_id", "email", "first_name", "last_name", "phone", "delivery_street",
-                    "delivery_postal_code", "delivery_city", "delivery_country", "billing_street",
-                    "billing_postal_code", "billing_city", "payment_method", "card_last4", "payment_reference",
-                    "total_amount", "currency", "placed_at", "anonymised_at"),
+    "shop.orders": (
+        "order_id",
+        "account_id",
+        "email",
+        "first_name",
+        "last_name",
+        "phone",
+        "delivery_street",
+        "delivery_postal_code",
+        "delivery_city",
+        "delivery_country",
+        "billing_street",
+        "billing_postal_code",
+        "billing_city",
+        "payment_method",
+        "card_last4",
+        "payment_reference",
+        "total_amount",
+        "currency",
+        "placed_at",
+        "anonymised_at",
+    ),
     "shop.order_lines": ("order_line_id", "order_id", "product_type", "quantity", "unit_price"),
     "shop.saved_products": ("saved_product_id", "account_id", "product_type", "title", "saved_at"),
     "shop.uploads": ("upload_id", "account_id", "kind", "bucket", "object_key", "byte_size", "uploaded_at", "state"),
     "shop.order_line_uploads": ("order_line_id", "upload_id"),
     "shop.saved_product_uploads": ("saved_product_id", "upload_id"),
-    "shop.newsletter_subscriptions": ("subscription_id", "account_id", "email", "first_name", "last_name",
-                                      "subscribed_at", "confirmed_at", "unsubscribed_at"),
+    "shop.newsletter_subscriptions": (
+        "subscription_id",
+        "account_id",
+        "email",
+        "first_name",
+        "last_name",
+        "subscribed_at",
+        "confirmed_at",
+        "unsubscribed_at",
+    ),
     "shop.newsletter_events": ("event_id", "subscription_id", "kind", "occurred_at"),
     "shop.contact_messages": ("message_id", "email", "name", "direction", "subject", "body", "sent_at"),
     "shop.cookie_preferences": ("preference_id", "visitor_key", "account_id", "analytics", "marketing", "given_at"),
-    "shop.visits": ("visit_id", "session_key", "ip_address", "country", "region", "language", "basket",
-                    "started_at", "last_activity_at"),
+    "shop.visits": (
+        "visit_id",
+        "session_key",
+        "ip_address",
+        "country",
+        "region",
+        "language",
+        "basket",
+        "started_at",
+        "last_activity_at",
+    ),
 }
 # Tables whose ids the generator assigns, and the column (sequences are set past them afterwards).
-ID_COLUMNS = {table: cols[0] for table, cols in COLUMNS.items()
-              if table not in ("shop.order_line_uploads", "shop.saved_product_uploads")}
+ID_COLUMNS = {
+    table: cols[0]
+    for table, cols in COLUMNS.items()
+    if table not in ("shop.order_line_uploads", "shop.saved_product_uploads")
+}
 HOLDS_TABLE = "governance.legal_holds"
 
 # Products: (type, unit price NOK, photos per line (min, max), takes a text)
@@ -107,29 +154,83 @@ PAYMENT_WEIGHTS = (50, 30, 12, 8)
 # weighted choices as bags drawn from uniformly (a list index is much cheaper than random.choices)
 _PRODUCT_BAG = tuple(i for i, w in enumerate(PRODUCT_WEIGHTS) for _ in range(w))
 _PAYMENT_BAG = tuple(m for m, w in zip(PAYMENT_METHODS, PAYMENT_WEIGHTS, strict=True) for _ in range(w))
-REGIONS = ("Oslo", "Viken", "Vestland", "Rogaland", "Trøndelag", "Innlandet", "Agder", "Møre og Romsdal",
-           "Nordland", "Troms og Finnmark", "Vestfold og Telemark")
+REGIONS = (
+    "Oslo",
+    "Viken",
+    "Vestland",
+    "Rogaland",
+    "Trøndelag",
+    "Innlandet",
+    "Agder",
+    "Møre og Romsdal",
+    "Nordland",
+    "Troms og Finnmark",
+    "Vestfold og Telemark",
+)
 VISIT_COUNTRIES = ("NO",) * 17 + ("SE", "DK", "DE")
 LANGUAGES = ("nb",) * 7 + ("nn", "en")
 EMAIL_DOMAINS = ("example.com", "example.net", "example.org")  # reserved for examples (RFC 2606): never mailable
-CALENDAR_TITLES = ("Bursdag", "Bryllupsdag", "Mormors bursdag", "Farfars 80-årsdag", "Konfirmasjon", "Dåp",
-                   "Jubileum", "Sommerferie", "Skoleavslutning", "Julebord", "Hyttetur", "Morsdag", "Farsdag")
-SAVED_TITLES = ("Sommerferie", "Bryllup", "Jul", "Hytta", "Barna", "Fjelltur", "Konfirmasjon", "Familien",
-                "Bursdag", "Dåp", "Vinterferie", "Påske")
-CONTACT_SUBJECTS = ("Spørsmål om bestilling", "Levering", "Feil på trykket", "Faktura", "Endre adresse",
-                    "Slette kontoen min", "Kampanjekode", "Retur")
-INBOUND_BODIES = ("Hei! Jeg har ikke mottatt bestillingen min ennå. Kan dere sjekke?",
-                  "Hei, fotoboken kom med en skade på omslaget. Hva gjør jeg?",
-                  "Kan jeg endre leveringsadressen på ordren jeg la inn i går?",
-                  "Jeg vil gjerne at dere sletter kontoen min og bildene mine.",
-                  "Kampanjekoden fungerer ikke i kassen.",
-                  "Hvor lang er leveringstiden til Nord-Norge?")
-OUTBOUND_BODIES = ("Takk for at du tok kontakt! Vi har sjekket saken og sender en ny forsendelse.",
-                   "Hei, vi har oppdatert adressen. Ha en fin dag!",
-                   "Beklager ulempen. Vi trykker produktet på nytt uten kostnad.",
-                   "Kontoen din er nå slettet. Takk for at du handlet hos oss.")
-TEXT_UPLOADS = ("Gratulerer med dagen!", "God jul og godt nytt år!", "Til verdens beste mormor.",
-                "Sommeren vår på hytta", "Takk for alle fine minner.", "Velkommen til verden, lille venn!")
+CALENDAR_TITLES = (
+    "Bursdag",
+    "Bryllupsdag",
+    "Mormors bursdag",
+    "Farfars 80-årsdag",
+    "Konfirmasjon",
+    "Dåp",
+    "Jubileum",
+    "Sommerferie",
+    "Skoleavslutning",
+    "Julebord",
+    "Hyttetur",
+    "Morsdag",
+    "Farsdag",
+)
+SAVED_TITLES = (
+    "Sommerferie",
+    "Bryllup",
+    "Jul",
+    "Hytta",
+    "Barna",
+    "Fjelltur",
+    "Konfirmasjon",
+    "Familien",
+    "Bursdag",
+    "Dåp",
+    "Vinterferie",
+    "Påske",
+)
+CONTACT_SUBJECTS = (
+    "Spørsmål om bestilling",
+    "Levering",
+    "Feil på trykket",
+    "Faktura",
+    "Endre adresse",
+    "Slette kontoen min",
+    "Kampanjekode",
+    "Retur",
+)
+INBOUND_BODIES = (
+    "Hei! Jeg har ikke mottatt bestillingen min ennå. Kan dere sjekke?",
+    "Hei, fotoboken kom med en skade på omslaget. Hva gjør jeg?",
+    "Kan jeg endre leveringsadressen på ordren jeg la inn i går?",
+    "Jeg vil gjerne at dere sletter kontoen min og bildene mine.",
+    "Kampanjekoden fungerer ikke i kassen.",
+    "Hvor lang er leveringstiden til Nord-Norge?",
+)
+OUTBOUND_BODIES = (
+    "Takk for at du tok kontakt! Vi har sjekket saken og sender en ny forsendelse.",
+    "Hei, vi har oppdatert adressen. Ha en fin dag!",
+    "Beklager ulempen. Vi trykker produktet på nytt uten kostnad.",
+    "Kontoen din er nå slettet. Takk for at du handlet hos oss.",
+)
+TEXT_UPLOADS = (
+    "Gratulerer med dagen!",
+    "God jul og godt nytt år!",
+    "Til verdens beste mormor.",
+    "Sommeren vår på hytta",
+    "Takk for alle fine minner.",
+    "Velkommen til verden, lille venn!",
+)
 # Short first names ("Per", "Dag", "Ola") and English words are left out of the pools so that a
 # leak scan matching personal values as substrings does not hit ordinary words in logs.
 _NOT_NAMES = {"Finn", "Frank", "Line", "Else", "Even", "Stein", "Stig", "Mark", "John"}
@@ -141,7 +242,8 @@ _JPEG_HEAD = bytes.fromhex(
 )
 # A baseline 1x1 grey JPEG: one-code Huffman tables (DC category 0, AC end-of-block) and a one-byte scan.
 _JPEG_TAIL = (
-    bytes.fromhex("ffdb004300") + bytes([1] * 64)
+    bytes.fromhex("ffdb004300")
+    + bytes([1] * 64)
     + bytes.fromhex("ffc0000b080001000101011100")
     + bytes.fromhex("ffc4001400" + "01" + "00" * 15 + "00")
     + bytes.fromhex("ffc4001410" + "01" + "00" * 15 + "00")
@@ -180,18 +282,23 @@ class SeedReport:
         """A short human summary: counts and time only, never personal data."""
         width = max(len(t) for t in self.rows)
         lines = [f"  {table:<{width}}  {count:>12,}" for table, count in self.rows.items()]
-        lines.append(f"  {'objects in ' + self.bucket:<{width}}  {self.objects:>12,}"
-                     + (f"  ({self.orphan_objects} without a row)" if self.orphan_objects else ""))
+        lines.append(
+            f"  {'objects in ' + self.bucket:<{width}}  {self.objects:>12,}"
+            + (f"  ({self.orphan_objects} without a row)" if self.orphan_objects else "")
+        )
         lines.append(f"  seeded in {self.seconds:.1f} s")
         if self.expected_overdue is not None:
-            lines.append("  overdue per the reference: " + ", ".join(
-                f"{rule}={count}" for rule, count in self.expected_overdue.items()))
+            lines.append(
+                "  overdue per the reference: "
+                + ", ".join(f"{rule}={count}" for rule, count in self.expected_overdue.items())
+            )
         return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------------------------
 # Pools: Faker is called here only, a few thousand times, never per row.
 # --------------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class _Pools:
@@ -207,6 +314,7 @@ def build_pools(seed: int) -> _Pools:
 
     fake = Faker(FAKER_LOCALE)
     fake.seed_instance(seed)
+
     def usable(name: str) -> bool:
         return len(name) >= 4 and name not in _NOT_NAMES
 
@@ -216,8 +324,12 @@ def build_pools(seed: int) -> _Pools:
     lasts = sorted({n for n in (fake.last_name() for _ in range(2000)) if len(n) >= 4})
     rng = _Rng(f"{seed}:pools")
     # Norwegians often carry double first names (Kari-Anne, Per-Erik) and double surnames.
-    compound_first = {f"{a}-{b}" for names in (males, females) for a, b in
-                      ((rng.pick(names), rng.pick(names)) for _ in range(1500)) if a != b}
+    compound_first = {
+        f"{a}-{b}"
+        for names in (males, females)
+        for a, b in ((rng.pick(names), rng.pick(names)) for _ in range(1500))
+        if a != b
+    }
     compound_last = {f"{a} {b}" for a, b in ((rng.pick(lasts), rng.pick(lasts)) for _ in range(3000)) if a != b}
     first_names = tuple(firsts * 40 + sorted(compound_first))  # single names stay the most common
     last_names = tuple(lasts * 60 + sorted(compound_last))
@@ -259,7 +371,10 @@ _check_copy_safe((*CALENDAR_TITLES, *SAVED_TITLES, *CONTACT_SUBJECTS, *INBOUND_B
 
 def jpeg_payload(upload_id: int, seed: int) -> bytes:
     """A tiny valid baseline JPEG (1x1 grey) with a comment naming the synthetic upload."""
-    note = f"synthetic photo {upload_id} seed {seed} ".encode() + hashlib.sha256(f"{seed}:{upload_id}".encode()).digest() * 6
+    note = (
+        f"synthetic photo {upload_id} seed {seed} ".encode()
+        + hashlib.sha256(f"{seed}:{upload_id}".encode()).digest() * 6
+    )
     comment = b"\xff\xfe" + (len(note) + 2).to_bytes(2, "big") + note
     return _JPEG_HEAD + comment + _JPEG_TAIL
 
@@ -272,6 +387,7 @@ def text_payload(upload_id: int, seed: int) -> bytes:
 # --------------------------------------------------------------------------------------------
 # The generator: ids, rows as COPY lines, optionally the reference snapshot.
 # --------------------------------------------------------------------------------------------
+
 
 @dataclass
 class _Person:
@@ -308,21 +424,40 @@ class HoldSpec:
 
     def as_row(self) -> dict[str, Any]:
         """The hold as a governance.legal_holds row for the reference (pseudonym computed in Python)."""
-        return {"scope": self.scope, "rule_id": None, "table_name": self.table_name, "record_key": self.record_key,
-                "account_id": self.account_id,
-                "email_sha256": reference.email_pseudonym(self.email) if self.email is not None else None,
-                "set_at": self.set_at, "ends_at": self.ends_at, "lifted_at": self.lifted_at}
+        return {
+            "scope": self.scope,
+            "rule_id": None,
+            "table_name": self.table_name,
+            "record_key": self.record_key,
+            "account_id": self.account_id,
+            "email_sha256": reference.email_pseudonym(self.email) if self.email is not None else None,
+            "set_at": self.set_at,
+            "ends_at": self.ends_at,
+            "lifted_at": self.lifted_at,
+        }
 
 
 class Generator:
     """Generates the shop chunk by chunk. Pure: no I/O, so unit tests can run it without services."""
 
-    def __init__(self, policy: Policy, now: datetime, *, customers: int = 500, seed: int = 42,
-                 uploads: bool = True, max_uploads: int | None = None, keep_snapshot: bool = False,
-                 holds: bool = True, bucket: str | None = None, prefix: str = "uploads/"):
+    def __init__(
+        self,
+        policy: Policy,
+        now: datetime,
+        *,
+        customers: int = 500,
+        seed: int = 42,
+        uploads: bool = True,
+        max_uploads: int | None = None,
+        keep_snapshot: bool = False,
+        holds: bool = True,
+        bucket: str | None = None,
+        prefix: str = "uploads/",
+    ):
         if customers < MIN_CUSTOMERS:
-            raise ValueError(f"customers must be at least {MIN_CUSTOMERS} (the fixed boundary cases need them), "
-                             f"got {customers}")
+            raise ValueError(
+                f"customers must be at least {MIN_CUSTOMERS} (the fixed boundary cases need them), got {customers}"
+            )
         if max_uploads is not None and max_uploads < 0:
             raise ValueError(f"max_objects must be zero or more, got {max_uploads}")
         self.policy = policy
@@ -424,23 +559,45 @@ class Generator:
     def account(self, p: _Person, created_at: datetime, deleted_at: datetime | None = None) -> int:
         rng = self._rng
         account_id = self._take("shop.accounts")
-        prefs = ('{"language": "nb", "currency": "NOK", "newsletter": true}' if rng.random() < 0.4
-                 else '{"language": "nb", "currency": "NOK", "newsletter": false}')
+        prefs = (
+            '{"language": "nb", "currency": "NOK", "newsletter": true}'
+            if rng.random() < 0.4
+            else '{"language": "nb", "currency": "NOK", "newsletter": false}'
+        )
         other = None if rng.random() < 0.8 else f"Fødselsdag {rng.between(1, 28)}.{rng.between(1, 12)}."
         password = f"pbkdf2_sha256$600000${rng.getrandbits(64):016x}${rng.getrandbits(256):064x}"
-        self._emit("shop.accounts", "\t".join((
-            str(account_id), p.email, password, p.first, p.last, prefs, _opt(other),
-            _ts(created_at), _ts(deleted_at))),
-            {"account_id": account_id, "email": p.email, "created_at": created_at, "deleted_at": deleted_at} if self._keep else None)
+        self._emit(
+            "shop.accounts",
+            "\t".join(
+                (
+                    str(account_id),
+                    p.email,
+                    password,
+                    p.first,
+                    p.last,
+                    prefs,
+                    _opt(other),
+                    _ts(created_at),
+                    _ts(deleted_at),
+                )
+            ),
+            {"account_id": account_id, "email": p.email, "created_at": created_at, "deleted_at": deleted_at}
+            if self._keep
+            else None,
+        )
         return account_id
 
     def calendar_event(self, account_id: int, created_at: datetime) -> int:
         rng = self._rng
         event_id = self._take("shop.calendar_events")
         event_date = (created_at + timedelta(days=rng.between(1, 400))).date()
-        self._emit("shop.calendar_events", "\t".join((
-            str(event_id), str(account_id), rng.pick(CALENDAR_TITLES), event_date.isoformat(), _ts(created_at))),
-            {"event_id": event_id, "account_id": account_id} if self._keep else None)
+        self._emit(
+            "shop.calendar_events",
+            "\t".join(
+                (str(event_id), str(account_id), rng.pick(CALENDAR_TITLES), event_date.isoformat(), _ts(created_at))
+            ),
+            {"event_id": event_id, "account_id": account_id} if self._keep else None,
+        )
         return event_id
 
     def saved_product(self, account_id: int, saved_at: datetime) -> int:
@@ -448,13 +605,16 @@ class Generator:
         saved_id = self._take("shop.saved_products")
         product = rng.pick(("photo_book", "calendar", "canvas", "poster"))
         title = f"{rng.pick(SAVED_TITLES)} {saved_at.year}"
-        self._emit("shop.saved_products", "\t".join((
-            str(saved_id), str(account_id), product, title, _ts(saved_at))),
-            {"saved_product_id": saved_id, "account_id": account_id, "saved_at": saved_at} if self._keep else None)
+        self._emit(
+            "shop.saved_products",
+            "\t".join((str(saved_id), str(account_id), product, title, _ts(saved_at))),
+            {"saved_product_id": saved_id, "account_id": account_id, "saved_at": saved_at} if self._keep else None,
+        )
         return saved_id
 
-    def order(self, p: _Person, account_id: int | None, email: str, placed_at: datetime,
-              products: list[int] | None = None) -> tuple[int, list[tuple[int, int]]]:
+    def order(
+        self, p: _Person, account_id: int | None, email: str, placed_at: datetime, products: list[int] | None = None
+    ) -> tuple[int, list[tuple[int, int]]]:
         """An order with its lines; returns (order_id, [(order_line_id, product index)])."""
         rng = self._rng
         order_id = self._take("shop.orders")
@@ -467,8 +627,11 @@ class Generator:
             kind, price, _, _ = PRODUCTS[product]
             quantity = rng.pick((1, 1, 1, 2, 3, 5, 10, 20)) if kind == "print" else rng.pick((1, 1, 1, 2))
             total += quantity * price
-            self._emit("shop.order_lines", f"{line_id}\t{order_id}\t{kind}\t{quantity}\t{price:.2f}",
-                       {"order_line_id": line_id, "order_id": order_id} if self._keep else None)
+            self._emit(
+                "shop.order_lines",
+                f"{line_id}\t{order_id}\t{kind}\t{quantity}\t{price:.2f}",
+                {"order_line_id": line_id, "order_id": order_id} if self._keep else None,
+            )
             lines.append((line_id, product))
         total += 49.0  # shipping
         method = rng.pick(_PAYMENT_BAG)
@@ -477,13 +640,42 @@ class Generator:
         country = "NO" if rng.random() < 0.97 else rng.pick(("SE", "DK"))
         billing_street = p.street if same_billing else f"{rng.pick(self.pools.streets)} {rng.between(1, 80)}"
         billing_place = (p.postcode, p.city) if same_billing else rng.pick(self.pools.places)
-        self._emit("shop.orders", "\t".join((
-            str(order_id), _id(account_id), email, p.first, p.last, p.phone,
-            p.street, p.postcode, p.city, country, billing_street, billing_place[0],
-            billing_place[1], method, _opt(last4), f"pay_{rng.getrandbits(64):016x}", f"{total:.2f}", "NOK",
-            _ts(placed_at), _NULL)),
-            {"order_id": order_id, "account_id": account_id, "email": email, "placed_at": placed_at,
-             "anonymised_at": None} if self._keep else None)
+        self._emit(
+            "shop.orders",
+            "\t".join(
+                (
+                    str(order_id),
+                    _id(account_id),
+                    email,
+                    p.first,
+                    p.last,
+                    p.phone,
+                    p.street,
+                    p.postcode,
+                    p.city,
+                    country,
+                    billing_street,
+                    billing_place[0],
+                    billing_place[1],
+                    method,
+                    _opt(last4),
+                    f"pay_{rng.getrandbits(64):016x}",
+                    f"{total:.2f}",
+                    "NOK",
+                    _ts(placed_at),
+                    _NULL,
+                )
+            ),
+            {
+                "order_id": order_id,
+                "account_id": account_id,
+                "email": email,
+                "placed_at": placed_at,
+                "anonymised_at": None,
+            }
+            if self._keep
+            else None,
+        )
         return order_id, lines
 
     def _anonymised_order(self) -> None:
@@ -494,14 +686,27 @@ class Generator:
         anonymised_at = min(self.now, placed_at + timedelta(days=731 + rng.random() * 20))
         kind, price, _, _ = PRODUCTS[rng.pick(_PRODUCT_BAG)]
         line_id = self._take("shop.order_lines")
-        self._emit("shop.order_lines", f"{line_id}\t{order_id}\t{kind}\t1\t{price:.2f}",
-                   {"order_line_id": line_id, "order_id": order_id} if self._keep else None)
+        self._emit(
+            "shop.order_lines",
+            f"{line_id}\t{order_id}\t{kind}\t1\t{price:.2f}",
+            {"order_line_id": line_id, "order_id": order_id} if self._keep else None,
+        )
         person = "\t".join([_NULL] * 7)  # e-mail .. delivery city: set null (RET-8); the country is kept
         billing = "\t".join([_NULL] * 3)
-        self._emit("shop.orders", f"{order_id}\t{_NULL}\t{person}\tNO\t{billing}\tanonymised\t{_NULL}\t{_NULL}\t"
-                                  f"{price + 49:.2f}\tNOK\t{_ts(placed_at)}\t{_ts(anonymised_at)}",
-                   {"order_id": order_id, "account_id": None, "email": None, "placed_at": placed_at,
-                    "anonymised_at": anonymised_at} if self._keep else None)
+        self._emit(
+            "shop.orders",
+            f"{order_id}\t{_NULL}\t{person}\tNO\t{billing}\tanonymised\t{_NULL}\t{_NULL}\t"
+            f"{price + 49:.2f}\tNOK\t{_ts(placed_at)}\t{_ts(anonymised_at)}",
+            {
+                "order_id": order_id,
+                "account_id": None,
+                "email": None,
+                "placed_at": placed_at,
+                "anonymised_at": anonymised_at,
+            }
+            if self._keep
+            else None,
+        )
 
     def upload(self, account_id: int | None, kind: str, uploaded_at: datetime, *, scripted: bool = False) -> int | None:
         """An upload and its object, or None when uploads are off, sampled out or capped."""
@@ -515,36 +720,73 @@ class Generator:
         owner = f"a{account_id}" if account_id is not None else "guest"
         key = f"{self.prefix}{owner}/{upload_id}.{'jpg' if kind == 'photo' else 'txt'}"
         size = len(jpeg_payload(upload_id, self.seed) if kind == "photo" else text_payload(upload_id, self.seed))
-        self._emit("shop.uploads", "\t".join((
-            str(upload_id), _id(account_id), kind, self.bucket, key, str(size), _ts(uploaded_at), "stored")),
-            {"upload_id": upload_id, "account_id": account_id, "uploaded_at": uploaded_at} if self._keep else None)
+        self._emit(
+            "shop.uploads",
+            "\t".join((str(upload_id), _id(account_id), kind, self.bucket, key, str(size), _ts(uploaded_at), "stored")),
+            {"upload_id": upload_id, "account_id": account_id, "uploaded_at": uploaded_at} if self._keep else None,
+        )
         self._batch.objects.append((key, upload_id, kind))
         return upload_id
 
     def link_order_line(self, line_id: int, upload_id: int | None) -> None:
         if upload_id is not None:
-            self._emit("shop.order_line_uploads", f"{line_id}\t{upload_id}",
-                       {"order_line_id": line_id, "upload_id": upload_id} if self._keep else None)
+            self._emit(
+                "shop.order_line_uploads",
+                f"{line_id}\t{upload_id}",
+                {"order_line_id": line_id, "upload_id": upload_id} if self._keep else None,
+            )
 
     def link_saved(self, saved_id: int, upload_id: int | None) -> None:
         if upload_id is not None:
-            self._emit("shop.saved_product_uploads", f"{saved_id}\t{upload_id}",
-                       {"saved_product_id": saved_id, "upload_id": upload_id} if self._keep else None)
+            self._emit(
+                "shop.saved_product_uploads",
+                f"{saved_id}\t{upload_id}",
+                {"saved_product_id": saved_id, "upload_id": upload_id} if self._keep else None,
+            )
 
-    def subscription(self, p: _Person, email: str, account_id: int | None, subscribed_at: datetime,
-                     confirmed_at: datetime | None, unsubscribed_at: datetime | None = None) -> int:
+    def subscription(
+        self,
+        p: _Person,
+        email: str,
+        account_id: int | None,
+        subscribed_at: datetime,
+        confirmed_at: datetime | None,
+        unsubscribed_at: datetime | None = None,
+    ) -> int:
         sub_id = self._take("shop.newsletter_subscriptions")
-        self._emit("shop.newsletter_subscriptions", "\t".join((
-            str(sub_id), _id(account_id), email, p.first, p.last, _ts(subscribed_at),
-            _ts(confirmed_at), _ts(unsubscribed_at))),
-            {"subscription_id": sub_id, "account_id": account_id, "email": email, "subscribed_at": subscribed_at,
-             "confirmed_at": confirmed_at} if self._keep else None)
+        self._emit(
+            "shop.newsletter_subscriptions",
+            "\t".join(
+                (
+                    str(sub_id),
+                    _id(account_id),
+                    email,
+                    p.first,
+                    p.last,
+                    _ts(subscribed_at),
+                    _ts(confirmed_at),
+                    _ts(unsubscribed_at),
+                )
+            ),
+            {
+                "subscription_id": sub_id,
+                "account_id": account_id,
+                "email": email,
+                "subscribed_at": subscribed_at,
+                "confirmed_at": confirmed_at,
+            }
+            if self._keep
+            else None,
+        )
         return sub_id
 
     def newsletter_event(self, sub_id: int, kind: str, at: datetime) -> None:
         event_id = self._take("shop.newsletter_events")
-        self._emit("shop.newsletter_events", f"{event_id}\t{sub_id}\t{kind}\t{_ts(at)}",
-                   {"subscription_id": sub_id, "kind": kind, "occurred_at": at} if self._keep else None)
+        self._emit(
+            "shop.newsletter_events",
+            f"{event_id}\t{sub_id}\t{kind}\t{_ts(at)}",
+            {"subscription_id": sub_id, "kind": kind, "occurred_at": at} if self._keep else None,
+        )
 
     def message(self, p: _Person, email: str, direction: str, at: datetime) -> int:
         rng = self._rng
@@ -553,10 +795,11 @@ class Generator:
         subject = rng.pick(CONTACT_SUBJECTS)
         if direction == "outbound":
             subject = f"Sv: {subject}"
-        self._emit("shop.contact_messages", "\t".join((
-            str(message_id), email, f"{p.first} {p.last}", direction, subject, body,
-            _ts(at))),
-            {"message_id": message_id, "email": email, "sent_at": at} if self._keep else None)
+        self._emit(
+            "shop.contact_messages",
+            "\t".join((str(message_id), email, f"{p.first} {p.last}", direction, subject, body, _ts(at))),
+            {"message_id": message_id, "email": email, "sent_at": at} if self._keep else None,
+        )
         return message_id
 
     def cookie_preference(self, account_id: int | None, given_at: datetime) -> int:
@@ -565,8 +808,11 @@ class Generator:
         key = f"{rng.getrandbits(128):032x}"
         analytics = "t" if rng.random() < 0.6 else "f"
         marketing = "t" if rng.random() < 0.35 else "f"
-        self._emit("shop.cookie_preferences", f"{pref_id}\t{key}\t{_id(account_id)}\t{analytics}\t{marketing}\t{_ts(given_at)}",
-                   {"preference_id": pref_id, "account_id": account_id, "given_at": given_at} if self._keep else None)
+        self._emit(
+            "shop.cookie_preferences",
+            f"{pref_id}\t{key}\t{_id(account_id)}\t{analytics}\t{marketing}\t{_ts(given_at)}",
+            {"preference_id": pref_id, "account_id": account_id, "given_at": given_at} if self._keep else None,
+        )
         return pref_id
 
     def visit(self, last_activity_at: datetime) -> int:
@@ -578,12 +824,29 @@ class Generator:
             ip = f"100.{64 + rng.below(64)}.{rng.below(256)}.{rng.between(1, 254)}"
         else:
             ip = f"2001:db8:{rng.getrandbits(16):x}:{rng.getrandbits(16):x}::{rng.getrandbits(16):x}"
-        basket = json.dumps([{"product": PRODUCTS[rng.pick(_PRODUCT_BAG)][0], "quantity": rng.between(1, 3)}
-                             for _ in range(rng.pick((0, 0, 1, 1, 2, 3)))])
-        self._emit("shop.visits", "\t".join((
-            str(visit_id), f"{rng.getrandbits(128):032x}", ip, rng.pick(VISIT_COUNTRIES), rng.pick(REGIONS),
-            rng.pick(LANGUAGES), basket, _ts(started_at), _ts(last_activity_at))),
-            {"visit_id": visit_id, "last_activity_at": last_activity_at} if self._keep else None)
+        basket = json.dumps(
+            [
+                {"product": PRODUCTS[rng.pick(_PRODUCT_BAG)][0], "quantity": rng.between(1, 3)}
+                for _ in range(rng.pick((0, 0, 1, 1, 2, 3)))
+            ]
+        )
+        self._emit(
+            "shop.visits",
+            "\t".join(
+                (
+                    str(visit_id),
+                    f"{rng.getrandbits(128):032x}",
+                    ip,
+                    rng.pick(VISIT_COUNTRIES),
+                    rng.pick(REGIONS),
+                    rng.pick(LANGUAGES),
+                    basket,
+                    _ts(started_at),
+                    _ts(last_activity_at),
+                )
+            ),
+            {"visit_id": visit_id, "last_activity_at": last_activity_at} if self._keep else None,
+        )
         return visit_id
 
     # --- random customers: ages spread over the shop's history ---
@@ -605,8 +868,9 @@ class Generator:
         else:
             self._random_prospect(p)
 
-    def _order_uploads(self, lines: list[tuple[int, int]], account_id: int | None, placed_at: datetime,
-                       floor: datetime) -> list[int]:
+    def _order_uploads(
+        self, lines: list[tuple[int, int]], account_id: int | None, placed_at: datetime, floor: datetime
+    ) -> list[int]:
         """Photos (and texts) of the ordered products; mostly uploaded just before the order, sometimes weeks."""
         urng = self._urng
         made = []
@@ -697,12 +961,14 @@ class Generator:
         if rng.random() < 0.5:
             self.cookie_preference(None, self._ago(self.now - timedelta(days=900)))
 
-    def _random_subscription(self, p: _Person, email: str, account_id: int | None, earliest: datetime,
-                             end: datetime) -> None:
+    def _random_subscription(
+        self, p: _Person, email: str, account_id: int | None, earliest: datetime, end: datetime
+    ) -> None:
         rng = self._rng
         subscribed_at = self._ago(earliest, end)
-        confirmed_at = min(end, subscribed_at + timedelta(seconds=30 + int(rng.random() * 3600))) \
-            if rng.random() < 0.85 else None
+        confirmed_at = (
+            min(end, subscribed_at + timedelta(seconds=30 + int(rng.random() * 3600))) if rng.random() < 0.85 else None
+        )
         unsubscribed_at = self._ago(subscribed_at, end) if rng.random() < 0.15 else None
         sub_id = self.subscription(p, email, account_id, subscribed_at, confirmed_at, unsubscribed_at)
         active_until = unsubscribed_at or end
@@ -852,8 +1118,9 @@ class _Scripted:
         for clock in self.clocks("unsaved-account-uploads")[:3]:
             p = self.person()
             account_id = g.account(p, clock - 10 * day)
-            g.upload(account_id, "photo" if clock != g.boundary("unsaved-account-uploads") else "text", clock,
-                     scripted=True)
+            g.upload(
+                account_id, "photo" if clock != g.boundary("unsaved-account-uploads") else "text", clock, scripted=True
+            )
 
         # RET-6 cookie preferences
         for clock in self.clocks("cookie-preferences"):
@@ -874,8 +1141,9 @@ class _Scripted:
 
         def record(table: str, key: int | None, **kw: Any) -> None:
             if key is not None:
-                g.holds.append(HoldSpec("record", reason, kw.pop("set_at", set_at), table_name=table,
-                                        record_key=str(key), **kw))
+                g.holds.append(
+                    HoldSpec("record", reason, kw.pop("set_at", set_at), table_name=table, record_key=str(key), **kw)
+                )
 
         record("shop.visits", g.visit(now - timedelta(hours=30)))
         p = self.person()
@@ -905,25 +1173,39 @@ class _Scripted:
         g.order(p, None, p.email, now - 1000 * day)
         g.message(p, p.email, "inbound", now - 1000 * day)
         g.subscription(p, f" {p.email.upper()}", None, now - 1250 * day, now - 1250 * day)
-        g.holds.append(HoldSpec("person", "Bokføringsloven: revisjon pågår (syntetisk)", set_at,
-                                email=g.email_variant(p.email, g._rng)))
+        g.holds.append(
+            HoldSpec(
+                "person", "Bokføringsloven: revisjon pågår (syntetisk)", set_at, email=g.email_variant(p.email, g._rng)
+            )
+        )
 
         # holds not in force at now: their records are overdue
-        record("shop.cookie_preferences", g.cookie_preference(None, now - 600 * day),
-               set_at=now - 90 * day, lifted_at=now - 10 * day)
-        record("shop.cookie_preferences", g.cookie_preference(None, now - 601 * day),
-               set_at=now - 90 * day, lifted_at=now)  # lifted exactly at now: no longer in force
-        record("shop.cookie_preferences", g.cookie_preference(None, now - 602 * day),
-               set_at=now - 90 * day, ends_at=now)  # ended exactly at now
+        record(
+            "shop.cookie_preferences",
+            g.cookie_preference(None, now - 600 * day),
+            set_at=now - 90 * day,
+            lifted_at=now - 10 * day,
+        )
+        record(
+            "shop.cookie_preferences", g.cookie_preference(None, now - 601 * day), set_at=now - 90 * day, lifted_at=now
+        )  # lifted exactly at now: no longer in force
+        record(
+            "shop.cookie_preferences", g.cookie_preference(None, now - 602 * day), set_at=now - 90 * day, ends_at=now
+        )  # ended exactly at now
         # set after now (and over by the day after): in force neither at now nor when a sweep of
         # now executes, which also honours holds in force at that moment (RET-8)
-        record("shop.cookie_preferences", g.cookie_preference(None, now - 603 * day),
-               set_at=now + day, ends_at=now + 2 * day)
+        record(
+            "shop.cookie_preferences",
+            g.cookie_preference(None, now - 603 * day),
+            set_at=now + day,
+            ends_at=now + 2 * day,
+        )
 
 
 # --------------------------------------------------------------------------------------------
 # Loading
 # --------------------------------------------------------------------------------------------
+
 
 def _shop_tables(cur: Any) -> list[str]:
     cur.execute("""
@@ -939,7 +1221,8 @@ def _copy(cur: Any, table: str, lines: list[str]) -> None:
     schema, name = table.split(".")
     data = io.BytesIO(("\n".join(lines) + "\n").encode("utf-8"))
     statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
-        sql.Identifier(schema, name), sql.SQL(", ").join(sql.Identifier(c) for c in COLUMNS[table]))
+        sql.Identifier(schema, name), sql.SQL(", ").join(sql.Identifier(c) for c in COLUMNS[table])
+    )
     cur.copy_expert(statement.as_string(cur), data, size=1 << 20)
 
 
@@ -948,16 +1231,18 @@ def _empty_prefix(s3: Any, bucket: str, prefix: str) -> None:
 
     keys = list(iter_keys(s3, bucket, prefix))
     for start in range(0, len(keys), 1000):
-        s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in keys[start:start + 1000]],
-                                                 "Quiet": True})
+        s3.delete_objects(
+            Bucket=bucket, Delete={"Objects": [{"Key": k} for k in keys[start : start + 1000]], "Quiet": True}
+        )
 
 
 def _put(s3: Any, bucket: str, key: str, upload_id: int, kind: str, seed: int) -> None:
     if kind == "photo":
         s3.put_object(Bucket=bucket, Key=key, Body=jpeg_payload(upload_id, seed), ContentType="image/jpeg")
     else:
-        s3.put_object(Bucket=bucket, Key=key, Body=text_payload(upload_id, seed),
-                      ContentType="text/plain; charset=utf-8")
+        s3.put_object(
+            Bucket=bucket, Key=key, Body=text_payload(upload_id, seed), ContentType="text/plain; charset=utf-8"
+        )
 
 
 def _produce(gen: Generator, out: queue.Queue, stop: threading.Event) -> None:
@@ -981,9 +1266,20 @@ def _produce(gen: Generator, out: queue.Queue, stop: threading.Event) -> None:
         hand_over(exc)
 
 
-def seed(conn: Any, s3: Any, policy: Policy, now: datetime, *, customers: int = 500, seed: int = 42,
-         objects: bool = True, max_objects: int | None = None, orphan_objects: int = 0, holds: bool = True,
-         keep_snapshot: bool | None = None) -> SeedReport:
+def seed(
+    conn: Any,
+    s3: Any,
+    policy: Policy,
+    now: datetime,
+    *,
+    customers: int = 500,
+    seed: int = 42,
+    objects: bool = True,
+    max_objects: int | None = None,
+    orphan_objects: int = 0,
+    holds: bool = True,
+    keep_snapshot: bool | None = None,
+) -> SeedReport:
     """Empty the shop (and its legal holds) and load a deterministic synthetic one; see the module doc.
 
     ``objects=False`` loads no uploads (rows or objects) and does not touch S3. ``keep_snapshot``:
@@ -998,8 +1294,18 @@ def seed(conn: Any, s3: Any, policy: Policy, now: datetime, *, customers: int = 
     bucket = policy.object_store.uploads_bucket
     if objects and s3 is None:
         raise ValueError("seed(objects=True) needs an S3 client; pass objects=False to load without uploads")
-    gen = Generator(policy, now, customers=customers, seed=seed, uploads=objects, max_uploads=max_objects,
-                    keep_snapshot=keep, holds=holds, bucket=bucket, prefix=prefix)
+    gen = Generator(
+        policy,
+        now,
+        customers=customers,
+        seed=seed,
+        uploads=objects,
+        max_uploads=max_objects,
+        keep_snapshot=keep,
+        holds=holds,
+        bucket=bucket,
+        prefix=prefix,
+    )
     if objects:
         from governance.objectstore import ensure_bucket
 
@@ -1016,10 +1322,17 @@ def seed(conn: Any, s3: Any, policy: Policy, now: datetime, *, customers: int = 
         with conn.cursor() as cur:
             cur.execute("SET LOCAL synchronous_commit = off")
             tables = _shop_tables(cur)
-            cur.execute(sql.SQL("TRUNCATE {} RESTART IDENTITY CASCADE").format(sql.SQL(", ").join(
-                [sql.Identifier("shop", t) for t in tables] + [sql.Identifier("governance", "legal_holds")])))
-            cur.execute("SELECT governance.ensure_hourly_partitions('shop.visits'::regclass, %s, %s)",
-                        (now - timedelta(days=4), now + timedelta(days=2)))
+            cur.execute(
+                sql.SQL("TRUNCATE {} RESTART IDENTITY CASCADE").format(
+                    sql.SQL(", ").join(
+                        [sql.Identifier("shop", t) for t in tables] + [sql.Identifier("governance", "legal_holds")]
+                    )
+                )
+            )
+            cur.execute(
+                "SELECT governance.ensure_hourly_partitions('shop.visits'::regclass, %s, %s)",
+                (now - timedelta(days=4), now + timedelta(days=2)),
+            )
             # Foreign keys are satisfied by construction; skipping their per-row triggers during the
             # bulk load needs superuser, so it is tried and quietly not done otherwise.
             cur.execute("SAVEPOINT seed_replica")
@@ -1040,24 +1353,31 @@ def seed(conn: Any, s3: Any, policy: Policy, now: datetime, *, customers: int = 
                 for table in COLUMNS:
                     _copy(cur, table, item.lines[table])
                 if pool is not None:
-                    futures += [pool.submit(_put, s3, bucket, key, upload_id, kind, seed)
-                                for key, upload_id, kind in item.objects]
+                    futures += [
+                        pool.submit(_put, s3, bucket, key, upload_id, kind, seed)
+                        for key, upload_id, kind in item.objects
+                    ]
                     written += len(item.objects)
             producer.join()
             if replica:
                 cur.execute("SET LOCAL session_replication_role = DEFAULT")
             for table, column in ID_COLUMNS.items():
                 schema, name = table.split(".")
-                cur.execute(sql.SQL("SELECT setval(pg_get_serial_sequence(%s, %s), GREATEST(max({c}), 1), "
-                                    "max({c}) IS NOT NULL) FROM {t}").format(
-                    c=sql.Identifier(column), t=sql.Identifier(schema, name)), (table, column))
+                cur.execute(
+                    sql.SQL(
+                        "SELECT setval(pg_get_serial_sequence(%s, %s), GREATEST(max({c}), 1), "
+                        "max({c}) IS NOT NULL) FROM {t}"
+                    ).format(c=sql.Identifier(column), t=sql.Identifier(schema, name)),
+                    (table, column),
+                )
             hold_rows = _insert_holds(cur, gen.holds)
             if pool is not None:
                 last_id = gen._next["shop.uploads"]
                 for n in range(orphan_objects):
                     # a leftover object whose row is gone: an id no row has
-                    futures.append(pool.submit(_put, s3, bucket, f"{prefix}guest/{last_id + n}.jpg",
-                                               last_id + n, "photo", seed))
+                    futures.append(
+                        pool.submit(_put, s3, bucket, f"{prefix}guest/{last_id + n}.jpg", last_id + n, "photo", seed)
+                    )
                 for future in futures:
                     future.result()
             cur.execute(sql.SQL("ANALYZE {}").format(sql.SQL(", ").join(sql.Identifier("shop", t) for t in tables)))
@@ -1072,16 +1392,21 @@ def seed(conn: Any, s3: Any, policy: Policy, now: datetime, *, customers: int = 
 
     rows = dict(gen.counts)
     rows[HOLDS_TABLE] = len(hold_rows)
-    report = SeedReport(rows=rows, objects=written + (orphan_objects if objects else 0),
-                        seconds=time.monotonic() - started, orphan_objects=orphan_objects if objects else 0,
-                        bucket=bucket)
+    report = SeedReport(
+        rows=rows,
+        objects=written + (orphan_objects if objects else 0),
+        seconds=time.monotonic() - started,
+        orphan_objects=orphan_objects if objects else 0,
+        bucket=bucket,
+    )
     if gen.snapshot is not None:
         gen.snapshot.legal_holds = hold_rows
         found = reference.overdue(gen.snapshot, policy, now)
         report.snapshot = gen.snapshot
         report.expected_overdue = {rule: len(records) for rule, records in found.items()}
-        report.expected_oldest_overdue_seconds = {rule: max(records.values(), default=0)
-                                                  for rule, records in found.items()}
+        report.expected_oldest_overdue_seconds = {
+            rule: max(records.values(), default=0) for rule, records in found.items()
+        }
     report.seconds = time.monotonic() - started
     return report
 
@@ -1090,15 +1415,29 @@ def _insert_holds(cur: Any, holds: list[HoldSpec]) -> list[dict[str, Any]]:
     """Insert the holds; the pseudonym is computed by the database, as every other hold's is."""
     rows = []
     for h in holds:
-        cur.execute("""
+        cur.execute(
+            """
             INSERT INTO governance.legal_holds (scope, table_name, record_key, account_id, email_sha256,
                                                 reason, set_by, set_at, ends_at, lifted_at, lifted_by)
             VALUES (%s, %s, %s, %s, CASE WHEN %s::text IS NULL THEN NULL ELSE governance.email_pseudonym(%s) END,
                     %s, %s, %s, %s, %s, %s)
             RETURNING hold_id, scope, rule_id, table_name, record_key, account_id, email_sha256, set_at, ends_at,
                       lifted_at""",
-            (h.scope, h.table_name, h.record_key, h.account_id, h.email, h.email, h.reason, SEED_ACTOR, h.set_at,
-             h.ends_at, h.lifted_at, SEED_ACTOR if h.lifted_at else None))
+            (
+                h.scope,
+                h.table_name,
+                h.record_key,
+                h.account_id,
+                h.email,
+                h.email,
+                h.reason,
+                SEED_ACTOR,
+                h.set_at,
+                h.ends_at,
+                h.lifted_at,
+                SEED_ACTOR if h.lifted_at else None,
+            ),
+        )
         names = [d[0] for d in cur.description]
         rows.append(dict(zip(names, cur.fetchone(), strict=True)))
     return rows

@@ -54,8 +54,13 @@ class Window:
     @property
     def relativedelta(self) -> relativedelta:
         return relativedelta(
-            years=self.years, months=self.months, weeks=self.weeks, days=self.days,
-            hours=self.hours, minutes=self.minutes, seconds=self.seconds,
+            years=self.years,
+            months=self.months,
+            weeks=self.weeks,
+            days=self.days,
+            hours=self.hours,
+            minutes=self.minutes,
+            seconds=self.seconds,
         )
 
     def expires_at(self, clock: datetime) -> datetime:

@@ -45,7 +45,7 @@ def failure_notifier() -> Any:
             ", run <b>{{ run_id }}</b> failed.</p>"
             "<p>Error: <pre>{{ exception | string | truncate(2000) }}</pre></p>"
             "<p>Try number {{ ti.try_number }}. Log: {{ ti.log_url }}</p>"
-            f"<p>Runbook: <a href=\"{RUNBOOK_URL}\">{RUNBOOK_URL}</a></p>"
+            f'<p>Runbook: <a href="{RUNBOOK_URL}">{RUNBOOK_URL}</a></p>'
         ),
     )
 
@@ -109,8 +109,18 @@ def db_connection() -> Any:
 
 
 # libpq parameters a postgres connection's extra may carry, passed on to other clients (GX).
-_LIBPQ_EXTRAS = ("sslmode", "sslrootcert", "sslcert", "sslkey", "sslcrl", "options", "application_name",
-                 "connect_timeout", "target_session_attrs", "gssencmode")
+_LIBPQ_EXTRAS = (
+    "sslmode",
+    "sslrootcert",
+    "sslcert",
+    "sslkey",
+    "sslcrl",
+    "options",
+    "application_name",
+    "connect_timeout",
+    "target_session_attrs",
+    "gssencmode",
+)
 
 
 def db_dsn() -> str:
@@ -123,8 +133,14 @@ def db_dsn() -> str:
     conn = Connection.get(AIRFLOW_DB_CONN_ID)
     extra = conn.extra_dejson or {}
     params = {key: str(extra[key]) for key in _LIBPQ_EXTRAS if extra.get(key) not in (None, "")}
-    return make_dsn(host=conn.host or None, port=conn.port or None, user=conn.login or None,
-                    password=conn.password or None, dbname=conn.schema or None, **params)
+    return make_dsn(
+        host=conn.host or None,
+        port=conn.port or None,
+        user=conn.login or None,
+        password=conn.password or None,
+        dbname=conn.schema or None,
+        **params,
+    )
 
 
 def s3_client() -> Any:

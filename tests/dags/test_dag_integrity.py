@@ -66,9 +66,11 @@ def test_dag_house_rules(dag):
 
 def test_heavy_imports_stay_inside_tasks():
     """Module level imports only the SDK, our glue and the policy loader: parsing stays fast."""
-    allowed = re.compile(r"^(from __future__ import|import pendulum|from airflow\.sdk import|import governance_airflow"
-                         r"|from governance\.policy import|from governance_airflow import"
-                         r"|(from|import) (datetime|os|typing|pathlib)\b)")
+    allowed = re.compile(
+        r"^(from __future__ import|import pendulum|from airflow\.sdk import|import governance_airflow"
+        r"|from governance\.policy import|from governance_airflow import"
+        r"|(from|import) (datetime|os|typing|pathlib)\b)"
+    )
     for path in DAG_FILES:
         for line in path.read_text().splitlines():
             if line.startswith(("import ", "from ")):

@@ -43,8 +43,9 @@ def boundary_shop() -> Snapshot:
     """Every rule: one record exactly at the boundary, one a second before, one a second after."""
     two_years_ago = NOW - P2Y
     shop = Snapshot()
-    shop.visits = [{"visit_id": i, "last_activity_at": NOW - timedelta(hours=24) + d} for i, d in ((1, 0 * S), (2, S),
-                                                                                                  (3, -S))]
+    shop.visits = [
+        {"visit_id": i, "last_activity_at": NOW - timedelta(hours=24) + d} for i, d in ((1, 0 * S), (2, S), (3, -S))
+    ]
     shop.accounts = [
         {"account_id": 1, "email": "deleted.at@example.com", "deleted_at": two_years_ago},
         {"account_id": 2, "email": "deleted.before@example.com", "deleted_at": two_years_ago + S},
@@ -53,38 +54,77 @@ def boundary_shop() -> Snapshot:
         {"account_id": 5, "email": "held.person@example.com", "deleted_at": two_years_ago - DAY},
     ]
     shop.calendar_events = [{"event_id": 10 + a, "account_id": a} for a in (1, 2, 3, 4, 5)]
-    shop.saved_products = [{"saved_product_id": 20 + a, "account_id": a, "saved_at": NOW - 4 * 365 * DAY}
-                           for a in (1, 2, 3)]
-    shop.orders = [
-        {"order_id": 30, "account_id": 4, "email": "active@example.com", "placed_at": two_years_ago,
-         "anonymised_at": None},
-        {"order_id": 31, "account_id": None, "email": "Guest@Example.com ", "placed_at": two_years_ago - S,
-         "anonymised_at": None},
-        {"order_id": 32, "account_id": None, "email": " guest@example.com", "placed_at": two_years_ago - 100 * DAY,
-         "anonymised_at": None},
-        {"order_id": 33, "account_id": None, "email": "kept@example.com", "placed_at": two_years_ago + S,
-         "anonymised_at": None},
-        {"order_id": 34, "account_id": None, "email": "buyer@example.com", "placed_at": NOW - timedelta(days=60),
-         "anonymised_at": None},
+    shop.saved_products = [
+        {"saved_product_id": 20 + a, "account_id": a, "saved_at": NOW - 4 * 365 * DAY} for a in (1, 2, 3)
     ]
-    shop.order_lines = [{"order_line_id": 40, "order_id": 30}, {"order_line_id": 41, "order_id": 33},
-                        {"order_line_id": 42, "order_id": 34}]
+    shop.orders = [
+        {
+            "order_id": 30,
+            "account_id": 4,
+            "email": "active@example.com",
+            "placed_at": two_years_ago,
+            "anonymised_at": None,
+        },
+        {
+            "order_id": 31,
+            "account_id": None,
+            "email": "Guest@Example.com ",
+            "placed_at": two_years_ago - S,
+            "anonymised_at": None,
+        },
+        {
+            "order_id": 32,
+            "account_id": None,
+            "email": " guest@example.com",
+            "placed_at": two_years_ago - 100 * DAY,
+            "anonymised_at": None,
+        },
+        {
+            "order_id": 33,
+            "account_id": None,
+            "email": "kept@example.com",
+            "placed_at": two_years_ago + S,
+            "anonymised_at": None,
+        },
+        {
+            "order_id": 34,
+            "account_id": None,
+            "email": "buyer@example.com",
+            "placed_at": NOW - timedelta(days=60),
+            "anonymised_at": None,
+        },
+    ]
+    shop.order_lines = [
+        {"order_line_id": 40, "order_id": 30},
+        {"order_line_id": 41, "order_id": 33},
+        {"order_line_id": 42, "order_id": 34},
+    ]
     shop.uploads = [
-        {"upload_id": 50, "account_id": None, "uploaded_at": NOW - timedelta(days=90)},        # guest, at
-        {"upload_id": 51, "account_id": None, "uploaded_at": NOW - timedelta(days=90) + S},    # guest, before
-        {"upload_id": 52, "account_id": 4, "uploaded_at": NOW - timedelta(days=90) - S},       # account unsaved
-        {"upload_id": 53, "account_id": 4, "uploaded_at": NOW - 3 * 365 * DAY},                # ordered 60 d: wins
-        {"upload_id": 54, "account_id": 5, "uploaded_at": NOW - 3 * 365 * DAY},                # held person
+        {"upload_id": 50, "account_id": None, "uploaded_at": NOW - timedelta(days=90)},  # guest, at
+        {"upload_id": 51, "account_id": None, "uploaded_at": NOW - timedelta(days=90) + S},  # guest, before
+        {"upload_id": 52, "account_id": 4, "uploaded_at": NOW - timedelta(days=90) - S},  # account unsaved
+        {"upload_id": 53, "account_id": 4, "uploaded_at": NOW - 3 * 365 * DAY},  # ordered 60 d: wins
+        {"upload_id": 54, "account_id": 5, "uploaded_at": NOW - 3 * 365 * DAY},  # held person
     ]
     shop.order_line_uploads = [{"order_line_id": 42, "upload_id": 53}]
     shop.newsletter_subscriptions = [
-        {"subscription_id": 60, "account_id": None, "email": "reader@example.com", "subscribed_at": two_years_ago - S,
-         "confirmed_at": None},
-        {"subscription_id": 61, "account_id": None, "email": "opener@example.com",
-         "subscribed_at": NOW - 5 * 365 * DAY, "confirmed_at": None},
+        {
+            "subscription_id": 60,
+            "account_id": None,
+            "email": "reader@example.com",
+            "subscribed_at": two_years_ago - S,
+            "confirmed_at": None,
+        },
+        {
+            "subscription_id": 61,
+            "account_id": None,
+            "email": "opener@example.com",
+            "subscribed_at": NOW - 5 * 365 * DAY,
+            "confirmed_at": None,
+        },
     ]
     shop.newsletter_events = [
-        {"subscription_id": 60, "kind": "send", "occurred_at": NOW - DAY},   # bulk send: does not renew
+        {"subscription_id": 60, "kind": "send", "occurred_at": NOW - DAY},  # bulk send: does not renew
         {"subscription_id": 61, "kind": "open", "occurred_at": two_years_ago + S},
     ]
     shop.contact_messages = [
@@ -97,27 +137,62 @@ def boundary_shop() -> Snapshot:
         {"preference_id": 82, "account_id": None, "given_at": NOW - relativedelta(months=12) - S},
     ]
     shop.legal_holds = [
-        {"scope": "record", "rule_id": None, "table_name": "shop.visits", "record_key": "3", "account_id": None,
-         "email_sha256": None, "set_at": NOW - DAY, "ends_at": None, "lifted_at": None},
-        {"scope": "person", "rule_id": None, "table_name": None, "record_key": None, "account_id": 5,
-         "email_sha256": None, "set_at": NOW - DAY, "ends_at": None, "lifted_at": None},
-        {"scope": "person", "rule_id": None, "table_name": None, "record_key": None, "account_id": None,
-         "email_sha256": email_pseudonym("GUEST@example.com"), "set_at": NOW - DAY, "ends_at": None,
-         "lifted_at": NOW - S},  # lifted before now: not in force
-        {"scope": "rule", "rule_id": "cookie-preferences", "table_name": None, "record_key": None,
-         "account_id": None, "email_sha256": None, "set_at": NOW + S, "ends_at": None, "lifted_at": None},  # later
+        {
+            "scope": "record",
+            "rule_id": None,
+            "table_name": "shop.visits",
+            "record_key": "3",
+            "account_id": None,
+            "email_sha256": None,
+            "set_at": NOW - DAY,
+            "ends_at": None,
+            "lifted_at": None,
+        },
+        {
+            "scope": "person",
+            "rule_id": None,
+            "table_name": None,
+            "record_key": None,
+            "account_id": 5,
+            "email_sha256": None,
+            "set_at": NOW - DAY,
+            "ends_at": None,
+            "lifted_at": None,
+        },
+        {
+            "scope": "person",
+            "rule_id": None,
+            "table_name": None,
+            "record_key": None,
+            "account_id": None,
+            "email_sha256": email_pseudonym("GUEST@example.com"),
+            "set_at": NOW - DAY,
+            "ends_at": None,
+            "lifted_at": NOW - S,
+        },  # lifted before now: not in force
+        {
+            "scope": "rule",
+            "rule_id": "cookie-preferences",
+            "table_name": None,
+            "record_key": None,
+            "account_id": None,
+            "email_sha256": None,
+            "set_at": NOW + S,
+            "ends_at": None,
+            "lifted_at": None,
+        },  # later
     ]
     return shop
 
 
 # The answer, written out by hand (record id -> seconds overdue).
 EXPECTED = {
-    "visit-data": {1: 0},                                   # 2: a second before; 3: held
-    "deleted-account-calendar-events": {11: 0, 13: 1},      # 12: before; 14: active; 15: held
+    "visit-data": {1: 0},  # 2: a second before; 3: held
+    "deleted-account-calendar-events": {11: 0, 13: 1},  # 12: before; 14: active; 15: held
     "deleted-account-saved-products": {21: 0, 23: 1},
     "deleted-accounts": {1: 0, 3: 1},
-    "order-records": {30: 0, 31: 1, 32: 1},                 # one customer: 31 and 32 (case, spaces)
-    "contact-messages": {70: 1, 71: 0},                     # 70: last touch is the sign-up, 2y + 1 s ago
+    "order-records": {30: 0, 31: 1, 32: 1},  # one customer: 31 and 32 (case, spaces)
+    "contact-messages": {70: 1, 71: 0},  # 70: last touch is the sign-up, 2y + 1 s ago
     "newsletter-subscriptions": {60: 1},
     "ordered-uploads": {53: 0},
     "saved-uploads": {},
@@ -125,8 +200,7 @@ EXPECTED = {
     "unsaved-account-uploads": {52: 1},
     "cookie-preferences": {80: 0, 82: 1},
 }
-HELD = {"visit-data": 1, "deleted-account-calendar-events": 1, "deleted-accounts": 1,
-        "unsaved-account-uploads": 1}
+HELD = {"visit-data": 1, "deleted-account-calendar-events": 1, "deleted-accounts": 1, "unsaved-account-uploads": 1}
 
 
 @pytest.fixture
@@ -184,11 +258,15 @@ def test_evidence_is_one_entry_per_rule_idempotent_and_free_of_personal_data(con
     run_audit(conn, s3, POLICY, NOW, "audit-it-evidence", db_url=db_url)
     run_audit(conn, s3, POLICY, NOW, "audit-it-evidence", db_url=db_url)  # rerun: nothing recorded twice
     with conn.cursor() as cur:
-        cur.execute("SELECT rule_id, overdue, oldest_overdue_seconds, held, check_kind, as_of, policy_version "
-                    "FROM governance.audit_history WHERE run_id = 'audit-it-evidence' ORDER BY rule_id")
+        cur.execute(
+            "SELECT rule_id, overdue, oldest_overdue_seconds, held, check_kind, as_of, policy_version "
+            "FROM governance.audit_history WHERE run_id = 'audit-it-evidence' ORDER BY rule_id"
+        )
         history = {row[0]: row[1:] for row in cur.fetchall()}
-        cur.execute("SELECT kind, rule_id, counts, details, requirements::text FROM governance.evidence "
-                    "WHERE run_id = 'audit-it-evidence'")
+        cur.execute(
+            "SELECT kind, rule_id, counts, details, requirements::text FROM governance.evidence "
+            "WHERE run_id = 'audit-it-evidence'"
+        )
         entries = cur.fetchall()
         cur.execute("SELECT * FROM governance.verify_evidence()")
         assert cur.fetchall() == []
@@ -200,8 +278,10 @@ def test_evidence_is_one_entry_per_rule_idempotent_and_free_of_personal_data(con
     assert history[OBJECT_STORE_RULE][0] == 5 and history[OBJECT_STORE_RULE][3] == "object_store"
     summary = [e for e in entries if e[0] == "audit"]
     assert len(summary) == 1 and summary[0][1] == ""
-    assert summary[0][2] == {"overdue_total": sum(len(v) for v in EXPECTED.values()) + 5,
-                             "rules_over": len([r for r in EXPECTED if EXPECTED[r]]) + 1}
+    assert summary[0][2] == {
+        "overdue_total": sum(len(v) for v in EXPECTED.values()) + 5,
+        "rules_over": len([r for r in EXPECTED if EXPECTED[r]]) + 1,
+    }
     gx_details = [e[3] for e in entries if e[0] == "audit_rule" and e[1] == "visit-data"][0]
     assert gx_details == {"check": "gx_unexpected_rows", "gx_success": False}
 
@@ -222,8 +302,10 @@ def test_record_false_writes_nothing(conn, db_url, s3, shop):
 def test_a_clean_shop_passes(conn, db_url, s3):
     empty_shop(conn)
     ensure_bucket(s3, BUCKET)
-    fresh = Snapshot(visits=[{"visit_id": 1, "last_activity_at": NOW - timedelta(hours=1)}],
-                     uploads=[{"upload_id": 1, "account_id": None, "uploaded_at": NOW - DAY}])
+    fresh = Snapshot(
+        visits=[{"visit_id": 1, "last_activity_at": NOW - timedelta(hours=1)}],
+        uploads=[{"upload_id": 1, "account_id": None, "uploaded_at": NOW - DAY}],
+    )
     insert_snapshot(conn, fresh)
     s3.put_object(Bucket=BUCKET, Key="uploads/1.jpg", Body=b"jpeg")
     report = run_audit(conn, s3, POLICY, NOW, "audit-it-clean", db_url=db_url)
@@ -280,10 +362,12 @@ def test_without_an_s3_client_the_audit_refuses_to_run(conn, db_url):
 
 # --- each predicate once, into a scratch schema that never outlives the audit --------------------
 
+
 def scratch_schemas(conn) -> list[str]:
     with conn.cursor() as cur:
-        cur.execute("SELECT nspname FROM pg_namespace WHERE starts_with(nspname, %s) ORDER BY 1",
-                    (audit_module.SCRATCH_PREFIX,))
+        cur.execute(
+            "SELECT nspname FROM pg_namespace WHERE starts_with(nspname, %s) ORDER BY 1", (audit_module.SCRATCH_PREFIX,)
+        )
         names = [row[0] for row in cur.fetchall()]
     conn.rollback()
     return names
@@ -295,8 +379,10 @@ def test_the_scratch_schema_is_gone_after_the_audit_and_its_phases_are_timed(con
     assert {"setup", "predicates", "gx", "listing", "object_store", "total"} <= set(report.seconds)
     assert report.seconds["total"] >= report.seconds["predicates"] + report.seconds["gx"]
     with conn.cursor() as cur:
-        cur.execute("SELECT details -> 'seconds' ->> 'predicates' FROM governance.evidence "
-                    "WHERE run_id = 'audit-it-scratch' AND kind = 'audit'")
+        cur.execute(
+            "SELECT details -> 'seconds' ->> 'predicates' FROM governance.evidence "
+            "WHERE run_id = 'audit-it-scratch' AND kind = 'audit'"
+        )
         assert float(cur.fetchone()[0]) == report.seconds["predicates"]
     conn.rollback()
 
@@ -311,8 +397,10 @@ def test_a_crashed_audits_scratch_is_dropped_a_running_ones_is_kept(conn, db_url
     other = connect(db_url)
     try:
         with other.cursor() as cur:
-            cur.execute("SELECT pg_advisory_lock(%s, %s)", (audit_module.SCRATCH_LOCK_NAMESPACE,
-                                                           audit_module._scratch_lock_key(running[-16:])))
+            cur.execute(
+                "SELECT pg_advisory_lock(%s, %s)",
+                (audit_module.SCRATCH_LOCK_NAMESPACE, audit_module._scratch_lock_key(running[-16:])),
+            )
             for name in (crashed, running):
                 cur.execute(f'CREATE SCHEMA "{name}"')
                 cur.execute(f'CREATE UNLOGGED TABLE "{name}".findings_0 (record_id bigint)')
@@ -332,15 +420,24 @@ def _one_rule_sql(monkeypatch, rule_id: str, text: str) -> None:
     monkeypatch.setattr(audit_module, "audit_sql_text", lambda rule: text if rule.id == rule_id else real(rule))
 
 
-@pytest.mark.parametrize("text, message", [
-    ("SELECT 'visit-data'::text AS rule_id, visit_id AS record_id, 0::bigint AS overdue_seconds FROM shop.visits",
-     r"audit SQL audit/visit_data.sql could not be evaluated: .*held.* must return the columns "
-     r"rule_id, record_id, overdue_seconds, held"),
-    ("SELECT 'visit-date'::text AS rule_id, visit_id AS record_id, 0::bigint AS overdue_seconds, false AS held "
-     "FROM shop.visits", r"audit SQL audit/visit_data.sql returns rows for rule\(s\) \['visit-date'\]"),
-])
-def test_a_predicate_breaking_the_contract_is_named_and_nothing_is_left(conn, db_url, s3, shop, monkeypatch,
-                                                                        text, message):
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        (
+            "SELECT 'visit-data'::text AS rule_id, visit_id AS record_id, 0::bigint AS overdue_seconds FROM shop.visits",
+            r"audit SQL audit/visit_data.sql could not be evaluated: .*held.* must return the columns "
+            r"rule_id, record_id, overdue_seconds, held",
+        ),
+        (
+            "SELECT 'visit-date'::text AS rule_id, visit_id AS record_id, 0::bigint AS overdue_seconds, false AS held "
+            "FROM shop.visits",
+            r"audit SQL audit/visit_data.sql returns rows for rule\(s\) \['visit-date'\]",
+        ),
+    ],
+)
+def test_a_predicate_breaking_the_contract_is_named_and_nothing_is_left(
+    conn, db_url, s3, shop, monkeypatch, text, message
+):
     _one_rule_sql(monkeypatch, "visit-data", text)
     with pytest.raises(audit_module.AuditError, match=message):
         run_audit(conn, s3, POLICY, NOW, "audit-it-contract", db_url=db_url)

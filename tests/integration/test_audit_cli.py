@@ -38,24 +38,35 @@ def no_ambient_settings(monkeypatch):
 @pytest.fixture
 def shop_with_overdue_visits(conn, s3):
     empty_shop(conn)
-    insert_snapshot(conn, Snapshot(visits=[
-        {"visit_id": 1, "last_activity_at": NOW - timedelta(hours=24)},
-        {"visit_id": 2, "last_activity_at": NOW - timedelta(hours=71, minutes=30)},
-        {"visit_id": 3, "last_activity_at": NOW - timedelta(hours=1)},
-    ]))
+    insert_snapshot(
+        conn,
+        Snapshot(
+            visits=[
+                {"visit_id": 1, "last_activity_at": NOW - timedelta(hours=24)},
+                {"visit_id": 2, "last_activity_at": NOW - timedelta(hours=71, minutes=30)},
+                {"visit_id": 3, "last_activity_at": NOW - timedelta(hours=1)},
+            ]
+        ),
+    )
     ensure_bucket(s3, "shop-uploads")
 
 
 def test_audit_json_and_exit_code_1_when_overdue(db_url, s3_url, shop_with_overdue_visits, capsys):
-    code = main(["audit", "--json", "--db-url", db_url, "--s3-endpoint-url", s3_url, "--now", NOW_ARG,
-                 "--run-id", "cli-json-1"])
+    code = main(
+        ["audit", "--json", "--db-url", db_url, "--s3-endpoint-url", s3_url, "--now", NOW_ARG, "--run-id", "cli-json-1"]
+    )
     out, err = capsys.readouterr()
     assert code == 1
     data = json.loads(out)
     assert data["overdue_total"] == 2
     visits = next(r for r in data["rules"] if r["rule"] == "visit-data")
-    assert visits == {"rule": "visit-data", "requirements": ["RET-1", "RET-10", "CAT-1"], "overdue": 2,
-                      "oldest_overdue_seconds": 47 * 3600 + 1800, "held": 0}
+    assert visits == {
+        "rule": "visit-data",
+        "requirements": ["RET-1", "RET-10", "CAT-1"],
+        "overdue": 2,
+        "oldest_overdue_seconds": 47 * 3600 + 1800,
+        "held": 0,
+    }
     assert {"rule", "requirements", "overdue", "oldest_overdue_seconds"} <= set(data["rules"][0])
     assert data["rules"][-1]["rule"] == "uploads-object-store"
     assert "visit-data (RET-1, RET-10, CAT-1): 2 records overdue, oldest by 1d 23h" in err
@@ -94,8 +105,9 @@ def test_audit_without_a_database_is_a_configuration_error(s3_url, capsys):
 
 def test_console_script_exit_code_and_environment(db_url, s3_url, shop_with_overdue_visits):
     env = {**os.environ, "GOVERNANCE_DB_URL": db_url, "GOVERNANCE_S3_ENDPOINT_URL": s3_url}
-    result = subprocess.run([GOVERNANCE, "audit", "--json", "--now", NOW_ARG], env=env, capture_output=True,
-                            text=True, timeout=120)
+    result = subprocess.run(
+        [GOVERNANCE, "audit", "--json", "--now", NOW_ARG], env=env, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 1, result.stderr
     assert json.loads(result.stdout)["overdue_total"] == 2
 

@@ -46,15 +46,19 @@ def audit_xcom(run) -> dict:
     from airflow.utils.session import create_session
 
     with create_session() as session:
-        row = session.scalars(XComModel.get_many(run_id=run.run_id, key="return_value", dag_ids="retention_audit",
-                                                 task_ids="audit")).first()
+        row = session.scalars(
+            XComModel.get_many(run_id=run.run_id, key="return_value", dag_ids="retention_audit", task_ids="audit")
+        ).first()
         return XComModel.deserialize_value(row)
 
 
 def history(conn, run) -> dict[str, tuple]:
     with conn.cursor() as cur:
-        cur.execute("SELECT rule_id, overdue, oldest_overdue_seconds, held, as_of FROM governance.audit_history "
-                    "WHERE run_id = %s", (f"retention_audit/{run.run_id}",))
+        cur.execute(
+            "SELECT rule_id, overdue, oldest_overdue_seconds, held, as_of FROM governance.audit_history "
+            "WHERE run_id = %s",
+            (f"retention_audit/{run.run_id}",),
+        )
         rows = {r[0]: r[1:] for r in cur.fetchall()}
     conn.rollback()
     return rows
@@ -119,13 +123,16 @@ def shop_snapshot(conn) -> Snapshot:
 def remove_overdue_by_hand(conn, s3) -> int:
     """Delete (orders: anonymise, RET-8) what the reference says is overdue until nothing is; then the
     objects of deleted uploads and the orphans. Returns how many records were removed."""
-    tables = {"visit-data": ("shop.visits", "visit_id"), "deleted-accounts": ("shop.accounts", "account_id"),
-              "deleted-account-calendar-events": ("shop.calendar_events", "event_id"),
-              "deleted-account-saved-products": ("shop.saved_products", "saved_product_id"),
-              "contact-messages": ("shop.contact_messages", "message_id"),
-              "newsletter-subscriptions": ("shop.newsletter_subscriptions", "subscription_id"),
-              "cookie-preferences": ("shop.cookie_preferences", "preference_id"),
-              **{rule: ("shop.uploads", "upload_id") for rule in UPLOAD_RULES}}
+    tables = {
+        "visit-data": ("shop.visits", "visit_id"),
+        "deleted-accounts": ("shop.accounts", "account_id"),
+        "deleted-account-calendar-events": ("shop.calendar_events", "event_id"),
+        "deleted-account-saved-products": ("shop.saved_products", "saved_product_id"),
+        "contact-messages": ("shop.contact_messages", "message_id"),
+        "newsletter-subscriptions": ("shop.newsletter_subscriptions", "subscription_id"),
+        "cookie-preferences": ("shop.cookie_preferences", "preference_id"),
+        **{rule: ("shop.uploads", "upload_id") for rule in UPLOAD_RULES},
+    }
     removed = 0
     for _ in range(10):  # deleting an account or anonymising orders can move other clocks
         overdue = reference.overdue(shop_snapshot(conn), POLICY, NOW)
@@ -138,9 +145,12 @@ def remove_overdue_by_hand(conn, s3) -> int:
                     continue
                 removed += len(ids)
                 if rule_id == "order-records":
-                    cur.execute("UPDATE shop.orders SET anonymised_at = %s, email = NULL, first_name = NULL, "
-                                "last_name = NULL, phone = NULL, delivery_street = NULL, billing_street = NULL, "
-                                "account_id = NULL WHERE order_id = ANY(%s)", (NOW, ids))
+                    cur.execute(
+                        "UPDATE shop.orders SET anonymised_at = %s, email = NULL, first_name = NULL, "
+                        "last_name = NULL, phone = NULL, delivery_street = NULL, billing_street = NULL, "
+                        "account_id = NULL WHERE order_id = ANY(%s)",
+                        (NOW, ids),
+                    )
                 else:
                     table, key = tables[rule_id]
                     cur.execute(f"DELETE FROM {table} WHERE {key} = ANY(%s)", (ids,))
@@ -153,11 +163,14 @@ def remove_overdue_by_hand(conn, s3) -> int:
         kept = set(cur.fetchall())
     conn.rollback()
     bucket = POLICY.object_store.uploads_bucket
-    listed = [o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix="uploads/")
-              for o in page.get("Contents", [])]
+    listed = [
+        o["Key"]
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix="uploads/")
+        for o in page.get("Contents", [])
+    ]
     gone = [k for k in listed if (bucket, k) not in kept]
     for start in range(0, len(gone), 1000):
-        s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in gone[start:start + 1000]]})
+        s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in gone[start : start + 1000]]})
     assert len(gone) >= ORPHANS
     return removed
 

@@ -30,18 +30,42 @@ pytestmark = pytest.mark.integration
 
 NOW = datetime(2026, 11, 25, 12, 0, 0, tzinfo=UTC)
 POLICY = load_policy()
-WINDOWS = [relativedelta(hours=24), relativedelta(days=60), relativedelta(days=90), relativedelta(months=12),
-           relativedelta(years=2)]
-EMAILS = ["kari@example.com", " Kari@Example.com", "KARI@EXAMPLE.COM ", "ola@example.net", "Ola@example.net",
-          "per@example.org", "liv@example.org"]
+WINDOWS = [
+    relativedelta(hours=24),
+    relativedelta(days=60),
+    relativedelta(days=90),
+    relativedelta(months=12),
+    relativedelta(years=2),
+]
+EMAILS = [
+    "kari@example.com",
+    " Kari@Example.com",
+    "KARI@EXAMPLE.COM ",
+    "ola@example.net",
+    "Ola@example.net",
+    "per@example.org",
+    "liv@example.org",
+]
 UPLOAD_RULES = reference.UPLOAD_RULES
 
 # --- inserting a Snapshot ----------------------------------------------------------------------
 
-SHOP_TABLES = ["shop.order_line_uploads", "shop.saved_product_uploads", "shop.newsletter_events", "shop.order_lines",
-               "shop.uploads", "shop.calendar_events", "shop.saved_products", "shop.orders",
-               "shop.newsletter_subscriptions", "shop.contact_messages", "shop.cookie_preferences", "shop.visits",
-               "shop.accounts", "governance.legal_holds"]
+SHOP_TABLES = [
+    "shop.order_line_uploads",
+    "shop.saved_product_uploads",
+    "shop.newsletter_events",
+    "shop.order_lines",
+    "shop.uploads",
+    "shop.calendar_events",
+    "shop.saved_products",
+    "shop.orders",
+    "shop.newsletter_subscriptions",
+    "shop.contact_messages",
+    "shop.cookie_preferences",
+    "shop.visits",
+    "shop.accounts",
+    "governance.legal_holds",
+]
 OLD = datetime(2015, 1, 1, tzinfo=UTC)
 
 
@@ -53,51 +77,117 @@ def empty_shop(conn) -> None:
 
 def insert_snapshot(conn, shop: Snapshot, *, bucket: str = "shop-uploads", prefix: str = "uploads/") -> None:
     """Insert the rows of a Snapshot, filling the columns the rules do not read with fixed values."""
+
     def rows(items: list[dict[str, Any]], *cols: str) -> list[tuple]:
         return [tuple(item.get(c) for c in cols) for item in items]
 
     with conn.cursor() as cur:
+
         def put(table: str, columns: str, template: str, values: list[tuple]) -> None:
             if values:
                 execute_values(cur, f"INSERT INTO {table} ({columns}) VALUES %s", values, template=template)
 
-        put("shop.accounts", "account_id, email, password_hash, created_at, deleted_at",
-            "(%s, %s, 'x', '2015-01-01Z', %s)", rows(shop.accounts, "account_id", "email", "deleted_at"))
-        put("shop.visits", "visit_id, session_key, ip_address, started_at, last_activity_at",
+        put(
+            "shop.accounts",
+            "account_id, email, password_hash, created_at, deleted_at",
+            "(%s, %s, 'x', '2015-01-01Z', %s)",
+            rows(shop.accounts, "account_id", "email", "deleted_at"),
+        )
+        put(
+            "shop.visits",
+            "visit_id, session_key, ip_address, started_at, last_activity_at",
             "(%s, gen_random_uuid(), '192.0.2.1', %s, %s)",
-            [(v["visit_id"], v["last_activity_at"], v["last_activity_at"]) for v in shop.visits])
-        put("shop.calendar_events", "event_id, account_id, title, event_date, created_at",
-            "(%s, %s, 'event', '2020-01-01', '2015-01-01Z')", rows(shop.calendar_events, "event_id", "account_id"))
-        put("shop.saved_products", "saved_product_id, account_id, product_type, saved_at",
-            "(%s, %s, 'photo_book', %s)", rows(shop.saved_products, "saved_product_id", "account_id", "saved_at"))
-        put("shop.orders", "order_id, account_id, email, placed_at, anonymised_at, total_amount",
+            [(v["visit_id"], v["last_activity_at"], v["last_activity_at"]) for v in shop.visits],
+        )
+        put(
+            "shop.calendar_events",
+            "event_id, account_id, title, event_date, created_at",
+            "(%s, %s, 'event', '2020-01-01', '2015-01-01Z')",
+            rows(shop.calendar_events, "event_id", "account_id"),
+        )
+        put(
+            "shop.saved_products",
+            "saved_product_id, account_id, product_type, saved_at",
+            "(%s, %s, 'photo_book', %s)",
+            rows(shop.saved_products, "saved_product_id", "account_id", "saved_at"),
+        )
+        put(
+            "shop.orders",
+            "order_id, account_id, email, placed_at, anonymised_at, total_amount",
             "(%s, %s, %s, %s, %s, 100)",
-            rows(shop.orders, "order_id", "account_id", "email", "placed_at", "anonymised_at"))
-        put("shop.order_lines", "order_line_id, order_id, product_type, quantity, unit_price",
-            "(%s, %s, 'print', 1, 9)", rows(shop.order_lines, "order_line_id", "order_id"))
-        put("shop.uploads", "upload_id, account_id, kind, bucket, object_key, byte_size, uploaded_at",
+            rows(shop.orders, "order_id", "account_id", "email", "placed_at", "anonymised_at"),
+        )
+        put(
+            "shop.order_lines",
+            "order_line_id, order_id, product_type, quantity, unit_price",
+            "(%s, %s, 'print', 1, 9)",
+            rows(shop.order_lines, "order_line_id", "order_id"),
+        )
+        put(
+            "shop.uploads",
+            "upload_id, account_id, kind, bucket, object_key, byte_size, uploaded_at",
             "(%s, %s, 'photo', %s, %s, 1, %s)",
-            [(u["upload_id"], u.get("account_id"), bucket, f"{prefix}{u['upload_id']}.jpg", u["uploaded_at"])
-             for u in shop.uploads])
-        put("shop.order_line_uploads", "order_line_id, upload_id", None,
-            rows(shop.order_line_uploads, "order_line_id", "upload_id"))
-        put("shop.saved_product_uploads", "saved_product_id, upload_id", None,
-            rows(shop.saved_product_uploads, "saved_product_id", "upload_id"))
-        put("shop.newsletter_subscriptions", "subscription_id, account_id, email, subscribed_at, confirmed_at", None,
-            rows(shop.newsletter_subscriptions, "subscription_id", "account_id", "email", "subscribed_at",
-                 "confirmed_at"))
-        put("shop.newsletter_events", "subscription_id, kind, occurred_at", None,
-            rows(shop.newsletter_events, "subscription_id", "kind", "occurred_at"))
-        put("shop.contact_messages", "message_id, email, direction, body, sent_at", "(%s, %s, 'inbound', 'hei', %s)",
-            rows(shop.contact_messages, "message_id", "email", "sent_at"))
-        put("shop.cookie_preferences", "preference_id, visitor_key, account_id, analytics, marketing, given_at",
+            [
+                (u["upload_id"], u.get("account_id"), bucket, f"{prefix}{u['upload_id']}.jpg", u["uploaded_at"])
+                for u in shop.uploads
+            ],
+        )
+        put(
+            "shop.order_line_uploads",
+            "order_line_id, upload_id",
+            None,
+            rows(shop.order_line_uploads, "order_line_id", "upload_id"),
+        )
+        put(
+            "shop.saved_product_uploads",
+            "saved_product_id, upload_id",
+            None,
+            rows(shop.saved_product_uploads, "saved_product_id", "upload_id"),
+        )
+        put(
+            "shop.newsletter_subscriptions",
+            "subscription_id, account_id, email, subscribed_at, confirmed_at",
+            None,
+            rows(
+                shop.newsletter_subscriptions, "subscription_id", "account_id", "email", "subscribed_at", "confirmed_at"
+            ),
+        )
+        put(
+            "shop.newsletter_events",
+            "subscription_id, kind, occurred_at",
+            None,
+            rows(shop.newsletter_events, "subscription_id", "kind", "occurred_at"),
+        )
+        put(
+            "shop.contact_messages",
+            "message_id, email, direction, body, sent_at",
+            "(%s, %s, 'inbound', 'hei', %s)",
+            rows(shop.contact_messages, "message_id", "email", "sent_at"),
+        )
+        put(
+            "shop.cookie_preferences",
+            "preference_id, visitor_key, account_id, analytics, marketing, given_at",
             "(%s, gen_random_uuid(), %s, false, false, %s)",
-            rows(shop.cookie_preferences, "preference_id", "account_id", "given_at"))
-        put("governance.legal_holds",
+            rows(shop.cookie_preferences, "preference_id", "account_id", "given_at"),
+        )
+        put(
+            "governance.legal_holds",
             "scope, rule_id, table_name, record_key, account_id, email_sha256, reason, set_by, set_at, ends_at, "
-            "lifted_at", "(%s, %s, %s, %s, %s, %s, 'test', 'test', %s, %s, %s)",
-            rows(shop.legal_holds, "scope", "rule_id", "table_name", "record_key", "account_id", "email_sha256",
-                 "set_at", "ends_at", "lifted_at"))
+            "lifted_at",
+            "(%s, %s, %s, %s, %s, %s, 'test', 'test', %s, %s, %s)",
+            rows(
+                shop.legal_holds,
+                "scope",
+                "rule_id",
+                "table_name",
+                "record_key",
+                "account_id",
+                "email_sha256",
+                "set_at",
+                "ends_at",
+                "lifted_at",
+            ),
+        )
     conn.commit()
 
 
@@ -125,6 +215,7 @@ def audit_sql_overdue(conn, now: datetime) -> dict[str, dict[int, int]]:
 
 # --- random small shops, clocks near the boundaries ---------------------------------------------
 
+
 @st.composite
 def instants(draw) -> datetime:
     """A clock: at, or a second either side of, some window's boundary from NOW; or anywhere."""
@@ -138,8 +229,9 @@ def instants(draw) -> datetime:
     boundary = NOW - draw(st.sampled_from(WINDOWS))
     if kind == "boundary":
         return boundary + timedelta(seconds=draw(st.integers(-1, 1)))
-    return boundary + timedelta(seconds=draw(st.integers(-3 * 86400, 3 * 86400)),
-                                microseconds=draw(st.sampled_from([0, 0, 1, 999_999])))
+    return boundary + timedelta(
+        seconds=draw(st.integers(-3 * 86400, 3 * 86400)), microseconds=draw(st.sampled_from([0, 0, 1, 999_999]))
+    )
 
 
 @st.composite
@@ -148,8 +240,13 @@ def shops(draw) -> Snapshot:
     maybe = lambda p=0.5: draw(st.floats(0, 1)) < p  # noqa: E731
     shop = Snapshot()
     for _ in range(draw(st.integers(0, 4))):
-        shop.accounts.append({"account_id": next(ids), "email": draw(st.sampled_from(EMAILS)),
-                              "deleted_at": draw(instants()) if maybe(0.6) else None})
+        shop.accounts.append(
+            {
+                "account_id": next(ids),
+                "email": draw(st.sampled_from(EMAILS)),
+                "deleted_at": draw(instants()) if maybe(0.6) else None,
+            }
+        )
     account_ids = [a["account_id"] for a in shop.accounts]
     an_account = st.sampled_from(account_ids) if account_ids else st.none()
 
@@ -159,61 +256,99 @@ def shops(draw) -> Snapshot:
         for _ in range(draw(st.integers(0, 2))):
             shop.calendar_events.append({"event_id": next(ids), "account_id": account_id})
         for _ in range(draw(st.integers(0, 2))):
-            shop.saved_products.append({"saved_product_id": next(ids), "account_id": account_id,
-                                        "saved_at": draw(instants())})
+            shop.saved_products.append(
+                {"saved_product_id": next(ids), "account_id": account_id, "saved_at": draw(instants())}
+            )
     for _ in range(draw(st.integers(0, 6))):
         anonymised = maybe(0.15)
-        shop.orders.append({"order_id": next(ids), "account_id": draw(an_account) if maybe(0.5) else None,
-                            "email": None if anonymised else draw(st.sampled_from(EMAILS)),
-                            "placed_at": draw(instants()), "anonymised_at": NOW - timedelta(days=1) if anonymised
-                            else None})
+        shop.orders.append(
+            {
+                "order_id": next(ids),
+                "account_id": draw(an_account) if maybe(0.5) else None,
+                "email": None if anonymised else draw(st.sampled_from(EMAILS)),
+                "placed_at": draw(instants()),
+                "anonymised_at": NOW - timedelta(days=1) if anonymised else None,
+            }
+        )
     for o in shop.orders:
         if maybe(0.7):
             shop.order_lines.append({"order_line_id": next(ids), "order_id": o["order_id"]})
     for _ in range(draw(st.integers(0, 6))):
-        upload = {"upload_id": next(ids), "account_id": draw(an_account) if maybe(0.6) else None,
-                  "uploaded_at": draw(instants())}
+        upload = {
+            "upload_id": next(ids),
+            "account_id": draw(an_account) if maybe(0.6) else None,
+            "uploaded_at": draw(instants()),
+        }
         shop.uploads.append(upload)
         for line in shop.order_lines:
             if maybe(0.2):
-                shop.order_line_uploads.append({"order_line_id": line["order_line_id"],
-                                                "upload_id": upload["upload_id"]})
+                shop.order_line_uploads.append(
+                    {"order_line_id": line["order_line_id"], "upload_id": upload["upload_id"]}
+                )
         for product in shop.saved_products:
             if product["account_id"] == upload["account_id"] and maybe(0.4):
-                shop.saved_product_uploads.append({"saved_product_id": product["saved_product_id"],
-                                                   "upload_id": upload["upload_id"]})
+                shop.saved_product_uploads.append(
+                    {"saved_product_id": product["saved_product_id"], "upload_id": upload["upload_id"]}
+                )
     for _ in range(draw(st.integers(0, 3))):
-        subscription = {"subscription_id": next(ids), "account_id": draw(an_account) if maybe(0.3) else None,
-                        "email": draw(st.sampled_from(EMAILS)), "subscribed_at": draw(instants()),
-                        "confirmed_at": draw(instants()) if maybe(0.5) else None}
+        subscription = {
+            "subscription_id": next(ids),
+            "account_id": draw(an_account) if maybe(0.3) else None,
+            "email": draw(st.sampled_from(EMAILS)),
+            "subscribed_at": draw(instants()),
+            "confirmed_at": draw(instants()) if maybe(0.5) else None,
+        }
         shop.newsletter_subscriptions.append(subscription)
         for _ in range(draw(st.integers(0, 3))):
-            shop.newsletter_events.append({"subscription_id": subscription["subscription_id"],
-                                           "kind": draw(st.sampled_from(["send", "send", "open", "click"])),
-                                           "occurred_at": draw(instants())})
+            shop.newsletter_events.append(
+                {
+                    "subscription_id": subscription["subscription_id"],
+                    "kind": draw(st.sampled_from(["send", "send", "open", "click"])),
+                    "occurred_at": draw(instants()),
+                }
+            )
     for _ in range(draw(st.integers(0, 3))):
-        shop.contact_messages.append({"message_id": next(ids), "email": draw(st.sampled_from(EMAILS)),
-                                      "sent_at": draw(instants())})
+        shop.contact_messages.append(
+            {"message_id": next(ids), "email": draw(st.sampled_from(EMAILS)), "sent_at": draw(instants())}
+        )
     for _ in range(draw(st.integers(0, 3))):
-        shop.cookie_preferences.append({"preference_id": next(ids), "account_id": draw(an_account) if maybe(0.3)
-                                        else None, "given_at": draw(instants())})
+        shop.cookie_preferences.append(
+            {
+                "preference_id": next(ids),
+                "account_id": draw(an_account) if maybe(0.3) else None,
+                "given_at": draw(instants()),
+            }
+        )
     shop.legal_holds = [draw(holds(shop)) for _ in range(draw(st.integers(0, 3)))]
     return shop
 
 
-TABLE_KEYS = {"shop.visits": ("visits", "visit_id"), "shop.accounts": ("accounts", "account_id"),
-              "shop.calendar_events": ("calendar_events", "event_id"),
-              "shop.saved_products": ("saved_products", "saved_product_id"), "shop.orders": ("orders", "order_id"),
-              "shop.uploads": ("uploads", "upload_id"), "shop.contact_messages": ("contact_messages", "message_id"),
-              "shop.newsletter_subscriptions": ("newsletter_subscriptions", "subscription_id"),
-              "shop.cookie_preferences": ("cookie_preferences", "preference_id")}
+TABLE_KEYS = {
+    "shop.visits": ("visits", "visit_id"),
+    "shop.accounts": ("accounts", "account_id"),
+    "shop.calendar_events": ("calendar_events", "event_id"),
+    "shop.saved_products": ("saved_products", "saved_product_id"),
+    "shop.orders": ("orders", "order_id"),
+    "shop.uploads": ("uploads", "upload_id"),
+    "shop.contact_messages": ("contact_messages", "message_id"),
+    "shop.newsletter_subscriptions": ("newsletter_subscriptions", "subscription_id"),
+    "shop.cookie_preferences": ("cookie_preferences", "preference_id"),
+}
 
 
 @st.composite
 def holds(draw, shop: Snapshot) -> dict[str, Any]:
-    hold = {"scope": None, "rule_id": None, "table_name": None, "record_key": None, "account_id": None,
-            "email_sha256": None, "set_at": NOW - timedelta(days=draw(st.integers(-1, 30)) or 1), "ends_at": None,
-            "lifted_at": None}
+    hold = {
+        "scope": None,
+        "rule_id": None,
+        "table_name": None,
+        "record_key": None,
+        "account_id": None,
+        "email_sha256": None,
+        "set_at": NOW - timedelta(days=draw(st.integers(-1, 30)) or 1),
+        "ends_at": None,
+        "lifted_at": None,
+    }
     # in force, lifted, ended, or not yet set: all relative to NOW (RET-10: holds_at(now))
     state = draw(st.sampled_from(["active", "active", "lifted", "ended"]))
     if state == "lifted":
@@ -238,6 +373,7 @@ def holds(draw, shop: Snapshot) -> dict[str, Any]:
 
 # --- the properties ----------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def shop_conn(db_url):
     from governance.db import connect
@@ -247,8 +383,11 @@ def shop_conn(db_url):
     conn.close()
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                 HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 @given(shop=shops())
 def test_audit_sql_agrees_with_the_reference(shop_conn, shop):
     empty_shop(shop_conn)
@@ -266,14 +405,18 @@ def test_audit_sql_agrees_with_the_reference(shop_conn, shop):
     assert overdue == expected
     # RET-8: the held flag marks exactly the records past their window that a hold keeps.
     past = reference.overdue(Snapshot(**{**shop.__dict__, "legal_holds": []}), POLICY, NOW)
-    assert held == {rule_id: {k: v for k, v in records.items() if k not in expected[rule_id]}
-                    for rule_id, records in past.items()}
+    assert held == {
+        rule_id: {k: v for k, v in records.items() if k not in expected[rule_id]} for rule_id, records in past.items()
+    }
     if any(held.values()):
         event("some records held")
 
 
-@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(
+    max_examples=8,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 @given(shop=shops(), shift=st.sampled_from([timedelta(0), timedelta(seconds=-1), timedelta(seconds=1)]))
 def test_gx_counts_agree_with_the_reference(shop_conn, db_url, s3, shop, shift):
     """Through GX: per-rule counts and oldest ages; object store: one object per upload row."""

@@ -22,9 +22,20 @@ RUN = "scheduled__2026-03-01T00:00:00+00:00"
 
 
 def _append(cur, kind, run_id, rule_id, step, requirements, counts, details=None):
-    cur.execute("SELECT governance.append_evidence(%s,%s,%s,%s,%s,%s,%s,%s::jsonb,%s::jsonb)",
-                (kind, run_id, rule_id, step, requirements, AS_OF, POLICY.version, json.dumps(counts),
-                 json.dumps(details or {})))
+    cur.execute(
+        "SELECT governance.append_evidence(%s,%s,%s,%s,%s,%s,%s,%s::jsonb,%s::jsonb)",
+        (
+            kind,
+            run_id,
+            rule_id,
+            step,
+            requirements,
+            AS_OF,
+            POLICY.version,
+            json.dumps(counts),
+            json.dumps(details or {}),
+        ),
+    )
     return cur.fetchone()[0]
 
 
@@ -35,16 +46,36 @@ def evidence_db(make_database):
     url = make_database()
     conn = connect(url)
     with conn.cursor() as cur:
-        _append(cur, "sweep_rule", RUN, "visit-data", "", ["RET-1", "RET-10"], {"deleted": 120, "partitions_dropped": 3})
+        _append(
+            cur, "sweep_rule", RUN, "visit-data", "", ["RET-1", "RET-10"], {"deleted": 120, "partitions_dropped": 3}
+        )
         _append(cur, "sweep_rule", RUN, "order-records", "", ["RET-3", "RET-8"], {"anonymised": 17})
-        _append(cur, "audit_rule", RUN, "visit-data", "", ["RET-1"], {"overdue": 0, "held": 2},
-                {"check": "independent predicate"})
-        cur.execute("INSERT INTO shop.accounts (email, password_hash, created_at) "
-                    "VALUES ('reviewer.case@example.no', 'x', %s) RETURNING account_id", (AS_OF,))
+        _append(
+            cur,
+            "audit_rule",
+            RUN,
+            "visit-data",
+            "",
+            ["RET-1"],
+            {"overdue": 0, "held": 2},
+            {"check": "independent predicate"},
+        )
+        cur.execute(
+            "INSERT INTO shop.accounts (email, password_hash, created_at) "
+            "VALUES ('reviewer.case@example.no', 'x', %s) RETURNING account_id",
+            (AS_OF,),
+        )
         account_id = cur.fetchone()[0]
     conn.commit()
-    hold = add_hold(conn, POLICY, scope="person", email="reviewer.case@example.no", reason="Court order for Ola",
-                    set_by="legal", now=AS_OF + timedelta(hours=1))
+    hold = add_hold(
+        conn,
+        POLICY,
+        scope="person",
+        email="reviewer.case@example.no",
+        reason="Court order for Ola",
+        set_by="legal",
+        now=AS_OF + timedelta(hours=1),
+    )
     lift_hold(conn, POLICY, hold.hold_id, lifted_by="legal", now=AS_OF + timedelta(hours=2))
     yield {"url": url, "conn": conn, "hold_id": hold.hold_id, "account_id": account_id}
     conn.close()
@@ -67,8 +98,13 @@ def test_verify_ok_prints_entries_and_head(evidence_db, capsys):
     assert main(["evidence", "verify", "--db-url", evidence_db["url"]]) == 0
     assert capsys.readouterr().out.strip() == f"OK: evidence chain intact, 5 entries, head {head}"
     assert main(["evidence", "verify", "--db-url", evidence_db["url"], "--json"]) == 0
-    assert json.loads(capsys.readouterr().out) == {"ok": True, "entries": 5, "head_hash": head,
-                                                   "head_entry_id": result.head_entry_id, "problems": []}
+    assert json.loads(capsys.readouterr().out) == {
+        "ok": True,
+        "entries": 5,
+        "head_hash": head,
+        "head_entry_id": result.head_entry_id,
+        "problems": [],
+    }
 
 
 def test_verify_names_each_broken_entry_and_exits_1(evidence_db, capsys):
@@ -110,8 +146,9 @@ def test_show_filters_and_reports_counts(evidence_db, capsys):
     assert f"run {RUN}  (as of 2026-03-01T00:00:00Z, policy {POLICY.version[:12]}, 3 entries)" in report
     visit_line = next(line for line in report.splitlines() if "sweep_rule" in line and "visit-data" in line)
     assert "RET-1,RET-10" in visit_line and "deleted 120, partitions_dropped 3" in visit_line
-    assert any("sweep_rule" in line and "order-records" in line and "anonymised 17" in line
-               for line in report.splitlines())
+    assert any(
+        "sweep_rule" in line and "order-records" in line and "anonymised 17" in line for line in report.splitlines()
+    )
     assert any("audit_rule" in line and "overdue 0" in line and "held 2" in line for line in report.splitlines())
     assert f"run hold-{hold_id}" in report and "hold_lifted" in report
     assert "5 entries: audit_rule 1, hold_added 1, hold_lifted 1, sweep_rule 2" in report
@@ -127,7 +164,9 @@ def test_show_filters_and_reports_counts(evidence_db, capsys):
     assert main(["evidence", "show", "--db-url", url, "--kind", "sweep_rule", "--run-id", RUN, "--json"]) == 0
     shown = json.loads(capsys.readouterr().out)
     assert [(e["rule_id"], e["counts"]) for e in shown["entries"]] == [
-        ("visit-data", {"deleted": 120, "partitions_dropped": 3}), ("order-records", {"anonymised": 17})]
+        ("visit-data", {"deleted": 120, "partitions_dropped": 3}),
+        ("order-records", {"anonymised": 17}),
+    ]
     assert shown["entries"][0]["as_of"] == "2026-03-01T00:00:00Z"
     assert shown["entries"][0]["policy_version"] == POLICY.version
 
@@ -160,7 +199,9 @@ def test_show_folds_a_sweeps_batches_per_rule(make_database, capsys):
     conn = connect(url)
     with conn.cursor() as cur:
         for step, deleted in (("b1", 5), ("b2", 7), ("b3", 1)):
-            _append(cur, "sweep_batch", RUN, "visit-data", step, ["RET-1"], {"deleted": deleted, "partitions_dropped": 1})
+            _append(
+                cur, "sweep_batch", RUN, "visit-data", step, ["RET-1"], {"deleted": deleted, "partitions_dropped": 1}
+            )
         _append(cur, "sweep_rule", RUN, "visit-data", "summary", ["RET-1"], {"deleted": 13, "held": 0})
         _append(cur, "sweep_batch", RUN, "cookie-preferences", "b1", ["RET-6"], {"deleted": 4})
     conn.commit()

@@ -19,8 +19,11 @@ POLICY = load_policy()
 
 def _account(conn, email: str, created_at: datetime = datetime(2020, 1, 1, tzinfo=UTC)) -> int:
     with conn.cursor() as cur:
-        cur.execute("INSERT INTO shop.accounts (email, password_hash, first_name, created_at) "
-                    "VALUES (%s, 'x', 'Test', %s) RETURNING account_id", (email, created_at))
+        cur.execute(
+            "INSERT INTO shop.accounts (email, password_hash, first_name, created_at) "
+            "VALUES (%s, 'x', 'Test', %s) RETURNING account_id",
+            (email, created_at),
+        )
         account_id = cur.fetchone()[0]
     conn.commit()
     return account_id
@@ -28,8 +31,11 @@ def _account(conn, email: str, created_at: datetime = datetime(2020, 1, 1, tzinf
 
 def _order(conn, email: str, placed_at: datetime, account_id: int | None = None) -> int:
     with conn.cursor() as cur:
-        cur.execute("INSERT INTO shop.orders (account_id, email, first_name, total_amount, placed_at) "
-                    "VALUES (%s, %s, 'Test', 100, %s) RETURNING order_id", (account_id, email, placed_at))
+        cur.execute(
+            "INSERT INTO shop.orders (account_id, email, first_name, total_amount, placed_at) "
+            "VALUES (%s, %s, 'Test', 100, %s) RETURNING order_id",
+            (account_id, email, placed_at),
+        )
         order_id = cur.fetchone()[0]
     conn.commit()
     return order_id
@@ -37,8 +43,11 @@ def _order(conn, email: str, placed_at: datetime, account_id: int | None = None)
 
 def _evidence_for(conn, hold_id: int) -> list[tuple]:
     with conn.cursor() as cur:
-        cur.execute("SELECT kind, rule_id, requirements, counts, details, as_of FROM governance.evidence "
-                    "WHERE run_id = %s ORDER BY entry_id", (f"hold-{hold_id}",))
+        cur.execute(
+            "SELECT kind, rule_id, requirements, counts, details, as_of FROM governance.evidence "
+            "WHERE run_id = %s ORDER BY entry_id",
+            (f"hold-{hold_id}",),
+        )
         return cur.fetchall()
 
 
@@ -54,8 +63,9 @@ def _overdue_orders(conn, now: datetime) -> set[int]:
 def test_person_hold_by_email_stores_only_the_pseudonym_and_is_evidenced(conn):
     email = "Ingrid.Holm@Example.no"
     order_id = _order(conn, email.lower(), datetime(2021, 1, 10, tzinfo=UTC))
-    hold = add_hold(conn, POLICY, scope="person", email=f"  {email} ", reason="Court order 2026-17",
-                    set_by="legal@shop", now=NOW)
+    hold = add_hold(
+        conn, POLICY, scope="person", email=f"  {email} ", reason="Court order 2026-17", set_by="legal@shop", now=NOW
+    )
 
     with conn.cursor() as cur:
         cur.execute("SELECT governance.email_pseudonym(%s)", (email,))
@@ -82,8 +92,16 @@ def test_person_hold_by_email_stores_only_the_pseudonym_and_is_evidenced(conn):
 def test_hold_is_decided_at_the_runs_now_and_lifting_is_evidenced(conn):
     order_id = _order(conn, "guest.lift@example.no", datetime(2021, 2, 1, tzinfo=UTC))
     assert order_id in _overdue_orders(conn, NOW)
-    hold = add_hold(conn, POLICY, scope="record", table_name="shop.orders", record_key=f" {order_id} ",
-                    reason="bookkeeping audit", set_by="finance", now=NOW)
+    hold = add_hold(
+        conn,
+        POLICY,
+        scope="record",
+        table_name="shop.orders",
+        record_key=f" {order_id} ",
+        reason="bookkeeping audit",
+        set_by="finance",
+        now=NOW,
+    )
     assert hold.record_key == str(order_id)
     assert order_id not in _overdue_orders(conn, NOW)
     assert hold.hold_id in {h.hold_id for h in list_holds(conn, NOW)}
@@ -112,8 +130,16 @@ def test_rule_hold_with_until_ends_by_itself(conn):
     # A time of its own: a rule hold would keep every other test's orders too.
     start = datetime(2027, 6, 1, tzinfo=UTC)
     until = start + timedelta(days=30)
-    hold = add_hold(conn, POLICY, scope="rule", rule_id="order-records", reason="tax inspection",
-                    set_by="legal", now=start, until=until)
+    hold = add_hold(
+        conn,
+        POLICY,
+        scope="rule",
+        rule_id="order-records",
+        reason="tax inspection",
+        set_by="legal",
+        now=start,
+        until=until,
+    )
     order_id = _order(conn, "rule.hold@example.no", datetime(2021, 3, 1, tzinfo=UTC))
     assert order_id in _overdue_orders(conn, start - timedelta(seconds=1))
     assert order_id not in _overdue_orders(conn, start)
@@ -142,22 +168,30 @@ def test_person_hold_by_account(conn):
     [
         ({"scope": "rule", "rule_id": "no-such-rule"}, r"unknown rule 'no-such-rule'; rules of policy .*visit-data"),
         ({"scope": "rule"}, r"--scope rule needs --rule R; rules of policy .*order-records"),
-        ({"scope": "record", "table_name": "shop.order_lines", "record_key": "1"},
-         r"table 'shop.order_lines' is not in the data map .*; tables: shop.visits"),
-        ({"scope": "record", "table_name": "shop.orders", "record_key": "987654321"},
-         r"no record with order_id 987654321 in shop.orders"),
+        (
+            {"scope": "record", "table_name": "shop.order_lines", "record_key": "1"},
+            r"table 'shop.order_lines' is not in the data map .*; tables: shop.visits",
+        ),
+        (
+            {"scope": "record", "table_name": "shop.orders", "record_key": "987654321"},
+            r"no record with order_id 987654321 in shop.orders",
+        ),
         ({"scope": "record", "table_name": "shop.orders", "record_key": "abc"}, r"'abc' is not a valid order_id"),
         ({"scope": "record", "table_name": "shop.orders"}, r"needs --table SCHEMA.TABLE and --key KEY"),
         ({"scope": "person"}, r"--scope person needs --account-id N or --email ADDRESS"),
         ({"scope": "person", "account_id": 987654321}, r"no record in the data map names account 987654321"),
-        ({"scope": "person", "email": "unknown.person@example.no"},
-         r"no record in the data map names the given e-mail address; check the --email"),
+        (
+            {"scope": "person", "email": "unknown.person@example.no"},
+            r"no record in the data map names the given e-mail address; check the --email",
+        ),
         ({"scope": "person", "email": "not-an-address"}, r"--email is not an e-mail address"),
         ({"scope": "rule", "rule_id": "visit-data", "reason": "  "}, r"missing reason .*give --reason TEXT"),
         ({"scope": "rule", "rule_id": "visit-data", "reason": None}, r"missing reason"),
         ({"scope": "rule", "rule_id": "visit-data", "set_by": ""}, r"missing who sets the hold: give --set-by"),
-        ({"scope": "rule", "rule_id": "visit-data", "until": NOW - timedelta(days=1)},
-         r"--until 2026-02-28T12:00:00Z is not after now \(2026-03-01T12:00:00Z\)"),
+        (
+            {"scope": "rule", "rule_id": "visit-data", "until": NOW - timedelta(days=1)},
+            r"--until 2026-02-28T12:00:00Z is not after now \(2026-03-01T12:00:00Z\)",
+        ),
         ({"scope": "rule", "rule_id": "visit-data", "until": NOW}, r"is not after now"),
         ({"scope": "rule", "rule_id": "visit-data", "account_id": 1}, r"--account-id cannot be used with --scope rule"),
         ({"scope": "everything"}, r"unknown scope 'everything'; scopes: person, record, rule"),
@@ -218,8 +252,24 @@ def test_cli_add_list_lift_never_echoes_the_email(conn, db_url, capsys):
     _order(conn, email, datetime(2021, 5, 1, tzinfo=UTC))
     base = ["--db-url", db_url, "--now", "2026-03-01T12:00:00Z"]
 
-    assert main(["hold", "add", *base, "--scope", "person", "--email", email, "--reason", "court order 99",
-                 "--set-by", "legal"]) == 0
+    assert (
+        main(
+            [
+                "hold",
+                "add",
+                *base,
+                "--scope",
+                "person",
+                "--email",
+                email,
+                "--reason",
+                "court order 99",
+                "--set-by",
+                "legal",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr()
     assert "added: person: e-mail pseudonym " in out.out and "(evidenced)" in out.out
     hold_id = int(out.out.split()[1])
@@ -229,8 +279,24 @@ def test_cli_add_list_lift_never_echoes_the_email(conn, db_url, capsys):
     assert listed[hold_id]["status"] == "active" and len(listed[hold_id]["email_sha256_prefix"]) == 12
     assert "email_sha256" not in listed[hold_id]
 
-    assert main(["hold", "add", *base, "--scope", "person", "--email", "someone.else@example.no", "--reason", "x",
-                 "--set-by", "legal"]) == 2
+    assert (
+        main(
+            [
+                "hold",
+                "add",
+                *base,
+                "--scope",
+                "person",
+                "--email",
+                "someone.else@example.no",
+                "--reason",
+                "x",
+                "--set-by",
+                "legal",
+            ]
+        )
+        == 2
+    )
     out = capsys.readouterr()
     assert "no record in the data map names the given e-mail address" in out.err
 
@@ -240,8 +306,26 @@ def test_cli_add_list_lift_never_echoes_the_email(conn, db_url, capsys):
     assert main(["hold", "add", *base, "--scope", "rule", "--rule", "visit-data", "--set-by", "legal"]) == 2
     assert "missing reason" in capsys.readouterr().err
 
-    assert main(["hold", "add", *base, "--scope", "rule", "--rule", "visit-data", "--set-by", "legal",
-                 "--reason", "x", "--until", "2026-01-01T00:00:00Z"]) == 2
+    assert (
+        main(
+            [
+                "hold",
+                "add",
+                *base,
+                "--scope",
+                "rule",
+                "--rule",
+                "visit-data",
+                "--set-by",
+                "legal",
+                "--reason",
+                "x",
+                "--until",
+                "2026-01-01T00:00:00Z",
+            ]
+        )
+        == 2
+    )
     assert "is not after now" in capsys.readouterr().err
 
     assert main(["hold", "lift", *base, str(hold_id), "--by", "legal"]) == 0
@@ -256,8 +340,23 @@ def test_cli_add_list_lift_never_echoes_the_email(conn, db_url, capsys):
     assert any(line.startswith(f"{hold_id} ") and " lifted " in line for line in table.splitlines())
 
     with pytest.raises(SystemExit):
-        main(["hold", "add", *base, "--scope", "person", "--email", email, "--account-id", "1",
-              "--reason", "x", "--set-by", "legal"])
+        main(
+            [
+                "hold",
+                "add",
+                *base,
+                "--scope",
+                "person",
+                "--email",
+                email,
+                "--account-id",
+                "1",
+                "--reason",
+                "x",
+                "--set-by",
+                "legal",
+            ]
+        )
     err = capsys.readouterr().err
     assert "not allowed with argument" in err
 
@@ -266,10 +365,18 @@ def test_cli_add_list_lift_never_echoes_the_email(conn, db_url, capsys):
     assert "solveig" not in everything.lower()
 
 
-@pytest.mark.parametrize("email", [
-    "  Ingrid.Holm@Example.no ", "ØRJAN.ÆRØ@EKSEMPEL.NO", "\tkari@example.no", "ola@example.no\n",
-    "\u00a0per@example.no", "  \t mixed@Example.NO \t ", "plain@example.no",
-])
+@pytest.mark.parametrize(
+    "email",
+    [
+        "  Ingrid.Holm@Example.no ",
+        "ØRJAN.ÆRØ@EKSEMPEL.NO",
+        "\tkari@example.no",
+        "ola@example.no\n",
+        "\u00a0per@example.no",
+        "  \t mixed@Example.NO \t ",
+        "plain@example.no",
+    ],
+)
 def test_the_python_oracle_normalises_addresses_exactly_as_the_sql(conn, email):
     """RET-10: the reference (governance.reference) and the SQL (lower(btrim(..)), email_pseudonym)
     must agree on what one person's address is, whitespace other than spaces included."""

@@ -123,12 +123,13 @@ def _leaks(sources: list[tuple[str, str]], needles: set[str]) -> list[str]:
         for kind, pattern in matchers:
             for hit in pattern.finditer(lowered):
                 start, end = hit.span()
-                leaks.append(f"{where}: {kind} {hit.group(0)!r} in ...{text[max(0, start - 60):end + 20]!r}...")
+                leaks.append(f"{where}: {kind} {hit.group(0)!r} in ...{text[max(0, start - 60) : end + 20]!r}...")
     return leaks
 
 
-def test_a_full_run_leaks_no_personal_data(airflow_home, airflow_connections, s3, smtp_inbox, monkeypatch,
-                                           capfd, caplog):
+def test_a_full_run_leaks_no_personal_data(
+    airflow_home, airflow_connections, s3, smtp_inbox, monkeypatch, capfd, caplog
+):
     _wait_for_dags()
     from governance.cli import main
     from governance.db import connect
@@ -146,8 +147,11 @@ def test_a_full_run_leaks_no_personal_data(airflow_home, airflow_connections, s3
     finally:
         conn.close()
     assert sum(report.expected_overdue.values()) > 0, "the seeded shop must have something to sweep"
-    kinds = {"e-mail": any("@" in n for n in needles), "phone": any(n.startswith("+47") for n in needles),
-             "ip": any(n.count(".") == 3 and n.replace(".", "").isdigit() for n in needles)}
+    kinds = {
+        "e-mail": any("@" in n for n in needles),
+        "phone": any(n.startswith("+47") for n in needles),
+        "ip": any(n.count(".") == 3 and n.replace(".", "").isdigit() for n in needles),
+    }
     assert all(kinds.values()) and len(needles) > 200, kinds
 
     sources: list[tuple[str, str]] = []
@@ -172,10 +176,17 @@ def test_a_full_run_leaks_no_personal_data(airflow_home, airflow_connections, s3
     assert after.state == "success", "after the sweep nothing may be overdue"
 
     common = ["--db-url", db_url, "--s3-endpoint-url", s3_url, "--now", NOW.isoformat()]
-    for command in (["audit", *common], ["audit", *common, "--json"], ["plan", *common, "--json"], ["plan", *common],
-                    ["evidence", "show", *common, "--json"], ["evidence", "show", *common],
-                    ["evidence", "verify", *common], ["hold", "list", *common, "--all"],
-                    ["hold", "list", *common, "--json"]):
+    for command in (
+        ["audit", *common],
+        ["audit", *common, "--json"],
+        ["plan", *common, "--json"],
+        ["plan", *common],
+        ["evidence", "show", *common, "--json"],
+        ["evidence", "show", *common],
+        ["evidence", "verify", *common],
+        ["hold", "list", *common, "--all"],
+        ["hold", "list", *common, "--json"],
+    ):
         code = main(command)
         captured(f"governance {' '.join(command[:2])}")
         assert code == 0, f"governance {' '.join(command)} exited {code}"
@@ -183,20 +194,27 @@ def test_a_full_run_leaks_no_personal_data(airflow_home, airflow_connections, s3
     conn = connect(db_url)
     try:
         with conn.cursor() as cur:
-            cur.execute("SELECT kind, run_id, rule_id, counts, counts::text, details::text FROM governance.evidence "
-                        "ORDER BY entry_id")
+            cur.execute(
+                "SELECT kind, run_id, rule_id, counts, counts::text, details::text FROM governance.evidence "
+                "ORDER BY entry_id"
+            )
             evidence = cur.fetchall()
     finally:
         conn.close()
     # The runs really happened: every rule swept, and the audit after the sweep found nothing.
     swept_rules = {rule for kind, run, rule, *_ in evidence if kind == "sweep_rule" and run.endswith(swept.run_id)}
     assert swept_rules == {rule.id for rule in policy.rules}
-    audited_after = {rule: counts["overdue"] for kind, run, rule, counts, *_ in evidence
-                     if kind == "audit_rule" and run.endswith(after.run_id)}
+    audited_after = {
+        rule: counts["overdue"]
+        for kind, run, rule, counts, *_ in evidence
+        if kind == "audit_rule" and run.endswith(after.run_id)
+    }
     assert {rule.id for rule in policy.rules} <= set(audited_after)
     assert audited_after and not any(audited_after.values()), audited_after
-    sources += [(f"evidence {kind} {run} {rule}", f"{counts_text} {details}")
-                for kind, run, rule, _, counts_text, details in evidence]
+    sources += [
+        (f"evidence {kind} {run} {rule}", f"{counts_text} {details}")
+        for kind, run, rule, _, counts_text, details in evidence
+    ]
 
     sources += [(f"log record {r.name}", r.getMessage()) for r in caplog.records]
     sources += [(f"log record {r.name} exception", str(r.exc_info[1])) for r in caplog.records if r.exc_info]
@@ -218,12 +236,18 @@ def test_a_full_run_leaks_no_personal_data(airflow_home, airflow_connections, s3
 
 
 def test_the_scan_finds_what_it_must_and_only_that():
-    needles = _needles({"Hans", "Ola", " Kari.Berg@Example.no ", "+47 412 15 934", "10.20.30.4", "Fjordveien 17",
-                        "Anne-Lise Berg"})
+    needles = _needles(
+        {"Hans", "Ola", " Kari.Berg@Example.no ", "+47 412 15 934", "10.20.30.4", "Fjordveien 17", "Anne-Lise Berg"}
+    )
     assert "ola" not in needles  # 3 characters or fewer: skipped
-    text = ("HANS; an e-mail kari.berg@example.no, ip 10.20.30.45, +47 412 15 934, fjordveien 17b, "
-            "dear anne-lise berg")
+    text = "HANS; an e-mail kari.berg@example.no, ip 10.20.30.45, +47 412 15 934, fjordveien 17b, dear anne-lise berg"
     found = {leak.split(": ", 1)[1].split(" in ")[0] for leak in _leaks([("t", text)], needles)}
-    assert found == {"name 'hans'", "value 'kari.berg@example.no'", "value '10.20.30.4'", "value '+47 412 15 934'",
-                     "value 'fjordveien 17'", "name 'anne-lise berg'"}
+    assert found == {
+        "name 'hans'",
+        "value 'kari.berg@example.no'",
+        "value '10.20.30.4'",
+        "value '+47 412 15 934'",
+        "value 'fjordveien 17'",
+        "name 'anne-lise berg'",
+    }
     assert _leaks([("t", "orphans: 0, hansen, johans, 110.20.30.5")], needles) == []

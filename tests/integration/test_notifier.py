@@ -52,8 +52,15 @@ def governance_notifier_probe():
 
         conn = governance_airflow.db_connection()
         try:
-            add_hold(conn, load_policy(), scope="person", email=PERSON["unknown_email"], reason="court order",
-                     set_by="legal", now=NOW)
+            add_hold(
+                conn,
+                load_policy(),
+                scope="person",
+                email=PERSON["unknown_email"],
+                reason="court order",
+                set_by="legal",
+                now=NOW,
+            )
         finally:
             conn.close()
 
@@ -65,8 +72,15 @@ def governance_notifier_probe():
 
         conn = governance_airflow.db_connection()
         try:
-            report = run_audit(conn, governance_airflow.s3_client(), load_policy(), NOW, "notifier-probe",
-                               db_url=resolve().require_db_url(), record=False)
+            report = run_audit(
+                conn,
+                governance_airflow.s3_client(),
+                load_policy(),
+                NOW,
+                "notifier-probe",
+                db_url=resolve().require_db_url(),
+                record=False,
+            )
         finally:
             conn.close()
         report.raise_if_overdue()
@@ -88,8 +102,6 @@ def governance_notifier_probe():
 PROBE = governance_notifier_probe()
 
 
-
-
 @pytest.fixture
 def shop_with_overdue_personal_data(airflow_connections, monkeypatch, s3):
     # airflow_connections: governance_db and governance_s3 for the tasks; GOVERNANCE_DB_URL for GX.
@@ -103,15 +115,28 @@ def shop_with_overdue_personal_data(airflow_connections, monkeypatch, s3):
     ensure_bucket(s3, load_policy().object_store.uploads_bucket)
     conn = connect(db_url)
     with conn.cursor() as cur:
-        cur.execute("INSERT INTO shop.visits (session_key, ip_address, country, started_at, last_activity_at) "
-                    "VALUES (gen_random_uuid(), %s, 'NO', '2025-01-01T10:00Z', '2025-01-01T11:00Z')", (PERSON["ip"],))
-        cur.execute("INSERT INTO shop.orders (email, first_name, last_name, phone, delivery_street, delivery_city, "
-                    "total_amount, placed_at) VALUES (%s, %s, %s, %s, %s, %s, 499, '2023-01-15T09:00Z')",
-                    (PERSON["email"], PERSON["first_name"], PERSON["last_name"], PERSON["phone"], PERSON["street"],
-                     PERSON["city"]))
-        cur.execute("INSERT INTO shop.contact_messages (email, name, direction, subject, body, sent_at) "
-                    "VALUES (%s, %s, 'inbound', 'Photo book', %s, '2023-01-10T09:00Z')",
-                    (PERSON["email"], f"{PERSON['first_name']} {PERSON['last_name']}", PERSON["message"]))
+        cur.execute(
+            "INSERT INTO shop.visits (session_key, ip_address, country, started_at, last_activity_at) "
+            "VALUES (gen_random_uuid(), %s, 'NO', '2025-01-01T10:00Z', '2025-01-01T11:00Z')",
+            (PERSON["ip"],),
+        )
+        cur.execute(
+            "INSERT INTO shop.orders (email, first_name, last_name, phone, delivery_street, delivery_city, "
+            "total_amount, placed_at) VALUES (%s, %s, %s, %s, %s, %s, 499, '2023-01-15T09:00Z')",
+            (
+                PERSON["email"],
+                PERSON["first_name"],
+                PERSON["last_name"],
+                PERSON["phone"],
+                PERSON["street"],
+                PERSON["city"],
+            ),
+        )
+        cur.execute(
+            "INSERT INTO shop.contact_messages (email, name, direction, subject, body, sent_at) "
+            "VALUES (%s, %s, 'inbound', 'Photo book', %s, '2023-01-10T09:00Z')",
+            (PERSON["email"], f"{PERSON['first_name']} {PERSON['last_name']}", PERSON["message"]),
+        )
     conn.commit()
     conn.close()
 
@@ -129,8 +154,11 @@ def _register(dag_object) -> None:
 
 
 def _body(message: email.message.Message) -> str:
-    parts = [p.get_payload(decode=True).decode(p.get_content_charset() or "utf-8")
-             for p in message.walk() if p.get_content_type() == "text/html"]
+    parts = [
+        p.get_payload(decode=True).decode(p.get_content_charset() or "utf-8")
+        for p in message.walk()
+        if p.get_content_type() == "text/html"
+    ]
     return html.unescape("\n".join(parts))
 
 
@@ -141,8 +169,10 @@ def test_failures_alert_by_email_without_personal_data(airflow_home, smtp_inbox,
 
     mails = {m["Subject"]: (m, _body(m)) for m in smtp_inbox}
     prefix = f"[governance] {PROBE.dag_id} failed: "
-    expected = {f"{prefix}{task_id} in {run.run_id}": task_id
-                for task_id in ("hold_unknown_person", "audit_overdue", "fail_mapped[batch-1]")}
+    expected = {
+        f"{prefix}{task_id} in {run.run_id}": task_id
+        for task_id in ("hold_unknown_person", "audit_overdue", "fail_mapped[batch-1]")
+    }
     assert set(mails) == set(expected), f"one alert per failed task instance, got {sorted(mails)}"
 
     for subject, task_label in expected.items():

@@ -13,7 +13,17 @@ def test_schema_applies_twice_and_matches_policy(conn):
 
 def test_evidence_chain_is_idempotent_and_detects_tampering(conn):
     with conn.cursor() as cur:
-        args = ("test", "run-1", "visit-data", "batch-1", ["RET-1"], "2026-01-01T00:00:00Z", "v1", '{"deleted": 3}', "{}")
+        args = (
+            "test",
+            "run-1",
+            "visit-data",
+            "batch-1",
+            ["RET-1"],
+            "2026-01-01T00:00:00Z",
+            "v1",
+            '{"deleted": 3}',
+            "{}",
+        )
         cur.execute("SELECT governance.append_evidence(%s,%s,%s,%s,%s,%s,%s,%s,%s)", args)
         first = cur.fetchone()[0]
         cur.execute("SELECT governance.append_evidence(%s,%s,%s,%s,%s,%s,%s,%s,%s)", args)
@@ -34,16 +44,22 @@ def test_hourly_partitions_skip_hours_another_partition_already_covers(conn):
 
     start = datetime(2031, 1, 1, 0, tzinfo=UTC)
     with conn.cursor() as cur:
-        cur.execute("CREATE TABLE shop.visits_legacy_2031010101 PARTITION OF shop.visits "
-                    "FOR VALUES FROM (%s) TO (%s)", (start + timedelta(hours=1), start + timedelta(hours=2)))
-        cur.execute("SELECT governance.ensure_hourly_partitions('shop.visits', %s, %s)",
-                    (start, start + timedelta(hours=3)))
+        cur.execute(
+            "CREATE TABLE shop.visits_legacy_2031010101 PARTITION OF shop.visits FOR VALUES FROM (%s) TO (%s)",
+            (start + timedelta(hours=1), start + timedelta(hours=2)),
+        )
+        cur.execute(
+            "SELECT governance.ensure_hourly_partitions('shop.visits', %s, %s)", (start, start + timedelta(hours=3))
+        )
         made = cur.fetchone()[0]
-        cur.execute("SELECT count(*) FROM pg_class WHERE relname = ANY(%s)",
-                    (["visits_p2031010100", "visits_p2031010101", "visits_p2031010102"],))
+        cur.execute(
+            "SELECT count(*) FROM pg_class WHERE relname = ANY(%s)",
+            (["visits_p2031010100", "visits_p2031010101", "visits_p2031010102"],),
+        )
         named = cur.fetchone()[0]
-        cur.execute("SELECT governance.ensure_hourly_partitions('shop.visits', %s, %s)",
-                    (start, start + timedelta(hours=3)))
+        cur.execute(
+            "SELECT governance.ensure_hourly_partitions('shop.visits', %s, %s)", (start, start + timedelta(hours=3))
+        )
         again = cur.fetchone()[0]
     conn.rollback()
     assert (made, named, again) == (2, 2, 0)

@@ -152,16 +152,23 @@ def test_every_rule_has_overdue_and_compliant_records_in_the_database(seeded, se
 def test_foreign_keys_hold_and_sequences_continue_after_the_ids(seeded_conn):
     with seeded_conn.cursor() as cur:
         for child, column, parent, key in FOREIGN_KEYS:
-            cur.execute(f"SELECT count(*) FROM {child} c WHERE c.{column} IS NOT NULL "
-                        f"AND NOT EXISTS (SELECT 1 FROM {parent} p WHERE p.{key} = c.{column})")
+            cur.execute(
+                f"SELECT count(*) FROM {child} c WHERE c.{column} IS NOT NULL "
+                f"AND NOT EXISTS (SELECT 1 FROM {parent} p WHERE p.{key} = c.{column})"
+            )
             assert cur.fetchone()[0] == 0, f"{child}.{column} points at missing {parent} rows"
-        cur.execute("INSERT INTO shop.accounts (email, password_hash, created_at) VALUES ('x@example.com', 'x', now()) "
-                    "RETURNING account_id")
+        cur.execute(
+            "INSERT INTO shop.accounts (email, password_hash, created_at) VALUES ('x@example.com', 'x', now()) "
+            "RETURNING account_id"
+        )
         new_id = cur.fetchone()[0]
         cur.execute("SELECT max(account_id) FROM shop.accounts WHERE account_id <> %s", (new_id,))
         assert new_id > cur.fetchone()[0]
-        cur.execute("INSERT INTO shop.visits (session_key, ip_address, started_at, last_activity_at) "
-                    "VALUES (gen_random_uuid(), '100.64.0.1', %s, %s) RETURNING visit_id", (NOW, NOW))
+        cur.execute(
+            "INSERT INTO shop.visits (session_key, ip_address, started_at, last_activity_at) "
+            "VALUES (gen_random_uuid(), '100.64.0.1', %s, %s) RETURNING visit_id",
+            (NOW, NOW),
+        )
         visit_id = cur.fetchone()[0]
         cur.execute("SELECT count(*) FROM shop.visits WHERE visit_id = %s", (visit_id,))
         assert cur.fetchone()[0] == 1
@@ -222,8 +229,11 @@ def test_same_seed_gives_identical_databases_and_objects(make_database, s3):
 
 
 def _listing(s3) -> dict[str, dict]:
-    return {item["Key"]: item for page in s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET)
-            for item in page.get("Contents", [])}
+    return {
+        item["Key"]: item
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET)
+        for item in page.get("Contents", [])
+    }
 
 
 def test_max_objects_caps_rows_and_objects_and_orphans_have_no_row(conn, s3):
@@ -272,9 +282,27 @@ def test_cli_seeds_end_to_end_and_prints_no_personal_data(db_url, s3_url):
     governance = Path(sys.executable).parent / "governance"
     env = {**os.environ, "GOVERNANCE_DB_URL": db_url}
     result = subprocess.run(
-        [str(governance), "seed", "--customers", "150", "--seed", "5", "--max-objects", "30", "--orphan-objects", "2",
-         "--s3-endpoint-url", s3_url, "--now", "2026-11-25T12:00:00Z"],
-        capture_output=True, text=True, env=env, timeout=300)
+        [
+            str(governance),
+            "seed",
+            "--customers",
+            "150",
+            "--seed",
+            "5",
+            "--max-objects",
+            "30",
+            "--orphan-objects",
+            "2",
+            "--s3-endpoint-url",
+            s3_url,
+            "--now",
+            "2026-11-25T12:00:00Z",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     assert "shop.accounts" in result.stdout and "seeded in" in result.stdout
     conn = connect(db_url)
@@ -289,12 +317,27 @@ def test_cli_seeds_end_to_end_and_prints_no_personal_data(db_url, s3_url):
     assert not leaked, f"{len(leaked)} personal values printed"
 
     as_json = subprocess.run(
-        [str(governance), "seed", "--customers", "120", "--no-objects", "--no-holds", "--json",
-         "--now", "2026-11-25T12:00:00Z"], capture_output=True, text=True, env=env, timeout=300)
+        [
+            str(governance),
+            "seed",
+            "--customers",
+            "120",
+            "--no-objects",
+            "--no-holds",
+            "--json",
+            "--now",
+            "2026-11-25T12:00:00Z",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert as_json.returncode == 0, as_json.stderr
     summary = json.loads(as_json.stdout)
     assert summary["rows"]["shop.uploads"] == 0 and summary["objects"] == 0 and summary["rows"]["shop.accounts"] > 0
 
-    refused = subprocess.run([str(governance), "seed", "--customers", "5"], capture_output=True, text=True,
-                             env=env, timeout=60)
+    refused = subprocess.run(
+        [str(governance), "seed", "--customers", "5"], capture_output=True, text=True, env=env, timeout=60
+    )
     assert refused.returncode == 2 and "minimum" in refused.stderr

@@ -98,7 +98,11 @@ def build_shop(conn) -> dict:
         # Many customers, so that every chunk has some: half of them due.
         for n in range(400):
             due = n % 2 == 1
-            last = NOW - TWO_YEARS - timedelta(days=rng.randint(1, 300)) if due else NOW - timedelta(days=rng.randint(1, 300))
+            last = (
+                NOW - TWO_YEARS - timedelta(days=rng.randint(1, 300))
+                if due
+                else NOW - timedelta(days=rng.randint(1, 300))
+            )
             if n % 3 == 0:
                 address = f"gjest{n}@example.invalid"
                 spellings = [address, address.upper(), f" {address.capitalize()}  "]
@@ -119,7 +123,9 @@ def build_shop(conn) -> dict:
         key = customer_key(account_id, email)
         latest[key] = max(latest.get(key, placed), placed)
     due = {o for o, (a, e, _) in orders.items() if latest[customer_key(a, e)] + TWO_YEARS <= NOW}
-    held = {o for o in due if o == held_record or customer_key(*orders[o][:2]) == ("guest", "per.hansen@example.invalid")}
+    held = {
+        o for o in due if o == held_record or customer_key(*orders[o][:2]) == ("guest", "per.hansen@example.invalid")
+    }
     return {"orders": orders, "anonymise": due - held, "held": held}
 
 
@@ -128,8 +134,10 @@ def anonymised(conn) -> set[int]:
         cur.execute("SELECT order_id FROM shop.orders WHERE anonymised_at IS NOT NULL")
         done = {r[0] for r in cur.fetchall()}
         # RET-8: every personal column of the policy masked on those orders, the rest untouched
-        cur.execute("SELECT count(*) FROM shop.orders WHERE anonymised_at IS NOT NULL AND (email IS NOT NULL "
-                    "OR first_name IS NOT NULL OR account_id IS NOT NULL OR payment_method <> 'anonymised')")
+        cur.execute(
+            "SELECT count(*) FROM shop.orders WHERE anonymised_at IS NOT NULL AND (email IS NOT NULL "
+            "OR first_name IS NOT NULL OR account_id IS NOT NULL OR payment_method <> 'anonymised')"
+        )
         assert cur.fetchone()[0] == 0
         cur.execute("SELECT count(*) FROM shop.orders WHERE anonymised_at IS NULL AND email IS NULL")
         assert cur.fetchone()[0] == 0
@@ -149,14 +157,21 @@ def one_pass_due(conn, policy) -> set[int]:
 
 
 def chunks_logged(caplog) -> list[int]:
-    return [int(m.group(1)) for r in caplog.records if r.name == ENGINE_LOG
-            for m in [re.search(r"computed in (\d+) chunk", r.getMessage())] if m]
+    return [
+        int(m.group(1))
+        for r in caplog.records
+        if r.name == ENGINE_LOG
+        for m in [re.search(r"computed in (\d+) chunk", r.getMessage())]
+        if m
+    ]
 
 
 def work_steps(conn, run_id: str) -> list[tuple[tuple[int, int], tuple[int, int]]]:
     with conn.cursor() as cur:
-        cur.execute("SELECT step FROM governance.evidence WHERE run_id = %s AND kind = 'sweep_batch' ORDER BY entry_id",
-                    (run_id,))
+        cur.execute(
+            "SELECT step FROM governance.evidence WHERE run_id = %s AND kind = 'sweep_batch' ORDER BY entry_id",
+            (run_id,),
+        )
         steps = [r[0] for r in cur.fetchall()]
     conn.rollback()
     ranges = []

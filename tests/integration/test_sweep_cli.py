@@ -34,8 +34,10 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
 
 def shop_rows(conn) -> int:
     with conn.cursor() as cur:
-        cur.execute("SELECT (SELECT count(*) FROM shop.visits) + (SELECT count(*) FROM shop.uploads) "
-                    "+ (SELECT count(*) FROM shop.accounts) + (SELECT count(*) FROM shop.orders WHERE anonymised_at IS NULL)")
+        cur.execute(
+            "SELECT (SELECT count(*) FROM shop.visits) + (SELECT count(*) FROM shop.uploads) "
+            "+ (SELECT count(*) FROM shop.accounts) + (SELECT count(*) FROM shop.orders WHERE anonymised_at IS NULL)"
+        )
         n = cur.fetchone()[0]
     conn.rollback()
     return n
@@ -63,7 +65,9 @@ def test_plan_json_then_sweep_then_nothing_left(seeded, capsys, s3):
     done = {r["rule"]: r["deleted"] + r["anonymised"] for r in swept["rules"]}
     uploads = ("ordered-uploads", "saved-uploads", "guest-uploads", "unsaved-account-uploads")
     assert sum(done[r] for r in uploads) == sum(expected[r] for r in uploads)
-    assert {r: n for r, n in done.items() if r not in uploads} == {r: n for r, n in expected.items() if r not in uploads}
+    assert {r: n for r, n in done.items() if r not in uploads} == {
+        r: n for r, n in expected.items() if r not in uploads
+    }
 
     code, out, _ = run(capsys, "plan", "--json", *args)
     assert all(r["due"] == 0 and r["purging"] == 0 for r in json.loads(out)["rules"])

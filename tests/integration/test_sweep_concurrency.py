@@ -23,8 +23,10 @@ RULE = "cookie-preferences"
 
 def advisory_lock_held(conn, rule_id: str) -> bool:
     with conn.cursor() as cur:
-        cur.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = %s AND objid = %s "
-                    "AND granted", (LOCK_NAMESPACE, lock_key(rule_id) & 0xFFFFFFFF))
+        cur.execute(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = %s AND objid = %s AND granted",
+            (LOCK_NAMESPACE, lock_key(rule_id) & 0xFFFFFFFF),
+        )
         held = cur.fetchone()[0] > 0
     conn.rollback()
     return held
@@ -79,11 +81,16 @@ def test_second_sweep_skips_or_waits_and_nothing_is_done_twice(db_url, s3):
     with setup.cursor() as cur:
         cur.execute("SELECT count(*) FROM shop.cookie_preferences")
         assert cur.fetchone()[0] == 1
-        cur.execute("SELECT coalesce(sum((counts->>'deleted')::int), 0) FROM governance.evidence "
-                    "WHERE kind = 'sweep_batch' AND rule_id = %s AND run_id LIKE 'concurrent-%%'", (RULE,))
+        cur.execute(
+            "SELECT coalesce(sum((counts->>'deleted')::int), 0) FROM governance.evidence "
+            "WHERE kind = 'sweep_batch' AND rule_id = %s AND run_id LIKE 'concurrent-%%'",
+            (RULE,),
+        )
         assert cur.fetchone()[0] == 300
-        cur.execute("SELECT run_id FROM governance.evidence WHERE kind = 'sweep_rule' AND run_id LIKE 'concurrent-%%' "
-                    "ORDER BY run_id")
+        cur.execute(
+            "SELECT run_id FROM governance.evidence WHERE kind = 'sweep_rule' AND run_id LIKE 'concurrent-%%' "
+            "ORDER BY run_id"
+        )
         assert [r[0] for r in cur.fetchall()] == ["concurrent-first", "concurrent-waiter"]
     setup.rollback()
     assert not advisory_lock_held(setup, RULE)

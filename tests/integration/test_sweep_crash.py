@@ -31,18 +31,44 @@ from tests.integration import sweep_support as s
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 RUN = "crash-run"
-TABLE_OF = {"visit-data": "shop.visits", "deleted-account-calendar-events": "shop.calendar_events",
-            "deleted-account-saved-products": "shop.saved_products", "deleted-accounts": "shop.accounts",
-            "contact-messages": "shop.contact_messages", "newsletter-subscriptions": "shop.newsletter_subscriptions",
-            "ordered-uploads": "shop.uploads", "saved-uploads": "shop.uploads", "guest-uploads": "shop.uploads",
-            "unsaved-account-uploads": "shop.uploads", "cookie-preferences": "shop.cookie_preferences"}
+TABLE_OF = {
+    "visit-data": "shop.visits",
+    "deleted-account-calendar-events": "shop.calendar_events",
+    "deleted-account-saved-products": "shop.saved_products",
+    "deleted-accounts": "shop.accounts",
+    "contact-messages": "shop.contact_messages",
+    "newsletter-subscriptions": "shop.newsletter_subscriptions",
+    "ordered-uploads": "shop.uploads",
+    "saved-uploads": "shop.uploads",
+    "guest-uploads": "shop.uploads",
+    "unsaved-account-uploads": "shop.uploads",
+    "cookie-preferences": "shop.cookie_preferences",
+}
 
 
 def cli(db_url: str, s3_url: str) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-c", "import sys; from governance.cli import main; sys.exit(main())", "sweep", "--db-url", db_url, "--s3-endpoint-url", s3_url,
-         "--now", "2026-03-01T12:00:00Z", "--run-id", RUN, "--batch-size", "20", "--json"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=os.environ.copy())
+        [
+            sys.executable,
+            "-c",
+            "import sys; from governance.cli import main; sys.exit(main())",
+            "sweep",
+            "--db-url",
+            db_url,
+            "--s3-endpoint-url",
+            s3_url,
+            "--now",
+            "2026-03-01T12:00:00Z",
+            "--run-id",
+            RUN,
+            "--batch-size",
+            "20",
+            "--json",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=os.environ.copy(),
+    )
 
 
 def wait_blocked(watch, proc: subprocess.Popen, statement: str, timeout: float = 60) -> None:
@@ -51,9 +77,11 @@ def wait_blocked(watch, proc: subprocess.Popen, statement: str, timeout: float =
     while time.monotonic() < deadline:
         assert proc.poll() is None, proc.communicate()
         with watch.cursor() as cur:
-            cur.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                        "AND wait_event_type = 'Lock' AND state = 'active' AND query LIKE %s AND pid <> pg_backend_pid()",
-                        (statement + "%",))
+            cur.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND wait_event_type = 'Lock' AND state = 'active' AND query LIKE %s AND pid <> pg_backend_pid()",
+                (statement + "%",),
+            )
             if cur.fetchone()[0]:
                 return
         time.sleep(0.05)
@@ -80,8 +108,10 @@ def kill_mid_batch(db_url: str, s3_url: str, watch, lock_sql: str, params: tuple
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         with watch.cursor() as cur:
-            cur.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                        "AND pid <> pg_backend_pid() AND application_name = 'governance' AND state <> 'idle'")
+            cur.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid() AND application_name = 'governance' AND state <> 'idle'"
+            )
             if cur.fetchone()[0] == 0:
                 break
         time.sleep(0.1)
@@ -107,11 +137,17 @@ def test_sigkill_mid_batch_then_rerun_finishes_exactly(db_url, s3, s3_url):
     assert expected["ordered-uploads"] > 40 and expected["cookie-preferences"] > 20
 
     # 1. inside the purge of ordered-uploads: tombstoned and objects gone, the row delete blocked
-    kill_mid_batch(db_url, s3_url, watch,
-                   "SELECT 1 FROM shop.order_line_uploads olu WHERE olu.upload_id IN ("
-                   "  SELECT record_id FROM governance_clocks.ret_5a_ordered_uploads GROUP BY record_id"
-                   "  HAVING max((clock AT TIME ZONE 'UTC' + interval '60 days') AT TIME ZONE 'UTC') <= %s"
-                   "  ORDER BY record_id DESC LIMIT 1) FOR UPDATE", (NOW,), "DELETE FROM \"shop\".\"uploads\"")
+    kill_mid_batch(
+        db_url,
+        s3_url,
+        watch,
+        "SELECT 1 FROM shop.order_line_uploads olu WHERE olu.upload_id IN ("
+        "  SELECT record_id FROM governance_clocks.ret_5a_ordered_uploads GROUP BY record_id"
+        "  HAVING max((clock AT TIME ZONE 'UTC' + interval '60 days') AT TIME ZONE 'UTC') <= %s"
+        "  ORDER BY record_id DESC LIMIT 1) FOR UPDATE",
+        (NOW,),
+        'DELETE FROM "shop"."uploads"',
+    )
     with watch.cursor() as cur:
         cur.execute("SELECT count(*) FROM shop.uploads WHERE state = 'purging'")
         purging = cur.fetchone()[0]
@@ -121,11 +157,16 @@ def test_sigkill_mid_batch_then_rerun_finishes_exactly(db_url, s3, s3_url):
     assert not purging_keys & s.object_keys(s3), "their objects were deleted before the kill"
 
     # 2. inside a delete batch of cookie-preferences; the rerun first finishes the tombstones
-    kill_mid_batch(db_url, s3_url, watch,
-                   "SELECT 1 FROM shop.cookie_preferences WHERE given_at < %s - interval '13 months' "
-                   "AND preference_id NOT IN (SELECT record_key::bigint FROM governance.legal_holds "
-                   "WHERE table_name = 'shop.cookie_preferences') ORDER BY preference_id DESC LIMIT 1 FOR UPDATE",
-                   (NOW,), "DELETE FROM \"shop\".\"cookie_preferences\"")
+    kill_mid_batch(
+        db_url,
+        s3_url,
+        watch,
+        "SELECT 1 FROM shop.cookie_preferences WHERE given_at < %s - interval '13 months' "
+        "AND preference_id NOT IN (SELECT record_key::bigint FROM governance.legal_holds "
+        "WHERE table_name = 'shop.cookie_preferences') ORDER BY preference_id DESC LIMIT 1 FOR UPDATE",
+        (NOW,),
+        'DELETE FROM "shop"."cookie_preferences"',
+    )
     with watch.cursor() as cur:
         cur.execute("SELECT count(*) FROM shop.uploads WHERE state = 'purging'")
         assert cur.fetchone()[0] == 0
@@ -155,10 +196,13 @@ def test_sigkill_mid_batch_then_rerun_finishes_exactly(db_url, s3, s3_url):
     # the run removed (or anonymised) exactly what was planned. The upload rules are compared as a
     # group: removing a deleted account's saved products (an earlier rule) moves some of their uploads
     # from saved-uploads to the rule with the next latest expiry, e.g. ordered-uploads.
-    done = {rule: totals.get(rule, {}).get("deleted", 0) + totals.get(rule, {}).get("anonymised", 0)
-            for rule in expected}
+    done = {
+        rule: totals.get(rule, {}).get("deleted", 0) + totals.get(rule, {}).get("anonymised", 0) for rule in expected
+    }
     uploads = [r.id for r in policy.rules if r.table == "shop.uploads"]
     assert sum(done[r] for r in uploads) == sum(expected[r] for r in uploads)
-    assert {r: n for r, n in done.items() if r not in uploads} == {r: n for r, n in expected.items() if r not in uploads}
+    assert {r: n for r, n in done.items() if r not in uploads} == {
+        r: n for r, n in expected.items() if r not in uploads
+    }
     conn.close()
     watch.close()

@@ -19,8 +19,17 @@ from tests.integration import sweep_support as s
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 DAGS = Path(__file__).resolve().parents[2] / "dags"
-SHOP = ["shop.visits", "shop.accounts", "shop.calendar_events", "shop.saved_products", "shop.orders",
-        "shop.uploads", "shop.newsletter_subscriptions", "shop.contact_messages", "shop.cookie_preferences"]
+SHOP = [
+    "shop.visits",
+    "shop.accounts",
+    "shop.calendar_events",
+    "shop.saved_products",
+    "shop.orders",
+    "shop.uploads",
+    "shop.newsletter_subscriptions",
+    "shop.contact_messages",
+    "shop.cookie_preferences",
+]
 
 
 def snapshot(conn) -> dict[str, int]:
@@ -96,8 +105,10 @@ def test_dry_run_then_sweep_then_rerun(sweep_dag, airflow_connections, s3):
     assert audit.overdue_total == 0, audit.format_table()
     after = snapshot(conn)
     with conn.cursor() as cur:
-        cur.execute("SELECT count(DISTINCT rule_id) FROM governance.evidence WHERE kind = 'sweep_rule' AND run_id = %s",
-                    (f"retention_sweep/{run.run_id}",))
+        cur.execute(
+            "SELECT count(DISTINCT rule_id) FROM governance.evidence WHERE kind = 'sweep_rule' AND run_id = %s",
+            (f"retention_sweep/{run.run_id}",),
+        )
         assert cur.fetchone()[0] == len(policy.rules)
         totals = s.evidence_totals(cur, f"retention_sweep/{run.run_id}")
     conn.rollback()
@@ -122,14 +133,18 @@ def test_dry_run_then_sweep_then_rerun(sweep_dag, airflow_connections, s3):
     conn.close()
 
 
-def test_objects_that_cannot_be_deleted_fail_the_rule_at_once_naming_the_count(sweep_dag, airflow_connections, s3,
-                                                                                capfd):
+def test_objects_that_cannot_be_deleted_fail_the_rule_at_once_naming_the_count(
+    sweep_dag, airflow_connections, s3, capfd
+):
     """An object under an S3 legal hold: the rule's task fails without retrying (a retry cannot lift a
     hold), the row stays 'purging', the other rules still run, and no asset event is sent."""
     conn = connect(airflow_connections["db_url"])
     s.empty_shop(conn)
-    s3.create_bucket(Bucket=s.BUCKET, ObjectLockEnabledForBucket=True,
-                     CreateBucketConfiguration={"LocationConstraint": s3.meta.region_name})
+    s3.create_bucket(
+        Bucket=s.BUCKET,
+        ObjectLockEnabledForBucket=True,
+        CreateBucketConfiguration={"LocationConstraint": s3.meta.region_name},
+    )
     with conn.cursor() as cur:
         s.upload(cur, NOW - timedelta(days=200), None, s3, key="uploads/locked.jpg")
         s.upload(cur, NOW - timedelta(days=200), None, s3, key="uploads/free.jpg")

@@ -70,8 +70,10 @@ def test_dry_run_and_plan_change_nothing(shop, s3):
     assert results["cookie-preferences"].deleted == 1 and results["cookie-preferences"].dry_run
     assert results["guest-uploads"].objects_purged == 1
     with shop.cursor() as cur:
-        cur.execute("SELECT (SELECT count(*) FROM shop.cookie_preferences), (SELECT count(*) FROM shop.uploads), "
-                    "(SELECT count(*) FROM shop.visits), (SELECT count(*) FROM shop.uploads WHERE state = 'purging')")
+        cur.execute(
+            "SELECT (SELECT count(*) FROM shop.cookie_preferences), (SELECT count(*) FROM shop.uploads), "
+            "(SELECT count(*) FROM shop.visits), (SELECT count(*) FROM shop.uploads WHERE state = 'purging')"
+        )
         assert cur.fetchone() == (1, 1, 1, 0)
     shop.rollback()
     assert evidence_entries(shop) == before
@@ -119,14 +121,22 @@ def test_identifiers_from_the_policy_are_quoted(shop, s3):
     with shop.cursor() as cur:
         cur.execute('DROP SCHEMA IF EXISTS "select" CASCADE; CREATE SCHEMA "select"')
         for table in ("order", "limit"):
-            cur.execute(f'CREATE TABLE "select"."{table}" ("group" bigserial PRIMARY KEY, "user" bigint, '
-                        f'"desc" text, "end" timestamptz, "at" timestamptz NOT NULL)')
-            cur.execute(f'INSERT INTO "select"."{table}" ("user", "desc", "at") VALUES (1, %s, %s), (2, %s, %s)',
-                        ("old", now - timedelta(days=1), "new", now - timedelta(days=1) + SECOND))
-        cur.execute('CREATE VIEW "select"."window" AS SELECT o."group" AS record_id, o."at" AS clock FROM "select"."order" o')
-        cur.execute('CREATE VIEW "select"."window_limit" AS SELECT o."group" AS record_id, o."at" AS clock '
-                    'FROM "select"."limit" o WHERE o."end" IS NULL')
-        cur.execute('CREATE TABLE IF NOT EXISTS x (y int)')
+            cur.execute(
+                f'CREATE TABLE "select"."{table}" ("group" bigserial PRIMARY KEY, "user" bigint, '
+                f'"desc" text, "end" timestamptz, "at" timestamptz NOT NULL)'
+            )
+            cur.execute(
+                f'INSERT INTO "select"."{table}" ("user", "desc", "at") VALUES (1, %s, %s), (2, %s, %s)',
+                ("old", now - timedelta(days=1), "new", now - timedelta(days=1) + SECOND),
+            )
+        cur.execute(
+            'CREATE VIEW "select"."window" AS SELECT o."group" AS record_id, o."at" AS clock FROM "select"."order" o'
+        )
+        cur.execute(
+            'CREATE VIEW "select"."window_limit" AS SELECT o."group" AS record_id, o."at" AS clock '
+            'FROM "select"."limit" o WHERE o."end" IS NULL'
+        )
+        cur.execute("CREATE TABLE IF NOT EXISTS x (y int)")
     shop.commit()
     assert [p.due for p in plan(shop, policy, now)] == [1, 1]
     deleted = sweep_rule(shop, s3, policy, "odd-rule", now, "quoted")
@@ -158,8 +168,11 @@ def test_a_policy_naming_a_missing_table_fails_before_any_run(shop, s3):
         visit_id = s.visit(cur, now - timedelta(days=5))  # due under visit-data, which is fine
     shop.commit()
     before = evidence_entries(shop)
-    for call in (lambda: plan(shop, policy, now), lambda: sweep(shop, s3, policy, now, "broken"),
-                 lambda: sweep_rule(shop, s3, policy, "visit-data", now, "broken")):
+    for call in (
+        lambda: plan(shop, policy, now),
+        lambda: sweep(shop, s3, policy, now, "broken"),
+        lambda: sweep_rule(shop, s3, policy, "visit-data", now, "broken"),
+    ):
         with pytest.raises(PolicyError) as error:
             call()
         assert "broken.yaml" in str(error.value) and "shop.cookie_consents" in str(error.value)

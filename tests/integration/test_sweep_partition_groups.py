@@ -20,8 +20,9 @@ def test_expired_partitions_dropped_in_groups_with_exact_evidence(conn, s3):
     with conn.cursor() as cur:
         # the hours that end 24 h or more before NOW (fully expired), oldest first
         hours = [(NOW - timedelta(hours=h)).replace(minute=0) for h in range(24 + expired_hours, 24, -1)]
-        cur.execute("SELECT governance.ensure_hourly_partitions('shop.visits', %s, %s)",
-                    (hours[0], NOW + timedelta(hours=2)))
+        cur.execute(
+            "SELECT governance.ensure_hourly_partitions('shop.visits', %s, %s)", (hours[0], NOW + timedelta(hours=2))
+        )
         expected: dict[str, int] = {}
         for h, start in enumerate(hours):
             n = 1 + h % 4  # a different count per partition
@@ -36,9 +37,11 @@ def test_expired_partitions_dropped_in_groups_with_exact_evidence(conn, s3):
     assert result.partitions_dropped == expired_hours
     assert result.deleted == sum(expected.values())
     with conn.cursor() as cur:
-        cur.execute("SELECT step, (counts->>'deleted')::int, (counts->>'partitions_dropped')::int, xmin::text "
-                    "FROM governance.evidence WHERE run_id = %s AND kind = 'sweep_batch' AND step LIKE 'drop %%'",
-                    (RUN,))
+        cur.execute(
+            "SELECT step, (counts->>'deleted')::int, (counts->>'partitions_dropped')::int, xmin::text "
+            "FROM governance.evidence WHERE run_id = %s AND kind = 'sweep_batch' AND step LIKE 'drop %%'",
+            (RUN,),
+        )
         rows = cur.fetchall()
         cur.execute("SELECT count(*) FROM pg_class WHERE relname = ANY(%s)", (sorted(expected),))
         left = cur.fetchone()[0]
@@ -70,8 +73,9 @@ def test_estimated_partition_counts_are_recorded_as_estimates_never_as_deleted(c
     s.empty_shop(conn)
     with conn.cursor() as cur:
         hours = [(NOW - timedelta(hours=h)).replace(minute=0) for h in (28, 27, 26)]
-        cur.execute("SELECT governance.ensure_hourly_partitions('shop.visits', %s, %s)",
-                    (hours[0], NOW + timedelta(hours=2)))
+        cur.execute(
+            "SELECT governance.ensure_hourly_partitions('shop.visits', %s, %s)", (hours[0], NOW + timedelta(hours=2))
+        )
         for n, start in zip((3, 5, 2), hours, strict=True):
             for i in range(n):
                 s.visit(cur, start + timedelta(minutes=1 + i))
@@ -90,11 +94,15 @@ def test_estimated_partition_counts_are_recorded_as_estimates_never_as_deleted(c
     assert result.partitions_dropped == 4
     assert (result.rows_estimated, result.deleted) == (3 + 5, 2)
     with conn.cursor() as cur:
-        cur.execute("SELECT step, counts, details->>'count' FROM governance.evidence WHERE run_id = %s "
-                    "AND kind = 'sweep_batch' ORDER BY step", (RUN + "-estimated",))
+        cur.execute(
+            "SELECT step, counts, details->>'count' FROM governance.evidence WHERE run_id = %s "
+            "AND kind = 'sweep_batch' ORDER BY step",
+            (RUN + "-estimated",),
+        )
         entries = {step.removeprefix("drop "): (counts, how) for step, counts, how in cur.fetchall()}
-        cur.execute("SELECT counts FROM governance.evidence WHERE run_id = %s AND kind = 'sweep_rule'",
-                    (RUN + "-estimated",))
+        cur.execute(
+            "SELECT counts FROM governance.evidence WHERE run_id = %s AND kind = 'sweep_rule'", (RUN + "-estimated",)
+        )
         summary = cur.fetchone()[0]
         cur.execute("SELECT count(*) FROM pg_class WHERE relname = ANY(%s)", (names,))
         left = cur.fetchone()[0]
@@ -124,7 +132,9 @@ def test_block_batches_skip_ahead_over_pages_with_nothing_due(conn, s3):
     hour = (NOW - timedelta(hours=24)).replace(minute=0)  # the partition the cut-off falls into
     due_at = hour + timedelta(minutes=1)  # the cut-off is hour + 30 min: the rows at + 31 min are not due
     with conn.cursor() as cur:
-        cur.execute("SELECT governance.ensure_hourly_partitions('shop.visits', %s, %s)", (hour, NOW + timedelta(hours=2)))
+        cur.execute(
+            "SELECT governance.ensure_hourly_partitions('shop.visits', %s, %s)", (hour, NOW + timedelta(hours=2))
+        )
         partition = "visits_p" + hour.strftime("%Y%m%d%H")
         # physical order in the partition: due rows, a long stretch of rows not due yet, due rows again
         due = [s.visit(cur, due_at) for _ in range(150)]

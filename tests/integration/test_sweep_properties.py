@@ -43,24 +43,54 @@ def near(window: relativedelta):
 
 def email_variant():
     return st.tuples(st.sampled_from(EMAILS), st.sampled_from(["", " ", "upper"])).map(
-        lambda t: t[0].upper() if t[1] == "upper" else t[0] + t[1])
+        lambda t: t[0].upper() if t[1] == "upper" else t[0] + t[1]
+    )
 
 
-P2Y, P60D, P90D, P12M, PT24H = (relativedelta(years=2), relativedelta(days=60), relativedelta(days=90),
-                                relativedelta(months=12), relativedelta(hours=24))
+P2Y, P60D, P90D, P12M, PT24H = (
+    relativedelta(years=2),
+    relativedelta(days=60),
+    relativedelta(days=90),
+    relativedelta(months=12),
+    relativedelta(hours=24),
+)
 RUNS = itertools.count(1)
-TABLES = {"shop.visits": "visit_id", "shop.accounts": "account_id", "shop.calendar_events": "event_id",
-          "shop.saved_products": "saved_product_id", "shop.orders": "order_id", "shop.uploads": "upload_id",
-          "shop.newsletter_subscriptions": "subscription_id", "shop.contact_messages": "message_id",
-          "shop.cookie_preferences": "preference_id"}
+TABLES = {
+    "shop.visits": "visit_id",
+    "shop.accounts": "account_id",
+    "shop.calendar_events": "event_id",
+    "shop.saved_products": "saved_product_id",
+    "shop.orders": "order_id",
+    "shop.uploads": "upload_id",
+    "shop.newsletter_subscriptions": "subscription_id",
+    "shop.contact_messages": "message_id",
+    "shop.cookie_preferences": "preference_id",
+}
 
 
 @dataclass
 class Shop:
-    rows: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: {t: [] for t in (
-        "visits", "accounts", "calendar_events", "saved_products", "orders", "order_lines", "order_line_uploads",
-        "saved_product_uploads", "uploads", "newsletter_subscriptions", "newsletter_events", "contact_messages",
-        "cookie_preferences", "legal_holds")})
+    rows: dict[str, list[dict[str, Any]]] = field(
+        default_factory=lambda: {
+            t: []
+            for t in (
+                "visits",
+                "accounts",
+                "calendar_events",
+                "saved_products",
+                "orders",
+                "order_lines",
+                "order_line_uploads",
+                "saved_product_uploads",
+                "uploads",
+                "newsletter_subscriptions",
+                "newsletter_events",
+                "contact_messages",
+                "cookie_preferences",
+                "legal_holds",
+            )
+        }
+    )
 
 
 @st.composite
@@ -70,8 +100,9 @@ def shops(draw) -> Shop:
     for i in range(1, draw(st.integers(0, 3)) + 1):
         deleted = draw(st.none() | near(P2Y))
         created = (deleted or NOW) - relativedelta(years=3)
-        r["accounts"].append({"account_id": i, "email": draw(st.sampled_from(EMAILS)), "created_at": created,
-                              "deleted_at": deleted})
+        r["accounts"].append(
+            {"account_id": i, "email": draw(st.sampled_from(EMAILS)), "created_at": created, "deleted_at": deleted}
+        )
     accounts = {a["account_id"]: a for a in r["accounts"]}
 
     def until(account_id, moment):  # nothing of an account happens after it was deleted
@@ -93,8 +124,9 @@ def shops(draw) -> Shop:
     for i in range(1, draw(st.integers(0, 5)) + 1):
         a = draw(maybe_account)
         placed = until(a, draw(near(P2Y) | near(P60D)))
-        r["orders"].append({"order_id": i, "account_id": a, "email": draw(email_variant()), "placed_at": placed,
-                            "anonymised_at": None})
+        r["orders"].append(
+            {"order_id": i, "account_id": a, "email": draw(email_variant()), "placed_at": placed, "anonymised_at": None}
+        )
         r["order_lines"].append({"order_line_id": i, "order_id": i})
         for upload in r["uploads"]:
             if upload["account_id"] in (None, a) and upload["uploaded_at"] <= placed and draw(st.booleans()):
@@ -102,15 +134,28 @@ def shops(draw) -> Shop:
     for product in r["saved_products"]:
         for upload in r["uploads"]:
             if upload["account_id"] == product["account_id"] and draw(st.booleans()):
-                r["saved_product_uploads"].append({"saved_product_id": product["saved_product_id"],
-                                                   "upload_id": upload["upload_id"]})
+                r["saved_product_uploads"].append(
+                    {"saved_product_id": product["saved_product_id"], "upload_id": upload["upload_id"]}
+                )
     for i in range(1, draw(st.integers(0, 2)) + 1):
         at = draw(near(P2Y))
-        r["newsletter_subscriptions"].append({"subscription_id": i, "email": draw(email_variant()), "account_id": None,
-                                              "subscribed_at": at, "confirmed_at": draw(st.none() | st.just(at))})
+        r["newsletter_subscriptions"].append(
+            {
+                "subscription_id": i,
+                "email": draw(email_variant()),
+                "account_id": None,
+                "subscribed_at": at,
+                "confirmed_at": draw(st.none() | st.just(at)),
+            }
+        )
         for _ in range(draw(st.integers(0, 2))):
-            r["newsletter_events"].append({"subscription_id": i, "kind": draw(st.sampled_from(["send", "open", "click"])),
-                                           "occurred_at": draw(near(P2Y))})
+            r["newsletter_events"].append(
+                {
+                    "subscription_id": i,
+                    "kind": draw(st.sampled_from(["send", "open", "click"])),
+                    "occurred_at": draw(near(P2Y)),
+                }
+            )
     for i in range(1, draw(st.integers(0, 3)) + 1):
         r["contact_messages"].append({"message_id": i, "email": draw(email_variant()), "sent_at": draw(near(P2Y))})
     for i in range(1, draw(st.integers(0, 3)) + 1):
@@ -122,8 +167,15 @@ def shops(draw) -> Shop:
     records = [(table, row[key]) for table, key in TABLES.items() for row in r[table.split(".")[1]]]
     for i in range(1, draw(st.integers(0, 4)) + 1):
         kind = draw(st.sampled_from(["record", "record", "account", "email", "rule"]))
-        hold = {"hold_id": i, "scope": "person" if kind in ("account", "email") else kind, "rule_id": None,
-                "table_name": None, "record_key": None, "account_id": None, "email_sha256": None}
+        hold = {
+            "hold_id": i,
+            "scope": "person" if kind in ("account", "email") else kind,
+            "rule_id": None,
+            "table_name": None,
+            "record_key": None,
+            "account_id": None,
+            "email_sha256": None,
+        }
         if kind == "record":
             if not records:
                 continue
@@ -145,16 +197,35 @@ def shops(draw) -> Shop:
     return shop
 
 
-INSERT_ORDER = ["accounts", "calendar_events", "saved_products", "uploads", "orders", "order_lines",
-                "order_line_uploads", "saved_product_uploads", "newsletter_subscriptions", "newsletter_events",
-                "contact_messages", "cookie_preferences", "visits", "legal_holds"]
+INSERT_ORDER = [
+    "accounts",
+    "calendar_events",
+    "saved_products",
+    "uploads",
+    "orders",
+    "order_lines",
+    "order_line_uploads",
+    "saved_product_uploads",
+    "newsletter_subscriptions",
+    "newsletter_events",
+    "contact_messages",
+    "cookie_preferences",
+    "visits",
+    "legal_holds",
+]
 FILLERS = {  # NOT NULL columns the rules do not look at
-    "accounts": {"password_hash": "x"}, "calendar_events": {"title": "t", "event_date": "2020-01-01",
-                                                             "created_at": NOW - relativedelta(years=9)},
-    "saved_products": {"product_type": "book"}, "order_lines": {"product_type": "print", "quantity": 1, "unit_price": 1},
-    "orders": {"total_amount": 10}, "contact_messages": {"direction": "inbound", "body": "b"},
+    "accounts": {"password_hash": "x"},
+    "calendar_events": {"title": "t", "event_date": "2020-01-01", "created_at": NOW - relativedelta(years=9)},
+    "saved_products": {"product_type": "book"},
+    "order_lines": {"product_type": "print", "quantity": 1, "unit_price": 1},
+    "orders": {"total_amount": 10},
+    "contact_messages": {"direction": "inbound", "body": "b"},
     "uploads": {"kind": "photo", "bucket": s.BUCKET, "byte_size": 1},
-    "cookie_preferences": {"visitor_key": "00000000-0000-0000-0000-000000000001", "analytics": True, "marketing": False},
+    "cookie_preferences": {
+        "visitor_key": "00000000-0000-0000-0000-000000000001",
+        "analytics": True,
+        "marketing": False,
+    },
     "visits": {"session_key": "00000000-0000-0000-0000-000000000002", "ip_address": "192.0.2.7"},
     "legal_holds": {"reason": "test", "set_by": "test"},
 }
@@ -197,17 +268,23 @@ def accounts_with_held_dependents(shop: Shop) -> set[int]:
     rules = {h["rule_id"] for h in holds if h["scope"] == "rule"}
     blocked = set()
     r = shop.rows
-    for table, rows, key, rule in (("shop.calendar_events", r["calendar_events"], "event_id", "deleted-account-calendar-events"),
-                                   ("shop.saved_products", r["saved_products"], "saved_product_id",
-                                    "deleted-account-saved-products")):
+    for table, rows, key, rule in (
+        ("shop.calendar_events", r["calendar_events"], "event_id", "deleted-account-calendar-events"),
+        ("shop.saved_products", r["saved_products"], "saved_product_id", "deleted-account-saved-products"),
+    ):
         for row in rows:  # cascade: a record hold or a hold on the child's own rule
             if (table, str(row[key])) in records or rule in rules:
                 blocked.add(row["account_id"])
-    for table, rows, key in (("shop.orders", r["orders"], "order_id"), ("shop.uploads", r["uploads"], "upload_id"),
-                             ("shop.newsletter_subscriptions", r["newsletter_subscriptions"], "subscription_id"),
-                             ("shop.cookie_preferences", r["cookie_preferences"], "preference_id")):
+    for table, rows, key in (
+        ("shop.orders", r["orders"], "order_id"),
+        ("shop.uploads", r["uploads"], "upload_id"),
+        ("shop.newsletter_subscriptions", r["newsletter_subscriptions"], "subscription_id"),
+        ("shop.cookie_preferences", r["cookie_preferences"], "preference_id"),
+    ):
         for row in rows:  # SET NULL: the held record would be rewritten
-            held = (table, str(row[key])) in records or (row.get("email") and reference.email_pseudonym(row["email"]) in emails)
+            held = (table, str(row[key])) in records or (
+                row.get("email") and reference.email_pseudonym(row["email"]) in emails
+            )
             if held and row.get("account_id") is not None:
                 blocked.add(row["account_id"])
     return blocked
@@ -223,8 +300,9 @@ def services(db_url, s3_endpoint):
     conn.close()
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                 HealthCheck.too_slow])
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 @given(shop=shops())
 def test_sweep_removes_exactly_what_the_reference_says_and_never_a_held_record(services, shop):
     conn, s3 = services

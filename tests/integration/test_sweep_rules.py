@@ -27,12 +27,26 @@ FAR_FUTURE = datetime(2100, 1, 1, tzinfo=UTC)
 SECOND = timedelta(seconds=1)
 TWO_YEARS = relativedelta(years=2)
 RUN = "test-boundaries"
-TABLES = ["shop.visits", "shop.accounts", "shop.calendar_events", "shop.saved_products", "shop.orders",
-          "shop.contact_messages", "shop.newsletter_subscriptions", "shop.uploads", "shop.cookie_preferences"]
-RULE_TABLE = {"visit-data": "shop.visits", "deleted-accounts": "shop.accounts",
-              "deleted-account-calendar-events": "shop.calendar_events",
-              "deleted-account-saved-products": "shop.saved_products", "contact-messages": "shop.contact_messages",
-              "newsletter-subscriptions": "shop.newsletter_subscriptions", "cookie-preferences": "shop.cookie_preferences"}
+TABLES = [
+    "shop.visits",
+    "shop.accounts",
+    "shop.calendar_events",
+    "shop.saved_products",
+    "shop.orders",
+    "shop.contact_messages",
+    "shop.newsletter_subscriptions",
+    "shop.uploads",
+    "shop.cookie_preferences",
+]
+RULE_TABLE = {
+    "visit-data": "shop.visits",
+    "deleted-accounts": "shop.accounts",
+    "deleted-account-calendar-events": "shop.calendar_events",
+    "deleted-account-saved-products": "shop.saved_products",
+    "contact-messages": "shop.contact_messages",
+    "newsletter-subscriptions": "shop.newsletter_subscriptions",
+    "cookie-preferences": "shop.cookie_preferences",
+}
 
 
 def counts(cur) -> dict[str, int]:
@@ -44,8 +58,10 @@ def counts(cur) -> dict[str, int]:
 
 
 def partitions(cur) -> set[str]:
-    cur.execute("SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
-                "WHERE i.inhparent = 'shop.visits'::regclass")
+    cur.execute(
+        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+        "WHERE i.inhparent = 'shop.visits'::regclass"
+    )
     return {r[0] for r in cur.fetchall()}
 
 
@@ -64,8 +80,10 @@ def swept(db_url, s3_endpoint):
     s.empty_shop(conn)
     ids: dict[str, int] = {}
     with conn.cursor() as cur:
-        cur.execute("SELECT governance.ensure_hourly_partitions('shop.visits', %s, %s)",
-                    (NOW - timedelta(hours=48), NOW + timedelta(hours=1)))
+        cur.execute(
+            "SELECT governance.ensure_hourly_partitions('shop.visits', %s, %s)",
+            (NOW - timedelta(hours=48), NOW + timedelta(hours=1)),
+        )
         # RET-1 visits
         ids["v_boundary"] = s.visit(cur, NOW - timedelta(hours=24))
         ids["v_kept"] = s.visit(cur, NOW - timedelta(hours=24) + SECOND)
@@ -76,8 +94,11 @@ def swept(db_url, s3_endpoint):
         ids["v_same_hour_as_held"] = s.visit(cur, NOW - timedelta(hours=30, minutes=10))
         s.hold(cur, "record", NOW - timedelta(days=1), table_name="shop.visits", record_key=str(ids["v_held"]))
         # RET-2 deleted accounts and what hangs on them
-        for name, deleted in (("a_due", NOW - TWO_YEARS), ("a_kept", NOW - TWO_YEARS + SECOND),
-                              ("a_held", NOW - relativedelta(years=3))):
+        for name, deleted in (
+            ("a_due", NOW - TWO_YEARS),
+            ("a_kept", NOW - TWO_YEARS + SECOND),
+            ("a_held", NOW - relativedelta(years=3)),
+        ):
             ids[name] = s.account(cur, NOW - relativedelta(years=5), deleted)
             ids[f"e_{name}"] = s.calendar_event(cur, ids[name], NOW - relativedelta(years=4))
             ids[f"p_{name}"] = s.saved_product(cur, ids[name], NOW - relativedelta(years=4))
@@ -96,7 +117,9 @@ def swept(db_url, s3_endpoint):
         s.hold(cur, "person", NOW - timedelta(days=10), email_sha256=email_pseudonym("HOLDT@example.invalid "))
         # RET-4 communication: the last one counts; bulk sends do not renew, opens do
         ids["m_p1"] = s.message(cur, "p1@example.invalid", NOW - TWO_YEARS)
-        ids["n_p1"] = s.subscription(cur, "P1@example.invalid", NOW - relativedelta(years=3), NOW - relativedelta(years=3))
+        ids["n_p1"] = s.subscription(
+            cur, "P1@example.invalid", NOW - relativedelta(years=3), NOW - relativedelta(years=3)
+        )
         s.newsletter_event(cur, ids["n_p1"], "send", NOW - timedelta(days=1))
         ids["m_p2"] = s.message(cur, "p2@example.invalid", NOW - relativedelta(years=3))
         ids["n_p2"] = s.subscription(cur, "p2@example.invalid", NOW - relativedelta(years=3))
@@ -124,11 +147,17 @@ def swept(db_url, s3_endpoint):
         ids["c_due"] = s.cookie(cur, NOW - relativedelta(months=12))
         ids["c_kept"] = s.cookie(cur, NOW - relativedelta(months=12) + SECOND)
         ids["c_future_hold"] = s.cookie(cur, NOW - relativedelta(months=13))
-        s.hold(cur, "record", FAR_FUTURE, table_name="shop.cookie_preferences",
-               record_key=str(ids["c_future_hold"]))  # in force neither at now nor when the sweep runs
+        s.hold(
+            cur, "record", FAR_FUTURE, table_name="shop.cookie_preferences", record_key=str(ids["c_future_hold"])
+        )  # in force neither at now nor when the sweep runs
         ids["c_hold_since_now"] = s.cookie(cur, NOW - relativedelta(months=13))
-        s.hold(cur, "record", NOW + timedelta(days=1), table_name="shop.cookie_preferences",
-               record_key=str(ids["c_hold_since_now"]))  # set after the run's now, in force as it executes
+        s.hold(
+            cur,
+            "record",
+            NOW + timedelta(days=1),
+            table_name="shop.cookie_preferences",
+            record_key=str(ids["c_hold_since_now"]),
+        )  # set after the run's now, in force as it executes
         cur.execute("SELECT order_id, total_amount, placed_at, currency FROM shop.orders ORDER BY 1")
         orders_before = cur.fetchall()
         cur.execute("SELECT order_id, product_type, quantity, unit_price FROM shop.order_lines ORDER BY 1")
@@ -144,10 +173,23 @@ def swept(db_url, s3_endpoint):
         totals = s.evidence_totals(cur, RUN)
         summaries = s.latest_summaries(cur, RUN)
     conn.commit()
-    yield {"ids": ids, "before": before, "after": after, "plans": plans, "results": results, "totals": totals,
-           "summaries": summaries, "conn": conn, "s3": s3, "policy": policy, "orders_before": orders_before,
-           "lines_before": lines_before, "parts_before": parts_before, "parts_after": parts_after,
-           "objects": s.object_keys(s3)}
+    yield {
+        "ids": ids,
+        "before": before,
+        "after": after,
+        "plans": plans,
+        "results": results,
+        "totals": totals,
+        "summaries": summaries,
+        "conn": conn,
+        "s3": s3,
+        "policy": policy,
+        "orders_before": orders_before,
+        "lines_before": lines_before,
+        "parts_before": parts_before,
+        "parts_after": parts_after,
+        "objects": s.object_keys(s3),
+    }
     conn.close()
 
 
@@ -201,8 +243,10 @@ def test_orders_anonymised_per_customer_keeping_amounts_dates_lines(swept):
     """RET-3 per customer, RET-8: personal columns NULL/fixed; amounts, dates and lines stay."""
     conn = swept["conn"]
     with conn.cursor() as cur:
-        cur.execute("SELECT order_id, anonymised_at, email, first_name, last_name, phone, delivery_street, "
-                    "billing_city, card_last4, payment_reference, payment_method, account_id FROM shop.orders")
+        cur.execute(
+            "SELECT order_id, anonymised_at, email, first_name, last_name, phone, delivery_street, "
+            "billing_city, card_last4, payment_reference, payment_method, account_id FROM shop.orders"
+        )
         rows = {r[0]: r for r in cur.fetchall()}
         cur.execute("SELECT order_id, total_amount, placed_at, currency FROM shop.orders ORDER BY 1")
         assert cur.fetchall() == swept["orders_before"]
@@ -235,7 +279,9 @@ def test_anonymised_orders_are_never_selected_again(swept):
     with conn.cursor() as cur:
         cur.execute("SELECT count(*) FROM shop.orders WHERE anonymised_at IS NOT NULL AND anonymised_at <> %s", (NOW,))
         assert cur.fetchone()[0] == 0
-        cur.execute("SELECT count(*) FROM governance.evidence WHERE run_id = 'test-boundaries-again' AND kind = 'sweep_batch'")
+        cur.execute(
+            "SELECT count(*) FROM governance.evidence WHERE run_id = 'test-boundaries-again' AND kind = 'sweep_batch'"
+        )
         assert cur.fetchone()[0] == 0
     conn.rollback()
 
@@ -286,8 +332,9 @@ def test_evidence_counts_equal_rows_removed_and_plan_matched(swept):
     before, after, totals = swept["before"], swept["after"], swept["totals"]
     for rule, table in RULE_TABLE.items():
         assert totals.get(rule, {}).get("deleted", 0) == before[table] - after[table], rule
-    uploads = sum(totals[r]["deleted"] for r in ("ordered-uploads", "saved-uploads", "guest-uploads",
-                                                 "unsaved-account-uploads"))
+    uploads = sum(
+        totals[r]["deleted"] for r in ("ordered-uploads", "saved-uploads", "guest-uploads", "unsaved-account-uploads")
+    )
     assert uploads == before["shop.uploads"] - after["shop.uploads"]
     for rule, p in swept["plans"].items():
         result = swept["results"][rule]
@@ -318,8 +365,10 @@ def test_rerun_of_the_same_run_changes_and_records_nothing(swept):
 def test_evidence_holds_no_personal_data(swept):
     conn = swept["conn"]
     with conn.cursor() as cur:
-        cur.execute("SELECT string_agg(counts::text || details::text || step, ' ') FROM governance.evidence "
-                    "WHERE run_id = %s", (RUN,))
+        cur.execute(
+            "SELECT string_agg(counts::text || details::text || step, ' ') FROM governance.evidence WHERE run_id = %s",
+            (RUN,),
+        )
         text = cur.fetchone()[0]
         cur.execute("SELECT object_key FROM shop.uploads")
         keys = [r[0] for r in cur.fetchall()]

@@ -33,15 +33,32 @@ def report(*rules: RuleAudit) -> AuditReport:
 
 VISITS_OVER = RuleAudit("visit-data", ["RET-1"], overdue=37, oldest_overdue_seconds=86400 + 23 * 3600 + 59, held=2)
 ORDERS_CLEAN = RuleAudit("order-records", ["RET-3", "RET-8"], overdue=0, oldest_overdue_seconds=None, held=1)
-OBJECTS_OVER = RuleAudit(OBJECT_STORE_RULE, list(OBJECT_STORE_REQUIREMENTS), overdue=1, oldest_overdue_seconds=59,
-                         held=0, check=OBJECT_STORE_CHECK)
+OBJECTS_OVER = RuleAudit(
+    OBJECT_STORE_RULE,
+    list(OBJECT_STORE_REQUIREMENTS),
+    overdue=1,
+    oldest_overdue_seconds=59,
+    held=0,
+    check=OBJECT_STORE_CHECK,
+)
 
 
-@pytest.mark.parametrize("seconds, text", [
-    (0, "0s"), (42, "42s"), (60, "1m"), (61, "1m 1s"), (3600, "1h"), (3661, "1h 1m"),
-    (86400, "1d"), (86400 + 60, "1d"), (86400 + 23 * 3600 + 59 * 60 + 59, "1d 23h"),
-    (730 * 86400 + 5 * 3600, "730d 5h"), (-90, "-1m 30s"),
-])
+@pytest.mark.parametrize(
+    "seconds, text",
+    [
+        (0, "0s"),
+        (42, "42s"),
+        (60, "1m"),
+        (61, "1m 1s"),
+        (3600, "1h"),
+        (3661, "1h 1m"),
+        (86400, "1d"),
+        (86400 + 60, "1d"),
+        (86400 + 23 * 3600 + 59 * 60 + 59, "1d 23h"),
+        (730 * 86400 + 5 * 3600, "730d 5h"),
+        (-90, "-1m 30s"),
+    ],
+)
 def test_human_duration(seconds, text):
     assert human_duration(seconds) == text
 
@@ -49,8 +66,10 @@ def test_human_duration(seconds, text):
 def test_failure_message_names_each_rule_over_its_count_and_oldest_age():
     message = report(VISITS_OVER, ORDERS_CLEAN, OBJECTS_OVER).failure_message()
     assert "visit-data (RET-1): 37 records overdue, oldest by 1d 23h" in message
-    assert f"{OBJECT_STORE_RULE} (CAT-5, RET-5a, RET-5b, RET-5c, RET-5d, RET-9): 1 object overdue, oldest by 59s" \
+    assert (
+        f"{OBJECT_STORE_RULE} (CAT-5, RET-5a, RET-5b, RET-5c, RET-5d, RET-9): 1 object overdue, oldest by 59s"
         in message
+    )
     assert "order-records" not in message
     assert "38 overdue in 2 rule(s)" in message
     assert "retention sweep" in message and "docs/runbook.md" in message
@@ -70,8 +89,13 @@ def test_json_shape_for_scripts():
     assert data["overdue_total"] == 37
     assert data["rules"] == [
         {"rule": "visit-data", "requirements": ["RET-1"], "overdue": 37, "oldest_overdue_seconds": 169259, "held": 2},
-        {"rule": "order-records", "requirements": ["RET-3", "RET-8"], "overdue": 0, "oldest_overdue_seconds": None,
-         "held": 1},
+        {
+            "rule": "order-records",
+            "requirements": ["RET-3", "RET-8"],
+            "overdue": 0,
+            "oldest_overdue_seconds": None,
+            "held": 1,
+        },
     ]
     assert data["now"] == "2026-11-25T12:00:00Z" and data["run_id"] == "audit-test-1"
 
@@ -99,15 +123,26 @@ def test_parameter_names_follow_the_audit_sql_contract():
     assert object_store_rule_id("shop.uploads") == OBJECT_STORE_RULE == "uploads-object-store"
 
 
-@pytest.mark.parametrize("given, expected", [
-    ("postgresql://postgres@127.0.0.1:5432/shop",
-     "postgresql+psycopg2://postgres@127.0.0.1:5432/shop?options=-c+TimeZone%3DUTC"),
-    ("host=127.0.0.1 port=5433 user=gov password=s3cr%t dbname=shop",
-     "postgresql+psycopg2://gov:s3cr%25t@127.0.0.1:5433/shop?options=-c+TimeZone%3DUTC"),
-    ("host=/var/run/postgresql port=5432 user=gov dbname=shop",
-     "postgresql+psycopg2://gov@/shop?host=%2Fvar%2Frun%2Fpostgresql&options=-c+TimeZone%3DUTC&port=5432"),
-    ("postgresql://gov@%2Ftmp/shop?sslmode=disable",
-     "postgresql+psycopg2://gov@/shop?host=%2Ftmp&options=-c+TimeZone%3DUTC&sslmode=disable"),
-])
+@pytest.mark.parametrize(
+    "given, expected",
+    [
+        (
+            "postgresql://postgres@127.0.0.1:5432/shop",
+            "postgresql+psycopg2://postgres@127.0.0.1:5432/shop?options=-c+TimeZone%3DUTC",
+        ),
+        (
+            "host=127.0.0.1 port=5433 user=gov password=s3cr%t dbname=shop",
+            "postgresql+psycopg2://gov:s3cr%25t@127.0.0.1:5433/shop?options=-c+TimeZone%3DUTC",
+        ),
+        (
+            "host=/var/run/postgresql port=5432 user=gov dbname=shop",
+            "postgresql+psycopg2://gov@/shop?host=%2Fvar%2Frun%2Fpostgresql&options=-c+TimeZone%3DUTC&port=5432",
+        ),
+        (
+            "postgresql://gov@%2Ftmp/shop?sslmode=disable",
+            "postgresql+psycopg2://gov@/shop?host=%2Ftmp&options=-c+TimeZone%3DUTC&sslmode=disable",
+        ),
+    ],
+)
 def test_sqlalchemy_url_for_gx(given, expected):
     assert sqlalchemy_url(given) == expected

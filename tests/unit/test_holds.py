@@ -17,9 +17,21 @@ PSEUDONYM = email_pseudonym("Kari.Nordmann@example.no")
 
 
 def _hold(**overrides) -> Hold:
-    fields = dict(hold_id=7, scope="person", rule_id=None, table_name=None, record_key=None, account_id=None,
-                  email_sha256=PSEUDONYM, reason="Court order 2026-17", set_by="legal", set_at=T0, ends_at=None,
-                  lifted_at=None, lifted_by=None)
+    fields = dict(
+        hold_id=7,
+        scope="person",
+        rule_id=None,
+        table_name=None,
+        record_key=None,
+        account_id=None,
+        email_sha256=PSEUDONYM,
+        reason="Court order 2026-17",
+        set_by="legal",
+        set_at=T0,
+        ends_at=None,
+        lifted_at=None,
+        lifted_by=None,
+    )
     fields.update(overrides)
     return Hold(**fields)
 
@@ -33,8 +45,11 @@ def _hold(**overrides) -> Hold:
         ({"ends_at": T0 + timedelta(days=1)}, T0 + timedelta(days=1), "ended"),
         ({"lifted_at": T0 + timedelta(hours=1)}, T0 + timedelta(minutes=59), "active"),
         ({"lifted_at": T0 + timedelta(hours=1)}, T0 + timedelta(hours=1), "lifted"),
-        ({"lifted_at": T0 + timedelta(hours=1), "ends_at": T0 + timedelta(minutes=30)}, T0 + timedelta(hours=2),
-         "lifted"),
+        (
+            {"lifted_at": T0 + timedelta(hours=1), "ends_at": T0 + timedelta(minutes=30)},
+            T0 + timedelta(hours=2),
+            "lifted",
+        ),
     ],
 )
 def test_status(overrides, at, status):
@@ -49,12 +64,26 @@ def test_target_and_dict_show_at_most_12_hex_of_the_pseudonym():
     assert PSEUDONYM not in str(data) and "email_sha256" not in data
     assert data["set_at"] == "2026-01-01T00:00:00Z" and data["status"] == "active"
     assert _hold(scope="rule", email_sha256=None, rule_id="visit-data").target() == "rule visit-data"
-    assert _hold(scope="record", email_sha256=None, table_name="shop.orders", record_key="12").target() == "shop.orders 12"
+    assert (
+        _hold(scope="record", email_sha256=None, table_name="shop.orders", record_key="12").target() == "shop.orders 12"
+    )
 
 
 def test_format_holds():
-    text = format_holds([_hold(), _hold(hold_id=8, scope="rule", email_sha256=None, rule_id="order-records",
-                                        reason="x" * 80, ends_at=T0 + timedelta(days=1))], T0)
+    text = format_holds(
+        [
+            _hold(),
+            _hold(
+                hold_id=8,
+                scope="rule",
+                email_sha256=None,
+                rule_id="order-records",
+                reason="x" * 80,
+                ends_at=T0 + timedelta(days=1),
+            ),
+        ],
+        T0,
+    )
     lines = text.splitlines()
     assert lines[0].split() == ["hold", "status", "target", "set", "by", "set", "at", "until", "reason"]
     assert lines[1].startswith("7 ") and PSEUDONYM[:12] in lines[1] and PSEUDONYM not in text
@@ -66,8 +95,11 @@ def test_format_holds():
     ("scope", "given", "message"),
     [
         ("rule", {"account_id": 1}, "--account-id cannot be used with --scope rule; --scope rule takes --rule"),
-        ("person", {"rule_id": "x", "table_name": "shop.orders"},
-         "--table, --rule cannot be used with --scope person; --scope person takes --account-id / --email"),
+        (
+            "person",
+            {"rule_id": "x", "table_name": "shop.orders"},
+            "--table, --rule cannot be used with --scope person; --scope person takes --account-id / --email",
+        ),
         ("record", {"email": "a@b.cc"}, "--email cannot be used with --scope record"),
     ],
 )

@@ -93,10 +93,14 @@ def test_rule_citing_something_that_is_not_a_requirement_id(tmp_path):
 
 def test_category_without_rule(tmp_path):
     def add_category(data):
-        data["categories"].append({
-            "id": "CAT-7", "name": "Reviews", "legal_basis": "consent",
-            "stores": [{"table": "shop.reviews", "key": "review_id", "personal_columns": ["body"]}],
-        })
+        data["categories"].append(
+            {
+                "id": "CAT-7",
+                "name": "Reviews",
+                "legal_basis": "consent",
+                "stores": [{"table": "shop.reviews", "key": "review_id", "personal_columns": ["body"]}],
+            }
+        )
 
     message = broken(tmp_path, add_category)
     assert "CAT-7 has no retention rule" in message

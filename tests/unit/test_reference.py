@@ -37,39 +37,62 @@ def account(account_id, deleted_at=None, email=None):
 
 
 def order(order_id, placed_at, account_id=None, email="guest@example.no", anonymised_at=None):
-    return {"order_id": order_id, "account_id": account_id, "email": email, "placed_at": placed_at,
-            "anonymised_at": anonymised_at}
+    return {
+        "order_id": order_id,
+        "account_id": account_id,
+        "email": email,
+        "placed_at": placed_at,
+        "anonymised_at": anonymised_at,
+    }
 
 
 def hold(scope, set_at=NOW - 10 * DAY, **kw):
-    row = {"scope": scope, "rule_id": None, "table_name": None, "record_key": None, "account_id": None,
-           "email_sha256": None, "set_at": set_at, "ends_at": None, "lifted_at": None}
+    row = {
+        "scope": scope,
+        "rule_id": None,
+        "table_name": None,
+        "record_key": None,
+        "account_id": None,
+        "email_sha256": None,
+        "set_at": set_at,
+        "ends_at": None,
+        "lifted_at": None,
+    }
     row.update(kw)
     return row
 
 
 # --- RET-1 -----------------------------------------------------------------------------------
 
+
 def test_visits_expire_24_hours_after_the_last_activity(policy):
-    shop = Snapshot(visits=[
-        {"visit_id": 1, "last_activity_at": NOW - timedelta(hours=24)},          # at the boundary
-        {"visit_id": 2, "last_activity_at": NOW - timedelta(hours=24) + S},      # one second before
-        {"visit_id": 3, "last_activity_at": NOW - timedelta(hours=24) - S},      # one second after
-        {"visit_id": 4, "last_activity_at": NOW - 30 * DAY},
-    ])
+    shop = Snapshot(
+        visits=[
+            {"visit_id": 1, "last_activity_at": NOW - timedelta(hours=24)},  # at the boundary
+            {"visit_id": 2, "last_activity_at": NOW - timedelta(hours=24) + S},  # one second before
+            {"visit_id": 3, "last_activity_at": NOW - timedelta(hours=24) - S},  # one second after
+            {"visit_id": 4, "last_activity_at": NOW - 30 * DAY},
+        ]
+    )
     assert only(overdue(shop, policy, NOW)) == {"visit-data": {1: 0, 3: 1, 4: 29 * 86400}}
 
 
 # --- RET-2 -----------------------------------------------------------------------------------
 
+
 def test_deleted_account_and_its_data_expire_two_calendar_years_after_deletion(policy):
     deleted = datetime(2024, 2, 29, 12, 0, tzinfo=UTC)
     shop = Snapshot(
         accounts=[account(1, deleted_at=deleted), account(2, deleted_at=None), account(3, deleted_at=deleted + S)],
-        calendar_events=[{"event_id": 10, "account_id": 1}, {"event_id": 11, "account_id": 2},
-                         {"event_id": 12, "account_id": 3}],
-        saved_products=[{"saved_product_id": 20, "account_id": 1, "saved_at": deleted - DAY},
-                        {"saved_product_id": 21, "account_id": 2, "saved_at": deleted - DAY}],
+        calendar_events=[
+            {"event_id": 10, "account_id": 1},
+            {"event_id": 11, "account_id": 2},
+            {"event_id": 12, "account_id": 3},
+        ],
+        saved_products=[
+            {"saved_product_id": 20, "account_id": 1, "saved_at": deleted - DAY},
+            {"saved_product_id": 21, "account_id": 2, "saved_at": deleted - DAY},
+        ],
     )
     boundary = datetime(2026, 2, 28, 12, 0, tzinfo=UTC)  # 2024-02-29 + P2Y
     assert only(overdue(shop, policy, boundary - S)) == {}
@@ -86,6 +109,7 @@ def test_deleted_account_and_its_data_expire_two_calendar_years_after_deletion(p
 
 
 # --- RET-3 -----------------------------------------------------------------------------------
+
 
 def test_order_records_follow_the_customers_last_order(policy):
     shop = Snapshot(
@@ -113,10 +137,12 @@ def test_order_records_follow_the_customers_last_order(policy):
 
 def test_an_anonymised_order_does_not_keep_the_customers_other_orders(policy):
     placed = NOW - 3 * 365 * DAY
-    shop = Snapshot(orders=[
-        order(1, placed, email="x@example.no"),
-        order(2, NOW - DAY, email=None, anonymised_at=NOW - DAY),
-    ])
+    shop = Snapshot(
+        orders=[
+            order(1, placed, email="x@example.no"),
+            order(2, NOW - DAY, email=None, anonymised_at=NOW - DAY),
+        ]
+    )
     expected = int((NOW - Window.parse("P2Y").expires_at(placed)).total_seconds())
     assert expected == 364 * 86400  # 2023-11-26 + P2Y = 2025-11-26
     assert only(overdue(shop, policy, NOW)) == {"order-records": {1: expected}}
@@ -124,23 +150,39 @@ def test_an_anonymised_order_does_not_keep_the_customers_other_orders(policy):
 
 # --- RET-4 -----------------------------------------------------------------------------------
 
+
 def test_communication_is_renewed_by_people_not_by_bulk_sends(policy):
     old = NOW - 3 * 365 * DAY
     shop = Snapshot(
         contact_messages=[
-            {"message_id": 1, "email": "Per@Example.no", "sent_at": old},          # Per: only bulk sends since
-            {"message_id": 2, "email": "liv@example.no ", "sent_at": old},         # Liv: opened a newsletter lately
+            {"message_id": 1, "email": "Per@Example.no", "sent_at": old},  # Per: only bulk sends since
+            {"message_id": 2, "email": "liv@example.no ", "sent_at": old},  # Liv: opened a newsletter lately
             {"message_id": 3, "email": "eva@example.no", "sent_at": TWO_YEARS_AGO},  # Eva: exactly at the boundary
             {"message_id": 4, "email": "eva@example.no", "sent_at": old},
-            {"message_id": 5, "email": "tor@example.no", "sent_at": old},          # Tor: confirmed a sign-up lately
+            {"message_id": 5, "email": "tor@example.no", "sent_at": old},  # Tor: confirmed a sign-up lately
         ],
         newsletter_subscriptions=[
-            {"subscription_id": 10, "email": " per@example.no", "account_id": None, "subscribed_at": old,
-             "confirmed_at": old},
-            {"subscription_id": 11, "email": "LIV@example.no", "account_id": None, "subscribed_at": old,
-             "confirmed_at": None},
-            {"subscription_id": 12, "email": "tor@example.no", "account_id": None, "subscribed_at": old,
-             "confirmed_at": NOW - 10 * DAY},
+            {
+                "subscription_id": 10,
+                "email": " per@example.no",
+                "account_id": None,
+                "subscribed_at": old,
+                "confirmed_at": old,
+            },
+            {
+                "subscription_id": 11,
+                "email": "LIV@example.no",
+                "account_id": None,
+                "subscribed_at": old,
+                "confirmed_at": None,
+            },
+            {
+                "subscription_id": 12,
+                "email": "tor@example.no",
+                "account_id": None,
+                "subscribed_at": old,
+                "confirmed_at": NOW - 10 * DAY,
+            },
         ],
         newsletter_events=[
             {"subscription_id": 10, "kind": "send", "occurred_at": NOW - DAY},
@@ -160,10 +202,19 @@ def test_communication_is_renewed_by_people_not_by_bulk_sends(policy):
 def test_a_click_renews_and_a_reply_to_the_person_renews(policy):
     old = NOW - 3 * 365 * DAY
     shop = Snapshot(
-        contact_messages=[{"message_id": 1, "email": "a@example.no", "sent_at": old},
-                          {"message_id": 2, "email": "A@EXAMPLE.NO", "sent_at": NOW - DAY}],  # outbound reply
-        newsletter_subscriptions=[{"subscription_id": 5, "email": "b@example.no", "account_id": None,
-                                   "subscribed_at": old, "confirmed_at": old}],
+        contact_messages=[
+            {"message_id": 1, "email": "a@example.no", "sent_at": old},
+            {"message_id": 2, "email": "A@EXAMPLE.NO", "sent_at": NOW - DAY},
+        ],  # outbound reply
+        newsletter_subscriptions=[
+            {
+                "subscription_id": 5,
+                "email": "b@example.no",
+                "account_id": None,
+                "subscribed_at": old,
+                "confirmed_at": old,
+            }
+        ],
         newsletter_events=[{"subscription_id": 5, "kind": "click", "occurred_at": TWO_YEARS_AGO + S}],
     )
     assert only(overdue(shop, policy, NOW)) == {}
@@ -171,6 +222,7 @@ def test_a_click_renews_and_a_reply_to_the_person_renews(policy):
 
 
 # --- RET-5a..d and RET-10 ----------------------------------------------------------------------
+
 
 def test_uploads_latest_expiry_wins(policy):
     shop = Snapshot(
@@ -181,8 +233,11 @@ def test_uploads_latest_expiry_wins(policy):
             order(102, NOW - 200 * DAY, email="guest@example.no"),
             order(103, NOW - 365 * DAY, account_id=3, email="c@example.no"),
         ],
-        order_lines=[{"order_line_id": 1000, "order_id": 100}, {"order_line_id": 1001, "order_id": 101},
-                     {"order_line_id": 1002, "order_id": 102}],
+        order_lines=[
+            {"order_line_id": 1000, "order_id": 100},
+            {"order_line_id": 1001, "order_id": 101},
+            {"order_line_id": 1002, "order_id": 102},
+        ],
         saved_products=[
             {"saved_product_id": 50, "account_id": 1, "saved_at": NOW - 365 * DAY},
             {"saved_product_id": 51, "account_id": 3, "saved_at": NOW - 3 * 365 * DAY},  # renewed by order 103
@@ -190,16 +245,19 @@ def test_uploads_latest_expiry_wins(policy):
         ],
         uploads=[
             {"upload_id": 1, "account_id": 1, "uploaded_at": NOW - 400 * DAY},  # ordered (expired) + saved (not)
-            {"upload_id": 2, "account_id": 2, "uploaded_at": NOW - 95 * DAY},   # ordered, at the boundary; RET-5d
-                                                                                 # (expired 5 days ago) loses
+            {"upload_id": 2, "account_id": 2, "uploaded_at": NOW - 95 * DAY},  # ordered, at the boundary; RET-5d
+            # (expired 5 days ago) loses
             {"upload_id": 3, "account_id": None, "uploaded_at": NOW - 90 * DAY - S},  # guest, 1 s past
-            {"upload_id": 4, "account_id": 2, "uploaded_at": NOW - 89 * DAY},   # account, never saved: kept
+            {"upload_id": 4, "account_id": 2, "uploaded_at": NOW - 89 * DAY},  # account, never saved: kept
             {"upload_id": 5, "account_id": 3, "uploaded_at": NOW - 3 * 365 * DAY},  # saved, renewed by order
             {"upload_id": 6, "account_id": None, "uploaded_at": NOW - 300 * DAY},  # guest, in an order: order wins
-            {"upload_id": 7, "account_id": 2, "uploaded_at": NOW - 91 * DAY},   # account, never saved: 1 day past
+            {"upload_id": 7, "account_id": 2, "uploaded_at": NOW - 91 * DAY},  # account, never saved: 1 day past
         ],
-        order_line_uploads=[{"order_line_id": 1000, "upload_id": 1}, {"order_line_id": 1001, "upload_id": 2},
-                            {"order_line_id": 1002, "upload_id": 6}],
+        order_line_uploads=[
+            {"order_line_id": 1000, "upload_id": 1},
+            {"order_line_id": 1001, "upload_id": 2},
+            {"order_line_id": 1002, "upload_id": 6},
+        ],
         saved_product_uploads=[{"saved_product_id": 50, "upload_id": 1}, {"saved_product_id": 51, "upload_id": 5}],
     )
     assert only(overdue(shop, policy, NOW)) == {
@@ -226,24 +284,30 @@ def test_saved_upload_expires_two_years_after_the_save_without_later_orders(poli
 
 # --- RET-6 -----------------------------------------------------------------------------------
 
+
 def test_cookie_preferences_use_the_decision_window(policy):
     given = datetime(2025, 11, 25, 12, 0, tzinfo=UTC)
-    shop = Snapshot(cookie_preferences=[
-        {"preference_id": 1, "account_id": None, "given_at": given},
-        {"preference_id": 2, "account_id": None, "given_at": given + S},
-    ])
+    shop = Snapshot(
+        cookie_preferences=[
+            {"preference_id": 1, "account_id": None, "given_at": given},
+            {"preference_id": 2, "account_id": None, "given_at": given + S},
+        ]
+    )
     assert only(overdue(shop, policy, NOW)) == {"cookie-preferences": {1: 0}}
 
     data = yaml.safe_load(DEFAULT_POLICY_PATH.read_text())
     data["decisions"]["RET-6"]["window"] = "P6M"  # a deployment's decision, never code
     shorter = parse_policy(data)
     assert only(overdue(shop, shorter, NOW)) == {
-        "cookie-preferences": {1: int((NOW - datetime(2026, 5, 25, 12, tzinfo=UTC)).total_seconds()),
-                               2: int((NOW - datetime(2026, 5, 25, 12, 0, 1, tzinfo=UTC)).total_seconds())},
+        "cookie-preferences": {
+            1: int((NOW - datetime(2026, 5, 25, 12, tzinfo=UTC)).total_seconds()),
+            2: int((NOW - datetime(2026, 5, 25, 12, 0, 1, tzinfo=UTC)).total_seconds()),
+        },
     }
 
 
 # --- RET-8: legal holds ---------------------------------------------------------------------
+
 
 def test_legal_holds_keep_exactly_what_they_name(policy):
     old = NOW - 5 * 365 * DAY
@@ -251,12 +315,12 @@ def test_legal_holds_keep_exactly_what_they_name(policy):
         visits=[{"visit_id": i, "last_activity_at": NOW - 2 * DAY} for i in (1, 2)],
         accounts=[account(1, email="held@example.no")],
         orders=[
-            order(1, old, account_id=1, email="held@example.no"),   # person hold on the account
-            order(2, old, email=" HELD@example.no"),                 # person hold by e-mail pseudonym
-            order(3, old, email="free@example.no"),                  # not held
-            order(4, old, email="lifted@example.no"),                # its hold was lifted before now
-            order(5, old, email="expired@example.no"),               # its hold ended before now
-            order(6, old, email="future@example.no"),                # its hold starts after now
+            order(1, old, account_id=1, email="held@example.no"),  # person hold on the account
+            order(2, old, email=" HELD@example.no"),  # person hold by e-mail pseudonym
+            order(3, old, email="free@example.no"),  # not held
+            order(4, old, email="lifted@example.no"),  # its hold was lifted before now
+            order(5, old, email="expired@example.no"),  # its hold ended before now
+            order(6, old, email="future@example.no"),  # its hold starts after now
         ],
         cookie_preferences=[{"preference_id": 1, "account_id": None, "given_at": old}],
         legal_holds=[
@@ -281,13 +345,16 @@ def test_a_hold_on_any_rule_that_applies_keeps_an_upload(policy):
         orders=[order(1, NOW - 3 * 365 * DAY, account_id=1, email="a@example.no")],
         order_lines=[{"order_line_id": 1, "order_id": 1}],
         saved_products=[{"saved_product_id": 1, "account_id": 1, "saved_at": NOW - 3 * 365 * DAY}],
-        uploads=[{"upload_id": 1, "account_id": 1, "uploaded_at": NOW - 3 * 365 * DAY},
-                 {"upload_id": 2, "account_id": None, "uploaded_at": NOW - 365 * DAY}],
+        uploads=[
+            {"upload_id": 1, "account_id": 1, "uploaded_at": NOW - 3 * 365 * DAY},
+            {"upload_id": 2, "account_id": None, "uploaded_at": NOW - 365 * DAY},
+        ],
         order_line_uploads=[{"order_line_id": 1, "upload_id": 1}],
         saved_product_uploads=[{"saved_product_id": 1, "upload_id": 1}],
     )
-    assert only(overdue(shop, policy, NOW))["saved-uploads"] == {1: int((NOW - (
-        NOW - 3 * 365 * DAY + Window.parse("P2Y").relativedelta)).total_seconds())}
+    assert only(overdue(shop, policy, NOW))["saved-uploads"] == {
+        1: int((NOW - (NOW - 3 * 365 * DAY + Window.parse("P2Y").relativedelta)).total_seconds())
+    }
     held = Snapshot(**{**shop.__dict__, "legal_holds": [hold("rule", rule_id="ordered-uploads")]})
     result = only(overdue(held, policy, NOW))
     assert "saved-uploads" not in result and result["guest-uploads"] == {2: 275 * 86400}

@@ -58,12 +58,15 @@ def test_every_table_of_the_shop_gets_rows(shop):
     assert 0.6 < shop.counts["shop.accounts"] / CUSTOMERS < 0.8  # about 70 % of customers have an account
 
 
-@pytest.mark.parametrize("now", [
-    NOW,
-    datetime(2026, 2, 28, 12, 0, tzinfo=UTC),  # two years after the leap day
-    datetime(2025, 3, 1, 0, 0, 0, 123456, tzinfo=UTC),  # an instant with microseconds
-    datetime(2028, 2, 29, 0, 0, tzinfo=UTC),  # a leap day itself
-])
+@pytest.mark.parametrize(
+    "now",
+    [
+        NOW,
+        datetime(2026, 2, 28, 12, 0, tzinfo=UTC),  # two years after the leap day
+        datetime(2025, 3, 1, 0, 0, 0, 123456, tzinfo=UTC),  # an instant with microseconds
+        datetime(2028, 2, 29, 0, 0, tzinfo=UTC),  # a leap day itself
+    ],
+)
 def test_every_rule_has_overdue_and_compliant_records(now):
     gen = generate(now)
     overdue_now = reference.overdue(gen.snapshot, POLICY, now)
@@ -115,8 +118,11 @@ def test_uploads_under_several_rules_the_latest_expiry_wins(shop):
         saved[link["upload_id"]].append(saved_at[link["saved_product_id"]])
     result = reference.overdue(snap, POLICY, NOW)
     overdue_uploads = set().union(*(result[r] for r in reference.UPLOAD_RULES))
-    both = [u for u in ordered if u in saved
-            and max(ordered[u]) < NOW - timedelta(days=60) and max(saved[u]) > NOW - timedelta(days=700)]
+    both = [
+        u
+        for u in ordered
+        if u in saved and max(ordered[u]) < NOW - timedelta(days=60) and max(saved[u]) > NOW - timedelta(days=700)
+    ]
     assert both, "no upload ordered more than 60 days ago yet saved less than 2 years ago"
     assert not set(both) & overdue_uploads
     for rule in reference.UPLOAD_RULES:
@@ -141,8 +147,11 @@ def test_guest_emails_vary_in_case_and_spaces_and_are_one_customer(shop):
 def test_bulk_sends_alone_do_not_renew_the_newsletter(shop):
     """RET-4/RET-10: a subscription whose last engagement is old is overdue even with recent sends."""
     snap = shop.snapshot
-    recent_sends = {e["subscription_id"] for e in snap.newsletter_events
-                    if e["kind"] == "send" and e["occurred_at"] > NOW - timedelta(days=365)}
+    recent_sends = {
+        e["subscription_id"]
+        for e in snap.newsletter_events
+        if e["kind"] == "send" and e["occurred_at"] > NOW - timedelta(days=365)
+    }
     overdue = set(reference.overdue(snap, POLICY, NOW)["newsletter-subscriptions"])
     assert recent_sends & overdue
 
@@ -180,8 +189,14 @@ def test_holds_name_records_and_persons_never_a_rule(shop):
         snap.legal_holds = holds
     kept = {rule: set(without[rule]) - set(with_holds[rule]) for rule in without}
     assert sum(len(k) for k in kept.values()) >= 10
-    for rule in ("order-records", "deleted-accounts", "contact-messages", "newsletter-subscriptions",
-                 "cookie-preferences", "visit-data"):
+    for rule in (
+        "order-records",
+        "deleted-accounts",
+        "contact-messages",
+        "newsletter-subscriptions",
+        "cookie-preferences",
+        "visit-data",
+    ):
         assert kept[rule], f"no hold keeps a record of {rule}"
     inactive = [h for h in shop.holds if h.lifted_at or h.ends_at or h.set_at > NOW]
     assert len(inactive) == 4
@@ -209,8 +224,8 @@ def test_object_payloads_are_small_valid_files():
     assert photo[:4] == b"\xff\xd8\xff\xe0" and photo[6:11] == b"JFIF\x00" and photo.endswith(b"\xff\xd9")
     assert 100 < len(photo) < 1000 and photo != jpeg_payload(8, 42) and photo == jpeg_payload(7, 42)
     comment = photo.index(b"\xff\xfe")
-    length = int.from_bytes(photo[comment + 2:comment + 4], "big")
-    assert photo[comment + 2 + length:comment + 4 + length] == b"\xff\xdb"  # the next marker follows the comment
+    length = int.from_bytes(photo[comment + 2 : comment + 4], "big")
+    assert photo[comment + 2 + length : comment + 4 + length] == b"\xff\xdb"  # the next marker follows the comment
     assert text_payload(7, 42).decode("utf-8")
 
 

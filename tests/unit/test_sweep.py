@@ -52,7 +52,7 @@ def test_lock_keys_are_stable_and_32_bit():
     assert lock_key("visit-data") == lock_key("visit-data")
     assert lock_key("visit-data") == -963632176  # first 4 bytes of sha256("visit-data"), signed
     keys = {lock_key(r.id) for r in load_policy().rules}
-    assert len(keys) == 12 and all(-2**31 <= k < 2**31 for k in keys)
+    assert len(keys) == 12 and all(-(2**31) <= k < 2**31 for k in keys)
 
 
 NOW = datetime(2026, 3, 31, 12, 0, tzinfo=UTC)
@@ -78,26 +78,47 @@ def test_every_expired_clock_is_within_the_index_bound(clock, now, window):
         assert clock <= index_bound(now, w)
 
 
-@pytest.mark.parametrize("viewdef, expected", [
-    (" SELECT v.visit_id AS record_id,\n    v.last_activity_at AS clock\n   FROM shop.visits v;", "last_activity_at"),
-    ("SELECT visit_id AS record_id, last_activity_at AS clock FROM shop.visits;", "last_activity_at"),
-    ("SELECT visits.visit_id AS record_id, visits.last_activity_at AS clock FROM shop.visits", "last_activity_at"),
-    (" SELECT a.account_id AS record_id,\n    a.deleted_at AS clock\n   FROM shop.accounts a\n  WHERE a.deleted_at IS NOT NULL;", None),
-    ("SELECT v.visit_id AS record_id, v.started_at + '1 day'::interval AS clock FROM shop.visits v;", None),
-    ("SELECT v.session_id AS record_id, v.last_activity_at AS clock FROM shop.visits v;", None),  # not the key
-    ("SELECT v.visit_id AS record_id, x.last_activity_at AS clock FROM shop.visits v;", None),
-    ("SELECT v.visit_id AS record_id, v.last_activity_at AS clock FROM other.visits v;", None),
-])
+@pytest.mark.parametrize(
+    "viewdef, expected",
+    [
+        (
+            " SELECT v.visit_id AS record_id,\n    v.last_activity_at AS clock\n   FROM shop.visits v;",
+            "last_activity_at",
+        ),
+        ("SELECT visit_id AS record_id, last_activity_at AS clock FROM shop.visits;", "last_activity_at"),
+        ("SELECT visits.visit_id AS record_id, visits.last_activity_at AS clock FROM shop.visits", "last_activity_at"),
+        (
+            " SELECT a.account_id AS record_id,\n    a.deleted_at AS clock\n   FROM shop.accounts a\n  WHERE a.deleted_at IS NOT NULL;",
+            None,
+        ),
+        ("SELECT v.visit_id AS record_id, v.started_at + '1 day'::interval AS clock FROM shop.visits v;", None),
+        ("SELECT v.session_id AS record_id, v.last_activity_at AS clock FROM shop.visits v;", None),  # not the key
+        ("SELECT v.visit_id AS record_id, x.last_activity_at AS clock FROM shop.visits v;", None),
+        ("SELECT v.visit_id AS record_id, v.last_activity_at AS clock FROM other.visits v;", None),
+    ],
+)
 def test_a_clock_is_a_column_only_for_plain_projections(viewdef, expected):
     assert _plain_clock_column(viewdef, "shop.visits", "visit_id") == expected
 
 
 def test_results_add_up_and_keep_the_agreed_fields():
     a = RuleResult("r", ["RET-1"], "delete", deleted=3, batches=2, seconds=1.0, max_batch_seconds=0.2, held=1)
-    b = RuleResult("r", ["RET-1"], "delete", deleted=2, batches=1, seconds=0.5, max_batch_seconds=0.4, held=0,
-                   strategy="work")
+    b = RuleResult(
+        "r", ["RET-1"], "delete", deleted=2, batches=1, seconds=0.5, max_batch_seconds=0.4, held=0, strategy="work"
+    )
     m = a.merged(b)
     assert (m.deleted, m.batches, m.seconds, m.max_batch_seconds, m.held, m.strategy) == (5, 3, 1.5, 0.4, 0, "work")
-    agreed = {"rule", "requirements", "action", "deleted", "anonymised", "objects_purged", "partitions_dropped",
-              "batches", "seconds", "max_batch_seconds", "skipped_locked"}
+    agreed = {
+        "rule",
+        "requirements",
+        "action",
+        "deleted",
+        "anonymised",
+        "objects_purged",
+        "partitions_dropped",
+        "batches",
+        "seconds",
+        "max_batch_seconds",
+        "skipped_locked",
+    }
     assert agreed <= set(m.to_dict())

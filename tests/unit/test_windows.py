@@ -18,18 +18,18 @@ CLOCK = datetime(2024, 2, 29, 13, 45, 7, tzinfo=UTC)
 
 # rule id -> (window, the expiry of a record whose clock is CLOCK); written out by hand.
 EXPECTED = {
-    "visit-data": ("PT24H", datetime(2024, 3, 1, 13, 45, 7, tzinfo=UTC)),                      # RET-1
+    "visit-data": ("PT24H", datetime(2024, 3, 1, 13, 45, 7, tzinfo=UTC)),  # RET-1
     "deleted-account-calendar-events": ("P2Y", datetime(2026, 2, 28, 13, 45, 7, tzinfo=UTC)),  # RET-2
-    "deleted-account-saved-products": ("P2Y", datetime(2026, 2, 28, 13, 45, 7, tzinfo=UTC)),   # RET-2
-    "deleted-accounts": ("P2Y", datetime(2026, 2, 28, 13, 45, 7, tzinfo=UTC)),                 # RET-2
-    "order-records": ("P2Y", datetime(2026, 2, 28, 13, 45, 7, tzinfo=UTC)),                    # RET-3
-    "contact-messages": ("P2Y", datetime(2026, 2, 28, 13, 45, 7, tzinfo=UTC)),                 # RET-4
-    "newsletter-subscriptions": ("P2Y", datetime(2026, 2, 28, 13, 45, 7, tzinfo=UTC)),         # RET-4
-    "ordered-uploads": ("P60D", datetime(2024, 4, 29, 13, 45, 7, tzinfo=UTC)),                 # RET-5a
-    "saved-uploads": ("P2Y", datetime(2026, 2, 28, 13, 45, 7, tzinfo=UTC)),                    # RET-5b
-    "guest-uploads": ("P90D", datetime(2024, 5, 29, 13, 45, 7, tzinfo=UTC)),                   # RET-5c
-    "unsaved-account-uploads": ("P90D", datetime(2024, 5, 29, 13, 45, 7, tzinfo=UTC)),         # RET-5d decision
-    "cookie-preferences": ("P12M", datetime(2025, 2, 28, 13, 45, 7, tzinfo=UTC)),              # RET-6 decision
+    "deleted-account-saved-products": ("P2Y", datetime(2026, 2, 28, 13, 45, 7, tzinfo=UTC)),  # RET-2
+    "deleted-accounts": ("P2Y", datetime(2026, 2, 28, 13, 45, 7, tzinfo=UTC)),  # RET-2
+    "order-records": ("P2Y", datetime(2026, 2, 28, 13, 45, 7, tzinfo=UTC)),  # RET-3
+    "contact-messages": ("P2Y", datetime(2026, 2, 28, 13, 45, 7, tzinfo=UTC)),  # RET-4
+    "newsletter-subscriptions": ("P2Y", datetime(2026, 2, 28, 13, 45, 7, tzinfo=UTC)),  # RET-4
+    "ordered-uploads": ("P60D", datetime(2024, 4, 29, 13, 45, 7, tzinfo=UTC)),  # RET-5a
+    "saved-uploads": ("P2Y", datetime(2026, 2, 28, 13, 45, 7, tzinfo=UTC)),  # RET-5b
+    "guest-uploads": ("P90D", datetime(2024, 5, 29, 13, 45, 7, tzinfo=UTC)),  # RET-5c
+    "unsaved-account-uploads": ("P90D", datetime(2024, 5, 29, 13, 45, 7, tzinfo=UTC)),  # RET-5d decision
+    "cookie-preferences": ("P12M", datetime(2025, 2, 28, 13, 45, 7, tzinfo=UTC)),  # RET-6 decision
 }
 
 
@@ -86,8 +86,9 @@ def test_valid_windows(text):
     assert Window.parse(text).iso == text.strip()
 
 
-@pytest.mark.parametrize("text", ["", "P", "PT", "2Y", "P2", "P-1Y", "P1.5Y", "PT24", "P0D", "P0Y0M", "two years",
-                                  "P2Y ago", "p2y", "P1H"])
+@pytest.mark.parametrize(
+    "text", ["", "P", "PT", "2Y", "P2", "P-1Y", "P1.5Y", "PT24", "P0D", "P0Y0M", "two years", "P2Y ago", "p2y", "P1H"]
+)
 def test_malformed_windows_are_refused(text):
     with pytest.raises(WindowError) as excinfo:
         Window.parse(text)

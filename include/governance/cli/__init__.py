@@ -32,9 +32,15 @@ def common_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--db-url", help="PostgreSQL URL (default: $GOVERNANCE_DB_URL)")
     common.add_argument("--s3-endpoint-url", help="S3-compatible endpoint (default: $GOVERNANCE_S3_ENDPOINT_URL)")
-    common.add_argument("--policy", help="policy file (default: $GOVERNANCE_POLICY or include/policies/photo_shop.yaml)")
-    common.add_argument("--now", type=_instant, default=None,
-                        help="the instant to decide for, ISO 8601 with offset (default: the current time)")
+    common.add_argument(
+        "--policy", help="policy file (default: $GOVERNANCE_POLICY or include/policies/photo_shop.yaml)"
+    )
+    common.add_argument(
+        "--now",
+        type=_instant,
+        default=None,
+        help="the instant to decide for, ISO 8601 with offset (default: the current time)",
+    )
     return common
 
 

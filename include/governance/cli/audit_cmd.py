@@ -19,12 +19,17 @@ from governance.settings import S3_ENDPOINT_ENV, SettingsError
 
 def register(subparsers, common: argparse.ArgumentParser) -> None:
     audit = subparsers.add_parser(
-        "audit", parents=[common], help="check that no record or object is past its window",
+        "audit",
+        parents=[common],
+        help="check that no record or object is past its window",
         description="Check that no record or object is past its window (RET-1..RET-10, CAT-5, RET-9).",
     )
-    audit.add_argument("--json", action="store_true",
-                       help='print {"overdue_total": N, "rules": [...]} instead of a table')
-    audit.add_argument("--run-id", help="the evidence run id (default: a new one); rerunning an id records nothing twice")
+    audit.add_argument(
+        "--json", action="store_true", help='print {"overdue_total": N, "rules": [...]} instead of a table'
+    )
+    audit.add_argument(
+        "--run-id", help="the evidence run id (default: a new one); rerunning an id records nothing twice"
+    )
     audit.set_defaults(handler=run)
 
 

@@ -27,8 +27,11 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
     show.add_argument("--rule", dest="rule_id", help="only this rule id")
     show.add_argument("--kind", help="only this kind of entry (e.g. audit_rule, hold_added)")
     show.add_argument("--since", type=_instant, help="only entries recorded at or after this ISO 8601 instant")
-    show.add_argument("--detail", action="store_true",
-                      help="one line per entry (default: a sweep's batch entries are summed per rule)")
+    show.add_argument(
+        "--detail",
+        action="store_true",
+        help="one line per entry (default: a sweep's batch entries are summed per rule)",
+    )
     show.add_argument("--json", action="store_true", help="machine-readable output (always every entry)")
     show.set_defaults(handler=run_show)
 
@@ -52,8 +55,11 @@ def run_show(args: argparse.Namespace) -> int:
     finally:
         conn.close()
     if args.json:
-        print(json.dumps({"count": len(selected), "entries": [e.to_dict() for e in selected],
-                          "chain": chain.to_dict()}, indent=2))
+        print(
+            json.dumps(
+                {"count": len(selected), "entries": [e.to_dict() for e in selected], "chain": chain.to_dict()}, indent=2
+            )
+        )
         return 0
     print(format_report(selected, chain, detail=args.detail))
     if recorded_kinds is not None and args.kind not in recorded_kinds:

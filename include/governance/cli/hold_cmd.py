@@ -55,9 +55,18 @@ def run_add(args: argparse.Namespace) -> int:
     conn = connection_of(args)
     try:
         hold = add_hold(
-            conn, policy, scope=args.scope, reason=args.reason, set_by=args.set_by, now=now,
-            account_id=args.account_id, email=args.email, table_name=args.table_name,
-            record_key=args.record_key, rule_id=args.rule_id, until=args.until,
+            conn,
+            policy,
+            scope=args.scope,
+            reason=args.reason,
+            set_by=args.set_by,
+            now=now,
+            account_id=args.account_id,
+            email=args.email,
+            table_name=args.table_name,
+            record_key=args.record_key,
+            rule_id=args.rule_id,
+            until=args.until,
         )
     except HoldError as exc:
         return _fail(exc)
@@ -92,6 +101,7 @@ def run_lift(args: argparse.Namespace) -> int:
         return _fail(exc)
     finally:
         conn.close()
-    print(f"hold {hold.hold_id} lifted: {hold.target()}, by {hold.lifted_by} at {hold.to_dict()['lifted_at']} "
-          "(evidenced)")
+    print(
+        f"hold {hold.hold_id} lifted: {hold.target()}, by {hold.lifted_by} at {hold.to_dict()['lifted_at']} (evidenced)"
+    )
     return 0

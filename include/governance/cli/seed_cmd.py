@@ -18,19 +18,32 @@ from governance.seed import MIN_CUSTOMERS, seed
 
 def register(subparsers, common: argparse.ArgumentParser) -> None:
     parser = subparsers.add_parser(
-        "seed", parents=[common],
+        "seed",
+        parents=[common],
         help="replace the shop's data with a deterministic synthetic shop (for demos, tests, benchmarks)",
         description="Apply the schema, empty the shop and load a deterministic synthetic one whose ages straddle "
-                    "every rule's window at --now. Prints counts only, never personal data.")
-    parser.add_argument("--customers", type=whole_number(MIN_CUSTOMERS), default=500,
-                        help=f"how many customers (at least {MIN_CUSTOMERS}; default 500)")
+        "every rule's window at --now. Prints counts only, never personal data.",
+    )
+    parser.add_argument(
+        "--customers",
+        type=whole_number(MIN_CUSTOMERS),
+        default=500,
+        help=f"how many customers (at least {MIN_CUSTOMERS}; default 500)",
+    )
     parser.add_argument("--seed", type=int, default=42, help="random seed: same seed, customers and --now, same data")
-    parser.add_argument("--max-objects", type=whole_number(0), default=None,
-                        help="cap the uploads (rows and their objects) at this many")
-    parser.add_argument("--no-objects", action="store_true",
-                        help="load no uploads and do not touch the object store")
-    parser.add_argument("--orphan-objects", type=whole_number(0), default=0,
-                        help="also write this many objects that no row points at (for reconciliation tests)")
+    parser.add_argument(
+        "--max-objects",
+        type=whole_number(0),
+        default=None,
+        help="cap the uploads (rows and their objects) at this many",
+    )
+    parser.add_argument("--no-objects", action="store_true", help="load no uploads and do not touch the object store")
+    parser.add_argument(
+        "--orphan-objects",
+        type=whole_number(0),
+        default=0,
+        help="also write this many objects that no row points at (for reconciliation tests)",
+    )
     parser.add_argument("--no-holds", action="store_true", help="set no legal holds")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     parser.set_defaults(handler=run_seed)
@@ -43,17 +56,37 @@ def run_seed(args: argparse.Namespace) -> int:
     conn = connection_of(args)
     try:
         apply_schema(conn, policy)
-        report = seed(conn, s3, policy, now, customers=args.customers, seed=args.seed,
-                      objects=not args.no_objects, max_objects=args.max_objects,
-                      orphan_objects=args.orphan_objects, holds=not args.no_holds)
+        report = seed(
+            conn,
+            s3,
+            policy,
+            now,
+            customers=args.customers,
+            seed=args.seed,
+            objects=not args.no_objects,
+            max_objects=args.max_objects,
+            orphan_objects=args.orphan_objects,
+            holds=not args.no_holds,
+        )
     finally:
         conn.close()
     if args.json:
-        print(json.dumps({
-            "now": now.isoformat(), "customers": args.customers, "seed": args.seed, "rows": report.rows,
-            "objects": report.objects, "orphan_objects": report.orphan_objects, "bucket": report.bucket,
-            "seconds": round(report.seconds, 3), "expected_overdue": report.expected_overdue,
-        }, indent=2))
+        print(
+            json.dumps(
+                {
+                    "now": now.isoformat(),
+                    "customers": args.customers,
+                    "seed": args.seed,
+                    "rows": report.rows,
+                    "objects": report.objects,
+                    "orphan_objects": report.orphan_objects,
+                    "bucket": report.bucket,
+                    "seconds": round(report.seconds, 3),
+                    "expected_overdue": report.expected_overdue,
+                },
+                indent=2,
+            )
+        )
     else:
         print(f"seeded {args.customers:,} customers (seed {args.seed}) as of {now.isoformat()}:")
         print(report.summary())

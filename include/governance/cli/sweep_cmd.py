@@ -30,26 +30,49 @@ def _seconds(text: str) -> float:
 
 
 def register(subparsers, common: argparse.ArgumentParser) -> None:
-    plan = subparsers.add_parser("plan", parents=[common],
-                                 help="what a retention sweep at --now would remove or anonymise (no effect)")
+    plan = subparsers.add_parser(
+        "plan", parents=[common], help="what a retention sweep at --now would remove or anonymise (no effect)"
+    )
     plan.add_argument("--rule", dest="rules", action="append", metavar="RULE", help="only this rule (repeatable)")
     plan.add_argument("--json", action="store_true", help="machine-readable output")
     plan.set_defaults(handler=run_plan)
 
     sweep = subparsers.add_parser("sweep", parents=[common], help="enforce the retention rules at --now")
-    sweep.add_argument("--rule", dest="rules", action="append", metavar="RULE",
-                       help="only this rule (repeatable); the rules it must come after are swept first")
+    sweep.add_argument(
+        "--rule",
+        dest="rules",
+        action="append",
+        metavar="RULE",
+        help="only this rule (repeatable); the rules it must come after are swept first",
+    )
     sweep.add_argument("--batch-size", type=positive_int, default=10_000, help="rows per batch (default 10000)")
-    sweep.add_argument("--batch-pages", type=positive_int, default=None,
-                       help="heap pages per block-range batch (default: from --batch-size and the table's density)")
-    sweep.add_argument("--strategy", choices=("auto", "blocks", "work"), default="auto",
-                       help="how batches are cut for a clock that is a column (default auto)")
-    sweep.add_argument("--partition-counts", choices=("exact", "estimated"), default="exact",
-                       help="rows of a dropped partition: count(*) (default) or pg_class.reltuples, recorded as "
-                            "rows_estimated (no read of the partition: faster, see bench/README.md)")
+    sweep.add_argument(
+        "--batch-pages",
+        type=positive_int,
+        default=None,
+        help="heap pages per block-range batch (default: from --batch-size and the table's density)",
+    )
+    sweep.add_argument(
+        "--strategy",
+        choices=("auto", "blocks", "work"),
+        default="auto",
+        help="how batches are cut for a clock that is a column (default auto)",
+    )
+    sweep.add_argument(
+        "--partition-counts",
+        choices=("exact", "estimated"),
+        default="exact",
+        help="rows of a dropped partition: count(*) (default) or pg_class.reltuples, recorded as "
+        "rows_estimated (no read of the partition: faster, see bench/README.md)",
+    )
     sweep.add_argument("--run-id", help="evidence run id (default cli-<now>; the same id again is a rerun)")
-    sweep.add_argument("--wait-lock", type=_seconds, default=0.0, metavar="SECONDS",
-                       help="wait this long for another sweep of the same rule (default: skip it at once)")
+    sweep.add_argument(
+        "--wait-lock",
+        type=_seconds,
+        default=0.0,
+        metavar="SECONDS",
+        help="wait this long for another sweep of the same rule (default: skip it at once)",
+    )
     sweep.add_argument("--dry-run", action="store_true", help="report what would be done; change nothing")
     sweep.add_argument("--json", action="store_true", help="machine-readable output")
     sweep.set_defaults(handler=run_sweep)
@@ -69,14 +92,19 @@ def run_plan(args: argparse.Namespace) -> int:
     finally:
         conn.close()
     if args.json:
-        print(json.dumps({"now": _iso(now), "policy_version": policy.version,
-                          "rules": [p.to_dict() for p in plans]}, indent=2))
+        print(
+            json.dumps(
+                {"now": _iso(now), "policy_version": policy.version, "rules": [p.to_dict() for p in plans]}, indent=2
+            )
+        )
         return 0
     print(f"retention plan at {_iso(now)} (policy {policy.version[:12]}); nothing is changed")
     print(f"{'rule':34} {'action':14} {'due':>9} {'held':>6} {'partitions':>10} {'objects':>8}  strategy")
     for p in plans:
-        print(f"{p.rule:34} {p.action:14} {p.due:>9} {p.held:>6} {len(p.partitions_to_drop):>10} "
-              f"{p.objects:>8}  {p.strategy}")
+        print(
+            f"{p.rule:34} {p.action:14} {p.due:>9} {p.held:>6} {len(p.partitions_to_drop):>10} "
+            f"{p.objects:>8}  {p.strategy}"
+        )
     return 0
 
 
@@ -90,9 +118,20 @@ def run_sweep(args: argparse.Namespace) -> int:
     s3 = s3_of(args)
     errors: dict[str, Exception] = {}
     try:
-        results = sweep(conn, s3, policy, now, run_id, args.rules, batch_size=args.batch_size,
-                        batch_pages=args.batch_pages, strategy=args.strategy, lock_wait=args.wait_lock,
-                        partition_counts=args.partition_counts, dry_run=args.dry_run)
+        results = sweep(
+            conn,
+            s3,
+            policy,
+            now,
+            run_id,
+            args.rules,
+            batch_size=args.batch_size,
+            batch_pages=args.batch_pages,
+            strategy=args.strategy,
+            lock_wait=args.wait_lock,
+            partition_counts=args.partition_counts,
+            dry_run=args.dry_run,
+        )
     except KeyError as exc:
         print(f"error: {exc.args[0]}", file=sys.stderr)
         return 2
@@ -104,18 +143,31 @@ def run_sweep(args: argparse.Namespace) -> int:
     finally:
         conn.close()
     if args.json:
-        print(json.dumps({"now": _iso(now), "run_id": run_id, "policy_version": policy.version,
-                          "rules": [r.to_dict() for r in results],
-                          "errors": {rule: str(e) for rule, e in errors.items()}}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "now": _iso(now),
+                    "run_id": run_id,
+                    "policy_version": policy.version,
+                    "rules": [r.to_dict() for r in results],
+                    "errors": {rule: str(e) for rule, e in errors.items()},
+                },
+                indent=2,
+            )
+        )
     else:
         verb = "dry run" if args.dry_run else "sweep"
         print(f"retention {verb} at {_iso(now)}, run {run_id} (policy {policy.version[:12]})")
-        print(f"{'rule':34} {'deleted':>9} {'anonymised':>10} {'objects':>8} {'dropped':>7} {'held':>6} "
-              f"{'batches':>7} {'seconds':>8} {'longest':>8}")
+        print(
+            f"{'rule':34} {'deleted':>9} {'anonymised':>10} {'objects':>8} {'dropped':>7} {'held':>6} "
+            f"{'batches':>7} {'seconds':>8} {'longest':>8}"
+        )
         for r in results:
             note = "  SKIPPED: another sweep holds this rule" if r.skipped_locked else ""
-            print(f"{r.rule:34} {r.deleted:>9} {r.anonymised:>10} {r.objects_purged:>8} {r.partitions_dropped:>7} "
-                  f"{r.held:>6} {r.batches:>7} {r.seconds:>8.2f} {r.max_batch_seconds:>8.3f}{note}")
+            print(
+                f"{r.rule:34} {r.deleted:>9} {r.anonymised:>10} {r.objects_purged:>8} {r.partitions_dropped:>7} "
+                f"{r.held:>6} {r.batches:>7} {r.seconds:>8.2f} {r.max_batch_seconds:>8.3f}{note}"
+            )
         for rule, error in errors.items():
             print(f"FAILED {rule}: {error}", file=sys.stderr)
     if errors:

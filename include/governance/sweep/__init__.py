@@ -14,9 +14,23 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "engine": ["BatchFailed", "DependencyFailed", "LockTimeout", "ObjectPurgeFailed", "Options", "RulePlan",
-               "RuleResult", "SweepError", "SweepFailed", "VerifyFailed", "check_policy", "plan", "settle_rules",
-               "sweep", "sweep_rule"],
+    "engine": [
+        "BatchFailed",
+        "DependencyFailed",
+        "LockTimeout",
+        "ObjectPurgeFailed",
+        "Options",
+        "RulePlan",
+        "RuleResult",
+        "SweepError",
+        "SweepFailed",
+        "VerifyFailed",
+        "check_policy",
+        "plan",
+        "settle_rules",
+        "sweep",
+        "sweep_rule",
+    ],
     "stages": ["sweep_stages", "after_cycles"],
 }
 __all__ = [name for names in _EXPORTS.values() for name in names]

@@ -51,8 +51,12 @@ log = logging.getLogger(__name__)
 
 LOCK_NAMESPACE = 0x5EE9  # first key of pg_advisory_lock(int, int): "sweep"
 WORK_TABLE = "governance_sweep_work"
-TRANSIENT = (psycopg2.errors.LockNotAvailable, psycopg2.errors.QueryCanceled,
-             psycopg2.errors.DeadlockDetected, psycopg2.errors.SerializationFailure)
+TRANSIENT = (
+    psycopg2.errors.LockNotAvailable,
+    psycopg2.errors.QueryCanceled,
+    psycopg2.errors.DeadlockDetected,
+    psycopg2.errors.SerializationFailure,
+)
 BATCH_RETRIES = 3
 DENSE_FRACTION = 0.05  # a direct clock with at least this share due is swept by blocks, else by work
 STRATEGIES = ("auto", "blocks", "work")
@@ -68,6 +72,7 @@ ROWS_PER_PAGE_GUESS = 60.0  # a table never analysed: rows per heap page assumed
 
 # --- results ------------------------------------------------------------------------------------
 
+
 class SweepError(RuntimeError):
     """A sweep that did not complete. ``retryable`` says whether running it again may help.
     Messages name rules, counts and keys only, never personal data."""
@@ -81,7 +86,8 @@ class VerifyFailed(SweepError):
         super().__init__(
             f"rule {rule_id!r}: {remaining} record(s) are still due and not held after the sweep. "
             "Something keeps re-creating or changing them (a writer, a trigger) or the selection is wrong; "
-            f"run 'governance plan --rule {rule_id}' and see docs/runbook.md before rerunning.")
+            f"run 'governance plan --rule {rule_id}' and see docs/runbook.md before rerunning."
+        )
 
 
 # S3 error codes a retry may cure; an object lock, a legal hold on an object or a denied
@@ -97,7 +103,8 @@ class ObjectPurgeFailed(SweepError):
         super().__init__(
             f"rule {rule_id!r}: {failed} object(s) could not be deleted ({reasons}); their rows stay in state "
             "'purging' and the next sweep finishes them once the cause (object lock, legal hold on the object, "
-            "permissions) is lifted.")
+            "permissions) is lifted."
+        )
 
 
 class BatchFailed(SweepError):
@@ -159,9 +166,19 @@ class RuleResult:
     def merged(self, other: RuleResult) -> RuleResult:
         """Two passes of the same rule in one run, added up."""
         out = RuleResult(self.rule, self.requirements, self.action)
-        for name in ("deleted", "anonymised", "objects_purged", "partitions_dropped", "rows_estimated", "batches",
-                     "probes", "seconds",
-                     "tombstoned", "object_errors", "partitions_created"):
+        for name in (
+            "deleted",
+            "anonymised",
+            "objects_purged",
+            "partitions_dropped",
+            "rows_estimated",
+            "batches",
+            "probes",
+            "seconds",
+            "tombstoned",
+            "object_errors",
+            "partitions_created",
+        ):
             setattr(out, name, getattr(self, name) + getattr(other, name))
         out.max_batch_seconds = max(self.max_batch_seconds, other.max_batch_seconds)
         out.held, out.strategy, out.dry_run = other.held, other.strategy or self.strategy, self.dry_run
@@ -201,6 +218,7 @@ class Options:
 
 # --- the public functions -----------------------------------------------------------------------
 
+
 def check_policy(conn: Any, policy: Policy) -> None:
     """Every table, column and clock view the policy names must exist, before anything runs."""
     problems = check_against_database(policy, conn)
@@ -229,9 +247,20 @@ def plan(conn: Any, policy: Policy, now: datetime, rule_ids: list[str] | None = 
     return plans
 
 
-def sweep_rule(conn: Any, s3: Any, policy: Policy, rule_id: str, now: datetime, run_id: str, *,
-               batch_size: int = 10_000, dry_run: bool = False, with_after: bool = True,
-               check: bool = True, **options: Any) -> RuleResult:
+def sweep_rule(
+    conn: Any,
+    s3: Any,
+    policy: Policy,
+    rule_id: str,
+    now: datetime,
+    run_id: str,
+    *,
+    batch_size: int = 10_000,
+    dry_run: bool = False,
+    with_after: bool = True,
+    check: bool = True,
+    **options: Any,
+) -> RuleResult:
     """Sweep one rule at ``now`` for run ``run_id``: plan, execute, verify.
 
     With ``with_after`` the rules it must come after are swept first (a no-op when done already in
@@ -241,7 +270,9 @@ def sweep_rule(conn: Any, s3: Any, policy: Policy, rule_id: str, now: datetime, 
     if opts.strategy not in STRATEGIES:
         raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}, got {opts.strategy!r}")
     if opts.partition_counts not in PARTITION_COUNTS:
-        raise ValueError(f"partition_counts must be one of {', '.join(PARTITION_COUNTS)}, got {opts.partition_counts!r}")
+        raise ValueError(
+            f"partition_counts must be one of {', '.join(PARTITION_COUNTS)}, got {opts.partition_counts!r}"
+        )
     if check:
         check_policy(conn, policy)
     now = as_utc(now)
@@ -250,8 +281,18 @@ def sweep_rule(conn: Any, s3: Any, policy: Policy, rule_id: str, now: datetime, 
         return _dry_result(conn, policy, rule_id, now, opts)
     if with_after:
         for dependency in rule.after:
-            dep = sweep_rule(conn, s3, policy, dependency, now, run_id, batch_size=batch_size, with_after=True,
-                             check=False, **options)
+            dep = sweep_rule(
+                conn,
+                s3,
+                policy,
+                dependency,
+                now,
+                run_id,
+                batch_size=batch_size,
+                with_after=True,
+                check=False,
+                **options,
+            )
             if dep.skipped_locked:
                 log.info("rule %s: skipped, rule %s it comes after is being swept elsewhere", rule_id, dependency)
                 return RuleResult(rule.id, list(rule.requirements), rule.action.type, skipped_locked=True)
@@ -268,8 +309,17 @@ def sweep_rule(conn: Any, s3: Any, policy: Policy, rule_id: str, now: datetime, 
         conn.autocommit = autocommit
 
 
-def sweep(conn: Any, s3: Any, policy: Policy, now: datetime, run_id: str, rule_ids: list[str] | None = None, *,
-          settle: bool = True, **kw: Any) -> list[RuleResult]:
+def sweep(
+    conn: Any,
+    s3: Any,
+    policy: Policy,
+    now: datetime,
+    run_id: str,
+    rule_ids: list[str] | None = None,
+    *,
+    settle: bool = True,
+    **kw: Any,
+) -> list[RuleResult]:
     """Sweep several rules (default all) in an order that respects ``after``, then settle (below).
     Every rule is tried; failures are raised together at the end (``SweepFailed``, with the
     results of the others)."""
@@ -299,8 +349,17 @@ def sweep(conn: Any, s3: Any, policy: Policy, now: datetime, run_id: str, rule_i
     return [results[r] for r in order if r in results]
 
 
-def settle_rules(conn: Any, s3: Any, policy: Policy, now: datetime, run_id: str, rule_ids: list[str] | None = None,
-                 *, max_rounds: int = 3, **kw: Any) -> list[RuleResult]:
+def settle_rules(
+    conn: Any,
+    s3: Any,
+    policy: Policy,
+    now: datetime,
+    run_id: str,
+    rule_ids: list[str] | None = None,
+    *,
+    max_rounds: int = 3,
+    **kw: Any,
+) -> list[RuleResult]:
     """Sweep again the rules that have due records after the others ran.
 
     Removing records can only move other records' clocks earlier or change which rule governs them
@@ -318,12 +377,17 @@ def settle_rules(conn: Any, s3: Any, policy: Policy, now: datetime, run_id: str,
             merged[result.rule] = merged[result.rule].merged(result) if result.rule in merged else result
             if result.skipped_locked:
                 skipped.add(result.rule)
-    left = {p.rule: p.due + p.purging for p in plan(conn, policy, now, rule_ids)
-            if (p.due or p.purging) and p.rule not in skipped}
+    left = {
+        p.rule: p.due + p.purging
+        for p in plan(conn, policy, now, rule_ids)
+        if (p.due or p.purging) and p.rule not in skipped
+    }
     if left:
-        raise SweepError(f"still due after {max_rounds} rounds: "
-                         + ", ".join(f"{rule} ({n})" for rule, n in sorted(left.items()))
-                         + "; rules keep making each other's records due; see docs/runbook.md")
+        raise SweepError(
+            f"still due after {max_rounds} rounds: "
+            + ", ".join(f"{rule} ({n})" for rule, n in sorted(left.items()))
+            + "; rules keep making each other's records due; see docs/runbook.md"
+        )
     return list(merged.values())
 
 
@@ -336,6 +400,7 @@ class SweepFailed(SweepError):
 
 
 # --- internals ----------------------------------------------------------------------------------
+
 
 @contextmanager
 def _rule_lock(conn: Any, rule_id: str, wait: float) -> Iterator[bool]:
@@ -369,8 +434,15 @@ def _dry_result(conn: Any, policy: Policy, rule_id: str, now: datetime, opts: Op
     finally:
         conn.rollback()
     rule = policy.rule(rule_id)
-    result = RuleResult(rule.id, list(rule.requirements), rule.action.type, held=p.held, strategy=p.strategy,
-                        partitions_dropped=len(p.partitions_to_drop), dry_run=True)
+    result = RuleResult(
+        rule.id,
+        list(rule.requirements),
+        rule.action.type,
+        held=p.held,
+        strategy=p.strategy,
+        partitions_dropped=len(p.partitions_to_drop),
+        dry_run=True,
+    )
     if isinstance(rule.action, AnonymiseAction):
         result.anonymised = p.due
     else:
@@ -383,8 +455,14 @@ def _plan_rule(conn: Any, policy: Policy, rule_id: str, now: datetime, holds: Ho
     target = load_target(conn, policy, rule_id)
     sel = Selection(target, now, holds)
     rule = target.rule
-    p = RulePlan(rule=rule.id, requirements=list(rule.requirements), action=rule.action.type, table=rule.table,
-                 window=target.window.iso, now=now.isoformat().replace("+00:00", "Z"))
+    p = RulePlan(
+        rule=rule.id,
+        requirements=list(rule.requirements),
+        action=rule.action.type,
+        table=rule.table,
+        window=target.window.iso,
+        now=now.isoformat().replace("+00:00", "Z"),
+    )
     with conn.cursor() as cur:
         if target.drops_partitions:
             p.strategy = "partitions"
@@ -406,8 +484,12 @@ def _plan_rule(conn: Any, policy: Policy, rule_id: str, now: datetime, holds: Ho
             cur.execute(sel.counts(), sel.params)
             p.due, p.held = cur.fetchone()
         if target.purges_objects:
-            cur.execute(sql.SQL("SELECT count(*) FROM ({}) x").format(
-                sel.purging_rows(sql.SQL("t.{}").format(sql.Identifier(target.key)))), sel.params)
+            cur.execute(
+                sql.SQL("SELECT count(*) FROM ({}) x").format(
+                    sel.purging_rows(sql.SQL("t.{}").format(sql.Identifier(target.key)))
+                ),
+                sel.params,
+            )
             p.purging = cur.fetchone()[0]
             p.objects = p.due + p.purging
     return p
@@ -434,8 +516,12 @@ def _choose_strategy(cur: Any, sel: Selection, opts: Options) -> str:
     total = cur.fetchone()[0]
     if total is None or total <= 0:
         return "blocks"  # never analysed: a pass over a table too new to have statistics is cheap
-    cur.execute(sql.SQL("EXPLAIN (FORMAT JSON) SELECT 1 FROM {} t WHERE t.{} <= %(index_bound)s").format(
-        ident(target.table), sql.Identifier(target.direct_clock)), sel.params)
+    cur.execute(
+        sql.SQL("EXPLAIN (FORMAT JSON) SELECT 1 FROM {} t WHERE t.{} <= %(index_bound)s").format(
+            ident(target.table), sql.Identifier(target.direct_clock)
+        ),
+        sel.params,
+    )
     estimate = cur.fetchone()[0][0]["Plan"]["Plan Rows"]
     return "blocks" if estimate >= DENSE_FRACTION * total else "work"
 
@@ -485,15 +571,29 @@ class _Sweeper:
             # Rows changed under the pass: moved by an update, or newly governed by this rule because a
             # rule running beside it removed what another rule's clock hung on (a deleted account's saved
             # products). Another pass picks them up; what survives three passes fails verification.
-            log.info("rule %s: %d due record(s) left after pass %d (%d removed in it); sweeping again",
-                     t.rule.id, remaining, attempt + 1, self._effect() - before)
+            log.info(
+                "rule %s: %d due record(s) left after pass %d (%d removed in it); sweeping again",
+                t.rule.id,
+                remaining,
+                attempt + 1,
+                self._effect() - before,
+            )
         if t.drops_partitions:
-            created, conflicts = ensure_ahead(self.conn, t.table, self.now, behind=self.opts.partitions_behind,
-                                              ahead=self.opts.partitions_ahead, lock_timeout=self.opts.lock_timeout)
+            created, conflicts = ensure_ahead(
+                self.conn,
+                t.table,
+                self.now,
+                behind=self.opts.partitions_behind,
+                ahead=self.opts.partitions_ahead,
+                lock_timeout=self.opts.lock_timeout,
+            )
             self.result.partitions_created = created
             if conflicts:
-                log.warning("rule %s: %d hour(s) not partitioned, the default partition holds rows of them",
-                            t.rule.id, len(conflicts))
+                log.warning(
+                    "rule %s: %d hour(s) not partitioned, the default partition holds rows of them",
+                    t.rule.id,
+                    len(conflicts),
+                )
         self.result.seconds = time.perf_counter() - start
         if self.object_failures:
             raise ObjectPurgeFailed(t.rule.id, len(self.object_failures), _count(self.object_failures.values()))
@@ -514,8 +614,9 @@ class _Sweeper:
         short transaction; a record is in one chunk, so the sums are the counts): chunks of
         VERIFY_CHUNK_FACTOR x ``chunk_rows`` of the rows still in the view (those this sweep
         anonymised or deleted are out of it)."""
-        chunks = self._chunks(removed=self.result.anonymised + self.result.deleted,
-                              per_chunk=VERIFY_CHUNK_FACTOR * self.opts.chunk_rows)
+        chunks = self._chunks(
+            removed=self.result.anonymised + self.result.deleted, per_chunk=VERIFY_CHUNK_FACTOR * self.opts.chunk_rows
+        )
         remaining = held = 0
         for chunk in range(chunks):
             with self.conn.cursor() as cur:
@@ -527,8 +628,15 @@ class _Sweeper:
 
     # --- batches ---
 
-    def _batch(self, step: str, work: Callable[[Any], dict[str, int]], details: dict[str, Any], *,
-               durable: bool = False, evidence: bool = True) -> dict[str, int]:
+    def _batch(
+        self,
+        step: str,
+        work: Callable[[Any], dict[str, int]],
+        details: dict[str, Any],
+        *,
+        durable: bool = False,
+        evidence: bool = True,
+    ) -> dict[str, int]:
         """One short transaction: the effect, then its evidence, then commit (retried when the shop's
         locks or the statement timeout got in the way)."""
         for attempt in range(BATCH_RETRIES + 1):
@@ -547,10 +655,12 @@ class _Sweeper:
             except TRANSIENT as exc:
                 self.conn.rollback()
                 if attempt == BATCH_RETRIES:
-                    raise BatchFailed(f"rule {self.target.rule.id!r}, batch {step}: {type(exc).__name__} "
-                                      f"{BATCH_RETRIES + 1} times (the shop holds locks or the batch is too big; "
-                                      "lower --batch-size)") from None
-                time.sleep(0.2 * 2 ** attempt)
+                    raise BatchFailed(
+                        f"rule {self.target.rule.id!r}, batch {step}: {type(exc).__name__} "
+                        f"{BATCH_RETRIES + 1} times (the shop holds locks or the batch is too big; "
+                        "lower --batch-size)"
+                    ) from None
+                time.sleep(0.2 * 2**attempt)
                 continue
             except BaseException:
                 self.conn.rollback()
@@ -569,15 +679,26 @@ class _Sweeper:
             cur.execute(
                 "SELECT count(*) FROM governance.evidence WHERE kind = %s AND run_id = %s AND rule_id = %s "
                 "AND (step = %s OR left(step, length(%s) + 1) = %s || '#')",
-                (kind, self.run_id, t.rule.id, step, step, step))
+                (kind, self.run_id, t.rule.id, step, step, step),
+            )
             taken = cur.fetchone()[0]
             if taken:
                 step = f"{step}#{taken + 1}"
         details = {"table": t.table, "action": t.action, "window": t.window.iso, **details}
         cur.execute(
             "SELECT governance.append_evidence(%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-            (kind, self.run_id, t.rule.id, step, list(t.rule.requirements), self.now,
-             self.policy.version or None, Json(counts), Json(details)))
+            (
+                kind,
+                self.run_id,
+                t.rule.id,
+                step,
+                list(t.rule.requirements),
+                self.now,
+                self.policy.version or None,
+                Json(counts),
+                Json(details),
+            ),
+        )
 
     def _tally(self, counts: dict[str, int]) -> None:
         r = self.result
@@ -591,15 +712,25 @@ class _Sweeper:
 
     # --- what a batch does to the rows it selects ---
 
-    def _apply(self, relation: sql.Composable, where: sql.Composable, step: str, details: dict[str, Any],
-               params: dict[str, Any], using: sql.Composable | None = None) -> int | None:
+    def _apply(
+        self,
+        relation: sql.Composable,
+        where: sql.Composable,
+        step: str,
+        details: dict[str, Any],
+        params: dict[str, Any],
+        using: sql.Composable | None = None,
+    ) -> int | None:
         """Run the rule's action on the rows of ``relation`` (alias t) matching ``where``; ``using`` is
         a subquery (alias w) joined to them, e.g. a slice of the work table. Returns the rows changed
         (None for an object purge, whose rows go in later steps)."""
         t = self.target
         all_params = {**self.sel.params, **params}
-        joined = sql.SQL(" {} ({}) w").format(sql.SQL("FROM" if (t.marker or t.purges_objects) else "USING"),
-                                              using) if using is not None else sql.SQL("")
+        joined = (
+            sql.SQL(" {} ({}) w").format(sql.SQL("FROM" if (t.marker or t.purges_objects) else "USING"), using)
+            if using is not None
+            else sql.SQL("")
+        )
         if t.purges_objects:
             self._purge_batch(relation, where, step, details, all_params, joined)
             return None
@@ -607,11 +738,13 @@ class _Sweeper:
             assignments, mask_params = self._masking()
             all_params.update(mask_params)
             statement = sql.SQL("UPDATE {rel} t SET {set}{joined} WHERE {where}").format(
-                rel=relation, set=assignments, joined=joined, where=where)
+                rel=relation, set=assignments, joined=joined, where=where
+            )
             label = "anonymised"
         else:
             statement = sql.SQL("DELETE FROM {rel} t{joined} WHERE {where}").format(
-                rel=relation, joined=joined, where=where)
+                rel=relation, joined=joined, where=where
+            )
             label = "deleted"
 
         def work(cur: Any) -> dict[str, int]:
@@ -631,8 +764,10 @@ class _Sweeper:
             text, values = strategy.sql_value()
             pieces = text.split("%s")
             if len(pieces) - 1 != len(values):
-                raise ValueError(f"masking strategy {strategy.name!r} gave {len(values)} value(s) for "
-                                 f"{len(pieces) - 1} placeholder(s)")
+                raise ValueError(
+                    f"masking strategy {strategy.name!r} gave {len(values)} value(s) for "
+                    f"{len(pieces) - 1} placeholder(s)"
+                )
             expr: list[sql.Composable] = [sql.SQL(pieces[0])]
             for j, value in enumerate(values):
                 name = f"mask_{i}_{j}"
@@ -642,18 +777,34 @@ class _Sweeper:
         parts.append(sql.SQL("{} = %(now)s").format(sql.Identifier(action.marker_column)))
         return sql.SQL(", ").join(parts), params
 
-    def _purge_batch(self, relation: sql.Composable, where: sql.Composable, step: str, details: dict[str, Any],
-                     params: dict[str, Any], joined: sql.Composable) -> None:
+    def _purge_batch(
+        self,
+        relation: sql.Composable,
+        where: sql.Composable,
+        step: str,
+        details: dict[str, Any],
+        params: dict[str, Any],
+        joined: sql.Composable,
+    ) -> None:
         """Tombstone (commit), delete the objects, then the rows whose objects are all gone."""
         t = self.target
         objects = t.store.objects
         tombstoned: list[tuple[Any, str, str]] = []
 
         def mark(cur: Any) -> dict[str, int]:
-            cur.execute(sql.SQL(
-                "UPDATE {rel} t SET state = 'purging'{joined} WHERE {where} RETURNING t.{key}, t.{b}, t.{k}").format(
-                rel=relation, joined=joined, where=where, key=sql.Identifier(t.key), b=sql.Identifier(objects.bucket_column),
-                k=sql.Identifier(objects.key_column)), params)
+            cur.execute(
+                sql.SQL(
+                    "UPDATE {rel} t SET state = 'purging'{joined} WHERE {where} RETURNING t.{key}, t.{b}, t.{k}"
+                ).format(
+                    rel=relation,
+                    joined=joined,
+                    where=where,
+                    key=sql.Identifier(t.key),
+                    b=sql.Identifier(objects.bucket_column),
+                    k=sql.Identifier(objects.key_column),
+                ),
+                params,
+            )
             tombstoned[:] = cur.fetchall()
             return {"tombstoned": len(tombstoned)}
 
@@ -676,11 +827,17 @@ class _Sweeper:
         failed = len(rows) - len(done)
 
         def remove(cur: Any) -> dict[str, int]:
-            cur.execute(sql.SQL("DELETE FROM {tbl} t WHERE t.{key} = ANY(%(done)s) AND t.state = 'purging'").format(
-                tbl=ident(self.target.table), key=sql.Identifier(self.target.key)), {"done": done})
+            cur.execute(
+                sql.SQL("DELETE FROM {tbl} t WHERE t.{key} = ANY(%(done)s) AND t.state = 'purging'").format(
+                    tbl=ident(self.target.table), key=sql.Identifier(self.target.key)
+                ),
+                {"done": done},
+            )
             return {"deleted": cur.rowcount, "objects_deleted": outcome.versions_deleted, "object_errors": failed}
 
-        counts = self._batch(step, remove, {**details, "object_error_codes": outcome.error_codes} if failed else details)
+        counts = self._batch(
+            step, remove, {**details, "object_error_codes": outcome.error_codes} if failed else details
+        )
         self._tally(counts)
 
     def _finish_purging(self) -> None:
@@ -688,18 +845,30 @@ class _Sweeper:
         t = self.target
         objects = t.store.objects
         with self.conn.cursor() as cur:
-            cur.execute(sql.SQL("SELECT k FROM ({}) x ORDER BY k").format(
-                self.sel.purging_rows(sql.SQL("t.{} AS k").format(sql.Identifier(t.key)))), self.sel.params)
+            cur.execute(
+                sql.SQL("SELECT k FROM ({}) x ORDER BY k").format(
+                    self.sel.purging_rows(sql.SQL("t.{} AS k").format(sql.Identifier(t.key)))
+                ),
+                self.sel.params,
+            )
             keys = [row[0] for row in cur.fetchall()]
         self.conn.commit()
         size = max(1, self.opts.batch_size)
         for start in range(0, len(keys), size):
-            chunk = keys[start:start + size]
+            chunk = keys[start : start + size]
             with self.conn.cursor() as cur:
-                cur.execute(sql.SQL("SELECT t.{key}, t.{b}, t.{k} FROM {tbl} t WHERE t.{key} = ANY(%s) "
-                                    "AND t.state = 'purging' ORDER BY 1").format(
-                    key=sql.Identifier(t.key), b=sql.Identifier(objects.bucket_column),
-                    k=sql.Identifier(objects.key_column), tbl=ident(t.table)), (chunk,))
+                cur.execute(
+                    sql.SQL(
+                        "SELECT t.{key}, t.{b}, t.{k} FROM {tbl} t WHERE t.{key} = ANY(%s) "
+                        "AND t.state = 'purging' ORDER BY 1"
+                    ).format(
+                        key=sql.Identifier(t.key),
+                        b=sql.Identifier(objects.bucket_column),
+                        k=sql.Identifier(objects.key_column),
+                        tbl=ident(t.table),
+                    ),
+                    (chunk,),
+                )
                 rows = cur.fetchall()
             self.conn.commit()
             if rows:
@@ -713,9 +882,12 @@ class _Sweeper:
         if not t.partitioned:
             return [tuple(t.table.split(".", 1))]
         with self.conn.cursor() as cur:
-            cur.execute("SELECT n.nspname, c.relname FROM pg_partition_tree(%s::regclass) p "
-                        "JOIN pg_class c ON c.oid = p.relid JOIN pg_namespace n ON n.oid = c.relnamespace "
-                        "WHERE p.isleaf ORDER BY 1, 2", (t.table,))
+            cur.execute(
+                "SELECT n.nspname, c.relname FROM pg_partition_tree(%s::regclass) p "
+                "JOIN pg_class c ON c.oid = p.relid JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE p.isleaf ORDER BY 1, 2",
+                (t.table,),
+            )
             rows = cur.fetchall()
         self.conn.commit()
         return rows
@@ -723,9 +895,12 @@ class _Sweeper:
     def _pages_per_batch(self, relation: sql.Composable) -> tuple[int, int]:
         """(heap pages now, pages per batch): batch_pages, or batch_size rows at the table's density."""
         with self.conn.cursor() as cur:
-            cur.execute(sql.SQL(
-                "SELECT pg_relation_size(c.oid) / current_setting('block_size')::int, c.reltuples, c.relpages "
-                "FROM pg_class c WHERE c.oid = {}::regclass").format(sql.Literal(relation.as_string(cur))))
+            cur.execute(
+                sql.SQL(
+                    "SELECT pg_relation_size(c.oid) / current_setting('block_size')::int, c.reltuples, c.relpages "
+                    "FROM pg_class c WHERE c.oid = {}::regclass"
+                ).format(sql.Literal(relation.as_string(cur)))
+            )
             pages, tuples, relpages = cur.fetchone()
         self.conn.commit()
         if self.opts.batch_pages:
@@ -743,11 +918,17 @@ class _Sweeper:
         probe passed over held nothing due when it read them; the verification pass still counts
         every due row of the table afterwards."""
         pages, per_batch = self._pages_per_batch(relation)
-        due = sql.SQL(" AND ").join([
-            self.sel.row_filter("t"), self.sel.direct_due("t"),
-            sql.SQL("NOT ({} OR {})").format(self.sel.rule_held_sql(), self.sel.held("t"))])
-        probe = sql.SQL("SELECT (t.ctid::text::point)[0]::bigint FROM {rel} t WHERE t.ctid >= %(lo)s::tid "
-                        "AND t.ctid < %(hi)s::tid AND {due} LIMIT 1").format(rel=relation, due=due)
+        due = sql.SQL(" AND ").join(
+            [
+                self.sel.row_filter("t"),
+                self.sel.direct_due("t"),
+                sql.SQL("NOT ({} OR {})").format(self.sel.rule_held_sql(), self.sel.held("t")),
+            ]
+        )
+        probe = sql.SQL(
+            "SELECT (t.ctid::text::point)[0]::bigint FROM {rel} t WHERE t.ctid >= %(lo)s::tid "
+            "AND t.ctid < %(hi)s::tid AND {due} LIMIT 1"
+        ).format(rel=relation, due=due)
         start = 0
         while True:
             last = start + per_batch >= pages
@@ -794,7 +975,8 @@ class _Sweeper:
                 "pg_relation_size(c.oid) / current_setting('block_size')::int * %s END), 0) "
                 "FROM pg_class c WHERE c.oid = %s::regclass AND c.relkind = 'r' "
                 "OR c.oid IN (SELECT relid FROM pg_partition_tree(%s::regclass) WHERE isleaf)",
-                (ROWS_PER_PAGE_GUESS, t.table, t.table))
+                (ROWS_PER_PAGE_GUESS, t.table, t.table),
+            )
             rows = max(0.0, float(cur.fetchone()[0]) - removed)
         self.conn.commit()
         return max(1, min(MAX_CHUNKS, math.ceil(rows / max(1, per_chunk or self.opts.chunk_rows))))
@@ -810,8 +992,9 @@ class _Sweeper:
         columns = sql.SQL("t.tableoid AS rel, t.ctid AS tid, t.{} AS rec").format(sql.Identifier(t.key))
         rows = 0
         for chunk in range(chunks):
-            due = sql.SQL("SELECT * FROM ({}) c").format(sel.candidates(lambda _: columns, not_held=True,
-                                                                        chunked=chunks > 1))
+            due = sql.SQL("SELECT * FROM ({}) c").format(
+                sel.candidates(lambda _: columns, not_held=True, chunked=chunks > 1)
+            )
             params = {**sel.params, "chunks": chunks, "chunk": chunk}
             with self.conn.cursor() as cur:
                 cur.execute("SET LOCAL statement_timeout = %s", (self.opts.compute_timeout,))
@@ -840,9 +1023,14 @@ class _Sweeper:
         N chunks' runs would make every batch touch pages all over the table (N visits per page)."""
         with self.conn.cursor() as cur:
             cur.execute("SET LOCAL statement_timeout = %s", (self.opts.compute_timeout,))
-            cur.execute(sql.SQL("ALTER TABLE pg_temp.{} RENAME TO {}").format(work, sql.Identifier(WORK_TABLE + "_runs")))
-            cur.execute(sql.SQL("CREATE TEMP TABLE {} AS SELECT * FROM pg_temp.{} ORDER BY rel, tid").format(
-                work, sql.Identifier(WORK_TABLE + "_runs")))
+            cur.execute(
+                sql.SQL("ALTER TABLE pg_temp.{} RENAME TO {}").format(work, sql.Identifier(WORK_TABLE + "_runs"))
+            )
+            cur.execute(
+                sql.SQL("CREATE TEMP TABLE {} AS SELECT * FROM pg_temp.{} ORDER BY rel, tid").format(
+                    work, sql.Identifier(WORK_TABLE + "_runs")
+                )
+            )
             cur.execute(sql.SQL("DROP TABLE pg_temp.{}").format(sql.Identifier(WORK_TABLE + "_runs")))
         self.conn.commit()
 
@@ -853,8 +1041,11 @@ class _Sweeper:
         try:
             rows = self._compute_work(work)
             with self.conn.cursor() as cur:
-                cur.execute(sql.SQL("SELECT pg_relation_size({}) / current_setting('block_size')::int").format(
-                    sql.Literal(f"pg_temp.{WORK_TABLE}")))
+                cur.execute(
+                    sql.SQL("SELECT pg_relation_size({}) / current_setting('block_size')::int").format(
+                        sql.Literal(f"pg_temp.{WORK_TABLE}")
+                    )
+                )
                 pages = cur.fetchone()[0]
             self.conn.commit()
             self._work_slices(work, rows, pages)
@@ -873,8 +1064,13 @@ class _Sweeper:
             # ceil(n / 1,000) requests (page slices hold ~batch_size rows, each batch a partial request).
             size = -(-max(1, self.opts.batch_size) // DELETE_OBJECTS_LIMIT) * DELETE_OBJECTS_LIMIT
             with self.conn.cursor() as cur:
-                cur.execute(sql.SQL("SELECT min(x.ctid)::text FROM (SELECT ctid, (row_number() OVER (ORDER BY ctid) - 1) / %s "
-                                    "AS s FROM pg_temp.{work}) x GROUP BY x.s ORDER BY x.s").format(work=work), (size,))
+                cur.execute(
+                    sql.SQL(
+                        "SELECT min(x.ctid)::text FROM (SELECT ctid, (row_number() OVER (ORDER BY ctid) - 1) / %s "
+                        "AS s FROM pg_temp.{work}) x GROUP BY x.s ORDER BY x.s"
+                    ).format(work=work),
+                    (size,),
+                )
                 starts = [row[0] for row in cur.fetchall()]
             self.conn.commit()
             ends = starts[1:] + [f"({pages + 1},0)"]
@@ -882,8 +1078,10 @@ class _Sweeper:
         # Each work row names its row by (ctid, key): joined, the planner runs a parameterised TID scan
         # per work row (no index, no hash, no sort), and the key check means a slot reused by another
         # row since the work table was computed is never touched.
-        slice_ = sql.SQL("SELECT w.tid, w.rec FROM pg_temp.{work} w WHERE w.ctid >= %(lo)s::tid "
-                         "AND w.ctid < %(hi)s::tid AND w.rel = %(rel)s").format(work=work)
+        slice_ = sql.SQL(
+            "SELECT w.tid, w.rec FROM pg_temp.{work} w WHERE w.ctid >= %(lo)s::tid "
+            "AND w.ctid < %(hi)s::tid AND w.rel = %(rel)s"
+        ).format(work=work)
         conds = [sql.SQL("t.ctid = w.tid"), sql.SQL("t.{} = w.rec").format(sql.Identifier(t.key)), sel.row_filter("t")]
         if t.direct_clock:
             conds.append(sel.direct_due("t"))
@@ -892,21 +1090,33 @@ class _Sweeper:
         for bounds in bounds_list:
             with self.conn.cursor() as cur:
                 # the slice's relations (one, unless a partition boundary falls in it) and tid range
-                cur.execute(sql.SQL(
-                    "SELECT w.rel, min(w.tid)::text, max(w.tid)::text FROM pg_temp.{work} w "
-                    "WHERE w.ctid >= %(lo)s::tid AND w.ctid < %(hi)s::tid GROUP BY 1 ORDER BY 1").format(work=work),
-                    bounds)
+                cur.execute(
+                    sql.SQL(
+                        "SELECT w.rel, min(w.tid)::text, max(w.tid)::text FROM pg_temp.{work} w "
+                        "WHERE w.ctid >= %(lo)s::tid AND w.ctid < %(hi)s::tid GROUP BY 1 ORDER BY 1"
+                    ).format(work=work),
+                    bounds,
+                )
                 parts = cur.fetchall()
                 for rel, _, _ in parts:
                     if rel not in names:
-                        cur.execute("SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n "
-                                    "ON n.oid = c.relnamespace WHERE c.oid = %s", (rel,))
+                        cur.execute(
+                            "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n "
+                            "ON n.oid = c.relnamespace WHERE c.oid = %s",
+                            (rel,),
+                        )
                         names[rel] = cur.fetchone()
             self.conn.commit()
             for rel, lo, hi in parts:
                 schema, name = names[rel]
-                self._apply(sql.Identifier(schema, name), where, f"{name} tid {lo}-{hi}",
-                            {"strategy": "work", "relation": name}, {**bounds, "rel": rel}, using=slice_)
+                self._apply(
+                    sql.Identifier(schema, name),
+                    where,
+                    f"{name} tid {lo}-{hi}",
+                    {"strategy": "work", "relation": name},
+                    {**bounds, "rel": rel},
+                    using=slice_,
+                )
 
     def _partitions(self) -> None:
         """Drop partitions whose every row has expired; delete row-wise only where the cut-off falls."""
@@ -955,17 +1165,22 @@ class _Sweeper:
             cur.execute(sql.SQL("LOCK TABLE {} IN SHARE MODE").format(relations))
             counts: dict[str, int | None] = {}
             if estimated:
-                cur.execute("SELECT c.oid::regclass::text, c.reltuples FROM pg_class c WHERE c.oid = ANY(%s::regclass[])",
-                            ([part.qualified for part in parts],))
+                cur.execute(
+                    "SELECT c.oid::regclass::text, c.reltuples FROM pg_class c WHERE c.oid = ANY(%s::regclass[])",
+                    ([part.qualified for part in parts],),
+                )
                 by_name = {name: tuples for name, tuples in cur.fetchall()}
                 for part in parts:
                     tuples = by_name.get(part.qualified, by_name.get(part.name))
                     counts[part.qualified] = int(tuples) if tuples is not None and tuples >= 0 else None
             exact = [part for part in parts if counts.get(part.qualified) is None]
             if exact:
-                cur.execute(sql.SQL(" UNION ALL ").join(
-                    sql.SQL("SELECT {}::int, count(*) FROM {}").format(sql.Literal(i), part.ident)
-                    for i, part in enumerate(exact)))
+                cur.execute(
+                    sql.SQL(" UNION ALL ").join(
+                        sql.SQL("SELECT {}::int, count(*) FROM {}").format(sql.Literal(i), part.ident)
+                        for i, part in enumerate(exact)
+                    )
+                )
                 for i, rows in cur.fetchall():
                     counts[exact[i].qualified] = int(rows)
             counted = round(time.perf_counter() - start, 4)
@@ -977,10 +1192,20 @@ class _Sweeper:
             for part in parts:
                 rows = counts[part.qualified] or 0
                 key = "deleted" if part.qualified in exact_names else "rows_estimated"
-                self._evidence(cur, "sweep_batch", f"drop {part.name}", {key: rows, "partitions_dropped": 1}, {
-                    "strategy": "partitions", "relation": part.name, "group": len(parts),
-                    "count": "exact" if key == "deleted" else "estimated (pg_class.reltuples)",
-                    "group_counted_seconds": counted, "group_dropped_seconds": dropped})
+                self._evidence(
+                    cur,
+                    "sweep_batch",
+                    f"drop {part.name}",
+                    {key: rows, "partitions_dropped": 1},
+                    {
+                        "strategy": "partitions",
+                        "relation": part.name,
+                        "group": len(parts),
+                        "count": "exact" if key == "deleted" else "estimated (pg_class.reltuples)",
+                        "group_counted_seconds": counted,
+                        "group_dropped_seconds": dropped,
+                    },
+                )
                 tally[key] += rows
                 tally["partitions_dropped"] += 1
             return tally
@@ -997,21 +1222,34 @@ class _Sweeper:
             cur.execute(
                 "SELECT c.key, sum(c.value::bigint) FROM governance.evidence e, jsonb_each_text(e.counts) c "
                 "WHERE e.kind = 'sweep_batch' AND e.run_id = %s AND e.rule_id = %s GROUP BY c.key ORDER BY 1",
-                (self.run_id, t.rule.id))
+                (self.run_id, t.rule.id),
+            )
             totals = {key: int(value) for key, value in cur.fetchall()}
             totals["held"] = r.held
-            cur.execute("SELECT count(*) FROM governance.evidence WHERE kind = 'sweep_rule' AND run_id = %s "
-                        "AND rule_id = %s", (self.run_id, t.rule.id))
+            cur.execute(
+                "SELECT count(*) FROM governance.evidence WHERE kind = 'sweep_rule' AND run_id = %s AND rule_id = %s",
+                (self.run_id, t.rule.id),
+            )
             summaries = cur.fetchone()[0]
             if summaries and not self._effect():
                 self.conn.rollback()
                 return  # a rerun that changed nothing records nothing
             # Cumulative over the run; a later pass with an effect (a retry, settling) adds summary#n.
             step = "summary" if not summaries else f"summary#{summaries + 1}"
-            self._evidence(cur, "sweep_rule", step, totals, {
-                "strategy": r.strategy, "verified_remaining": 0, "attempt_seconds": round(r.seconds, 3),
-                "attempt_batches": r.batches, "max_batch_seconds": round(r.max_batch_seconds, 4),
-                "partitions_created": r.partitions_created})
+            self._evidence(
+                cur,
+                "sweep_rule",
+                step,
+                totals,
+                {
+                    "strategy": r.strategy,
+                    "verified_remaining": 0,
+                    "attempt_seconds": round(r.seconds, 3),
+                    "attempt_batches": r.batches,
+                    "max_batch_seconds": round(r.max_batch_seconds, 4),
+                    "partitions_created": r.partitions_created,
+                },
+            )
         self.conn.commit()
 
 

@@ -40,7 +40,9 @@ class PurgeOutcome:
         return dict(Counter(self.failed.values()))
 
 
-def purge_objects(s3: Any, objects: Iterable[ObjectRef], *, versioned_cache: dict[str, bool] | None = None) -> PurgeOutcome:
+def purge_objects(
+    s3: Any, objects: Iterable[ObjectRef], *, versioned_cache: dict[str, bool] | None = None
+) -> PurgeOutcome:
     """Delete each (bucket, key) with all its versions; a key is ``gone`` only when nothing of it
     failed. A missing key or bucket counts as gone (a rerun after a crash finds them so)."""
     outcome = PurgeOutcome()
@@ -97,7 +99,7 @@ def _delete(s3: Any, bucket: str, objects: list[dict[str, str]], outcome: PurgeO
     """DeleteObjects in chunks of 1,000; returns key -> error code for every key that failed."""
     failed: dict[str, str] = {}
     for start in range(0, len(objects), DELETE_OBJECTS_LIMIT):
-        chunk = objects[start:start + DELETE_OBJECTS_LIMIT]
+        chunk = objects[start : start + DELETE_OBJECTS_LIMIT]
         try:
             response = s3.delete_objects(Bucket=bucket, Delete={"Objects": chunk, "Quiet": False})
         except botocore.exceptions.ClientError as exc:

@@ -71,8 +71,9 @@ def list_partitions(conn: Any, table: str, now: datetime, window: Window) -> lis
     return partitions
 
 
-def ensure_ahead(conn: Any, table: str, now: datetime, *, behind: timedelta, ahead: timedelta,
-                 lock_timeout: str) -> tuple[int, list[str]]:
+def ensure_ahead(
+    conn: Any, table: str, now: datetime, *, behind: timedelta, ahead: timedelta, lock_timeout: str
+) -> tuple[int, list[str]]:
     """Create the hourly partitions for [now - behind, now + ahead); returns (created, hours that
     could not be created because the default partition holds rows of that hour)."""
     start = as_utc(now).replace(minute=0, second=0, microsecond=0) - behind
@@ -92,8 +93,10 @@ def ensure_ahead(conn: Any, table: str, now: datetime, *, behind: timedelta, ahe
         while hour < end:
             cur.execute("SET LOCAL lock_timeout = %s", (lock_timeout,))
             try:
-                cur.execute("SELECT governance.ensure_hourly_partitions(%s::regclass, %s, %s)",
-                            (table, hour, hour + timedelta(hours=1)))
+                cur.execute(
+                    "SELECT governance.ensure_hourly_partitions(%s::regclass, %s, %s)",
+                    (table, hour, hour + timedelta(hours=1)),
+                )
                 created += cur.fetchone()[0]
                 conn.commit()
             except psycopg2.errors.CheckViolation:

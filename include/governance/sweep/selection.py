@@ -189,8 +189,12 @@ def load_target(conn: Any, policy: Policy, rule_id: str) -> Target:
     rule = policy.rule(rule_id)
     siblings = policy.rules_by_table[rule.table]
     target = Target(
-        policy=policy, rule=rule, store=policy.store(rule.table), window=policy.window(rule),
-        siblings=list(siblings), rank=[r.id for r in siblings].index(rule.id),
+        policy=policy,
+        rule=rule,
+        store=policy.store(rule.table),
+        window=policy.window(rule),
+        siblings=list(siblings),
+        rank=[r.id for r in siblings].index(rule.id),
     )
     schema, name = split_name(rule.table)
     with conn.cursor() as cur:
@@ -237,11 +241,16 @@ def _chunk_type(cur: Any, view: str) -> str | None:
     cur.execute(
         "SELECT format_type(a.atttypid, NULL) FROM pg_attribute a "
         "WHERE a.attrelid = %s::regclass AND a.attname = %s AND a.attnum > 0 AND NOT a.attisdropped",
-        (view, CHUNK_COLUMN))
+        (view, CHUNK_COLUMN),
+    )
     row = cur.fetchone()
     if row and row[0] not in _CHUNK_TYPES:
-        log.warning("clock view %s: column %s is %s, not an integer; the due set is computed in one pass",
-                    view, CHUNK_COLUMN, row[0])
+        log.warning(
+            "clock view %s: column %s is %s, not an integer; the due set is computed in one pass",
+            view,
+            CHUNK_COLUMN,
+            row[0],
+        )
     return row[0] if row else None
 
 
@@ -276,10 +285,12 @@ def _account_store_for(policy: Policy, store: Store) -> Store | None:
 
 # --- SQL fragments ------------------------------------------------------------------------------
 
+
 def expiry_sql(column: sql.Composable, window_param: str) -> sql.Composed:
     """RET-10: clock + window in UTC calendar arithmetic, whatever the session's time zone."""
     return sql.SQL("(({col} AT TIME ZONE 'UTC') + {w}::interval) AT TIME ZONE 'UTC'").format(
-        col=column, w=sql.Placeholder(window_param))
+        col=column, w=sql.Placeholder(window_param)
+    )
 
 
 class Selection:
@@ -314,9 +325,14 @@ class Selection:
         where = sql.SQL(" WHERE {}").format(self.chunk_qual("c")) if chunked else sql.SQL("")
         parts = []
         for i, rule in enumerate(t.siblings):
-            parts.append(sql.SQL("SELECT c.record_id, {i} AS rank, {expiry} AS expires_at FROM {view} c{where}").format(
-                i=sql.Literal(i), expiry=expiry_sql(sql.SQL("c.clock"), f"w{i}"), view=ident(rule.clock.view),
-                where=where))
+            parts.append(
+                sql.SQL("SELECT c.record_id, {i} AS rank, {expiry} AS expires_at FROM {view} c{where}").format(
+                    i=sql.Literal(i),
+                    expiry=expiry_sql(sql.SQL("c.clock"), f"w{i}"),
+                    view=ident(rule.clock.view),
+                    where=where,
+                )
+            )
         having = []
         if not governed_only:
             # every applicable rule has expired; a clock that is NULL has not started: not expired
@@ -327,7 +343,8 @@ class Selection:
         else:
             rule_held = sql.Literal(self.rule_held)
         query = sql.SQL("SELECT e.record_id, {rule_held} AS rule_held FROM ({union}) e GROUP BY e.record_id").format(
-            rule_held=rule_held, union=sql.SQL(" UNION ALL ").join(parts))
+            rule_held=rule_held, union=sql.SQL(" UNION ALL ").join(parts)
+        )
         if having:
             query += sql.SQL(" HAVING ") + sql.SQL(" AND ").join(having)
         return query
@@ -336,7 +353,8 @@ class Selection:
     def chunk_qual(alias: str = "c") -> sql.Composed:
         """Rows of chunk %(chunk)s of %(chunks)s: every integer (and NULL, in chunk 0) in exactly one."""
         return sql.SQL("coalesce(abs(mod({col}, %(chunks)s)), 0) = %(chunk)s").format(
-            col=sql.Identifier(alias, CHUNK_COLUMN))
+            col=sql.Identifier(alias, CHUNK_COLUMN)
+        )
 
     # --- per-row predicates (alias t) ---
 
@@ -344,7 +362,8 @@ class Selection:
         """The due predicate on a row, for a clock that is a column of the table."""
         col = sql.Identifier(alias, self.target.direct_clock)
         return sql.SQL("{col} <= %(index_bound)s AND {expiry} <= %(now)s").format(
-            col=col, expiry=expiry_sql(col, f"w{self.target.rank}"))
+            col=col, expiry=expiry_sql(col, f"w{self.target.rank}")
+        )
 
     def row_filter(self, alias: str = "t") -> sql.Composable:
         """Rows the action still has to handle: not yet anonymised, not already being purged."""
@@ -369,9 +388,15 @@ class Selection:
             if child.on_delete == "c" and any(r in self.holds.rules for r in child.rules):
                 child_clauses.append(sql.SQL("true"))  # removal would cascade into a held rule's records
             if child_clauses:
-                clauses.append(sql.SQL("EXISTS (SELECT 1 FROM {child} ch WHERE ch.{fk} = {alias}.{key} AND ({any}))").format(
-                    child=ident(child.table), fk=sql.Identifier(child.column), alias=sql.Identifier(alias),
-                    key=sql.Identifier(self.target.key), any=sql.SQL(" OR ").join(child_clauses)))
+                clauses.append(
+                    sql.SQL("EXISTS (SELECT 1 FROM {child} ch WHERE ch.{fk} = {alias}.{key} AND ({any}))").format(
+                        child=ident(child.table),
+                        fk=sql.Identifier(child.column),
+                        alias=sql.Identifier(alias),
+                        key=sql.Identifier(self.target.key),
+                        any=sql.SQL(" OR ").join(child_clauses),
+                    )
+                )
         return clauses
 
     def _held_clauses(self, table: str, store: Store, alias: str, prefix: str) -> list[sql.Composable]:
@@ -379,25 +404,41 @@ class Selection:
         a = sql.Identifier(alias)
         if holds.records.get(table):
             self.params[f"{prefix}held_keys"] = list(holds.records[table])
-            clauses.append(sql.SQL("{a}.{key}::text = ANY({p}::text[])").format(
-                a=a, key=sql.Identifier(store.key), p=sql.Placeholder(f"{prefix}held_keys")))
+            clauses.append(
+                sql.SQL("{a}.{key}::text = ANY({p}::text[])").format(
+                    a=a, key=sql.Identifier(store.key), p=sql.Placeholder(f"{prefix}held_keys")
+                )
+            )
         person = store.person
         if person and person.account_id and holds.accounts:
             self.params["held_accounts"] = list(holds.accounts)
-            clauses.append(sql.SQL("coalesce({a}.{col} = ANY(%(held_accounts)s::bigint[]), false)").format(
-                a=a, col=sql.Identifier(person.account_id)))
+            clauses.append(
+                sql.SQL("coalesce({a}.{col} = ANY(%(held_accounts)s::bigint[]), false)").format(
+                    a=a, col=sql.Identifier(person.account_id)
+                )
+            )
         if holds.emails:
             self.params["held_emails"] = list(holds.emails)
             if person and person.email:
-                clauses.append(sql.SQL("coalesce(governance.email_pseudonym({a}.{col}) = ANY(%(held_emails)s::text[]), false)")
-                               .format(a=a, col=sql.Identifier(person.email)))
+                clauses.append(
+                    sql.SQL(
+                        "coalesce(governance.email_pseudonym({a}.{col}) = ANY(%(held_emails)s::text[]), false)"
+                    ).format(a=a, col=sql.Identifier(person.email))
+                )
             account_store = _account_store_for(self.target.policy, store)
             if person and person.account_id and account_store is not None:
-                clauses.append(sql.SQL(
-                    "EXISTS (SELECT 1 FROM {accounts} acc WHERE acc.{acc_key} = {a}.{col} "
-                    "AND governance.email_pseudonym(acc.{email}) = ANY(%(held_emails)s::text[]))").format(
-                    accounts=ident(account_store.table), acc_key=sql.Identifier(account_store.key), a=a,
-                    col=sql.Identifier(person.account_id), email=sql.Identifier(account_store.person.email)))
+                clauses.append(
+                    sql.SQL(
+                        "EXISTS (SELECT 1 FROM {accounts} acc WHERE acc.{acc_key} = {a}.{col} "
+                        "AND governance.email_pseudonym(acc.{email}) = ANY(%(held_emails)s::text[]))"
+                    ).format(
+                        accounts=ident(account_store.table),
+                        acc_key=sql.Identifier(account_store.key),
+                        a=a,
+                        col=sql.Identifier(person.account_id),
+                        email=sql.Identifier(account_store.person.email),
+                    )
+                )
         return clauses
 
     # --- whole statements ---
@@ -405,9 +446,14 @@ class Selection:
     def rule_held_sql(self) -> sql.Composable:
         return sql.Literal(self.rule_held) if self.target.direct_clock else sql.SQL("d.rule_held")
 
-    def candidates(self, columns: Callable[[sql.Composable], sql.Composable], *,
-                   relation: sql.Composable | None = None, not_held: bool = False,
-                   chunked: bool = False) -> sql.Composed:
+    def candidates(
+        self,
+        columns: Callable[[sql.Composable], sql.Composable],
+        *,
+        relation: sql.Composable | None = None,
+        not_held: bool = False,
+        chunked: bool = False,
+    ) -> sql.Composed:
         """SELECT columns FROM the table (alias t) for due rows still to handle; ``columns`` gets
         the rule-hold expression. ``not_held`` leaves held rows out; ``relation`` is a partition;
         ``chunked``: one chunk of the records (``due_records``)."""
@@ -420,7 +466,8 @@ class Selection:
             conds.append(self.direct_due("t"))
         else:
             query = sql.SQL("SELECT {cols} FROM {rel} t JOIN ({due}) d ON d.record_id = t.{key}").format(
-                cols=columns(rule_held), rel=rel, due=self.due_records(chunked=chunked), key=sql.Identifier(t.key))
+                cols=columns(rule_held), rel=rel, due=self.due_records(chunked=chunked), key=sql.Identifier(t.key)
+            )
         if not_held:
             conds.append(sql.SQL("NOT ({rh} OR {held})").format(rh=rule_held, held=self.held("t")))
         return query + sql.SQL(" WHERE ") + sql.SQL(" AND ").join(conds)
@@ -429,9 +476,12 @@ class Selection:
         """(due and not held, due but held) among rows still to handle (of one chunk, ``chunked``)."""
         held = self.held("t")
         return self.candidates(
-            lambda rh: sql.SQL("count(*) FILTER (WHERE NOT ({rh} OR {held})), count(*) FILTER (WHERE {rh} OR {held})")
-            .format(rh=rh, held=held),
-            relation=relation, chunked=chunked)
+            lambda rh: sql.SQL(
+                "count(*) FILTER (WHERE NOT ({rh} OR {held})), count(*) FILTER (WHERE {rh} OR {held})"
+            ).format(rh=rh, held=held),
+            relation=relation,
+            chunked=chunked,
+        )
 
     def purging_rows(self, columns: sql.Composable) -> sql.Composed:
         """Rows left in state 'purging' (tombstones of an interrupted purge) that this rule finishes:
@@ -443,10 +493,12 @@ class Selection:
         governed = self.due_records(governed_only=True)
         if t.rank == 0:
             everyone = sql.SQL(" UNION ALL ").join(
-                sql.SQL("SELECT record_id FROM {}").format(ident(r.clock.view)) for r in t.siblings)
+                sql.SQL("SELECT record_id FROM {}").format(ident(r.clock.view)) for r in t.siblings
+            )
             return query + sql.SQL(
                 " WHERE t.state = 'purging' AND (t.{key} IN (SELECT record_id FROM ({governed}) g)"
-                " OR t.{key} NOT IN (SELECT record_id FROM ({everyone}) e WHERE record_id IS NOT NULL))").format(
-                key=sql.Identifier(t.key), governed=governed, everyone=everyone)
-        return query + sql.SQL(" WHERE t.state = 'purging' AND t.{key} IN (SELECT record_id FROM ({governed}) g)").format(
-            key=sql.Identifier(t.key), governed=governed)
+                " OR t.{key} NOT IN (SELECT record_id FROM ({everyone}) e WHERE record_id IS NOT NULL))"
+            ).format(key=sql.Identifier(t.key), governed=governed, everyone=everyone)
+        return query + sql.SQL(
+            " WHERE t.state = 'purging' AND t.{key} IN (SELECT record_id FROM ({governed}) g)"
+        ).format(key=sql.Identifier(t.key), governed=governed)

@@ -19,7 +19,7 @@ def after_cycles(policy: Policy) -> list[str]:
         if state.get(rule_id) == "done":
             return
         if state.get(rule_id) == "active":
-            cycle = path[path.index(rule_id):] + [rule_id]
+            cycle = path[path.index(rule_id) :] + [rule_id]
             problems.append(f"rule {rule_id!r}, field 'after': rules form a cycle ({' -> '.join(cycle)})")
             return
         state[rule_id] = "active"
