@@ -68,7 +68,7 @@ def _remaining(conn, cutoff) -> tuple[int, int]:
 def prepare(ctx: Context) -> dict:
     rows = ctx.size(4_000_000, 20_000)
     conn = ctx.connect()
-    ctx.log(f"visits: building 3 x {rows:,} rows (partitioned + 2 unpartitioned copies)")
+    ctx.log(f"visits: building 4 x {rows:,} rows (2 partitioned + 2 unpartitioned copies)")
     info = build_visits(
         ctx, conn, rows, flat_copies=("visits_flat", "visits_single"), partitioned_copies=("visits_part2",)
     )
