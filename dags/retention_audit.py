@@ -5,11 +5,13 @@ An independent check of the privacy policy's retention rules (REQUIREMENTS.md RE
 of the photo objects (CAT-5, RET-9), run daily and after every completed `retention_sweep`.
 
 - **check_policy**: every table, column and clock view the policy names exists in the database.
-- **audit**: for every rule a Great Expectations `UnexpectedRowsExpectation` with the rule's own
-  predicate (`include/sql/audit/`, written apart from the sweeps' SQL), pushed down to PostgreSQL,
-  plus a listing of the object store: an object whose record is overdue, or that has no record,
-  is overdue. Records under a legal hold count as compliant (RET-8). Per-rule counts (never the
-  data) are recorded as evidence, visible in `governance.audit_history`.
+- **audit**: every rule's own predicate (`include/sql/audit/`, written apart from the sweeps' SQL)
+  is evaluated once in PostgreSQL into the run's scratch schema (`governance_audit_<key>`, dropped
+  at the end), and a Great Expectations `UnexpectedRowsExpectation` per rule checks it there; the
+  object store is listed at the same time on a second connection: an object whose record is
+  overdue, or that has no record, is overdue. Records under a legal hold count as compliant
+  (RET-8) and are counted apart. Per-rule counts (never the data) and the time of each phase are
+  recorded as evidence, visible in `governance.audit_history`.
 - **enforce**: fails at once (no retry: a retry cannot delete data) when anything is overdue, with
   a message naming each rule, its count and the oldest overdue age.
 
