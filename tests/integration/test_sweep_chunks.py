@@ -293,3 +293,18 @@ def test_a_view_without_the_chunk_column_is_swept_in_one_pass(conn, shop, s3, ca
     assert chunks_logged(caplog) == [1]
     assert (result.anonymised, result.held) == (len(shop["anonymise"]), len(shop["held"]))
     assert anonymised(conn) == shop["anonymise"]
+
+
+@pytest.mark.parametrize("chunks", [1, 3, 7])
+def test_the_plan_counts_a_chunked_clock_chunk_by_chunk_to_the_same_totals(conn, shop, chunks):
+    """governance plan (and the DAG's settle step) count a chunked clock in short READ ONLY
+    transactions too (RET-3): whatever N, the same due and held counts as the independent oracle."""
+    from governance.sweep import plan
+
+    [p] = plan(conn, load_policy(), NOW, [RULE], chunks=chunks)
+    assert (p.due, p.held) == (len(shop["anonymise"]), len(shop["held"]))
+    assert anonymised(conn) == set()  # a plan changes nothing
+    with conn.cursor() as cur:
+        cur.execute("SELECT current_setting('transaction_read_only')")
+        assert cur.fetchone()[0] == "off"  # the plan ended its transactions; the next is the caller's
+    conn.rollback()

@@ -228,8 +228,9 @@ def check_policy(conn: Any, policy: Policy) -> None:
         raise PolicyError(policy.source_path or "<policy>", problems)
 
 
-def plan(conn: Any, policy: Policy, now: datetime, rule_ids: list[str] | None = None) -> list[RulePlan]:
-    """Per rule, what a sweep at ``now`` would remove or anonymise. Read-only (a READ ONLY transaction)."""
+def plan(conn: Any, policy: Policy, now: datetime, rule_ids: list[str] | None = None, **options: Any) -> list[RulePlan]:
+    """Per rule, what a sweep at ``now`` would remove or anonymise. Read-only (READ ONLY transactions:
+    one per rule, or one per chunk for a clock view with a ``chunk`` column, RET-3)."""
     check_policy(conn, policy)
     now = as_utc(now)
     ids = list(rule_ids) if rule_ids else [r.id for r in policy.rules]
@@ -241,7 +242,7 @@ def plan(conn: Any, policy: Policy, now: datetime, rule_ids: list[str] | None = 
             cur.execute("SET TRANSACTION READ ONLY")
         holds = Holds.at(conn, now)
         for rule_id in ids:
-            plans.append(_plan_rule(conn, policy, rule_id, now, holds, Options()))
+            plans.append(_plan_rule(conn, policy, rule_id, now, holds, Options(**options)))
     finally:
         conn.rollback()
     return plans
@@ -451,6 +452,29 @@ def _dry_result(conn: Any, policy: Policy, rule_id: str, now: datetime, opts: Op
     return result
 
 
+def chunk_count(conn: Any, target: Target, opts: Options, *, removed: int = 0, per_chunk: int | None = None) -> int:
+    """How many chunks a due set is computed, verified or planned in: 1 unless the clock views have
+    a ``chunk`` column; else ``opts.chunks``, or one per ``per_chunk`` (default ``chunk_rows``) rows
+    of the table (its statistics, or its size where it was never analysed) less the ``removed`` rows
+    a sweep has already anonymised or deleted (they are no longer in the view), at most MAX_CHUNKS.
+    Ends its (catalogue-only) transaction."""
+    if not target.chunked:
+        return 1
+    if opts.chunks:
+        return max(1, min(MAX_CHUNKS, opts.chunks))
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT coalesce(sum(CASE WHEN c.reltuples >= 0 THEN c.reltuples ELSE "
+            "pg_relation_size(c.oid) / current_setting('block_size')::int * %s END), 0) "
+            "FROM pg_class c WHERE c.oid = %s::regclass AND c.relkind = 'r' "
+            "OR c.oid IN (SELECT relid FROM pg_partition_tree(%s::regclass) WHERE isleaf)",
+            (ROWS_PER_PAGE_GUESS, target.table, target.table),
+        )
+        rows = max(0.0, float(cur.fetchone()[0]) - removed)
+    conn.commit()
+    return max(1, min(MAX_CHUNKS, math.ceil(rows / max(1, per_chunk or opts.chunk_rows))))
+
+
 def _plan_rule(conn: Any, policy: Policy, rule_id: str, now: datetime, holds: Holds, opts: Options) -> RulePlan:
     target = load_target(conn, policy, rule_id)
     sel = Selection(target, now, holds)
@@ -481,8 +505,21 @@ def _plan_rule(conn: Any, policy: Policy, rule_id: str, now: datetime, holds: Ho
                 p.due, p.held = p.due + due, p.held + held
         else:
             p.strategy = _choose_strategy(cur, sel, opts)
-            cur.execute(sel.counts(), sel.params)
-            p.due, p.held = cur.fetchone()
+            if not target.chunked:
+                cur.execute(sel.counts(), sel.params)
+                p.due, p.held = cur.fetchone()
+            else:
+                # A window clock (RET-3): counted chunk by chunk, each its own short READ ONLY
+                # transaction, as the sweep verifies (the plan is a count, like the verification).
+                conn.rollback()
+                chunks = chunk_count(conn, target, opts, per_chunk=VERIFY_CHUNK_FACTOR * opts.chunk_rows)
+                for chunk in range(chunks):
+                    cur.execute("SET TRANSACTION READ ONLY")
+                    cur.execute(sel.counts(chunked=chunks > 1), {**sel.params, "chunks": chunks, "chunk": chunk})
+                    due, held = cur.fetchone()
+                    conn.rollback()
+                    p.due, p.held = p.due + due, p.held + held
+                cur.execute("SET TRANSACTION READ ONLY")
         if target.purges_objects:
             cur.execute(
                 sql.SQL("SELECT count(*) FROM ({}) x").format(
@@ -959,27 +996,8 @@ class _Sweeper:
                 changed = 0
 
     def _chunks(self, removed: int = 0, per_chunk: int | None = None) -> int:
-        """How many chunks the due set is computed (or verified) in: 1 unless the clock views have a
-        ``chunk`` column; else ``chunks``, or one per ``per_chunk`` (default ``chunk_rows``) rows of
-        the table (its statistics, or its size where it was never analysed) less the ``removed`` rows
-        this sweep has already anonymised or deleted (they are no longer in the view), at most
-        MAX_CHUNKS."""
-        t = self.target
-        if not t.chunked:
-            return 1
-        if self.opts.chunks:
-            return max(1, min(MAX_CHUNKS, self.opts.chunks))
-        with self.conn.cursor() as cur:
-            cur.execute(
-                "SELECT coalesce(sum(CASE WHEN c.reltuples >= 0 THEN c.reltuples ELSE "
-                "pg_relation_size(c.oid) / current_setting('block_size')::int * %s END), 0) "
-                "FROM pg_class c WHERE c.oid = %s::regclass AND c.relkind = 'r' "
-                "OR c.oid IN (SELECT relid FROM pg_partition_tree(%s::regclass) WHERE isleaf)",
-                (ROWS_PER_PAGE_GUESS, t.table, t.table),
-            )
-            rows = max(0.0, float(cur.fetchone()[0]) - removed)
-        self.conn.commit()
-        return max(1, min(MAX_CHUNKS, math.ceil(rows / max(1, per_chunk or self.opts.chunk_rows))))
+        """How many chunks the due set is computed (or verified) in: see ``chunk_count``."""
+        return chunk_count(self.conn, self.target, self.opts, removed=removed, per_chunk=per_chunk)
 
     def _compute_work(self, work: sql.Identifier) -> int:
         """The due, unheld rows into the work table: one read-only pass, or one per chunk of the
