@@ -52,6 +52,13 @@ class Window:
         return cls(iso=text.strip(), **parts)
 
     @property
+    def fixed(self) -> bool:
+        """A fixed length (weeks, days, hours, minutes, seconds; no months or years): in UTC then
+        ``clock + window <= now`` exactly when ``clock <= now - window`` (RET-10's calendar
+        arithmetic only matters where month lengths do)."""
+        return not (self.years or self.months)
+
+    @property
     def relativedelta(self) -> relativedelta:
         return relativedelta(
             years=self.years,

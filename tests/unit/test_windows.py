@@ -9,6 +9,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from governance.policy import load_policy
 from governance.windows import Window, WindowError, as_utc, latest_expiry, parse_instant
@@ -123,3 +125,22 @@ def test_latest_expiry_wins():
     assert latest_expiry([b, a]) == b
     with pytest.raises(ValueError, match="no rule applies"):
         latest_expiry([])
+
+
+@given(
+    clock=st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)),
+    now=st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)),
+    text=st.sampled_from(["PT24H", "P60D", "P90D", "P2W", "PT1S", "P1DT2H3M4S", "P12M", "P2Y", "P1Y2M"]),
+)
+def test_a_fixed_window_expires_exactly_at_now_minus_the_window(clock, now, text):
+    """RET-1/RET-10: for a window without months or years the sweep's plain bound clock <= now - window
+    (no calendar arithmetic per row) decides exactly like clock + window <= now; with months or
+    years it is not a window of fixed length."""
+    from governance.sweep.selection import index_bound
+
+    window = Window.parse(text)
+    assert window.fixed == ("Y" not in text and "M" not in text.split("T")[0])
+    if window.fixed:
+        assert (clock <= index_bound(now, window)) == window.has_expired(clock, now)
+    else:
+        assert not window.has_expired(clock, now) or clock <= index_bound(now, window)  # the bound is safe

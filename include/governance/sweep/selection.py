@@ -359,8 +359,13 @@ class Selection:
     # --- per-row predicates (alias t) ---
 
     def direct_due(self, alias: str = "t") -> sql.Composed:
-        """The due predicate on a row, for a clock that is a column of the table."""
+        """The due predicate on a row, for a clock that is a column of the table. For a window of
+        fixed length (PT24H, RET-1) ``clock <= now - window`` is exact (``index_bound``): the UTC
+        calendar arithmetic (two time-zone conversions per row, ~0.1 ms per 1,000 rows) is only
+        needed for months and years, where the bound has a margin and the expiry decides."""
         col = sql.Identifier(alias, self.target.direct_clock)
+        if self.target.window.fixed:
+            return sql.SQL("{col} <= %(index_bound)s").format(col=col)
         return sql.SQL("{col} <= %(index_bound)s AND {expiry} <= %(now)s").format(
             col=col, expiry=expiry_sql(col, f"w{self.target.rank}")
         )
