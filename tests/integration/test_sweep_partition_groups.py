@@ -154,3 +154,38 @@ def test_block_batches_skip_ahead_over_pages_with_nothing_due(conn, s3):
     assert result.deleted == len(due) and left == set(kept)
     assert result.probes >= 1
     assert result.batches < pages  # without the probe: one transaction per page (batch_pages=1)
+
+
+def test_a_rerun_that_finds_new_rows_in_a_recorded_range_records_them_under_step_n(conn, s3):
+    """Evidence is idempotent per (run, rule, step); rows that became due in a range this run already
+    recorded (a retry of the run) are recorded under step#2, #3..., never dropped or merged (RET-1)."""
+    s.empty_shop(conn)
+    hour = (NOW - timedelta(hours=24)).replace(minute=0)  # the cut-off's partition: block batches
+    due_at = hour + timedelta(minutes=1)
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT governance.ensure_hourly_partitions('shop.visits', %s, %s)", (hour, NOW + timedelta(hours=2))
+        )
+    conn.commit()
+    run = RUN + "-step-n"
+    deleted = []
+    for n in (3, 2, 1):
+        with conn.cursor() as cur:
+            for _ in range(n):
+                s.visit(cur, due_at)
+        conn.commit()
+        deleted.append(sweep_rule(conn, s3, load_policy(), "visit-data", NOW, run).deleted)
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT step, (counts->>'deleted')::int FROM governance.evidence WHERE run_id = %s "
+            "AND kind = 'sweep_batch' ORDER BY entry_id",
+            (run,),
+        )
+        steps = cur.fetchall()
+        cur.execute("SELECT count(*) FROM governance.verify_evidence()")
+        problems = cur.fetchone()[0]
+    conn.rollback()
+    first = steps[0][0]
+    assert first.startswith("visits_p") and "blocks 0-" in first
+    assert steps == [(first, 3), (first + "#2", 2), (first + "#3", 1)]
+    assert deleted == [3, 2, 1] and problems == 0

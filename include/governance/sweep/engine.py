@@ -680,10 +680,13 @@ class _Sweeper:
             start = time.perf_counter()
             try:
                 with self.conn.cursor() as cur:
-                    cur.execute("SET LOCAL statement_timeout = %s", (self.opts.statement_timeout,))
-                    cur.execute("SET LOCAL lock_timeout = %s", (self.opts.lock_timeout,))
-                    if not (durable or self.opts.synchronous_commit):
-                        cur.execute("SET LOCAL synchronous_commit = off")
+                    # One round trip for the batch's settings (a batch is a few milliseconds).
+                    asynchronous = not (durable or self.opts.synchronous_commit)
+                    cur.execute(
+                        "SET LOCAL statement_timeout = %s; SET LOCAL lock_timeout = %s"
+                        + ("; SET LOCAL synchronous_commit = off" if asynchronous else ""),
+                        (self.opts.statement_timeout, self.opts.lock_timeout),
+                    )
                     counts = work(cur)
                     if evidence and any(counts.values()):  # else ``work`` recorded its own
                         seconds = round(time.perf_counter() - start, 4)
@@ -710,31 +713,36 @@ class _Sweeper:
 
     def _evidence(self, cur: Any, kind: str, step: str, counts: dict[str, int], details: dict[str, Any]) -> None:
         t = self.target
+        details = {"table": t.table, "action": t.action, "window": t.window.iso, **details}
+        params = {
+            "kind": kind,
+            "run": self.run_id,
+            "rule": t.rule.id,
+            "step": step,
+            "requirements": list(t.rule.requirements),
+            "as_of": self.now,
+            "version": self.policy.version or None,
+            "counts": Json(counts),
+            "details": Json(details),
+        }
         if kind == "sweep_batch":
             # A step already recorded in this run with a different effect (rows that became due after
             # the first attempt of this run, in the same range): recorded under step#n, never lost.
+            # Counted and appended in one statement (one round trip per batch).
             cur.execute(
-                "SELECT count(*) FROM governance.evidence WHERE kind = %s AND run_id = %s AND rule_id = %s "
-                "AND (step = %s OR left(step, length(%s) + 1) = %s || '#')",
-                (kind, self.run_id, t.rule.id, step, step, step),
+                "SELECT governance.append_evidence(%(kind)s, %(run)s, %(rule)s, "
+                "CASE WHEN taken.n = 0 THEN %(step)s ELSE %(step)s || '#' || (taken.n + 1) END, "
+                "%(requirements)s, %(as_of)s, %(version)s, %(counts)s, %(details)s) "
+                "FROM (SELECT count(*) AS n FROM governance.evidence WHERE kind = %(kind)s AND run_id = %(run)s "
+                "AND rule_id = %(rule)s AND (step = %(step)s OR left(step, length(%(step)s) + 1) = %(step)s || '#')"
+                ") AS taken",
+                params,
             )
-            taken = cur.fetchone()[0]
-            if taken:
-                step = f"{step}#{taken + 1}"
-        details = {"table": t.table, "action": t.action, "window": t.window.iso, **details}
+            return
         cur.execute(
-            "SELECT governance.append_evidence(%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-            (
-                kind,
-                self.run_id,
-                t.rule.id,
-                step,
-                list(t.rule.requirements),
-                self.now,
-                self.policy.version or None,
-                Json(counts),
-                Json(details),
-            ),
+            "SELECT governance.append_evidence(%(kind)s, %(run)s, %(rule)s, %(step)s, %(requirements)s, "
+            "%(as_of)s, %(version)s, %(counts)s, %(details)s)",
+            params,
         )
 
     def _tally(self, counts: dict[str, int]) -> None:
