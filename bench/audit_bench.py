@@ -53,16 +53,11 @@ def bare_sql(ctx: Context, conn) -> tuple[float, dict[str, int]]:
 
 def bare_listing(ctx: Context, s3) -> tuple[float, int]:
     """One paginated ListObjectsV2 over every object store of the policy: the listing's floor."""
-    listed = 0
+    from governance.objectstore import iter_keys
+
+    stores = [store.objects for category in ctx.policy.categories for store in category.stores if store.objects]
     start = time.perf_counter()
-    for category in ctx.policy.categories:
-        for store in category.stores:
-            if store.objects is None:
-                continue
-            for bucket in store.objects.buckets:
-                paginator = s3.get_paginator("list_objects_v2")
-                for page in paginator.paginate(Bucket=bucket, Prefix=store.objects.prefix):
-                    listed += len(page.get("Contents", []))
+    listed = sum(1 for link in stores for bucket in link.buckets for _ in iter_keys(s3, bucket, link.prefix))
     return time.perf_counter() - start, listed
 
 

@@ -34,7 +34,6 @@ and the tests run the same code.
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import re
 import threading
@@ -47,6 +46,7 @@ from typing import Any
 
 from psycopg2 import sql
 
+from governance.db import advisory_key
 from governance.policy import SQL_DIR, Policy, Rule
 from governance.windows import as_utc
 
@@ -382,17 +382,13 @@ def run_gx(db_url: str, batch_query: str, queries: dict[str, str]) -> dict[str, 
 # --- the run's scratch schema: every predicate evaluated once --------------------------------------
 
 
-def _scratch_lock_key(key: str) -> int:
-    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:4], "big", signed=True)
-
-
 def drop_stale_scratch(cur: Any) -> list[str]:
     """Drop the scratch schemas of audits that are no longer running (their session, and so their
     advisory lock, is gone: a killed worker). A running audit's schema is left alone."""
     cur.execute("SELECT nspname FROM pg_namespace WHERE starts_with(nspname, %s) ORDER BY 1", (SCRATCH_PREFIX,))
     dropped = []
     for (name,) in cur.fetchall():
-        key = _scratch_lock_key(name[len(SCRATCH_PREFIX) :])
+        key = advisory_key(name[len(SCRATCH_PREFIX) :])
         cur.execute("SELECT pg_try_advisory_lock(%s, %s)", (SCRATCH_LOCK_NAMESPACE, key))
         if cur.fetchone()[0]:
             cur.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name)))
@@ -410,7 +406,7 @@ class _Scratch:
         self.conn = conn
         self.key = uuid.uuid4().hex[:16]
         self.schema = SCRATCH_PREFIX + self.key
-        self.lock_key = _scratch_lock_key(self.key)
+        self.lock_key = advisory_key(self.key)
         self.created = False
 
     def table(self, name: str) -> sql.Identifier:

@@ -7,6 +7,7 @@ advisory lock, so it can run at every start and from several processes at once.
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,12 @@ from governance.settings import SettingsError, redact_url
 
 SCHEMA_FILES = sorted((SQL_DIR / "schema").glob("*.sql"))
 SCHEMA_LOCK_KEY = 0x60FE_0001  # pg_advisory_xact_lock key for schema changes
+
+
+def advisory_key(name: str) -> int:
+    """A stable signed 32-bit key for ``pg_advisory_lock(namespace, key)`` from a name (a rule id,
+    an audit's scratch key)."""
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:4], "big", signed=True)
 
 
 def prepare(conn: Any) -> Any:

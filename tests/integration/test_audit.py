@@ -390,7 +390,7 @@ def test_the_scratch_schema_is_gone_after_the_audit_and_its_phases_are_timed(con
 def test_a_crashed_audits_scratch_is_dropped_a_running_ones_is_kept(conn, db_url, s3, shop):
     """A killed worker leaves its scratch schema, but not its session lock: the next audit drops it.
     A schema whose owner still holds the lock (an audit running elsewhere) is left alone."""
-    from governance.db import connect
+    from governance.db import advisory_key, connect
 
     crashed = audit_module.SCRATCH_PREFIX + "deadbeef00000000"
     running = audit_module.SCRATCH_PREFIX + "cafe000000000000"
@@ -399,7 +399,7 @@ def test_a_crashed_audits_scratch_is_dropped_a_running_ones_is_kept(conn, db_url
         with other.cursor() as cur:
             cur.execute(
                 "SELECT pg_advisory_lock(%s, %s)",
-                (audit_module.SCRATCH_LOCK_NAMESPACE, audit_module._scratch_lock_key(running[-16:])),
+                (audit_module.SCRATCH_LOCK_NAMESPACE, advisory_key(running[-16:])),
             )
             for name in (crashed, running):
                 cur.execute(f'CREATE SCHEMA "{name}"')

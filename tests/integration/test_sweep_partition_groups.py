@@ -14,6 +14,19 @@ NOW = datetime(2026, 3, 1, 12, 30, tzinfo=UTC)
 RUN = "test-partition-groups"
 
 
+def cutoff_partition(conn) -> datetime:
+    """An empty shop with the hourly partitions from the one the cut-off (NOW - 24 h) falls into
+    onwards; returns that partition's hour (RET-1: its rows go by block-range batches)."""
+    s.empty_shop(conn)
+    hour = (NOW - timedelta(hours=24)).replace(minute=0)
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT governance.ensure_hourly_partitions('shop.visits', %s, %s)", (hour, NOW + timedelta(hours=2))
+        )
+    conn.commit()
+    return hour
+
+
 def test_expired_partitions_dropped_in_groups_with_exact_evidence(conn, s3):
     s.empty_shop(conn)
     expired_hours = 2 * DROPS_PER_TRANSACTION + 3  # two full groups and a partial one
@@ -128,13 +141,9 @@ def test_block_batches_skip_ahead_over_pages_with_nothing_due(conn, s3):
     """RET-1, block-range batches: after a batch that found nothing, a read-only probe jumps to the
     next page with a due row, so a stretch of pages with nothing due costs one statement, not one
     transaction per batch. Every due row still goes, nothing else does."""
-    s.empty_shop(conn)
-    hour = (NOW - timedelta(hours=24)).replace(minute=0)  # the partition the cut-off falls into
+    hour = cutoff_partition(conn)
     due_at = hour + timedelta(minutes=1)  # the cut-off is hour + 30 min: the rows at + 31 min are not due
     with conn.cursor() as cur:
-        cur.execute(
-            "SELECT governance.ensure_hourly_partitions('shop.visits', %s, %s)", (hour, NOW + timedelta(hours=2))
-        )
         partition = "visits_p" + hour.strftime("%Y%m%d%H")
         # physical order in the partition: due rows, a long stretch of rows not due yet, due rows again
         due = [s.visit(cur, due_at) for _ in range(150)]
@@ -159,14 +168,7 @@ def test_block_batches_skip_ahead_over_pages_with_nothing_due(conn, s3):
 def test_a_rerun_that_finds_new_rows_in_a_recorded_range_records_them_under_step_n(conn, s3):
     """Evidence is idempotent per (run, rule, step); rows that became due in a range this run already
     recorded (a retry of the run) are recorded under step#2, #3..., never dropped or merged (RET-1)."""
-    s.empty_shop(conn)
-    hour = (NOW - timedelta(hours=24)).replace(minute=0)  # the cut-off's partition: block batches
-    due_at = hour + timedelta(minutes=1)
-    with conn.cursor() as cur:
-        cur.execute(
-            "SELECT governance.ensure_hourly_partitions('shop.visits', %s, %s)", (hour, NOW + timedelta(hours=2))
-        )
-    conn.commit()
+    due_at = cutoff_partition(conn) + timedelta(minutes=1)  # the cut-off's partition: block batches
     run = RUN + "-step-n"
     deleted = []
     for n in (3, 2, 1):

@@ -475,6 +475,30 @@ def chunk_count(conn: Any, target: Target, opts: Options, *, removed: int = 0, p
     return max(1, min(MAX_CHUNKS, math.ceil(rows / max(1, per_chunk or opts.chunk_rows))))
 
 
+def count_due(
+    conn: Any, sel: Selection, opts: Options, *, removed: int = 0, read_only: bool = False
+) -> tuple[int, int]:
+    """(due and not held, due but held) of a selection, chunk by chunk for a clock view with a
+    ``chunk`` column (RET-3), each chunk its own short transaction (READ ONLY and rolled back with
+    ``read_only``, as a plan's): a record is in one chunk, so the sums are the counts. Chunks hold
+    VERIFY_CHUNK_FACTOR x ``chunk_rows`` rows (a count neither joins nor writes); one transaction
+    for other clocks."""
+    chunks = chunk_count(conn, sel.target, opts, removed=removed, per_chunk=VERIFY_CHUNK_FACTOR * opts.chunk_rows)
+    due = held = 0
+    for chunk in range(chunks):
+        with conn.cursor() as cur:
+            if read_only:
+                cur.execute("SET TRANSACTION READ ONLY")
+            cur.execute(sel.counts(chunked=chunks > 1), {**sel.params, "chunks": chunks, "chunk": chunk})
+            chunk_due, chunk_held = cur.fetchone()
+        if read_only:
+            conn.rollback()
+        else:
+            conn.commit()
+        due, held = due + chunk_due, held + chunk_held
+    return due, held
+
+
 def _plan_rule(conn: Any, policy: Policy, rule_id: str, now: datetime, holds: Holds, opts: Options) -> RulePlan:
     target = load_target(conn, policy, rule_id)
     sel = Selection(target, now, holds)
@@ -505,21 +529,9 @@ def _plan_rule(conn: Any, policy: Policy, rule_id: str, now: datetime, holds: Ho
                 p.due, p.held = p.due + due, p.held + held
         else:
             p.strategy = _choose_strategy(cur, sel, opts)
-            if not target.chunked:
-                cur.execute(sel.counts(), sel.params)
-                p.due, p.held = cur.fetchone()
-            else:
-                # A window clock (RET-3): counted chunk by chunk, each its own short READ ONLY
-                # transaction, as the sweep verifies (the plan is a count, like the verification).
-                conn.rollback()
-                chunks = chunk_count(conn, target, opts, per_chunk=VERIFY_CHUNK_FACTOR * opts.chunk_rows)
-                for chunk in range(chunks):
-                    cur.execute("SET TRANSACTION READ ONLY")
-                    cur.execute(sel.counts(chunked=chunks > 1), {**sel.params, "chunks": chunks, "chunk": chunk})
-                    due, held = cur.fetchone()
-                    conn.rollback()
-                    p.due, p.held = p.due + due, p.held + held
-                cur.execute("SET TRANSACTION READ ONLY")
+            conn.rollback()
+            p.due, p.held = count_due(conn, sel, opts, read_only=True)  # as the sweep verifies
+            cur.execute("SET TRANSACTION READ ONLY")
         if target.purges_objects:
             cur.execute(
                 sql.SQL("SELECT count(*) FROM ({}) x").format(
@@ -647,21 +659,9 @@ class _Sweeper:
     def _remaining(self) -> tuple[int, int]:
         """Verify: the same selection again; due-and-not-held must be 0. Tombstones this sweep could
         not finish fail it before (ObjectPurgeFailed); 'purging' rows another rule is finishing right
-        now are that rule's. Counted chunk by chunk, as the work table was computed (each chunk one
-        short transaction; a record is in one chunk, so the sums are the counts): chunks of
-        VERIFY_CHUNK_FACTOR x ``chunk_rows`` of the rows still in the view (those this sweep
-        anonymised or deleted are out of it)."""
-        chunks = self._chunks(
-            removed=self.result.anonymised + self.result.deleted, per_chunk=VERIFY_CHUNK_FACTOR * self.opts.chunk_rows
-        )
-        remaining = held = 0
-        for chunk in range(chunks):
-            with self.conn.cursor() as cur:
-                cur.execute(self.sel.counts(chunked=chunks > 1), {**self.sel.params, "chunks": chunks, "chunk": chunk})
-                due, kept = cur.fetchone()
-            self.conn.commit()
-            remaining, held = remaining + due, held + kept
-        return remaining, held
+        now are that rule's. Counted as ``count_due`` does, of the rows still in the view (those this
+        sweep anonymised or deleted are out of it)."""
+        return count_due(self.conn, self.sel, self.opts, removed=self.result.anonymised + self.result.deleted)
 
     # --- batches ---
 
@@ -1003,10 +1003,6 @@ class _Sweeper:
                 start = hi  # the last batch (from here to the end) always runs: pages added since
                 changed = 0
 
-    def _chunks(self, removed: int = 0, per_chunk: int | None = None) -> int:
-        """How many chunks the due set is computed (or verified) in: see ``chunk_count``."""
-        return chunk_count(self.conn, self.target, self.opts, removed=removed, per_chunk=per_chunk)
-
     def _compute_work(self, work: sql.Identifier) -> int:
         """The due, unheld rows into the work table: one read-only pass, or one per chunk of the
         records (``_chunks``), each chunk its own short transaction. Returns the rows.
@@ -1014,7 +1010,7 @@ class _Sweeper:
         One pass writes the table in (rel, tid) order; chunks are appended as they come and the table
         is then put in that order (``_order_work``): slices of its pages are ranges of the heap either way."""
         t, sel = self.target, self.sel
-        chunks = self._chunks()
+        chunks = chunk_count(self.conn, self.target, self.opts)
         columns = sql.SQL("t.tableoid AS rel, t.ctid AS tid, t.{} AS rec").format(sql.Identifier(t.key))
         rows = 0
         for chunk in range(chunks):
@@ -1192,13 +1188,12 @@ class _Sweeper:
             counts: dict[str, int | None] = {}
             if estimated:
                 cur.execute(
-                    "SELECT c.oid::regclass::text, c.reltuples FROM pg_class c WHERE c.oid = ANY(%s::regclass[])",
+                    "SELECT c.reltuples FROM unnest(%s::regclass[]) WITH ORDINALITY AS p(oid, i) "
+                    "JOIN pg_class c ON c.oid = p.oid ORDER BY p.i",
                     ([part.qualified for part in parts],),
                 )
-                by_name = {name: tuples for name, tuples in cur.fetchall()}
-                for part in parts:
-                    tuples = by_name.get(part.qualified, by_name.get(part.name))
-                    counts[part.qualified] = int(tuples) if tuples is not None and tuples >= 0 else None
+                for part, (tuples,) in zip(parts, cur.fetchall(), strict=True):
+                    counts[part.qualified] = int(tuples) if tuples >= 0 else None
             exact = [part for part in parts if counts.get(part.qualified) is None]
             if exact:
                 cur.execute(

@@ -25,7 +25,6 @@ values (now, windows, hold keys) are named parameters.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 from collections.abc import Callable
@@ -35,6 +34,7 @@ from typing import Any
 
 from psycopg2 import sql
 
+from governance.db import advisory_key
 from governance.policy import AnonymiseAction, Policy, PurgeObjectsAction, Rule, Store
 from governance.windows import Window, as_utc
 
@@ -69,13 +69,13 @@ def ident(qualified: str) -> sql.Identifier:
 
 def lock_key(rule_id: str) -> int:
     """A stable 32-bit advisory-lock key for a rule (pg_try_advisory_lock(namespace, key))."""
-    return int.from_bytes(hashlib.sha256(rule_id.encode()).digest()[:4], "big", signed=True)
+    return advisory_key(rule_id)
 
 
 def index_bound(now: datetime, window: Window) -> datetime:
     """A clock value no due record exceeds: exact for fixed windows, with a margin for months/years."""
     bound = as_utc(now) - window.relativedelta
-    if window.years or window.months:
+    if not window.fixed:
         bound += _CLAMP_MARGIN
     return bound
 
