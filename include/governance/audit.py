@@ -47,6 +47,7 @@ from typing import Any
 from psycopg2 import sql
 
 from governance.db import advisory_key
+from governance.errors import GovernanceError
 from governance.policy import SQL_DIR, Policy, Rule
 from governance.windows import as_utc
 
@@ -66,7 +67,7 @@ SCRATCH_LOCK_NAMESPACE = 0x60FE_00A1
 _QUOTED = re.compile(r"\"[^\"]*\"|'[^']*'")
 
 
-class AuditError(RuntimeError):
+class AuditError(GovernanceError):
     """The audit could not be carried out (a query failed); nothing was recorded."""
 
 
@@ -74,7 +75,7 @@ class AuditInconsistent(AuditError):
     """GX and the cross-check disagree: the data changed during the audit. Run it again."""
 
 
-class AuditFailed(Exception):
+class AuditFailed(GovernanceError):
     """Records or objects are past their window. The message names rules and counts only."""
 
     def __init__(self, report: AuditReport):

@@ -1,13 +1,17 @@
-"""Database connections and the idempotent schema.
+"""Database connections, short transactions and the idempotent schema.
 
-Every connection runs in UTC (RET-10: calendar arithmetic in UTC). ``apply_schema`` creates or
-updates the shop, the governance schema and the clock views in one transaction, under an
-advisory lock, so it can run at every start and from several processes at once.
+Every connection runs in UTC (RET-10: calendar arithmetic in UTC). ``transaction`` is the one way
+library code opens a unit of work: its timeouts, read-only mode and durability in one round trip,
+commit on success, rollback on any error. ``apply_schema`` creates or updates the shop, the
+governance schema and the clock views in one transaction, under an advisory lock, so it can run at
+every start and from several processes at once.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +29,46 @@ def advisory_key(name: str) -> int:
     """A stable signed 32-bit key for ``pg_advisory_lock(namespace, key)`` from a name (a rule id,
     an audit's scratch key)."""
     return int.from_bytes(hashlib.sha256(name.encode()).digest()[:4], "big", signed=True)
+
+
+@contextmanager
+def transaction(
+    conn: Any,
+    *,
+    read_only: bool = False,
+    statement_timeout: str | None = None,
+    lock_timeout: str | None = None,
+    durable: bool = True,
+) -> Iterator[Any]:
+    """One short transaction on ``conn`` (not in autocommit): yields a cursor; commits when the block
+    ends, rolls back on any exception. ``read_only`` transactions are always rolled back (a plan, a
+    verification count: nothing to keep). ``durable=False`` commits without waiting for the WAL
+    flush (``synchronous_commit = off``): a server crash may lose the transaction, effect and
+    evidence together, never one without the other. All settings go in one round trip."""
+    settings: list[str] = []
+    params: list[str] = []
+    if read_only:
+        settings.append("SET TRANSACTION READ ONLY")
+    if statement_timeout is not None:
+        settings.append("SET LOCAL statement_timeout = %s")
+        params.append(statement_timeout)
+    if lock_timeout is not None:
+        settings.append("SET LOCAL lock_timeout = %s")
+        params.append(lock_timeout)
+    if not durable:
+        settings.append("SET LOCAL synchronous_commit = off")
+    try:
+        with conn.cursor() as cur:
+            if settings:
+                cur.execute("; ".join(settings), params)
+            yield cur
+    except BaseException:
+        conn.rollback()
+        raise
+    if read_only:
+        conn.rollback()
+    else:
+        conn.commit()
 
 
 def prepare(conn: Any) -> Any:

@@ -1,7 +1,7 @@
-"""Evidence: reading and verifying the hash-chained log of audits, sweeps and holds.
+"""Evidence: writing, reading and verifying the hash-chained log of audits, sweeps and holds.
 
-The log (``governance.evidence``) is written only by ``governance.append_evidence`` in SQL, in the
-same transaction as the effect it records. This module is what compliance staff use to prove,
+The log (``governance.evidence``) is written only through ``append`` (which calls
+``governance.append_evidence`` in SQL), in the same transaction as the effect it records. This module is what compliance staff use to prove,
 for any period, which rules ran, when, what each removed or anonymised (counts, never personal
 data), what the independent audit found, and which legal holds were set or lifted ("What proof
 means here", REQUIREMENTS.md; RET-8; CONVENTIONS habit 5 and 6):
@@ -19,10 +19,61 @@ from datetime import datetime
 from typing import Any
 
 from psycopg2 import sql
+from psycopg2.extras import Json
 
 from governance.windows import as_utc
 
 ZERO_HASH = "0" * 64
+
+_APPEND = (
+    "SELECT governance.append_evidence(%(kind)s, %(run)s, %(rule)s, {step}, %(requirements)s, "
+    "%(as_of)s, %(version)s, %(counts)s, %(details)s){source}"
+)
+# A step already recorded in this run under the same (kind, rule) is recorded again as step#2, #3...
+# (rows that became due in a range a first attempt had already swept are never lost); counted and
+# appended in one statement, one round trip.
+_NUMBERED_STEP = "CASE WHEN taken.n = 0 THEN %(step)s ELSE %(step)s || '#' || (taken.n + 1) END"
+_TAKEN = (
+    " FROM (SELECT count(*) AS n FROM governance.evidence WHERE kind = %(kind)s AND run_id = %(run)s "
+    "AND rule_id = %(rule)s AND (step = %(step)s OR left(step, length(%(step)s) + 1) = %(step)s || '#')) AS taken"
+)
+
+
+def append(
+    cur: Any,
+    *,
+    kind: str,
+    run_id: str,
+    rule_id: str = "",
+    step: str = "",
+    requirements: list[str] | tuple[str, ...] = (),
+    as_of: datetime | None = None,
+    policy_version: str | None = None,
+    counts: dict[str, Any] | None = None,
+    details: dict[str, Any] | None = None,
+    numbered: bool = False,
+) -> None:
+    """Append one entry in the caller's transaction, so it commits (or not) with the effect it
+    records. Idempotent per (kind, run_id, rule_id, step): a rerun records nothing twice. With
+    ``numbered`` a step already taken in this run is recorded as ``step#n`` instead of skipped.
+    The entry locks the chain head: make it the last statement before the commit.
+
+    Counts and details must hold ids, counts, hashes and durations only, never personal data."""
+    params = {
+        "kind": kind,
+        "run": run_id,
+        "rule": rule_id,
+        "step": step,
+        "requirements": list(requirements),
+        "as_of": as_of,
+        "version": policy_version or None,
+        "counts": Json(counts or {}),
+        "details": Json(details or {}),
+    }
+    if numbered:
+        cur.execute(_APPEND.format(step=_NUMBERED_STEP, source=_TAKEN), params)
+    else:
+        cur.execute(_APPEND.format(step="%(step)s", source=""), params)
 
 
 @dataclass(frozen=True)

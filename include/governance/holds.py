@@ -26,6 +26,7 @@ from typing import Any
 from psycopg2 import errors as pg_errors
 from psycopg2 import sql
 
+from governance.errors import HoldError
 from governance.policy import Policy
 from governance.windows import as_utc
 
@@ -50,10 +51,6 @@ _COLUMN_NAMES = (
     "lifted_by",
 )
 _COLUMNS = sql.SQL(", ").join(map(sql.Identifier, _COLUMN_NAMES))
-
-
-class HoldError(ValueError):
-    """A hold that cannot be added or lifted as asked; the message says what to fix."""
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from typing import Annotated, Any, ClassVar, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from governance.errors import PolicyError, UnknownRule
 from governance.windows import Window, WindowError
 
 INCLUDE_DIR = Path(__file__).resolve().parent.parent
@@ -28,16 +29,6 @@ REQUIREMENT_ID = re.compile(r"^[A-Z]{2,4}-\d+[a-z]?$")
 QUALIFIED_NAME = re.compile(r"^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$")
 COLUMN_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
 RULE_ID = re.compile(r"^[a-z][a-z0-9-]*$")
-
-
-class PolicyError(ValueError):
-    """A policy file that cannot be enforced. ``problems`` are lines naming file, rule and field."""
-
-    def __init__(self, path: Path | str, problems: list[str]):
-        self.path = str(path)
-        self.problems = problems
-        lines = "\n".join(f"  - {p}" for p in problems)
-        super().__init__(f"policy file {self.path} is invalid ({len(problems)} problem(s)):\n{lines}")
 
 
 class _Model(BaseModel):
@@ -383,9 +374,7 @@ class Policy(_Model):
         for rule in self.rules:
             if rule.id == rule_id:
                 return rule
-        raise KeyError(
-            f"no rule {rule_id!r} in policy {self.policy.name}; rules: {', '.join(r.id for r in self.rules)}"
-        )
+        raise UnknownRule(rule_id, self.policy.name, [r.id for r in self.rules])
 
     def window(self, rule: Rule) -> Window:
         if isinstance(rule.window, DecisionRef):

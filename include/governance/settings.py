@@ -12,6 +12,8 @@ import os
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from governance.errors import SettingsError
+
 DB_URL_ENV = "GOVERNANCE_DB_URL"
 S3_ENDPOINT_ENV = "GOVERNANCE_S3_ENDPOINT_URL"
 S3_REGION_ENV = "GOVERNANCE_S3_REGION"
@@ -20,10 +22,6 @@ AIRFLOW_DB_CONN_ID = "governance_db"
 AIRFLOW_S3_CONN_ID = "governance_s3"
 # SEC-3: personal data stays inside the EEA; the default region says so.
 DEFAULT_REGION = "eu-north-1"
-
-
-class SettingsError(RuntimeError):
-    """A missing or unusable setting; the message names the flag, variable or connection."""
 
 
 @dataclass(frozen=True)

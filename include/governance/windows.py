@@ -13,13 +13,15 @@ from datetime import UTC, datetime
 
 from dateutil.relativedelta import relativedelta
 
+from governance.errors import GovernanceError
+
 _ISO_DURATION = re.compile(
     r"^P(?!$)(?:(?P<years>\d+)Y)?(?:(?P<months>\d+)M)?(?:(?P<weeks>\d+)W)?(?:(?P<days>\d+)D)?"
     r"(?:T(?=\d)(?:(?P<hours>\d+)H)?(?:(?P<minutes>\d+)M)?(?:(?P<seconds>\d+)S)?)?$"
 )
 
 
-class WindowError(ValueError):
+class WindowError(GovernanceError, ValueError):
     """A window that is not an ISO 8601 duration we can add with calendar arithmetic."""
 
 
@@ -105,3 +107,9 @@ def latest_expiry(expiries: list[datetime]) -> datetime:
     if not expiries:
         raise ValueError("no rule applies, so the record has no expiry")
     return max(as_utc(e) for e in expiries)
+
+
+def iso(moment: datetime) -> str:
+    """An instant as ISO 8601 in UTC with a ``Z`` (how every output, evidence detail and message
+    writes one)."""
+    return as_utc(moment).isoformat().replace("+00:00", "Z")

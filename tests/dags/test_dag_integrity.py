@@ -100,7 +100,7 @@ def test_a_bad_policy_is_an_import_error_naming_file_rule_and_field(tmp_path, mo
 
 def test_the_sweep_params_offer_exactly_the_engines_choices(bag):
     """The sweep DAG's partition_counts param lists what the engine accepts (RET-1 partition drops)."""
-    from governance.sweep.engine import PARTITION_COUNTS
+    from governance.sweep.options import PARTITION_COUNTS
 
     params = bag.dags["retention_sweep"].params
     assert params["partition_counts"] == "exact"

@@ -13,8 +13,7 @@ import importlib
 import sys
 from datetime import UTC, datetime
 
-from governance.policy import PolicyError
-from governance.settings import SettingsError
+from governance.errors import GovernanceError
 from governance.windows import WindowError, parse_instant
 
 # Each module defines register(subparsers, common) and sets a ``handler`` default.
@@ -68,9 +67,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.handler(args) or 0)
-    except (PolicyError, SettingsError, WindowError) as exc:
+    except GovernanceError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return exc.exit_code
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -33,15 +33,17 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import psycopg2.errors
 from psycopg2 import sql
 from psycopg2.extras import Json
 
+from governance.errors import GovernanceError
 from governance.policy import AnonymiseAction, Policy, PolicyError, check_against_database
 from governance.sweep.objects import DELETE_OBJECTS_LIMIT, PurgeOutcome, purge_objects
+from governance.sweep.options import Options
 from governance.sweep.partitions import Partition, ensure_ahead, list_partitions
 from governance.sweep.selection import Holds, Selection, Target, ident, load_target, lock_key
 from governance.sweep.stages import after_cycles, sweep_stages
@@ -59,8 +61,6 @@ TRANSIENT = (
 )
 BATCH_RETRIES = 3
 DENSE_FRACTION = 0.05  # a direct clock with at least this share due is swept by blocks, else by work
-STRATEGIES = ("auto", "blocks", "work")
-PARTITION_COUNTS = ("exact", "estimated")  # Options.partition_counts
 PROBE_BATCHES = 64  # after an empty block-range batch, probe at most this many batches' pages ahead
 DROPS_PER_TRANSACTION = 8  # fully expired partitions dropped per transaction (one evidence entry each)
 MAX_CHUNKS = 256  # a chunked due set is computed in at most this many transactions
@@ -73,7 +73,7 @@ ROWS_PER_PAGE_GUESS = 60.0  # a table never analysed: rows per heap page assumed
 # --- results ------------------------------------------------------------------------------------
 
 
-class SweepError(RuntimeError):
+class SweepError(GovernanceError):
     """A sweep that did not complete. ``retryable`` says whether running it again may help.
     Messages name rules, counts and keys only, never personal data."""
 
@@ -192,30 +192,6 @@ class RuleResult:
         return data
 
 
-@dataclass
-class Options:
-    batch_size: int = 10_000  # rows per batch (block ranges are sized from the table's rows per page)
-    batch_pages: int | None = None  # or a fixed number of heap pages per block-range batch
-    statement_timeout: str = "30s"  # per batch statement: a batch never runs away
-    lock_timeout: str = "2s"  # a batch never queues long behind, or in front of, the shop's locks
-    compute_timeout: str = "30min"  # the one read-only pass that computes a work table
-    # A clock view with a ``chunk`` column: its due set is computed in ceil(table rows / chunk_rows)
-    # transactions (bench/README.md, RET-3: the figures that chose it); ``chunks`` forces N.
-    chunk_rows: int = 175_000
-    chunks: int | None = None
-    strategy: str = "auto"
-    partitions_behind: timedelta = timedelta(hours=1)
-    partitions_ahead: timedelta = timedelta(hours=48)
-    lock_wait: float = 0.0  # seconds to wait for another sweep of the same rule; 0 = skip at once
-    # Delete/anonymise batches commit without waiting for the WAL flush: a server crash can lose the
-    # last few batches, effect and evidence together (one transaction), and the next run redoes them.
-    # The purge protocol's tombstones and the rule summary always commit durably.
-    synchronous_commit: bool = False
-    # Rows of a fully expired partition that is dropped: "exact" (count(*), reads the partition) or
-    # "estimated" (pg_class.reltuples, recorded as rows_estimated; no read). See _Sweeper._drop.
-    partition_counts: str = "exact"
-
-
 # --- the public functions -----------------------------------------------------------------------
 
 
@@ -268,12 +244,6 @@ def sweep_rule(
     this run). A rerun of the same ``run_id`` changes nothing more and records nothing twice.
     """
     opts = Options(batch_size=batch_size, **options)
-    if opts.strategy not in STRATEGIES:
-        raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}, got {opts.strategy!r}")
-    if opts.partition_counts not in PARTITION_COUNTS:
-        raise ValueError(
-            f"partition_counts must be one of {', '.join(PARTITION_COUNTS)}, got {opts.partition_counts!r}"
-        )
     if check:
         check_policy(conn, policy)
     now = as_utc(now)
