@@ -2,7 +2,7 @@
 
 The key cross-check: on seeded data, the audit's SQL predicates (include/sql/audit/*.sql) return
 exactly the records — and the seconds overdue — that the plain-Python reference
-(governance.reference) computes from the generated rows. Two independent implementations of
+(governance_dev.reference) computes from the generated rows. Two independent implementations of
 RET-1..RET-6, RET-8 and RET-10 that must agree.
 """
 
@@ -18,12 +18,14 @@ from pathlib import Path
 import pytest
 import requests
 
-from governance import reference
 from governance.db import connect
 from governance.objectstore import iter_keys, make_client
 from governance.policy import SQL_DIR, load_policy
-from governance.seed import COLUMNS, LEAP_DAY_CLOCK, personal_values, seed
 from governance.settings import resolve
+from governance_dev import reference
+from governance_dev.generator import LEAP_DAY_CLOCK
+from governance_dev.loader import personal_values, seed
+from governance_dev.tables import COLUMNS
 
 pytestmark = pytest.mark.integration
 
