@@ -10,7 +10,10 @@ never personal data.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
+
+if TYPE_CHECKING:
+    from governance.audit.report import AuditReport
 
 
 class GovernanceError(Exception):
@@ -53,3 +56,21 @@ class HoldError(GovernanceError):
     """A hold that cannot be added or lifted as asked; the message says what to fix."""
 
     exit_code = 2
+
+
+class AuditError(GovernanceError):
+    """The audit could not be carried out (a query or the object listing failed); nothing was recorded."""
+
+
+class AuditInconsistent(AuditError):
+    """GX and the cross-check disagree: the data changed during the audit. Run it again."""
+
+    retryable = True
+
+
+class AuditFailed(GovernanceError):
+    """Records or objects are past their window. The message names rules and counts only."""
+
+    def __init__(self, report: AuditReport):
+        self.report = report
+        super().__init__(report.failure_message())

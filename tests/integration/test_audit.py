@@ -22,6 +22,9 @@ from governance.audit import (
     AuditInconsistent,
     run_audit,
 )
+from governance.audit import listing as audit_listing
+from governance.audit import predicates as audit_predicates
+from governance.audit import run as audit_run
 from governance.objectstore import ensure_bucket
 from governance.policy import load_policy
 from governance.settings import SettingsError
@@ -338,7 +341,7 @@ def test_a_missing_bucket_names_the_setting(conn, db_url, s3):
 
 def test_gx_and_the_cross_check_must_agree(conn, db_url, s3, shop, monkeypatch):
     """If GX and the aggregate over the same findings disagree, nothing is recorded."""
-    real = audit_module.run_gx
+    real = audit_run.run_gx
 
     def off_by_one(*args, **kwargs):
         outcomes = real(*args, **kwargs)
@@ -346,7 +349,7 @@ def test_gx_and_the_cross_check_must_agree(conn, db_url, s3, shop, monkeypatch):
         outcomes["visit-data"] = type(first)(success=first.success, count=first.count + 1, oldest=first.oldest)
         return outcomes
 
-    monkeypatch.setattr(audit_module, "run_gx", off_by_one)
+    monkeypatch.setattr(audit_run, "run_gx", off_by_one)
     with pytest.raises(AuditInconsistent, match="rule visit-data: GX counted 2 overdue"):
         run_audit(conn, s3, POLICY, NOW, "audit-it-inconsistent", db_url=db_url)
     with conn.cursor() as cur:
@@ -416,8 +419,8 @@ def test_a_crashed_audits_scratch_is_dropped_a_running_ones_is_kept(conn, db_url
 
 
 def _one_rule_sql(monkeypatch, rule_id: str, text: str) -> None:
-    real = audit_module.audit_sql_text
-    monkeypatch.setattr(audit_module, "audit_sql_text", lambda rule: text if rule.id == rule_id else real(rule))
+    real = audit_predicates.audit_sql_text
+    monkeypatch.setattr(audit_predicates, "audit_sql_text", lambda rule: text if rule.id == rule_id else real(rule))
 
 
 @pytest.mark.parametrize(
@@ -455,7 +458,7 @@ def test_a_listing_that_fails_midway_fails_the_audit_and_records_nothing(conn, d
         yield bucket, "uploads/50.jpg", NOW
         raise botocore.exceptions.EndpointConnectionError(endpoint_url="http://127.0.0.1:1")
 
-    monkeypatch.setattr(audit_module, "_iter_objects", broken)
+    monkeypatch.setattr(audit_listing, "iter_objects", broken)
     with pytest.raises(audit_module.AuditError, match="listing the object store failed: EndpointConnectionError"):
         run_audit(conn, s3, POLICY, NOW, "audit-it-listing", db_url=db_url)
     assert scratch_schemas(conn) == []
@@ -468,7 +471,7 @@ def test_a_listing_that_fails_midway_fails_the_audit_and_records_nothing(conn, d
 def test_the_listing_overlaps_the_predicates(conn, db_url, s3, shop, monkeypatch):
     """The object listing runs on its own connection while the predicates run: a listing that takes
     as long as the predicates adds little to the audit (the bench measures it at scale)."""
-    real_iter, real_evaluate = audit_module._iter_objects, audit_module._evaluate
+    real_iter, real_evaluate = audit_listing.iter_objects, audit_predicates.evaluate
     events: list[tuple[str, float]] = []
 
     def slow_listing(*args):
@@ -485,8 +488,8 @@ def test_the_listing_overlaps_the_predicates(conn, db_url, s3, shop, monkeypatch
         events.append(("predicate", time.perf_counter()))
         return real_evaluate(*args)
 
-    monkeypatch.setattr(audit_module, "_iter_objects", slow_listing)
-    monkeypatch.setattr(audit_module, "_evaluate", evaluate)
+    monkeypatch.setattr(audit_listing, "iter_objects", slow_listing)
+    monkeypatch.setattr(audit_predicates, "evaluate", evaluate)
     report = run_audit(conn, s3, POLICY, NOW, "audit-it-overlap", db_url=db_url, record=False)
     assert report.rule(OBJECT_STORE_RULE).overdue == 5  # the same answer as without the delay
     started = next(t for name, t in events if name == "listing starts")

@@ -11,18 +11,27 @@ from datetime import UTC, datetime
 
 import pytest
 
+from governance import errors
 from governance.audit import (
+    GX_CHECK,
     OBJECT_STORE_CHECK,
     OBJECT_STORE_REQUIREMENTS,
     OBJECT_STORE_RULE,
+    AuditError,
     AuditFailed,
+    AuditInconsistent,
     AuditReport,
+    Counted,
+    GxOutcome,
     RuleAudit,
+    cross_checked,
     human_duration,
     object_store_rule_id,
     parameter_name,
     sqlalchemy_url,
 )
+from governance.errors import GovernanceError, UnknownRule
+from governance.policy import load_policy
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
@@ -146,3 +155,56 @@ def test_parameter_names_follow_the_audit_sql_contract():
 )
 def test_sqlalchemy_url_for_gx(given, expected):
     assert sqlalchemy_url(given) == expected
+
+
+def test_an_unknown_rule_is_named_with_the_rules_the_report_has():
+    with pytest.raises(
+        UnknownRule, match=r"no rule 'visit-date' in policy of audit audit-test-1; rules: visit-data, order-records"
+    ):
+        report(VISITS_OVER, ORDERS_CLEAN).rule("visit-date")
+    assert report(VISITS_OVER).rule("visit-data") is VISITS_OVER
+
+
+def test_the_audit_errors_live_in_governance_errors_under_the_one_base():
+    assert (AuditError, AuditInconsistent, AuditFailed) == (
+        errors.AuditError,
+        errors.AuditInconsistent,
+        errors.AuditFailed,
+    )
+    assert issubclass(AuditInconsistent, AuditError) and issubclass(AuditError, GovernanceError)
+    assert issubclass(AuditFailed, GovernanceError) and not issubclass(AuditFailed, AuditError)
+    assert AuditInconsistent.retryable and not AuditError.retryable  # the data changed: run it again
+
+
+VISITS = load_policy().rule("visit-data")
+
+
+@pytest.mark.parametrize(
+    "outcome, counted",
+    [
+        (GxOutcome(success=True, count=0, oldest=None), Counted(0, None, 4)),
+        (GxOutcome(success=False, count=3, oldest=90), Counted(3, 120, 0)),  # GX's 200 rows: a lower bound
+        (GxOutcome(success=False, count=3, oldest=120), Counted(3, 120, 1)),
+    ],
+)
+def test_gx_and_the_cross_check_agreeing_give_the_rule_result(outcome, counted):
+    result = cross_checked(VISITS, outcome, counted)
+    assert (result.rule, result.requirements, result.check) == ("visit-data", list(VISITS.requirements), GX_CHECK)
+    assert (result.overdue, result.oldest_overdue_seconds, result.held) == counted
+    assert result.gx_success is outcome.success
+
+
+@pytest.mark.parametrize(
+    "outcome, counted, message",
+    [
+        (GxOutcome(False, 4, 120), Counted(3, 120, 0), "GX counted 4 overdue"),
+        (GxOutcome(False, 3, 121), Counted(3, 120, 0), r"GX counted 3 overdue \(oldest 121s\)"),
+        (GxOutcome(False, 0, 5), Counted(0, None, 0), "GX counted 0 overdue"),
+        (GxOutcome(False, 3, None), Counted(3, 120, 0), "GX counted 3 overdue"),
+        (GxOutcome(True, 3, 120), Counted(3, 120, 0), "GX success=True with 3 overdue"),
+        (GxOutcome(False, 0, None), Counted(0, None, 0), "GX success=False with 0 overdue"),
+    ],
+)
+def test_gx_and_the_cross_check_disagreeing_is_inconsistent(outcome, counted, message):
+    with pytest.raises(AuditInconsistent, match=f"rule visit-data: {message}"):
+        cross_checked(VISITS, outcome, counted)

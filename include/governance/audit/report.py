@@ -1,0 +1,167 @@
+"""The audit's result: one ``RuleAudit`` per rule and the ``AuditReport`` of a run.
+
+Counts, ages and rule ids only, never a record's content. This module owns how a result reads to
+people (the table, on-call's failure message) and to scripts (the JSON an XCom carries).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from governance.errors import AuditFailed, UnknownRule
+from governance.windows import iso, parse_instant
+
+OBJECT_STORE_RULE = "uploads-object-store"
+OBJECT_STORE_REQUIREMENTS = ["CAT-5", "RET-5a", "RET-5b", "RET-5c", "RET-5d", "RET-9"]
+GX_CHECK = "gx_unexpected_rows"
+OBJECT_STORE_CHECK = "object_store"
+RUNBOOK = "docs/runbook.md"
+
+
+@dataclass(frozen=True)
+class RuleAudit:
+    """One rule's result: counts only, never a record's content."""
+
+    rule: str
+    requirements: list[str]
+    overdue: int
+    oldest_overdue_seconds: int | None  # None when nothing is overdue
+    held: int | None = None  # past the window but kept by a legal hold (RET-8); None if unknown
+    check: str = GX_CHECK
+    gx_success: bool | None = None
+    details: dict[str, Any] = field(default_factory=dict)  # extra counts, e.g. objects listed
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "rule": self.rule,
+            "requirements": list(self.requirements),
+            "overdue": self.overdue,
+            "oldest_overdue_seconds": self.oldest_overdue_seconds,
+            "held": self.held,
+        }
+
+    def headline(self) -> str:
+        noun = "object" if self.check == OBJECT_STORE_CHECK else "record"
+        plural = "" if self.overdue == 1 else "s"
+        oldest = human_duration(self.oldest_overdue_seconds or 0)
+        return (
+            f"{self.rule} ({', '.join(self.requirements)}): {self.overdue} {noun}{plural} overdue, oldest by {oldest}"
+        )
+
+
+@dataclass
+class AuditReport:
+    run_id: str
+    now: datetime
+    policy_version: str
+    rules: list[RuleAudit]
+    seconds: dict[str, float] = field(default_factory=dict)  # time per phase (setup, predicates, gx, ...)
+
+    @property
+    def overdue_total(self) -> int:
+        return sum(r.overdue for r in self.rules)
+
+    @property
+    def rules_over(self) -> list[RuleAudit]:
+        return [r for r in self.rules if r.overdue > 0]
+
+    def rule(self, rule_id: str) -> RuleAudit:
+        for result in self.rules:
+            if result.rule == rule_id:
+                return result
+        raise UnknownRule(rule_id, f"of audit {self.run_id}", [r.rule for r in self.rules])
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "overdue_total": self.overdue_total,
+            "rules": [r.to_json() for r in self.rules],
+            "run_id": self.run_id,
+            "now": iso(self.now),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], *, policy_version: str = "") -> AuditReport:
+        """Rebuild a report from ``to_json`` (e.g. an XCom), enough to format and enforce it."""
+        rules = [
+            RuleAudit(
+                rule=r["rule"],
+                requirements=list(r["requirements"]),
+                overdue=int(r["overdue"]),
+                oldest_overdue_seconds=r.get("oldest_overdue_seconds"),
+                held=r.get("held"),
+                check=OBJECT_STORE_CHECK if r["rule"] == OBJECT_STORE_RULE else GX_CHECK,
+            )
+            for r in data["rules"]
+        ]
+        return cls(
+            run_id=data.get("run_id", ""), now=parse_instant(data["now"]), policy_version=policy_version, rules=rules
+        )
+
+    def format_table(self) -> str:
+        """A table for people: rule, requirements, overdue, oldest overdue (human), held."""
+        header = ("rule", "requirements", "overdue", "oldest overdue", "held")
+        rows = [
+            (
+                r.rule,
+                ", ".join(r.requirements),
+                str(r.overdue),
+                human_duration(r.oldest_overdue_seconds) if r.oldest_overdue_seconds is not None else "-",
+                "-" if r.held is None else str(r.held),
+            )
+            for r in self.rules
+        ]
+        widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h) for i, h in enumerate(header)]
+        right = {2, 4}
+
+        def line(cells: tuple[str, ...]) -> str:
+            return "  ".join(
+                c.rjust(widths[i]) if i in right else c.ljust(widths[i]) for i, c in enumerate(cells)
+            ).rstrip()
+
+        out = [
+            f"retention audit {self.run_id} as of {iso(self.now)}",
+            line(header),
+            line(tuple("-" * w for w in widths)),
+        ]
+        out += [line(row) for row in rows]
+        over = self.rules_over
+        if over:
+            out.append(f"OVERDUE: {self.overdue_total} in {len(over)} rule(s)")
+        else:
+            out.append("nothing is past its window")
+        return "\n".join(out)
+
+    def failure_message(self) -> str:
+        over = self.rules_over
+        if not over:
+            return f"retention audit {self.run_id} as of {iso(self.now)}: nothing is past its window"
+        lines = [
+            f"retention audit {self.run_id} as of {iso(self.now)}: {self.overdue_total} overdue in {len(over)} rule(s):"
+        ]
+        lines += [f"  - {r.headline()}" for r in over]
+        lines.append(
+            "What to do: run the retention sweep for these rules (DAG retention_sweep, or "
+            f"'governance sweep --rule RULE --now {iso(self.now)}'), then audit again; objects without a "
+            f"record are removed by the sweep's object purge. If the sweep ran and they remain, see {RUNBOOK}."
+        )
+        return "\n".join(lines)
+
+    def raise_if_overdue(self) -> None:
+        if self.overdue_total > 0:
+            raise AuditFailed(self)
+
+
+def human_duration(seconds: int | float) -> str:
+    """'1d 23h', '5h 3m', '42s': the two largest units, for on-call reading (rounded down)."""
+    seconds = int(seconds)
+    if seconds < 0:
+        return "-" + human_duration(-seconds)
+    units = (("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1))
+    values = []
+    for name, size in units:
+        value, seconds = divmod(seconds, size)
+        values.append((value, name))
+    first = next((i for i, (value, _) in enumerate(values) if value), len(values) - 1)
+    return " ".join(f"{value}{name}" for value, name in values[first : first + 2] if value) or "0s"
