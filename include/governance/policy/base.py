@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict
 
 INCLUDE_DIR = Path(__file__).resolve().parents[2]
 SQL_DIR = INCLUDE_DIR / "sql"
@@ -44,3 +45,23 @@ def sql_file(value: str, what: str) -> str:
     if not (SQL_DIR / value).is_file():
         raise ValueError(f"{what} SQL file {value!r} not found under {SQL_DIR}")
     return value
+
+
+def _matching(pattern: re.Pattern[str], otherwise: str) -> AfterValidator:
+    """A validator: the value matches ``pattern``, else "'value' <otherwise>"."""
+
+    def check(value: str) -> str:
+        if not pattern.match(value):
+            raise ValueError(f"{value!r} {otherwise}")
+        return value
+
+    return AfterValidator(check)
+
+
+# The field types a policy's names are declared with (validated where the policy is loaded).
+SchemaQualified = Annotated[str, AfterValidator(qualified)]
+ColumnName = Annotated[str, AfterValidator(column)]
+RuleId = Annotated[str, _matching(RULE_ID, "must be lower-case words joined by '-', e.g. 'visit-data'")]
+CategoryId = Annotated[str, _matching(CATEGORY_ID, "is not a category ID such as 'CAT-1'")]
+ClockSqlFile = Annotated[str, AfterValidator(lambda value: sql_file(value, "clock"))]
+AuditSqlFile = Annotated[str, AfterValidator(lambda value: sql_file(value, "audit"))]

@@ -4,21 +4,16 @@ tables (stores) each lives, with the columns naming the person and the linked S3
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
-from governance.policy.base import CATEGORY_ID, StrictModel, column, qualified
+from governance.policy.base import CategoryId, ColumnName, SchemaQualified, StrictModel
 
 
 class PersonKey(StrictModel):
     """How a record names its person: an account, an e-mail address, or both."""
 
-    account_id: str | None = None
-    email: str | None = None
-
-    @field_validator("account_id", "email")
-    @classmethod
-    def _check_column(cls, value: str | None) -> str | None:
-        return value if value is None else column(value)
+    account_id: ColumnName | None = None
+    email: ColumnName | None = None
 
     @model_validator(mode="after")
     def _one_at_least(self) -> PersonKey:
@@ -30,40 +25,20 @@ class PersonKey(StrictModel):
 class ObjectStoreLink(StrictModel):
     """Objects (photo and text bytes) that rows of a store point at."""
 
-    bucket_column: str
-    key_column: str
+    bucket_column: ColumnName
+    key_column: ColumnName
     buckets: list[str] = Field(min_length=1)
     prefix: str = ""
-
-    @field_validator("bucket_column", "key_column")
-    @classmethod
-    def _check_column(cls, value: str) -> str:
-        return column(value)
 
 
 class Store(StrictModel):
     """A table holding a category's personal data: its key and the columns that are personal."""
 
-    table: str
-    key: str
+    table: SchemaQualified
+    key: ColumnName
     person: PersonKey | None = None
-    personal_columns: list[str] = Field(min_length=1)
+    personal_columns: list[ColumnName] = Field(min_length=1)
     objects: ObjectStoreLink | None = None
-
-    @field_validator("table")
-    @classmethod
-    def _check_table(cls, value: str) -> str:
-        return qualified(value)
-
-    @field_validator("key")
-    @classmethod
-    def _check_key(cls, value: str) -> str:
-        return column(value)
-
-    @field_validator("personal_columns")
-    @classmethod
-    def _check_columns(cls, values: list[str]) -> list[str]:
-        return [column(v) for v in values]
 
     def columns(self) -> set[str]:
         """Every column of the table the policy names (what the database check looks for)."""
@@ -76,14 +51,7 @@ class Store(StrictModel):
 
 
 class Category(StrictModel):
-    id: str
+    id: CategoryId
     name: str
     legal_basis: str
     stores: list[Store] = Field(min_length=1)
-
-    @field_validator("id")
-    @classmethod
-    def _check_id(cls, value: str) -> str:
-        if not CATEGORY_ID.match(value):
-            raise ValueError(f"{value!r} is not a category ID such as 'CAT-1'")
-        return value

@@ -9,7 +9,16 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, SerializeAsAny, field_validator, model_validator
 
-from governance.policy.base import REQUIREMENT_ID, RULE_ID, StrictModel, column, qualified, sql_file
+from governance.policy.base import (
+    REQUIREMENT_ID,
+    AuditSqlFile,
+    ClockSqlFile,
+    ColumnName,
+    RuleId,
+    SchemaQualified,
+    StrictModel,
+    column,
+)
 from governance.policy.masking import MaskingStrategy, build_strategy
 from governance.windows import Window
 
@@ -25,13 +34,8 @@ class AnonymiseAction(StrictModel):
 
     type: Literal["anonymise"]
     decision: str | None = None
-    marker_column: str
+    marker_column: ColumnName
     columns: dict[str, SerializeAsAny[MaskingStrategy]] = Field(min_length=1)
-
-    @field_validator("marker_column")
-    @classmethod
-    def _check_marker(cls, value: str) -> str:
-        return column(value)
 
     @field_validator("columns", mode="before")
     @classmethod
@@ -60,24 +64,9 @@ class Clock(StrictModel):
     (``timestamp with time zone``; the sweep may then cut batches by it and drop partitions), or a
     reviewed ``view`` (record_id, clock) defined in an ``sql`` file under include/sql/."""
 
-    column: str | None = None
-    view: str | None = None
-    sql: str | None = None
-
-    @field_validator("column")
-    @classmethod
-    def _check_column(cls, value: str | None) -> str | None:
-        return None if value is None else column(value)
-
-    @field_validator("view")
-    @classmethod
-    def _check_view(cls, value: str | None) -> str | None:
-        return None if value is None else qualified(value)
-
-    @field_validator("sql")
-    @classmethod
-    def _sql_exists(cls, value: str | None) -> str | None:
-        return None if value is None else sql_file(value, "clock")
+    column: ColumnName | None = None
+    view: SchemaQualified | None = None
+    sql: ClockSqlFile | None = None
 
     @model_validator(mode="after")
     def _exactly_one_form(self) -> Clock:
@@ -100,28 +89,16 @@ class DecisionRef(StrictModel):
 
 
 class Rule(StrictModel):
-    id: str
+    id: RuleId
     requirements: list[str] = Field(min_length=1)
     category: str
-    table: str
+    table: SchemaQualified
     clock: Clock
     window: str | DecisionRef
     action: Action
-    audit: str
+    audit: AuditSqlFile
     after: list[str] = Field(default_factory=list)
     description: str = ""
-
-    @field_validator("table")
-    @classmethod
-    def _check_table(cls, value: str) -> str:
-        return qualified(value)
-
-    @field_validator("id")
-    @classmethod
-    def _check_id(cls, value: str) -> str:
-        if not RULE_ID.match(value):
-            raise ValueError(f"{value!r} must be lower-case words joined by '-', e.g. 'visit-data'")
-        return value
 
     @field_validator("requirements")
     @classmethod
@@ -137,8 +114,3 @@ class Rule(StrictModel):
         if isinstance(value, str):
             Window.parse(value)
         return value
-
-    @field_validator("audit")
-    @classmethod
-    def _audit_exists(cls, value: str) -> str:
-        return sql_file(value, "audit")
