@@ -4,7 +4,8 @@
 An independent check of the privacy policy's retention rules (REQUIREMENTS.md RET-1..RET-10) and
 of the photo objects (CAT-5, RET-9), run daily and after every completed `retention_sweep`.
 
-- **check_policy**: every table, column and clock view the policy names exists in the database.
+- **check_policy**: the policy file validates and every table, column and clock the policy names
+  exists in the database (the same task as `retention_sweep`'s).
 - **audit**: every rule's own predicate (`include/sql/audit/`, written apart from the sweeps' SQL)
   is evaluated once in PostgreSQL into the run's scratch schema (`governance_audit_<key>`, dropped
   at the end), and a Great Expectations `UnexpectedRowsExpectation` per rule checks it there; the
@@ -33,11 +34,10 @@ import pendulum
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, dag, task
 
 import governance_airflow
-from governance.policy import load_policy
 
 # Validate the policy where it is loaded (CONVENTIONS 3): a bad file is an import error naming
 # the file, the rule and the field, not a failure halfway through a run. Cheap: one YAML file.
-load_policy(governance_airflow.policy_path())
+governance_airflow.load_policy()
 
 
 @dag(
@@ -55,41 +55,19 @@ load_policy(governance_airflow.policy_path())
 )
 def retention_audit():
     @task
-    def check_policy() -> dict:
-        """The policy's tables, columns and clock views exist; a mismatch cannot be retried away."""
-        from airflow.sdk.exceptions import AirflowFailException
-
-        from governance.policy import check_against_database
-
-        policy = load_policy(governance_airflow.policy_path())
-        conn = governance_airflow.db_connection()
-        try:
-            problems = check_against_database(policy, conn)
-        finally:
-            conn.close()
-        if problems:
-            raise AirflowFailException(
-                f"policy file {policy.source_path} does not match the database:\n"
-                + "\n".join(f"  - {p}" for p in problems)
-                + "\nApply the schema or fix the policy; see docs/runbook.md."
-            )
-        return {"policy_version": policy.version, "rules": len(policy.rules)}
-
-    @task
     def audit(policy_checked: dict, **context) -> dict:
         """Run the audit as of the run's "now" and record its evidence; returns counts only."""
+        from contextlib import closing
+
         from governance.audit import run_audit
 
-        policy = load_policy(governance_airflow.policy_path())
-        now = audit_instant(context)
+        policy = governance_airflow.load_policy()
+        now = governance_airflow.run_now(context, tolerated_lateness=policy.enforcement.lateness)
         run_id = f"retention_audit/{context['run_id']}"
-        conn = governance_airflow.db_connection()
-        try:
+        with closing(governance_airflow.db_connection()) as conn:
             report = run_audit(
                 conn, governance_airflow.s3_client(), policy, now, run_id, db_url=governance_airflow.db_dsn()
             )
-        finally:
-            conn.close()
         print(report.format_table())  # rule ids and counts only
         return report.to_json()
 
@@ -107,34 +85,7 @@ def retention_audit():
             raise AirflowFailException(report.failure_message())
         print(report.failure_message())
 
-    enforce(audit(check_policy()))
-
-
-def audit_instant(context) -> pendulum.DateTime:
-    """RET-10 "now": the sweep's now (asset-triggered), else the data interval end, else run_after."""
-    from governance.windows import WindowError, parse_instant
-
-    latest = None
-    for events in (context.get("triggering_asset_events") or {}).values():
-        for event in events:
-            if (event.extra or {}).get("now") and (latest is None or event.timestamp > latest.timestamp):
-                latest = event
-    if latest is not None:
-        try:
-            return parse_instant(str(latest.extra["now"]))
-        except WindowError:
-            pass  # not a sweep's instant: fall back to the run's own
-    instant = None
-    for key in ("data_interval_end", "logical_date"):
-        if context.get(key) is not None:
-            instant = context[key]
-            break
-    if instant is None:
-        instant = context["dag_run"].run_after
-    if str(getattr(context.get("dag_run"), "run_type", "")).lower().endswith("scheduled"):
-        policy = load_policy(governance_airflow.policy_path())
-        instant = instant - policy.enforcement.lateness.relativedelta
-    return instant
+    enforce(audit(governance_airflow.check_policy()))
 
 
 retention_audit()

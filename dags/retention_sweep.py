@@ -5,7 +5,8 @@ Enforces every retention rule of the privacy policy (REQUIREMENTS.md RET-1..RET-
 every hour: RET-1 keeps visit data 24 hours, so an hourly sweep is at most about an hour late.
 "Now" is the run's data interval end (RET-10), so a rerun of a run decides exactly the same way.
 
-- **check_policy**: every table, column and clock view the policy names exists (fails at once).
+- **check_policy**: the policy file validates and every table, column and clock it names exists
+  (fails at once; the same task as `retention_audit`'s).
 - **sweep_stage_N**: one mapped task per rule (the map index shows the rule id). Each rule is
   planned, executed and verified by `governance.sweep.sweep_rule`: set-based batches over block
   ranges or a precomputed due set, each batch one short transaction carrying its own evidence;
@@ -65,11 +66,11 @@ from airflow.sdk import (
 )
 
 import governance_airflow
-from governance.policy import load_policy
+from governance.sweep.options import DEFAULT_BATCH_SIZE, PARTITION_COUNTS, Options
 
 # Validate the policy where it is loaded (CONVENTIONS 3): a bad file is an import error naming
 # the file, the rule and the field. Cheap: one YAML file and the policy model.
-POLICY = load_policy(governance_airflow.policy_path())
+POLICY = governance_airflow.load_policy()
 LOCK_WAIT_SECONDS = 600  # for a CLI sweep of the same rule to finish
 # A sweep usually takes seconds to a few minutes. GOVERNANCE_SWEEP_DEADLINE_MINUTES=0 turns the
 # alert off: Airflow 3.3.2's `airflow dags test` (dag.test()) crashes closing a successful run of
@@ -121,16 +122,16 @@ def _deadline_alert() -> DeadlineAlert | None:
     params={
         "dry_run": Param(False, type="boolean", description="Only report what would be removed; change nothing."),
         "batch_size": Param(
-            10_000,
+            DEFAULT_BATCH_SIZE,
             type="integer",
             minimum=1,
             maximum=1_000_000,
             description="Rows per batch; each batch is one short transaction.",
         ),
         "partition_counts": Param(
-            "exact",
+            Options.partition_counts,
             type="string",
-            enum=["exact", "estimated"],
+            enum=list(PARTITION_COUNTS),
             description="Rows of a dropped partition: counted (exact) or pg_class.reltuples "
             "(estimated, recorded as rows_estimated).",
         ),
@@ -140,23 +141,6 @@ def _deadline_alert() -> DeadlineAlert | None:
     doc_md=__doc__,
 )
 def retention_sweep():
-    @task
-    def check_policy() -> dict:
-        """The policy's tables, columns and clock views exist; a mismatch cannot be retried away."""
-        from airflow.sdk.exceptions import AirflowFailException
-
-        from governance.policy import PolicyError
-        from governance.sweep import check_policy as check
-
-        conn = governance_airflow.db_connection()
-        try:
-            check(conn, POLICY)
-        except PolicyError as exc:
-            raise AirflowFailException(f"{exc}\nApply the schema or fix the policy; see docs/runbook.md.") from None
-        finally:
-            conn.close()
-        return {"policy_version": POLICY.version, "stages": STAGES}
-
     @task(map_index_template="{{ rule_id }}")
     def sweep_rule(rule_id: str, **context) -> dict:
         """Plan, execute and verify one rule; returns its counts (never personal data)."""
@@ -165,7 +149,7 @@ def retention_sweep():
         from governance.sweep import sweep_rule as run_rule
 
         context["rule_id"] = rule_id  # shown as the map index
-        policy = load_policy(governance_airflow.policy_path())
+        policy = governance_airflow.load_policy()
         params = context["params"]
         with (
             closing(governance_airflow.db_connection()) as conn,
@@ -176,12 +160,12 @@ def retention_sweep():
                 governance_airflow.s3_client(),
                 policy,
                 rule_id,
-                sweep_instant(context),
+                governance_airflow.run_now(context),
                 evidence_run_id(context),
                 batch_size=int(params["batch_size"]),
                 dry_run=bool(params["dry_run"]),
                 lock_wait=LOCK_WAIT_SECONDS,
-                partition_counts=str(params.get("partition_counts", "exact")),
+                partition_counts=str(params["partition_counts"]),
             )
         if result.skipped_locked:
             raise RuntimeError(
@@ -200,7 +184,7 @@ def retention_sweep():
         params = context["params"]
         if params["dry_run"]:
             return []
-        policy = load_policy(governance_airflow.policy_path())
+        policy = governance_airflow.load_policy()
         with (
             closing(governance_airflow.db_connection()) as conn,
             governance_airflow.fail_fast_on_policy_and_sweep_errors(),
@@ -209,11 +193,11 @@ def retention_sweep():
                 conn,
                 governance_airflow.s3_client(),
                 policy,
-                sweep_instant(context),
+                governance_airflow.run_now(context),
                 evidence_run_id(context),
                 batch_size=int(params["batch_size"]),
                 lock_wait=LOCK_WAIT_SECONDS,
-                partition_counts=str(params.get("partition_counts", "exact")),
+                partition_counts=str(params["partition_counts"]),
             )
         for result in results:
             print(result.to_dict())
@@ -224,6 +208,8 @@ def retention_sweep():
         """Every rule succeeded: tell retention_audit (through the asset) which "now" to check."""
         from airflow.sdk.exceptions import AirflowSkipException
 
+        from governance.windows import iso
+
         totals = {
             key: sum(int(r.get(key, 0)) for r in [*results, *settled])
             for key in ("deleted", "anonymised", "objects_purged", "partitions_dropped")
@@ -232,16 +218,15 @@ def retention_sweep():
         if context["params"]["dry_run"]:
             print(f"dry run, nothing changed; would have: {totals}")
             raise AirflowSkipException("dry run: nothing was swept, so retention_audit is not triggered")
-        now = sweep_instant(context)
         context["outlet_events"][governance_airflow.retention_swept_asset()].extra = {
-            "now": now.isoformat().replace("+00:00", "Z"),
+            "now": iso(governance_airflow.run_now(context)),
             "run_id": evidence_run_id(context),
             **totals,
         }
         print(f"swept: {totals}")
         return totals
 
-    previous = check_policy()
+    previous = governance_airflow.check_policy()
     results = []
     for number, rule_ids in enumerate(STAGES, start=1):
         stage = sweep_rule.override(
@@ -265,14 +250,6 @@ def _flatten(stages: list) -> list:
     for stage in stages[1:]:
         combined = combined.concat(stage)
     return combined
-
-
-def sweep_instant(context) -> pendulum.DateTime:
-    """RET-10 "now": the run's data interval end (for this timetable: the hour it stands for)."""
-    for key in ("data_interval_end", "logical_date"):
-        if context.get(key) is not None:
-            return context[key]
-    return context["dag_run"].run_after
 
 
 def evidence_run_id(context) -> str:

@@ -13,13 +13,14 @@ import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import psycopg2
 import psycopg2.extensions
+from psycopg2.extensions import connection, cursor
 
+from governance.errors import SettingsError
 from governance.policy import SQL_DIR, Policy
-from governance.settings import SettingsError, redact_url
+from governance.settings import redact_url
 
 SCHEMA_FILES = sorted((SQL_DIR / "schema").glob("*.sql"))
 SCHEMA_LOCK_KEY = 0x60FE_0001  # pg_advisory_xact_lock key for schema changes
@@ -33,13 +34,13 @@ def advisory_key(name: str) -> int:
 
 @contextmanager
 def transaction(
-    conn: Any,
+    conn: connection,
     *,
     read_only: bool = False,
     statement_timeout: str | None = None,
     lock_timeout: str | None = None,
     durable: bool = True,
-) -> Iterator[Any]:
+) -> Iterator[cursor]:
     """One short transaction on ``conn`` (not in autocommit): yields a cursor; commits when the block
     ends, rolls back on any exception. ``read_only`` transactions are always rolled back (a plan, a
     verification count: nothing to keep). ``durable=False`` commits without waiting for the WAL
@@ -71,7 +72,7 @@ def transaction(
         conn.commit()
 
 
-def prepare(conn: Any) -> Any:
+def prepare(conn: connection) -> connection:
     """Make a connection (ours or a PostgresHook's) run in UTC, the way every clock is computed."""
     with conn.cursor() as cur:
         cur.execute("SET TIME ZONE 'UTC'")
@@ -79,7 +80,7 @@ def prepare(conn: Any) -> Any:
     return conn
 
 
-def connect(url: str, *, source: str = "", application_name: str = "governance") -> Any:
+def connect(url: str, *, source: str = "", application_name: str = "governance") -> connection:
     """Open a connection, or raise SettingsError naming the setting to fix (never the password)."""
     try:
         conn = psycopg2.connect(url, application_name=application_name, options="-c TimeZone=UTC", connect_timeout=10)
@@ -93,7 +94,7 @@ def connect(url: str, *, source: str = "", application_name: str = "governance")
     return conn
 
 
-def apply_schema(conn: Any, policy: Policy | None = None) -> None:
+def apply_schema(conn: connection, policy: Policy | None = None) -> None:
     """Create or update the schema, then the clock views the policy names. Idempotent."""
     files: list[Path] = list(SCHEMA_FILES)
     if policy is not None:

@@ -193,7 +193,7 @@ def entries(
     if until is not None:
         where.append(sql.SQL("recorded_at < %s"))
         params.append(as_utc(until))
-    query = sql.SQL(
+    query: sql.Composable = sql.SQL(
         "SELECT entry_id, recorded_at, kind, run_id, rule_id, step, requirements, as_of, policy_version, "
         "counts, details, entry_hash FROM governance.evidence"
     )

@@ -17,40 +17,25 @@ names what to fix — never echoing an e-mail address back (habit 6).
 from __future__ import annotations
 
 import hashlib
-import json
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from datetime import datetime
 from typing import Any
 
 from psycopg2 import errors as pg_errors
 from psycopg2 import sql
+from psycopg2.extensions import connection, cursor
 
-from governance.errors import HoldError
+from governance import evidence
+from governance.db import transaction
+from governance.errors import HoldError as HoldError  # re-exported: callers catch it from here
 from governance.policy import Policy
-from governance.windows import as_utc
+from governance.windows import as_utc, iso
 
 SCOPES = ("person", "record", "rule")
 REQUIREMENTS = ["RET-8"]
 PSEUDONYM_SHOWN = 12  # hex characters of an e-mail pseudonym that output and evidence may show
 _EMAIL_SHAPE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-
-_COLUMN_NAMES = (
-    "hold_id",
-    "scope",
-    "rule_id",
-    "table_name",
-    "record_key",
-    "account_id",
-    "email_sha256",
-    "reason",
-    "set_by",
-    "set_at",
-    "ends_at",
-    "lifted_at",
-    "lifted_by",
-)
-_COLUMNS = sql.SQL(", ").join(map(sql.Identifier, _COLUMN_NAMES))
 
 
 @dataclass(frozen=True)
@@ -103,18 +88,30 @@ class Hold:
         data.pop("email_sha256")
         data["email_sha256_prefix"] = self.email_pseudonym_prefix
         for key in ("set_at", "ends_at", "lifted_at"):
-            data[key] = _iso(data[key])
+            data[key] = None if data[key] is None else iso(data[key])
         if now is not None:
             data["status"] = self.status(now)
         return data
 
 
-def _iso(moment: datetime | None) -> str | None:
-    return None if moment is None else as_utc(moment).isoformat().replace("+00:00", "Z")
+# governance.legal_holds' columns, named and ordered as Hold's fields.
+_COLUMNS = sql.SQL(", ").join(sql.Identifier(field.name) for field in fields(Hold))
 
 
-def _row_to_hold(row: tuple) -> Hold:
+def _returned_hold(cur: cursor) -> Hold:
+    """The hold a statement ``RETURNING`` the hold's columns returned."""
+    row = cur.fetchone()
+    if row is None:  # pragma: no cover - INSERT/UPDATE ... RETURNING of a row that exists
+        raise RuntimeError("the statement returned no hold")
     return Hold(*row)
+
+
+def _first(cur: cursor) -> Any:
+    """The first column of the one row a scalar query returns."""
+    row = cur.fetchone()
+    if row is None:  # pragma: no cover - SELECT of an expression always yields a row
+        raise RuntimeError("the query returned no row")
+    return row[0]
 
 
 # --- validation -------------------------------------------------------------------------------
@@ -139,7 +136,7 @@ def _data_map_tables(policy: Policy) -> list[str]:
     return [store.table for category in policy.categories for store in category.stores]
 
 
-def _existing_record_key(conn: Any, policy: Policy, table: str | None, key: str | None) -> tuple[str, str]:
+def _existing_record_key(cur: cursor, policy: Policy, table: str | None, key: str | int | None) -> tuple[str, str]:
     """The table and the record's key as the database spells it (what holds_at compares with)."""
     if not table or key is None or not str(key).strip():
         raise HoldError("--scope record needs --table SCHEMA.TABLE and --key KEY (the record's primary key)")
@@ -153,19 +150,20 @@ def _existing_record_key(conn: Any, policy: Policy, table: str | None, key: str 
     query = sql.SQL("SELECT {key}::text FROM {table} WHERE {key} = %s LIMIT 1").format(
         key=sql.Identifier(store.key), table=sql.Identifier(schema, name)
     )
-    key = str(key).strip()
-    with conn.cursor() as cur:
-        cur.execute("SAVEPOINT hold_key_check")
-        try:
-            cur.execute(query, (key,))
-        except (pg_errors.InvalidTextRepresentation, pg_errors.NumericValueOutOfRange):
-            cur.execute("ROLLBACK TO SAVEPOINT hold_key_check")
-            raise HoldError(f"{key!r} is not a valid {store.key} for {table}") from None
-        row = cur.fetchone()
-        cur.execute("RELEASE SAVEPOINT hold_key_check")
+    text = str(key).strip()
+    cur.execute("SAVEPOINT hold_key_check")
+    try:
+        cur.execute(query, (text,))
+    except (pg_errors.InvalidTextRepresentation, pg_errors.NumericValueOutOfRange):
+        cur.execute("ROLLBACK TO SAVEPOINT hold_key_check")
+        raise HoldError(f"{text!r} is not a valid {store.key} for {table}") from None
+    row = cur.fetchone()
+    cur.execute("RELEASE SAVEPOINT hold_key_check")
     if row is None:
-        raise HoldError(f"no record with {store.key} {key} in {table}; check the key (a removed record cannot be held)")
-    return table, row[0]
+        raise HoldError(
+            f"no record with {store.key} {text} in {table}; check the key (a removed record cannot be held)"
+        )
+    return table, str(row[0])
 
 
 def _person_tables(policy: Policy, column: str) -> list[tuple[str, str]]:
@@ -178,7 +176,7 @@ def _person_tables(policy: Policy, column: str) -> list[tuple[str, str]]:
     return found
 
 
-def _person_exists(conn: Any, policy: Policy, *, account_id: int | None, email: str | None) -> bool:
+def _person_exists(cur: cursor, policy: Policy, *, account_id: int | None, email: str | None) -> bool:
     """Whether any record of the data map names this account or this (normalised) address."""
     checks: list[sql.Composed] = []
     params: list[Any] = []
@@ -200,9 +198,8 @@ def _person_exists(conn: Any, policy: Policy, *, account_id: int | None, email: 
             params.append(email)
     if not checks:
         return False
-    with conn.cursor() as cur:
-        cur.execute(sql.SQL("SELECT ") + sql.SQL(" OR ").join(checks), params)
-        return bool(cur.fetchone()[0])
+    cur.execute(sql.SQL("SELECT ") + sql.SQL(" OR ").join(checks), params)
+    return bool(_first(cur))
 
 
 def _no_extra(scope: str, **given: Any) -> None:
@@ -222,11 +219,31 @@ def _no_extra(scope: str, **given: Any) -> None:
         )
 
 
+def _held_person(cur: cursor, policy: Policy, *, account_id: int | None, email: str | None) -> str | None:
+    """Check that a person to hold has records in the data map; their e-mail pseudonym, if given."""
+    if account_id is None and not email:
+        raise HoldError("--scope person needs --account-id N or --email ADDRESS")
+    email_sha256 = None
+    if email is not None:
+        if not _EMAIL_SHAPE.match(email.strip()):
+            raise HoldError("--email is not an e-mail address (expected name@domain.tld)")
+        cur.execute("SELECT governance.email_pseudonym(%s)", (email,))
+        email_sha256 = str(_first(cur))
+    if not _person_exists(cur, policy, account_id=account_id, email=email):
+        named = f"account {account_id}" if account_id is not None else "the given e-mail address"
+        raise HoldError(
+            f"no record in the data map names {named}; check the "
+            f"{'--account-id' if account_id is not None else '--email'} "
+            "(a person whose data is already gone cannot be held)"
+        )
+    return email_sha256
+
+
 # --- adding, lifting, listing --------------------------------------------------------------------
 
 
 def add_hold(
-    conn: Any,
+    conn: connection,
     policy: Policy,
     *,
     scope: str,
@@ -248,86 +265,62 @@ def add_hold(
     reason = _text(reason, "--reason", "reason (why the law obliges keeping it, e.g. a court order reference)")
     set_by = _text(set_by, "--set-by", "who sets the hold")
     if until is not None and as_utc(until) <= now:
-        raise HoldError(f"--until {_iso(until)} is not after now ({_iso(now)}); give a future end or none")
+        raise HoldError(f"--until {iso(until)} is not after now ({iso(now)}); give a future end or none")
     email_sha256 = None
-    try:
+    with transaction(conn) as cur:
         if scope == "rule":
             rule_id = _valid_rule(policy, rule_id)
         elif scope == "record":
-            table_name, record_key = _existing_record_key(conn, policy, table_name, record_key)
+            table_name, record_key = _existing_record_key(cur, policy, table_name, record_key)
         else:
-            if account_id is None and not email:
-                raise HoldError("--scope person needs --account-id N or --email ADDRESS")
-            if email is not None:
-                if not _EMAIL_SHAPE.match(email.strip()):
-                    raise HoldError("--email is not an e-mail address (expected name@domain.tld)")
-                with conn.cursor() as cur:
-                    cur.execute("SELECT governance.email_pseudonym(%s)", (email,))
-                    email_sha256 = cur.fetchone()[0]
-            if not _person_exists(conn, policy, account_id=account_id, email=email):
-                named = f"account {account_id}" if account_id is not None else "the given e-mail address"
-                raise HoldError(
-                    f"no record in the data map names {named}; check the "
-                    f"{'--account-id' if account_id is not None else '--email'} "
-                    "(a person whose data is already gone cannot be held)"
-                )
-        with conn.cursor() as cur:
-            cur.execute(
-                sql.SQL(
-                    "INSERT INTO governance.legal_holds (scope, rule_id, table_name, record_key, account_id, "
-                    "email_sha256, reason, set_by, set_at, ends_at) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) "
-                    "RETURNING {}"
-                ).format(_COLUMNS),
-                (scope, rule_id, table_name, record_key, account_id, email_sha256, reason, set_by, now, until),
-            )
-            hold = _row_to_hold(cur.fetchone())
-            _evidence(cur, policy, "hold_added", hold, now, actor=set_by)
-        conn.commit()
-    except BaseException:
-        conn.rollback()
-        raise
+            email_sha256 = _held_person(cur, policy, account_id=account_id, email=email)
+        cur.execute(
+            sql.SQL(
+                "INSERT INTO governance.legal_holds (scope, rule_id, table_name, record_key, account_id, "
+                "email_sha256, reason, set_by, set_at, ends_at) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) "
+                "RETURNING {}"
+            ).format(_COLUMNS),
+            (scope, rule_id, table_name, record_key, account_id, email_sha256, reason, set_by, now, until),
+        )
+        hold = _returned_hold(cur)
+        _record(cur, policy, "hold_added", hold, now, actor=set_by)
     return hold
 
 
-def lift_hold(conn: Any, policy: Policy, hold_id: int, *, lifted_by: str | None, now: datetime) -> Hold:
+def lift_hold(conn: connection, policy: Policy, hold_id: int, *, lifted_by: str | None, now: datetime) -> Hold:
     """Lift a hold at ``now``; its ``hold_lifted`` evidence commits with the change. Twice is refused."""
     now = as_utc(now)
     lifted_by = _text(lifted_by, "--by", "who lifts the hold")
-    try:
-        with conn.cursor() as cur:
-            cur.execute(
-                sql.SQL("SELECT {} FROM governance.legal_holds WHERE hold_id = %s FOR UPDATE").format(_COLUMNS),
-                (hold_id,),
+    with transaction(conn) as cur:
+        cur.execute(
+            sql.SQL("SELECT {} FROM governance.legal_holds WHERE hold_id = %s FOR UPDATE").format(_COLUMNS),
+            (hold_id,),
+        )
+        row = cur.fetchone()
+        if row is None:
+            raise HoldError(f"no hold {hold_id}; see `governance hold list --all`")
+        hold = Hold(*row)
+        if hold.lifted_at is not None:
+            raise HoldError(
+                f"hold {hold_id} was already lifted at {iso(hold.lifted_at)} by {hold.lifted_by}; nothing to do"
             )
-            row = cur.fetchone()
-            if row is None:
-                raise HoldError(f"no hold {hold_id}; see `governance hold list --all`")
-            hold = _row_to_hold(row)
-            if hold.lifted_at is not None:
-                raise HoldError(
-                    f"hold {hold_id} was already lifted at {_iso(hold.lifted_at)} by {hold.lifted_by}; nothing to do"
-                )
-            if now < hold.set_at:
-                raise HoldError(
-                    f"hold {hold_id} was set at {_iso(hold.set_at)}, after --now {_iso(now)}; "
-                    "a hold cannot be lifted before it was set"
-                )
-            cur.execute(
-                sql.SQL(
-                    "UPDATE governance.legal_holds SET lifted_at = %s, lifted_by = %s WHERE hold_id = %s RETURNING {}"
-                ).format(_COLUMNS),
-                (now, lifted_by, hold_id),
+        if now < hold.set_at:
+            raise HoldError(
+                f"hold {hold_id} was set at {iso(hold.set_at)}, after --now {iso(now)}; "
+                "a hold cannot be lifted before it was set"
             )
-            hold = _row_to_hold(cur.fetchone())
-            _evidence(cur, policy, "hold_lifted", hold, now, actor=lifted_by)
-        conn.commit()
-    except BaseException:
-        conn.rollback()
-        raise
+        cur.execute(
+            sql.SQL(
+                "UPDATE governance.legal_holds SET lifted_at = %s, lifted_by = %s WHERE hold_id = %s RETURNING {}"
+            ).format(_COLUMNS),
+            (now, lifted_by, hold_id),
+        )
+        hold = _returned_hold(cur)
+        _record(cur, policy, "hold_lifted", hold, now, actor=lifted_by)
     return hold
 
 
-def list_holds(conn: Any, now: datetime, *, include_all: bool = False) -> list[Hold]:
+def list_holds(conn: connection, now: datetime, *, include_all: bool = False) -> list[Hold]:
     """Holds in force at ``now`` (what a sweep at ``now`` respects), or every hold ever set."""
     with conn.cursor() as cur:
         if include_all:
@@ -336,19 +329,19 @@ def list_holds(conn: Any, now: datetime, *, include_all: bool = False) -> list[H
             cur.execute(
                 sql.SQL("SELECT {} FROM governance.holds_at(%s) ORDER BY hold_id").format(_COLUMNS), (as_utc(now),)
             )
-        return [_row_to_hold(row) for row in cur.fetchall()]
+        return [Hold(*row) for row in cur.fetchall()]
 
 
-def get_hold(conn: Any, hold_id: int) -> Hold | None:
+def get_hold(conn: connection, hold_id: int) -> Hold | None:
     with conn.cursor() as cur:
         cur.execute(sql.SQL("SELECT {} FROM governance.legal_holds WHERE hold_id = %s").format(_COLUMNS), (hold_id,))
         row = cur.fetchone()
-    return None if row is None else _row_to_hold(row)
+    return None if row is None else Hold(*row)
 
 
-def _evidence(cur: Any, policy: Policy, kind: str, hold: Hold, now: datetime, *, actor: str) -> int:
-    """The hold's evidence entry. The reason is free text that may name people, and evidence can
-    never be erased, so only its SHA-256 goes in (it proves the reason in the table was not edited)."""
+def _record(cur: cursor, policy: Policy, kind: str, hold: Hold, now: datetime, *, actor: str) -> None:
+    """The hold's evidence entry (RET-8). The reason is free text that may name people, and evidence
+    can never be erased, so only its SHA-256 goes in (it proves the reason in the table was not edited)."""
     details = {
         "hold_id": hold.hold_id,
         "scope": hold.scope,
@@ -357,28 +350,23 @@ def _evidence(cur: Any, policy: Policy, kind: str, hold: Hold, now: datetime, *,
         "record_key": hold.record_key,
         "account_id": hold.account_id,
         "email_sha256_prefix": hold.email_pseudonym_prefix,
-        "set_at": _iso(hold.set_at),
-        "ends_at": _iso(hold.ends_at),
-        "lifted_at": _iso(hold.lifted_at),
+        "set_at": iso(hold.set_at),
+        "ends_at": None if hold.ends_at is None else iso(hold.ends_at),
+        "lifted_at": None if hold.lifted_at is None else iso(hold.lifted_at),
         "by": actor,
         "reason_sha256": hashlib.sha256(hold.reason.encode("utf-8")).hexdigest(),
     }
-    counts = {"holds_added" if kind == "hold_added" else "holds_lifted": 1}
-    cur.execute(
-        "SELECT governance.append_evidence(%s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s::jsonb)",
-        (
-            kind,
-            f"hold-{hold.hold_id}",
-            hold.rule_id or "",
-            "",
-            REQUIREMENTS,
-            now,
-            policy.version,
-            json.dumps(counts),
-            json.dumps({k: v for k, v in details.items() if v is not None}),
-        ),
+    evidence.append(
+        cur,
+        kind=kind,
+        run_id=f"hold-{hold.hold_id}",
+        rule_id=hold.rule_id or "",
+        requirements=REQUIREMENTS,
+        as_of=now,
+        policy_version=policy.version,
+        counts={"holds_added" if kind == "hold_added" else "holds_lifted": 1},
+        details={k: v for k, v in details.items() if v is not None},
     )
-    return cur.fetchone()[0]
 
 
 def format_holds(holds: list[Hold], now: datetime) -> str:
@@ -392,8 +380,8 @@ def format_holds(holds: list[Hold], now: datetime) -> str:
             h.status(now),
             h.target(),
             h.set_by,
-            _iso(h.set_at) or "",
-            _iso(h.ends_at) or "-",
+            iso(h.set_at),
+            iso(h.ends_at) if h.ends_at else "-",
             h.reason if len(h.reason) <= 60 else h.reason[:57] + "...",
         )
         for h in holds

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, cast
 
 import boto3
 import botocore.exceptions
 from botocore.config import Config
 
-from governance.settings import S3_ENDPOINT_ENV, Settings, SettingsError
+from governance.errors import SettingsError
+from governance.settings import S3_ENDPOINT_ENV, Settings
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.literals import BucketLocationConstraintType
 
 
-def make_client(settings: Settings) -> Any:
+def make_client(settings: Settings) -> S3Client:
     """A boto3 S3 client for the configured endpoint (path-style, bounded retries and timeouts)."""
     return boto3.client(
         "s3",
@@ -26,7 +32,7 @@ def make_client(settings: Settings) -> Any:
     )
 
 
-def check_reachable(client: Any, bucket: str, *, source: str = "") -> None:
+def check_reachable(client: S3Client, bucket: str, *, source: str = "") -> None:
     """Fail with a message naming the setting when the endpoint or the bucket cannot be reached."""
     endpoint = client.meta.endpoint_url
     where = f" (from {source})" if source else f" (set --s3-endpoint-url or {S3_ENDPOINT_ENV})"
@@ -43,14 +49,15 @@ def check_reachable(client: Any, bucket: str, *, source: str = "") -> None:
         raise SettingsError(f"S3 endpoint {endpoint}{where} refused HeadBucket on {bucket!r}: {code}") from None
 
 
-def ensure_bucket(client: Any, bucket: str) -> None:
+def ensure_bucket(client: S3Client, bucket: str) -> None:
     try:
         client.head_bucket(Bucket=bucket)
     except botocore.exceptions.ClientError:
-        client.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": client.meta.region_name})
+        region = cast("BucketLocationConstraintType", client.meta.region_name)
+        client.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": region})
 
 
-def iter_keys(client: Any, bucket: str, prefix: str = ""):
+def iter_keys(client: S3Client, bucket: str, prefix: str = "") -> Iterator[str]:
     """Every key under a prefix, page by page (1,000 per ListObjectsV2 call)."""
     paginator = client.get_paginator("list_objects_v2")
     for page in paginator.paginate(Bucket=bucket, Prefix=prefix):

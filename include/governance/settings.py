@@ -3,7 +3,7 @@
 Precedence, highest first: an explicit argument (CLI flags ``--db-url``/``--s3-endpoint-url``),
 then the environment (``GOVERNANCE_DB_URL``, ``GOVERNANCE_S3_ENDPOINT_URL``). In Airflow the
 same come from the connections ``governance_db`` (postgres) and ``governance_s3`` (aws); see
-``dags/_common.py``.
+``include/governance_airflow/connections.py``.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from governance.errors import SettingsError
+from governance.errors import SettingsError as SettingsError  # re-exported for older imports
 
 DB_URL_ENV = "GOVERNANCE_DB_URL"
 S3_ENDPOINT_ENV = "GOVERNANCE_S3_ENDPOINT_URL"

@@ -65,10 +65,11 @@ def test_dag_house_rules(dag):
 
 
 def test_heavy_imports_stay_inside_tasks():
-    """Module level imports only the SDK, our glue and the policy loader: parsing stays fast."""
+    """Module level imports only the SDK, our glue, the policy loader and the sweep's choices:
+    parsing stays fast."""
     allowed = re.compile(
         r"^(from __future__ import|import pendulum|from airflow\.sdk import|import governance_airflow"
-        r"|from governance\.policy import|from governance_airflow import"
+        r"|from governance\.policy import|from governance_airflow import|from governance\.sweep\.options import"
         r"|(from|import) (datetime|os|typing|pathlib)\b)"
     )
     for path in DAG_FILES:
@@ -106,3 +107,21 @@ def test_the_sweep_params_offer_exactly_the_engines_choices(bag):
     assert params["partition_counts"] == "exact"
     assert tuple(params.get_param("partition_counts").schema["enum"]) == PARTITION_COUNTS
     assert {"dry_run", "batch_size", "partition_counts"} <= set(params.keys())
+
+
+def test_the_sweep_params_take_their_defaults_from_the_engines_options(bag):
+    from governance.sweep.options import DEFAULT_BATCH_SIZE, Options
+
+    params = bag.dags["retention_sweep"].params
+    assert params["batch_size"] == DEFAULT_BATCH_SIZE
+    assert params["partition_counts"] == Options().partition_counts
+    source = (DAGS_DIR / "retention_sweep.py").read_text()
+    assert "10_000" not in source and "10000" not in source and '"estimated"' not in source
+
+
+def test_both_dags_check_the_policy_with_the_one_shared_task(bag):
+    """One check_policy (governance_airflow.check_policy): the same checks before a sweep and an audit."""
+    for dag_id in ("retention_sweep", "retention_audit"):
+        check = bag.dags[dag_id].get_task("check_policy")
+        assert check.python_callable.__module__ == "governance_airflow.tasks", dag_id
+        assert check.retries >= 1  # house defaults still apply; a mismatch fails at once instead

@@ -147,3 +147,54 @@ def test_unreadable_and_non_yaml_files(tmp_path):
     garbage.write_text("rules: [unclosed\n")
     with pytest.raises(PolicyError, match="not valid YAML"):
         load_policy(garbage)
+
+
+def test_a_cycle_of_after_is_refused_at_load_naming_the_rules(tmp_path):
+    def change(data):
+        rule_of(data, "deleted-account-saved-products")["after"] = ["deleted-accounts"]
+
+    message = broken(tmp_path, change)
+    assert "rule 'deleted-account-saved-products', field 'after'" in message
+    assert "deleted-account-saved-products -> deleted-accounts -> deleted-account-saved-products" in message
+
+
+def test_a_rule_after_itself_is_a_cycle(tmp_path):
+    message = broken(tmp_path, lambda d: rule_of(d, "visit-data").update(after=["visit-data"]))
+    assert "rule 'visit-data', field 'after': rules form a cycle (visit-data -> visit-data)" in message
+
+
+def test_after_naming_an_unknown_rule(tmp_path):
+    message = broken(tmp_path, lambda d: rule_of(d, "deleted-accounts").update(after=["deleted-account-photos"]))
+    assert "rule 'deleted-accounts', field 'after': 'deleted-account-photos' is not a rule id" in message
+    assert "cycle" not in message
+
+
+def test_a_clock_may_be_a_column_of_the_rules_table(tmp_path):
+    data = copy.deepcopy(BASE)
+    rule_of(data, "visit-data")["clock"] = {"column": "last_activity_at"}
+    path = tmp_path / "column_clock.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    policy = load_policy(path)
+    clock = policy.rule("visit-data").clock
+    assert (clock.column, clock.view, clock.sql) == ("last_activity_at", None, None)
+    assert "clocks/ret_1_visits.sql" not in policy.clock_sql_files()
+    assert "clocks/ret_2_accounts.sql" in policy.clock_sql_files()
+
+
+@pytest.mark.parametrize(
+    ("clock", "expected"),
+    [
+        ({"column": "last_activity_at", "view": "governance_clocks.ret_1_visits"}, "not both"),
+        ({"column": "last_activity_at", "sql": "clocks/ret_1_visits.sql"}, "not both"),
+        ({}, "a clock needs {column: NAME}"),
+        ({"view": "governance_clocks.ret_1_visits"}, "a clock view needs 'sql'"),
+        ({"sql": "clocks/ret_1_visits.sql"}, "needs 'view'"),
+        ({"column": "Last Activity"}, "'Last Activity' is not a plain lower-case column name"),
+        ({"view": "ret_1_visits", "sql": "clocks/ret_1_visits.sql"}, "schema-qualified"),
+        ({"view": "governance_clocks.ret_1_visits", "sql": "clocks/nope.sql"}, "clock SQL file 'clocks/nope.sql'"),
+    ],
+)
+def test_a_clock_is_exactly_one_of_a_column_or_a_view_with_its_sql(tmp_path, clock, expected):
+    message = broken(tmp_path, lambda d: rule_of(d, "visit-data").update(clock=clock))
+    assert "rule 'visit-data'" in message and "field 'clock" in message
+    assert expected in message

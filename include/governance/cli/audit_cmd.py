@@ -13,11 +13,12 @@ import json
 import sys
 
 from governance.cli import now_of
-from governance.cli.common import connection_of, policy_of, s3_of, settings_of
-from governance.settings import S3_ENDPOINT_ENV, SettingsError
+from governance.cli.common import Subparsers, connection_of, policy_of, s3_of, settings_of
+from governance.errors import SettingsError
+from governance.settings import S3_ENDPOINT_ENV
 
 
-def register(subparsers, common: argparse.ArgumentParser) -> None:
+def register(subparsers: Subparsers, common: argparse.ArgumentParser) -> None:
     audit = subparsers.add_parser(
         "audit",
         parents=[common],

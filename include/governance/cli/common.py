@@ -5,12 +5,19 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, TypeAlias
 
 from governance.db import connect
 from governance.objectstore import make_client
 from governance.policy import Policy, load_policy
 from governance.settings import POLICY_ENV, Settings, resolve
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+    from psycopg2.extensions import connection
+
+# What ``add_subparsers`` returns; each subcommand module's ``register`` adds its parsers to it.
+Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 
 def policy_of(args: argparse.Namespace) -> Policy:
@@ -21,12 +28,12 @@ def settings_of(args: argparse.Namespace) -> Settings:
     return resolve(args.db_url, args.s3_endpoint_url)
 
 
-def connection_of(args: argparse.Namespace) -> Any:
+def connection_of(args: argparse.Namespace) -> connection:
     settings = settings_of(args)
     return connect(settings.require_db_url(), source=settings.db_source)
 
 
-def s3_of(args: argparse.Namespace) -> Any:
+def s3_of(args: argparse.Namespace) -> S3Client:
     return make_client(settings_of(args))
 
 

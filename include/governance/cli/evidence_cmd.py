@@ -10,11 +10,11 @@ import argparse
 import json
 
 from governance.cli import _instant
-from governance.cli.common import connection_of
+from governance.cli.common import Subparsers, connection_of
 from governance.evidence import entries, format_report, kinds, verify
 
 
-def register(subparsers, common: argparse.ArgumentParser) -> None:
+def register(subparsers: Subparsers, common: argparse.ArgumentParser) -> None:
     evidence = subparsers.add_parser("evidence", help="the hash-chained evidence log: verify it, show it")
     sub = evidence.add_subparsers(dest="evidence_command", required=True, metavar="COMMAND")
 

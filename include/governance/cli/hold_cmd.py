@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
 from governance.cli import _instant, now_of
-from governance.cli.common import connection_of, policy_of, positive_int
-from governance.holds import SCOPES, HoldError, add_hold, format_holds, lift_hold, list_holds
+from governance.cli.common import Subparsers, connection_of, policy_of, positive_int
+from governance.holds import SCOPES, add_hold, format_holds, lift_hold, list_holds
 
 
-def register(subparsers, common: argparse.ArgumentParser) -> None:
+def register(subparsers: Subparsers, common: argparse.ArgumentParser) -> None:
     hold = subparsers.add_parser("hold", help="legal holds: keep records the law obliges us to keep (RET-8)")
     sub = hold.add_subparsers(dest="hold_command", required=True, metavar="COMMAND")
 
@@ -44,11 +43,6 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
     lift.set_defaults(handler=run_lift)
 
 
-def _fail(exc: HoldError) -> int:
-    print(f"error: {exc}", file=sys.stderr)
-    return 2
-
-
 def run_add(args: argparse.Namespace) -> int:
     policy = policy_of(args)
     now = now_of(args)
@@ -68,8 +62,6 @@ def run_add(args: argparse.Namespace) -> int:
             rule_id=args.rule_id,
             until=args.until,
         )
-    except HoldError as exc:
-        return _fail(exc)
     finally:
         conn.close()
     until = hold.to_dict()["ends_at"] or "lifted"
@@ -97,8 +89,6 @@ def run_lift(args: argparse.Namespace) -> int:
     conn = connection_of(args)
     try:
         hold = lift_hold(conn, policy, args.hold_id, lifted_by=args.lifted_by, now=now)
-    except HoldError as exc:
-        return _fail(exc)
     finally:
         conn.close()
     print(

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 
-from governance.cli.common import connection_of, policy_of, settings_of
+from governance.cli.common import Subparsers, connection_of, policy_of, settings_of
 from governance.policy import check_against_database
 
 
-def register(subparsers, common: argparse.ArgumentParser) -> None:
+def register(subparsers: Subparsers, common: argparse.ArgumentParser) -> None:
     policy = subparsers.add_parser("policy", help="policy-as-code commands")
     sub = policy.add_subparsers(dest="policy_command", required=True, metavar="COMMAND")
     check = sub.add_parser("check", parents=[common], help="validate a policy file (and, with a database, its names)")

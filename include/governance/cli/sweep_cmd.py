@@ -16,7 +16,11 @@ import json
 import sys
 
 from governance.cli import now_of
-from governance.cli.common import connection_of, policy_of, positive_int, s3_of
+from governance.cli.common import Subparsers, connection_of, policy_of, positive_int, s3_of
+from governance.sweep.options import DEFAULT_BATCH_SIZE, PARTITION_COUNTS, STRATEGIES, Options
+from governance.windows import iso
+
+DEFAULTS = Options()
 
 
 def _seconds(text: str) -> float:
@@ -29,7 +33,7 @@ def _seconds(text: str) -> float:
     return value
 
 
-def register(subparsers, common: argparse.ArgumentParser) -> None:
+def register(subparsers: Subparsers, common: argparse.ArgumentParser) -> None:
     plan = subparsers.add_parser(
         "plan", parents=[common], help="what a retention sweep at --now would remove or anonymise (no effect)"
     )
@@ -45,7 +49,12 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
         metavar="RULE",
         help="only this rule (repeatable); the rules it must come after are swept first",
     )
-    sweep.add_argument("--batch-size", type=positive_int, default=10_000, help="rows per batch (default 10000)")
+    sweep.add_argument(
+        "--batch-size",
+        type=positive_int,
+        default=DEFAULT_BATCH_SIZE,
+        help=f"rows per batch (default {DEFAULT_BATCH_SIZE})",
+    )
     sweep.add_argument(
         "--batch-pages",
         type=positive_int,
@@ -54,22 +63,22 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
     )
     sweep.add_argument(
         "--strategy",
-        choices=("auto", "blocks", "work"),
-        default="auto",
-        help="how batches are cut for a clock that is a column (default auto)",
+        choices=STRATEGIES,
+        default=DEFAULTS.strategy,
+        help=f"how batches are cut for a clock that is a column (default {DEFAULTS.strategy})",
     )
     sweep.add_argument(
         "--partition-counts",
-        choices=("exact", "estimated"),
-        default="exact",
-        help="rows of a dropped partition: count(*) (default) or pg_class.reltuples, recorded as "
-        "rows_estimated (no read of the partition: faster, see bench/README.md)",
+        choices=PARTITION_COUNTS,
+        default=DEFAULTS.partition_counts,
+        help="rows of a dropped partition: exact = count(*), estimated = pg_class.reltuples, recorded as "
+        f"rows_estimated (no read of the partition: faster, see bench/README.md); default {DEFAULTS.partition_counts}",
     )
     sweep.add_argument("--run-id", help="evidence run id (default cli-<now>; the same id again is a rerun)")
     sweep.add_argument(
         "--wait-lock",
         type=_seconds,
-        default=0.0,
+        default=DEFAULTS.lock_wait,
         metavar="SECONDS",
         help="wait this long for another sweep of the same rule (default: skip it at once)",
     )
@@ -86,19 +95,16 @@ def run_plan(args: argparse.Namespace) -> int:
     conn = connection_of(args)
     try:
         plans = plan(conn, policy, now, args.rules)
-    except KeyError as exc:
-        print(f"error: {exc.args[0]}", file=sys.stderr)
-        return 2
     finally:
         conn.close()
     if args.json:
         print(
             json.dumps(
-                {"now": _iso(now), "policy_version": policy.version, "rules": [p.to_dict() for p in plans]}, indent=2
+                {"now": iso(now), "policy_version": policy.version, "rules": [p.to_dict() for p in plans]}, indent=2
             )
         )
         return 0
-    print(f"retention plan at {_iso(now)} (policy {policy.version[:12]}); nothing is changed")
+    print(f"retention plan at {iso(now)} (policy {policy.version[:12]}); nothing is changed")
     print(f"{'rule':34} {'action':14} {'due':>9} {'held':>6} {'partitions':>10} {'objects':>8}  strategy")
     for p in plans:
         print(
@@ -109,11 +115,11 @@ def run_plan(args: argparse.Namespace) -> int:
 
 
 def run_sweep(args: argparse.Namespace) -> int:
-    from governance.sweep import SweepError, SweepFailed, sweep
+    from governance.sweep import SweepFailed, sweep
 
     policy = policy_of(args)
     now = now_of(args)
-    run_id = args.run_id or f"cli-{_iso(now)}"
+    run_id = args.run_id or f"cli-{iso(now)}"
     conn = connection_of(args)
     s3 = s3_of(args)
     errors: dict[str, Exception] = {}
@@ -132,21 +138,15 @@ def run_sweep(args: argparse.Namespace) -> int:
             partition_counts=args.partition_counts,
             dry_run=args.dry_run,
         )
-    except KeyError as exc:
-        print(f"error: {exc.args[0]}", file=sys.stderr)
-        return 2
-    except SweepFailed as exc:
+    except SweepFailed as exc:  # some rules failed: report every rule, then exit 1
         results, errors = exc.results, exc.errors
-    except SweepError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
     finally:
         conn.close()
     if args.json:
         print(
             json.dumps(
                 {
-                    "now": _iso(now),
+                    "now": iso(now),
                     "run_id": run_id,
                     "policy_version": policy.version,
                     "rules": [r.to_dict() for r in results],
@@ -157,7 +157,7 @@ def run_sweep(args: argparse.Namespace) -> int:
         )
     else:
         verb = "dry run" if args.dry_run else "sweep"
-        print(f"retention {verb} at {_iso(now)}, run {run_id} (policy {policy.version[:12]})")
+        print(f"retention {verb} at {iso(now)}, run {run_id} (policy {policy.version[:12]})")
         print(
             f"{'rule':34} {'deleted':>9} {'anonymised':>10} {'objects':>8} {'dropped':>7} {'held':>6} "
             f"{'batches':>7} {'seconds':>8} {'longest':>8}"
@@ -173,7 +173,3 @@ def run_sweep(args: argparse.Namespace) -> int:
     if errors:
         return 1
     return 3 if any(r.skipped_locked for r in results) else 0
-
-
-def _iso(moment) -> str:
-    return moment.isoformat().replace("+00:00", "Z")

@@ -8,28 +8,9 @@ Imports the policy model only, so a DAG file can compute its stages at parse tim
 from __future__ import annotations
 
 from governance.policy import Policy, PolicyError
+from governance.policy.order import after_cycles  # the cycle check lives in the policy model now
 
-
-def after_cycles(policy: Policy) -> list[str]:
-    """Problems (file/rule/field style) for rules whose ``after`` form a cycle; empty when none."""
-    problems: list[str] = []
-    state: dict[str, str] = {}
-
-    def visit(rule_id: str, path: list[str]) -> None:
-        if state.get(rule_id) == "done":
-            return
-        if state.get(rule_id) == "active":
-            cycle = path[path.index(rule_id) :] + [rule_id]
-            problems.append(f"rule {rule_id!r}, field 'after': rules form a cycle ({' -> '.join(cycle)})")
-            return
-        state[rule_id] = "active"
-        for dependency in policy.rule(rule_id).after:
-            visit(dependency, path + [rule_id])
-        state[rule_id] = "done"
-
-    for rule in policy.rules:
-        visit(rule.id, [])
-    return problems
+__all__ = ["after_cycles", "sweep_stages"]
 
 
 def sweep_stages(policy: Policy) -> list[list[str]]:

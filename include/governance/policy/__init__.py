@@ -1,0 +1,63 @@
+"""The policy as code: typed, validated models of a company's privacy policy (pydantic v2).
+
+A policy file (YAML) holds the data map (where each category's personal data lives), the
+retention rules (clock, window, action, the requirement IDs each enforces) and the decisions a
+deployment may change. ``load_policy`` validates all of it where it is loaded, so nothing runs on
+a policy that failed: every problem is reported with the file, the rule and the field.
+
+Modules: ``base`` (paths, name shapes), ``masking`` (anonymisation strategies), ``datamap``
+(categories and stores), ``rules`` (rules, clocks, actions), ``order`` (``after``), ``model``
+(the policy and its cross-checks), ``loading`` (files and messages), ``database`` (the policy
+against a live database).
+"""
+
+from governance.errors import PolicyError, UnknownRule
+from governance.policy.base import DEFAULT_POLICY_PATH, INCLUDE_DIR, SQL_DIR
+from governance.policy.database import check_against_database, require_database_match
+from governance.policy.datamap import Category, ObjectStoreLink, PersonKey, Store
+from governance.policy.loading import load_policy, parse_policy
+from governance.policy.masking import FixedValue, MaskingStrategy, SetNull, build_strategy
+from governance.policy.model import Decision, Enforcement, ObjectStore, Policy, PolicyHeader
+from governance.policy.order import after_cycles
+from governance.policy.rules import (
+    Action,
+    AnonymiseAction,
+    Clock,
+    DecisionRef,
+    DeleteAction,
+    PurgeObjectsAction,
+    Rule,
+)
+
+__all__ = [
+    "DEFAULT_POLICY_PATH",
+    "INCLUDE_DIR",
+    "SQL_DIR",
+    "Action",
+    "AnonymiseAction",
+    "Category",
+    "Clock",
+    "Decision",
+    "DecisionRef",
+    "DeleteAction",
+    "Enforcement",
+    "FixedValue",
+    "MaskingStrategy",
+    "ObjectStore",
+    "ObjectStoreLink",
+    "PersonKey",
+    "Policy",
+    "PolicyError",
+    "PolicyHeader",
+    "PurgeObjectsAction",
+    "Rule",
+    "SetNull",
+    "Store",
+    "UnknownRule",
+    "after_cycles",
+    "build_strategy",
+    "check_against_database",
+    "load_policy",
+    "parse_policy",
+    "require_database_match",
+]

@@ -1,0 +1,85 @@
+"""The policy against a live database: every table, column, clock column and clock view the
+policy names must exist, with the shape the sweep and the audit rely on. Problems name the rule
+(or category and store) and the field; ``require_database_match`` adds the file.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import TYPE_CHECKING
+
+from governance.errors import PolicyError
+from governance.policy.model import Policy
+from governance.policy.rules import AnonymiseAction, Rule
+
+if TYPE_CHECKING:
+    from psycopg2.extensions import connection
+
+# A clock column is compared with "now" in UTC (RET-10): only an instant will do.
+CLOCK_COLUMN_TYPE = "timestamp with time zone"
+
+# relation -> column -> data type
+Catalogue = dict[str, dict[str, str]]
+
+
+def check_against_database(policy: Policy, conn: connection) -> list[str]:
+    """Every table and column the policy names must exist; returns problems (empty when fine).
+    Reads the catalogue in a read-only transaction of its own."""
+    from governance.db import transaction  # governance.db imports the policy model
+
+    with transaction(conn, read_only=True) as cur:
+        cur.execute("SELECT table_schema || '.' || table_name, column_name, data_type FROM information_schema.columns")
+        existing: Catalogue = defaultdict(dict)
+        for relation, column, data_type in cur.fetchall():
+            existing[relation][column] = data_type
+    problems: list[str] = []
+    for category in policy.categories:
+        for store in category.stores:
+            where = f"category {category.id!r}, store {store.table!r}"
+            if store.table not in existing:
+                problems.append(f"{where}, field 'table': table {store.table!r} does not exist in the database")
+                continue
+            for column in sorted(store.columns() - existing[store.table].keys()):
+                problems.append(f"{where}: column {column!r} does not exist in {store.table}")
+    for rule in policy.rules:
+        problems += _rule_problems(rule, existing)
+    return problems
+
+
+def require_database_match(policy: Policy, conn: connection) -> None:
+    """Raise PolicyError (naming the file, the rules and the fields) unless the database has every
+    table, column and clock the policy names."""
+    problems = check_against_database(policy, conn)
+    if problems:
+        raise PolicyError(policy.source_path or "<policy>", problems)
+
+
+def _rule_problems(rule: Rule, existing: Catalogue) -> list[str]:
+    where = f"rule {rule.id!r}"
+    problems: list[str] = []
+    columns = existing.get(rule.table)
+    if columns is not None and isinstance(rule.action, AnonymiseAction):
+        for column in sorted({rule.action.marker_column, *rule.action.columns} - columns.keys()):
+            problems.append(f"{where}, field 'action.columns': column {column!r} does not exist in {rule.table}")
+    return problems + _clock_problems(rule, existing)
+
+
+def _clock_problems(rule: Rule, existing: Catalogue) -> list[str]:
+    where = f"rule {rule.id!r}"
+    column, view = rule.clock.column, rule.clock.view or ""
+    if column is not None:
+        columns = existing.get(rule.table)
+        if columns is None:
+            return []  # the missing table is reported with its store
+        if column not in columns:
+            return [f"{where}, field 'clock.column': column {column!r} does not exist in {rule.table}"]
+        if columns[column] != CLOCK_COLUMN_TYPE:
+            return [
+                f"{where}, field 'clock.column': {rule.table}.{column} is {columns[column]}, not {CLOCK_COLUMN_TYPE}"
+            ]
+        return []
+    if view not in existing:
+        return [f"{where}, field 'clock.view': view {view!r} does not exist (apply the schema)"]
+    if not {"record_id", "clock"} <= existing[view].keys():
+        return [f"{where}, field 'clock.view': {view!r} must have columns record_id and clock"]
+    return []

@@ -1,0 +1,172 @@
+"""The policy as a whole: header, decisions, enforcement, the data map and the rules, checked
+against each other (every rule's category, table, decision and ``after`` exist; every category
+has a rule; rules on one table agree on the action), and the lookups the engine and audit use.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from functools import cached_property
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from governance.errors import UnknownRule
+from governance.policy.base import StrictModel
+from governance.policy.datamap import Category, Store
+from governance.policy.order import after_problems
+from governance.policy.rules import AnonymiseAction, DecisionRef, PurgeObjectsAction, Rule
+from governance.windows import Window
+
+
+class Decision(StrictModel):
+    """A choice the policy leaves to the deployment (RET-5d, RET-6, RET-8): a window or an action."""
+
+    window: str | None = None
+    expired_order_records: Literal["anonymise", "delete"] | None = None
+
+    @field_validator("window")
+    @classmethod
+    def _check_window(cls, value: str | None) -> str | None:
+        if value is not None:
+            Window.parse(value)
+        return value
+
+
+class PolicyHeader(StrictModel):
+    name: str
+    title: str = ""
+    last_updated: str = ""
+    source: str = ""
+
+
+class ObjectStore(StrictModel):
+    uploads_bucket: str
+
+
+class Enforcement(StrictModel):
+    """How late enforcement may be: the sweep runs hourly, so a scheduled audit looks at the
+    world as of ``tolerated_lateness`` ago (RET-1: at most about an hour late). Manual and
+    sweep-triggered audits use their exact instant (``governance.instants.run_now``)."""
+
+    tolerated_lateness: str = "PT1H"
+
+    @field_validator("tolerated_lateness")
+    @classmethod
+    def _check_lateness(cls, value: str) -> str:
+        Window.parse(value)
+        return value
+
+    @property
+    def lateness(self) -> Window:
+        return Window.parse(self.tolerated_lateness)
+
+
+class Policy(StrictModel):
+    policy: PolicyHeader
+    decisions: dict[str, Decision] = Field(default_factory=dict)
+    enforcement: Enforcement = Field(default_factory=Enforcement)
+    object_store: ObjectStore
+    categories: list[Category] = Field(min_length=1)
+    rules: list[Rule] = Field(min_length=1)
+
+    # Set by load_policy: where it came from and the hash of its bytes (the policy version).
+    source_path: str = ""
+    version: str = ""
+
+    @model_validator(mode="after")
+    def _cross_check(self) -> Policy:
+        problems = [f"categories: {i} is defined twice" for i in _repeated([c.id for c in self.categories])]
+        problems += [f"rules: rule id {i!r} is used twice" for i in _repeated([r.id for r in self.rules])]
+        for rule in self.rules:
+            problems += self._rule_problems(rule)
+        problems += after_problems(self.rules)
+        covered = {r.category for r in self.rules}
+        for category in self.categories:
+            if category.id not in covered:
+                problems.append(
+                    f"categories: {category.id} has no retention rule; add a rule with 'category: {category.id}'"
+                )
+        problems += _disagreeing_actions(self.rules)
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
+    def _rule_problems(self, rule: Rule) -> list[str]:
+        """One rule against the rest of the policy: its category, table, decisions and action."""
+        where = f"rule {rule.id!r}"
+        problems: list[str] = []
+        category_ids = {c.id for c in self.categories}
+        if rule.category not in category_ids:
+            problems.append(f"{where}, field 'category': {rule.category!r} is not a category of the data map")
+        owner = {s.table: (c.id, s) for c in self.categories for s in c.stores}.get(rule.table)
+        if owner is None:
+            problems.append(f"{where}, field 'table': {rule.table!r} is not in the data map of any category")
+        elif owner[0] != rule.category:
+            problems.append(f"{where}, field 'table': {rule.table!r} belongs to {owner[0]}, not {rule.category}")
+        if isinstance(rule.window, DecisionRef):
+            decision = self.decisions.get(rule.window.decision)
+            if decision is None or decision.window is None:
+                problems.append(
+                    f"{where}, field 'window': decision {rule.window.decision!r} has no window in 'decisions'"
+                )
+        if isinstance(rule.action, AnonymiseAction) and rule.action.decision:
+            decision = self.decisions.get(rule.action.decision)
+            if decision is None or decision.expired_order_records != "anonymise":
+                problems.append(f"{where}, field 'action': decision {rule.action.decision!r} does not say 'anonymise'")
+        if isinstance(rule.action, PurgeObjectsAction) and owner is not None and owner[1].objects is None:
+            problems.append(f"{where}, field 'action': purge_objects needs 'objects' on store {rule.table!r}")
+        return problems
+
+    # --- lookups used by the engine and the audit ---
+
+    def rule(self, rule_id: str) -> Rule:
+        for rule in self.rules:
+            if rule.id == rule_id:
+                return rule
+        raise UnknownRule(rule_id, self.policy.name, [r.id for r in self.rules])
+
+    def window(self, rule: Rule) -> Window:
+        if isinstance(rule.window, DecisionRef):
+            return Window.parse(self.decisions[rule.window.decision].window or "")
+        return Window.parse(rule.window)
+
+    def store(self, table: str) -> Store:
+        for category in self.categories:
+            for store in category.stores:
+                if store.table == table:
+                    return store
+        raise KeyError(table)
+
+    @cached_property
+    def rules_by_table(self) -> dict[str, list[Rule]]:
+        grouped: dict[str, list[Rule]] = defaultdict(list)
+        for rule in self.rules:
+            grouped[rule.table].append(rule)
+        return dict(grouped)
+
+    def clock_sql_files(self) -> list[str]:
+        """The SQL files defining the rules' clock views, once each, in policy order (a column
+        clock has none)."""
+        seen: dict[str, None] = {}
+        for rule in self.rules:
+            if rule.clock.sql is not None:
+                seen.setdefault(rule.clock.sql, None)
+        return list(seen)
+
+
+def _repeated(ids: Sequence[str]) -> list[str]:
+    return sorted({i for i in ids if ids.count(i) > 1})
+
+
+def _disagreeing_actions(rules: Sequence[Rule]) -> list[str]:
+    """Rules on one table act together (latest expiry wins, RET-10), so they must agree on the action."""
+    by_table: dict[str, set[str]] = defaultdict(set)
+    for rule in rules:
+        by_table[rule.table].add(rule.action.type)
+    return [
+        f"rules on {table!r} disagree on the action ({sorted(kinds)}); they act together"
+        for table, kinds in by_table.items()
+        if len(kinds) > 1
+    ]

@@ -1,0 +1,116 @@
+"""Retention rules: what a rule removes (its table and action), from which clock, after which
+window (RET-10), and the requirement IDs it enforces. Each rule is checked on its own here;
+checks across rules (categories, decisions, ``after``) are in ``governance.policy.model``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, SerializeAsAny, field_validator, model_validator
+
+from governance.policy.base import (
+    REQUIREMENT_ID,
+    AuditSqlFile,
+    ClockSqlFile,
+    ColumnName,
+    RuleId,
+    SchemaQualified,
+    StrictModel,
+    column,
+)
+from governance.policy.masking import MaskingStrategy, build_strategy
+from governance.windows import Window
+
+# --- actions --------------------------------------------------------------------------------
+
+
+class DeleteAction(StrictModel):
+    type: Literal["delete"]
+
+
+class AnonymiseAction(StrictModel):
+    """RET-8: overwrite every personal column; the marker column says it is done, for good."""
+
+    type: Literal["anonymise"]
+    decision: str | None = None
+    marker_column: ColumnName
+    columns: dict[str, SerializeAsAny[MaskingStrategy]] = Field(min_length=1)
+
+    @field_validator("columns", mode="before")
+    @classmethod
+    def _build(cls, value: Any) -> dict[str, MaskingStrategy]:
+        if not isinstance(value, dict):
+            raise ValueError("columns must be a mapping of column name to {strategy: ...}")
+        return {column(name): build_strategy(config) for name, config in value.items()}
+
+
+class PurgeObjectsAction(StrictModel):
+    """CAT-5: remove the objects, then the rows that pointed at them."""
+
+    type: Literal["purge_objects"]
+
+
+Action = Annotated[DeleteAction | AnonymiseAction | PurgeObjectsAction, Field(discriminator="type")]
+
+
+# --- clocks ---------------------------------------------------------------------------------
+
+_CLOCK_FORMS = "{column: NAME} (a timestamptz column of the rule's table) or {view: SCHEMA.VIEW, sql: clocks/FILE.sql}"
+
+
+class Clock(StrictModel):
+    """Where a rule's clock comes from: exactly one of a ``column`` of the rule's own table
+    (``timestamp with time zone``; the sweep may then cut batches by it and drop partitions), or a
+    reviewed ``view`` (record_id, clock) defined in an ``sql`` file under include/sql/."""
+
+    column: ColumnName | None = None
+    view: SchemaQualified | None = None
+    sql: ClockSqlFile | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one_form(self) -> Clock:
+        if self.column is not None and (self.view is not None or self.sql is not None):
+            raise ValueError(f"a clock is either {_CLOCK_FORMS}, not both")
+        if self.column is None and self.view is None and self.sql is None:
+            raise ValueError(f"a clock needs {_CLOCK_FORMS}")
+        if self.column is None and self.sql is None:
+            raise ValueError("a clock view needs 'sql', the file under include/sql/ defining it (clocks/FILE.sql)")
+        if self.column is None and self.view is None:
+            raise ValueError("a clock's 'sql' needs 'view', the schema-qualified view it defines")
+        return self
+
+
+# --- rules ----------------------------------------------------------------------------------
+
+
+class DecisionRef(StrictModel):
+    decision: str
+
+
+class Rule(StrictModel):
+    id: RuleId
+    requirements: list[str] = Field(min_length=1)
+    category: str
+    table: SchemaQualified
+    clock: Clock
+    window: str | DecisionRef
+    action: Action
+    audit: AuditSqlFile
+    after: list[str] = Field(default_factory=list)
+    description: str = ""
+
+    @field_validator("requirements")
+    @classmethod
+    def _check_requirements(cls, values: list[str]) -> list[str]:
+        bad = [v for v in values if not REQUIREMENT_ID.match(v)]
+        if bad:
+            raise ValueError(f"{bad} are not requirement IDs such as 'RET-1' or 'RET-5a' (see REQUIREMENTS.md)")
+        return values
+
+    @field_validator("window")
+    @classmethod
+    def _check_window(cls, value: str | DecisionRef) -> str | DecisionRef:
+        if isinstance(value, str):
+            Window.parse(value)
+        return value

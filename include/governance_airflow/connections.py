@@ -1,0 +1,79 @@
+"""Connections from Airflow's connection store: the shop's database (``governance_db``) as a
+psycopg2 connection or a libpq DSN, and the object store (``governance_s3``) as a boto3 client.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from governance.settings import AIRFLOW_DB_CONN_ID, AIRFLOW_S3_CONN_ID
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+    from psycopg2.extensions import connection
+
+
+def db_connection() -> connection:
+    """A psycopg2 connection from the Airflow connection ``governance_db``, in UTC.
+
+    Not ``PostgresHook.get_conn()``: with psycopg 3 and SQLAlchemy 2 installed (as here), the
+    postgres provider returns a psycopg 3 connection, which the library (psycopg2.sql, mogrify,
+    copy_expert) cannot use. The connection's settings still come from Airflow (``db_dsn``).
+    """
+    import psycopg2
+
+    from governance.db import prepare
+    from governance.errors import SettingsError
+
+    try:
+        conn = psycopg2.connect(db_dsn())
+    except Exception as exc:  # the hook raises several types; the message must name the connection
+        raise SettingsError(
+            f"cannot open the Airflow connection '{AIRFLOW_DB_CONN_ID}' (postgres): {type(exc).__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else ''}. Fix it under Admin > Connections or "
+            f"AIRFLOW_CONN_{AIRFLOW_DB_CONN_ID.upper()}."
+        ) from None
+    return prepare(conn)
+
+
+# libpq parameters a postgres connection's extra may carry, passed on to other clients (GX).
+_LIBPQ_EXTRAS = (
+    "sslmode",
+    "sslrootcert",
+    "sslcert",
+    "sslkey",
+    "sslcrl",
+    "options",
+    "application_name",
+    "connect_timeout",
+    "target_session_attrs",
+    "gssencmode",
+)
+
+
+def db_dsn() -> str:
+    """A libpq DSN (key=value) for the connection ``governance_db``, for clients that open their own
+    connections (the audit's GX data source). Unlike a URL it carries a unix-socket host
+    (``host=/var/run/postgresql``) as is."""
+    from airflow.sdk import Connection
+    from psycopg2.extensions import make_dsn
+
+    conn = Connection.get(AIRFLOW_DB_CONN_ID)
+    extra = conn.extra_dejson or {}
+    params = {key: str(extra[key]) for key in _LIBPQ_EXTRAS if extra.get(key) not in (None, "")}
+    return make_dsn(
+        host=conn.host or None,
+        port=conn.port or None,
+        user=conn.login or None,
+        password=conn.password or None,
+        dbname=conn.schema or None,
+        **params,
+    )
+
+
+def s3_client() -> S3Client:
+    """A boto3 S3 client from the Airflow connection ``governance_s3`` (endpoint_url in extra)."""
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+    client: S3Client = S3Hook(aws_conn_id=AIRFLOW_S3_CONN_ID).get_conn()
+    return client
