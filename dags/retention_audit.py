@@ -1,7 +1,7 @@
 """
 ### retention_audit — is anything past its retention window?
 
-An independent check of the privacy policy's retention rules (REQUIREMENTS.md RET-1..RET-10) and
+An independent check of the privacy policy's retention rules (docs/requirements.md RET-1..RET-10) and
 of the photo objects (CAT-5, RET-9), run daily and after every completed `retention_sweep`.
 
 - **check_policy**: the policy file validates and every table, column and clock the policy names
@@ -35,7 +35,7 @@ from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, dag, task
 
 import governance_airflow
 
-# Validate the policy where it is loaded (CONVENTIONS 3): a bad file is an import error naming
+# Validate the policy where it is loaded (CONTRIBUTING.md habit 3): a bad file is an import error naming
 # the file, the rule and the field, not a failure halfway through a run. Cheap: one YAML file.
 governance_airflow.load_policy()
 

@@ -1,7 +1,7 @@
 """
 ### retention_sweep — remove what has outlived its retention window
 
-Enforces every retention rule of the privacy policy (REQUIREMENTS.md RET-1..RET-10, CAT-5 objects)
+Enforces every retention rule of the privacy policy (docs/requirements.md RET-1..RET-10, CAT-5 objects)
 every hour: RET-1 keeps visit data 24 hours, so an hourly sweep is at most about an hour late.
 "Now" is the run's data interval end (RET-10), so a rerun of a run decides exactly the same way.
 
@@ -68,7 +68,7 @@ from airflow.sdk import (
 import governance_airflow
 from governance.sweep.options import DEFAULT_BATCH_SIZE, PARTITION_COUNTS, Options
 
-# Validate the policy where it is loaded (CONVENTIONS 3): a bad file is an import error naming
+# Validate the policy where it is loaded (CONTRIBUTING.md habit 3): a bad file is an import error naming
 # the file, the rule and the field. Cheap: one YAML file and the policy model.
 POLICY = governance_airflow.load_policy()
 LOCK_WAIT_SECONDS = 600  # for a CLI sweep of the same rule to finish

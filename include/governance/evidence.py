@@ -4,7 +4,7 @@ The log (``governance.evidence``) is written only through ``append`` (which call
 ``governance.append_evidence`` in SQL), in the same transaction as the effect it records. This module is what compliance staff use to prove,
 for any period, which rules ran, when, what each removed or anonymised (counts, never personal
 data), what the independent audit found, and which legal holds were set or lifted ("What proof
-means here", REQUIREMENTS.md; RET-8; CONVENTIONS habit 5 and 6):
+means here", docs/requirements.md; RET-8; CONTRIBUTING.md habit 5 and 6):
 
 - ``verify(conn)`` recomputes the chain with ``governance.verify_evidence()``;
 - ``entries(conn, ...)`` selects entries by run, rule, kind and time;

@@ -10,7 +10,7 @@ A hold suspends deletion of exactly what it names, for as long as it is in force
 
 Sweeps and the audit read ``governance.holds_at(now)``; this module adds, lists and lifts holds.
 Adding and lifting are evidenced (``hold_added`` / ``hold_lifted``) in the same transaction as the
-change itself (CONVENTIONS habit 5), and a mistake in the input is refused with a message that
+change itself (CONTRIBUTING.md habit 5), and a mistake in the input is refused with a message that
 names what to fix — never echoing an e-mail address back (habit 6).
 """
 

@@ -1,7 +1,7 @@
 """A plain-Python reference of the reference photo shop's retention rules (the test oracle).
 
 Given the shop's rows as plain dicts (column name -> value), the policy and "now", it says which
-records are overdue under which rule, and by how many seconds. It is written from REQUIREMENTS.md
+records are overdue under which rule, and by how many seconds. It is written from docs/requirements.md
 directly, shares no SQL with the sweeps or the audit, and is what the generator's ground truth,
 the unit tests and the property tests compare against. Windows come from the policy, so a
 deployment's decisions (RET-5d, RET-6) are honoured.

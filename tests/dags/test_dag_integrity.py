@@ -1,4 +1,4 @@
-"""Every DAG in dags/ parses, and follows the house rules (CONVENTIONS.md, "Habits" 1-3).
+"""Every DAG in dags/ parses, and follows the house rules (CONTRIBUTING.md, habits 1-3).
 
 Generic on purpose: a DAG added later is held to the same rules without touching this file.
 """

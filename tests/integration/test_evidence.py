@@ -1,5 +1,5 @@
 """Evidence verification and the reviewer's report against a real PostgreSQL ("What proof means
-here", REQUIREMENTS.md; RET-8): `governance evidence verify` proves the hash chain is intact or
+here", docs/requirements.md; RET-8): `governance evidence verify` proves the hash chain is intact or
 names every broken entry; `governance evidence show` says which rules ran, when, and what each
 removed or anonymised (counts), plus audits and holds."""
 

@@ -224,7 +224,7 @@ def test_lift_errors(conn):
 
 
 def test_hold_and_its_evidence_commit_together(conn):
-    """CONVENTIONS habit 5: if the evidence cannot be written, the hold is not added either."""
+    """CONTRIBUTING.md habit 5: if the evidence cannot be written, the hold is not added either."""
     with conn.cursor() as cur:
         cur.execute("""
             CREATE OR REPLACE FUNCTION public.refuse_evidence() RETURNS trigger LANGUAGE plpgsql AS

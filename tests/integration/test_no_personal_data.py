@@ -1,4 +1,4 @@
-"""No personal data leaves the shop's tables (CONVENTIONS habit 6; RET-9: copies count too).
+"""No personal data leaves the shop's tables (CONTRIBUTING.md habit 6; RET-9: copies count too).
 
 A small synthetic shop is seeded (governance_dev.loader) and every e-mail address, name, street, phone
 number and IP address in it is collected before anything is removed. Then the real DAGs run

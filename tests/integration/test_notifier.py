@@ -1,4 +1,4 @@
-"""Failures alert on-call by e-mail (CONVENTIONS habits 2 and 6): a real SMTP server (aiosmtpd on
+"""Failures alert on-call by e-mail (CONTRIBUTING.md habits 2 and 6): a real SMTP server (aiosmtpd on
 a loopback port), the real SMTP connection ``governance_smtp`` and the house notifier of
 ``governance_airflow.default_args``, driven by Airflow's own ``dag.test()``.
 

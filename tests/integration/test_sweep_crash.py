@@ -1,4 +1,4 @@
-"""A sweep killed with SIGKILL in the middle of a batch, then rerun (CONVENTIONS habit 5).
+"""A sweep killed with SIGKILL in the middle of a batch, then rerun (CONTRIBUTING.md habit 5).
 
 The CLI runs in a subprocess on a seeded shop. To kill it *inside* a batch, deterministically, the
 test holds a row lock the batch needs: the sweep's backend then waits on it with its batch's

@@ -1,5 +1,5 @@
 """Property: over random shops, holds and clocks near every boundary, the sweep removes exactly what
-the plain-Python reference (governance_dev.reference, written from REQUIREMENTS.md) says is overdue —
+the plain-Python reference (governance_dev.reference, written from docs/requirements.md) says is overdue —
 so a held record is never removed (RET-8) and nothing due survives (RET-1..RET-6, RET-10).
 
 One documented difference: removing an account cascades to (or rewrites) rows of other tables, so

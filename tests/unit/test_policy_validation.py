@@ -2,7 +2,7 @@
 
 Each case starts from the photo shop's policy, breaks one thing, writes the copy to a temporary
 file and loads it: the PolicyError must say which file, which rule (or category) and which field,
-in words a person can act on (CONVENTIONS: "Validate configuration where it is loaded").
+in words a person can act on (CONTRIBUTING.md habit 3: "Validate configuration where it is loaded").
 """
 
 from __future__ import annotations
@@ -88,7 +88,7 @@ def test_rule_citing_something_that_is_not_a_requirement_id(tmp_path):
     message = broken(tmp_path, lambda d: rule_of(d, "guest-uploads").update(requirements=["retention", "RET-5c"]))
     assert "rule 'guest-uploads'" in message
     assert "field 'requirements'" in message
-    assert "'retention'" in message and "REQUIREMENTS.md" in message
+    assert "'retention'" in message and "docs/requirements.md" in message
 
 
 def test_category_without_rule(tmp_path):

@@ -1,4 +1,4 @@
-"""Exact pins (CONVENTIONS habit 9): every requirement is ``name==version``; dev tools stay apart."""
+"""Exact pins (CONTRIBUTING.md habit 9): every requirement is ``name==version``; dev tools stay apart."""
 
 from __future__ import annotations
 

@@ -105,7 +105,7 @@ class Rule(StrictModel):
     def _check_requirements(cls, values: list[str]) -> list[str]:
         bad = [v for v in values if not REQUIREMENT_ID.match(v)]
         if bad:
-            raise ValueError(f"{bad} are not requirement IDs such as 'RET-1' or 'RET-5a' (see REQUIREMENTS.md)")
+            raise ValueError(f"{bad} are not requirement IDs such as 'RET-1' or 'RET-5a' (see docs/requirements.md)")
         return values
 
     @field_validator("window")

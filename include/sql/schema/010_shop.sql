@@ -1,4 +1,4 @@
--- The reference photo shop: every personal-data category of REQUIREMENTS.md (CAT-1..CAT-6).
+-- The reference photo shop: every personal-data category of docs/requirements.md (CAT-1..CAT-6).
 -- Applied idempotently (IF NOT EXISTS everywhere); governance.apply_schema runs it in one transaction.
 CREATE SCHEMA IF NOT EXISTS shop;
 
