@@ -201,19 +201,29 @@ Action = Annotated[DeleteAction | AnonymiseAction | PurgeObjectsAction, Field(di
 
 
 class Clock(_Model):
-    """Where a rule's clock comes from: a reviewed view (record_id, clock) defined in an SQL file."""
+    """Where a rule's clock comes from: a timestamptz ``column`` of the rule's own table (the sweep
+    evaluates it on each row: block ranges, whole-partition drops), or a reviewed ``view``
+    (record_id, clock) defined in an ``sql`` file. Exactly one of the two."""
 
-    view: str
-    sql: str
+    view: str | None = None
+    sql: str | None = None
+    column: str | None = None
 
-    _check_view = field_validator("view")(lambda v: _qualified(v))
+    _check_view = field_validator("view")(lambda v: v if v is None else _qualified(v))
+    _check_column = field_validator("column")(lambda v: v if v is None else _column(v))
 
     @field_validator("sql")
     @classmethod
-    def _sql_exists(cls, value: str) -> str:
-        if not (SQL_DIR / value).is_file():
+    def _sql_exists(cls, value: str | None) -> str | None:
+        if value is not None and not (SQL_DIR / value).is_file():
             raise ValueError(f"clock SQL file {value!r} not found under {SQL_DIR}")
         return value
+
+    @model_validator(mode="after")
+    def _column_or_view(self) -> Clock:
+        if (self.column is None) == (self.view is None) or (self.view is None) != (self.sql is None):
+            raise ValueError("clock needs either 'column' (a timestamptz column of the table) or 'view' and 'sql'")
+        return self
 
 
 class DecisionRef(_Model):
@@ -398,7 +408,8 @@ class Policy(_Model):
     def clock_sql_files(self) -> list[str]:
         seen: dict[str, None] = {}
         for rule in self.rules:
-            seen.setdefault(rule.clock.sql, None)
+            if rule.clock.sql is not None:  # a column clock has no SQL file
+                seen.setdefault(rule.clock.sql, None)
         return list(seen)
 
 
@@ -484,10 +495,14 @@ def check_against_database(policy: Policy, conn: Any) -> list[str]:
     """Every table and column the policy names must exist; returns problems (empty when fine)."""
     problems: list[str] = []
     with conn.cursor() as cur:
-        cur.execute("SELECT table_schema || '.' || table_name, column_name FROM information_schema.columns")
+        cur.execute(
+            "SELECT table_schema || '.' || table_name, column_name, data_type FROM information_schema.columns"
+        )
         existing: dict[str, set[str]] = defaultdict(set)
-        for table, column in cur.fetchall():
+        types: dict[tuple[str, str], str] = {}
+        for table, column, data_type in cur.fetchall():
             existing[table].add(column)
+            types[(table, column)] = data_type
     for category in policy.categories:
         for store in category.stores:
             where = f"category {category.id!r}, store {store.table!r}"
@@ -501,7 +516,15 @@ def check_against_database(policy: Policy, conn: Any) -> list[str]:
         if rule.table in existing and isinstance(rule.action, AnonymiseAction):
             for column in sorted({rule.action.marker_column, *rule.action.columns} - existing[rule.table]):
                 problems.append(f"{where}, field 'action.columns': column {column!r} does not exist in {rule.table}")
-        if rule.clock.view not in existing:
+        if rule.clock.column is not None:
+            found = types.get((rule.table, rule.clock.column))
+            if rule.table in existing and found != "timestamp with time zone":
+                problem = f"is {found}" if found else f"does not exist in {rule.table}"
+                problems.append(
+                    f"{where}, field 'clock.column': column {rule.clock.column!r} {problem}; "
+                    "a clock column must be timestamp with time zone"
+                )
+        elif rule.clock.view not in existing:
             problems.append(f"{where}, field 'clock.view': view {rule.clock.view!r} does not exist (apply the schema)")
         elif not {"record_id", "clock"} <= existing[rule.clock.view]:
             problems.append(f"{where}, field 'clock.view': {rule.clock.view!r} must have columns record_id and clock")

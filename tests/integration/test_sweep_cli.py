@@ -11,8 +11,8 @@ from governance.cli import main
 from governance.db import connect
 from governance.policy import load_policy
 from governance.seed import seed
-from governance.sweep.engine import LOCK_NAMESPACE
-from governance.sweep.selection import lock_key
+from governance.sweep.rule import LOCK_NAMESPACE
+from governance.sweep.target import lock_key
 from tests.integration import sweep_support as s
 
 NOW = "2026-03-01T12:00:00Z"
