@@ -495,9 +495,7 @@ def check_against_database(policy: Policy, conn: Any) -> list[str]:
     """Every table and column the policy names must exist; returns problems (empty when fine)."""
     problems: list[str] = []
     with conn.cursor() as cur:
-        cur.execute(
-            "SELECT table_schema || '.' || table_name, column_name, data_type FROM information_schema.columns"
-        )
+        cur.execute("SELECT table_schema || '.' || table_name, column_name, data_type FROM information_schema.columns")
         existing: dict[str, set[str]] = defaultdict(set)
         types: dict[tuple[str, str], str] = {}
         for table, column, data_type in cur.fetchall():

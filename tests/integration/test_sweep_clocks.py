@@ -106,5 +106,7 @@ def test_the_strategy_follows_the_policy_not_the_text_of_a_view(conn, s3):
         conn.rollback()
     finally:
         with conn.cursor() as cur:
-            cur.execute("DROP VIEW IF EXISTS governance_clocks.test_visits_plain, governance_clocks.test_visits_reformatted")
+            cur.execute(
+                "DROP VIEW IF EXISTS governance_clocks.test_visits_plain, governance_clocks.test_visits_reformatted"
+            )
         conn.commit()

@@ -22,6 +22,7 @@ from governance.sweep.options import DEFAULT_BATCH_SIZE, Options
 from governance.sweep.planning import dry_result, plan_rule
 from governance.sweep.results import RulePlan, RuleResult
 from governance.sweep.rule import RuleSweep, rule_lock
+from governance.sweep.runner import SweepRun
 from governance.sweep.stages import after_cycles, sweep_stages
 from governance.windows import as_utc
 
@@ -101,7 +102,7 @@ def sweep_rule(
             if not locked:
                 log.info("rule %s: another sweep holds its lock; skipped", rule_id)
                 return skipped
-            return RuleSweep(conn, s3, policy, rule_id, now, run_id, opts).run()
+            return RuleSweep(conn, s3, SweepRun(policy, now, run_id, opts), rule_id).run()
     finally:
         conn.rollback()
         conn.autocommit = autocommit

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+
 import psycopg2.errors
 from psycopg2 import sql
 from psycopg2.extensions import connection

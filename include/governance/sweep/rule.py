@@ -13,22 +13,19 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
 from typing import TYPE_CHECKING
 
 from psycopg2.extensions import connection
 
 from governance.db import transaction
 from governance.errors import ObjectPurgeFailed, VerifyFailed
-from governance.policy import Policy
 from governance.retry import MAX_PASSES
 from governance.sweep.actions import action_named
 from governance.sweep.counting import count_due
 from governance.sweep.held import Holds
-from governance.sweep.options import Options
 from governance.sweep.partitions import ensure_ahead
 from governance.sweep.results import RuleResult
-from governance.sweep.runner import BatchRunner
+from governance.sweep.runner import BatchRunner, SweepRun
 from governance.sweep.selection import Selection
 from governance.sweep.strategies import choose, strategy_named
 from governance.sweep.target import load_target, lock_key
@@ -67,25 +64,16 @@ def rule_lock(conn: connection, rule_id: str, wait: float) -> Iterator[bool]:
 class RuleSweep:
     """One rule's execution at ``now`` for run ``run_id``: passes, verification, summary."""
 
-    def __init__(
-        self,
-        conn: connection,
-        s3: S3Client | None,
-        policy: Policy,
-        rule_id: str,
-        now: datetime,
-        run_id: str,
-        opts: Options,
-    ):
-        self.conn, self.now, self.opts = conn, now, opts
-        holds = Holds.at(conn, now)
+    def __init__(self, conn: connection, s3: S3Client | None, run: SweepRun, rule_id: str):
+        self.conn, self.now, self.opts = conn, run.now, run.opts
+        holds = Holds.at(conn, run.now)
         conn.commit()
-        target = load_target(conn, policy, rule_id)
+        target = load_target(conn, run.policy, rule_id)
         conn.commit()
-        self.sel = Selection(target, now, holds)
+        self.sel = Selection(target, run.now, holds)
         rule = target.rule
         self.result = RuleResult(rule.id, list(rule.requirements), rule.action.type)
-        self.runner = BatchRunner(conn, policy, self.sel, now, run_id, opts, self.result)
+        self.runner = BatchRunner(conn, run, self.sel, self.result)
         self.action = action_named(rule.action.type)(self.runner, s3)
 
     def run(self) -> RuleResult:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -28,22 +29,23 @@ from governance.sweep.target import Target
 BatchWork = Callable[[cursor], dict[str, int]]
 
 
+@dataclass(frozen=True)
+class SweepRun:
+    """One run of the sweep: the policy, the run's "now" (as_of of every entry), its id and options."""
+
+    policy: Policy
+    now: datetime
+    run_id: str
+    opts: Options
+
+
 class BatchRunner:
     """Runs one rule's batches; strategies and actions reach the rule's selection, options and
     connection through it."""
 
-    def __init__(
-        self,
-        conn: connection,
-        policy: Policy,
-        sel: Selection,
-        now: datetime,
-        run_id: str,
-        opts: Options,
-        result: RuleResult,
-    ):
-        self.conn, self.policy, self.sel, self.now = conn, policy, sel, now
-        self.run_id, self.opts, self.result = run_id, opts, result
+    def __init__(self, conn: connection, run: SweepRun, sel: Selection, result: RuleResult):
+        self.conn, self.sel, self.result = conn, sel, result
+        self.policy, self.now, self.run_id, self.opts = run.policy, run.now, run.run_id, run.opts
 
     @property
     def target(self) -> Target:

@@ -22,7 +22,6 @@ from governance.sweep.target import split_name
 PROBE_BATCHES = 64  # after an empty block-range batch, probe at most this many batches' pages ahead
 
 
-
 class BlockRanges(Strategy):
     name = "blocks"
 

@@ -29,7 +29,9 @@ def compute(runner: BatchRunner) -> tuple[int, int]:
     columns = sql.SQL("t.tableoid AS rel, t.ctid AS tid, t.{} AS rec").format(sql.Identifier(t.key))
     rows = 0
     for chunk in range(chunks):
-        due = sql.SQL("SELECT * FROM ({}) c").format(sel.candidates(lambda _: columns, not_held=True, chunked=chunks > 1))
+        due = sql.SQL("SELECT * FROM ({}) c").format(
+            sel.candidates(lambda _: columns, not_held=True, chunked=chunks > 1)
+        )
         params = {**sel.params, "chunks": chunks, "chunk": chunk}
         with transaction(conn, statement_timeout=opts.compute_timeout) as cur:
             if chunk == 0:
