@@ -165,3 +165,40 @@ def test_results_tally_batch_counts_by_their_evidence_keys():
     r.add_counts({"rows_estimated": 7, "partitions_dropped": 1})
     assert (r.tombstoned, r.deleted, r.objects_purged, r.object_errors) == (3, 2, 5, 1)
     assert (r.rows_estimated, r.partitions_dropped, r.records_changed) == (7, 1, 6)
+
+
+def test_the_batch_retry_policy_backs_off_then_gives_up(monkeypatch):
+    """Transient PostgreSQL errors: 3 retries after 0.2, 0.4, 0.8 s, then the caller's error."""
+    import psycopg2.errors
+
+    from governance.errors import BatchFailed
+    from governance.retry import BATCH_RETRIES, retry_transient
+
+    slept: list[float] = []
+    monkeypatch.setattr("time.sleep", slept.append)
+    calls = []
+
+    def flaky() -> str:
+        calls.append(1)
+        if len(calls) < 3:
+            raise psycopg2.errors.LockNotAvailable()
+        return "done"
+
+    assert retry_transient(flaky, lambda exc: BatchFailed(type(exc).__name__)) == "done"
+    assert slept == [0.2, 0.4] and len(calls) == 3
+
+    def always() -> None:
+        raise psycopg2.errors.SerializationFailure()
+
+    slept.clear()
+    with pytest.raises(BatchFailed, match="SerializationFailure") as error:
+        retry_transient(always, lambda exc: BatchFailed(type(exc).__name__))
+    assert error.value.retryable and slept == [0.2, 0.4, 0.8] and BATCH_RETRIES == 3
+
+    def broken() -> None:
+        raise psycopg2.errors.UndefinedTable()
+
+    slept.clear()
+    with pytest.raises(psycopg2.errors.UndefinedTable):  # not transient: no retry
+        retry_transient(broken, lambda exc: BatchFailed(type(exc).__name__))
+    assert slept == []

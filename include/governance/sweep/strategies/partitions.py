@@ -17,6 +17,7 @@ import time
 from psycopg2 import sql
 from psycopg2.extensions import cursor
 
+from governance.db import transaction
 from governance.sweep.partitions import Partition, list_partitions
 from governance.sweep.selection import Selection
 from governance.sweep.strategies.base import Strategy
@@ -46,16 +47,15 @@ class PartitionDrops(Strategy):
         t, sel = runner.target, runner.sel
         if sel.rule_held:
             return
-        parts = list_partitions(runner.conn, t.table, runner.now, t.window)
-        runner.conn.commit()
+        with transaction(runner.conn):
+            parts = list_partitions(runner.conn, t.table, runner.now, t.window)
         group: list[Partition] = []  # fully expired, unheld partitions: dropped together
         row_wise = BlockRanges(runner, self.action)
         for part in parts:
             if part.none_expired:
                 continue
-            with runner.conn.cursor() as cur:
+            with transaction(runner.conn) as cur:
                 held_rows = part.fully_expired and has_held_rows(cur, sel, part)
-            runner.conn.commit()
             if part.fully_expired and not held_rows:
                 group.append(part)
                 if len(group) >= DROPS_PER_TRANSACTION:
