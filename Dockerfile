@@ -13,7 +13,8 @@ COPY --chown=airflow:root requirements.txt ./requirements.txt
 RUN pip install --no-cache-dir -r requirements.txt
 
 # The library reads its SQL and policy files next to its code (include/sql, include/policies),
-# so the package is installed in place from /opt/airflow/include.
+# so the package is installed in place from /opt/airflow/include. The development package
+# include/governance_dev (the seed) is not in the build context (.dockerignore).
 COPY --chown=airflow:root pyproject.toml README.md ./
 COPY --chown=airflow:root include/ ./include/
 RUN pip install --no-cache-dir --no-deps -e .

@@ -1,6 +1,6 @@
 """The whole DAG through Airflow: ``airflow dags test retention_sweep`` on a seeded shop.
 
-The shop is made by ``governance.seed.seed`` (default 100,000 customers) in a database of its own,
+The shop is made by ``governance_dev.loader.seed`` (default 100,000 customers) in a database of its own,
 with its objects on the run's moto server. Airflow runs in a throw-away AIRFLOW_HOME with SQLite
 metadata (``airflow db migrate`` first, not timed), its connections ``governance_db`` and
 ``governance_s3`` pointed at those two by environment variables.
@@ -101,7 +101,7 @@ def task_durations(home: Path) -> tuple[list[dict], dict]:
 
 def run(ctx: Context):
     from governance.db import apply_schema, connect
-    from governance.seed import seed
+    from governance_dev.loader import seed
 
     customers = ctx.size(100_000, 500)
     # The DAG decides for its run's data interval end; the shop is seeded for that same instant.

@@ -27,9 +27,9 @@ from psycopg2.extensions import make_dsn, parse_dsn
 from governance.db import apply_schema, connect
 from governance.objectstore import iter_keys, make_client
 from governance.policy import load_policy
-from governance.seed import seed
 from governance.settings import DB_URL_ENV, resolve
 from governance.windows import parse_instant
+from governance_dev.loader import seed
 
 DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
 

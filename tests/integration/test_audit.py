@@ -15,7 +15,6 @@ import pytest
 from dateutil.relativedelta import relativedelta
 
 from governance import audit as audit_module
-from governance import reference
 from governance.audit import (
     OBJECT_STORE_REQUIREMENTS,
     OBJECT_STORE_RULE,
@@ -25,8 +24,9 @@ from governance.audit import (
 )
 from governance.objectstore import ensure_bucket
 from governance.policy import load_policy
-from governance.reference import Snapshot, email_pseudonym
 from governance.settings import SettingsError
+from governance_dev import reference
+from governance_dev.reference import Snapshot, email_pseudonym
 from tests.integration.test_audit_properties import audit_sql_overdue, empty_shop, insert_snapshot
 
 pytestmark = pytest.mark.integration

@@ -19,7 +19,7 @@ import yaml
 from governance.cli import main
 from governance.objectstore import ensure_bucket
 from governance.policy import DEFAULT_POLICY_PATH
-from governance.reference import Snapshot
+from governance_dev.reference import Snapshot
 from tests.integration.test_audit_properties import empty_shop, insert_snapshot
 
 pytestmark = pytest.mark.integration

@@ -1,8 +1,8 @@
 """The retention_audit DAG run by Airflow itself (dag.test(): real tasks, XComs, metadata DB).
 
-A shop seeded by governance.seed (with orphan objects and legal holds) is audited as of the
+A shop seeded by governance_dev.loader.seed (with orphan objects and legal holds) is audited as of the
 seed's "now": the run must fail on the overdue data with on-call's message, and the evidence it
-recorded must match the generator's ground truth per rule (from governance.reference). Then the
+recorded must match the generator's ground truth per rule (from governance_dev.reference). Then the
 overdue records and objects are removed by hand — plain SQL and S3 calls, chosen by the reference
 oracle, not by the audit — and the next run must succeed.
 """
@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 from psycopg2.extras import RealDictCursor
 
-from governance import reference
 from governance.audit import OBJECT_STORE_RULE
 from governance.policy import load_policy
-from governance.reference import UPLOAD_RULES, Snapshot
+from governance_dev import reference
+from governance_dev.reference import UPLOAD_RULES, Snapshot
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -66,7 +66,7 @@ def history(conn, run) -> dict[str, tuple]:
 
 @pytest.fixture
 def seeded(airflow_home, airflow_connections, conn, s3):
-    from governance.seed import seed
+    from governance_dev.loader import seed
 
     report = seed(conn, s3, POLICY, NOW, customers=150, seed=11, orphan_objects=ORPHANS)
     assert report.expected_overdue and all(report.expected_overdue.values())
@@ -74,7 +74,7 @@ def seeded(airflow_home, airflow_connections, conn, s3):
 
 
 def test_the_dag_fails_on_overdue_data_and_records_the_generators_counts(seeded, conn, capfd):
-    from governance.seed import personal_values
+    from governance_dev.loader import personal_values
 
     run = audit_dag().test(logical_date=NOW)
     out, err = capfd.readouterr()

@@ -4,7 +4,7 @@ Hypothesis builds small random shops whose clocks sit near the windows' boundari
 a second either side, 29 February, several rules on one upload, e-mails differing in case and
 spaces, bulk sends, legal holds in and out of force), inserts them into a real PostgreSQL and
 checks, per rule, that the records the audit SQL reports — and by how many seconds — are exactly
-those ``governance.reference.overdue`` computes. A sample is also run through the full audit
+those ``governance_dev.reference.overdue`` computes. A sample is also run through the full audit
 (GX, object store, evidence off) to check the counts GX reports.
 """
 
@@ -21,10 +21,10 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from psycopg2.extras import execute_values
 
-from governance import reference
 from governance.audit import audit_parameters, audit_sql_text, render, run_audit
 from governance.policy import load_policy
-from governance.reference import Snapshot, email_pseudonym
+from governance_dev import reference
+from governance_dev.reference import Snapshot, email_pseudonym
 
 pytestmark = pytest.mark.integration
 

@@ -378,9 +378,9 @@ def test_cli_add_list_lift_never_echoes_the_email(conn, db_url, capsys):
     ],
 )
 def test_the_python_oracle_normalises_addresses_exactly_as_the_sql(conn, email):
-    """RET-10: the reference (governance.reference) and the SQL (lower(btrim(..)), email_pseudonym)
+    """RET-10: the reference (governance_dev.reference) and the SQL (lower(btrim(..)), email_pseudonym)
     must agree on what one person's address is, whitespace other than spaces included."""
-    from governance.reference import email_pseudonym, normalise_email
+    from governance_dev.reference import email_pseudonym, normalise_email
 
     with conn.cursor() as cur:
         cur.execute("SELECT lower(btrim(%s)), governance.email_pseudonym(%s)", (email, email))

@@ -1,6 +1,6 @@
 """No personal data leaves the shop's tables (CONVENTIONS habit 6; RET-9: copies count too).
 
-A small synthetic shop is seeded (governance.seed) and every e-mail address, name, street, phone
+A small synthetic shop is seeded (governance_dev.loader) and every e-mail address, name, street, phone
 number and IP address in it is collected before anything is removed. Then the real DAGs run
 through Airflow's own ``dag.test()``: ``retention_audit`` (finds overdue records and fails, so its
 failure message and alert are produced), ``retention_sweep``, and ``retention_audit`` again. The
@@ -134,7 +134,7 @@ def test_a_full_run_leaks_no_personal_data(
     from governance.cli import main
     from governance.db import connect
     from governance.policy import load_policy
-    from governance.seed import personal_values, seed
+    from governance_dev.loader import personal_values, seed
 
     db_url, s3_url = airflow_connections["db_url"], airflow_connections["s3_url"]
     monkeypatch.setenv("GOVERNANCE_DB_URL", db_url)

@@ -2,7 +2,7 @@
 
 The key cross-check: on seeded data, the audit's SQL predicates (include/sql/audit/*.sql) return
 exactly the records — and the seconds overdue — that the plain-Python reference
-(governance.reference) computes from the generated rows. Two independent implementations of
+(governance_dev.reference) computes from the generated rows. Two independent implementations of
 RET-1..RET-6, RET-8 and RET-10 that must agree.
 """
 
@@ -18,12 +18,15 @@ from pathlib import Path
 import pytest
 import requests
 
-from governance import reference
 from governance.db import connect
-from governance.objectstore import iter_keys, make_client
+from governance.objectstore import ensure_bucket, iter_keys, make_client
 from governance.policy import SQL_DIR, load_policy
-from governance.seed import COLUMNS, LEAP_DAY_CLOCK, personal_values, seed
 from governance.settings import resolve
+from governance_dev import reference
+from governance_dev.generator import LEAP_DAY_CLOCK
+from governance_dev.guard import SeedRefused
+from governance_dev.loader import personal_values, seed
+from governance_dev.tables import COLUMNS
 
 pytestmark = pytest.mark.integration
 
@@ -341,3 +344,147 @@ def test_cli_seeds_end_to_end_and_prints_no_personal_data(db_url, s3_url):
         [str(governance), "seed", "--customers", "5"], capture_output=True, text=True, env=env, timeout=60
     )
     assert refused.returncode == 2 and "minimum" in refused.stderr
+
+
+# --- the guard (issue #9): the seed empties only what it wrote, unless forced ---
+
+
+def _foreign_row(url: str) -> None:
+    """A row the seed did not write, in a database the seed has never seen."""
+    conn = connect(url)
+    with conn.cursor() as cur:
+        cur.execute(
+            "INSERT INTO shop.cookie_preferences (visitor_key, analytics, marketing, given_at) "
+            "VALUES ('00000000-0000-4000-8000-00000000f00d', true, false, %s)",
+            (NOW,),
+        )
+    conn.commit()
+    conn.close()
+
+
+def _foreign_object(s3) -> str:
+    ensure_bucket(s3, BUCKET)
+    s3.put_object(Bucket=BUCKET, Key="uploads/a1/not-seeded.jpg", Body=b"someone's photo")
+    return "uploads/a1/not-seeded.jpg"
+
+
+def _marker(conn) -> int | None:
+    with conn.cursor() as cur:
+        cur.execute("SELECT to_regclass('governance_seed.seeded') IS NOT NULL")
+        if not cur.fetchone()[0]:
+            conn.rollback()
+            return None
+        cur.execute("SELECT count(*) FROM governance_seed.seeded")
+        count = cur.fetchone()[0]
+    conn.rollback()
+    return count
+
+
+def test_seed_refuses_a_database_it_did_not_write_and_changes_nothing(make_database, s3):
+    url = make_database()
+    _foreign_row(url)
+    key = _foreign_object(s3)
+    conn = connect(url)
+    try:
+        before, objects_before = checksums(conn), _listing(s3)
+        with pytest.raises(SeedRefused) as refused:
+            seed(conn, s3, POLICY, NOW, customers=120, seed=1)
+        message = str(refused.value)
+        assert conn.info.dbname in message and "--force" in message and "shop.cookie_preferences" in message
+        assert checksums(conn) == before and _marker(conn) is None
+        assert _listing(s3).keys() == objects_before.keys() and key in objects_before
+    finally:
+        conn.close()
+
+
+def test_seed_refuses_an_uploads_prefix_it_did_not_write_unless_forced(make_database, s3):
+    conn = connect(make_database())
+    key = _foreign_object(s3)
+    try:
+        empty = checksums(conn)
+        with pytest.raises(SeedRefused) as refused:
+            seed(conn, s3, POLICY, NOW, customers=120, seed=1, max_objects=10)
+        assert f"s3://{BUCKET}/uploads/" in str(refused.value) and "--force" in str(refused.value)
+        assert key in _listing(s3) and _marker(conn) is None
+        assert checksums(conn) == empty
+
+        report = seed(conn, s3, POLICY, NOW, customers=120, seed=1, max_objects=10, force=True)
+        assert key not in _listing(s3) and set(upload_rows(conn)) == set(_listing(s3))
+        assert report.objects == 10 and _marker(conn) == 1
+    finally:
+        conn.close()
+    # the bucket is now the seed's: another (empty) database may be seeded into it without --force
+    other = connect(make_database())
+    try:
+        seed(other, s3, POLICY, NOW, customers=120, seed=2, max_objects=5)
+        assert set(upload_rows(other)) == set(_listing(s3))
+    finally:
+        other.close()
+
+
+def test_seed_is_allowed_on_an_empty_database_and_again_on_its_own(make_database, s3):
+    conn = connect(make_database())
+    try:
+        seed(conn, s3, POLICY, NOW, customers=120, seed=1, max_objects=10)
+        assert _marker(conn) == 1
+        # what happens to a seeded shop afterwards (a hold, a sweep) does not make it foreign
+        with conn.cursor() as cur:
+            cur.execute("DELETE FROM shop.visits WHERE visit_id IN (SELECT min(visit_id) FROM shop.visits)")
+            cur.execute(
+                "INSERT INTO governance.legal_holds (scope, rule_id, reason, set_by, set_at) "
+                "VALUES ('rule', 'visit-data', 'test', 'test', %s)",
+                (NOW,),
+            )
+        conn.commit()
+        report = seed(conn, s3, POLICY, NOW, customers=130, seed=2, max_objects=12)
+        assert _marker(conn) == 1 and report.objects == 12
+        assert set(upload_rows(conn)) == set(_listing(s3))
+    finally:
+        conn.close()
+
+
+def test_force_replaces_data_the_seed_did_not_write(make_database, s3):
+    url = make_database()
+    _foreign_row(url)
+    conn = connect(url)
+    try:
+        report = seed(conn, s3, POLICY, NOW, customers=120, seed=1, max_objects=10, force=True)
+        with conn.cursor() as cur:
+            cur.execute(
+                "SELECT count(*), count(*) FILTER (WHERE visitor_key = '00000000-0000-4000-8000-00000000f00d') FROM shop.cookie_preferences"
+            )
+            total, foreign = cur.fetchone()
+        conn.rollback()
+        assert foreign == 0 and total == report.rows["shop.cookie_preferences"] and _marker(conn) == 1
+    finally:
+        conn.close()
+
+
+def test_cli_refuses_a_foreign_database_naming_it_without_its_password(make_database, s3_url):
+    """The message names the database and --force; a password in the URL never prints (trust auth
+    accepts any password, so the test server takes the URL with one)."""
+    from psycopg2.extensions import make_dsn, parse_dsn
+
+    url = make_database()
+    _foreign_row(url)
+    params = parse_dsn(url)
+    password = "h4-guard-secret-pw"
+    with_password = f"postgresql://{params.get('user', 'postgres')}:{password}@{params.get('host', '127.0.0.1')}:{params.get('port', '5432')}/{params['dbname']}"
+    try:
+        connect(with_password).close()
+    except Exception:  # a server that checks passwords: use the URL as given
+        with_password = make_dsn(url)
+        password = None
+    governance = Path(sys.executable).parent / "governance"
+    argv = [str(governance), "seed", "--customers", "120", "--max-objects", "5", "--now", "2026-11-25T12:00:00Z"]
+    env = {**os.environ, "GOVERNANCE_DB_URL": with_password, "GOVERNANCE_S3_ENDPOINT_URL": s3_url}
+    refused = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=300)
+    assert refused.returncode == 2, refused.stderr
+    assert params["dbname"] in refused.stderr and "--force" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    if password:
+        assert password not in refused.stdout + refused.stderr
+    forced = subprocess.run([*argv, "--force"], capture_output=True, text=True, env=env, timeout=300)
+    assert forced.returncode == 0, forced.stderr
+    again = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=300)
+    assert again.returncode == 0, again.stderr

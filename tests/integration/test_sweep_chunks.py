@@ -22,11 +22,11 @@ from dateutil.relativedelta import relativedelta
 from psycopg2 import sql
 
 from governance.policy import DEFAULT_POLICY_PATH, load_policy, parse_policy
-from governance.reference import email_pseudonym
 from governance.sweep import sweep_rule
 from governance.sweep.held import Holds
 from governance.sweep.selection import Selection
 from governance.sweep.target import load_target
+from governance_dev.reference import email_pseudonym
 from tests.integration import sweep_support as s
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)

@@ -10,9 +10,9 @@ import pytest
 from governance.cli import main
 from governance.db import connect
 from governance.policy import load_policy
-from governance.seed import seed
 from governance.sweep.rule import LOCK_NAMESPACE
 from governance.sweep.target import lock_key
+from governance_dev.loader import seed
 from tests.integration import sweep_support as s
 
 NOW = "2026-03-01T12:00:00Z"

@@ -25,8 +25,8 @@ import psycopg2
 
 from governance.db import connect
 from governance.policy import load_policy
-from governance.seed import seed
 from governance.sweep import plan
+from governance_dev.loader import seed
 from tests.integration import sweep_support as s
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)

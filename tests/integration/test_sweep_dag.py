@@ -14,7 +14,7 @@ import pytest
 
 from governance.db import connect
 from governance.policy import load_policy
-from governance.seed import seed
+from governance_dev.loader import seed
 from tests.integration import sweep_support as s
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)

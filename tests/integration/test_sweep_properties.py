@@ -1,5 +1,5 @@
 """Property: over random shops, holds and clocks near every boundary, the sweep removes exactly what
-the plain-Python reference (governance.reference, written from REQUIREMENTS.md) says is overdue —
+the plain-Python reference (governance_dev.reference, written from REQUIREMENTS.md) says is overdue —
 so a held record is never removed (RET-8) and nothing due survives (RET-1..RET-6, RET-10).
 
 One documented difference: removing an account cascades to (or rewrites) rows of other tables, so
@@ -20,12 +20,12 @@ from dateutil.relativedelta import relativedelta
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from governance import reference
 from governance.db import connect
 from governance.objectstore import ensure_bucket, make_client
 from governance.policy import load_policy
 from governance.settings import resolve
 from governance.sweep import sweep
+from governance_dev import reference
 from tests.integration import sweep_support as s
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)

@@ -17,9 +17,9 @@ from dateutil.relativedelta import relativedelta
 from governance.db import connect
 from governance.objectstore import ensure_bucket, make_client
 from governance.policy import load_policy
-from governance.reference import email_pseudonym
 from governance.settings import resolve
 from governance.sweep import plan, sweep, sweep_rule
+from governance_dev.reference import email_pseudonym
 from tests.integration import sweep_support as s
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)

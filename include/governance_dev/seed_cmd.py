@@ -1,22 +1,26 @@
 """``governance seed``: apply the schema and load the deterministic synthetic photo shop.
 
-Empties the shop (and its legal holds), then loads ``--customers`` customers whose ages are
-spread around ``--now`` so that every rule has records on both sides of its window. Prints rows
-per table, objects and seconds: counts only, never personal data.
+A development command: the CLI registers it only where this package is installed (never in the
+production image). Empties the shop (and its legal holds), then loads ``--customers`` customers
+whose ages are spread around ``--now`` so that every rule has records on both sides of its
+window; a database or uploads prefix holding data the seed did not write is refused unless
+``--force``. Prints rows per table, objects and seconds: counts only, never personal data.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+from typing import Any
 
 from governance.cli import now_of
 from governance.cli.common import connection_of, policy_of, s3_of, whole_number
 from governance.db import apply_schema
-from governance.seed import MIN_CUSTOMERS, seed
+from governance_dev.generator import MIN_CUSTOMERS
+from governance_dev.loader import seed
 
 
-def register(subparsers, common: argparse.ArgumentParser) -> None:
+def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     parser = subparsers.add_parser(
         "seed",
         parents=[common],
@@ -45,6 +49,11 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
         help="also write this many objects that no row points at (for reconciliation tests)",
     )
     parser.add_argument("--no-holds", action="store_true", help="set no legal holds")
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="replace the data even where the seed did not write it (a database or uploads prefix it did not seed)",
+    )
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     parser.set_defaults(handler=run_seed)
 
@@ -67,6 +76,7 @@ def run_seed(args: argparse.Namespace) -> int:
             max_objects=args.max_objects,
             orphan_objects=args.orphan_objects,
             holds=not args.no_holds,
+            force=args.force,
         )
     finally:
         conn.close()
