@@ -43,17 +43,14 @@ def _row_at_a_time(conn, table: str, expired: int, sample: int) -> tuple[float, 
 
 def _swap_in_flat(conn, flat: str) -> None:
     """Make ``bench.<flat>`` (unpartitioned, or partitioned: its partitions stay in schema bench) the
-    table the policy names, shop.visits."""
-    from governance.policy import SQL_DIR
-
+    table the policy names, shop.visits (its clock is the column last_activity_at: no view)."""
     with conn.cursor() as cur:
-        cur.execute("DROP TABLE shop.visits CASCADE")  # also drops its sequence and the clock view
+        cur.execute("DROP TABLE shop.visits CASCADE")  # also drops its sequence
         cur.execute(f"ALTER TABLE bench.{flat} SET SCHEMA shop")
         cur.execute(f"ALTER TABLE shop.{flat} RENAME TO visits")
         cur.execute("CREATE SEQUENCE shop.visits_visit_id_seq OWNED BY shop.visits.visit_id")
         cur.execute("SELECT setval('shop.visits_visit_id_seq', (SELECT max(visit_id) FROM shop.visits))")
         cur.execute("ALTER TABLE shop.visits ALTER COLUMN visit_id SET DEFAULT nextval('shop.visits_visit_id_seq')")
-        cur.execute((SQL_DIR / "clocks" / "ret_1_visits.sql").read_text())
     conn.commit()
 
 
