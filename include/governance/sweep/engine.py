@@ -154,7 +154,7 @@ def settle_rules(
     policy: Policy,
     now: datetime,
     run_id: str,
-    rule_ids: list[str] | None = None,
+    rule_ids: list[str],
     *,
     max_rounds: int = SETTLE_ROUNDS,
     **kw: Any,
