@@ -95,12 +95,13 @@ def run(ctx: Context) -> list[Check]:
                 now=ctx.now,
                 policy=ctx.policy,
             )
-            services.reset_moto(ctx.s3_url)
-            visits = build_visits(sub, conn, ctx.size(250_000, 2_000) * multiplier)
-            orders = build_orders(sub, conn, ctx.size(125_000, 1_000) * multiplier)
-            uploads = build_uploads(sub, conn, sub.s3(), ctx.size(1_000, 100) * multiplier)
-            analyze_all(conn)
-            conn.close()
+            with ctx.setup_phase(f"memory data {label}"):
+                services.reset_moto(ctx.s3_url)
+                visits = build_visits(sub, conn, ctx.size(250_000, 2_000) * multiplier)
+                orders = build_orders(sub, conn, ctx.size(125_000, 1_000) * multiplier)
+                uploads = build_uploads(sub, conn, sub.s3(), ctx.size(1_000, 100) * multiplier)
+                analyze_all(conn)
+                conn.close()
             counts[label] = {
                 "visits": visits["rows"],
                 "visits_expired": visits["expired"],

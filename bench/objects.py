@@ -45,7 +45,8 @@ def prepare(ctx: Context) -> dict:
     conn.close()
     step = max(1, objects // sample)
     info["baseline_keys"] = object_keys(info["prefix"], objects)[::step][:sample]
-    put_objects(s3, BASELINE_BUCKET, info["baseline_keys"])
+    with ctx.setup_phase("objects: load the per-key baseline's bucket"):
+        put_objects(s3, BASELINE_BUCKET, info["baseline_keys"])
     return info
 
 
