@@ -40,7 +40,7 @@ def prepare(ctx: Context) -> dict:
     sample = min(objects, ctx.size(2_000, 500))
     conn = ctx.connect()
     s3 = ctx.s3()
-    ctx.log(f"objects: uploading {objects:,} objects (+ {sample:,} for the per-key baseline)")
+    ctx.log(f"objects: loading {objects:,} objects (+ {sample:,} for the per-key baseline)")
     info = build_uploads(ctx, conn, s3, objects)
     conn.close()
     step = max(1, objects // sample)
