@@ -21,7 +21,7 @@ import time
 
 import services
 from builders import build_orders, build_uploads, build_visits
-from harness import Check, Context, analyze_all
+from harness import Check, Context, analyze_all, checkpoint
 
 RULES = ["visit-data", "order-records", "guest-uploads"]
 
@@ -101,6 +101,7 @@ def run(ctx: Context) -> list[Check]:
                 orders = build_orders(sub, conn, ctx.size(125_000, 1_000) * multiplier)
                 uploads = build_uploads(sub, conn, sub.s3(), ctx.size(1_000, 100) * multiplier)
                 analyze_all(conn)
+                checkpoint(conn)
                 conn.close()
             counts[label] = {
                 "visits": visits["rows"],
