@@ -1,10 +1,13 @@
 """RET-1, expiring visits: our sweep against a single DELETE (+ its VACUUM) and row-at-a-time deletes.
 
 Data: ``rows`` visits (default 4,000,000) spread evenly over the 48 hours before ``now``, so half
-have expired (last activity + 24 h). Three identical copies:
+have expired (last activity + 24 h). Four identical copies (generated once into shop.visits, the
+others copied from it row for row; builders.build_visits):
 
 - ``shop.visits``, hourly range partitions as in production: our sweep (drops whole expired
   partitions, batch-deletes the one partition the cut-off falls into);
+- ``bench.visits_part2``, partitioned the same way: our sweep with ``partition_counts="estimated"``,
+  after it is swapped in as ``shop.visits``;
 - ``bench.visits_flat``, unpartitioned, same primary key: our sweep again, after it is swapped in
   as ``shop.visits`` (the engine's batched delete on a table that is not partitioned);
 - ``bench.visits_single``, unpartitioned: the baselines. First row-at-a-time deletes on an evenly
@@ -65,7 +68,7 @@ def _remaining(conn, cutoff) -> tuple[int, int]:
 def prepare(ctx: Context) -> dict:
     rows = ctx.size(4_000_000, 20_000)
     conn = ctx.connect()
-    ctx.log(f"visits: building 4 x {rows:,} rows (2 partitioned + 2 unpartitioned copies)")
+    ctx.log(f"visits: generating {rows:,} rows, then 3 copies (1 partitioned, 2 unpartitioned)")
     info = build_visits(
         ctx, conn, rows, flat_copies=("visits_flat", "visits_single"), partitioned_copies=("visits_part2",)
     )
