@@ -23,9 +23,9 @@ from governance.audit import (
     run_audit,
 )
 from governance.audit import listing as audit_listing
-from governance.audit.report import LOCATION_RULE
 from governance.audit import predicates as audit_predicates
 from governance.audit import run as audit_run
+from governance.audit.report import LOCATION_RULE
 from governance.objectstore import ensure_bucket
 from governance.policy import load_policy
 from governance.settings import SettingsError

@@ -95,9 +95,19 @@ def test_the_same_audit_passes_with_the_bucket_in_eu_north_1(conn, db_url, s3_ur
 def test_a_database_declared_outside_the_eea_or_not_declared_fails(s3_url):
     create_bucket(s3_url, "shop-uploads", "eu-north-1")
     s3 = client(s3_url, "eu-north-1")
-    in_us = POLICY.model_copy(update={"locations": POLICY.locations.model_copy(update={"database": type(POLICY.locations.database)(region="us-west-2")})})
+    in_us = POLICY.model_copy(
+        update={
+            "locations": POLICY.locations.model_copy(
+                update={"database": type(POLICY.locations.database)(region="us-west-2")}
+            )
+        }
+    )
     assert check_locations(s3, in_us).details["outside"] == ["database: declared region us-west-2 is outside the EEA"]
-    in_ch = POLICY.model_copy(update={"locations": POLICY.locations.model_copy(update={"database": type(POLICY.locations.database)(country="CH")})})
+    in_ch = POLICY.model_copy(
+        update={
+            "locations": POLICY.locations.model_copy(update={"database": type(POLICY.locations.database)(country="CH")})
+        }
+    )
     assert check_locations(s3, in_ch).overdue == 1
     undeclared = POLICY.model_copy(update={"locations": None})
     assert "no location declared" in check_locations(s3, undeclared).details["outside"][0]

@@ -6,8 +6,8 @@ privilege granted by hand is revoked."""
 from __future__ import annotations
 
 import uuid
-from pathlib import Path
 from datetime import UTC, datetime
+from pathlib import Path
 
 import psycopg2
 import pytest
@@ -200,7 +200,11 @@ def test_the_request_worker_reads_the_stores_and_changes_nothing(logins):
             cur.execute("SELECT count(*) FROM shop.orders")
     finally:
         conn.close()
-    for statement in ("DELETE FROM shop.accounts", "SELECT * FROM shop.suppliers", "UPDATE governance.evidence SET kind = 'x'"):
+    for statement in (
+        "DELETE FROM shop.accounts",
+        "SELECT * FROM shop.suppliers",
+        "UPDATE governance.evidence SET kind = 'x'",
+    ):
         refused(url, statement)
 
 

@@ -34,14 +34,16 @@ def policy_buckets(policy: Policy) -> list[str]:
 def bucket_region(s3: S3Client, bucket: str) -> str:
     """The AWS region a bucket is in, as GetBucketLocation reports it (us-east-1 and EU normalised)."""
     try:
-        answer = s3.get_bucket_location(Bucket=bucket).get("LocationConstraint") or ""
+        # None for us-east-1 on AWS, whatever the stubs say
+        answer: str | None = s3.get_bucket_location(Bucket=bucket).get("LocationConstraint")
     except botocore.exceptions.ClientError as exc:
         code = exc.response.get("Error", {}).get("Code", "?")
         raise AuditError(
             f"SEC-3: cannot ask the object store where bucket {bucket!r} is (GetBucketLocation: {code}); "
             "grant s3:GetBucketLocation to the audit's credentials (docs/runbook.md, 'Data outside the EEA')"
         ) from None
-    return BUCKET_LOCATION_ALIASES.get(answer, answer)
+    region = answer or ""
+    return BUCKET_LOCATION_ALIASES.get(region, region)
 
 
 def database_problem(policy: Policy) -> str | None:
@@ -69,7 +71,7 @@ def check_locations(s3: S3Client, policy: Policy) -> RuleAudit:
         requirements=list(LOCATION_REQUIREMENTS),
         overdue=len(outside),
         oldest_overdue_seconds=None,
-        held=None,
+        held=0,  # a location is not a record: nothing to hold
         check=LOCATION_CHECK,
         details={
             "bucket_regions": regions,

@@ -24,7 +24,7 @@ class DatabaseLocation(StrictModel):
     @classmethod
     def _yaml_norway(cls, value: object) -> object:
         if value is False:  # YAML 1.1 reads a bare NO (Norway) as false
-            raise ValueError("got false: write the country code in quotes, e.g. country: \"NO\"")
+            raise ValueError('got false: write the country code in quotes, e.g. country: "NO"')
         return value
 
     @field_validator("country")

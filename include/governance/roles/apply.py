@@ -85,13 +85,11 @@ def _object(cur: cursor, grant: Grant) -> sql.Composable:
 
 
 def _statement(cur: cursor, verb: str, grant: Grant, role: str) -> sql.Composable:
-    privilege = sql.SQL(grant.privilege)  # one of this package's own words (SELECT, USAGE, ...)
+    privilege: sql.Composable = sql.SQL(grant.privilege)  # this package's own words (SELECT, USAGE, ...)
     if grant.column:
         privilege = sql.SQL("{} ({})").format(privilege, sql.Identifier(grant.column))
     direction = "TO" if verb == "GRANT" else "FROM"
-    return sql.SQL(verb + " {} ON {} " + direction + " {}").format(
-        privilege, _object(cur, grant), sql.Identifier(role)
-    )
+    return sql.SQL(verb + " {} ON {} " + direction + " {}").format(privilege, _object(cur, grant), sql.Identifier(role))
 
 
 def _ensure_role(cur: cursor, role: str) -> bool:
@@ -120,9 +118,7 @@ def _own(cur: cursor, role: str, tables: set[str]) -> list[str]:
     names = [name for (name,) in cur.fetchall()]
     for name in names:
         schema, table = name.split(".", 1)
-        cur.execute(
-            sql.SQL("ALTER TABLE {} OWNER TO {}").format(sql.Identifier(schema, table), sql.Identifier(role))
-        )
+        cur.execute(sql.SQL("ALTER TABLE {} OWNER TO {}").format(sql.Identifier(schema, table), sql.Identifier(role)))
     return names
 
 
