@@ -25,6 +25,7 @@ from governance.audit import (
 from governance.audit import listing as audit_listing
 from governance.audit import predicates as audit_predicates
 from governance.audit import run as audit_run
+from governance.audit.report import LOCATION_RULE
 from governance.objectstore import ensure_bucket
 from governance.policy import load_policy
 from governance.settings import SettingsError
@@ -274,8 +275,9 @@ def test_evidence_is_one_entry_per_rule_idempotent_and_free_of_personal_data(con
         cur.execute("SELECT * FROM governance.verify_evidence()")
         assert cur.fetchall() == []
     conn.rollback()
-    assert len(entries) == len(POLICY.rules) + 2
-    assert set(history) == {r.id for r in POLICY.rules} | {OBJECT_STORE_RULE}
+    assert len(entries) == len(POLICY.rules) + 3  # the rules, the object store, SEC-3's location, the summary
+    assert set(history) == {r.id for r in POLICY.rules} | {OBJECT_STORE_RULE, LOCATION_RULE}
+    assert history[LOCATION_RULE][0] == 0 and history[LOCATION_RULE][3] == "location"
     assert history["order-records"] == (3, 1, 0, "gx_unexpected_rows", NOW, POLICY.version)
     assert history["saved-uploads"] == (0, None, 0, "gx_unexpected_rows", NOW, POLICY.version)
     assert history[OBJECT_STORE_RULE][0] == 5 and history[OBJECT_STORE_RULE][3] == "object_store"

@@ -17,6 +17,7 @@ import pytest
 from psycopg2.extras import RealDictCursor
 
 from governance.audit import OBJECT_STORE_RULE
+from governance.audit.report import LOCATION_RULE
 from governance.policy import load_policy
 from governance_dev import reference
 from governance_dev.reference import UPLOAD_RULES, Snapshot
@@ -184,7 +185,7 @@ def test_the_dag_succeeds_once_the_overdue_data_is_gone(seeded, conn, s3):
     assert str(run.state) == "success", task_states(run)
     assert task_states(run) == {"check_policy": "success", "audit": "success", "enforce": "success"}
     recorded = history(conn, run)
-    assert set(recorded) == {r.id for r in POLICY.rules} | {OBJECT_STORE_RULE}
+    assert set(recorded) == {r.id for r in POLICY.rules} | {OBJECT_STORE_RULE, LOCATION_RULE}  # SEC-3 in the DAG
     assert all(overdue == 0 for overdue, *_ in recorded.values())
     assert sum(held for _, _, held, _ in recorded.values()) > 0  # the seed's holds: kept, and compliant
     assert audit_xcom(run)["overdue_total"] == 0

@@ -17,6 +17,9 @@ OBJECT_STORE_RULE = "uploads-object-store"
 OBJECT_STORE_REQUIREMENTS = ["CAT-5", "RET-5a", "RET-5b", "RET-5c", "RET-5d", "RET-9"]
 GX_CHECK = "gx_unexpected_rows"
 OBJECT_STORE_CHECK = "object_store"
+LOCATION_RULE = "data-location"  # SEC-3: governance.audit.location
+LOCATION_REQUIREMENTS = ["SEC-3"]
+LOCATION_CHECK = "location"
 RUNBOOK = "docs/runbook.md"
 
 
@@ -34,15 +37,21 @@ class RuleAudit:
     details: dict[str, Any] = field(default_factory=dict)  # extra counts, e.g. objects listed
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data = {
             "rule": self.rule,
             "requirements": list(self.requirements),
             "overdue": self.overdue,
             "oldest_overdue_seconds": self.oldest_overdue_seconds,
             "held": self.held,
         }
+        if self.check == LOCATION_CHECK:
+            data["outside"] = list(self.details.get("outside", []))
+        return data
 
     def headline(self) -> str:
+        if self.check == LOCATION_CHECK:
+            places = "; ".join(self.details.get("outside", []))
+            return f"{self.rule} ({', '.join(self.requirements)}): {self.overdue} outside the EEA: {places}"
         noun = "object" if self.check == OBJECT_STORE_CHECK else "record"
         plural = "" if self.overdue == 1 else "s"
         oldest = human_duration(self.oldest_overdue_seconds or 0)
@@ -84,6 +93,7 @@ class AuditReport:
     @classmethod
     def from_json(cls, data: dict[str, Any], *, policy_version: str = "") -> AuditReport:
         """Rebuild a report from ``to_json`` (e.g. an XCom), enough to format and enforce it."""
+        checks = {OBJECT_STORE_RULE: OBJECT_STORE_CHECK, LOCATION_RULE: LOCATION_CHECK}
         rules = [
             RuleAudit(
                 rule=r["rule"],
@@ -91,7 +101,8 @@ class AuditReport:
                 overdue=int(r["overdue"]),
                 oldest_overdue_seconds=r.get("oldest_overdue_seconds"),
                 held=r.get("held"),
-                check=OBJECT_STORE_CHECK if r["rule"] == OBJECT_STORE_RULE else GX_CHECK,
+                check=checks.get(r["rule"], GX_CHECK),
+                details={"outside": list(r["outside"])} if "outside" in r else {},
             )
             for r in data["rules"]
         ]
@@ -141,6 +152,11 @@ class AuditReport:
             f"retention audit {self.run_id} as of {iso(self.now)}: {self.overdue_total} overdue in {len(over)} rule(s):"
         ]
         lines += [f"  - {r.headline()}" for r in over]
+        if any(r.check == LOCATION_CHECK for r in over):
+            lines.append(
+                "SEC-3: personal data is outside the EEA: move the bucket (or correct the policy's declared "
+                f"database location) before anything else; see {RUNBOOK}, 'Data outside the EEA'."
+            )
         lines.append(
             "What to do: run the retention sweep for these rules (DAG retention_sweep, or "
             f"'governance sweep --rule RULE --now {iso(self.now)}'), then audit again; objects without a "

@@ -19,6 +19,7 @@ from psycopg2.extensions import connection
 
 from governance.audit.gx import GxOutcome, gx_query, run_gx
 from governance.audit.listing import ListedStore, Listing, listed_stores
+from governance.audit.location import check_locations
 from governance.audit.objects import check_object_store
 from governance.audit.predicates import NOTHING_FOUND, Counted, audit_parameters, evaluate_all
 from governance.audit.record import record_evidence
@@ -167,6 +168,7 @@ class _Run:
         self.listing.result()
         self.laps.seconds["listing"] = round(self.listing.seconds, 4)
         self.laps.lap("listing_wait")
+        results.append(check_locations(self.s3, self.policy))  # SEC-3
         with transaction(self.conn, read_only=not record) as cur:
             for item in self.stores:
                 results.append(check_object_store(cur, self.scratch, item, findings, self.now))

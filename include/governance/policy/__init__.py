@@ -15,6 +15,7 @@ from governance.errors import PolicyError, UnknownRule
 from governance.policy.base import DEFAULT_POLICY_PATH, INCLUDE_DIR, SQL_DIR
 from governance.policy.database import check_against_database, require_database_match
 from governance.policy.datamap import Category, ObjectStoreLink, PersonKey, Store
+from governance.policy.deployment import DatabaseLocation, Locations, RoleNames
 from governance.policy.loading import load_policy, parse_policy
 from governance.policy.masking import FixedValue, MaskingStrategy, SetNull, build_strategy
 from governance.policy.model import Decision, Enforcement, ObjectStore, Policy, PolicyHeader
@@ -37,12 +38,14 @@ __all__ = [
     "AnonymiseAction",
     "Category",
     "Clock",
+    "DatabaseLocation",
     "Decision",
     "DecisionRef",
     "DeleteAction",
     "Enforcement",
     "FixedValue",
     "MaskingStrategy",
+    "Locations",
     "ObjectStore",
     "ObjectStoreLink",
     "PersonKey",
@@ -50,6 +53,7 @@ __all__ = [
     "PolicyError",
     "PolicyHeader",
     "PurgeObjectsAction",
+    "RoleNames",
     "Rule",
     "SetNull",
     "Store",

@@ -15,6 +15,7 @@ from pydantic import Field, field_validator, model_validator
 from governance.errors import UnknownRule
 from governance.policy.base import StrictModel
 from governance.policy.datamap import Category, Store
+from governance.policy.deployment import Locations, RoleNames
 from governance.policy.order import after_problems
 from governance.policy.rules import AnonymiseAction, DecisionRef, PurgeObjectsAction, Rule
 from governance.windows import Window
@@ -44,6 +45,10 @@ class PolicyHeader(StrictModel):
 class ObjectStore(StrictModel):
     uploads_bucket: str
 
+    def buckets(self) -> list[str]:
+        """Every bucket named in this section (any field ending in ``bucket``), for the SEC-3 check."""
+        return [str(v) for k, v in self.model_dump().items() if k.endswith("bucket") and v]
+
 
 class Enforcement(StrictModel):
     """How late enforcement may be: the sweep runs hourly, so a scheduled audit looks at the
@@ -67,6 +72,8 @@ class Policy(StrictModel):
     policy: PolicyHeader
     decisions: dict[str, Decision] = Field(default_factory=dict)
     enforcement: Enforcement = Field(default_factory=Enforcement)
+    locations: Locations | None = None  # SEC-3; the audit fails while it is missing
+    roles: RoleNames = Field(default_factory=RoleNames)  # SEC-4
     object_store: ObjectStore
     categories: list[Category] = Field(min_length=1)
     rules: list[Rule] = Field(min_length=1)

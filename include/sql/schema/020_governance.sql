@@ -158,8 +158,9 @@ DECLARE
     v_start  timestamptz := date_trunc('hour', p_from AT TIME ZONE 'UTC') AT TIME ZONE 'UTC';
     v_name   text;
     v_made   integer := 0;
+    v_owner  name;
 BEGIN
-    SELECT n.nspname, c.relname INTO v_schema, v_table
+    SELECT n.nspname, c.relname, pg_get_userbyid(c.relowner) INTO v_schema, v_table, v_owner
       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = p_parent;
     WHILE v_start < p_to LOOP
         v_name := v_table || '_p' || to_char(v_start AT TIME ZONE 'UTC', 'YYYYMMDDHH24');
@@ -167,6 +168,9 @@ BEGIN
             BEGIN
                 EXECUTE format('CREATE TABLE %I.%I PARTITION OF %s FOR VALUES FROM (%L) TO (%L)',
                                v_schema, v_name, p_parent, v_start, v_start + interval '1 hour');
+                -- the parent's owner owns every partition (SEC-4: the sweeper's group role, not
+                -- the login that happened to create it, so every member may drop it)
+                EXECUTE format('ALTER TABLE %I.%I OWNER TO %I', v_schema, v_name, v_owner);
                 v_made := v_made + 1;
             EXCEPTION WHEN invalid_object_definition THEN
                 IF SQLERRM NOT LIKE '%would overlap partition%' THEN

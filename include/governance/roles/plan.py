@@ -1,0 +1,188 @@
+"""What each duty's role may do, derived from the policy and the catalog (SEC-4).
+
+- sweeper: SELECT, DELETE, UPDATE on the rules' tables; SELECT on what its hold checks read (the
+  data map's stores and the tables whose foreign keys cascade from a rule's table), the clock views
+  and holds; EXECUTE the evidence, hold and partition functions. Rules that drop partitions need the
+  partitioned table's ownership: ``owned`` lists those tables, which ``apply`` gives to the role.
+- auditor: read-only. Column-level SELECT on exactly the columns the audit predicates read (taken
+  from PostgreSQL's own dependency records of each predicate, evaluated as a temporary view) and
+  the object-store check joins; CREATE on the database for its scratch schema; evidence.
+- request_worker (#10): SELECT on the data map's stores; holds; evidence.
+- reviewer: the evidence, ``governance.audit_history`` and ``verify_evidence()``; no shop table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from psycopg2 import sql
+from psycopg2.extensions import cursor
+
+from governance.audit.predicates import audit_parameters, audit_sql_text, render
+from governance.policy import Policy
+
+GOVERNANCE = "governance"
+_VIEW = "governance_roles_predicate"
+
+
+@dataclass(frozen=True, order=True)
+class Grant:
+    """One privilege: ``kind`` is database, schema, table, column or function; ``target`` the
+    object (``schema.table``, ``schema.function``); ``column`` for column privileges."""
+
+    kind: str
+    target: str
+    privilege: str
+    column: str = ""
+
+    def describe(self) -> str:
+        column = f"({self.column})" if self.column else ""
+        return f"{self.privilege}{column} ON {self.kind} {self.target}"
+
+
+@dataclass
+class Duties:
+    """Every role's wanted grants, and the tables the sweeper must own (partition drops)."""
+
+    grants: dict[str, set[Grant]] = field(default_factory=dict)
+    owned: dict[str, set[str]] = field(default_factory=dict)
+
+
+def _schemas(grants: set[Grant]) -> set[Grant]:
+    """USAGE on every schema the grants reach."""
+    names = {g.target.split(".", 1)[0] for g in grants if g.kind in ("table", "column", "function")}
+    return {Grant("schema", name, "USAGE") for name in names}
+
+
+def _tables(names: set[str], *privileges: str) -> set[Grant]:
+    return {Grant("table", name, p) for name in names for p in privileges}
+
+
+def _evidence_writer(cur: cursor) -> set[Grant]:
+    """Appending evidence: EXECUTE append_evidence; while that function runs with its caller's
+    rights (not SECURITY DEFINER), also INSERT into the log and UPDATE of its head (never UPDATE of
+    an entry). SELECT on the log: ``evidence.append`` reads its own run's entries."""
+    grants = {
+        Grant("function", f"{GOVERNANCE}.append_evidence", "EXECUTE"),
+        Grant("table", f"{GOVERNANCE}.evidence", "SELECT"),
+    }
+    cur.execute("SELECT prosecdef FROM pg_proc WHERE oid = 'governance.append_evidence'::regproc")
+    row = cur.fetchone()
+    if row is not None and not row[0]:
+        grants |= {
+            Grant("table", f"{GOVERNANCE}.evidence", "INSERT"),
+            Grant("table", f"{GOVERNANCE}.evidence_head", "SELECT"),
+            Grant("table", f"{GOVERNANCE}.evidence_head", "UPDATE"),
+            Grant("sequence", f"{GOVERNANCE}.evidence_entry_id_seq", "USAGE"),
+        }
+    return grants
+
+
+def _hold_reader() -> set[Grant]:
+    return {
+        Grant("table", f"{GOVERNANCE}.legal_holds", "SELECT"),
+        Grant("function", f"{GOVERNANCE}.holds_at", "EXECUTE"),
+        Grant("function", f"{GOVERNANCE}.email_pseudonym", "EXECUTE"),
+    }
+
+
+def _store_tables(policy: Policy) -> set[str]:
+    return {store.table for category in policy.categories for store in category.stores}
+
+
+def _children(cur: cursor, tables: set[str]) -> set[str]:
+    """Tables with a foreign key to one of ``tables`` (a removal cascades into, or is held by, them)."""
+    cur.execute(
+        "SELECT DISTINCT c.conrelid::regclass::text FROM pg_constraint c "
+        "WHERE c.contype = 'f' AND c.confrelid::regclass::text = ANY(%s)",
+        (sorted(tables),),
+    )
+    return {name for (name,) in cur.fetchall()}
+
+
+def _partitioned(cur: cursor, tables: set[str]) -> set[str]:
+    cur.execute(
+        "SELECT c.oid::regclass::text FROM pg_class c WHERE c.relkind = 'p' AND c.oid::regclass::text = ANY(%s)",
+        (sorted(tables),),
+    )
+    return {name for (name,) in cur.fetchall()}
+
+
+def sweeper_grants(cur: cursor, policy: Policy) -> tuple[set[Grant], set[str]]:
+    rule_tables = {rule.table for rule in policy.rules}
+    readable = _store_tables(policy) | _children(cur, rule_tables)
+    views = {rule.clock.view for rule in policy.rules if rule.clock.view}
+    grants = _tables(rule_tables, "SELECT", "DELETE", "UPDATE") | _tables(readable | views, "SELECT")
+    grants |= _evidence_writer(cur) | _hold_reader()
+    owned = _partitioned(cur, rule_tables)
+    if owned:  # new hourly partitions: CREATE TABLE ... PARTITION OF in the table's schema
+        grants.add(Grant("function", f"{GOVERNANCE}.ensure_hourly_partitions", "EXECUTE"))
+        grants |= {Grant("schema", name.split(".", 1)[0], "CREATE") for name in owned}
+    return grants, owned
+
+
+def predicate_columns(cur: cursor, policy: Policy) -> set[tuple[str, str]]:
+    """(table, column) of every column the audit predicates read, as PostgreSQL records it for
+    each predicate made a temporary view (rolled back); whole-row references give column ''."""
+    params = audit_parameters(policy, datetime.now(UTC))
+    columns: set[tuple[str, str]] = set()
+    for audit_file in dict.fromkeys(rule.audit for rule in policy.rules):
+        rule = next(r for r in policy.rules if r.audit == audit_file)
+        cur.execute("SAVEPOINT governance_roles")
+        rendered = render(cur, audit_sql_text(rule), params)
+        cur.execute(sql.SQL("CREATE TEMP VIEW {} AS ").format(sql.Identifier(_VIEW)) + sql.SQL(rendered))
+        cur.execute(
+            "SELECT DISTINCT d.refobjid::regclass::text, coalesce(a.attname, '') FROM pg_depend d "
+            "JOIN pg_rewrite r ON r.oid = d.objid LEFT JOIN pg_attribute a "
+            "ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid AND d.refobjsubid > 0 "
+            "WHERE d.classid = 'pg_rewrite'::regclass AND d.refclassid = 'pg_class'::regclass "
+            "AND r.ev_class = %s::regclass AND d.refobjid <> r.ev_class",
+            (f"pg_temp.{_VIEW}",),
+        )
+        columns |= set(cur.fetchall())
+        cur.execute("ROLLBACK TO SAVEPOINT governance_roles")
+    return columns
+
+
+def auditor_grants(cur: cursor, policy: Policy) -> set[Grant]:
+    grants = {Grant("database", "", "CREATE")} | _evidence_writer(cur) | _hold_reader()
+    for table, column in predicate_columns(cur, policy):
+        if table.startswith(f"{GOVERNANCE}."):
+            grants.add(Grant("table", table, "SELECT"))
+        elif column:
+            grants.add(Grant("column", table, "SELECT", column))
+        else:
+            grants.add(Grant("table", table, "SELECT"))
+    for category in policy.categories:  # the object-store check joins the listing to the rows
+        for store in category.stores:
+            if store.objects is not None:
+                for column in (store.key, store.objects.bucket_column, store.objects.key_column):
+                    grants.add(Grant("column", store.table, "SELECT", column))
+    return grants
+
+
+def reviewer_grants() -> set[Grant]:
+    return {
+        Grant("table", f"{GOVERNANCE}.evidence", "SELECT"),
+        Grant("table", f"{GOVERNANCE}.evidence_head", "SELECT"),
+        Grant("table", f"{GOVERNANCE}.audit_history", "SELECT"),
+        Grant("function", f"{GOVERNANCE}.verify_evidence", "EXECUTE"),
+        Grant("function", f"{GOVERNANCE}.evidence_payload", "EXECUTE"),
+    }
+
+
+def desired_grants(cur: cursor, policy: Policy) -> Duties:
+    """Every role's grants (with USAGE on the schemas they reach) and the sweeper's tables."""
+    names = policy.roles
+    sweeper, owned = sweeper_grants(cur, policy)
+    wanted = {
+        names.sweeper: sweeper,
+        names.auditor: auditor_grants(cur, policy),
+        names.request_worker: _tables(_store_tables(policy), "SELECT") | _hold_reader() | _evidence_writer(cur),
+        names.reviewer: reviewer_grants(),
+    }
+    duties = Duties(owned={names.sweeper: owned})
+    for role, grants in wanted.items():
+        duties.grants[role] = grants | _schemas(grants)
+    return duties

@@ -1,0 +1,118 @@
+"""SEC-3 at every audit: each bucket's region (asked of moto's S3 server over HTTP) and the database's
+declared location against the EEA; a bucket outside fails the audit, named with its region, in the
+report, the failure message and the evidence."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import boto3
+import pytest
+
+from governance.audit import AuditFailed, run_audit
+from governance.audit.eea import EEA_AWS_REGIONS, region_in_eea
+from governance.audit.location import check_locations, policy_buckets
+from governance.audit.report import LOCATION_RULE, AuditReport
+from governance.errors import AuditError
+from governance.policy import load_policy
+from tests.integration.test_audit_properties import empty_shop
+
+pytestmark = pytest.mark.integration
+
+NOW = datetime(2026, 11, 25, 12, 0, 0, tzinfo=UTC)
+POLICY = load_policy()
+
+
+def client(endpoint: str, region: str):
+    return boto3.client("s3", endpoint_url=endpoint, region_name=region)
+
+
+def create_bucket(endpoint: str, bucket: str, region: str) -> None:
+    s3 = client(endpoint, region)
+    if region == "us-east-1":  # S3 refuses a LocationConstraint of us-east-1: no constraint means it
+        s3.create_bucket(Bucket=bucket)
+    else:
+        s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": region})
+
+
+def test_the_policy_names_its_buckets_and_the_database_location():
+    assert policy_buckets(POLICY) == ["shop-uploads"]
+    assert POLICY.locations is not None and POLICY.locations.database.country == "NO"
+
+
+def test_eu_prefixed_regions_outside_the_eea_are_not_inside():
+    assert region_in_eea("eu-north-1") and region_in_eea("eu-west-1")
+    assert not region_in_eea("eu-west-2")  # London
+    assert not region_in_eea("eu-central-2")  # Zurich
+    assert not region_in_eea("us-east-1")
+    assert all(name.startswith("eu-") for name in EEA_AWS_REGIONS)
+
+
+def test_a_bucket_in_eu_north_1_passes(s3_url):
+    create_bucket(s3_url, "shop-uploads", "eu-north-1")
+    result = check_locations(client(s3_url, "eu-north-1"), POLICY)
+    assert result.rule == LOCATION_RULE and result.overdue == 0
+    assert result.details["bucket_regions"] == {"shop-uploads": "eu-north-1"}
+
+
+def test_a_bucket_in_us_east_1_fails_the_audit_named_with_its_region(conn, db_url, s3_url):
+    create_bucket(s3_url, "shop-uploads", "us-east-1")
+    empty_shop(conn)
+    report = run_audit(conn, client(s3_url, "eu-north-1"), POLICY, NOW, "audit-sec3-us", db_url=db_url)
+    location = report.rule(LOCATION_RULE)
+    assert location.overdue == 1
+    assert location.details["outside"] == ["bucket shop-uploads: region us-east-1 is outside the EEA"]
+    assert report.overdue_total == 1  # the empty shop has nothing overdue: only the bucket fails
+    with pytest.raises(AuditFailed) as failed:
+        report.raise_if_overdue()
+    assert "shop-uploads" in str(failed.value) and "us-east-1" in str(failed.value)
+    assert "Data outside the EEA" in str(failed.value)
+    # the DAG's enforce step rebuilds the report from its XCom: the message still names the bucket
+    again = AuditReport.from_json(json.loads(json.dumps(report.to_json())))
+    assert "bucket shop-uploads: region us-east-1" in again.failure_message()
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT overdue, check_kind, requirements FROM governance.audit_history WHERE run_id = %s AND rule_id = %s",
+            ("audit-sec3-us", LOCATION_RULE),
+        )
+        assert cur.fetchone() == (1, "location", ["SEC-3"])
+        cur.execute(
+            "SELECT details -> 'bucket_regions' FROM governance.evidence WHERE run_id = %s AND rule_id = %s",
+            ("audit-sec3-us", LOCATION_RULE),
+        )
+        assert cur.fetchone()[0] == {"shop-uploads": "us-east-1"}
+
+
+def test_the_same_audit_passes_with_the_bucket_in_eu_north_1(conn, db_url, s3_url):
+    create_bucket(s3_url, "shop-uploads", "eu-north-1")
+    empty_shop(conn)
+    report = run_audit(conn, client(s3_url, "eu-north-1"), POLICY, NOW, "audit-sec3-eu", db_url=db_url)
+    assert report.rule(LOCATION_RULE).overdue == 0
+    report.raise_if_overdue()
+
+
+def test_a_database_declared_outside_the_eea_or_not_declared_fails(s3_url):
+    create_bucket(s3_url, "shop-uploads", "eu-north-1")
+    s3 = client(s3_url, "eu-north-1")
+    in_us = POLICY.model_copy(
+        update={
+            "locations": POLICY.locations.model_copy(
+                update={"database": type(POLICY.locations.database)(region="us-west-2")}
+            )
+        }
+    )
+    assert check_locations(s3, in_us).details["outside"] == ["database: declared region us-west-2 is outside the EEA"]
+    in_ch = POLICY.model_copy(
+        update={
+            "locations": POLICY.locations.model_copy(update={"database": type(POLICY.locations.database)(country="CH")})
+        }
+    )
+    assert check_locations(s3, in_ch).overdue == 1
+    undeclared = POLICY.model_copy(update={"locations": None})
+    assert "no location declared" in check_locations(s3, undeclared).details["outside"][0]
+
+
+def test_a_bucket_that_cannot_be_asked_is_an_audit_error(s3_url):
+    with pytest.raises(AuditError, match="shop-uploads.*GetBucketLocation"):
+        check_locations(client(s3_url, "eu-north-1"), POLICY)

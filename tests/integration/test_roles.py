@@ -1,0 +1,218 @@
+"""SEC-4 on a real PostgreSQL: `governance roles apply` makes one NOLOGIN group role per duty, login
+users in each are refused what their duty does not need, and they can do their job: the actual
+audit as the auditor, the actual sweep of a rule as the sweeper. A rerun changes nothing; a
+privilege granted by hand is revoked."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psycopg2
+import pytest
+from psycopg2 import errors, sql
+from psycopg2.extensions import make_dsn, parse_dsn
+
+from governance.audit import run_audit
+from governance.cli import main as cli_main
+from governance.db import connect
+from governance.objectstore import ensure_bucket
+from governance.policy import RoleNames, load_policy
+from governance.roles import apply_roles, current_grants
+from governance.roles.plan import Grant
+from governance.sweep import sweep_rule
+from governance_dev.loader import seed
+
+pytestmark = pytest.mark.integration
+
+NOW = datetime(2026, 11, 25, 12, 0, 0, tzinfo=UTC)
+DUTIES = ("sweeper", "auditor", "request_worker", "reviewer")
+TAG = f"t{uuid.uuid4().hex[:8]}"
+POLICY = load_policy().model_copy(update={"roles": RoleNames(**{d: f"{TAG}_{d}" for d in DUTIES})})
+
+
+def as_user(db_url: str, user: str) -> str:
+    params = parse_dsn(db_url)
+    params.update(user=user, password="pw-" + user)
+    return make_dsn(**params)
+
+
+@pytest.fixture(scope="module")
+def logins(db_url, s3_endpoint):
+    """The roles applied to a seeded shop, and one LOGIN user in each; all dropped afterwards."""
+    import requests
+
+    from governance.objectstore import make_client
+    from governance.settings import resolve
+
+    requests.post(f"{s3_endpoint}/moto-api/reset", timeout=10).raise_for_status()
+    admin = connect(db_url)
+    seed(admin, make_client(resolve(None, s3_endpoint)), POLICY, NOW, customers=120, max_objects=30)
+    apply_roles(admin, POLICY)
+    users = {duty: f"{TAG}_{duty}_login" for duty in DUTIES}
+    with admin.cursor() as cur:
+        cur.execute("CREATE TABLE shop.suppliers (supplier_id int PRIMARY KEY, contact text)")  # unrelated
+        for duty, user in users.items():
+            cur.execute(
+                sql.SQL("CREATE ROLE {} LOGIN PASSWORD %s IN ROLE {}").format(
+                    sql.Identifier(user), sql.Identifier(getattr(POLICY.roles, duty))
+                ),
+                ("pw-" + user,),
+            )
+    admin.commit()
+    yield {duty: as_user(db_url, user) for duty, user in users.items()}
+    admin.rollback()
+    with admin.cursor() as cur:
+        for role in [*users.values(), *(getattr(POLICY.roles, d) for d in DUTIES)]:
+            cur.execute(sql.SQL("REASSIGN OWNED BY {} TO CURRENT_USER").format(sql.Identifier(role)))
+            cur.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
+            cur.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+    admin.commit()
+    admin.close()
+
+
+def refused(url: str, statement: str) -> None:
+    """The statement fails with insufficient_privilege (and nothing changes)."""
+    conn = psycopg2.connect(url)
+    try:
+        with conn.cursor() as cur, pytest.raises(errors.InsufficientPrivilege):
+            cur.execute(statement)
+    finally:
+        conn.rollback()
+        conn.close()
+
+
+def test_roles_are_nologin_groups_and_a_rerun_changes_nothing(logins, db_url):
+    admin = connect(db_url)
+    try:
+        with admin.cursor() as cur:
+            names = [getattr(POLICY.roles, d) for d in DUTIES]
+            cur.execute("SELECT rolname, rolcanlogin FROM pg_roles WHERE rolname = ANY(%s)", (names,))
+            groups = dict(cur.fetchall())
+        assert groups == {getattr(POLICY.roles, d): False for d in DUTIES}
+        again = apply_roles(admin, POLICY)
+        assert not again.changed, again
+    finally:
+        admin.close()
+
+
+def test_a_privilege_no_longer_wanted_is_revoked(logins, db_url):
+    auditor = POLICY.roles.auditor
+    admin = connect(db_url)
+    try:
+        with admin.cursor() as cur:
+            cur.execute(sql.SQL("GRANT SELECT ON shop.suppliers TO {}").format(sql.Identifier(auditor)))
+            cur.execute(sql.SQL("GRANT SELECT (password_hash) ON shop.accounts TO {}").format(sql.Identifier(auditor)))
+        admin.commit()
+        changes = apply_roles(admin, POLICY)
+        assert sorted(changes.revoked[auditor]) == [
+            "SELECT ON table shop.suppliers",
+            "SELECT(password_hash) ON column shop.accounts",
+        ]
+        with admin.cursor() as cur:
+            have = current_grants(cur, auditor)
+        assert Grant("table", "shop.suppliers", "SELECT") not in have
+    finally:
+        admin.rollback()
+        admin.close()
+
+
+def test_the_auditor_reads_only_the_columns_the_audit_needs_and_cannot_change_anything(logins):
+    url = logins["auditor"]
+    for statement in (
+        "SELECT password_hash FROM shop.accounts",
+        "SELECT first_name FROM shop.accounts",
+        "SELECT * FROM shop.accounts",
+        "SELECT phone, delivery_street FROM shop.orders",
+        "SELECT body FROM shop.contact_messages",
+        "SELECT ip_address FROM shop.visits",
+        "SELECT contact FROM shop.suppliers",
+        "DELETE FROM shop.visits",
+        "UPDATE shop.orders SET anonymised_at = now()",
+        "UPDATE governance.evidence SET kind = 'x'",
+        "DELETE FROM governance.evidence",
+        "DELETE FROM governance.legal_holds",
+    ):
+        refused(url, statement)
+
+
+def test_the_auditor_runs_the_actual_audit(logins, s3):
+    url = logins["auditor"]
+    ensure_bucket(s3, "shop-uploads")  # moto is emptied before each test
+    conn = connect(url)
+    try:
+        report = run_audit(conn, s3, POLICY, NOW, f"audit-{TAG}", db_url=url)
+    finally:
+        conn.close()
+    assert report.overdue_total > 0  # the seeded shop straddles every window: the audit found them
+    assert {r.rule for r in report.rules} >= {r.id for r in POLICY.rules}
+
+
+def test_the_reviewer_reads_evidence_and_aggregates_only(logins):
+    url = logins["reviewer"]
+    conn = psycopg2.connect(url)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT count(*) FROM governance.audit_history")
+            cur.execute("SELECT count(*) FROM governance.evidence")
+            cur.execute("SELECT count(*) FROM governance.verify_evidence()")
+            assert cur.fetchone() == (0,)
+    finally:
+        conn.close()
+    for statement in (
+        "SELECT count(*) FROM shop.accounts",
+        "SELECT count(*) FROM shop.visits",
+        "SELECT count(*) FROM governance.legal_holds",
+        "SELECT governance.append_evidence('x', 'r', '', '', '{}', now(), '', '{}', '{}')",
+        "UPDATE governance.evidence SET kind = 'x'",
+    ):
+        refused(url, statement)
+
+
+def test_the_sweeper_sweeps_a_rule_and_drops_partitions_but_cannot_touch_evidence_or_other_tables(logins, s3):
+    url = logins["sweeper"]
+    conn = connect(url)
+    try:
+        visits = sweep_rule(conn, s3, POLICY, "visit-data", NOW, f"sweep-{TAG}")
+        accounts = sweep_rule(conn, s3, POLICY, "deleted-accounts", NOW, f"sweep-{TAG}")
+    finally:
+        conn.close()
+    assert visits.partitions_dropped > 0  # the sweeper's role owns shop.visits and its partitions
+    assert accounts.deleted > 0
+    for statement in (
+        "UPDATE governance.evidence SET kind = 'x'",
+        "DELETE FROM governance.evidence",
+        "TRUNCATE governance.evidence",
+        "SELECT * FROM shop.suppliers",
+        "INSERT INTO governance.legal_holds (scope, rule_id, reason, set_by) VALUES ('rule', 'x', 'r', 's')",
+        "CREATE SCHEMA sweeper_owned",
+    ):
+        refused(url, statement)
+
+
+def test_the_request_worker_reads_the_stores_and_changes_nothing(logins):
+    url = logins["request_worker"]
+    conn = psycopg2.connect(url)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT count(*) FROM shop.accounts")
+            cur.execute("SELECT count(*) FROM shop.orders")
+    finally:
+        conn.close()
+    for statement in (
+        "DELETE FROM shop.accounts",
+        "SELECT * FROM shop.suppliers",
+        "UPDATE governance.evidence SET kind = 'x'",
+    ):
+        refused(url, statement)
+
+
+def test_the_cli_applies_and_reports_nothing_to_change(logins, db_url, tmp_path, capsys):
+    policy_file = tmp_path / "policy.yaml"
+    text = Path(load_policy().source_path).read_text()
+    for duty in DUTIES:
+        text = text.replace(f"  {duty}: governance_{duty}", f"  {duty}: {TAG}_{duty}")
+    policy_file.write_text(text)
+    assert cli_main(["roles", "apply", "--db-url", db_url, "--policy", str(policy_file)]) == 0
+    assert "nothing changed" in capsys.readouterr().out
