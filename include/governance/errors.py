@@ -74,3 +74,16 @@ class AuditFailed(GovernanceError):
     def __init__(self, report: AuditReport):
         self.report = report
         super().__init__(report.failure_message())
+
+
+class BreachError(GovernanceError):
+    """A breach (SEC-2) that cannot be opened or moved on as asked; the message says what to fix."""
+
+    exit_code = 2
+
+
+class NoticeDeliveryError(GovernanceError):
+    """The mail server could not be reached or dropped the connection while breach notices were
+    sent; the notices not yet handed over are queued again. Running again may help."""
+
+    retryable = True

@@ -25,6 +25,7 @@ SUBCOMMAND_MODULES = [
     "governance.cli.sweep_cmd",
     "governance.cli.hold_cmd",
     "governance.cli.evidence_cmd",
+    "governance.cli.breach_cmd",
 ]
 
 
