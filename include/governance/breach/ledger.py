@@ -130,10 +130,10 @@ def open_breach(
     with transaction(conn) as cur:
         cur.execute(
             sql.SQL(
-                "INSERT INTO governance.breaches (opened_at, detected_at, categories, window_from, window_to, "
-                "description) VALUES (%s, %s, %s, %s, %s, %s) RETURNING {}"
+                "INSERT INTO governance.breaches (opened_at, detected_at, due_at, categories, window_from, window_to, "
+                "description) VALUES (%s, %s, %s + interval '72 hours', %s, %s, %s, %s) RETURNING {}"
             ).format(_COLUMNS),
-            (now, detected, categories, as_utc(window_from), as_utc(window_to), text),
+            (now, detected, detected, categories, as_utc(window_from), as_utc(window_to), text),
         )
         row = cur.fetchone()
         assert row is not None  # INSERT ... RETURNING

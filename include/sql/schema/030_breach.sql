@@ -5,7 +5,7 @@ CREATE TABLE IF NOT EXISTS governance.breaches (
     breach_id              bigserial   PRIMARY KEY,
     opened_at              timestamptz NOT NULL,
     detected_at            timestamptz NOT NULL,
-    due_at                 timestamptz GENERATED ALWAYS AS (detected_at + interval '72 hours') STORED,  -- GDPR art. 33
+    due_at                 timestamptz NOT NULL,   -- the authority notice's deadline (GDPR art. 33)
     categories             text[]      NOT NULL CHECK (cardinality(categories) > 0),
     window_from            timestamptz NOT NULL,
     window_to              timestamptz NOT NULL,
@@ -18,6 +18,7 @@ CREATE TABLE IF NOT EXISTS governance.breaches (
     closed_at              timestamptz,
     due_soon_alerted_at    timestamptz,   -- on-call told: the authority notice is due within 24 h
     late_alerted_at        timestamptz,   -- on-call told: the authority notice is late
+    CHECK (due_at = detected_at + interval '72 hours'),
     CHECK (window_to > window_from),
     CHECK (detected_at <= opened_at),
     CHECK (state = 'open' OR authority_notified_at IS NOT NULL),
