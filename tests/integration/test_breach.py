@@ -191,8 +191,21 @@ def test_the_cli_opens_lists_shows_and_notifies(db_url, capsys):
     common = ["--db-url", db_url, "--now", "2026-03-01T12:00:00Z"]
     assert (
         main(
-            ["breach", "open", *common, "--categories", "CAT-2,CAT-3", "--from", "2026-02-01T00:00Z", "--to",
-             "2026-03-01T00:00Z", "--detected-at", "2026-03-01T09:00Z", "--description", "API bug"]
+            [
+                "breach",
+                "open",
+                *common,
+                "--categories",
+                "CAT-2,CAT-3",
+                "--from",
+                "2026-02-01T00:00Z",
+                "--to",
+                "2026-03-01T00:00Z",
+                "--detected-at",
+                "2026-03-01T09:00Z",
+                "--description",
+                "API bug",
+            ]
         )
         == 0
     )
@@ -208,3 +221,120 @@ def test_the_cli_opens_lists_shows_and_notifies(db_url, capsys):
     assert shown["state"] == "authority_notified" and shown["authority_reference"] == "DT-7"
     assert main(["breach", "close", str(breach_id), *common]) == 2
     assert "not subjects_notified" in capsys.readouterr().err
+
+
+@pytest.fixture
+def smtp_server():
+    """A real SMTP server (aiosmtpd) on a loopback port; yields (SmtpServer, inbox of recipients)."""
+    import socket
+
+    from aiosmtpd.controller import Controller
+
+    from governance.breach import SmtpServer
+
+    inbox: list[str] = []
+
+    class Collect:
+        async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's hook name
+            inbox.extend(envelope.rcpt_tos)
+            return "250 OK"
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    controller = Controller(Collect(), hostname="127.0.0.1", port=port)
+    controller.start()
+    yield SmtpServer(host="127.0.0.1", port=port, timeout=10), inbox
+    controller.stop()
+
+
+@pytest.fixture
+def fresh_conn(make_database):
+    """A database of the test's own: every queued notice in it is the test's."""
+    from governance.db import connect
+
+    connection = connect(make_database())
+    yield connection
+    connection.close()
+
+
+def _notified_breach(conn, addresses, at):
+    with conn.cursor() as cur:
+        for address in addresses:
+            cur.execute(
+                "INSERT INTO shop.contact_messages (email, direction, body, sent_at) VALUES (%s, 'inbound', 'x', %s)",
+                (address, at),
+            )
+    conn.commit()
+    breach, queued = open_breach(
+        conn,
+        POLICY,
+        categories=["CAT-4"],
+        window_from=at,
+        window_to=at + timedelta(seconds=1),
+        description="Leak",
+        now=NOW,
+    )
+    assert queued == len(addresses)
+    notify_authority(conn, POLICY, breach.breach_id, reference="DT-9", now=NOW)
+    return breach
+
+
+def _states(conn, breach_id):
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT state, failure, count(*) FROM governance.breach_notices WHERE breach_id = %s GROUP BY 1, 2",
+            (breach_id,),
+        )
+        rows = {(s, f): n for s, f, n in cur.fetchall()}
+    conn.rollback()
+    return rows
+
+
+def test_a_lost_mail_server_requeues_and_a_person_whose_data_is_gone_is_not_sent_to(fresh_conn, smtp_server):
+    conn = fresh_conn
+    from dataclasses import replace
+
+    from governance.breach import send_notices, settle
+    from governance.errors import NoticeDeliveryError
+
+    server, inbox = smtp_server
+    at = datetime(2025, 5, 5, 5, 5, 5, 5, tzinfo=UTC)  # this test's own instant: only its rows are in the window
+    addresses = [f"person{i}@example.no" for i in range(5)]
+    breach = _notified_breach(conn, addresses, at)
+
+    with pytest.raises(NoticeDeliveryError, match="5 notice\\(s\\) queued again") as excinfo:
+        send_notices(conn, POLICY, replace(server, port=1), limit=10, now=NOW, run_id="r0")
+    assert excinfo.value.retryable and "example.no" not in str(excinfo.value)
+    assert _states(conn, breach.breach_id) == {("queued", None): 5}
+
+    with conn.cursor() as cur:  # the shop forgets one person before the notice goes out
+        cur.execute("DELETE FROM shop.contact_messages WHERE email = %s", (addresses[0],))
+    conn.commit()
+    first = send_notices(conn, POLICY, server, limit=3, now=NOW, run_id="r1")
+    second = send_notices(conn, POLICY, server, limit=3, now=NOW, run_id="r2")
+    third = send_notices(conn, POLICY, server, limit=3, now=NOW, run_id="r3")
+    assert (first.sent, first.failed) == ({breach.breach_id: 2}, {breach.breach_id: 1})
+    assert (second.sent, third.sent) == ({breach.breach_id: 2}, {})
+    assert sorted(inbox) == sorted(addresses[1:]), "each remaining person exactly once"
+    assert _states(conn, breach.breach_id) == {("sent", None): 4, ("failed", "no_address"): 1}
+    assert breach.breach_id in settle(conn, POLICY, now=NOW)
+
+
+def test_a_notice_claimed_before_a_crash_is_never_sent_again(fresh_conn, smtp_server):
+    conn = fresh_conn
+    from governance.breach import send_notices, settle
+
+    server, inbox = smtp_server
+    at = datetime(2025, 6, 6, 6, 6, 6, 6, tzinfo=UTC)
+    breach = _notified_breach(conn, ["crash.a@example.no", "crash.b@example.no"], at)
+    with conn.cursor() as cur:  # a run claimed one notice, then died before marking it
+        cur.execute(
+            "UPDATE governance.breach_notices SET state = 'sending', claimed_at = %s WHERE notice_id = "
+            "(SELECT min(notice_id) FROM governance.breach_notices WHERE breach_id = %s)",
+            (NOW, breach.breach_id),
+        )
+    conn.commit()
+    batch = send_notices(conn, POLICY, server, limit=10, now=NOW, run_id="after-crash")
+    assert batch.sent == {breach.breach_id: 1} and len(inbox) == 1
+    assert breach.breach_id not in settle(conn, POLICY, now=NOW), "a notice in 'sending' needs a person's check"
