@@ -224,28 +224,15 @@ def test_the_cli_opens_lists_shows_and_notifies(db_url, capsys):
 
 
 @pytest.fixture
-def smtp_server():
-    """A real SMTP server (aiosmtpd) on a loopback port; yields (SmtpServer, inbox of recipients)."""
-    import socket
-
-    from aiosmtpd.controller import Controller
+def smtp_server(smtp_inbox):
+    """conftest's SMTP server (aiosmtpd) as the library's SmtpServer; with the messages it received."""
+    import os
 
     from governance.breach import SmtpServer
 
-    inbox: list[str] = []
+    port = json.loads(os.environ["AIRFLOW_CONN_GOVERNANCE_SMTP"])["port"]
 
-    class Collect:
-        async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's hook name
-            inbox.extend(envelope.rcpt_tos)
-            return "250 OK"
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    controller = Controller(Collect(), hostname="127.0.0.1", port=port)
-    controller.start()
-    yield SmtpServer(host="127.0.0.1", port=port, timeout=10), inbox
-    controller.stop()
+    return SmtpServer(host="127.0.0.1", port=port, timeout=10), smtp_inbox
 
 
 @pytest.fixture
@@ -316,7 +303,7 @@ def test_a_lost_mail_server_requeues_and_a_person_whose_data_is_gone_is_not_sent
     third = send_notices(conn, POLICY, server, limit=3, now=NOW, run_id="r3")
     assert (first.sent, first.failed) == ({breach.breach_id: 2}, {breach.breach_id: 1})
     assert (second.sent, third.sent) == ({breach.breach_id: 2}, {})
-    assert sorted(inbox) == sorted(addresses[1:]), "each remaining person exactly once"
+    assert sorted(m["To"] for m in inbox) == sorted(addresses[1:]), "each remaining person exactly once"
     assert _states(conn, breach.breach_id) == {("sent", None): 4, ("failed", "no_address"): 1}
     assert breach.breach_id in settle(conn, POLICY, now=NOW)
 

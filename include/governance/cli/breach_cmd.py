@@ -7,15 +7,9 @@ from __future__ import annotations
 
 import argparse
 import json
+from contextlib import closing
 
-from governance.breach import (
-    close_breach,
-    format_breaches,
-    get_breach,
-    list_breaches,
-    notify_authority,
-    open_breach,
-)
+from governance import breach as ledger
 from governance.cli import _instant, now_of
 from governance.cli.common import Subparsers, connection_of, policy_of, positive_int
 from governance.windows import iso
@@ -57,9 +51,8 @@ def register(subparsers: Subparsers, common: argparse.ArgumentParser) -> None:
 
 def run_open(args: argparse.Namespace) -> int:
     policy = policy_of(args)
-    conn = connection_of(args)
-    try:
-        breach, queued = open_breach(
+    with closing(connection_of(args)) as conn:
+        breach, queued = ledger.open_breach(
             conn,
             policy,
             categories=args.categories,
@@ -69,8 +62,6 @@ def run_open(args: argparse.Namespace) -> int:
             detected_at=args.detected_at,
             now=now_of(args),
         )
-    finally:
-        conn.close()
     print(
         f"breach {breach.breach_id} opened: {queued} person(s) concerned, notices queued; the authority "
         f"notice is due {iso(breach.due_at)} (evidenced)"
@@ -79,34 +70,27 @@ def run_open(args: argparse.Namespace) -> int:
 
 
 def run_list(args: argparse.Namespace) -> int:
-    conn = connection_of(args)
-    try:
-        breaches = list_breaches(conn)
-    finally:
-        conn.close()
+    with closing(connection_of(args)) as conn:
+        breaches = ledger.list_breaches(conn)
     if args.json:
         print(json.dumps([b.to_dict() for b in breaches], indent=2))
     else:
-        print(format_breaches(breaches, now_of(args)))
+        print(ledger.format_breaches(breaches, now_of(args)))
     return 0
 
 
 def run_show(args: argparse.Namespace) -> int:
-    conn = connection_of(args)
-    try:
-        breach, counts = get_breach(conn, args.breach_id)
-    finally:
-        conn.close()
+    with closing(connection_of(args)) as conn:
+        breach, counts = ledger.get_breach(conn, args.breach_id)
     print(json.dumps({**breach.to_dict(), "notices": counts}, indent=2))
     return 0
 
 
 def run_notify(args: argparse.Namespace) -> int:
-    conn = connection_of(args)
-    try:
-        breach = notify_authority(conn, policy_of(args), args.breach_id, reference=args.reference, now=now_of(args))
-    finally:
-        conn.close()
+    with closing(connection_of(args)) as conn:
+        breach = ledger.notify_authority(
+            conn, policy_of(args), args.breach_id, reference=args.reference, now=now_of(args)
+        )
     late = (
         " (after the deadline)" if breach.authority_notified_at and breach.authority_notified_at > breach.due_at else ""
     )
@@ -117,10 +101,7 @@ def run_notify(args: argparse.Namespace) -> int:
 
 
 def run_close(args: argparse.Namespace) -> int:
-    conn = connection_of(args)
-    try:
-        breach = close_breach(conn, policy_of(args), args.breach_id, now=now_of(args))
-    finally:
-        conn.close()
+    with closing(connection_of(args)) as conn:
+        breach = ledger.close_breach(conn, policy_of(args), args.breach_id, now=now_of(args))
     print(f"breach {breach.breach_id} closed (evidenced)")
     return 0
