@@ -170,6 +170,7 @@ def test_transitions_are_refused_out_of_order_and_evidenced(conn):
         ({"categories": ["CAT-9"]}, "unknown or missing categories CAT-9"),
         ({"description": "call Kari at +47 912 34 567"}, "looks like it holds personal data"),
         ({"description": "kari@example.no leaked"}, "looks like it holds personal data"),
+        ({"description": "customer 91234567 called"}, "looks like it holds personal data"),
         ({"window_to": NOW - timedelta(days=9)}, "is not after --from"),
         ({"detected_at": NOW + timedelta(hours=1)}, "is after now"),
     ],
@@ -204,7 +205,7 @@ def test_the_cli_opens_lists_shows_and_notifies(db_url, capsys):
                 "--detected-at",
                 "2026-03-01T09:00Z",
                 "--description",
-                "API bug",
+                "On 2026-02-27 10:00 an API bug exposed 3 500 orders",
             ]
         )
         == 0
@@ -325,3 +326,44 @@ def test_a_notice_claimed_before_a_crash_is_never_sent_again(fresh_conn, smtp_se
     batch = send_notices(conn, POLICY, server, limit=10, now=NOW, run_id="after-crash")
     assert batch.sent == {breach.breach_id: 1} and len(inbox) == 1
     assert breach.breach_id not in settle(conn, POLICY, now=NOW), "a notice in 'sending' needs a person's check"
+
+
+def _policy_with_order_store(tmp_path, **changes):
+    import copy
+
+    import yaml
+
+    from governance.policy import DEFAULT_POLICY_PATH
+
+    data = copy.deepcopy(yaml.safe_load(DEFAULT_POLICY_PATH.read_text()))
+    store = next(s for c in data["categories"] for s in c["stores"] if s["table"] == "shop.orders")
+    for key, value in changes.items():
+        if value is None:
+            store.pop(key)
+        else:
+            store[key] = value
+    path = tmp_path / "breach_policy.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return load_policy(path)
+
+
+def test_a_misspelt_breach_clock_is_named_by_the_database_check(conn, tmp_path):
+    from governance.policy import PolicyError, require_database_match
+
+    policy = _policy_with_order_store(tmp_path, breach_clock="placed_on")
+    with pytest.raises(PolicyError, match="store 'shop.orders': column 'placed_on' does not exist in shop.orders"):
+        require_database_match(policy, conn)
+
+
+def test_a_person_store_without_breach_clock_is_refused_naming_it(conn, tmp_path):
+    policy = _policy_with_order_store(tmp_path, breach_clock=None)
+    with pytest.raises(BreachError, match="shop.orders name a person but have no breach_clock"):
+        open_breach(
+            conn,
+            policy,
+            categories=["CAT-3"],
+            window_from=NOW - timedelta(days=1),
+            window_to=NOW,
+            description="Leak",
+            now=NOW,
+        )

@@ -25,7 +25,8 @@ from governance.windows import as_utc, iso
 
 REQUIREMENTS = ["SEC-2"]
 STATES = ("open", "authority_notified", "subjects_notified", "closed")
-_PERSONAL_LOOKING = re.compile(r"@|\d[\d .-]{6,}\d")  # an e-mail address or a phone-like number
+# An e-mail address, or a phone-like number (+47 ..., or 8+ digits with at most single spaces); dates pass.
+_PERSONAL_LOOKING = re.compile(r"@|\+\d|\d(?: ?\d){7,}")
 
 
 @dataclass(frozen=True)
