@@ -162,6 +162,10 @@ def test_transitions_are_refused_out_of_order_and_evidenced(conn):
     assert all(r[1] == ["SEC-2"] for r in rows)
     assert "Stolen laptop" not in json.dumps([r[2] for r in rows])  # only its hash
     assert get_breach(conn, breach.breach_id)[0].authority_reference == "DT-1"
+    with conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM governance.verify_evidence()")
+        assert cur.fetchone()[0] == 0, "the chain stays intact"
+    conn.rollback()
 
 
 @pytest.mark.parametrize(
