@@ -153,3 +153,16 @@ class SweepFailed(SweepError):
         self.retryable = all(getattr(e, "retryable", True) for e in errors.values())
         lines = [f"{len(errors)} rule(s) failed:"] + [f"  - {rule}: {error}" for rule, error in errors.items()]
         super().__init__("\n".join(lines))
+
+
+class BreachError(GovernanceError):
+    """A breach (SEC-2) that cannot be opened or moved on as asked; the message says what to fix."""
+
+    exit_code = 2
+
+
+class NoticeDeliveryError(GovernanceError):
+    """The mail server could not be reached or dropped the connection while breach notices were
+    sent; the notices not yet handed over are queued again. Running again may help."""
+
+    retryable = True

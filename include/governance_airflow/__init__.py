@@ -5,7 +5,7 @@ The ``governance`` package never imports Airflow; DAG files import this package 
 time: Airflow SDK only) and do the heavy imports inside task bodies.
 """
 
-from governance_airflow.connections import db_connection, db_dsn, s3_client
+from governance_airflow.connections import db_connection, db_dsn, s3_client, smtp_server
 from governance_airflow.defaults import (
     ALERT_EMAIL,
     OWNER,
@@ -39,4 +39,5 @@ __all__ = [
     "retention_swept_asset",
     "run_now",
     "s3_client",
+    "smtp_server",
 ]

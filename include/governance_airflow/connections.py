@@ -1,5 +1,6 @@
 """Connections from Airflow's connection store: the shop's database (``governance_db``) as a
-psycopg2 connection or a libpq DSN, and the object store (``governance_s3``) as a boto3 client.
+psycopg2 connection or a libpq DSN, the object store (``governance_s3``) as a boto3 client, and
+the mail server (``governance_smtp``) as the library's ``SmtpServer``.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from governance.settings import AIRFLOW_DB_CONN_ID, AIRFLOW_S3_CONN_ID
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
     from psycopg2.extensions import connection
+
+    from governance.breach import SmtpServer
 
 
 def db_connection() -> connection:
@@ -77,3 +80,26 @@ def s3_client() -> S3Client:
 
     client: S3Client = S3Hook(aws_conn_id=AIRFLOW_S3_CONN_ID).get_conn()
     return client
+
+
+def smtp_server() -> SmtpServer:
+    """Host, port and security of the Airflow connection ``governance_smtp``, for the library's own
+    mail (breach notices, SEC-2), read as the SMTP provider reads it: implicit TLS unless
+    ``extra.disable_ssl``, then STARTTLS unless ``extra.disable_tls``."""
+    from airflow.sdk import Connection
+
+    from governance.breach import SmtpServer
+    from governance_airflow.defaults import SMTP_CONN_ID
+
+    conn = Connection.get(SMTP_CONN_ID)
+    extra = conn.extra_dejson or {}
+    use_ssl = not bool(extra.get("disable_ssl", False))
+    return SmtpServer(
+        host=conn.host or "localhost",
+        port=int(conn.port or (465 if use_ssl else 25)),
+        use_ssl=use_ssl,
+        starttls=not use_ssl and not bool(extra.get("disable_tls", False)),
+        login=conn.login or None,
+        password=conn.password or None,
+        timeout=float(extra.get("timeout", 30)),
+    )

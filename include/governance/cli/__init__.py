@@ -26,6 +26,7 @@ SUBCOMMAND_MODULES = [
     "governance.cli.hold_cmd",
     "governance.cli.evidence_cmd",
     "governance.cli.roles_cmd",
+    "governance.cli.breach_cmd",
 ]
 
 

@@ -36,6 +36,8 @@ class Store(StrictModel):
 
     table: SchemaQualified
     key: ColumnName
+    # SEC-2: the timestamp column placing a record in time (a breach's window selects by it).
+    breach_clock: ColumnName | None = None
     person: PersonKey | None = None
     personal_columns: list[ColumnName] = Field(min_length=1)
     objects: ObjectStoreLink | None = None
@@ -43,6 +45,8 @@ class Store(StrictModel):
     def columns(self) -> set[str]:
         """Every column of the table the policy names (what the database check looks for)."""
         names = {self.key, *self.personal_columns}
+        if self.breach_clock:
+            names.add(self.breach_clock)
         if self.person:
             names |= {c for c in (self.person.account_id, self.person.email) if c}
         if self.objects:
