@@ -28,7 +28,7 @@ def policy_with_visit_clock(clock: dict, name: str = "clocks.yaml"):
     "column, problem",
     [
         ("last_seen_at", "column 'last_seen_at' does not exist in shop.visits"),
-        ("visit_id", "column 'visit_id' is bigint"),
+        ("visit_id", "shop.visits.visit_id is bigint"),
     ],
 )
 def test_a_column_clock_that_is_missing_or_not_timestamptz_is_refused(conn, s3, column, problem):

@@ -72,7 +72,10 @@ def _clock_problems(rule: Rule, existing: Catalogue) -> list[str]:
         if columns is None:
             return []  # the missing table is reported with its store
         if column not in columns:
-            return [f"{where}, field 'clock.column': column {column!r} does not exist in {rule.table}"]
+            return [
+                f"{where}, field 'clock.column': column {column!r} does not exist in {rule.table} "
+                f"(name a {CLOCK_COLUMN_TYPE} column of the rule's own table, or a clock view)"
+            ]
         if columns[column] != CLOCK_COLUMN_TYPE:
             return [
                 f"{where}, field 'clock.column': {rule.table}.{column} is {columns[column]}, not {CLOCK_COLUMN_TYPE}"
