@@ -43,6 +43,10 @@ class PolicyHeader(StrictModel):
 
 class ObjectStore(StrictModel):
     uploads_bucket: str
+    # SEC-1: where the evidence chain's head is anchored after every run (S3 Object Lock, COMPLIANCE
+    # mode, each anchor kept this many days); None: not anchored.
+    evidence_anchor_bucket: str | None = None
+    evidence_anchor_retention_days: int = Field(default=3650, ge=1, le=36500)
 
 
 class Enforcement(StrictModel):
