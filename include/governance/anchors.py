@@ -214,12 +214,10 @@ def _table_state(conn: connection, ids: list[int]) -> tuple[int, int, dict[int, 
     return count, last, found
 
 
-def _anchor_problem(anchor: Anchor, name: str, count: int, last: int, found: dict[int, tuple[str, int]]) -> str | None:
+def _anchor_problem(anchor: Anchor, name: str, last: int, found: dict[int, tuple[str, int]]) -> str | None:
     entry = anchor.head_entry_id
     if entry is None or anchor.entries == 0:
         return None
-    if count == 0:
-        return f"the table is empty, but anchor {name} recorded {anchor.entries} entries up to entry {entry}: wiped"
     if entry > last:
         return (
             f"anchor {name} recorded entry {entry}, beyond the table's last entry {last}: "
@@ -254,12 +252,21 @@ def check_anchors(
             trusted.append((name, anchor))
     ids = [a.head_entry_id for _, a in trusted if a.head_entry_id is not None]
     count, last, found = _table_state(conn, ids)
-    wiped = False
-    for name, anchor in trusted:
-        problem = _anchor_problem(anchor, name, count, last, found)
-        if problem and not (wiped and count == 0):  # a wiped table is reported once
+    claimed = [(name, a) for name, a in trusted if a.entries]
+    if count == 0 and claimed:  # a wiped table: reported once, against the latest anchor
+        name, anchor = claimed[-1]
+        problems.append(
+            Problem(
+                anchor.head_entry_id,
+                f"the table is empty, but anchor {name} recorded {anchor.entries} entries up to entry "
+                f"{anchor.head_entry_id}: wiped",
+            )
+        )
+        claimed = []
+    for name, anchor in claimed:
+        problem = _anchor_problem(anchor, name, last, found)
+        if problem:
             problems.append(Problem(anchor.head_entry_id, problem))
-            wiped = wiped or count == 0
     return problems, _notes(trusted, unsigned, key)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
 
 from governance.anchors import anchor_evidence, evidence_key, verify_with_anchors
 from governance.cli import _instant
@@ -53,7 +54,10 @@ def run_verify(args: argparse.Namespace) -> int:
     key = evidence_key()
     conn = connection_of(args)
     try:
-        result = verify_with_anchors(conn, s3_of(args) if bucket else None, bucket, key)
+        if args.no_anchors:
+            result = replace(verify(conn), notes=["anchors not checked (--no-anchors)"])
+        else:
+            result = verify_with_anchors(conn, s3_of(args) if bucket else None, bucket, key)
     finally:
         conn.close()
     print(json.dumps(result.to_dict(), indent=2) if args.json else result.summary())
