@@ -291,3 +291,19 @@ def test_the_mac_covers_every_field():
         assert not forged.mac_ok(KEY), changed
     assert json.loads(json.dumps(anchor.to_dict()))["mac_algorithm"] == "HMAC-SHA256"
     assert anchor.object_key().startswith(f"{PREFIX}db/")
+
+
+def test_the_dags_take_the_key_from_an_airflow_variable_then_a_connection_then_the_environment(monkeypatch):
+    from governance_airflow.anchoring import evidence_key as airflow_key
+
+    for name in ("AIRFLOW_VAR_GOVERNANCE_EVIDENCE_KEY", "AIRFLOW_CONN_GOVERNANCE_EVIDENCE_KEY", EVIDENCE_KEY_ENV):
+        monkeypatch.delenv(name, raising=False)
+    assert airflow_key() is None
+    monkeypatch.setenv(EVIDENCE_KEY_ENV, "e" * 40)
+    assert airflow_key() == b"e" * 40
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_GOVERNANCE_EVIDENCE_KEY", json.dumps({"conn_type": "generic", "password": "c" * 40})
+    )
+    assert airflow_key() == b"c" * 40
+    monkeypatch.setenv("AIRFLOW_VAR_GOVERNANCE_EVIDENCE_KEY", "v" * 40)
+    assert airflow_key() == b"v" * 40
