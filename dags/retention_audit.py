@@ -13,6 +13,8 @@ of the photo objects (CAT-5, RET-9), run daily and after every completed `retent
   overdue, or that has no record, is overdue. Records under a legal hold count as compliant
   (RET-8) and are counted apart. Per-rule counts (never the data) and the time of each phase are
   recorded as evidence, visible in `governance.audit_history`.
+- **anchor_evidence** (teardown, after every run, whatever its outcome): the evidence chain's head
+  to the Object Lock bucket (SEC-1); see docs/runbook.md "Evidence anchors".
 - **enforce**: fails at once (no retry: a retry cannot delete data) when anything is overdue, with
   a message naming each rule, its count and the oldest overdue age.
 
@@ -85,7 +87,7 @@ def retention_audit():
             raise AirflowFailException(report.failure_message())
         print(report.failure_message())
 
-    enforce(audit(governance_airflow.check_policy()))
+    enforce(audit(governance_airflow.check_policy())) >> governance_airflow.anchor_evidence()
 
 
 retention_audit()

@@ -19,6 +19,8 @@ every hour: RET-1 keeps visit data 24 hours, so an hourly sweep is at most about
   anything is due — normally one query per rule and nothing to do.
 - **mark_swept**: when every rule succeeded, updates the `retention_swept` asset, which triggers
   `retention_audit` (the independent check) with this run's "now".
+- **anchor_evidence** (teardown, after every run): the evidence chain's head to the Object Lock
+  bucket (SEC-1); see docs/runbook.md "Evidence anchors".
 
 **Ordering** (`after` in the policy): a deleted account (`deleted-accounts`) goes after its calendar
 events and saved products, so each table's removals are counted under its own rule instead of
@@ -243,6 +245,7 @@ def retention_sweep():
     summary = mark_swept(_flatten(results), settled)
     for stage in results:
         stage >> summary
+    summary >> governance_airflow.anchor_evidence()
 
 
 def _flatten(stages: list) -> list:

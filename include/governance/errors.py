@@ -166,3 +166,18 @@ class NoticeDeliveryError(GovernanceError):
     sent; the notices not yet handed over are queued again. Running again may help."""
 
     retryable = True
+
+
+class EvidenceBroken(GovernanceError):
+    """``governance evidence verify`` found the chain or its anchors broken (SEC-1): an integrity
+    incident, not something to retry. A distinct exit code so scripts can tell it apart."""
+
+    exit_code = 4
+
+
+class AnchorError(GovernanceError):
+    """The evidence anchor could not be written to or read from the object store (endpoint down,
+    credentials, throttling). Nothing was anchored; running it again may help."""
+
+    retryable = True
+    exit_code = 3

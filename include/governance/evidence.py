@@ -90,6 +90,8 @@ class Verification:
     head_hash: str
     head_entry_id: int | None
     problems: list[Problem] = field(default_factory=list)
+    # What was checked besides the chain: anchors, authentication (governance.anchors).
+    notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -97,12 +99,13 @@ class Verification:
 
     def summary(self) -> str:
         if self.ok:
-            return f"OK: evidence chain intact, {self.entries} entries, head {self.head_hash}"
+            return "\n".join([f"OK: evidence chain intact, {self.entries} entries, head {self.head_hash}", *self.notes])
         lines = [
             f"BROKEN: {len(self.problems)} problem(s) in the evidence chain of {self.entries} entries "
             f"(head {self.head_hash}):"
         ]
         lines += [f"  entry {p.entry_id if p.entry_id is not None else '-'}: {p.problem}" for p in self.problems]
+        lines += self.notes
         lines.append(
             "The log has been altered outside governance.append_evidence; see docs/runbook.md "
             "'Evidence chain broken' before running another sweep."
@@ -116,6 +119,7 @@ class Verification:
             "head_hash": self.head_hash,
             "head_entry_id": self.head_entry_id,
             "problems": [{"entry_id": p.entry_id, "problem": p.problem} for p in self.problems],
+            "notes": list(self.notes),
         }
 
 

@@ -5,6 +5,7 @@ The ``governance`` package never imports Airflow; DAG files import this package 
 time: Airflow SDK only) and do the heavy imports inside task bodies.
 """
 
+from governance_airflow.anchoring import anchor_evidence
 from governance_airflow.connections import db_connection, db_dsn, s3_client, smtp_server
 from governance_airflow.defaults import (
     ALERT_EMAIL,
@@ -28,6 +29,7 @@ __all__ = [
     "OWNER",
     "RUNBOOK_URL",
     "SMTP_CONN_ID",
+    "anchor_evidence",
     "check_policy",
     "db_connection",
     "db_dsn",

@@ -74,15 +74,36 @@ def seeded(airflow_home, airflow_connections, conn, s3):
     return report
 
 
-def test_the_dag_fails_on_overdue_data_and_records_the_generators_counts(seeded, conn, capfd):
+def expected_states(enforce: str) -> dict[str, str]:
+    # anchor_evidence is a teardown (SEC-1): it runs whatever enforce did
+    return {"check_policy": "success", "audit": "success", "enforce": enforce, "anchor_evidence": "success"}
+
+
+def assert_anchored(conn, s3, run) -> None:
+    """SEC-1: after the run, whatever its outcome, the chain head is anchored in the Object Lock bucket."""
+    from governance.anchors import current_head, read_anchors
+
+    head = current_head(conn)
+    conn.rollback()
+    anchors = [a for _, a in read_anchors(s3, POLICY.object_store.evidence_anchor_bucket, head.database)]
+    assert anchors and anchors[-1].run_id == f"retention_audit/{run.run_id}"
+    assert (anchors[-1].head_entry_id, anchors[-1].head_hash, anchors[-1].entries) == (
+        head.head_entry_id,
+        head.head_hash,
+        head.entries,
+    )
+
+
+def test_the_dag_fails_on_overdue_data_and_records_the_generators_counts(seeded, conn, s3, capfd):
     from governance_dev.loader import personal_values
 
     run = audit_dag().test(logical_date=NOW)
     out, err = capfd.readouterr()
     logs = out + err
 
-    assert str(run.state) == "failed"
-    assert task_states(run) == {"check_policy": "success", "audit": "success", "enforce": "failed"}
+    assert str(run.state) == "failed"  # the anchor_evidence teardown's success does not hide the failure
+    assert task_states(run) == expected_states(enforce="failed")
+    assert_anchored(conn, s3, run)
 
     recorded = history(conn, run)
     expected = dict(seeded.expected_overdue)
@@ -183,7 +204,8 @@ def test_the_dag_succeeds_once_the_overdue_data_is_gone(seeded, conn, s3):
     run = audit_dag().test(logical_date=NOW)
 
     assert str(run.state) == "success", task_states(run)
-    assert task_states(run) == {"check_policy": "success", "audit": "success", "enforce": "success"}
+    assert task_states(run) == expected_states(enforce="success")
+    assert_anchored(conn, s3, run)
     recorded = history(conn, run)
     assert set(recorded) == {r.id for r in POLICY.rules} | {OBJECT_STORE_RULE, LOCATION_RULE}  # SEC-3 in the DAG
     assert all(overdue == 0 for overdue, *_ in recorded.values())

@@ -32,6 +32,7 @@ def test_evidence_chain_is_idempotent_and_detects_tampering(conn):
         assert cur.fetchone()[0] == 1
         cur.execute("SELECT * FROM governance.verify_evidence()")
         assert cur.fetchall() == []
+        cur.execute("SET LOCAL session_replication_role = replica")  # superuser past the append-only triggers
         cur.execute("UPDATE governance.evidence SET counts = '{\"deleted\": 1}' WHERE entry_id = %s", (first,))
         cur.execute("SELECT entry_id, problem FROM governance.verify_evidence()")
         assert cur.fetchall() == [(first, "entry_hash does not match its content")]

@@ -44,6 +44,10 @@ class PolicyHeader(StrictModel):
 
 class ObjectStore(StrictModel):
     uploads_bucket: str
+    # SEC-1: where the evidence chain's head is anchored after every run (S3 Object Lock, COMPLIANCE
+    # mode, each anchor kept this many days); None: not anchored.
+    evidence_anchor_bucket: str | None = None
+    evidence_anchor_retention_days: int = Field(default=3650, ge=1, le=36500)
 
     def buckets(self) -> list[str]:
         """Every bucket named in this section (any field ending in ``bucket``), for the SEC-3 check."""

@@ -69,7 +69,7 @@ CREATE TABLE IF NOT EXISTS governance.evidence_head (
     last_hash      text NOT NULL
 );
 INSERT INTO governance.evidence_head (singleton, last_entry_id, last_hash)
-VALUES (true, NULL, repeat('0', 64)) ON CONFLICT DO NOTHING;
+SELECT true, NULL, repeat('0', 64) WHERE NOT EXISTS (SELECT FROM governance.evidence_head) ON CONFLICT DO NOTHING;
 
 -- The canonical text an entry's hash covers (everything but entry_id and the hashes).
 CREATE OR REPLACE FUNCTION governance.evidence_payload(
@@ -86,10 +86,12 @@ $$;
 -- Append one entry in the caller's transaction (so it commits with the effect it records).
 -- Idempotent: an entry with the same (kind, run_id, rule_id, step) is not written twice; the
 -- existing entry's id is returned. Locks the chain head, so keep it the last statement before commit.
+-- SECURITY DEFINER: the application's roles may only EXECUTE it and SELECT the log; the tables
+-- belong to governance_evidence_owner (025_evidence_guard.sql, SEC-1).
 CREATE OR REPLACE FUNCTION governance.append_evidence(
     p_kind text, p_run_id text, p_rule_id text, p_step text, p_requirements text[],
     p_as_of timestamptz, p_policy_version text, p_counts jsonb, p_details jsonb)
-RETURNS bigint LANGUAGE plpgsql AS $$
+RETURNS bigint LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_head governance.evidence_head;
     v_now  timestamptz := clock_timestamp();
