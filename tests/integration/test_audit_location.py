@@ -8,6 +8,7 @@ import json
 from datetime import UTC, datetime
 
 import boto3
+import botocore.config
 import pytest
 
 from governance.audit import AuditFailed, run_audit
@@ -22,6 +23,7 @@ pytestmark = pytest.mark.integration
 
 NOW = datetime(2026, 11, 25, 12, 0, 0, tzinfo=UTC)
 POLICY = load_policy()
+ANCHORS = POLICY.object_store.evidence_anchor_bucket  # created by the first anchor, absent here
 
 
 def client(endpoint: str, region: str):
@@ -37,7 +39,7 @@ def create_bucket(endpoint: str, bucket: str, region: str) -> None:
 
 
 def test_the_policy_names_its_buckets_and_the_database_location():
-    assert policy_buckets(POLICY) == ["shop-uploads"]
+    assert policy_buckets(POLICY) == ["shop-uploads", ANCHORS]
     assert POLICY.locations is not None and POLICY.locations.database.country == "NO"
 
 
@@ -53,7 +55,7 @@ def test_a_bucket_in_eu_north_1_passes(s3_url):
     create_bucket(s3_url, "shop-uploads", "eu-north-1")
     result = check_locations(client(s3_url, "eu-north-1"), POLICY)
     assert result.rule == LOCATION_RULE and result.overdue == 0
-    assert result.details["bucket_regions"] == {"shop-uploads": "eu-north-1"}
+    assert result.details["bucket_regions"] == {"shop-uploads": "eu-north-1", ANCHORS: "absent"}
 
 
 def test_a_bucket_in_us_east_1_fails_the_audit_named_with_its_region(conn, db_url, s3_url):
@@ -81,7 +83,7 @@ def test_a_bucket_in_us_east_1_fails_the_audit_named_with_its_region(conn, db_ur
             "SELECT details -> 'bucket_regions' FROM governance.evidence WHERE run_id = %s AND rule_id = %s",
             ("audit-sec3-us", LOCATION_RULE),
         )
-        assert cur.fetchone()[0] == {"shop-uploads": "us-east-1"}
+        assert cur.fetchone()[0] == {"shop-uploads": "us-east-1", ANCHORS: "absent"}
 
 
 def test_the_same_audit_passes_with_the_bucket_in_eu_north_1(conn, db_url, s3_url):
@@ -113,6 +115,24 @@ def test_a_database_declared_outside_the_eea_or_not_declared_fails(s3_url):
     assert "no location declared" in check_locations(s3, undeclared).details["outside"][0]
 
 
-def test_a_bucket_that_cannot_be_asked_is_an_audit_error(s3_url):
-    with pytest.raises(AuditError, match="shop-uploads.*GetBucketLocation"):
-        check_locations(client(s3_url, "eu-north-1"), POLICY)
+def test_a_bucket_that_does_not_exist_holds_nothing_outside_the_eea(s3_url):
+    """The evidence anchors' bucket exists only after the first anchor: absent is not a breach."""
+    result = check_locations(client(s3_url, "eu-north-1"), POLICY)
+    assert result.details["bucket_regions"]["shop-uploads"] == "absent"
+    assert result.overdue == 0
+
+
+def test_an_object_store_that_cannot_be_asked_is_an_audit_error():
+    import socket
+
+    with socket.socket() as sock:  # a loopback port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    unreachable = boto3.client(
+        "s3",
+        endpoint_url=f"http://127.0.0.1:{port}",
+        region_name="eu-north-1",
+        config=botocore.config.Config(retries={"max_attempts": 1}, connect_timeout=1),
+    )
+    with pytest.raises(AuditError, match="shop-uploads.*EndpointConnectionError"):
+        check_locations(unreachable, POLICY)

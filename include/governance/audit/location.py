@@ -31,19 +31,33 @@ def policy_buckets(policy: Policy) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+# A bucket the policy names that does not exist (yet: the evidence anchors' bucket is created by
+# the first anchor) holds nothing, so nothing of it is outside the EEA.
+ABSENT = "absent"
+
+
 def bucket_region(s3: S3Client, bucket: str) -> str:
-    """The AWS region a bucket is in, as GetBucketLocation reports it (us-east-1 and EU normalised)."""
+    """The AWS region a bucket is in, as GetBucketLocation reports it (us-east-1 and EU normalised),
+    or ``ABSENT`` for a bucket that does not exist."""
     try:
         # None for us-east-1 on AWS, whatever the stubs say
         answer: str | None = s3.get_bucket_location(Bucket=bucket).get("LocationConstraint")
     except botocore.exceptions.ClientError as exc:
         code = exc.response.get("Error", {}).get("Code", "?")
-        raise AuditError(
-            f"SEC-3: cannot ask the object store where bucket {bucket!r} is (GetBucketLocation: {code}); "
-            "grant s3:GetBucketLocation to the audit's credentials (docs/runbook.md, 'Data outside the EEA')"
-        ) from None
+        if code == "NoSuchBucket":
+            return ABSENT
+        raise _unaskable(bucket, f"GetBucketLocation: {code}") from None
+    except botocore.exceptions.BotoCoreError as exc:  # endpoint unreachable, no credentials
+        raise _unaskable(bucket, type(exc).__name__) from None
     region = answer or ""
     return BUCKET_LOCATION_ALIASES.get(region, region)
+
+
+def _unaskable(bucket: str, cause: str) -> AuditError:
+    return AuditError(
+        f"SEC-3: cannot ask the object store where bucket {bucket!r} is ({cause}); check the endpoint and "
+        "grant s3:GetBucketLocation to the audit's credentials (docs/runbook.md, 'Data outside the EEA')"
+    )
 
 
 def database_problem(policy: Policy) -> str | None:
@@ -61,7 +75,9 @@ def database_problem(policy: Policy) -> str | None:
 def check_locations(s3: S3Client, policy: Policy) -> RuleAudit:
     """Every bucket's region and the database's declared location against the EEA lists."""
     regions = {bucket: bucket_region(s3, bucket) for bucket in policy_buckets(policy)}
-    outside = [f"bucket {b}: region {r} is outside the EEA" for b, r in regions.items() if not region_in_eea(r)]
+    outside = [
+        f"bucket {b}: region {r} is outside the EEA" for b, r in regions.items() if r != ABSENT and not region_in_eea(r)
+    ]
     problem = database_problem(policy)
     if problem is not None:
         outside.append(problem)
