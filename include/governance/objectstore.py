@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, cast
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, cast
 
 import boto3
 import botocore.exceptions
 from botocore.config import Config
 
-from governance.errors import SettingsError
+from governance.errors import InfrastructureError, SettingsError
 from governance.settings import S3_ENDPOINT_ENV, Settings
 
 if TYPE_CHECKING:
@@ -32,21 +32,39 @@ def make_client(settings: Settings) -> S3Client:
     )
 
 
+class LazyClient:
+    """Stands in for an S3 client and creates it at its first use: a sweep of rules that never
+    touch objects runs whether or not the endpoint answers, or credentials exist (#9)."""
+
+    def __init__(self, create: Callable[[], S3Client]):
+        self._create = create
+        self._client: S3Client | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._client is None:
+            self._client = self._create()
+        return getattr(self._client, name)
+
+
 def check_reachable(client: S3Client, bucket: str, *, source: str = "") -> None:
     """Fail with a message naming the setting when the endpoint or the bucket cannot be reached."""
     endpoint = client.meta.endpoint_url
     where = f" (from {source})" if source else f" (set --s3-endpoint-url or {S3_ENDPOINT_ENV})"
     try:
         client.head_bucket(Bucket=bucket)
-    except botocore.exceptions.EndpointConnectionError:
-        raise SettingsError(f"cannot reach the S3 endpoint {endpoint}{where}: is it running?") from None
+    except (botocore.exceptions.EndpointConnectionError, botocore.exceptions.ConnectTimeoutError):
+        raise InfrastructureError(f"cannot reach the S3 endpoint {endpoint}{where}: is it running?") from None
+    except botocore.exceptions.NoCredentialsError:
+        raise InfrastructureError(
+            f"S3 endpoint {endpoint}{where}: no credentials; set the governance_s3 connection or AWS_ACCESS_KEY_ID"
+        ) from None
     except botocore.exceptions.ClientError as exc:
         code = exc.response.get("Error", {}).get("Code", "?")
         if code in ("404", "NoSuchBucket"):
             raise SettingsError(
                 f"bucket {bucket!r} does not exist at {endpoint}{where}; run 'governance seed' or create it"
             ) from None
-        raise SettingsError(f"S3 endpoint {endpoint}{where} refused HeadBucket on {bucket!r}: {code}") from None
+        raise InfrastructureError(f"S3 endpoint {endpoint}{where} refused HeadBucket on {bucket!r}: {code}") from None
 
 
 def ensure_bucket(client: S3Client, bucket: str) -> None:
