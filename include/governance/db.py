@@ -20,10 +20,9 @@ from psycopg2.extensions import connection, cursor
 
 from governance.errors import InfrastructureError, SettingsError
 from governance.policy import SQL_DIR, Policy
-from governance.settings import redact
+from governance.settings import UNREACHABLE_SECTION, redact
 
 SCHEMA_FILES = sorted((SQL_DIR / "schema").glob("*.sql"))
-UNREACHABLE_SECTION = "docs/runbook.md, 'Database or S3 unreachable'"
 SCHEMA_LOCK_KEY = 0x60FE_0001  # pg_advisory_xact_lock key for schema changes
 
 

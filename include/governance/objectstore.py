@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, cast
 
@@ -10,7 +11,7 @@ import botocore.exceptions
 from botocore.config import Config
 
 from governance.errors import InfrastructureError, SettingsError
-from governance.settings import S3_ENDPOINT_ENV, Settings
+from governance.settings import S3_ENDPOINT_ENV, UNREACHABLE_SECTION, Settings, redact
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -32,18 +33,45 @@ def make_client(settings: Settings) -> S3Client:
     )
 
 
-class LazyClient:
-    """Stands in for an S3 client and creates it at its first use: a sweep of rules that never
-    touch objects runs whether or not the endpoint answers, or credentials exist (#9)."""
+# botocore's errors for "the endpoint cannot be reached" and "there are no credentials".
+UNREACHABLE = (
+    botocore.exceptions.EndpointConnectionError,
+    botocore.exceptions.ConnectTimeoutError,
+    botocore.exceptions.NoCredentialsError,
+)
 
-    def __init__(self, create: Callable[[], S3Client]):
-        self._create = create
+
+class ObjectStoreUnavailable(InfrastructureError):
+    """The object store cannot be reached or we have no credentials for it."""
+
+
+class LazyClient:
+    """Stands in for an S3 client: creates it at its first use, so work that never touches objects
+    runs whatever the endpoint or the credentials (#9), and turns "cannot reach" and "no
+    credentials" on a call into ``unavailable`` (an ObjectStoreUnavailable, by default) naming the
+    endpoint and the runbook section, which the caller can fail one rule with."""
+
+    def __init__(self, create: Callable[[], S3Client], unavailable: type[Exception] = ObjectStoreUnavailable):
+        self._create, self._unavailable = create, unavailable
         self._client: S3Client | None = None
 
     def __getattr__(self, name: str) -> Any:
         if self._client is None:
             self._client = self._create()
-        return getattr(self._client, name)
+        attribute = getattr(self._client, name)
+        if not callable(attribute) or name.startswith("get_paginator"):
+            return attribute
+        return functools.partial(self._call, attribute)
+
+    def _call(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(*args, **kwargs)
+        except UNREACHABLE as exc:
+            endpoint = self._client.meta.endpoint_url if self._client is not None else "?"
+            raise self._unavailable(
+                f"object store: {type(exc).__name__} at {redact(endpoint)}; rules that touch objects fail until it "
+                f"answers, the others run. See {UNREACHABLE_SECTION}"
+            ) from None
 
 
 def check_reachable(client: S3Client, bucket: str, *, source: str = "") -> None:

@@ -20,6 +20,8 @@ S3_REGION_ENV = "GOVERNANCE_S3_REGION"
 POLICY_ENV = "GOVERNANCE_POLICY"
 AIRFLOW_DB_CONN_ID = "governance_db"
 AIRFLOW_S3_CONN_ID = "governance_s3"
+# The runbook section every "cannot reach the database / object store" message points at.
+UNREACHABLE_SECTION = "docs/runbook.md, 'Database or S3 unreachable'"
 # SEC-3: personal data stays inside the EEA; the default region says so.
 DEFAULT_REGION = "eu-north-1"
 

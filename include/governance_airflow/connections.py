@@ -22,9 +22,9 @@ def db_connection() -> connection:
     """
     import psycopg2
 
-    from governance.db import UNREACHABLE_SECTION, prepare
+    from governance.db import prepare
     from governance.errors import InfrastructureError
-    from governance.settings import redact
+    from governance.settings import UNREACHABLE_SECTION, redact
 
     try:
         conn = psycopg2.connect(db_dsn())

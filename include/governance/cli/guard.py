@@ -18,7 +18,9 @@ from governance.windows import iso
 def command_of(args: argparse.Namespace) -> str:
     """The subcommand as typed, e.g. 'hold add'."""
     words = [args.command] + [
-        getattr(args, name) for name in ("policy_command", "hold_command", "evidence_command") if getattr(args, name, None)
+        getattr(args, name)
+        for name in ("policy_command", "hold_command", "evidence_command")
+        if getattr(args, name, None)
     ]
     return " ".join(words)
 
