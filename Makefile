@@ -44,9 +44,11 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 demo: venv
 	$(BIN)/python scripts/demo.py
 
+# Types: mypy --strict on the library (the files and settings are in pyproject.toml [tool.mypy]).
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check $(FORMAT_PATHS)
+	$(BIN)/mypy
 
 # pytest's exit code 5 (no test collected) is a failure here, not a pass.
 test: lint

@@ -117,17 +117,18 @@ def run(ctx: Context):
 
         # Objects are capped: moto takes ~3.5 ms per PUT, and 100,000 customers upload ~330,000.
         max_objects = ctx.size(5_000, 500)
-        report = seed(
-            conn,
-            make_client(resolve(None, ctx.s3_url)),
-            ctx.policy,
-            now,
-            customers=customers,
-            max_objects=max_objects,
-            keep_snapshot=False,
-        )
-        analyze_all(conn)  # as autovacuum would; see harness.analyze_all
-        conn.close()
+        with ctx.setup_phase("airflow seed"):
+            report = seed(
+                conn,
+                make_client(resolve(None, ctx.s3_url)),
+                ctx.policy,
+                now,
+                customers=customers,
+                max_objects=max_objects,
+                keep_snapshot=False,
+            )
+            analyze_all(conn)  # as autovacuum would; see harness.analyze_all
+            conn.close()
         counts = {
             "customers": customers,
             "max_objects": max_objects,
@@ -141,9 +142,10 @@ def run(ctx: Context):
             env = airflow_env(home, db_url, ctx.s3_url)
             ctx.log("airflow: airflow db migrate (not timed)")
             start = time.perf_counter()
-            migrate = subprocess.run(
-                [airflow_bin(), "db", "migrate"], env=env, capture_output=True, text=True, timeout=900
-            )
+            with ctx.setup_phase("airflow db migrate"):
+                migrate = subprocess.run(
+                    [airflow_bin(), "db", "migrate"], env=env, capture_output=True, text=True, timeout=900
+                )
             if migrate.returncode != 0:
                 raise RuntimeError(f"airflow db migrate failed: {migrate.stderr[-2000:]}")
             counts["migrate_seconds"] = round(time.perf_counter() - start, 1)

@@ -1,8 +1,10 @@
 """Data builders: large, realistic tables made in SQL with generate_series (fast), and S3 objects.
 
-Every builder is deterministic for a given size and ``now``: the contenders of a measurement get
-byte-for-byte the same rows, and each copy starts settled (VACUUM ANALYZE), so no contender pays
-for another's hint bits or statistics.
+Every builder is deterministic for a given size and ``now``. A data set is generated once; the
+copies its contenders need are copied from it in physical order, so they get byte-for-byte the
+same rows in the same places (checked). Each table starts settled (VACUUM ANALYZE), so no
+contender pays for another's hint bits or statistics. Objects are loaded through the bench S3
+server's bulk route (services.load_objects), not one HTTP PUT each.
 """
 
 from __future__ import annotations
@@ -10,7 +12,8 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
-from harness import Context, settle
+from harness import Context
+from services import load_objects
 
 # --- RET-1: visits ---------------------------------------------------------------------------
 
@@ -58,38 +61,145 @@ def load_visits(conn, table: str, rows: int, now: datetime, chunk: int = 1_000_0
             conn.commit()
 
 
+VISITS_KEY = "visit_id, last_activity_at"  # shop.visits' primary key (include/sql/schema/010_shop.sql)
+VISITS_INDEXES = "SELECT count(*) FROM pg_index WHERE indrelid = 'shop.visits'::regclass"
+
+
 def build_visits(
     ctx: Context, conn, rows: int, *, flat_copies: tuple[str, ...] = (), partitioned_copies: tuple[str, ...] = ()
 ) -> dict:
     """shop.visits (hourly partitions, like production) plus unpartitioned and partitioned copies in
-    schema bench (a partitioned copy's partitions are bench.<copy>_pYYYYMMDDHH)."""
+    schema bench (a partitioned copy's partitions are bench.<copy>_pYYYYMMDDHH).
+
+    The generator fills shop.visits once; each copy is then a copy of its rows (copy_rows), which
+    costs less than generating them again and gives the same rows in the same order."""
     # Steady state: the partitions an hourly sweep keeps ahead (engine default 48 h) exist already.
     span = (ctx.now - VISIT_SPAN - timedelta(hours=1), ctx.now + timedelta(hours=49))
     with conn.cursor() as cur:
         cur.execute("CREATE SCHEMA IF NOT EXISTS bench")
         cur.execute("SELECT governance.ensure_hourly_partitions('shop.visits', %s, %s)", span)
         partitions = cur.fetchone()[0]
+        cur.execute(VISITS_INDEXES)
+        if cur.fetchone()[0] != 1:
+            raise RuntimeError("shop.visits has other indexes than its primary key; build_visits copies only that")
         for copy in flat_copies:
             cur.execute(f"DROP TABLE IF EXISTS bench.{copy}")
-            # Same columns, defaults, constraints and indexes (the primary key) as shop.visits.
-            cur.execute(f"CREATE TABLE bench.{copy} (LIKE shop.visits INCLUDING ALL)")
+            # Same columns, defaults and constraints as shop.visits; its one index, the primary key,
+            # is built after the rows are in (copy_rows).
+            cur.execute(f"CREATE TABLE bench.{copy} (LIKE shop.visits INCLUDING ALL EXCLUDING INDEXES)")
         for copy in partitioned_copies:
             cur.execute(f"DROP TABLE IF EXISTS bench.{copy}")
             cur.execute(
-                f"CREATE TABLE bench.{copy} (LIKE shop.visits INCLUDING ALL) PARTITION BY RANGE (last_activity_at)"
+                f"CREATE TABLE bench.{copy} (LIKE shop.visits INCLUDING ALL EXCLUDING INDEXES) "
+                "PARTITION BY RANGE (last_activity_at)"
             )
             cur.execute(f"SELECT governance.ensure_hourly_partitions('bench.{copy}', %s, %s)", span)
     conn.commit()
-    copies = (*flat_copies, *partitioned_copies)
-    load_visits(conn, "shop.visits", rows, ctx.now)
-    for copy in copies:
-        load_visits(conn, f"bench.{copy}", rows, ctx.now)
-    settle(conn, "shop.visits", *(f"bench.{c}" for c in copies))
-    expired = expired_visits(conn, "shop.visits", ctx.now)
-    for copy in copies:
-        if expired_visits(conn, f"bench.{copy}", ctx.now) != expired:
-            raise RuntimeError(f"bench.{copy} is not a copy of shop.visits")
+    flat = [f"bench.{c}" for c in flat_copies]
+    parted = ["shop.visits", *(f"bench.{c}" for c in partitioned_copies)]
+    with ctx.setup_phase("visits: generate"):
+        load_visits(conn, "shop.visits", rows, ctx.now)
+    with ctx.setup_phase("visits: copy"):
+        copy_rows(ctx, "shop.visits", [*flat, *parted[1:]], primary_key=VISITS_KEY)
+    with ctx.setup_phase("visits: settle"):
+        settle_tables(ctx, [*parted, *flat])
+    with ctx.setup_phase("visits: verify copies"):
+        expired = expired_visits(conn, "shop.visits", ctx.now)
+        for table in [*flat, *parted[1:]]:
+            if expired_visits(conn, table, ctx.now) != expired:
+                raise RuntimeError(f"{table} is not a copy of shop.visits")
+        same_layout(conn, flat, parted, rows)
     return {"rows": rows, "expired": expired, "partitions": partitions}
+
+
+def copy_rows(ctx: Context, source: str, targets: list[str], primary_key: str | None = None) -> None:
+    """``INSERT INTO target SELECT * FROM source`` for every target, each on a connection of its own,
+    up to ``ctx.cores`` at a time. A target gets the source's rows in the order of its sequential
+    scan (a partitioned source: partition by partition, in bound order), with synchronized scans
+    off, so no copy starts reading mid-table where a concurrent one happens to be.
+
+    With ``primary_key`` (the column list), the targets have no index yet and the key is added
+    once the rows are in: one sorted build costs about half of maintaining the index row by row,
+    and gives an index of the same size (both fill leaf pages to 90 %)."""
+
+    def copy(target: str) -> None:
+        own = ctx.connect("governance-bench-setup")
+        try:
+            with own.cursor() as cur:
+                cur.execute("SET LOCAL synchronize_seqscans = off")
+                cur.execute(f"INSERT INTO {target} SELECT * FROM {source}")
+                if primary_key:
+                    cur.execute(f"ALTER TABLE {target} ADD PRIMARY KEY ({primary_key})")
+            own.commit()
+        finally:
+            own.close()
+
+    if targets:
+        with ThreadPoolExecutor(max_workers=max(1, min(ctx.cores, len(targets)))) as pool:
+            list(pool.map(copy, targets))
+
+
+def settle_tables(ctx: Context, tables: list[str]) -> None:
+    """``VACUUM (ANALYZE)`` each table, on a connection of its own, up to ``ctx.cores`` at a time.
+    Call it only once every load has committed: a write still running in the database would hold
+    back the horizon, and VACUUM could not mark the pages all-visible. No CHECKPOINT here (it is
+    server-wide, and costly on a busy server): the caller takes one after the whole set-up, before
+    anything is timed (run.prepare_data, memory)."""
+
+    def vacuum(table: str) -> None:
+        own = ctx.connect("governance-bench-setup")
+        try:
+            own.autocommit = True
+            with own.cursor() as cur:
+                cur.execute(f"VACUUM (ANALYZE) {table}")
+        finally:
+            own.close()
+
+    with ThreadPoolExecutor(max_workers=max(1, min(ctx.cores, len(tables)))) as pool:
+        list(pool.map(vacuum, tables))
+
+
+LAYOUT_SAMPLE = 1_000
+
+
+def same_layout(conn, flat: list[str], partitioned: list[str], rows: int) -> None:
+    """Check, on ``LAYOUT_SAMPLE`` visits spread over the table, that the copies hold each row at the
+    same place: the same ctid in every unpartitioned table (and ctids rising with visit_id, the
+    generator's order), the same partition and ctid in every partitioned one; and that the primary
+    keys of the partitioned ones take the same space (within 1 %)."""
+    ids = list(range(1, rows + 1, max(1, rows // LAYOUT_SAMPLE)))
+
+    def places(table: str, partition: bool) -> list[tuple]:
+        where = "right(tableoid::regclass::text, 10), " if partition else ""
+        with conn.cursor() as cur:
+            cur.execute(f"SELECT {where}ctid::text FROM {table} WHERE visit_id = ANY(%s) ORDER BY visit_id", (ids,))
+            found = cur.fetchall()
+        conn.commit()
+        return found
+
+    for tables, partition in ((flat, False), (partitioned, True)):
+        layouts = [places(t, partition) for t in tables]
+        if any(layout != layouts[0] for layout in layouts[1:]):
+            raise RuntimeError(f"the copies {', '.join(tables)} do not hold their rows in the same places")
+    if flat:
+        blocks = [tuple(int(n) for n in ctid.strip("()").split(",")) for (ctid,) in places(flat[0], False)]
+        if blocks != sorted(blocks):
+            raise RuntimeError(f"{flat[0]} does not hold its rows in the generator's order")
+    # The copies' keys are built by one sort (copy_rows), shop.visits' row by row: with keys that
+    # only rise, both fill leaf pages to 90 %. Checked on the partitioned ones, where the key is
+    # built both ways: the same pages, give or take a page at a partition's edge.
+    with conn.cursor() as cur:
+        sizes = []
+        for table in partitioned:
+            cur.execute(
+                "SELECT sum(pg_relation_size(relid)) FROM pg_partition_tree("
+                "(SELECT indexrelid FROM pg_index WHERE indrelid = %s::regclass AND indisprimary))",
+                (table,),
+            )
+            sizes.append(int(cur.fetchone()[0]))
+    conn.commit()
+    if max(sizes, default=0) > 1.01 * min(sizes, default=0):
+        raise RuntimeError(f"the primary keys of {', '.join(partitioned)} differ in size by > 1 %: {sizes} bytes")
 
 
 # --- RET-3 / RET-8: orders -------------------------------------------------------------------
@@ -150,7 +260,8 @@ def load_orders(conn, table: str, rows: int, now: datetime, chunk: int = 500_000
 
 
 def build_orders(ctx: Context, conn, rows: int, *, copies: tuple[str, ...] = ()) -> dict:
-    """shop.orders (with its accounts) plus copies in schema bench with the same indexes."""
+    """shop.orders (with its accounts) plus copies in schema bench with the same indexes; the generator
+    fills shop.orders once, each copy is a copy of its rows (copy_rows)."""
     customers = -(-rows // ORDERS_PER_CUSTOMER)
     with conn.cursor() as cur:
         cur.execute("CREATE SCHEMA IF NOT EXISTS bench")
@@ -159,14 +270,16 @@ def build_orders(ctx: Context, conn, rows: int, *, copies: tuple[str, ...] = ())
             cur.execute(f"DROP TABLE IF EXISTS bench.{copy}")
             cur.execute(f"CREATE TABLE bench.{copy} (LIKE shop.orders INCLUDING ALL)")
     conn.commit()
-    load_orders(conn, "shop.orders", rows, ctx.now)
-    for copy in copies:
-        load_orders(conn, f"bench.{copy}", rows, ctx.now)
+    with ctx.setup_phase("orders: generate"):
+        load_orders(conn, "shop.orders", rows, ctx.now)
+    with ctx.setup_phase("orders: copy"):
+        copy_rows(ctx, "shop.orders", [f"bench.{c}" for c in copies])
     with conn.cursor() as cur:
         cur.execute("SELECT setval('shop.orders_order_id_seq', %s)", (rows,))
         cur.execute("SELECT setval('shop.accounts_account_id_seq', %s)", (customers,))
     conn.commit()
-    settle(conn, "shop.accounts", "shop.orders", *(f"bench.{c}" for c in copies))
+    with ctx.setup_phase("orders: settle"):
+        settle_tables(ctx, ["shop.accounts", "shop.orders", *(f"bench.{c}" for c in copies)])
     return {"rows": rows, "due": due_orders(rows), "customers": customers}
 
 
@@ -186,17 +299,13 @@ def object_keys(prefix: str, count: int) -> list[str]:
     return [f"{prefix}guest/{g:09d}.jpg" for g in range(1, count + 1)]
 
 
-def put_objects(s3, bucket: str, keys: list[str], threads: int = 8) -> None:
-    """Upload small objects in parallel (set-up only; not timed)."""
+def put_objects(s3, bucket: str, keys: list[str]) -> None:
+    """Set-up only (not timed): make the bucket over HTTP as the library does, then load the objects
+    through the bench S3 server's bulk route, straight into moto's backend (services.load_objects)."""
     from governance.objectstore import ensure_bucket
 
     ensure_bucket(s3, bucket)
-
-    def put(key: str) -> None:
-        s3.put_object(Bucket=bucket, Key=key, Body=OBJECT_BODY)
-
-    with ThreadPoolExecutor(max_workers=threads) as pool:
-        list(pool.map(put, keys))
+    load_objects(s3.meta.endpoint_url, bucket, keys, OBJECT_BODY)
 
 
 def build_uploads(ctx: Context, conn, s3, objects: int) -> dict:
@@ -208,6 +317,7 @@ def build_uploads(ctx: Context, conn, s3, objects: int) -> dict:
         cur.execute(UPLOADS_SQL, {"bucket": bucket, "prefix": prefix, "now": ctx.now, "rows": objects})
         cur.execute("SELECT setval('shop.uploads_upload_id_seq', %s)", (objects,))
     conn.commit()
-    settle(conn, "shop.uploads")
-    put_objects(s3, bucket, object_keys(prefix, objects))
+    settle_tables(ctx, ["shop.uploads"])
+    with ctx.setup_phase("objects: load"):
+        put_objects(s3, bucket, object_keys(prefix, objects))
     return {"objects": objects, "bucket": bucket, "prefix": prefix}

@@ -67,6 +67,9 @@ class Context:
     policy: Any
     cores: int = field(default_factory=lambda: os.cpu_count() or 1)
     log_lines: list[str] = field(default_factory=list)
+    # Seconds per set-up phase (building data, starting services; nothing a figure measures), summed
+    # when a phase recurs. "visits" is a phase, "visits: copy" a part of it (see setup_table).
+    setup: dict[str, float] = field(default_factory=dict)
 
     def size(self, full: int, minimum: int = 1) -> int:
         return max(minimum, int(round(full * self.scale)))
@@ -76,6 +79,17 @@ class Context:
         line = f"[{stamp}] {message}"
         self.log_lines.append(line)
         print(line, flush=True)
+
+    @contextmanager
+    def setup_phase(self, name: str):
+        """``with ctx.setup_phase("visits: copies"): ...`` times set-up work and logs it."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            seconds = time.perf_counter() - start
+            self.setup[name] = self.setup.get(name, 0.0) + seconds
+            self.log(f"set-up {name}: {seconds:.1f} s")
 
     def connect(self, application_name: str = "governance-bench"):
         from governance.db import connect
@@ -138,8 +152,16 @@ def settle(conn, *tables: str) -> None:
     checkpoint(conn)
 
 
+NEVER_ANALYZED = """
+SELECT format('%I.%I', schemaname, relname) FROM pg_stat_all_tables
+WHERE last_analyze IS NULL AND last_autoanalyze IS NULL AND schemaname <> 'pg_toast'
+ORDER BY 1
+"""
+
+
 def analyze_all(conn) -> None:
-    """ANALYZE the whole database, as autovacuum keeps statistics in production.
+    """ANALYZE every table of the database not analysed yet (the catalogs included), as autovacuum
+    keeps statistics in production. Tables ``settle`` has just analysed are not sampled again.
 
     Without it, tables never analysed (the empty ones of a bench, or any table where autovacuum is
     off, as on the server these figures were measured on) get default estimates; a plan then looks
@@ -148,7 +170,10 @@ def analyze_all(conn) -> None:
     old = conn.autocommit
     conn.autocommit = True
     with conn.cursor() as cur:
-        cur.execute("ANALYZE")
+        cur.execute(NEVER_ANALYZED)
+        tables = [name for (name,) in cur.fetchall()]
+        if tables:
+            cur.execute("ANALYZE " + ", ".join(tables))
     conn.autocommit = old
 
 
@@ -233,4 +258,19 @@ def table(checks: list[Check]) -> str:
         lines.append("  ".join(str(cell).ljust(widths[i]) for i, cell in enumerate(r)).rstrip())
         if n == 0:
             lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def setup_table(setup: dict[str, float], wall: float) -> str:
+    """The set-up phases, each with its parts under it, their total, and the total wall time."""
+    phases = [name for name in setup if ": " not in name]
+    lines = []
+    for name in phases:
+        lines.append(f"  {name:<34} {setup[name]:7.1f} s")
+        for part in (p for p in setup if p.startswith(name + ": ")):
+            lines.append(f"    {part[len(name) + 2 :]:<32} {setup[part]:7.1f} s")
+    total = sum(setup[name] for name in phases)
+    lines.append(f"  {'set-up, total':<34} {total:7.1f} s")
+    lines.append(f"  {'measurements (the rest)':<34} {wall - total:7.1f} s")
+    lines.append(f"  {'wall time':<34} {wall:7.1f} s ({wall / 60:.1f} min)")
     return "\n".join(lines)

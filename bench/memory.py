@@ -21,7 +21,7 @@ import time
 
 import services
 from builders import build_orders, build_uploads, build_visits
-from harness import Check, Context, analyze_all
+from harness import Check, Context, analyze_all, checkpoint
 
 RULES = ["visit-data", "order-records", "guest-uploads"]
 
@@ -95,12 +95,14 @@ def run(ctx: Context) -> list[Check]:
                 now=ctx.now,
                 policy=ctx.policy,
             )
-            services.reset_moto(ctx.s3_url)
-            visits = build_visits(sub, conn, ctx.size(250_000, 2_000) * multiplier)
-            orders = build_orders(sub, conn, ctx.size(125_000, 1_000) * multiplier)
-            uploads = build_uploads(sub, conn, sub.s3(), ctx.size(1_000, 100) * multiplier)
-            analyze_all(conn)
-            conn.close()
+            with ctx.setup_phase(f"memory data {label}"):
+                services.reset_moto(ctx.s3_url)
+                visits = build_visits(sub, conn, ctx.size(250_000, 2_000) * multiplier)
+                orders = build_orders(sub, conn, ctx.size(125_000, 1_000) * multiplier)
+                uploads = build_uploads(sub, conn, sub.s3(), ctx.size(1_000, 100) * multiplier)
+                analyze_all(conn)
+                checkpoint(conn)
+                conn.close()
             counts[label] = {
                 "visits": visits["rows"],
                 "visits_expired": visits["expired"],

@@ -40,12 +40,13 @@ def prepare(ctx: Context) -> dict:
     sample = min(objects, ctx.size(2_000, 500))
     conn = ctx.connect()
     s3 = ctx.s3()
-    ctx.log(f"objects: uploading {objects:,} objects (+ {sample:,} for the per-key baseline)")
+    ctx.log(f"objects: loading {objects:,} objects (+ {sample:,} for the per-key baseline)")
     info = build_uploads(ctx, conn, s3, objects)
     conn.close()
     step = max(1, objects // sample)
     info["baseline_keys"] = object_keys(info["prefix"], objects)[::step][:sample]
-    put_objects(s3, BASELINE_BUCKET, info["baseline_keys"])
+    with ctx.setup_phase("objects: load the per-key baseline's bucket"):
+        put_objects(s3, BASELINE_BUCKET, info["baseline_keys"])
     return info
 
 

@@ -5,10 +5,11 @@ in five orders as a guest (the customer is then the trimmed, lower-cased e-mail 
 customers are due (last order more than 2 years ago), so half the orders are; even customers have
 old orders too, which must stay, since the clock is the customer's last order (RET-10).
 
-Two identical copies: ``shop.orders`` for our sweep (the ``order-records`` rule) and
-``bench.orders_single`` for the baselines: first row-at-a-time updates of an evenly spread sample
-(one UPDATE by key and one COMMIT per order), extrapolated; then one set-based UPDATE of the rest
-with the same predicate as the clock view and the same SET list as the policy's masking strategies.
+Two identical copies (generated once into shop.orders, copied from it row for row): ``shop.orders``
+for our sweep (the ``order-records`` rule) and ``bench.orders_single`` for the baselines: first
+row-at-a-time updates of an evenly spread sample (one UPDATE by key and one COMMIT per order),
+extrapolated; then one set-based UPDATE of the rest with the same predicate as the clock view and
+the same SET list as the policy's masking strategies.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ def _set_list(ctx: Context) -> tuple[str, list]:
 def prepare(ctx: Context) -> dict:
     rows = ctx.size(1_000_000, 8_000)
     conn = ctx.connect()
-    ctx.log(f"orders: building 2 x {rows:,} orders")
+    ctx.log(f"orders: generating {rows:,} orders, then 1 copy")
     info = build_orders(ctx, conn, rows, copies=("orders_single",))
     conn.close()
     return info

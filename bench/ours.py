@@ -1,4 +1,4 @@
-"""Our code, called through the agreed interfaces (docs/HELPERS.md), timed and watched.
+"""Our code, called through the agreed interfaces (governance.sweep, governance.audit; docs/architecture.md), timed and watched.
 
 Kept in one place so that a change of signature in the sweep engine, the audit or the generator
 is adapted here once. When a module does not exist yet, ``available()`` says so and the

@@ -120,91 +120,54 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def main(argv: list[str] | None = None) -> int:
-    _ensure_venv()
-    _environment()
-    args = parse_args(argv)
-    sys.path.insert(0, str(BENCH_DIR))
-
+def prepare_data(ctx, selected: list[str]) -> dict:
+    """Build the data sets the selected measurements need (set-up, timed per phase)."""
     import importlib
 
-    import services
-    from harness import Check, Context, analyze_all, table
+    from harness import analyze_all, checkpoint
 
-    from governance.db import apply_schema, connect
-    from governance.policy import load_policy
+    needed = [d for d in DATASETS if any(d in MEASUREMENTS[n][1] for n in selected)]
+    prepared: dict = {}
+    for dataset in needed:
+        with ctx.setup_phase(dataset):
+            prepared[dataset] = importlib.import_module(DATASETS[dataset]).prepare(ctx)
+    if prepared:
+        conn = ctx.connect()
+        with ctx.setup_phase("analyze the database"):
+            analyze_all(conn)
+        with ctx.setup_phase("checkpoint"):  # once, after the whole set-up: nothing timed pays for it
+            checkpoint(conn)
+        conn.close()
+    return prepared
 
-    started = time.perf_counter()
-    started_at = datetime.now(UTC)
-    facts = machine()
-    facts["code"] = code_version()
-    # Half past the previous hour: the RET-1 cut-off (now - 24 h) falls mid-partition, so the
-    # sweep has both whole partitions to drop and one to batch-delete, as it will in production.
-    now = started_at.replace(minute=0, second=0, microsecond=0) - timedelta(minutes=30)
-    policy = load_policy()
-    checks: list[Check] = []
-    extra: dict = {}
 
-    with services.postgres_server() as (admin_url, pg_where), services.moto_server() as s3_url:
-        with services.scratch_database(admin_url, keep=args.keep) as (db_url, db_name):
-            conn = connect(db_url)
-            apply_schema(conn, policy)
-            conn.close()
-            ctx = Context(
-                scale=args.scale,
-                admin_url=admin_url,
-                db_url=db_url,
-                db_name=db_name,
-                s3_url=s3_url,
-                now=now,
-                policy=policy,
-            )
-            postgres = {**services.server_facts(db_url), "where": pg_where}
-            ctx.log(
-                f"scale {args.scale}, measurements {', '.join(args.selected)}; PostgreSQL "
-                f"{postgres['server_version']} ({pg_where}); S3 {s3_url}; now {now.isoformat()}"
-            )
-            needed = [d for d in DATASETS if any(d in MEASUREMENTS[n][1] for n in args.selected)]
-            prepared: dict = {}
-            for dataset in needed:
-                mod = importlib.import_module(DATASETS[dataset])
-                prepared[dataset] = mod.prepare(ctx)
-            if prepared:
-                conn = connect(db_url)
-                analyze_all(conn)
-                conn.close()
-            for name in args.selected:
-                mod = importlib.import_module(MEASUREMENTS[name][0])
-                t0 = time.perf_counter()
-                try:
-                    if name in DATASETS:
-                        result = mod.run(ctx, prepared[name])
-                    elif name == "audit":
-                        result = mod.run(ctx, prepared)
-                    else:
-                        result = mod.run(ctx)
-                except Exception as exc:  # one broken measurement must not hide the others
-                    traceback.print_exc()
-                    result = [
-                        Check(
-                            f"{name}.error",
-                            f"{name}: FAILED",
-                            None,
-                            {},
-                            None,
-                            "-",
-                            "runs",
-                            False,
-                            notes=[f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"],
-                        )
-                    ]
-                if isinstance(result, tuple):
-                    result, extra[name] = result
-                checks.extend(result)
-                ctx.log(f"{name}: done in {time.perf_counter() - t0:.1f} s")
+def run_measurement(ctx, name: str, prepared: dict) -> tuple[list, object]:
+    """One measurement's checks (and its details, if it gives any); a failure becomes a failed check."""
+    import importlib
 
-    wall = time.perf_counter() - started
-    facts["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    from harness import Check
+
+    mod = importlib.import_module(MEASUREMENTS[name][0])
+    try:
+        if name in DATASETS:
+            result = mod.run(ctx, prepared[name])
+        elif name == "audit":
+            result = mod.run(ctx, prepared)
+        else:
+            result = mod.run(ctx)
+    except Exception as exc:  # one broken measurement must not hide the others
+        traceback.print_exc()
+        first_line = str(exc).splitlines()[0] if str(exc) else ""
+        failed = Check(f"{name}.error", f"{name}: FAILED", None, {}, None, "-", "runs", False)
+        failed.notes.append(f"{type(exc).__name__}: {first_line}")
+        return [failed], None
+    return result if isinstance(result, tuple) else (result, None)
+
+
+def report(args, ctx, checks: list, extra: dict, facts: dict, postgres: dict, started_at: datetime, wall: float):
+    """Print the table, the notes and the set-up phases; write the JSON."""
+    from harness import setup_table, table
+
     print()
     print(
         f"Benchmarks {started_at:%Y-%m-%d %H:%M} UTC, scale {args.scale}, {facts['cores']} cores ({facts['cpu']}), "
@@ -219,27 +182,73 @@ def main(argv: list[str] | None = None) -> int:
         f"\n{sum(c.met is True for c in checks)} met, {len(missed)} missed, "
         f"{sum(c.met is None for c in checks)} not measured"
     )
+    print(f"\nWhere the time went (load average {facts['load_average_at_start']} -> {facts['load_average_at_end']}):")
+    print(setup_table(ctx.setup, wall))
 
     output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(
-        json.dumps(
-            {
-                "generated_at": started_at.isoformat(),
-                "scale": args.scale,
-                "wall_seconds": round(wall, 1),
-                "machine": facts,
-                "postgres": postgres,
-                "now": now.isoformat(),
-                "measurements": [c.to_dict(facts["cores"]) for c in checks],
-                "details": extra,
-            },
-            indent=2,
-            default=str,
-        )
-        + "\n"
-    )
+    document = {
+        "generated_at": started_at.isoformat(),
+        "scale": args.scale,
+        "wall_seconds": round(wall, 1),
+        "setup_seconds": {name: round(seconds, 1) for name, seconds in ctx.setup.items()},
+        "machine": facts,
+        "postgres": postgres,
+        "now": ctx.now.isoformat(),
+        "measurements": [c.to_dict(facts["cores"]) for c in checks],
+        "details": extra,
+    }
+    output.write_text(json.dumps(document, indent=2, default=str) + "\n")
     print(f"wrote {output}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    _ensure_venv()
+    _environment()
+    args = parse_args(argv)
+    sys.path.insert(0, str(BENCH_DIR))
+
+    import services
+    from harness import Context
+
+    from governance.db import apply_schema, connect
+    from governance.policy import load_policy
+
+    started = time.perf_counter()
+    started_at = datetime.now(UTC)
+    facts = machine()
+    facts["code"] = code_version()
+    # Half past the previous hour: the RET-1 cut-off (now - 24 h) falls mid-partition, so the
+    # sweep has both whole partitions to drop and one to batch-delete, as it will in production.
+    now = started_at.replace(minute=0, second=0, microsecond=0) - timedelta(minutes=30)
+    policy = load_policy()
+    checks: list = []
+    extra: dict = {}
+
+    with services.postgres_server() as (admin_url, pg_where), services.moto_server() as s3_url:
+        with services.scratch_database(admin_url, keep=args.keep) as (db_url, db_name):
+            conn = connect(db_url)
+            apply_schema(conn, policy)
+            conn.close()
+            ctx = Context(args.scale, admin_url, db_url, db_name, s3_url, now, policy)
+            ctx.setup["services (S3 server, database, schema)"] = time.perf_counter() - started
+            postgres = {**services.server_facts(db_url), "where": pg_where}
+            ctx.log(
+                f"scale {args.scale}, measurements {', '.join(args.selected)}; PostgreSQL "
+                f"{postgres['server_version']} ({pg_where}); S3 {s3_url}; now {now.isoformat()}"
+            )
+            prepared = prepare_data(ctx, args.selected)
+            for name in args.selected:
+                t0 = time.perf_counter()
+                result, details = run_measurement(ctx, name, prepared)
+                checks.extend(result)
+                if details is not None:
+                    extra[name] = details
+                ctx.log(f"{name}: done in {time.perf_counter() - t0:.1f} s")
+
+    wall = time.perf_counter() - started
+    facts["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    report(args, ctx, checks, extra, facts, postgres, started_at, wall)
     return 0
 
 

@@ -1,8 +1,8 @@
 """How long the generator takes to load a million customers (the issue: "minutes, not hours").
 
 Creates a scratch database next to GOVERNANCE_DB_URL (default postgresql://postgres@127.0.0.1:5432/postgres),
-starts moto's S3 server in a child process, applies the schema, seeds, and prints the wall time and
-the rows per table. The scratch database is dropped at the end unless --keep is given.
+starts the bench's moto S3 server in a child process (both from bench/services.py), applies the
+schema, seeds, and prints the wall time and the rows per table. The scratch database is dropped at the end unless --keep is given.
 
     .venv/bin/python bench/seed_scale.py                      # 1,000,000 customers, 10,000 objects
     .venv/bin/python bench/seed_scale.py --customers 100000 --max-objects 2000
@@ -12,17 +12,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
-import subprocess
 import sys
-import tempfile
 import time
-from contextlib import contextmanager
-from datetime import UTC, datetime
 
-import psycopg2
-from psycopg2 import sql
-from psycopg2.extensions import make_dsn, parse_dsn
+import services
 
 from governance.db import apply_schema, connect
 from governance.objectstore import iter_keys, make_client
@@ -31,74 +24,7 @@ from governance.settings import DB_URL_ENV, resolve
 from governance.windows import parse_instant
 from governance_dev.loader import seed
 
-DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextmanager
-def moto_server():
-    """moto's S3 server in a child process on a loopback port; stopped by its own process id."""
-    import requests
-
-    env = os.environ.copy()
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
-        env.pop(name, None)
-    env["NO_PROXY"] = "127.0.0.1,localhost"
-    port = _free_port()
-    log = tempfile.NamedTemporaryFile(prefix="seed-scale-moto-", suffix=".log", delete=False)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env=env,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                requests.get(f"{url}/moto-api/", timeout=2)
-                break
-            except requests.RequestException:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"moto server did not start on {url}; see {log.name}") from None
-                time.sleep(0.2)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
-        os.unlink(log.name)
-
-
-@contextmanager
-def scratch_database(server_url: str, keep: bool):
-    name = "seed_scale_" + datetime.now(UTC).strftime("%Y%m%d_%H%M%S")
-    admin = psycopg2.connect(server_url)
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    admin.close()
-    params = parse_dsn(server_url)
-    params["dbname"] = name
-    try:
-        yield make_dsn(**params), name
-    finally:
-        if not keep:
-            admin = psycopg2.connect(server_url)
-            admin.autocommit = True
-            with admin.cursor() as cur:
-                cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-            admin.close()
+DEFAULT_SERVER = services.LOCAL_URL
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -119,7 +45,10 @@ def main(argv: list[str] | None = None) -> int:
     policy = load_policy()
     now = parse_instant(args.now)
 
-    with moto_server() as s3_url, scratch_database(args.db_url, args.keep) as (url, name):
+    with (
+        services.moto_server() as s3_url,
+        services.scratch_database(args.db_url, "seed_scale", args.keep) as (url, name),
+    ):
         s3 = make_client(resolve(None, s3_url))
         conn = connect(url)
         try:

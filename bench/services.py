@@ -4,8 +4,10 @@ PostgreSQL: GOVERNANCE_DB_URL (any database on the server; the run creates ``ben
 next to it), else postgresql://postgres@127.0.0.1:5432/postgres if it answers, else an embedded
 pgserver. The scratch database is dropped at the end of the run, whatever happens.
 
-S3: moto's server mode in a child process on a loopback port (real HTTP, real boto3 requests),
-stopped at the end by its process id.
+S3: moto's server in a child process on a loopback port (real HTTP, real boto3 requests), stopped
+at the end by its process id. The child is bench/s3_server.py: moto's own WSGI application as
+``python -m moto.server`` serves it, plus one set-up route that loads many objects at once
+(``load_objects``); nothing timed goes through that route.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from psycopg2 import sql
 from psycopg2.extensions import make_dsn, parse_dsn
 
 LOCAL_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+S3_SERVER = Path(__file__).resolve().parent / "s3_server.py"
 
 
 def with_database(url: str, name: str) -> str:
@@ -131,13 +134,13 @@ def proxy_free_env() -> dict:
 
 @contextmanager
 def moto_server():
-    """moto's S3-compatible server (``python -m moto.server``) on a free loopback port; yields its URL."""
+    """moto's S3-compatible server (bench/s3_server.py) on a free loopback port; yields its URL."""
     import requests
 
     port = free_port()
     log = tempfile.NamedTemporaryFile(prefix="governance-bench-moto-", suffix=".log", delete=False)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        [sys.executable, str(S3_SERVER), "-H", "127.0.0.1", "-p", str(port)],
         stdout=log,
         stderr=subprocess.STDOUT,
         env=proxy_free_env(),
@@ -169,3 +172,21 @@ def reset_moto(url: str) -> None:
     import requests
 
     requests.post(f"{url}/moto-api/reset", timeout=30).raise_for_status()
+
+
+def load_objects(url: str, bucket: str, keys: list[str], body: bytes, per_request: int = 50_000) -> None:
+    """Set-up only: put ``keys`` (each holding ``body``) into ``bucket`` (which must exist) through the
+    server's bulk route, which writes straight into moto's backend (bench/s3_server.py)."""
+    import base64
+
+    import requests
+
+    encoded = base64.b64encode(body).decode()
+    for first in range(0, len(keys), per_request):
+        chunk = keys[first : first + per_request]
+        answer = requests.post(
+            f"{url}/bench-api/put-objects", json={"bucket": bucket, "keys": chunk, "body": encoded}, timeout=600
+        )
+        answer.raise_for_status()
+        if answer.json().get("put") != len(chunk):
+            raise RuntimeError(f"bulk load into {bucket} put {answer.json()} of {len(chunk)} objects")

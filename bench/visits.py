@@ -1,10 +1,13 @@
 """RET-1, expiring visits: our sweep against a single DELETE (+ its VACUUM) and row-at-a-time deletes.
 
 Data: ``rows`` visits (default 4,000,000) spread evenly over the 48 hours before ``now``, so half
-have expired (last activity + 24 h). Three identical copies:
+have expired (last activity + 24 h). Four identical copies (generated once into shop.visits, the
+others copied from it row for row; builders.build_visits):
 
 - ``shop.visits``, hourly range partitions as in production: our sweep (drops whole expired
   partitions, batch-deletes the one partition the cut-off falls into);
+- ``bench.visits_part2``, partitioned the same way: our sweep with ``partition_counts="estimated"``,
+  after it is swapped in as ``shop.visits``;
 - ``bench.visits_flat``, unpartitioned, same primary key: our sweep again, after it is swapped in
   as ``shop.visits`` (the engine's batched delete on a table that is not partitioned);
 - ``bench.visits_single``, unpartitioned: the baselines. First row-at-a-time deletes on an evenly
@@ -43,17 +46,14 @@ def _row_at_a_time(conn, table: str, expired: int, sample: int) -> tuple[float, 
 
 def _swap_in_flat(conn, flat: str) -> None:
     """Make ``bench.<flat>`` (unpartitioned, or partitioned: its partitions stay in schema bench) the
-    table the policy names, shop.visits."""
-    from governance.policy import SQL_DIR
-
+    table the policy names, shop.visits (its clock is the column last_activity_at: no view)."""
     with conn.cursor() as cur:
-        cur.execute("DROP TABLE shop.visits CASCADE")  # also drops its sequence and the clock view
+        cur.execute("DROP TABLE shop.visits CASCADE")  # also drops its sequence
         cur.execute(f"ALTER TABLE bench.{flat} SET SCHEMA shop")
         cur.execute(f"ALTER TABLE shop.{flat} RENAME TO visits")
         cur.execute("CREATE SEQUENCE shop.visits_visit_id_seq OWNED BY shop.visits.visit_id")
         cur.execute("SELECT setval('shop.visits_visit_id_seq', (SELECT max(visit_id) FROM shop.visits))")
         cur.execute("ALTER TABLE shop.visits ALTER COLUMN visit_id SET DEFAULT nextval('shop.visits_visit_id_seq')")
-        cur.execute((SQL_DIR / "clocks" / "ret_1_visits.sql").read_text())
     conn.commit()
 
 
@@ -68,7 +68,7 @@ def _remaining(conn, cutoff) -> tuple[int, int]:
 def prepare(ctx: Context) -> dict:
     rows = ctx.size(4_000_000, 20_000)
     conn = ctx.connect()
-    ctx.log(f"visits: building 4 x {rows:,} rows (2 partitioned + 2 unpartitioned copies)")
+    ctx.log(f"visits: generating {rows:,} rows, then 3 copies (1 partitioned, 2 unpartitioned)")
     info = build_visits(
         ctx, conn, rows, flat_copies=("visits_flat", "visits_single"), partitioned_copies=("visits_part2",)
     )

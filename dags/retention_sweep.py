@@ -195,6 +195,7 @@ def retention_sweep():
                 policy,
                 governance_airflow.run_now(context),
                 evidence_run_id(context),
+                [rule.id for rule in policy.rules],
                 batch_size=int(params["batch_size"]),
                 lock_wait=LOCK_WAIT_SECONDS,
                 partition_counts=str(params["partition_counts"]),

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 if TYPE_CHECKING:
     from governance.audit.report import AuditReport
+    from governance.sweep.results import RuleResult
 
 
 class GovernanceError(Exception):
@@ -76,9 +77,87 @@ class AuditInconsistent(AuditError):
     retryable = True
 
 
+class UnknownChoice(GovernanceError, ValueError):
+    """A name looked up in a registry (a sweep strategy, a sweep action) that it does not have; the
+    message lists the names it has."""
+
+    exit_code = 2
+
+    def __init__(self, kind: str, name: str, known: list[str]):
+        self.name = name
+        super().__init__(f"no {kind} {name!r}; valid: {', '.join(sorted(known))}")
+
+
+class OptionError(GovernanceError, ValueError):
+    """A sweep option outside its choices or range; the message names the option and the choices."""
+
+    exit_code = 2
+
+
+# --- the retention sweep ------------------------------------------------------------------------
+
+
+class SweepError(GovernanceError):
+    """A sweep that did not complete. ``retryable`` says whether running it again may help.
+    Messages name rules, counts and keys only, never personal data."""
+
+    retryable = False
+
+
+class VerifyFailed(SweepError):
+    """Due, unheld records left after every pass of a rule (RET-1..RET-10 not met)."""
+
+    def __init__(self, rule_id: str, remaining: int):
+        self.rule_id, self.remaining = rule_id, remaining
+        super().__init__(
+            f"rule {rule_id!r}: {remaining} record(s) are still due and not held after the sweep. "
+            "Something keeps re-creating or changing them (a writer, a trigger) or the selection is wrong; "
+            f"run 'governance plan --rule {rule_id}' and see docs/runbook.md before rerunning."
+        )
+
+
+# S3 error codes a retry may cure; an object lock, a legal hold on an object or a denied
+# permission are not among them.
+TRANSIENT_S3_CODES = {"InternalError", "ServiceUnavailable", "SlowDown", "RequestTimeout", "RequestTimeTooSkewed"}
+
+
+class ObjectPurgeFailed(SweepError):
+    """CAT-5 objects that could not be deleted; their rows stay 'purging' for the next sweep."""
+
+    def __init__(self, rule_id: str, failed: int, codes: dict[str, int]):
+        self.rule_id, self.failed, self.codes = rule_id, failed, codes
+        self.retryable = set(codes) <= TRANSIENT_S3_CODES
+        reasons = ", ".join(f"{code} x{n}" for code, n in sorted(codes.items()))
+        super().__init__(
+            f"rule {rule_id!r}: {failed} object(s) could not be deleted ({reasons}); their rows stay in state "
+            "'purging' and the next sweep finishes them once the cause (object lock, legal hold on the object, "
+            "permissions) is lifted."
+        )
+
+
+class BatchFailed(SweepError):
+    """A batch that failed on transient database errors every time the batch retry policy allowed."""
+
+    retryable = True
+
+
 class AuditFailed(GovernanceError):
     """Records or objects are past their window. The message names rules and counts only."""
 
     def __init__(self, report: AuditReport):
         self.report = report
         super().__init__(report.failure_message())
+
+
+class DependencyFailed(SweepError):
+    """A rule not swept because a rule it comes ``after`` failed."""
+
+
+class SweepFailed(SweepError):
+    """Some rules of a sweep failed; ``results`` has the others, ``errors`` the failures by rule."""
+
+    def __init__(self, results: list[RuleResult], errors: dict[str, Exception]):
+        self.results, self.errors = results, errors
+        self.retryable = all(getattr(e, "retryable", True) for e in errors.values())
+        lines = [f"{len(errors)} rule(s) failed:"] + [f"  - {rule}: {error}" for rule, error in errors.items()]
+        super().__init__("\n".join(lines))

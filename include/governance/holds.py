@@ -180,22 +180,17 @@ def _person_exists(cur: cursor, policy: Policy, *, account_id: int | None, email
     """Whether any record of the data map names this account or this (normalised) address."""
     checks: list[sql.Composed] = []
     params: list[Any] = []
-    if account_id is not None:
-        for table, column in _person_tables(policy, "account_id"):
-            checks.append(
-                sql.SQL("EXISTS (SELECT 1 FROM {t} WHERE {c} = %s)").format(
-                    t=sql.Identifier(*table.split(".", 1)), c=sql.Identifier(column)
-                )
-            )
-            params.append(account_id)
-    if email is not None:
-        for table, column in _person_tables(policy, "email"):
-            checks.append(
-                sql.SQL("EXISTS (SELECT 1 FROM {t} WHERE lower(btrim({c})) = lower(btrim(%s)))").format(
-                    t=sql.Identifier(*table.split(".", 1)), c=sql.Identifier(column)
-                )
-            )
-            params.append(email)
+    # How each kind of person identifier matches a column (an e-mail as RET-3 groups guests).
+    matches: list[tuple[str, Any, str]] = [
+        ("account_id", account_id, "EXISTS (SELECT 1 FROM {t} WHERE {c} = %s)"),
+        ("email", email, "EXISTS (SELECT 1 FROM {t} WHERE lower(btrim({c})) = lower(btrim(%s)))"),
+    ]
+    for kind, value, template in matches:
+        if value is None:
+            continue
+        for table, column in _person_tables(policy, kind):
+            checks.append(sql.SQL(template).format(t=sql.Identifier(*table.split(".", 1)), c=sql.Identifier(column)))
+            params.append(value)
     if not checks:
         return False
     cur.execute(sql.SQL("SELECT ") + sql.SQL(" OR ").join(checks), params)

@@ -23,7 +23,9 @@ from psycopg2 import sql
 
 from governance.policy import DEFAULT_POLICY_PATH, load_policy, parse_policy
 from governance.sweep import sweep_rule
-from governance.sweep.selection import Holds, Selection, load_target
+from governance.sweep.held import Holds
+from governance.sweep.selection import Selection
+from governance.sweep.target import load_target
 from governance_dev.reference import email_pseudonym
 from tests.integration import sweep_support as s
 
@@ -31,7 +33,7 @@ NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 TWO_YEARS = relativedelta(years=2)
 SECOND = timedelta(seconds=1)
 RULE = "order-records"
-ENGINE_LOG = "governance.sweep.engine"
+ENGINE_LOG = "governance.sweep.strategies.work_table"
 
 # The RET-3 view as it was before the chunk column: the same clock, no ``chunk``.
 PLAIN_VIEW = """

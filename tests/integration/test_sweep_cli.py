@@ -10,8 +10,8 @@ import pytest
 from governance.cli import main
 from governance.db import connect
 from governance.policy import load_policy
-from governance.sweep.engine import LOCK_NAMESPACE
-from governance.sweep.selection import lock_key
+from governance.sweep.rule import LOCK_NAMESPACE
+from governance.sweep.target import lock_key
 from governance_dev.loader import seed
 from tests.integration import sweep_support as s
 

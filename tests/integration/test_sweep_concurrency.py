@@ -13,8 +13,8 @@ from dateutil.relativedelta import relativedelta
 from governance.db import connect
 from governance.policy import load_policy
 from governance.sweep import sweep_rule
-from governance.sweep.engine import LOCK_NAMESPACE
-from governance.sweep.selection import lock_key
+from governance.sweep.rule import LOCK_NAMESPACE
+from governance.sweep.target import lock_key
 from tests.integration import sweep_support as s
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)

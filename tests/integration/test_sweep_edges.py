@@ -97,7 +97,7 @@ rules:
     requirements: [RET-1]
     category: CAT-1
     table: select.order
-    clock: {view: select.window, sql: clocks/ret_1_visits.sql}
+    clock: {column: at}
     window: P1D
     action: {type: delete}
     audit: audit/visit_data.sql
@@ -105,7 +105,7 @@ rules:
     requirements: [RET-8]
     category: CAT-1
     table: select.limit
-    clock: {view: select.window_limit, sql: clocks/ret_1_visits.sql}
+    clock: {view: select.window_limit, sql: clocks/ret_3_orders.sql}
     window: P1D
     action: {type: anonymise, marker_column: end, columns: {desc: {strategy: fixed_value, value: "x'; DROP TABLE x; --"}}}
     audit: audit/visit_data.sql
@@ -129,9 +129,6 @@ def test_identifiers_from_the_policy_are_quoted(shop, s3):
                 f'INSERT INTO "select"."{table}" ("user", "desc", "at") VALUES (1, %s, %s), (2, %s, %s)',
                 ("old", now - timedelta(days=1), "new", now - timedelta(days=1) + SECOND),
             )
-        cur.execute(
-            'CREATE VIEW "select"."window" AS SELECT o."group" AS record_id, o."at" AS clock FROM "select"."order" o'
-        )
         cur.execute(
             'CREATE VIEW "select"."window_limit" AS SELECT o."group" AS record_id, o."at" AS clock '
             'FROM "select"."limit" o WHERE o."end" IS NULL'

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from governance.policy import load_policy
 from governance.sweep import sweep_rule
-from governance.sweep.engine import DROPS_PER_TRANSACTION
+from governance.sweep.strategies.partitions import DROPS_PER_TRANSACTION
 from tests.integration import sweep_support as s
 
 NOW = datetime(2026, 3, 1, 12, 30, tzinfo=UTC)

@@ -185,12 +185,12 @@ def test_a_clock_may_be_a_column_of_the_rules_table(tmp_path):
     ("clock", "expected"),
     [
         ({"column": "last_activity_at", "view": "governance_clocks.ret_1_visits"}, "not both"),
-        ({"column": "last_activity_at", "sql": "clocks/ret_1_visits.sql"}, "not both"),
+        ({"column": "last_activity_at", "sql": "clocks/ret_2_accounts.sql"}, "not both"),
         ({}, "a clock needs {column: NAME}"),
         ({"view": "governance_clocks.ret_1_visits"}, "a clock view needs 'sql'"),
-        ({"sql": "clocks/ret_1_visits.sql"}, "needs 'view'"),
+        ({"sql": "clocks/ret_2_accounts.sql"}, "needs 'view'"),
         ({"column": "Last Activity"}, "'Last Activity' is not a plain lower-case column name"),
-        ({"view": "ret_1_visits", "sql": "clocks/ret_1_visits.sql"}, "schema-qualified"),
+        ({"view": "ret_1_visits", "sql": "clocks/ret_2_accounts.sql"}, "schema-qualified"),
         ({"view": "governance_clocks.ret_1_visits", "sql": "clocks/nope.sql"}, "clock SQL file 'clocks/nope.sql'"),
     ],
 )

@@ -1,5 +1,5 @@
-"""Pure logic of the sweep: stage order, lock keys, the index bound of a window, clock-view shapes,
-result arithmetic. Fixed answers, and a property for the bound (RET-10 calendar arithmetic)."""
+"""Pure logic of the sweep: stage order, lock keys, the index bound of a window, how a clock is
+declared, result arithmetic, the strategy and action registries. Fixed answers, and a property for the bound (RET-10 calendar arithmetic)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 
 from governance.policy import DEFAULT_POLICY_PATH, PolicyError, load_policy, parse_policy
 from governance.sweep import RuleResult, sweep_stages
-from governance.sweep.selection import _plain_clock_column, index_bound, lock_key
+from governance.sweep.selection import index_bound
+from governance.sweep.target import lock_key
 from governance.windows import Window
 
 
@@ -77,27 +78,47 @@ def test_every_expired_clock_is_within_the_index_bound(clock, now, window):
         assert clock <= index_bound(now, w)
 
 
+ORDERS_VIEW = {"view": "governance_clocks.ret_3_orders", "sql": "clocks/ret_3_orders.sql"}
+
+
+def policy_with_clock(clock: dict):
+    data = copy.deepcopy(yaml.safe_load(DEFAULT_POLICY_PATH.read_text()))
+    next(rule for rule in data["rules"] if rule["id"] == "visit-data")["clock"] = clock
+    return parse_policy(data, "test.yaml")
+
+
 @pytest.mark.parametrize(
-    "viewdef, expected",
+    "clock, problem",
     [
-        (
-            " SELECT v.visit_id AS record_id,\n    v.last_activity_at AS clock\n   FROM shop.visits v;",
-            "last_activity_at",
-        ),
-        ("SELECT visit_id AS record_id, last_activity_at AS clock FROM shop.visits;", "last_activity_at"),
-        ("SELECT visits.visit_id AS record_id, visits.last_activity_at AS clock FROM shop.visits", "last_activity_at"),
-        (
-            " SELECT a.account_id AS record_id,\n    a.deleted_at AS clock\n   FROM shop.accounts a\n  WHERE a.deleted_at IS NOT NULL;",
-            None,
-        ),
-        ("SELECT v.visit_id AS record_id, v.started_at + '1 day'::interval AS clock FROM shop.visits v;", None),
-        ("SELECT v.session_id AS record_id, v.last_activity_at AS clock FROM shop.visits v;", None),  # not the key
-        ("SELECT v.visit_id AS record_id, x.last_activity_at AS clock FROM shop.visits v;", None),
-        ("SELECT v.visit_id AS record_id, v.last_activity_at AS clock FROM other.visits v;", None),
+        ({"column": "last_activity_at"}, None),
+        (ORDERS_VIEW, None),
+        ({}, "a clock needs"),
+        ({"column": "last_activity_at", **ORDERS_VIEW}, "not both"),
+        ({"view": ORDERS_VIEW["view"]}, "a clock view needs 'sql'"),
+        ({"sql": ORDERS_VIEW["sql"]}, "needs 'view'"),
+        ({"column": "last_activity_at", "sql": ORDERS_VIEW["sql"]}, "not both"),
+        ({"column": "Last Activity"}, "not a plain lower-case column name"),
+        ({"column": "last_activity_at; DROP TABLE x"}, "not a plain lower-case column name"),
     ],
 )
-def test_a_clock_is_a_column_only_for_plain_projections(viewdef, expected):
-    assert _plain_clock_column(viewdef, "shop.visits", "visit_id") == expected
+def test_a_clock_is_declared_as_a_column_or_as_a_view_with_its_sql(clock, problem):
+    """The strategy follows from the policy, never from a view's SQL text: exactly one of the two."""
+    if problem is None:
+        assert policy_with_clock(clock).rule("visit-data").clock.column == clock.get("column")
+        return
+    with pytest.raises(PolicyError) as error:
+        policy_with_clock(clock)
+    message = str(error.value)
+    assert "test.yaml" in message and "visit-data" in message and problem in message
+
+
+def test_column_clocks_have_no_sql_file_to_apply():
+    policy = load_policy()
+    assert policy.rule("visit-data").clock.column == "last_activity_at"
+    assert policy.rule("cookie-preferences").clock.column == "given_at"
+    files = policy.clock_sql_files()
+    assert files and all(f.startswith("clocks/") for f in files)
+    assert "clocks/ret_1_visits.sql" not in files and "clocks/ret_6_cookie_preferences.sql" not in files
 
 
 def test_results_add_up_and_keep_the_agreed_fields():
@@ -121,3 +142,62 @@ def test_results_add_up_and_keep_the_agreed_fields():
         "skipped_locked",
     }
     assert agreed <= set(m.to_dict())
+
+
+def test_the_registries_name_the_valid_choices():
+    from governance.errors import GovernanceError, UnknownChoice
+    from governance.sweep.actions import action_named
+    from governance.sweep.strategies import strategy_named
+
+    assert strategy_named("blocks").name == "blocks" and action_named("anonymise").name == "anonymise"
+    with pytest.raises(UnknownChoice) as error:
+        strategy_named("rows")
+    assert str(error.value) == "no sweep strategy 'rows'; valid: blocks, partitions, work"
+    with pytest.raises(GovernanceError, match="no sweep action 'shred'; valid: anonymise, delete, purge_objects"):
+        action_named("shred")
+
+
+def test_results_tally_batch_counts_by_their_evidence_keys():
+    r = RuleResult("r", ["RET-5a"], "purge_objects")
+    r.add_counts({"tombstoned": 3})
+    r.add_counts({"deleted": 2, "objects_deleted": 5, "object_errors": 1})
+    r.add_counts({"rows_estimated": 7, "partitions_dropped": 1})
+    assert (r.tombstoned, r.deleted, r.objects_purged, r.object_errors) == (3, 2, 5, 1)
+    assert (r.rows_estimated, r.partitions_dropped, r.records_changed) == (7, 1, 6)
+
+
+def test_the_batch_retry_policy_backs_off_then_gives_up(monkeypatch):
+    """Transient PostgreSQL errors: 3 retries after 0.2, 0.4, 0.8 s, then the caller's error."""
+    import psycopg2.errors
+
+    from governance.errors import BatchFailed
+    from governance.retry import BATCH_RETRIES, retry_transient
+
+    slept: list[float] = []
+    monkeypatch.setattr("time.sleep", slept.append)
+    calls = []
+
+    def flaky() -> str:
+        calls.append(1)
+        if len(calls) < 3:
+            raise psycopg2.errors.LockNotAvailable()
+        return "done"
+
+    assert retry_transient(flaky, lambda exc: BatchFailed(type(exc).__name__)) == "done"
+    assert slept == [0.2, 0.4] and len(calls) == 3
+
+    def always() -> None:
+        raise psycopg2.errors.SerializationFailure()
+
+    slept.clear()
+    with pytest.raises(BatchFailed, match="SerializationFailure") as error:
+        retry_transient(always, lambda exc: BatchFailed(type(exc).__name__))
+    assert error.value.retryable and slept == [0.2, 0.4, 0.8] and BATCH_RETRIES == 3
+
+    def broken() -> None:
+        raise psycopg2.errors.UndefinedTable()
+
+    slept.clear()
+    with pytest.raises(psycopg2.errors.UndefinedTable):  # not transient: no retry
+        retry_transient(broken, lambda exc: BatchFailed(type(exc).__name__))
+    assert slept == []

@@ -5,33 +5,30 @@ sweeps one rule (plan -> execute -> verify), ``sweep`` several in an order that 
 rules' ``after``. The DAG ``retention_sweep``, the CLI (``governance plan``/``governance sweep``),
 the tests and the benchmarks all call these; the package does not import Airflow.
 
-Modules: ``selection`` (which records are due and not held, as SQL), ``engine`` (batches,
-evidence, locking, verification), ``partitions`` (dropping expired range partitions),
-``objects`` (deleting CAT-5 objects and all their versions).
+Modules: ``engine`` (the public API), ``rule`` (one rule: lock, passes, verification, summary),
+``strategies`` (how due rows are cut into batches: blocks, work, partitions), ``actions`` (what a
+batch does: delete, anonymise, purge_objects), ``runner`` (the batch transaction, its retries and
+evidence), ``target``/``selection``/``held`` (which records are due and not held, as SQL),
+``counting`` and ``planning`` (counts and plans), ``partitions`` (listing and creating range
+partitions), ``objects`` (deleting CAT-5 objects and all their versions), ``stages`` (rule order).
 """
 
 import importlib
 from typing import Any
 
 _EXPORTS = {
-    "engine": [
+    "governance.errors": [
         "BatchFailed",
         "DependencyFailed",
-        "LockTimeout",
         "ObjectPurgeFailed",
-        "Options",
-        "RulePlan",
-        "RuleResult",
         "SweepError",
         "SweepFailed",
         "VerifyFailed",
-        "check_policy",
-        "plan",
-        "settle_rules",
-        "sweep",
-        "sweep_rule",
     ],
-    "stages": ["sweep_stages", "after_cycles"],
+    "governance.sweep.options": ["Options"],
+    "governance.sweep.results": ["RulePlan", "RuleResult"],
+    "governance.sweep.engine": ["check_policy", "plan", "settle_rules", "sweep", "sweep_rule"],
+    "governance.sweep.stages": ["sweep_stages", "after_cycles"],
 }
 __all__ = [name for names in _EXPORTS.values() for name in names]
 
@@ -41,5 +38,5 @@ def __getattr__(name: str) -> Any:
     # engine's psycopg2 and boto3.
     for module, names in _EXPORTS.items():
         if name in names:
-            return getattr(importlib.import_module(f"governance.sweep.{module}"), name)
+            return getattr(importlib.import_module(module), name)
     raise AttributeError(f"module 'governance.sweep' has no attribute {name!r}")

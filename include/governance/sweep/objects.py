@@ -3,7 +3,7 @@
 DeleteObjects takes at most 1,000 keys a call, and answers per key: a key can fail (object lock,
 legal hold, permissions) while the others go. Like the Amazon provider's
 ``S3Hook.delete_objects`` we chunk by 1,000 and read the per-key ``Errors``; unlike it we never
-log the keys (an object key can carry a file name, CONVENTIONS habit 6), and on a versioned
+log the keys (an object key can carry a file name, CONTRIBUTING.md habit 6), and on a versioned
 bucket we delete every version and delete marker of each key (``list_object_versions``),
 because a plain delete there only adds a delete marker and the bytes stay.
 
@@ -17,9 +17,13 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 import botocore.exceptions
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import ObjectIdentifierTypeDef
 
 DELETE_OBJECTS_LIMIT = 1000  # keys per DeleteObjects request (S3 API limit)
 LISTING_THREADS = 8
@@ -41,7 +45,7 @@ class PurgeOutcome:
 
 
 def purge_objects(
-    s3: Any, objects: Iterable[ObjectRef], *, versioned_cache: dict[str, bool] | None = None
+    s3: S3Client, objects: Iterable[ObjectRef], *, versioned_cache: dict[str, bool] | None = None
 ) -> PurgeOutcome:
     """Delete each (bucket, key) with all its versions; a key is ``gone`` only when nothing of it
     failed. A missing key or bucket counts as gone (a rerun after a crash finds them so)."""
@@ -51,6 +55,7 @@ def purge_objects(
     for bucket, key in dict.fromkeys(objects):
         by_bucket[bucket].append(key)
     for bucket, keys in by_bucket.items():
+        to_delete: list[ObjectIdentifierTypeDef]
         try:
             if bucket not in cache:
                 cache[bucket] = _is_versioned(s3, bucket)
@@ -74,16 +79,16 @@ def purge_objects(
     return outcome
 
 
-def _is_versioned(s3: Any, bucket: str) -> bool:
+def _is_versioned(s3: S3Client, bucket: str) -> bool:
     status = s3.get_bucket_versioning(Bucket=bucket).get("Status")
     return status in ("Enabled", "Suspended")  # suspended buckets keep their old versions
 
 
-def _all_versions(s3: Any, bucket: str, keys: list[str]) -> list[dict[str, str]]:
+def _all_versions(s3: S3Client, bucket: str, keys: list[str]) -> list[ObjectIdentifierTypeDef]:
     """Every version and delete marker of exactly these keys (a prefix listing per key, in threads)."""
 
-    def versions_of(key: str) -> list[dict[str, str]]:
-        found = []
+    def versions_of(key: str) -> list[ObjectIdentifierTypeDef]:
+        found: list[ObjectIdentifierTypeDef] = []
         paginator = s3.get_paginator("list_object_versions")
         for page in paginator.paginate(Bucket=bucket, Prefix=key):
             for item in page.get("Versions", []) + page.get("DeleteMarkers", []):
@@ -95,7 +100,7 @@ def _all_versions(s3: Any, bucket: str, keys: list[str]) -> list[dict[str, str]]
         return [v for versions in pool.map(versions_of, keys) for v in versions]
 
 
-def _delete(s3: Any, bucket: str, objects: list[dict[str, str]], outcome: PurgeOutcome) -> dict[str, str]:
+def _delete(s3: S3Client, bucket: str, objects: list[ObjectIdentifierTypeDef], outcome: PurgeOutcome) -> dict[str, str]:
     """DeleteObjects in chunks of 1,000; returns key -> error code for every key that failed."""
     failed: dict[str, str] = {}
     for start in range(0, len(objects), DELETE_OBJECTS_LIMIT):

@@ -10,10 +10,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Literal, get_args
 
-from governance.errors import GovernanceError
+from governance.errors import OptionError
+
+__all__ = ["DEFAULT_BATCH_SIZE", "PARTITION_COUNTS", "STRATEGIES", "OptionError", "Options"]
 
 # How a rule's due rows are cut into batches: "auto" lets the engine choose from the table's
-# statistics (see governance.sweep.strategies); a rule on a partitioned table always uses partitions.
+# statistics (``governance.sweep.strategies.choose``); a table range-partitioned on its column clock
+# always uses partitions.
 Strategy = Literal["auto", "blocks", "work"]
 STRATEGIES: tuple[str, ...] = get_args(Strategy)
 # The rows of a fully expired partition that is dropped: "exact" counts them (count(*), reads the
@@ -22,12 +25,6 @@ PartitionCounts = Literal["exact", "estimated"]
 PARTITION_COUNTS: tuple[str, ...] = get_args(PartitionCounts)
 
 DEFAULT_BATCH_SIZE = 10_000
-
-
-class OptionError(GovernanceError, ValueError):
-    """A sweep option outside its choices or range; the message names the option and the choices."""
-
-    exit_code = 2
 
 
 @dataclass

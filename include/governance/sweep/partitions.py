@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 import psycopg2.errors
 from psycopg2 import sql
+from psycopg2.extensions import connection
 
-from governance.sweep.selection import split_name
+from governance.db import transaction
+from governance.sweep.target import split_name
 from governance.windows import Window, as_utc
 
 
@@ -37,7 +38,7 @@ class Partition:
         return f"{self.schema}.{self.name}"
 
 
-def list_partitions(conn: Any, table: str, now: datetime, window: Window) -> list[Partition]:
+def list_partitions(conn: connection, table: str, now: datetime, window: Window) -> list[Partition]:
     """Leaf partitions of ``table`` with what the bounds say about expiry (in SQL, UTC arithmetic)."""
     schema, name = split_name(table)
     with conn.cursor() as cur:
@@ -72,35 +73,33 @@ def list_partitions(conn: Any, table: str, now: datetime, window: Window) -> lis
 
 
 def ensure_ahead(
-    conn: Any, table: str, now: datetime, *, behind: timedelta, ahead: timedelta, lock_timeout: str
+    conn: connection, table: str, now: datetime, *, behind: timedelta, ahead: timedelta, lock_timeout: str
 ) -> tuple[int, list[str]]:
     """Create the hourly partitions for [now - behind, now + ahead); returns (created, hours that
     could not be created because the default partition holds rows of that hour)."""
     start = as_utc(now).replace(minute=0, second=0, microsecond=0) - behind
     end = as_utc(now) + ahead
-    created, conflicts = 0, []
-    with conn.cursor() as cur:
-        cur.execute("SET LOCAL lock_timeout = %s", (lock_timeout,))
-        try:
-            cur.execute("SELECT governance.ensure_hourly_partitions(%s::regclass, %s, %s)", (table, start, end))
-            created = cur.fetchone()[0]
-            conn.commit()
-            return created, conflicts
-        except psycopg2.errors.CheckViolation:
-            conn.rollback()
-        # Some hour has rows in the default partition: create hour by hour, keep going.
-        hour = start
-        while hour < end:
-            cur.execute("SET LOCAL lock_timeout = %s", (lock_timeout,))
-            try:
-                cur.execute(
-                    "SELECT governance.ensure_hourly_partitions(%s::regclass, %s, %s)",
-                    (table, hour, hour + timedelta(hours=1)),
-                )
-                created += cur.fetchone()[0]
-                conn.commit()
-            except psycopg2.errors.CheckViolation:
-                conn.rollback()
-                conflicts.append(hour.strftime("%Y%m%d%H"))
-            hour += timedelta(hours=1)
+    created = _ensure_hourly(conn, table, start, end, lock_timeout)
+    if created is not None:
+        return created, []
+    # Some hour has rows in the default partition: create hour by hour, keep going.
+    created, conflicts, hour = 0, list[str](), start
+    while hour < end:
+        made = _ensure_hourly(conn, table, hour, hour + timedelta(hours=1), lock_timeout)
+        if made is None:
+            conflicts.append(hour.strftime("%Y%m%d%H"))
+        created += made or 0
+        hour += timedelta(hours=1)
     return created, conflicts
+
+
+def _ensure_hourly(conn: connection, table: str, start: datetime, end: datetime, lock_timeout: str) -> int | None:
+    """Partitions created for [start, end) in one transaction; None when the default partition
+    holds rows of those hours (nothing created)."""
+    try:
+        with transaction(conn, lock_timeout=lock_timeout) as cur:
+            cur.execute("SELECT governance.ensure_hourly_partitions(%s::regclass, %s, %s)", (table, start, end))
+            row = cur.fetchone()
+    except psycopg2.errors.CheckViolation:
+        return None
+    return int(row[0]) if row else 0

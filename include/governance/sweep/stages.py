@@ -7,7 +7,8 @@ Imports the policy model only, so a DAG file can compute its stages at parse tim
 
 from __future__ import annotations
 
-from governance.policy import Policy, PolicyError
+from governance.errors import PolicyError
+from governance.policy import Policy
 from governance.policy.order import after_cycles  # the cycle check lives in the policy model now
 
 __all__ = ["after_cycles", "sweep_stages"]

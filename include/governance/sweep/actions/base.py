@@ -1,0 +1,62 @@
+"""What every sweep action shares: the ``Batch`` it is given (rows of one relation that a strategy
+selected) and the ``Action`` base class the registry (``governance.sweep.actions``) looks up by name."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from psycopg2 import sql
+
+from governance.sweep.runner import BatchRunner
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+
+@dataclass(frozen=True)
+class Batch:
+    """The rows of ``relation`` (alias t) matching ``where``; ``using`` is a subquery (alias w)
+    joined to them, e.g. a slice of the work table. ``params`` add to the selection's."""
+
+    relation: sql.Composable
+    where: sql.Composable
+    step: str
+    details: dict[str, Any]
+    params: dict[str, Any]
+    using: sql.Composable | None = None
+
+    def joined(self, keyword: str) -> sql.Composable:
+        """`` <keyword> (using) w``, or nothing without ``using``."""
+        if self.using is None:
+            return sql.SQL("")
+        return sql.SQL(" {} ({}) w").format(sql.SQL(keyword), self.using)
+
+
+class Action:
+    """What a batch does to the rows it is given. One instance per rule sweep."""
+
+    name: ClassVar[str]
+
+    def __init__(self, runner: BatchRunner, s3: S3Client | None):
+        self.runner = runner
+        self.s3 = s3
+        # Objects that could not be deleted in this sweep, (bucket, key) -> error code.
+        self.failures: dict[tuple[str, str], str] = {}
+
+    def resume(self) -> None:
+        """Finish what an interrupted sweep of the rule left half done (nothing, for most actions)."""
+
+    def apply(self, batch: Batch) -> int | None:
+        """Act on the batch's rows; returns the rows changed (None when they change in later steps)."""
+        raise NotImplementedError
+
+    def change(self, batch: Batch, statement: sql.Composable, label: str, params: dict[str, Any]) -> int:
+        """Run one counted statement as a batch: ``{label: rows}`` is its evidence."""
+        all_params = {**self.runner.sel.params, **batch.params, **params}
+
+        def work(cur: Any) -> dict[str, int]:
+            cur.execute(statement, all_params)
+            return {label: cur.rowcount}
+
+        return self.runner.run(batch.step, work, batch.details)[label]

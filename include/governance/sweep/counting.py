@@ -1,0 +1,63 @@
+"""Counting a rule's due rows, and how many chunks (short transactions) a due set is computed,
+verified or planned in (clock views with a ``chunk`` column, include/sql/clocks/README.md; RET-3)."""
+
+from __future__ import annotations
+
+import math
+
+from psycopg2.extensions import connection
+
+from governance.db import transaction
+from governance.sweep.options import Options
+from governance.sweep.selection import Selection
+from governance.sweep.target import Target
+
+MAX_CHUNKS = 256  # a chunked due set is computed in at most this many transactions
+# A verification chunk counts, it neither joins nor writes due rows (none are left): per row about
+# half the work of a compute chunk, so its chunks hold twice the rows.
+VERIFY_CHUNK_FACTOR = 2
+ROWS_PER_PAGE_GUESS = 60.0  # a table never analysed: rows per heap page assumed
+
+
+def chunk_count(
+    conn: connection, target: Target, opts: Options, *, removed: int = 0, per_chunk: int | None = None
+) -> int:
+    """How many chunks a due set is computed, verified or planned in: 1 unless the clock views have
+    a ``chunk`` column; else ``opts.chunks``, or one per ``per_chunk`` (default ``chunk_rows``) rows
+    of the table (its statistics, or its size where it was never analysed) less the ``removed`` rows
+    a sweep has already anonymised or deleted (they are no longer in the view), at most MAX_CHUNKS.
+    Ends its (catalogue-only) transaction."""
+    if not target.chunked:
+        return 1
+    if opts.chunks:
+        return max(1, min(MAX_CHUNKS, opts.chunks))
+    with transaction(conn) as cur:
+        cur.execute(
+            "SELECT coalesce(sum(CASE WHEN c.reltuples >= 0 THEN c.reltuples ELSE "
+            "pg_relation_size(c.oid) / current_setting('block_size')::int * %s END), 0) "
+            "FROM pg_class c WHERE c.oid = %s::regclass AND c.relkind = 'r' "
+            "OR c.oid IN (SELECT relid FROM pg_partition_tree(%s::regclass) WHERE isleaf)",
+            (ROWS_PER_PAGE_GUESS, target.table, target.table),
+        )
+        row = cur.fetchone()
+        rows = max(0.0, float(row[0] if row else 0) - removed)
+    return max(1, min(MAX_CHUNKS, math.ceil(rows / max(1, per_chunk or opts.chunk_rows))))
+
+
+def count_due(
+    conn: connection, sel: Selection, opts: Options, *, removed: int = 0, read_only: bool = False
+) -> tuple[int, int]:
+    """(due and not held, due but held) of a selection, chunk by chunk for a clock view with a
+    ``chunk`` column (RET-3), each chunk its own short transaction (READ ONLY and rolled back with
+    ``read_only``, as a plan's): a record is in one chunk, so the sums are the counts. Chunks hold
+    VERIFY_CHUNK_FACTOR x ``chunk_rows`` rows (a count neither joins nor writes); one transaction
+    for other clocks."""
+    chunks = chunk_count(conn, sel.target, opts, removed=removed, per_chunk=VERIFY_CHUNK_FACTOR * opts.chunk_rows)
+    due = held = 0
+    for chunk in range(chunks):
+        with transaction(conn, read_only=read_only) as cur:
+            cur.execute(sel.counts(chunked=chunks > 1), {**sel.params, "chunks": chunks, "chunk": chunk})
+            row = cur.fetchone()
+        chunk_due, chunk_held = row if row else (0, 0)
+        due, held = due + chunk_due, held + chunk_held
+    return due, held

@@ -1,0 +1,178 @@
+"""One rule's sweep, after its lock is taken: finish what an interrupted sweep left ('purging'
+rows), choose the strategy, run passes until verification finds nothing due (the pass policy,
+``governance.retry.MAX_PASSES``), create partitions ahead, and record the rule's summary.
+
+A per-rule session advisory lock (``rule_lock``) keeps two sweeps off the same rule; after each
+pass the same selection is counted again and must find nothing (else ``VerifyFailed``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+from psycopg2.extensions import connection
+
+from governance.db import transaction
+from governance.errors import ObjectPurgeFailed, VerifyFailed
+from governance.retry import MAX_PASSES
+from governance.sweep.actions import action_named
+from governance.sweep.counting import count_due
+from governance.sweep.held import Holds
+from governance.sweep.partitions import ensure_ahead
+from governance.sweep.results import RuleResult
+from governance.sweep.runner import BatchRunner, SweepRun
+from governance.sweep.selection import Selection
+from governance.sweep.strategies import choose, strategy_named
+from governance.sweep.target import load_target, lock_key
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+log = logging.getLogger(__name__)
+
+LOCK_NAMESPACE = 0x5EE9  # first key of pg_advisory_lock(int, int): "sweep"
+
+
+@contextmanager
+def rule_lock(conn: connection, rule_id: str, wait: float) -> Iterator[bool]:
+    """A session advisory lock on the rule, held across the rule's many short transactions; yields
+    whether it was taken (within ``wait`` seconds)."""
+    key = lock_key(rule_id)
+    deadline = time.monotonic() + max(0.0, wait)
+    while True:
+        with transaction(conn) as cur:
+            cur.execute("SELECT pg_try_advisory_lock(%s, %s)", (LOCK_NAMESPACE, key))
+            row = cur.fetchone()
+        got = bool(row and row[0])
+        if got or time.monotonic() >= deadline:
+            break
+        time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
+    try:
+        yield got
+    finally:
+        if got:
+            conn.rollback()
+            with transaction(conn) as cur:
+                cur.execute("SELECT pg_advisory_unlock(%s, %s)", (LOCK_NAMESPACE, key))
+
+
+class RuleSweep:
+    """One rule's execution at ``now`` for run ``run_id``: passes, verification, summary."""
+
+    def __init__(self, conn: connection, s3: S3Client | None, run: SweepRun, rule_id: str):
+        self.conn, self.now, self.opts = conn, run.now, run.opts
+        holds = Holds.at(conn, run.now)
+        conn.commit()
+        target = load_target(conn, run.policy, rule_id)
+        conn.commit()
+        self.sel = Selection(target, run.now, holds)
+        rule = target.rule
+        self.result = RuleResult(rule.id, list(rule.requirements), rule.action.type)
+        self.runner = BatchRunner(conn, run, self.sel, self.result)
+        self.action = action_named(rule.action.type)(self.runner, s3)
+
+    def run(self) -> RuleResult:
+        start = time.perf_counter()
+        t, r = self.sel.target, self.result
+        self.action.resume()
+        with transaction(self.conn) as cur:
+            r.strategy = choose(cur, self.sel, self.opts)
+        remaining = self.sweep_until_verified()
+        if t.drops_partitions:
+            self.create_partitions_ahead()
+        r.seconds = time.perf_counter() - start
+        if self.action.failures:
+            codes = dict(Counter(self.action.failures.values()))
+            raise ObjectPurgeFailed(t.rule.id, len(self.action.failures), codes)
+        if remaining:
+            raise VerifyFailed(t.rule.id, remaining)
+        self.record_summary()
+        log.info("rule %s: %s", t.rule.id, r.to_dict())
+        return r
+
+    def sweep_until_verified(self) -> int | None:
+        """Passes of the strategy until verification finds nothing due (at most MAX_PASSES), or an
+        object could not be purged; returns what the last verification found due (None: none ran)."""
+        strategy = strategy_named(self.result.strategy)(self.runner, self.action)
+        remaining = None
+        for attempt in range(MAX_PASSES):
+            before = self.result.records_changed
+            strategy.sweep()
+            if self.action.failures:
+                break
+            remaining, self.result.held = self.verify()
+            if remaining == 0:
+                break
+            # Rows changed under the pass: moved by an update, or newly governed by this rule because a
+            # rule running beside it removed what another rule's clock hung on (a deleted account's saved
+            # products). Another pass picks them up; what survives MAX_PASSES fails verification.
+            log.info(
+                "rule %s: %d due record(s) left after pass %d (%d removed in it); sweeping again",
+                self.result.rule,
+                remaining,
+                attempt + 1,
+                self.result.records_changed - before,
+            )
+        return remaining
+
+    def verify(self) -> tuple[int, int]:
+        """The same selection again: (due and not held, due but held); the first must be 0.
+        Tombstones this sweep could not finish fail it before (ObjectPurgeFailed); 'purging' rows
+        another rule is finishing right now are that rule's. Counted of the rows still in the view
+        (those this sweep anonymised or deleted are out of it)."""
+        return count_due(self.conn, self.sel, self.opts, removed=self.result.anonymised + self.result.deleted)
+
+    def create_partitions_ahead(self) -> None:
+        t, opts = self.sel.target, self.opts
+        created, conflicts = ensure_ahead(
+            self.conn,
+            t.table,
+            self.now,
+            behind=opts.partitions_behind,
+            ahead=opts.partitions_ahead,
+            lock_timeout=opts.lock_timeout,
+        )
+        self.result.partitions_created = created
+        if conflicts:
+            log.warning(
+                "rule %s: %d hour(s) not partitioned, the default partition holds rows of them",
+                t.rule.id,
+                len(conflicts),
+            )
+
+    def record_summary(self) -> None:
+        """kind='sweep_rule': totals of every batch of this run for the rule (all attempts).
+        Cumulative over the run; a later pass with an effect (a retry, settling) adds summary#n; a
+        rerun that changed nothing records nothing."""
+        r, run_id = self.result, self.runner.run_id
+        with transaction(self.conn) as cur:
+            cur.execute(
+                "SELECT c.key, sum(c.value::bigint) FROM governance.evidence e, jsonb_each_text(e.counts) c "
+                "WHERE e.kind = 'sweep_batch' AND e.run_id = %s AND e.rule_id = %s GROUP BY c.key ORDER BY 1",
+                (run_id, r.rule),
+            )
+            totals = {str(key): int(value) for key, value in cur.fetchall()}
+            totals["held"] = r.held
+            cur.execute(
+                "SELECT count(*) FROM governance.evidence WHERE kind = 'sweep_rule' AND run_id = %s AND rule_id = %s",
+                (run_id, r.rule),
+            )
+            row = cur.fetchone()
+            summaries = int(row[0]) if row else 0
+            if summaries and not r.records_changed:
+                return  # committing a read-only transaction: nothing written
+            details = {
+                "strategy": r.strategy,
+                "verified_remaining": 0,
+                "attempt_seconds": round(r.seconds, 3),
+                "attempt_batches": r.batches,
+                "max_batch_seconds": round(r.max_batch_seconds, 4),
+                "partitions_created": r.partitions_created,
+            }
+            step = "summary" if not summaries else f"summary#{summaries + 1}"
+            self.runner.record(cur, "sweep_rule", step, totals, details)
