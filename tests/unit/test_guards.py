@@ -101,7 +101,7 @@ def test_wait_lock_must_be_a_finite_non_negative_number(value, capsys):
 @pytest.mark.parametrize("path", ["../../../outside.sql", "/etc/passwd", "clocks/../../policies/photo_shop.yaml"])
 def test_sql_paths_stay_inside_include_sql(field, path):
     data = raw_policy()
-    rule = data["rules"][0]
+    rule = next(rule for rule in data["rules"] if "view" in rule["clock"])
     if field == "clock":
         rule["clock"] = {"view": rule["clock"]["view"], "sql": path}
     else:

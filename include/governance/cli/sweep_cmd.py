@@ -18,8 +18,8 @@ import sys
 
 from governance.cli import now_of
 from governance.cli.common import Subparsers, connection_of, lazy_s3_of, policy_of, positive_int
+from governance.errors import SweepError
 from governance.objectstore import ObjectStoreUnavailable
-from governance.sweep.engine import SweepError
 from governance.sweep.options import DEFAULT_BATCH_SIZE, PARTITION_COUNTS, STRATEGIES, Options
 from governance.windows import iso
 
