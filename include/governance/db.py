@@ -18,9 +18,9 @@ import psycopg2
 import psycopg2.extensions
 from psycopg2.extensions import connection, cursor
 
-from governance.errors import SettingsError
+from governance.errors import InfrastructureError, SettingsError
 from governance.policy import SQL_DIR, Policy
-from governance.settings import redact_url
+from governance.settings import UNREACHABLE_SECTION, redact
 
 SCHEMA_FILES = sorted((SQL_DIR / "schema").glob("*.sql"))
 SCHEMA_LOCK_KEY = 0x60FE_0001  # pg_advisory_xact_lock key for schema changes
@@ -81,17 +81,27 @@ def prepare(conn: connection) -> connection:
 
 
 def connect(url: str, *, source: str = "", application_name: str = "governance") -> connection:
-    """Open a connection, or raise SettingsError naming the setting to fix (never the password)."""
+    """Open a connection, or raise SettingsError (a malformed URL or DSN) or InfrastructureError (the
+    server cannot be reached or refused us) naming the setting to fix; never the password."""
+    where = f" (from {source})" if source else ""
     try:
         conn = psycopg2.connect(url, application_name=application_name, options="-c TimeZone=UTC", connect_timeout=10)
     except psycopg2.OperationalError as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        where = f" (from {source})" if source else ""
+        raise InfrastructureError(
+            f"database: cannot reach {redact(url)}{where}: {_first_line(exc)}. Check that PostgreSQL is running "
+            f"and the host, port and credentials; see {UNREACHABLE_SECTION}"
+        ) from None
+    except psycopg2.Error as exc:  # libpq refused the text itself (ProgrammingError: invalid dsn)
         raise SettingsError(
-            f"cannot reach the database at {redact_url(url)}{where}: {reason}. "
-            "Check the URL, that PostgreSQL is running, and the credentials."
+            f"database: {redact(url)}{where} is not a PostgreSQL URL or DSN ({_first_line(exc)}); write e.g. "
+            f"postgresql://USER@HOST:5432/DB; see {UNREACHABLE_SECTION}"
         ) from None
     return conn
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return redact(text.splitlines()[0]) if text else type(exc).__name__
 
 
 def apply_schema(conn: connection, policy: Policy | None = None) -> None:

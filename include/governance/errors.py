@@ -31,6 +31,14 @@ class SettingsError(GovernanceError):
     exit_code = 2
 
 
+class InfrastructureError(SettingsError):
+    """A service (the database, the object store) that cannot be reached or refused us: the message
+    names the component, the cause and the runbook section. A retry may help once it is back."""
+
+    retryable = True
+    exit_code = 4
+
+
 class PolicyError(GovernanceError):
     """A policy file that cannot be enforced. ``problems`` are lines naming file, rule and field."""
 

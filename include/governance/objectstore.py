@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, cast
+import functools
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, cast
 
 import boto3
 import botocore.exceptions
 from botocore.config import Config
 
-from governance.errors import SettingsError
-from governance.settings import S3_ENDPOINT_ENV, Settings
+from governance.errors import InfrastructureError, SettingsError
+from governance.settings import S3_ENDPOINT_ENV, UNREACHABLE_SECTION, Settings, redact
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -32,21 +33,66 @@ def make_client(settings: Settings) -> S3Client:
     )
 
 
+# botocore's errors for "the endpoint cannot be reached" and "there are no credentials".
+UNREACHABLE = (
+    botocore.exceptions.EndpointConnectionError,
+    botocore.exceptions.ConnectTimeoutError,
+    botocore.exceptions.NoCredentialsError,
+)
+
+
+class ObjectStoreUnavailable(InfrastructureError):
+    """The object store cannot be reached or we have no credentials for it."""
+
+
+class LazyClient:
+    """Stands in for an S3 client: creates it at its first use, so work that never touches objects
+    runs whatever the endpoint or the credentials (#9), and turns "cannot reach" and "no
+    credentials" on a call into ``unavailable`` (an ObjectStoreUnavailable, by default) naming the
+    endpoint and the runbook section, which the caller can fail one rule with."""
+
+    def __init__(self, create: Callable[[], S3Client], unavailable: type[Exception] = ObjectStoreUnavailable):
+        self._create, self._unavailable = create, unavailable
+        self._client: S3Client | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._client is None:
+            self._client = self._create()
+        attribute = getattr(self._client, name)
+        if not callable(attribute) or name.startswith("get_paginator"):
+            return attribute
+        return functools.partial(self._call, attribute)
+
+    def _call(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(*args, **kwargs)
+        except UNREACHABLE as exc:
+            endpoint = self._client.meta.endpoint_url if self._client is not None else "?"
+            raise self._unavailable(
+                f"object store: {type(exc).__name__} at {redact(endpoint)}; rules that touch objects fail until it "
+                f"answers, the others run. See {UNREACHABLE_SECTION}"
+            ) from None
+
+
 def check_reachable(client: S3Client, bucket: str, *, source: str = "") -> None:
     """Fail with a message naming the setting when the endpoint or the bucket cannot be reached."""
     endpoint = client.meta.endpoint_url
     where = f" (from {source})" if source else f" (set --s3-endpoint-url or {S3_ENDPOINT_ENV})"
     try:
         client.head_bucket(Bucket=bucket)
-    except botocore.exceptions.EndpointConnectionError:
-        raise SettingsError(f"cannot reach the S3 endpoint {endpoint}{where}: is it running?") from None
+    except (botocore.exceptions.EndpointConnectionError, botocore.exceptions.ConnectTimeoutError):
+        raise InfrastructureError(f"cannot reach the S3 endpoint {endpoint}{where}: is it running?") from None
+    except botocore.exceptions.NoCredentialsError:
+        raise InfrastructureError(
+            f"S3 endpoint {endpoint}{where}: no credentials; set the governance_s3 connection or AWS_ACCESS_KEY_ID"
+        ) from None
     except botocore.exceptions.ClientError as exc:
         code = exc.response.get("Error", {}).get("Code", "?")
         if code in ("404", "NoSuchBucket"):
             raise SettingsError(
                 f"bucket {bucket!r} does not exist at {endpoint}{where}; run 'governance seed' or create it"
             ) from None
-        raise SettingsError(f"S3 endpoint {endpoint}{where} refused HeadBucket on {bucket!r}: {code}") from None
+        raise InfrastructureError(f"S3 endpoint {endpoint}{where} refused HeadBucket on {bucket!r}: {code}") from None
 
 
 def ensure_bucket(client: S3Client, bucket: str) -> None:

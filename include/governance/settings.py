@@ -9,8 +9,8 @@ same come from the connections ``governance_db`` (postgres) and ``governance_s3`
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 from governance.errors import SettingsError as SettingsError  # re-exported for older imports
 
@@ -20,6 +20,8 @@ S3_REGION_ENV = "GOVERNANCE_S3_REGION"
 POLICY_ENV = "GOVERNANCE_POLICY"
 AIRFLOW_DB_CONN_ID = "governance_db"
 AIRFLOW_S3_CONN_ID = "governance_s3"
+# The runbook section every "cannot reach the database / object store" message points at.
+UNREACHABLE_SECTION = "docs/runbook.md, 'Database or S3 unreachable'"
 # SEC-3: personal data stays inside the EEA; the default region says so.
 DEFAULT_REGION = "eu-north-1"
 
@@ -53,13 +55,23 @@ def resolve(db_url: str | None = None, s3_endpoint_url: str | None = None) -> Se
     )
 
 
+# SEC-1 (#9): every form a connection target takes in a message. A URL's user-info password
+# (up to the last '@' of the authority), and ``password=VALUE`` as a URL query parameter, a libpq
+# key=value pair (quoted or not) or a JSON/YAML key.
+_URL_PASSWORD = re.compile(r"""(?P<head>[a-z][a-z0-9+.-]*://[^:/@\s]*:)[^\s'"]*(?P<tail>@)""", re.IGNORECASE)
+_KEY_PASSWORD = re.compile(
+    r"""(?P<head>["']?\b(?:ssl)?(?:password|passwd|pwd)["']?\s*[=:]\s*)"""
+    r"""(?:'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"|[^\s&;,'"}]+)""",
+    re.IGNORECASE,
+)
+
+
+def redact(text: str) -> str:
+    """Text safe to print, log or e-mail: the password of every DSN or URL in it replaced by ***."""
+    text = _URL_PASSWORD.sub(lambda m: f"{m['head']}***{m['tail']}", text)
+    return _KEY_PASSWORD.sub(lambda m: f"{m['head']}***", text)
+
+
 def redact_url(url: str) -> str:
-    """A URL safe to print: the password is never shown."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparseable URL>"
-    if parts.password:
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-        return parts._replace(netloc=netloc).geturl()
-    return url
+    """A connection target safe to print (any DSN form): the password is never shown."""
+    return redact(url)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from dateutil.relativedelta import relativedelta
 
@@ -19,6 +19,14 @@ _ISO_DURATION = re.compile(
     r"^P(?!$)(?:(?P<years>\d+)Y)?(?:(?P<months>\d+)M)?(?:(?P<weeks>\d+)W)?(?:(?P<days>\d+)D)?"
     r"(?:T(?=\d)(?:(?P<hours>\d+)H)?(?:(?P<minutes>\d+)M)?(?:(?P<seconds>\d+)S)?)?$"
 )
+
+
+# Bounds checked where a window or an instant is parsed, so nothing overflows later (#9): no
+# retention window is longer than a century, and every instant lies between these two.
+MAX_WINDOW_DAYS = 36_525
+EARLIEST_INSTANT = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST_INSTANT = datetime(9000, 1, 1, tzinfo=UTC)
+_DAYS_PER = {"years": 365.25, "months": 365.25 / 12, "weeks": 7, "days": 1, "hours": 1 / 24, "minutes": 1 / 1440}
 
 
 class WindowError(GovernanceError, ValueError):
@@ -48,9 +56,14 @@ class Window:
                 f"{text!r} is not an ISO 8601 duration; write e.g. 'PT24H', 'P60D', 'P90D', 'P12M' or 'P2Y' "
                 "(whole numbers, designators Y M W D and T H M S)"
             )
-        parts = {name: int(value) for name, value in match.groupdict().items() if value is not None}
+        digits = {name: value for name, value in match.groupdict().items() if value is not None}
+        if any(len(value) > 9 for value in digits.values()):
+            raise WindowError(f"{text[:40]!r} is longer than any retention window (at most 100 years, e.g. 'P100Y')")
+        parts = {name: int(value) for name, value in digits.items()}
         if not any(parts.values()):
             raise WindowError(f"{text!r} is a zero-length window; a retention window must be longer than zero")
+        if sum(_DAYS_PER.get(name, 1 / 86400) * value for name, value in parts.items()) > MAX_WINDOW_DAYS:
+            raise WindowError(f"{text!r} is longer than any retention window (at most 100 years, e.g. 'P100Y')")
         return cls(iso=text.strip(), **parts)
 
     @property
@@ -99,7 +112,16 @@ def parse_instant(text: str) -> datetime:
         raise WindowError(f"{text!r} is not an ISO 8601 instant; write e.g. '2026-11-25T12:00:00Z'") from exc
     if value.tzinfo is None:
         raise WindowError(f"{text!r} has no time zone offset; write e.g. '2026-11-25T12:00:00Z'")
-    return value.astimezone(UTC)
+    try:
+        value = value.astimezone(UTC)
+    except OverflowError:
+        value = EARLIEST_INSTANT - timedelta(days=1)  # 0001-01-01T00:00+01:00: reported just below
+    if not EARLIEST_INSTANT <= value < LATEST_INSTANT:
+        raise WindowError(
+            f"{text!r} is outside the instants this platform decides for "
+            f"({iso(EARLIEST_INSTANT)} to {iso(LATEST_INSTANT)}); check the year"
+        )
+    return value
 
 
 def latest_expiry(expiries: list[datetime]) -> datetime:

@@ -26,15 +26,16 @@ def db_connection() -> connection:
     import psycopg2
 
     from governance.db import prepare
-    from governance.errors import SettingsError
+    from governance.errors import InfrastructureError
+    from governance.settings import UNREACHABLE_SECTION, redact
 
     try:
         conn = psycopg2.connect(db_dsn())
     except Exception as exc:  # the hook raises several types; the message must name the connection
-        raise SettingsError(
+        raise InfrastructureError(
             f"cannot open the Airflow connection '{AIRFLOW_DB_CONN_ID}' (postgres): {type(exc).__name__}: "
-            f"{str(exc).splitlines()[0] if str(exc) else ''}. Fix it under Admin > Connections or "
-            f"AIRFLOW_CONN_{AIRFLOW_DB_CONN_ID.upper()}."
+            f"{redact(str(exc).splitlines()[0]) if str(exc) else ''}. Fix it under Admin > Connections or "
+            f"AIRFLOW_CONN_{AIRFLOW_DB_CONN_ID.upper()}; see {UNREACHABLE_SECTION}."
         ) from None
     return prepare(conn)
 

@@ -48,7 +48,7 @@ def run_now(context: Mapping[str, Any], *, tolerated_lateness: Window | None = N
         for asset_events in (context.get("triggering_asset_events") or {}).values()
         for event in asset_events
     ]
-    return resolve(
+    now = resolve(
         run_after=dag_run.run_after,
         data_interval_end=context.get("data_interval_end"),
         logical_date=context.get("logical_date"),
@@ -56,6 +56,41 @@ def run_now(context: Mapping[str, Any], *, tolerated_lateness: Window | None = N
         scheduled=str(getattr(dag_run, "run_type", "")).lower().endswith("scheduled"),
         tolerated_lateness=tolerated_lateness,
     )
+    guard_now(context, now)
+    return now
+
+
+# The run conf key that lets a refused "now" through: {"allow_now_override": "REASON"}.
+NOW_OVERRIDE_CONF = "allow_now_override"
+
+
+def guard_now(context: Mapping[str, Any], now: datetime) -> None:
+    """Fail the task at once when ``now`` is ahead of the wall clock or before the policy applies,
+    unless the run's conf gives ``allow_now_override`` (a reason), which is recorded as evidence
+    once per run (``governance.guards``)."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from governance.guards import NowRefused, check_now, record_override
+
+    policy = load_policy()
+    conf = getattr(context["dag_run"], "conf", None) or {}
+    reason = str(conf.get(NOW_OVERRIDE_CONF) or "")
+    try:
+        problem = check_now(now, policy, override=reason, how=f'trigger with conf {{"{NOW_OVERRIDE_CONF}":')
+    except NowRefused as exc:
+        raise AirflowFailException(str(exc)) from None
+    if problem is not None:
+        dag_id = getattr(context.get("dag"), "dag_id", "dag")
+        with closing(db_connection()) as conn:
+            record_override(
+                conn,
+                now=now,
+                reason=reason,
+                command=dag_id,
+                run_id=f"now-override/{context['run_id']}",
+                policy=policy,
+                problem=problem,
+            )
 
 
 @contextmanager

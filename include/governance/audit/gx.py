@@ -16,7 +16,8 @@ from psycopg2.extensions import cursor, parse_dsn
 
 from governance.audit.predicates import AUDIT_COLUMNS
 from governance.audit.redaction import safe_error
-from governance.errors import AuditError
+from governance.errors import AuditError, InfrastructureError
+from governance.settings import UNREACHABLE_SECTION, redact
 
 if TYPE_CHECKING:
     from great_expectations.core.expectation_validation_result import ExpectationSuiteValidationResult
@@ -90,7 +91,13 @@ def run_gx(db_url: str, batch_query: str, queries: dict[str, str]) -> dict[str, 
     # datasource config that GX may print; it also lets unix-socket URLs through GX's DSN check.
     context = gx.get_context(mode="ephemeral", runtime_environment={"governance_audit_db_url": sqlalchemy_url(db_url)})
     context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
-    source = context.data_sources.add_postgres(name="governance_db", connection_string="${governance_audit_db_url}")
+    try:  # GX tests the connection here; its error may quote the URL
+        source = context.data_sources.add_postgres(name="governance_db", connection_string="${governance_audit_db_url}")
+    except Exception as exc:
+        raise InfrastructureError(
+            f"database: the audit's GX data source cannot connect ({redact(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)}); nothing was "
+            f"recorded. Check the database URL (or the connection governance_db) and rerun; see {UNREACHABLE_SECTION}"
+        ) from None
     asset = source.add_query_asset(name="audit_run", query=batch_query)
     batch = asset.add_batch_definition_whole_table("audit_run")
     suite = context.suites.add(gx.ExpectationSuite(name="retention_audit"))

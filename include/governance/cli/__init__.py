@@ -14,6 +14,7 @@ import sys
 from datetime import UTC, datetime
 
 from governance.errors import GovernanceError
+from governance.settings import redact
 from governance.windows import WindowError, parse_instant
 
 # Each module defines register(subparsers, common) and sets a ``handler`` default. ``seed`` lives in
@@ -48,7 +49,13 @@ def common_parser() -> argparse.ArgumentParser:
         "--now",
         type=_instant,
         default=None,
-        help="the instant to decide for, ISO 8601 with offset (default: the current time)",
+        help="the instant to decide for, ISO 8601 with offset (default: the current time); one ahead of the "
+        "wall clock or before the policy applies is refused",
+    )
+    common.add_argument(
+        "--allow-now-override",
+        metavar="REASON",
+        help="decide for a --now that is refused otherwise; the reason (no personal data) is recorded as evidence",
     )
     return common
 
@@ -76,9 +83,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        from governance.cli.guard import guard_now
+
+        guard_now(args)
         return int(args.handler(args) or 0)
     except GovernanceError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {redact(str(exc))}", file=sys.stderr)
         return exc.exit_code
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Callable
-from typing import TYPE_CHECKING, TypeAlias
+from typing import TYPE_CHECKING, TypeAlias, cast
 
 from governance.db import connect
-from governance.objectstore import make_client
+from governance.objectstore import LazyClient, ObjectStoreUnavailable, make_client
 from governance.policy import Policy, load_policy
 from governance.settings import POLICY_ENV, Settings, resolve
 
@@ -35,6 +35,12 @@ def connection_of(args: argparse.Namespace) -> connection:
 
 def s3_of(args: argparse.Namespace) -> S3Client:
     return make_client(settings_of(args))
+
+
+def lazy_s3_of(args: argparse.Namespace, unavailable: type[Exception] = ObjectStoreUnavailable) -> S3Client:
+    """The S3 client, created at its first use (``governance.objectstore.LazyClient``)."""
+    settings = settings_of(args)
+    return cast("S3Client", LazyClient(lambda: make_client(settings), unavailable))
 
 
 def whole_number(minimum: int) -> Callable[[str], int]:

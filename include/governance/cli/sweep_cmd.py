@@ -13,14 +13,24 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 
 from governance.cli import now_of
-from governance.cli.common import Subparsers, connection_of, policy_of, positive_int, s3_of
+from governance.cli.common import Subparsers, connection_of, lazy_s3_of, policy_of, positive_int
+from governance.errors import SweepError
+from governance.objectstore import ObjectStoreUnavailable
 from governance.sweep.options import DEFAULT_BATCH_SIZE, PARTITION_COUNTS, STRATEGIES, Options
 from governance.windows import iso
 
 DEFAULTS = Options()
+MAX_LOCK_WAIT = 86_400  # a day: longer is a typo, not a wait
+
+
+class SweepObjectStoreUnavailable(SweepError, ObjectStoreUnavailable):
+    """The object store is down: the sweep fails the rules that touch objects and runs the others."""
+
+    retryable = True
 
 
 def _seconds(text: str) -> float:
@@ -28,8 +38,8 @@ def _seconds(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError("the wait cannot be negative")
+    if not math.isfinite(value) or not 0 <= value <= MAX_LOCK_WAIT:
+        raise argparse.ArgumentTypeError(f"{text!r}: the wait is a number of seconds from 0 to {MAX_LOCK_WAIT}")
     return value
 
 
@@ -121,7 +131,9 @@ def run_sweep(args: argparse.Namespace) -> int:
     now = now_of(args)
     run_id = args.run_id or f"cli-{iso(now)}"
     conn = connection_of(args)
-    s3 = s3_of(args)
+    s3 = lazy_s3_of(
+        args, SweepObjectStoreUnavailable
+    )  # connects only when a rule touches objects: an S3 outage stops those rules only
     errors: dict[str, Exception] = {}
     try:
         results = sweep(

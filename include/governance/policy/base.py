@@ -41,7 +41,14 @@ def column(value: str) -> str:
 
 
 def sql_file(value: str, what: str) -> str:
-    """A file under include/sql/ that must exist (a clock view's or an audit predicate's SQL)."""
+    """A file under include/sql/ that must exist (a clock view's or an audit predicate's SQL): a
+    relative path that stays inside it, also once symlinks are resolved (#9)."""
+    root = SQL_DIR.resolve()
+    if Path(value).is_absolute() or not (SQL_DIR / value).resolve().is_relative_to(root):
+        raise ValueError(
+            f"{what} SQL file {value!r} is outside {SQL_DIR}; give a path relative to it, e.g. 'clocks/FILE.sql' "
+            "(no '..', no absolute path, no symlink leading out)"
+        )
     if not (SQL_DIR / value).is_file():
         raise ValueError(f"{what} SQL file {value!r} not found under {SQL_DIR}")
     return value

@@ -33,6 +33,7 @@ def check_against_database(policy: Policy, conn: connection) -> list[str]:
         for relation, column, data_type in cur.fetchall():
             existing[relation][column] = data_type
     problems: list[str] = []
+    reads = _view_reads(conn)
     for category in policy.categories:
         for store in category.stores:
             where = f"category {category.id!r}, store {store.table!r}"
@@ -42,8 +43,60 @@ def check_against_database(policy: Policy, conn: connection) -> list[str]:
             for column in sorted(store.columns() - existing[store.table].keys()):
                 problems.append(f"{where}: column {column!r} does not exist in {store.table}")
     for rule in policy.rules:
-        problems += _rule_problems(rule, existing)
+        problems += _rule_problems(rule, existing) or _clock_table_problems(rule, reads)
     return problems
+
+
+# view -> the tables and views it selects from directly (its rewrite rule's dependencies); and
+# table -> the tables whose foreign keys reference it (a link table, e.g. order_line_uploads)
+_REFERENCED_BY = """
+SELECT DISTINCT confrelid::regclass::text, conrelid::regclass::text FROM pg_constraint WHERE contype = 'f'
+"""
+_VIEW_READS = """
+SELECT DISTINCT view.oid::regclass::text, used.oid::regclass::text
+FROM pg_rewrite AS rewrite
+JOIN pg_class AS view ON view.oid = rewrite.ev_class AND view.relkind IN ('v', 'm')
+JOIN pg_depend AS dep ON dep.objid = rewrite.oid AND dep.classid = 'pg_rewrite'::regclass
+    AND dep.refclassid = 'pg_class'::regclass
+JOIN pg_class AS used ON used.oid = dep.refobjid AND used.oid <> view.oid
+"""
+
+
+def _view_reads(conn: connection) -> dict[str, set[str]]:
+    from governance.db import transaction
+
+    reads: dict[str, set[str]] = defaultdict(set)
+    with transaction(conn, read_only=True) as cur:
+        cur.execute("SET LOCAL search_path = pg_catalog")  # regclass text schema-qualified
+        cur.execute(_VIEW_READS)
+        for view, used in cur.fetchall():
+            reads[view].add(used)
+        cur.execute(_REFERENCED_BY)
+        for table, referencing in cur.fetchall():
+            reads[f"referenced:{table}"].add(referencing)
+    return reads
+
+
+def _clock_table_problems(rule: Rule, reads: dict[str, set[str]]) -> list[str]:
+    """A clock view must select from the rule's own table or a table whose foreign key references
+    it (directly or through other views): a view over another table would expire this table's
+    records by someone else's clock (#9)."""
+    if rule.clock.view is None:
+        return []
+    seen: set[str] = set()
+    todo = [rule.clock.view]
+    while todo:
+        relation = todo.pop()
+        for used in reads.get(relation, set()) - seen:
+            seen.add(used)
+            todo.append(used)
+    if seen & ({rule.table} | reads.get(f"referenced:{rule.table}", set())):
+        return []
+    return [
+        f"rule {rule.id!r}, field 'clock.view': {rule.clock.view} does not select from the rule's table "
+        f"{rule.table} nor a table referencing it (it reads {', '.join(sorted(seen)) or 'no table'}); "
+        f"name the clock view of {rule.table}"
+    ]
 
 
 def require_database_match(policy: Policy, conn: connection) -> None:

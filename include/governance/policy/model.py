@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from datetime import datetime
 from functools import cached_property
 from typing import Literal
 
@@ -18,7 +19,7 @@ from governance.policy.datamap import Category, Store
 from governance.policy.deployment import Locations, RoleNames
 from governance.policy.order import after_problems
 from governance.policy.rules import AnonymiseAction, DecisionRef, PurgeObjectsAction, Rule
-from governance.windows import Window
+from governance.windows import Window, parse_instant
 
 
 class Decision(StrictModel):
@@ -36,10 +37,32 @@ class Decision(StrictModel):
 
 
 class PolicyHeader(StrictModel):
+    """Who the policy is and since when it applies: ``effective_from`` (an ISO 8601 date or
+    instant), else ``last_updated`` (a date); no run decides for an instant before it (#9)."""
+
     name: str
     title: str = ""
     last_updated: str = ""
+    effective_from: str = ""
     source: str = ""
+
+    @field_validator("last_updated", "effective_from")
+    @classmethod
+    def _check_date(cls, value: str) -> str:
+        if value:
+            policy_instant(value)
+        return value
+
+    @property
+    def starts(self) -> datetime | None:
+        """The first instant the policy decides for (None when the file names no date)."""
+        text = self.effective_from or self.last_updated
+        return policy_instant(text) if text else None
+
+
+def policy_instant(text: str) -> datetime:
+    """A date (midnight UTC) or an ISO 8601 instant with offset, within the platform's bounds."""
+    return parse_instant(f"{text}T00:00:00Z" if len(text.strip()) == 10 else text)
 
 
 class ObjectStore(StrictModel):
