@@ -180,12 +180,11 @@ class EvidenceBroken(GovernanceError):
     """``governance evidence verify`` found the chain or its anchors broken (SEC-1): an integrity
     incident, not something to retry. A distinct exit code so scripts can tell it apart."""
 
-    exit_code = 4
+    exit_code = 5
 
 
-class AnchorError(GovernanceError):
+class AnchorError(InfrastructureError):
     """The evidence anchor could not be written to or read from the object store (endpoint down,
     credentials, throttling). Nothing was anchored; running it again may help."""
 
     retryable = True
-    exit_code = 3

@@ -12,6 +12,7 @@ import pytest
 
 from governance.cli import main
 from governance.db import connect
+from governance.errors import EvidenceBroken
 from governance.evidence import entries, format_report, verify
 from governance.holds import add_hold, lift_hold
 from governance.policy import load_policy
@@ -127,7 +128,7 @@ def test_verify_names_each_broken_entry_and_exits_1(evidence_db, capsys):
         (ids[1], "entry_hash does not match its content"),
         (ids[3], "prev_hash does not match the entry before"),
     ]
-    assert main(["evidence", "verify", "--db-url", evidence_db["url"], "--no-anchors"]) == 4
+    assert main(["evidence", "verify", "--db-url", evidence_db["url"], "--no-anchors"]) == EvidenceBroken.exit_code
     out = capsys.readouterr().out
     assert out.startswith("BROKEN: 2 problem(s) in the evidence chain of 4 entries")
     assert f"  entry {ids[1]}: entry_hash does not match its content" in out
@@ -141,7 +142,7 @@ def test_verify_detects_a_truncated_tail(evidence_db, capsys):
         cur.execute("SET session_replication_role = replica")  # superuser: the triggers refuse DELETE
         cur.execute("DELETE FROM governance.evidence WHERE entry_id = (SELECT max(entry_id) FROM governance.evidence)")
     conn.commit()
-    assert main(["evidence", "verify", "--db-url", evidence_db["url"], "--no-anchors"]) == 4
+    assert main(["evidence", "verify", "--db-url", evidence_db["url"], "--no-anchors"]) == EvidenceBroken.exit_code
     assert "chain head does not match the last entry" in capsys.readouterr().out
 
 
