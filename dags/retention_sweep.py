@@ -114,6 +114,100 @@ def _deadline_alert() -> DeadlineAlert | None:
     )
 
 
+def sweep_options(params: dict) -> dict:
+    """The engine's options from the run's params (the same for the rules and for settling)."""
+    return {
+        "batch_size": int(params["batch_size"]),
+        "lock_wait": LOCK_WAIT_SECONDS,
+        "partition_counts": str(params["partition_counts"]),
+    }
+
+
+@task(map_index_template="{{ rule_id }}")
+def sweep_rule(rule_id: str, **context) -> dict:
+    """Plan, execute and verify one rule; returns its counts (never personal data)."""
+    from contextlib import closing
+
+    from governance.sweep import sweep_rule as run_rule
+
+    context["rule_id"] = rule_id  # shown as the map index
+    policy = governance_airflow.load_policy()
+    params = context["params"]
+    with (
+        closing(governance_airflow.db_connection()) as conn,
+        governance_airflow.fail_fast_on_policy_and_sweep_errors(),
+    ):
+        result = run_rule(
+            conn,
+            governance_airflow.s3_client(),
+            policy,
+            rule_id,
+            governance_airflow.run_now(context),
+            evidence_run_id(context),
+            dry_run=bool(params["dry_run"]),
+            **sweep_options(params),
+        )
+    if result.skipped_locked:
+        raise RuntimeError(
+            f"rule {rule_id!r} is being swept by another process for over {LOCK_WAIT_SECONDS} s; retrying later"
+        )
+    print(result.to_dict())
+    return result.to_dict()
+
+
+@task(trigger_rule="all_done")
+def settle(**context) -> list:
+    """Sweep again what became due because of the other rules' removals (see "settle" above)."""
+    from contextlib import closing
+
+    from governance.sweep import settle_rules
+
+    params = context["params"]
+    if params["dry_run"]:
+        return []
+    policy = governance_airflow.load_policy()
+    with (
+        closing(governance_airflow.db_connection()) as conn,
+        governance_airflow.fail_fast_on_policy_and_sweep_errors(),
+    ):
+        results = settle_rules(
+            conn,
+            governance_airflow.s3_client(),
+            policy,
+            governance_airflow.run_now(context),
+            evidence_run_id(context),
+            [rule.id for rule in policy.rules],
+            **sweep_options(params),
+        )
+    for result in results:
+        print(result.to_dict())
+    return [result.to_dict() for result in results]
+
+
+@task(outlets=[governance_airflow.retention_swept_asset()])
+def mark_swept(results: list, settled: list, **context) -> dict:
+    """Every rule succeeded: tell retention_audit (through the asset) which "now" to check."""
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    from governance.windows import iso
+
+    totals = {
+        key: sum(int(r.get(key, 0)) for r in [*results, *settled])
+        for key in ("deleted", "anonymised", "objects_purged", "partitions_dropped")
+    }
+    totals["held"] = sum(int(r.get("held", 0)) for r in results)
+    if context["params"]["dry_run"]:
+        print(f"dry run, nothing changed; would have: {totals}")
+        raise AirflowSkipException("dry run: nothing was swept, so retention_audit is not triggered")
+    context["outlet_events"][governance_airflow.retention_swept_asset()].extra = {
+        "now": iso(governance_airflow.run_now(context)),
+        "run_id": evidence_run_id(context),
+        **totals,
+    }
+    print(f"swept: {totals}")
+    return totals
+
+
 @dag(
     dag_id="retention_sweep",
     schedule=CronTriggerTimetable("0 * * * *", timezone="UTC"),
@@ -143,92 +237,6 @@ def _deadline_alert() -> DeadlineAlert | None:
     doc_md=__doc__,
 )
 def retention_sweep():
-    @task(map_index_template="{{ rule_id }}")
-    def sweep_rule(rule_id: str, **context) -> dict:
-        """Plan, execute and verify one rule; returns its counts (never personal data)."""
-        from contextlib import closing
-
-        from governance.sweep import sweep_rule as run_rule
-
-        context["rule_id"] = rule_id  # shown as the map index
-        policy = governance_airflow.load_policy()
-        params = context["params"]
-        with (
-            closing(governance_airflow.db_connection()) as conn,
-            governance_airflow.fail_fast_on_policy_and_sweep_errors(),
-        ):
-            result = run_rule(
-                conn,
-                governance_airflow.s3_client(),
-                policy,
-                rule_id,
-                governance_airflow.run_now(context),
-                evidence_run_id(context),
-                batch_size=int(params["batch_size"]),
-                dry_run=bool(params["dry_run"]),
-                lock_wait=LOCK_WAIT_SECONDS,
-                partition_counts=str(params["partition_counts"]),
-            )
-        if result.skipped_locked:
-            raise RuntimeError(
-                f"rule {rule_id!r} is being swept by another process for over {LOCK_WAIT_SECONDS} s; retrying later"
-            )
-        print(result.to_dict())
-        return result.to_dict()
-
-    @task(trigger_rule="all_done")
-    def settle(**context) -> list:
-        """Sweep again what became due because of the other rules' removals (see "settle" above)."""
-        from contextlib import closing
-
-        from governance.sweep import settle_rules
-
-        params = context["params"]
-        if params["dry_run"]:
-            return []
-        policy = governance_airflow.load_policy()
-        with (
-            closing(governance_airflow.db_connection()) as conn,
-            governance_airflow.fail_fast_on_policy_and_sweep_errors(),
-        ):
-            results = settle_rules(
-                conn,
-                governance_airflow.s3_client(),
-                policy,
-                governance_airflow.run_now(context),
-                evidence_run_id(context),
-                [rule.id for rule in policy.rules],
-                batch_size=int(params["batch_size"]),
-                lock_wait=LOCK_WAIT_SECONDS,
-                partition_counts=str(params["partition_counts"]),
-            )
-        for result in results:
-            print(result.to_dict())
-        return [result.to_dict() for result in results]
-
-    @task(outlets=[governance_airflow.retention_swept_asset()])
-    def mark_swept(results: list, settled: list, **context) -> dict:
-        """Every rule succeeded: tell retention_audit (through the asset) which "now" to check."""
-        from airflow.sdk.exceptions import AirflowSkipException
-
-        from governance.windows import iso
-
-        totals = {
-            key: sum(int(r.get(key, 0)) for r in [*results, *settled])
-            for key in ("deleted", "anonymised", "objects_purged", "partitions_dropped")
-        }
-        totals["held"] = sum(int(r.get("held", 0)) for r in results)
-        if context["params"]["dry_run"]:
-            print(f"dry run, nothing changed; would have: {totals}")
-            raise AirflowSkipException("dry run: nothing was swept, so retention_audit is not triggered")
-        context["outlet_events"][governance_airflow.retention_swept_asset()].extra = {
-            "now": iso(governance_airflow.run_now(context)),
-            "run_id": evidence_run_id(context),
-            **totals,
-        }
-        print(f"swept: {totals}")
-        return totals
-
     previous = governance_airflow.check_policy()
     results = []
     for number, rule_ids in enumerate(STAGES, start=1):
