@@ -49,16 +49,24 @@ def check_against_database(policy: Policy, conn: connection) -> list[str]:
 
 # view -> the tables and views it selects from directly (its rewrite rule's dependencies); and
 # table -> the tables whose foreign keys reference it (a link table, e.g. order_line_uploads)
+# Names as the policy writes them, schema.name unquoted (regclass::text would quote a keyword
+# such as "select"."limit").
 _REFERENCED_BY = """
-SELECT DISTINCT confrelid::regclass::text, conrelid::regclass::text FROM pg_constraint WHERE contype = 'f'
+SELECT DISTINCT pn.nspname || '.' || p.relname, cn.nspname || '.' || c.relname
+FROM pg_constraint AS con
+JOIN pg_class AS p ON p.oid = con.confrelid JOIN pg_namespace AS pn ON pn.oid = p.relnamespace
+JOIN pg_class AS c ON c.oid = con.conrelid JOIN pg_namespace AS cn ON cn.oid = c.relnamespace
+WHERE con.contype = 'f'
 """
 _VIEW_READS = """
-SELECT DISTINCT view.oid::regclass::text, used.oid::regclass::text
+SELECT DISTINCT vn.nspname || '.' || view.relname, un.nspname || '.' || used.relname
 FROM pg_rewrite AS rewrite
 JOIN pg_class AS view ON view.oid = rewrite.ev_class AND view.relkind IN ('v', 'm')
+JOIN pg_namespace AS vn ON vn.oid = view.relnamespace
 JOIN pg_depend AS dep ON dep.objid = rewrite.oid AND dep.classid = 'pg_rewrite'::regclass
     AND dep.refclassid = 'pg_class'::regclass
 JOIN pg_class AS used ON used.oid = dep.refobjid AND used.oid <> view.oid
+JOIN pg_namespace AS un ON un.oid = used.relnamespace
 """
 
 
@@ -67,7 +75,6 @@ def _view_reads(conn: connection) -> dict[str, set[str]]:
 
     reads: dict[str, set[str]] = defaultdict(set)
     with transaction(conn, read_only=True) as cur:
-        cur.execute("SET LOCAL search_path = pg_catalog")  # regclass text schema-qualified
         cur.execute(_VIEW_READS)
         for view, used in cur.fetchall():
             reads[view].add(used)
