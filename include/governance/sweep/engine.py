@@ -55,7 +55,7 @@ def plan(
     try:
         with conn.cursor() as cur:
             cur.execute("SET TRANSACTION READ ONLY")
-        holds = Holds.at(conn, now)
+        holds = Holds.at(conn, now, policy)
         for rule_id in ids:
             plans.append(plan_rule(conn, policy, rule_id, now, holds, Options(**options)))
     finally:
