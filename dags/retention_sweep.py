@@ -159,7 +159,7 @@ def retention_sweep():
         ):
             result = run_rule(
                 conn,
-                governance_airflow.s3_client(),
+                governance_airflow.lazy_s3_client(),
                 policy,
                 rule_id,
                 governance_airflow.run_now(context),
@@ -193,7 +193,7 @@ def retention_sweep():
         ):
             results = settle_rules(
                 conn,
-                governance_airflow.s3_client(),
+                governance_airflow.lazy_s3_client(),
                 policy,
                 governance_airflow.run_now(context),
                 evidence_run_id(context),
