@@ -139,7 +139,7 @@ def sweep_rule(rule_id: str, **context) -> dict:
     ):
         result = run_rule(
             conn,
-            governance_airflow.s3_client(),
+            governance_airflow.lazy_s3_client(),
             policy,
             rule_id,
             governance_airflow.run_now(context),
@@ -172,7 +172,7 @@ def settle(**context) -> list:
     ):
         results = settle_rules(
             conn,
-            governance_airflow.s3_client(),
+            governance_airflow.lazy_s3_client(),
             policy,
             governance_airflow.run_now(context),
             evidence_run_id(context),

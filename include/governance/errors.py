@@ -153,6 +153,23 @@ class DependencyFailed(SweepError):
     """A rule not swept because a rule it comes ``after`` failed."""
 
 
+class ObjectStoreFailed(SweepError, InfrastructureError):
+    """A rule's object-store call failed (unreachable, no credentials, refused): that rule fails,
+    the sweep goes on with the others (#9). Names the component, the cause and the runbook section."""
+
+    retryable = True
+
+
+class DatabaseConnectionLost(InfrastructureError):
+    """The sweep's database connection was closed under it (pg_terminate_backend, a restart)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "the database connection was closed (terminated by the server?) during the sweep; what was "
+            "committed stays, with its evidence; rerun the same run; see docs/runbook.md, 'Database or S3 unreachable'"
+        )
+
+
 class SweepFailed(SweepError):
     """Some rules of a sweep failed; ``results`` has the others, ``errors`` the failures by rule."""
 

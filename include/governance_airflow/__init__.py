@@ -6,7 +6,7 @@ time: Airflow SDK only) and do the heavy imports inside task bodies.
 """
 
 from governance_airflow.anchoring import anchor_evidence
-from governance_airflow.connections import db_connection, db_dsn, s3_client, smtp_server
+from governance_airflow.connections import db_connection, db_dsn, lazy_s3_client, s3_client, smtp_server
 from governance_airflow.defaults import (
     ALERT_EMAIL,
     OWNER,
@@ -40,6 +40,7 @@ __all__ = [
     "policy_path",
     "retention_swept_asset",
     "run_now",
+    "lazy_s3_client",
     "s3_client",
     "smtp_server",
 ]

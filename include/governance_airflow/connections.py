@@ -83,6 +83,17 @@ def s3_client() -> S3Client:
     return client
 
 
+def lazy_s3_client() -> S3Client:
+    """``s3_client()`` created at its first use (``governance.objectstore.LazyClient``): a sweep task
+    whose rule never touches objects runs without the S3 connection, and an unreachable endpoint
+    fails only the rules that need it (#9)."""
+    from typing import cast
+
+    from governance.objectstore import LazyClient
+
+    return cast("S3Client", LazyClient(s3_client))
+
+
 def smtp_server() -> SmtpServer:
     """Host, port and security of the Airflow connection ``governance_smtp``, for the library's own
     mail (breach notices, SEC-2), read as the SMTP provider reads it: implicit TLS unless

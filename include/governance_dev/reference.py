@@ -78,11 +78,20 @@ def holds_in_force(holds: Iterable[Row], now: datetime, also_at: datetime | None
 
 
 class _Holds:
-    def __init__(self, holds: list[Row]):
+    def __init__(self, holds: list[Row], accounts: Iterable[Row] = ()):
         self.rules = {h["rule_id"] for h in holds if h["scope"] == "rule"}
         self.records = {(h["table_name"], str(h["record_key"])) for h in holds if h["scope"] == "record"}
         self.accounts = {h["account_id"] for h in holds if h["scope"] == "person" and h.get("account_id") is not None}
         self.emails = {h["email_sha256"] for h in holds if h["scope"] == "person" and h.get("email_sha256")}
+        # RET-8: a person hold covers the whole person: a held account's address, a held address's accounts.
+        held_accounts, held_emails = set(self.accounts), set(self.emails)
+        for account in accounts:
+            if account.get("email") is None:
+                continue
+            pseudonym = email_pseudonym(account["email"])
+            if account["account_id"] in held_accounts or pseudonym in held_emails:
+                self.accounts.add(account["account_id"])
+                self.emails.add(pseudonym)
 
     def held(
         self, rules: Iterable[str], table: str, key: Any, account_id: Any = None, email: str | None = None
@@ -120,7 +129,7 @@ class _Overdue:
         self.s = snapshot
         self.now = now
         self.w: dict[str, Window] = {rule.id: policy.window(rule) for rule in policy.rules}
-        self.holds = _Holds(holds_in_force(snapshot.legal_holds, now, holds_also_at))
+        self.holds = _Holds(holds_in_force(snapshot.legal_holds, now, holds_also_at), snapshot.accounts)
         self.result: dict[str, dict[int, int]] = {rule.id: {} for rule in policy.rules}
 
     def record(self, rule_id: str, key: int, expires_at: datetime) -> None:

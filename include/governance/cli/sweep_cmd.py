@@ -18,19 +18,11 @@ import sys
 
 from governance.cli import now_of
 from governance.cli.common import Subparsers, connection_of, lazy_s3_of, policy_of, positive_int
-from governance.errors import SweepError
-from governance.objectstore import ObjectStoreUnavailable
 from governance.sweep.options import DEFAULT_BATCH_SIZE, PARTITION_COUNTS, STRATEGIES, Options
 from governance.windows import iso
 
 DEFAULTS = Options()
 MAX_LOCK_WAIT = 86_400  # a day: longer is a typo, not a wait
-
-
-class SweepObjectStoreUnavailable(SweepError, ObjectStoreUnavailable):
-    """The object store is down: the sweep fails the rules that touch objects and runs the others."""
-
-    retryable = True
 
 
 def _seconds(text: str) -> float:
@@ -131,9 +123,7 @@ def run_sweep(args: argparse.Namespace) -> int:
     now = now_of(args)
     run_id = args.run_id or f"cli-{iso(now)}"
     conn = connection_of(args)
-    s3 = lazy_s3_of(
-        args, SweepObjectStoreUnavailable
-    )  # connects only when a rule touches objects: an S3 outage stops those rules only
+    s3 = lazy_s3_of(args)  # connects only when a rule touches objects: an S3 outage fails those rules only
     errors: dict[str, Exception] = {}
     try:
         results = sweep(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 
-from psycopg2.extensions import connection
+from psycopg2.extensions import connection, cursor
 
 from governance.db import transaction
 from governance.sweep.options import Options
@@ -61,3 +61,11 @@ def count_due(
         chunk_due, chunk_held = row if row else (0, 0)
         due, held = due + chunk_due, held + chunk_held
     return due, held
+
+
+def purging_counts(cur: cursor, sel: Selection) -> tuple[int, int]:
+    """(to finish, held) of the 'purging' rows of the rule: a held tombstone stays (RET-8)."""
+    cur.execute(sel.purging_counts(), sel.params)
+    row = cur.fetchone()
+    total, free = row if row else (0, 0)
+    return int(free), int(total) - int(free)

@@ -11,12 +11,22 @@ import logging
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+import botocore.exceptions
 import psycopg2
 from psycopg2.extensions import connection
 
-from governance.errors import DependencyFailed, PolicyError, SweepError, SweepFailed
+from governance.errors import (
+    DatabaseConnectionLost,
+    DependencyFailed,
+    GovernanceError,
+    ObjectStoreFailed,
+    PolicyError,
+    SweepError,
+    SweepFailed,
+)
 from governance.policy import Policy, check_against_database
 from governance.retry import SETTLE_ROUNDS
+from governance.settings import UNREACHABLE_SECTION
 from governance.sweep.held import Holds
 from governance.sweep.options import DEFAULT_BATCH_SIZE, Options
 from governance.sweep.planning import dry_result, plan_rule
@@ -30,6 +40,16 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 log = logging.getLogger(__name__)
+
+# What an object-store call can raise besides our own errors (a ClientError a purge does not
+# answer per key, an unreachable endpoint, missing credentials): the rule fails, not the sweep.
+OBJECT_STORE_ERRORS = (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError)
+
+
+def _s3_code(exc: Exception) -> str:
+    if isinstance(exc, botocore.exceptions.ClientError):
+        return str(exc.response.get("Error", {}).get("Code") or "?")
+    return "no answer" if not isinstance(exc, botocore.exceptions.NoCredentialsError) else "no credentials"
 
 
 def check_policy(conn: connection, policy: Policy) -> None:
@@ -55,7 +75,7 @@ def plan(
     try:
         with conn.cursor() as cur:
             cur.execute("SET TRANSACTION READ ONLY")
-        holds = Holds.at(conn, now)
+        holds = Holds.at(conn, now, policy)
         for rule_id in ids:
             plans.append(plan_rule(conn, policy, rule_id, now, holds, Options(**options)))
     finally:
@@ -95,17 +115,27 @@ def sweep_rule(
         if dep.skipped_locked:
             log.info("rule %s: skipped, rule %s it comes after is being swept elsewhere", rule_id, dependency)
             return skipped
-    autocommit = conn.autocommit
-    conn.autocommit = False
     try:
-        with rule_lock(conn, rule_id, opts.lock_wait) as locked:
-            if not locked:
-                log.info("rule %s: another sweep holds its lock; skipped", rule_id)
-                return skipped
-            return RuleSweep(conn, s3, SweepRun(policy, now, run_id, opts), rule_id).run()
-    finally:
-        conn.rollback()
-        conn.autocommit = autocommit
+        autocommit = conn.autocommit
+        conn.autocommit = False
+        try:
+            with rule_lock(conn, rule_id, opts.lock_wait) as locked:
+                if not locked:
+                    log.info("rule %s: another sweep holds its lock; skipped", rule_id)
+                    return skipped
+                return RuleSweep(conn, s3, SweepRun(policy, now, run_id, opts), rule_id).run()
+        finally:
+            conn.rollback()
+            conn.autocommit = autocommit
+    except psycopg2.Error:
+        if conn.closed:  # one message, not the chain of "connection already closed" of every cleanup
+            raise DatabaseConnectionLost() from None
+        raise
+    except OBJECT_STORE_ERRORS as exc:
+        raise ObjectStoreFailed(
+            f"rule {rule_id!r}: object store: {type(exc).__name__} ({_s3_code(exc)}); the rule's records stay "
+            f"until it answers, the other rules run; see {UNREACHABLE_SECTION}"
+        ) from None
 
 
 def sweep(
@@ -136,7 +166,9 @@ def sweep(
             continue
         try:
             results[rule_id] = sweep_rule(conn, s3, policy, rule_id, now, run_id, with_after=False, check=False, **kw)
-        except (SweepError, psycopg2.Error) as exc:
+        except DatabaseConnectionLost:
+            raise  # no rule can run on a closed connection
+        except (GovernanceError, psycopg2.Error) as exc:  # this rule fails; unrelated rules still run
             conn.rollback()
             errors[rule_id] = exc
     if errors:

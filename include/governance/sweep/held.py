@@ -16,8 +16,9 @@ from typing import Any
 from psycopg2 import sql
 from psycopg2.extensions import connection
 
-from governance.policy import Store
-from governance.sweep.target import Target, account_store_for, ident
+from governance.breach.people import account_stores
+from governance.policy import Policy, Store
+from governance.sweep.target import Target, ident
 from governance.windows import as_utc
 
 
@@ -32,7 +33,8 @@ class Holds:
     emails: tuple[str, ...] = ()  # email_sha256
 
     @classmethod
-    def at(cls, conn: connection, now: datetime) -> Holds:
+    def at(cls, conn: connection, now: datetime, policy: Policy | None = None) -> Holds:
+        """The holds in force; with ``policy``, person holds cover the whole person (``_people``)."""
         with conn.cursor() as cur:
             # In force at the run's "now" OR now, as the sweep executes: a hold placed after a run's
             # "now" still protects its records when that run is rerun later (RET-8).
@@ -57,6 +59,8 @@ class Holds:
                     accounts.add(int(account_id))
                 if email_sha256:
                     emails.add(email_sha256)
+        if policy is not None and (accounts or emails):
+            _people(conn, policy, accounts, emails)
         return cls(
             rules=frozenset(rules),
             records={t: tuple(sorted(keys)) for t, keys in records.items()},
@@ -66,6 +70,32 @@ class Holds:
 
     def any_for(self, tables: set[str]) -> bool:
         return bool(self.rules or self.accounts or self.emails or any(t in self.records for t in tables))
+
+
+def _people(conn: connection, policy: Policy, accounts: set[int], emails: set[str]) -> None:
+    """A person hold names an account or an address; it keeps everything the data map reaches for
+    that person (RET-8): a held account's address (from the account stores, compared normalised,
+    lower(btrim()), as its pseudonym) holds the records naming that address, such as contact
+    messages (CAT-4, e-mail only); a held address holds the records of the accounts that have it.
+    Adds to ``accounts`` and ``emails`` in place."""
+    parts = [
+        sql.SQL("SELECT {key}::bigint, governance.email_pseudonym({email}) FROM {table}").format(
+            key=sql.Identifier(s.key), email=sql.Identifier(s.person.email), table=ident(s.table)
+        )
+        for s in account_stores(policy)
+        if s.person is not None and s.person.email
+    ]
+    if not parts:
+        return
+    query = sql.SQL(
+        "SELECT a, e FROM ({}) x(a, e) WHERE e IS NOT NULL AND (a = ANY(%(a)s::bigint[]) OR e = ANY(%(e)s::text[]))"
+    ).format(sql.SQL(" UNION ALL ").join(parts))
+    with conn.cursor() as cur:
+        cur.execute(query, {"a": sorted(accounts), "e": sorted(emails)})
+        found = cur.fetchall()
+    for account_id, pseudonym in found:
+        accounts.add(int(account_id))
+        emails.add(str(pseudonym))
 
 
 class HeldPredicates:
@@ -125,28 +155,14 @@ class HeldPredicates:
         return clauses
 
     def _email_clauses(self, store: Store, a: sql.Identifier) -> list[sql.Composable]:
-        """Person holds by e-mail pseudonym: the row's own e-mail, or its account's (CAT-2)."""
+        """Person holds by e-mail pseudonym on the row's own e-mail (a held address's accounts are
+        in ``holds.accounts``, a held account's address in ``holds.emails``: ``_people``)."""
         self.params["held_emails"] = list(self.holds.emails)
         person = store.person
-        clauses: list[sql.Composable] = []
-        if person and person.email:
-            clauses.append(
-                sql.SQL("coalesce(governance.email_pseudonym({a}.{col}) = ANY(%(held_emails)s::text[]), false)").format(
-                    a=a, col=sql.Identifier(person.email)
-                )
+        if not (person and person.email):
+            return []
+        return [
+            sql.SQL("coalesce(governance.email_pseudonym({a}.{col}) = ANY(%(held_emails)s::text[]), false)").format(
+                a=a, col=sql.Identifier(person.email)
             )
-        account_store = account_store_for(self.target.policy, store)
-        if person and person.account_id and account_store is not None and account_store.person is not None:
-            clauses.append(
-                sql.SQL(
-                    "EXISTS (SELECT 1 FROM {accounts} acc WHERE acc.{acc_key} = {a}.{col} "
-                    "AND governance.email_pseudonym(acc.{email}) = ANY(%(held_emails)s::text[]))"
-                ).format(
-                    accounts=ident(account_store.table),
-                    acc_key=sql.Identifier(account_store.key),
-                    a=a,
-                    col=sql.Identifier(person.account_id),
-                    email=sql.Identifier(account_store.person.email or ""),
-                )
-            )
-        return clauses
+        ]

@@ -9,7 +9,7 @@ from psycopg2 import sql
 from psycopg2.extensions import connection, cursor
 
 from governance.policy import AnonymiseAction, Policy
-from governance.sweep.counting import count_due
+from governance.sweep.counting import count_due, purging_counts
 from governance.sweep.held import Holds
 from governance.sweep.options import Options
 from governance.sweep.partitions import list_partitions
@@ -43,13 +43,8 @@ def plan_rule(conn: connection, policy: Policy, rule_id: str, now: datetime, hol
             p.due, p.held = count_due(conn, sel, opts, read_only=True)  # as the sweep verifies
             cur.execute("SET TRANSACTION READ ONLY")
         if target.purges_objects:
-            cur.execute(
-                sql.SQL("SELECT count(*) FROM ({}) x").format(
-                    sel.purging_rows(sql.SQL("t.{}").format(sql.Identifier(target.key)))
-                ),
-                sel.params,
-            )
-            p.purging = _count(cur)
+            p.purging, held = purging_counts(cur, sel)
+            p.held += held
             p.objects = p.due + p.purging
     return p
 
@@ -83,7 +78,7 @@ def dry_result(conn: connection, policy: Policy, rule_id: str, now: datetime, op
     try:
         with conn.cursor() as cur:
             cur.execute("SET TRANSACTION READ ONLY")
-        p = plan_rule(conn, policy, rule_id, now, Holds.at(conn, now), opts)
+        p = plan_rule(conn, policy, rule_id, now, Holds.at(conn, now, policy), opts)
     finally:
         conn.rollback()
     rule = policy.rule(rule_id)

@@ -21,7 +21,7 @@ from governance.db import transaction
 from governance.errors import ObjectPurgeFailed, VerifyFailed
 from governance.retry import MAX_PASSES
 from governance.sweep.actions import action_named
-from governance.sweep.counting import count_due
+from governance.sweep.counting import count_due, purging_counts
 from governance.sweep.held import Holds
 from governance.sweep.partitions import ensure_ahead
 from governance.sweep.results import RuleResult
@@ -66,7 +66,7 @@ class RuleSweep:
 
     def __init__(self, conn: connection, s3: S3Client | None, run: SweepRun, rule_id: str):
         self.conn, self.now, self.opts = conn, run.now, run.opts
-        holds = Holds.at(conn, run.now)
+        holds = Holds.at(conn, run.now, run.policy)
         conn.commit()
         target = load_target(conn, run.policy, rule_id)
         conn.commit()
@@ -125,7 +125,11 @@ class RuleSweep:
         Tombstones this sweep could not finish fail it before (ObjectPurgeFailed); 'purging' rows
         another rule is finishing right now are that rule's. Counted of the rows still in the view
         (those this sweep anonymised or deleted are out of it)."""
-        return count_due(self.conn, self.sel, self.opts, removed=self.result.anonymised + self.result.deleted)
+        due, held = count_due(self.conn, self.sel, self.opts, removed=self.result.anonymised + self.result.deleted)
+        if self.sel.target.purges_objects:  # held tombstones stay 'purging' and count as held (RET-8)
+            with transaction(self.conn) as cur:
+                held += purging_counts(cur, self.sel)[1]
+        return due, held
 
     def create_partitions_ahead(self) -> None:
         t, opts = self.sel.target, self.opts

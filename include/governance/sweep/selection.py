@@ -187,22 +187,40 @@ class Selection:
             chunked=chunked,
         )
 
-    def purging_rows(self, columns: sql.Composable) -> sql.Composed:
+    def purging_rows(self, columns: sql.Composable, *, not_held: bool = False) -> sql.Composed:
         """Rows left in state 'purging' (tombstones of an interrupted purge) that this rule finishes:
-        those it governs now, and for the first rule of the table those no rule governs any more."""
+        those it governs now, and for the first rule of the table those no rule governs any more.
+        ``not_held`` leaves out those a hold in force keeps (RET-8): a record, person or dependent
+        hold, or a hold on a rule that applies to the record; they stay 'purging', untouched."""
         t = self.target
-        query = sql.SQL("SELECT {cols} FROM {rel} t").format(cols=columns, rel=ident(t.table))
+        query = sql.SQL("SELECT {cols} FROM {rel} t WHERE t.state = 'purging'").format(cols=columns, rel=ident(t.table))
+        if not_held:
+            query += sql.SQL(" AND NOT {}").format(self.held("t"))
+            if self.rule_held:
+                query += sql.SQL(" AND false")
         if not t.shared:
-            return query + sql.SQL(" WHERE t.state = 'purging'")
+            return query
         governed = self.due_records(governed_only=True)
+        key = sql.Identifier(t.key)
+        if not_held and self.params["held_ranks"]:
+            query += sql.SQL(" AND t.{key} NOT IN (SELECT record_id FROM ({due}) r WHERE r.rule_held)").format(
+                key=key, due=governed
+            )
         if t.rank == 0:
             everyone = sql.SQL(" UNION ALL ").join(
                 sql.SQL("SELECT record_id FROM {} c").format(clock_source(r, t.key)) for r in t.siblings
             )
             return query + sql.SQL(
-                " WHERE t.state = 'purging' AND (t.{key} IN (SELECT record_id FROM ({governed}) g)"
+                " AND (t.{key} IN (SELECT record_id FROM ({governed}) g)"
                 " OR t.{key} NOT IN (SELECT record_id FROM ({everyone}) e WHERE record_id IS NOT NULL))"
-            ).format(key=sql.Identifier(t.key), governed=governed, everyone=everyone)
-        return query + sql.SQL(
-            " WHERE t.state = 'purging' AND t.{key} IN (SELECT record_id FROM ({governed}) g)"
-        ).format(key=sql.Identifier(t.key), governed=governed)
+            ).format(key=key, governed=governed, everyone=everyone)
+        return query + sql.SQL(" AND t.{key} IN (SELECT record_id FROM ({governed}) g)").format(
+            key=key, governed=governed
+        )
+
+    def purging_counts(self) -> sql.Composed:
+        """(all, not held) of the 'purging' rows this rule finishes (their difference is held)."""
+        key = sql.SQL("t.{}").format(sql.Identifier(self.target.key))
+        return sql.SQL("SELECT (SELECT count(*) FROM ({}) a), (SELECT count(*) FROM ({}) b)").format(
+            self.purging_rows(key), self.purging_rows(key, not_held=True)
+        )

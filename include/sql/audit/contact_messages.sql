@@ -20,7 +20,8 @@ SELECT 'contact-messages'::text AS rule_id,
          SELECT 1 FROM governance.holds_at(%(now)s::timestamptz) h
          WHERE (h.scope = 'rule' AND h.rule_id = 'contact-messages')
             OR (h.scope = 'record' AND h.table_name = 'shop.contact_messages' AND h.record_key = m.message_id::text)
-            OR (h.scope = 'person' AND h.email_sha256 = governance.email_pseudonym(m.email))) AS held
+            OR (h.scope = 'person' AND (h.email_sha256 = governance.email_pseudonym(m.email)
+                                     OR EXISTS (SELECT 1 FROM shop.accounts ha WHERE ha.account_id = h.account_id AND lower(btrim(ha.email)) = lower(btrim(m.email)))))) AS held
 FROM shop.contact_messages m
 JOIN last_touch t ON t.person = lower(btrim(m.email))
 WHERE (t.at AT TIME ZONE 'UTC' + %(window__contact_messages)s::interval) AT TIME ZONE 'UTC' <= %(now)s::timestamptz

@@ -19,7 +19,9 @@ SELECT 'newsletter-subscriptions'::text AS rule_id,
          SELECT 1 FROM governance.holds_at(%(now)s::timestamptz) h
          WHERE (h.scope = 'rule' AND h.rule_id = 'newsletter-subscriptions')
             OR (h.scope = 'record' AND h.table_name = 'shop.newsletter_subscriptions' AND h.record_key = s.subscription_id::text)
-            OR (h.scope = 'person' AND (h.account_id = s.account_id OR h.email_sha256 = governance.email_pseudonym(s.email)))) AS held
+            OR (h.scope = 'person' AND (h.account_id = s.account_id OR h.email_sha256 = governance.email_pseudonym(s.email)
+                 OR EXISTS (SELECT 1 FROM shop.accounts ha WHERE ha.account_id = s.account_id AND governance.email_pseudonym(ha.email) = h.email_sha256)
+                 OR EXISTS (SELECT 1 FROM shop.accounts ha WHERE ha.account_id = h.account_id AND lower(btrim(ha.email)) = lower(btrim(s.email)))))) AS held
 FROM shop.newsletter_subscriptions s
 JOIN last_touch t ON t.person = lower(btrim(s.email))
 WHERE (t.at AT TIME ZONE 'UTC' + %(window__newsletter_subscriptions)s::interval) AT TIME ZONE 'UTC' <= %(now)s::timestamptz

@@ -17,7 +17,9 @@ SELECT 'order-records'::text AS rule_id,
          SELECT 1 FROM governance.holds_at(%(now)s::timestamptz) h
          WHERE (h.scope = 'rule' AND h.rule_id = 'order-records')
             OR (h.scope = 'record' AND h.table_name = 'shop.orders' AND h.record_key = o.order_id::text)
-            OR (h.scope = 'person' AND (h.account_id = o.account_id OR h.email_sha256 = governance.email_pseudonym(o.email)))) AS held
+            OR (h.scope = 'person' AND (h.account_id = o.account_id OR h.email_sha256 = governance.email_pseudonym(o.email)
+                 OR EXISTS (SELECT 1 FROM shop.accounts ha WHERE ha.account_id = o.account_id AND governance.email_pseudonym(ha.email) = h.email_sha256)
+                 OR EXISTS (SELECT 1 FROM shop.accounts ha WHERE ha.account_id = h.account_id AND lower(btrim(ha.email)) = lower(btrim(o.email)))))) AS held
 FROM shop.orders o
 JOIN customer_last_order c
   ON c.customer = coalesce('account:' || o.account_id::text, 'email:' || lower(btrim(o.email)))

@@ -45,7 +45,7 @@ SELECT g.rule_id,
          -- a hold on any rule that applies to the upload keeps it: removal needs every rule to agree
          WHERE (h.scope = 'rule' AND h.rule_id = ANY (a.rule_ids))
             OR (h.scope = 'record' AND h.table_name = 'shop.uploads' AND h.record_key = u.upload_id::text)
-            OR (h.scope = 'person' AND h.account_id = u.account_id)) AS held
+            OR (h.scope = 'person' AND (h.account_id = u.account_id OR EXISTS (SELECT 1 FROM shop.accounts ha WHERE ha.account_id = u.account_id AND governance.email_pseudonym(ha.email) = h.email_sha256)))) AS held
 FROM governing g
 JOIN applicable a ON a.upload_id = g.upload_id
 JOIN shop.uploads u ON u.upload_id = g.upload_id

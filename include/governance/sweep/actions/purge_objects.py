@@ -88,28 +88,33 @@ class PurgeObjects(Action):
         self.runner.run(step, remove, {**details, "object_error_codes": outcome.error_codes} if failed else details)
 
     def resume(self) -> None:
-        """Rows left 'purging' by an interrupted sweep: their objects may be half gone; finish them."""
+        """Rows left 'purging' by an interrupted or failed sweep: their objects may be half gone;
+        finish them, except those a hold in force keeps (RET-8): checked when the keys are listed
+        and again, in the same statement as the rows are read, just before their objects go."""
         t, sel = self.runner.target, self.runner.sel
+        key = sql.Identifier(t.key)
         keys = [
             row[0]
             for row in self.runner.read(
                 sql.SQL("SELECT k FROM ({}) x ORDER BY k").format(
-                    sel.purging_rows(sql.SQL("t.{} AS k").format(sql.Identifier(t.key)))
+                    sel.purging_rows(sql.SQL("t.{} AS k").format(key), not_held=True)
                 ),
                 sel.params,
             )
         ]
         size = max(1, self.runner.opts.batch_size)
-        tombstones = sql.SQL(
-            "SELECT t.{key}, t.{b}, t.{k} FROM {tbl} t WHERE t.{key} = ANY(%s) AND t.state = 'purging' ORDER BY 1"
-        ).format(
-            key=sql.Identifier(t.key),
-            b=sql.Identifier(self.objects.bucket_column),
-            k=sql.Identifier(self.objects.key_column),
-            tbl=ident(t.table),
+        tombstones = sql.SQL("SELECT k, b, o FROM ({}) x WHERE k = ANY(%(chunk)s) ORDER BY 1").format(
+            sel.purging_rows(
+                sql.SQL("t.{key} AS k, t.{b} AS b, t.{k} AS o").format(
+                    key=key,
+                    b=sql.Identifier(self.objects.bucket_column),
+                    k=sql.Identifier(self.objects.key_column),
+                ),
+                not_held=True,
+            )
         )
         for start in range(0, len(keys), size):
             chunk = keys[start : start + size]
-            rows = self.runner.read(tombstones, (chunk,))
+            rows = self.runner.read(tombstones, {**sel.params, "chunk": chunk})
             if rows:
                 self.purge(rows, f"resume {chunk[0]}-{chunk[-1]}", {"strategy": "resume"})
