@@ -66,9 +66,10 @@ def retention_audit():
         policy = governance_airflow.load_policy()
         now = governance_airflow.run_now(context, tolerated_lateness=policy.enforcement.lateness)
         run_id = f"retention_audit/{context['run_id']}"
-        with closing(governance_airflow.db_connection()) as conn:
+        conn_id = governance_airflow.audit_conn_id()  # the auditor's login when defined (SEC-4)
+        with closing(governance_airflow.db_connection(conn_id)) as conn:
             report = run_audit(
-                conn, governance_airflow.s3_client(), policy, now, run_id, db_url=governance_airflow.db_dsn()
+                conn, governance_airflow.s3_client(), policy, now, run_id, db_url=governance_airflow.db_dsn(conn_id)
             )
         print(report.format_table())  # rule ids and counts only
         return report.to_json()

@@ -19,6 +19,8 @@ S3_ENDPOINT_ENV = "GOVERNANCE_S3_ENDPOINT_URL"
 S3_REGION_ENV = "GOVERNANCE_S3_REGION"
 POLICY_ENV = "GOVERNANCE_POLICY"
 AIRFLOW_DB_CONN_ID = "governance_db"
+# The audit's own connection, a login in the auditor role (SEC-4); without it the audit uses governance_db.
+AIRFLOW_DB_AUDIT_CONN_ID = "governance_db_audit"
 AIRFLOW_S3_CONN_ID = "governance_s3"
 # The runbook section every "cannot reach the database / object store" message points at.
 UNREACHABLE_SECTION = "docs/runbook.md, 'Database or S3 unreachable'"

@@ -6,7 +6,7 @@ time: Airflow SDK only) and do the heavy imports inside task bodies.
 """
 
 from governance_airflow.anchoring import anchor_evidence
-from governance_airflow.connections import db_connection, db_dsn, lazy_s3_client, s3_client, smtp_server
+from governance_airflow.connections import audit_conn_id, db_connection, db_dsn, lazy_s3_client, s3_client, smtp_server
 from governance_airflow.defaults import (
     ALERT_EMAIL,
     OWNER,
@@ -25,6 +25,7 @@ from governance_airflow.tasks import (
 )
 
 __all__ = [
+    "audit_conn_id",
     "ALERT_EMAIL",
     "OWNER",
     "RUNBOOK_URL",

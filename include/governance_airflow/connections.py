@@ -1,13 +1,15 @@
-"""Connections from Airflow's connection store: the shop's database (``governance_db``) as a
-psycopg2 connection or a libpq DSN, the object store (``governance_s3``) as a boto3 client, and
-the mail server (``governance_smtp``) as the library's ``SmtpServer``.
+"""Connections from Airflow's connection store: the shop's database (``governance_db``; for the
+audit ``governance_db_audit`` when defined, a login in the auditor role, SEC-4) as a psycopg2
+connection or a libpq DSN, the object store (``governance_s3``) as a boto3 client, and the mail
+server (``governance_smtp``) as the library's ``SmtpServer``.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
-from governance.settings import AIRFLOW_DB_CONN_ID, AIRFLOW_S3_CONN_ID
+from governance.settings import AIRFLOW_DB_AUDIT_CONN_ID, AIRFLOW_DB_CONN_ID, AIRFLOW_S3_CONN_ID
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -16,8 +18,29 @@ if TYPE_CHECKING:
     from governance.breach import SmtpServer
 
 
-def db_connection() -> connection:
-    """A psycopg2 connection from the Airflow connection ``governance_db``, in UTC.
+log = logging.getLogger(__name__)
+
+
+def audit_conn_id() -> str:
+    """The connection the audit runs as: ``governance_db_audit`` (a login in the auditor role, which
+    reads only the columns the audit needs, SEC-4) when it is defined, else ``governance_db``."""
+    from airflow.sdk import Connection
+
+    try:
+        Connection.get(AIRFLOW_DB_AUDIT_CONN_ID)
+    except Exception:  # not defined: the SDK raises its own not-found type
+        log.warning(
+            "no Airflow connection '%s': the audit runs as '%s'; give it a login in the auditor role "
+            "(governance roles apply; docs/runbook.md, 'Roles (SEC-4)')",
+            AIRFLOW_DB_AUDIT_CONN_ID,
+            AIRFLOW_DB_CONN_ID,
+        )
+        return AIRFLOW_DB_CONN_ID
+    return AIRFLOW_DB_AUDIT_CONN_ID
+
+
+def db_connection(conn_id: str = AIRFLOW_DB_CONN_ID) -> connection:
+    """A psycopg2 connection from the Airflow connection ``conn_id`` (``governance_db``), in UTC.
 
     Not ``PostgresHook.get_conn()``: with psycopg 3 and SQLAlchemy 2 installed (as here), the
     postgres provider returns a psycopg 3 connection, which the library (psycopg2.sql, mogrify,
@@ -30,12 +53,12 @@ def db_connection() -> connection:
     from governance.settings import UNREACHABLE_SECTION, redact
 
     try:
-        conn = psycopg2.connect(db_dsn())
+        conn = psycopg2.connect(db_dsn(conn_id))
     except Exception as exc:  # the hook raises several types; the message must name the connection
         raise InfrastructureError(
-            f"cannot open the Airflow connection '{AIRFLOW_DB_CONN_ID}' (postgres): {type(exc).__name__}: "
+            f"cannot open the Airflow connection '{conn_id}' (postgres): {type(exc).__name__}: "
             f"{redact(str(exc).splitlines()[0]) if str(exc) else ''}. Fix it under Admin > Connections or "
-            f"AIRFLOW_CONN_{AIRFLOW_DB_CONN_ID.upper()}; see {UNREACHABLE_SECTION}."
+            f"AIRFLOW_CONN_{conn_id.upper()}; see {UNREACHABLE_SECTION}."
         ) from None
     return prepare(conn)
 
@@ -55,14 +78,14 @@ _LIBPQ_EXTRAS = (
 )
 
 
-def db_dsn() -> str:
-    """A libpq DSN (key=value) for the connection ``governance_db``, for clients that open their own
+def db_dsn(conn_id: str = AIRFLOW_DB_CONN_ID) -> str:
+    """A libpq DSN (key=value) for the connection ``conn_id``, for clients that open their own
     connections (the audit's GX data source). Unlike a URL it carries a unix-socket host
     (``host=/var/run/postgresql``) as is."""
     from airflow.sdk import Connection
     from psycopg2.extensions import make_dsn
 
-    conn = Connection.get(AIRFLOW_DB_CONN_ID)
+    conn = Connection.get(conn_id)
     extra = conn.extra_dejson or {}
     params = {key: str(extra[key]) for key in _LIBPQ_EXTRAS if extra.get(key) not in (None, "")}
     return make_dsn(

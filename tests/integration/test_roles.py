@@ -6,6 +6,7 @@ privilege granted by hand is revoked."""
 from __future__ import annotations
 
 import uuid
+from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -216,3 +217,30 @@ def test_the_cli_applies_and_reports_nothing_to_change(logins, db_url, tmp_path,
     policy_file.write_text(text)
     assert cli_main(["roles", "apply", "--db-url", db_url, "--policy", str(policy_file)]) == 0
     assert "nothing changed" in capsys.readouterr().out
+
+
+def test_the_audit_dag_connects_as_the_auditor_when_its_connection_is_defined(logins, db_url, monkeypatch):
+    """SEC-4 in Airflow: `governance_db_audit` (a login in the auditor role) is what the audit task
+    opens when it exists; without it the audit falls back to `governance_db`."""
+    import json
+
+    import governance_airflow
+
+    params = parse_dsn(db_url)
+    base = {"conn_type": "postgres", "host": params.get("host", "127.0.0.1"), "port": int(params.get("port", 5432))}
+    base["schema"] = params["dbname"]
+    monkeypatch.setenv("AIRFLOW_CONN_GOVERNANCE_DB", json.dumps({**base, "login": params.get("user", "postgres")}))
+    monkeypatch.delenv("AIRFLOW_CONN_GOVERNANCE_DB_AUDIT", raising=False)
+    assert governance_airflow.audit_conn_id() == "governance_db"
+    auditor = f"{TAG}_auditor_login"
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_GOVERNANCE_DB_AUDIT", json.dumps({**base, "login": auditor, "password": "pw-" + auditor})
+    )
+    conn_id = governance_airflow.audit_conn_id()
+    assert conn_id == "governance_db_audit"
+    with closing(governance_airflow.db_connection(conn_id)) as conn, conn.cursor() as cur:
+        cur.execute("SELECT current_user")
+        assert cur.fetchone()[0] == auditor
+        with pytest.raises(errors.InsufficientPrivilege):
+            cur.execute("SELECT password_hash FROM shop.accounts LIMIT 1")
+    assert f"user={auditor}" in governance_airflow.db_dsn(conn_id)
