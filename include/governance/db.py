@@ -16,6 +16,7 @@ from pathlib import Path
 
 import psycopg2
 import psycopg2.extensions
+from psycopg2 import sql
 from psycopg2.extensions import connection, cursor
 
 from governance.errors import InfrastructureError, SettingsError
@@ -24,6 +25,17 @@ from governance.settings import UNREACHABLE_SECTION, redact
 
 SCHEMA_FILES = sorted((SQL_DIR / "schema").glob("*.sql"))
 SCHEMA_LOCK_KEY = 0x60FE_0001  # pg_advisory_xact_lock key for schema changes
+
+
+def split_name(qualified: str) -> tuple[str, str]:
+    """``schema.name`` as the policy writes a table or view, split in two."""
+    schema, _, name = qualified.partition(".")
+    return schema, name
+
+
+def ident(qualified: str) -> sql.Identifier:
+    """A policy's ``schema.name`` as a quoted SQL identifier (CONTRIBUTING.md habit 4)."""
+    return sql.Identifier(*split_name(qualified))
 
 
 def advisory_key(name: str) -> int:

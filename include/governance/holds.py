@@ -27,7 +27,7 @@ from psycopg2 import sql
 from psycopg2.extensions import connection, cursor
 
 from governance import evidence
-from governance.db import transaction
+from governance.db import ident, transaction
 from governance.errors import HoldError as HoldError  # re-exported: callers catch it from here
 from governance.policy import Policy
 from governance.windows import as_utc, iso
@@ -146,9 +146,8 @@ def _existing_record_key(cur: cursor, policy: Policy, table: str | None, key: st
             f"table {table!r} is not in the data map of policy {policy.policy.name}; tables: {', '.join(tables)}"
         )
     store = policy.store(table)
-    schema, name = table.split(".", 1)
     query = sql.SQL("SELECT {key}::text FROM {table} WHERE {key} = %s LIMIT 1").format(
-        key=sql.Identifier(store.key), table=sql.Identifier(schema, name)
+        key=sql.Identifier(store.key), table=ident(table)
     )
     text = str(key).strip()
     cur.execute("SAVEPOINT hold_key_check")
@@ -189,7 +188,7 @@ def _person_exists(cur: cursor, policy: Policy, *, account_id: int | None, email
         if value is None:
             continue
         for table, column in _person_tables(policy, kind):
-            checks.append(sql.SQL(template).format(t=sql.Identifier(*table.split(".", 1)), c=sql.Identifier(column)))
+            checks.append(sql.SQL(template).format(t=ident(table), c=sql.Identifier(column)))
             params.append(value)
     if not checks:
         return False

@@ -8,24 +8,22 @@ from __future__ import annotations
 from contextlib import closing
 from typing import Any
 
-from governance_airflow.connections import db_connection, s3_client
+from governance_airflow.connections import db_connection, optional_connection, s3_client
 from governance_airflow.tasks import load_policy
 
 
 def evidence_key() -> bytes | None:
     """The evidence key: the Airflow variable ``governance_evidence_key``, else the password of the
     connection of that name, else $GOVERNANCE_EVIDENCE_KEY; None when none is set. Never logged."""
-    from airflow.sdk import Connection, Variable
+    from airflow.sdk import Variable
 
     from governance.anchors import AIRFLOW_EVIDENCE_KEY
     from governance.anchors import evidence_key as from_secret
 
     secret = Variable.get(AIRFLOW_EVIDENCE_KEY, default=None)
     if not secret:
-        try:
-            secret = Connection.get(AIRFLOW_EVIDENCE_KEY).password
-        except Exception:  # no such connection: the SDK raises its own not-found type
-            secret = None
+        connection = optional_connection(AIRFLOW_EVIDENCE_KEY)
+        secret = connection.password if connection is not None else None
     return from_secret(secret or None)
 
 

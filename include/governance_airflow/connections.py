@@ -7,7 +7,7 @@ server (``governance_smtp``) as the library's ``SmtpServer``.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from governance.settings import AIRFLOW_DB_AUDIT_CONN_ID, AIRFLOW_DB_CONN_ID, AIRFLOW_S3_CONN_ID
 
@@ -21,14 +21,20 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def audit_conn_id() -> str:
-    """The connection the audit runs as: ``governance_db_audit`` (a login in the auditor role, which
-    reads only the columns the audit needs, SEC-4) when it is defined, else ``governance_db``."""
+def optional_connection(conn_id: str) -> Any | None:
+    """The Airflow connection ``conn_id``, or None when it is not defined."""
     from airflow.sdk import Connection
 
     try:
-        Connection.get(AIRFLOW_DB_AUDIT_CONN_ID)
+        return Connection.get(conn_id)
     except Exception:  # not defined: the SDK raises its own not-found type
+        return None
+
+
+def audit_conn_id() -> str:
+    """The connection the audit runs as: ``governance_db_audit`` (a login in the auditor role, which
+    reads only the columns the audit needs, SEC-4) when it is defined, else ``governance_db``."""
+    if optional_connection(AIRFLOW_DB_AUDIT_CONN_ID) is None:
         log.warning(
             "no Airflow connection '%s': the audit runs as '%s'; give it a login in the auditor role "
             "(governance roles apply; docs/runbook.md, 'Roles (SEC-4)')",

@@ -183,6 +183,16 @@ def evidence_totals(cur: Any, run_id: str, kind: str = "sweep_batch") -> dict[st
     return totals
 
 
+def create_locked_bucket(s3: Any, bucket: str = BUCKET) -> None:
+    """The uploads bucket with S3 Object Lock enabled, so a test can lock objects and make their
+    purge fail per key (AccessDenied), as a legal hold on an object does."""
+    s3.create_bucket(
+        Bucket=bucket,
+        ObjectLockEnabledForBucket=True,
+        CreateBucketConfiguration={"LocationConstraint": s3.meta.region_name},
+    )
+
+
 def object_keys(s3: Any, bucket: str = BUCKET) -> set[str]:
     keys = set()
     for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket):

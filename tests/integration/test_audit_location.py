@@ -13,7 +13,7 @@ import pytest
 
 from governance.audit import AuditFailed, run_audit
 from governance.audit.eea import EEA_AWS_REGIONS, region_in_eea
-from governance.audit.location import check_locations, policy_buckets
+from governance.audit.location import check_locations
 from governance.audit.report import LOCATION_RULE, AuditReport
 from governance.errors import AuditError
 from governance.policy import load_policy
@@ -39,7 +39,7 @@ def create_bucket(endpoint: str, bucket: str, region: str) -> None:
 
 
 def test_the_policy_names_its_buckets_and_the_database_location():
-    assert policy_buckets(POLICY) == ["shop-uploads", ANCHORS]
+    assert POLICY.buckets() == ["shop-uploads", ANCHORS]
     assert POLICY.locations is not None and POLICY.locations.database.country == "NO"
 
 

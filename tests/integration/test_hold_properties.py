@@ -118,11 +118,7 @@ def pinned(crash: str, target: dict[str, Any]) -> dict[str, Any]:
 def services(db_url, s3_endpoint):
     requests.post(f"{s3_endpoint}/moto-api/reset", timeout=10).raise_for_status()
     client = make_client(resolve(None, s3_endpoint))
-    client.create_bucket(
-        Bucket=s.BUCKET,
-        ObjectLockEnabledForBucket=True,
-        CreateBucketConfiguration={"LocationConstraint": client.meta.region_name},
-    )
+    s.create_locked_bucket(client)
     conn = connect(db_url)
     yield conn, client
     conn.close()

@@ -140,11 +140,7 @@ def test_objects_that_cannot_be_deleted_fail_the_rule_at_once_naming_the_count(
     hold), the row stays 'purging', the other rules still run, and no asset event is sent."""
     conn = connect(airflow_connections["db_url"])
     s.empty_shop(conn)
-    s3.create_bucket(
-        Bucket=s.BUCKET,
-        ObjectLockEnabledForBucket=True,
-        CreateBucketConfiguration={"LocationConstraint": s3.meta.region_name},
-    )
+    s.create_locked_bucket(s3)
     with conn.cursor() as cur:
         s.upload(cur, NOW - timedelta(days=200), None, s3, key="uploads/locked.jpg")
         s.upload(cur, NOW - timedelta(days=200), None, s3, key="uploads/free.jpg")

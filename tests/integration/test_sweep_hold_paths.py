@@ -25,11 +25,7 @@ def _failed_purge(conn, s3, run: str) -> tuple[int, int, int]:
     """Two accounts' overdue uploads whose objects are locked: a sweep leaves them 'purging'.
     Returns (account id, locked upload of that account, locked upload of the other account)."""
     s.empty_shop(conn)
-    s3.create_bucket(
-        Bucket=s.BUCKET,
-        ObjectLockEnabledForBucket=True,
-        CreateBucketConfiguration={"LocationConstraint": s3.meta.region_name},
-    )
+    s.create_locked_bucket(s3)
     with conn.cursor() as cur:
         owner = s.account(cur, NOW - timedelta(days=900))
         other = s.account(cur, NOW - timedelta(days=900))

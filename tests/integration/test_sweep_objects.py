@@ -22,11 +22,7 @@ RUN = "object-lock"
 
 def test_per_key_errors_keep_rows_purging_until_a_rerun_finishes(conn, s3):
     s.empty_shop(conn)
-    s3.create_bucket(
-        Bucket=s.BUCKET,
-        ObjectLockEnabledForBucket=True,
-        CreateBucketConfiguration={"LocationConstraint": s3.meta.region_name},
-    )
+    s.create_locked_bucket(s3)
     with conn.cursor() as cur:
         ids = [s.upload(cur, NOW - timedelta(days=100 + i), None, s3, key=f"uploads/guest-{i}.jpg") for i in range(12)]
         kept = s.upload(cur, NOW - timedelta(days=1), None, s3, key="uploads/recent.jpg")

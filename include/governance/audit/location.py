@@ -21,16 +21,6 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 
-def policy_buckets(policy: Policy) -> list[str]:
-    """Every bucket the policy names: the object_store section and each store's objects."""
-    names = list(policy.object_store.buckets())
-    for category in policy.categories:
-        for store in category.stores:
-            if store.objects is not None:
-                names += store.objects.buckets
-    return list(dict.fromkeys(names))
-
-
 # A bucket the policy names that does not exist (yet: the evidence anchors' bucket is created by
 # the first anchor) holds nothing, so nothing of it is outside the EEA.
 ABSENT = "absent"
@@ -74,7 +64,7 @@ def database_problem(policy: Policy) -> str | None:
 
 def check_locations(s3: S3Client, policy: Policy) -> RuleAudit:
     """Every bucket's region and the database's declared location against the EEA lists."""
-    regions = {bucket: bucket_region(s3, bucket) for bucket in policy_buckets(policy)}
+    regions = {bucket: bucket_region(s3, bucket) for bucket in policy.buckets()}
     outside = [
         f"bucket {b}: region {r} is outside the EEA" for b, r in regions.items() if r != ABSENT and not region_in_eea(r)
     ]

@@ -15,6 +15,7 @@ from psycopg2.extensions import cursor
 from governance.audit.listing import ListedStore
 from governance.audit.report import OBJECT_STORE_CHECK, OBJECT_STORE_REQUIREMENTS, RuleAudit
 from governance.audit.scratch import Scratch
+from governance.db import ident
 from governance.errors import AuditError
 from governance.windows import as_utc
 
@@ -71,13 +72,12 @@ def check_object_store(
     objects = scratch.table(item.table_name)
     cur.execute(sql.SQL("ANALYZE {}").format(objects))
     tables = [findings[name] for name in dict.fromkeys(rule.audit for rule in item.rules)]
-    schema, table = store.table.split(".", 1)
     cur.execute(
         sql.SQL(_CHECK).format(
             past=_past_findings(tables),
             key=sql.Identifier(store.key),
             objects=objects,
-            table=sql.Identifier(schema, table),
+            table=ident(store.table),
             bucket_col=sql.Identifier(link.bucket_column),
             key_col=sql.Identifier(link.key_column),
         ),

@@ -16,14 +16,10 @@ from datetime import datetime
 from psycopg2 import sql
 from psycopg2.extensions import cursor
 
+from governance.db import ident
 from governance.errors import BreachError
 from governance.policy import Policy
 from governance.policy.datamap import Store
-
-
-def _table(store: Store) -> sql.Identifier:
-    schema, name = store.table.split(".", 1)
-    return sql.Identifier(schema, name)
 
 
 def person_stores(policy: Policy, categories: list[str]) -> list[Store]:
@@ -53,28 +49,18 @@ def _concerned_rows(stores: list[Store]) -> sql.Composable:
             sql.SQL(
                 "SELECT {account}::bigint AS account_id, {email}::text AS email FROM {table} "
                 "WHERE {clock} >= %(from)s AND {clock} < %(to)s"
-            ).format(account=account, email=email, table=_table(store), clock=sql.Identifier(store.breach_clock))
+            ).format(account=account, email=email, table=ident(store.table), clock=sql.Identifier(store.breach_clock))
         )
     return sql.SQL(" UNION ALL ").join(parts)
-
-
-def account_stores(policy: Policy) -> list[Store]:
-    """Stores that hold an account's own address: keyed by the account id, with an e-mail column."""
-    return [
-        s
-        for c in policy.categories
-        for s in c.stores
-        if s.person is not None and s.person.email and s.person.account_id == s.key
-    ]
 
 
 def _account_addresses(policy: Policy) -> sql.Composable:
     """(account_id, normalised email) of every account, from the data map's account stores."""
     parts = [
         sql.SQL("SELECT {key}::bigint AS account_id, lower(btrim({email})) AS email FROM {table}").format(
-            key=sql.Identifier(s.key), email=sql.Identifier(s.person.email), table=_table(s)
+            key=sql.Identifier(s.key), email=sql.Identifier(s.person.email), table=ident(s.table)
         )
-        for s in account_stores(policy)
+        for s in policy.account_stores()
         if s.person is not None and s.person.email
     ]
     if not parts:
@@ -134,7 +120,7 @@ def addresses(cur: cursor, policy: Policy, notice_ids: list[int]) -> dict[int, s
                 "SELECT n.notice_id, btrim(t.{email}) AS email FROM governance.breach_notices n "
                 "JOIN {table} t ON governance.email_pseudonym(t.{email}) = n.email_sha256 "
                 "WHERE n.notice_id = ANY(%(ids)s) AND n.account_id IS NULL"
-            ).format(email=sql.Identifier(store.person.email), table=_table(store))
+            ).format(email=sql.Identifier(store.person.email), table=ident(store.table))
         )
     query = sql.SQL("SELECT DISTINCT ON (notice_id) notice_id, email FROM ({}) found ORDER BY notice_id").format(
         sql.SQL(" UNION ALL ").join(parts)

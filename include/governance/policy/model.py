@@ -173,6 +173,25 @@ class Policy(StrictModel):
                     return store
         raise KeyError(table)
 
+    def account_stores(self) -> list[Store]:
+        """Stores that hold an account's own address: keyed by the account id, with an e-mail column
+        (the data map's link between a person's account id and their e-mail address)."""
+        return [
+            store
+            for category in self.categories
+            for store in category.stores
+            if store.person is not None and store.person.email and store.person.account_id == store.key
+        ]
+
+    def buckets(self) -> list[str]:
+        """Every bucket the policy names: the object_store section's and each store's objects'."""
+        names = list(self.object_store.buckets())
+        for category in self.categories:
+            for store in category.stores:
+                if store.objects is not None:
+                    names += store.objects.buckets
+        return list(dict.fromkeys(names))
+
     @cached_property
     def rules_by_table(self) -> dict[str, list[Rule]]:
         grouped: dict[str, list[Rule]] = defaultdict(list)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from psycopg2 import sql
 from psycopg2.extensions import connection, cursor
 
-from governance.db import transaction
+from governance.db import ident, transaction
 from governance.errors import SettingsError
 from governance.policy import Policy
 from governance.roles.plan import GOVERNANCE, Grant, desired_grants
@@ -117,8 +117,7 @@ def _own(cur: cursor, role: str, tables: set[str]) -> list[str]:
     )
     names = [name for (name,) in cur.fetchall()]
     for name in names:
-        schema, table = name.split(".", 1)
-        cur.execute(sql.SQL("ALTER TABLE {} OWNER TO {}").format(sql.Identifier(schema, table), sql.Identifier(role)))
+        cur.execute(sql.SQL("ALTER TABLE {} OWNER TO {}").format(ident(name), sql.Identifier(role)))
     return names
 
 

@@ -28,7 +28,7 @@ _EXPORTS = {
     "governance.sweep.options": ["Options"],
     "governance.sweep.results": ["RulePlan", "RuleResult"],
     "governance.sweep.engine": ["check_policy", "plan", "settle_rules", "sweep", "sweep_rule"],
-    "governance.sweep.stages": ["sweep_stages", "after_cycles"],
+    "governance.sweep.stages": ["sweep_stages"],
 }
 __all__ = [name for names in _EXPORTS.values() for name in names]
 

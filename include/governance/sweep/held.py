@@ -16,7 +16,6 @@ from typing import Any
 from psycopg2 import sql
 from psycopg2.extensions import connection
 
-from governance.breach.people import account_stores
 from governance.policy import Policy, Store
 from governance.sweep.target import Target, ident
 from governance.windows import as_utc
@@ -82,7 +81,7 @@ def _people(conn: connection, policy: Policy, accounts: set[int], emails: set[st
         sql.SQL("SELECT {key}::bigint, governance.email_pseudonym({email}) FROM {table}").format(
             key=sql.Identifier(s.key), email=sql.Identifier(s.person.email), table=ident(s.table)
         )
-        for s in account_stores(policy)
+        for s in policy.account_stores()
         if s.person is not None and s.person.email
     ]
     if not parts:

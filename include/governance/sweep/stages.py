@@ -7,19 +7,13 @@ Imports the policy model only, so a DAG file can compute its stages at parse tim
 
 from __future__ import annotations
 
-from governance.errors import PolicyError
 from governance.policy import Policy
-from governance.policy.order import after_cycles  # the cycle check lives in the policy model now
-
-__all__ = ["after_cycles", "sweep_stages"]
 
 
 def sweep_stages(policy: Policy) -> list[list[str]]:
     """Rules grouped so that every rule's ``after`` rules are in earlier stages (policy order within
-    a stage). The DAG runs one mapped task per stage."""
-    problems = after_cycles(policy)
-    if problems:
-        raise PolicyError(policy.source_path or "<policy>", problems)
+    a stage). The DAG runs one mapped task per stage. A loaded policy has no cycle in ``after``
+    (the model refuses one), so the recursion ends."""
     level: dict[str, int] = {}
 
     def depth(rule_id: str) -> int:

@@ -15,24 +15,17 @@ from dataclasses import dataclass, field
 from psycopg2 import sql
 from psycopg2.extensions import connection, cursor
 
-from governance.db import advisory_key
+from governance.db import advisory_key, ident, split_name
 from governance.policy import AnonymiseAction, Policy, PurgeObjectsAction, Rule, Store
 from governance.windows import Window
+
+__all__ = ["ident", "split_name"]  # re-exported: the sweep's modules import them from here
 
 log = logging.getLogger(__name__)
 
 # The optional chunking column of a clock view (include/sql/clocks/README.md) and the types it may have.
 CHUNK_COLUMN = "chunk"
 CHUNK_TYPES = ("smallint", "integer", "bigint")
-
-
-def split_name(qualified: str) -> tuple[str, str]:
-    schema, _, name = qualified.partition(".")
-    return schema, name
-
-
-def ident(qualified: str) -> sql.Identifier:
-    return sql.Identifier(*split_name(qualified))
 
 
 def lock_key(rule_id: str) -> int:
@@ -79,7 +72,6 @@ class Target:
     partitioned: bool = False
     partition_key: str | None = None  # the RANGE key column of a partitioned table
     children: list[Child] = field(default_factory=list)
-    account_store: Store | None = None  # where an account's e-mail lives (CAT-2 person holds)
     chunked: bool = False  # every clock view of the table exposes an integer ``chunk`` column
 
     @property
@@ -157,7 +149,6 @@ def load_target(conn: connection, policy: Policy, rule_id: str) -> Target:
             continue  # link tables outside the data map hold no personal data of their own
         rules = tuple(r.id for r in policy.rules_by_table.get(table, []))
         target.children.append(Child(table, column, on_delete, store, rules))
-    target.account_store = account_store_for(policy, target.store)
     return target
 
 
@@ -186,20 +177,3 @@ def _chunk_type(cur: cursor, rule: Rule) -> str | None:
             row[0],
         )
     return str(row[0]) if row else None
-
-
-def account_store_for(policy: Policy, store: Store) -> Store | None:
-    """For a store naming its person only by account, in the account's own category (CAT-2), the
-    account store (key = its person.account_id, with an e-mail column): a person hold by e-mail
-    then covers that account's records too. Other categories name their person by their own
-    columns (as the reference and the audit do)."""
-    if store.person is None or store.person.account_id is None or store.person.email is not None:
-        return None
-    for category in policy.categories:
-        if store not in category.stores:
-            continue
-        for candidate in category.stores:
-            person = candidate.person
-            if person and person.email and person.account_id == candidate.key:
-                return candidate
-    return None
