@@ -12,7 +12,10 @@ of the photo objects (CAT-5, RET-9), run daily and after every completed `retent
   object store is listed at the same time on a second connection: an object whose record is
   overdue, or that has no record, is overdue. Records under a legal hold count as compliant
   (RET-8) and are counted apart. Per-rule counts (never the data) and the time of each phase are
-  recorded as evidence, visible in `governance.audit_history`.
+  recorded as evidence, visible in `governance.audit_history`. The bucket's and the database's
+  location are checked against the EEA (SEC-3, rule `data-location`). The audit connects as
+  `governance_db_audit` (a login in the auditor role, SEC-4) when that connection exists, else as
+  `governance_db` with a warning in the log.
 - **anchor_evidence** (teardown, after every run, whatever its outcome): the evidence chain's head
   to the Object Lock bucket (SEC-1); see docs/runbook.md "Evidence anchors".
 - **enforce**: fails at once (no retry: a retry cannot delete data) when anything is overdue, with

@@ -4,6 +4,9 @@
 Enforces every retention rule of the privacy policy (docs/requirements.md RET-1..RET-10, CAT-5 objects)
 every hour: RET-1 keeps visit data 24 hours, so an hourly sweep is at most about an hour late.
 "Now" is the run's data interval end (RET-10), so a rerun of a run decides exactly the same way.
+A "now" more than a few minutes ahead of the wall clock, or before the policy applies, is refused
+(a mistake that would sweep almost everything) unless the run is triggered with conf
+`{"allow_now_override": "REASON"}`, which is recorded as evidence (docs/runbook.md, 'A "now" was refused').
 
 - **check_policy**: the policy file validates and every table, column and clock it names exists
   (fails at once; the same task as `retention_audit`'s).

@@ -90,7 +90,7 @@ def check_reachable(client: S3Client, bucket: str, *, source: str = "") -> None:
         code = exc.response.get("Error", {}).get("Code", "?")
         if code in ("404", "NoSuchBucket"):
             raise SettingsError(
-                f"bucket {bucket!r} does not exist at {endpoint}{where}; run 'governance seed' or create it"
+                f"bucket {bucket!r} does not exist at {endpoint}{where}; create it (in an EEA region, SEC-3), or in a development install run 'governance seed'"
             ) from None
         raise InfrastructureError(f"S3 endpoint {endpoint}{where} refused HeadBucket on {bucket!r}: {code}") from None
 
