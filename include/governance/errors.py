@@ -205,3 +205,29 @@ class AnchorError(InfrastructureError):
     credentials, throttling). Nothing was anchored; running it again may help."""
 
     retryable = True
+
+
+# --- data-subject requests (#10) ----------------------------------------------------------------
+
+
+class RequestError(GovernanceError):
+    """A data-subject request that cannot be opened or moved on as asked (REQ-1): unknown kind,
+    malformed address, a duplicate of an open request, an illegal transition. The message names the
+    request id and what to fix, never the person."""
+
+    exit_code = 2
+
+
+class RequestNotFound(RequestError):
+    """No request with that id; see ``governance request list``."""
+
+    def __init__(self, request_id: int):
+        self.request_id = request_id
+        super().__init__(f"no request {request_id}; see `governance request list`")
+
+
+class ExportFailed(GovernanceError):
+    """An export (ACC-1, POR-1) could not be written or delivered; nothing was marked done, so a
+    rerun starts it again. ``retryable`` when the object store or mail server may come back."""
+
+    retryable = True

@@ -34,6 +34,8 @@ CREATE TABLE IF NOT EXISTS shop.accounts (
     CHECK (deleted_at IS NULL OR deleted_at >= created_at)
 );
 CREATE INDEX IF NOT EXISTS accounts_deleted_at_idx ON shop.accounts (deleted_at) WHERE deleted_at IS NOT NULL;
+-- A data-subject request names a person by address (#10): the account is found by it.
+CREATE INDEX IF NOT EXISTS accounts_email_idx ON shop.accounts (lower(btrim(email)));
 
 CREATE TABLE IF NOT EXISTS shop.calendar_events (
     event_id    bigserial PRIMARY KEY,
