@@ -14,14 +14,16 @@ CREATE TABLE IF NOT EXISTS governance.subject_requests (
     received_at          timestamptz NOT NULL,
     opened_at            timestamptz NOT NULL,
     due_at               timestamptz NOT NULL,   -- received_at + 1 calendar month (GDPR art. 12(3))
-    extended_due_at      timestamptz,            -- at most received_at + 3 calendar months, with a reason
+    extended_due_at      timestamptz,            -- received_at + 1 + extension_months calendar months
+    extension_months     integer     NOT NULL DEFAULT 0 CHECK (extension_months BETWEEN 0 AND 2),
     extension_reason     text,
     state                text        NOT NULL DEFAULT 'received'
                          CHECK (state IN ('received', 'verified', 'in_progress', 'completed', 'refused', 'withdrawn')),
     subject_found        boolean,                -- false: "no data held" (found nobody when opened)
     verified_by          text,
     verified_at          timestamptz,
-    verification_method  text,                   -- how the identity was checked; never the document itself
+    verification_method  text                    -- how the identity was checked; never the document itself
+                         CHECK (verification_method IN ('id_document', 'signed_in_account', 'bankid', 'known_contact')),
     started_at           timestamptz,
     closed_at            timestamptz,            -- completed, refused or withdrawn; the RET-9 clocks start here
     refused_reason       text,
@@ -30,6 +32,7 @@ CREATE TABLE IF NOT EXISTS governance.subject_requests (
     late_alerted_at      timestamptz,            -- on-call and compliance told: past the deadline
     CHECK (account_id IS NOT NULL OR email_sha256 IS NOT NULL),
     CHECK (opened_at >= received_at),
+    CHECK ((extended_due_at IS NULL) = (extension_months = 0)),
     CHECK (extended_due_at IS NULL OR (extended_due_at > due_at AND extension_reason IS NOT NULL
                                         AND btrim(extension_reason) <> '')),
     CHECK (state IN ('received', 'withdrawn', 'refused') OR verified_at IS NOT NULL),
