@@ -192,19 +192,33 @@ def test_the_sweeper_sweeps_a_rule_and_drops_partitions_but_cannot_touch_evidenc
         refused(url, statement)
 
 
-def test_the_request_worker_reads_the_stores_and_changes_nothing(logins):
+def test_the_request_worker_reads_the_stores_and_works_requests_but_changes_no_shop_data(logins):
+    """REQ-1 under SEC-4: the request worker opens, verifies and starts a request (ledger, contact,
+    evidence), and may not delete a request or touch the shop's data."""
+    from governance import requests
+
     url = logins["request_worker"]
-    conn = psycopg2.connect(url)
+    conn = connect(url)
     try:
         with conn.cursor() as cur:
             cur.execute("SELECT count(*) FROM shop.accounts")
             cur.execute("SELECT count(*) FROM shop.orders")
+            cur.execute("SELECT min(account_id) FROM shop.accounts")
+            (account_id,) = cur.fetchone()
+        conn.rollback()
+        opened = requests.open_request(
+            conn, POLICY, kind="access", account_id=account_id, channel="support_tool", opened_by="support", now=NOW
+        )
+        requests.verify(conn, POLICY, opened.request_id, verified_by="support", method="signed_in_account", now=NOW)
+        assert requests.start(conn, POLICY, opened.request_id, now=NOW).state == "in_progress"
     finally:
         conn.close()
     for statement in (
         "DELETE FROM shop.accounts",
         "SELECT * FROM shop.suppliers",
         "UPDATE governance.evidence SET kind = 'x'",
+        "DELETE FROM governance.subject_requests",
+        "DELETE FROM governance.request_contacts",
     ):
         refused(url, statement)
 

@@ -7,7 +7,8 @@
 - auditor: read-only. Column-level SELECT on exactly the columns the audit predicates read (taken
   from PostgreSQL's own dependency records of each predicate, evaluated as a temporary view) and
   the object-store check joins; CREATE on the database for its scratch schema; evidence.
-- request_worker (#10): SELECT on the data map's stores; holds; evidence.
+- request_worker (#10): SELECT on the data map's stores; holds; evidence; SELECT, INSERT, UPDATE on
+  the request ledger, its contacts and its exports (and their sequences), never DELETE.
 - reviewer: the evidence, ``governance.audit_history`` and ``verify_evidence()``; no shop table.
 """
 
@@ -85,6 +86,17 @@ def _hold_reader() -> set[Grant]:
         Grant("function", f"{GOVERNANCE}.holds_at", "EXECUTE"),
         Grant("function", f"{GOVERNANCE}.email_pseudonym", "EXECUTE"),
     }
+
+
+REQUEST_TABLES = {f"{GOVERNANCE}.subject_requests", f"{GOVERNANCE}.request_contacts", f"{GOVERNANCE}.request_exports"}
+REQUEST_SEQUENCES = {f"{GOVERNANCE}.subject_requests_request_id_seq", f"{GOVERNANCE}.request_exports_export_id_seq"}
+
+
+def request_worker_grants(cur: cursor, policy: Policy) -> set[Grant]:
+    """Read the person's records; open, move on and complete requests and their exports (REQ-1)."""
+    grants = _tables(_store_tables(policy), "SELECT") | _hold_reader() | _evidence_writer(cur)
+    grants |= _tables(REQUEST_TABLES, "SELECT", "INSERT", "UPDATE")
+    return grants | {Grant("sequence", name, "USAGE") for name in REQUEST_SEQUENCES}
 
 
 def _store_tables(policy: Policy) -> set[str]:
@@ -179,7 +191,7 @@ def desired_grants(cur: cursor, policy: Policy) -> Duties:
     wanted = {
         names.sweeper: sweeper,
         names.auditor: auditor_grants(cur, policy),
-        names.request_worker: _tables(_store_tables(policy), "SELECT") | _hold_reader() | _evidence_writer(cur),
+        names.request_worker: request_worker_grants(cur, policy),
         names.reviewer: reviewer_grants(),
     }
     duties = Duties(owned={names.sweeper: owned})
