@@ -28,6 +28,7 @@ SUBCOMMAND_MODULES = [
     "governance.cli.evidence_cmd",
     "governance.cli.roles_cmd",
     "governance.cli.breach_cmd",
+    "governance.cli.request_cmd",
 ]
 
 
