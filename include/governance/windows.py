@@ -98,10 +98,13 @@ class Window:
 
 
 def as_utc(moment: datetime) -> datetime:
-    """A timezone-aware datetime in UTC; naive datetimes are refused rather than guessed."""
+    """A timezone-aware datetime in UTC; naive datetimes are refused rather than guessed. Always a
+    plain ``datetime``: Airflow hands tasks pendulum instants, and pendulum's ``+ timedelta`` on one
+    in ``datetime.UTC`` drops the zone (a naive result)."""
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise WindowError(f"naive datetime {moment.isoformat()} has no time zone; give an offset, e.g. 'Z'")
-    return moment.astimezone(UTC)
+    utc = moment.astimezone(UTC)
+    return utc if type(utc) is datetime else datetime(*utc.timetuple()[:6], utc.microsecond, tzinfo=UTC)
 
 
 def parse_instant(text: str) -> datetime:
