@@ -9,6 +9,7 @@ from governance_airflow.anchoring import anchor_evidence
 from governance_airflow.connections import audit_conn_id, db_connection, db_dsn, lazy_s3_client, s3_client, smtp_server
 from governance_airflow.defaults import (
     ALERT_EMAIL,
+    COMPLIANCE_EMAIL,
     OWNER,
     RUNBOOK_URL,
     SMTP_CONN_ID,
@@ -27,6 +28,7 @@ from governance_airflow.tasks import (
 __all__ = [
     "audit_conn_id",
     "ALERT_EMAIL",
+    "COMPLIANCE_EMAIL",
     "OWNER",
     "RUNBOOK_URL",
     "SMTP_CONN_ID",

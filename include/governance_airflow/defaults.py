@@ -15,6 +15,8 @@ RUNBOOK_URL = os.environ.get(
     "GOVERNANCE_RUNBOOK_URL", "https://github.com/photo-shop/governance/blob/main/docs/runbook.md"
 )
 ALERT_EMAIL = os.environ.get("GOVERNANCE_ALERT_EMAIL", "oncall@example.invalid")
+# Compliance is told of data-subject requests near or past their deadline (REQ-1), with on-call.
+COMPLIANCE_EMAIL = os.environ.get("GOVERNANCE_COMPLIANCE_EMAIL", "compliance@example.invalid")
 SMTP_CONN_ID = "governance_smtp"
 
 

@@ -2,7 +2,7 @@
 requests and their state machine (``ledger``), intake (``intake``), reading and evidencing
 (``store``), and the one-month deadline and its alerts (``deadlines``)."""
 
-from governance.requests.deadlines import DUE_SOON, DeadlineAlerts, alert_message, check_deadlines
+from governance.requests.deadlines import DUE_SOON, DeadlineAlerts, alert_message, check_deadlines, mail_alert
 from governance.requests.ledger import (
     complete,
     contact,
@@ -45,6 +45,7 @@ __all__ = [
     "extend",
     "fetch",
     "list_requests",
+    "mail_alert",
     "open_request",
     "refuse",
     "start",

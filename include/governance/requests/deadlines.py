@@ -2,19 +2,24 @@
 alert that tells on-call and compliance, naming request ids and kinds, never the person.
 
 ``check_deadlines`` marks each request it reports (``due_soon_alerted_at`` / ``late_alerted_at``)
-with its evidence in one transaction, so a rerun reports nothing new. An extension clears the
-7-day mark: the new deadline is alerted again.
+with its evidence in one transaction, so a rerun reports nothing new; its ``notify`` (``mail_alert``
+in the request_deadlines DAG) runs before that commit, so an alert that could not be sent is not
+marked and the next run sends it. An extension clears the 7-day mark: the new deadline is alerted again.
 """
 
 from __future__ import annotations
 
+import smtplib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from psycopg2 import sql
 from psycopg2.extensions import connection
 
+from governance.breach.mail import Mailer, SmtpServer
 from governance.db import transaction
+from governance.errors import InfrastructureError
 from governance.policy import Policy
 from governance.requests.model import OPEN_STATES, SubjectRequest
 from governance.requests.store import SELECT_COLUMNS, record
@@ -43,9 +48,12 @@ class DeadlineAlerts:
         return bool(self.due_soon or self.late)
 
 
-def check_deadlines(conn: connection, policy: Policy, *, now: datetime) -> DeadlineAlerts:
+def check_deadlines(
+    conn: connection, policy: Policy, *, now: datetime, notify: Callable[[DeadlineAlerts], None] | None = None
+) -> DeadlineAlerts:
     """Mark and evidence the open requests with 7 days or less left, and the late ones, that were
-    not alerted yet; one transaction. A rerun at the same ``now`` returns nothing."""
+    not alerted yet; one transaction. A rerun at the same ``now`` returns nothing. ``notify`` is
+    called with what is found before the marks commit: when it raises, nothing is marked."""
     now = as_utc(now)
     due_soon: list[SubjectRequest] = []
     late: list[SubjectRequest] = []
@@ -74,7 +82,26 @@ def check_deadlines(conn: connection, policy: Policy, *, now: datetime) -> Deadl
                 days_left=marked.days_left(now),
             )
             (late if which == "late" else due_soon).append(marked)
-    return DeadlineAlerts(due_soon=due_soon, late=late)
+        alerts = DeadlineAlerts(due_soon=due_soon, late=late)
+        if notify is not None and alerts:
+            notify(alerts)
+    return alerts
+
+
+def mail_alert(server: SmtpServer, to: Sequence[str], alerts: DeadlineAlerts, *, now: datetime) -> None:
+    """Send ``alert_message`` to every address of ``to`` in one e-mail (on-call and compliance).
+    Raises InfrastructureError (retryable) naming the SMTP reply code, never an address."""
+    subject, body = alert_message(alerts, now=now)
+    try:
+        with Mailer(server) as mail:
+            mail.send(", ".join(to), subject, body)
+    except (smtplib.SMTPException, OSError) as exc:
+        code = f"SMTP {exc.smtp_code}" if isinstance(exc, smtplib.SMTPResponseException) else type(exc).__name__
+        raise InfrastructureError(
+            f"the data-subject request deadline alert could not be mailed ({code}); nothing was marked, so the "
+            "next run sends it; check the Airflow connection governance_smtp (docs/runbook.md, 'A data-subject "
+            "request is late')"
+        ) from None
 
 
 def alert_message(alerts: DeadlineAlerts, *, now: datetime) -> tuple[str, str]:
