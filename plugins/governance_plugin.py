@@ -5,7 +5,8 @@ imports plugin files (a task runner for macros, the scheduler for timetables), s
 the API server's security imports are built only when something asks for ``fastapi_apps``: the
 API server when it mounts plugin apps, and ``airflow plugins``. An app that cannot be built is
 logged and left out, as Airflow leaves out a plugin file that fails to import: the API server
-(which also serves the tasks' execution API) keeps running, and /governance answers 404.
+(which also serves the tasks' execution API) keeps running without /governance (its paths then
+fall through to the UI's pages: look for the error in the API server's log).
 """
 
 from __future__ import annotations
