@@ -7,7 +7,8 @@
 - auditor: read-only. Column-level SELECT on exactly the columns the audit predicates read (taken
   from PostgreSQL's own dependency records of each predicate, evaluated as a temporary view) and
   the object-store check joins; CREATE on the database for its scratch schema; evidence.
-- request_worker (#10): SELECT on the data map's stores; holds; evidence.
+- request_worker (#10): SELECT on the data map's stores and the join tables its links go through;
+  holds; evidence.
 - reviewer: the evidence, ``governance.audit_history`` and ``verify_evidence()``; no shop table.
 """
 
@@ -162,6 +163,12 @@ def auditor_grants(cur: cursor, policy: Policy) -> set[Grant]:
     return grants
 
 
+def request_worker_grants(cur: cursor, policy: Policy) -> set[Grant]:
+    """A person's records are found through the links' join tables too (``governance.person``)."""
+    readable = _store_tables(policy) | set(policy.join_tables())
+    return _tables(readable, "SELECT") | _hold_reader() | _evidence_writer(cur)
+
+
 def reviewer_grants() -> set[Grant]:
     return {
         Grant("table", f"{GOVERNANCE}.evidence", "SELECT"),
@@ -179,7 +186,7 @@ def desired_grants(cur: cursor, policy: Policy) -> Duties:
     wanted = {
         names.sweeper: sweeper,
         names.auditor: auditor_grants(cur, policy),
-        names.request_worker: _tables(_store_tables(policy), "SELECT") | _hold_reader() | _evidence_writer(cur),
+        names.request_worker: request_worker_grants(cur, policy),
         names.reviewer: reviewer_grants(),
     }
     duties = Duties(owned={names.sweeper: owned})
