@@ -6,15 +6,15 @@ deployment may change. ``load_policy`` validates all of it where it is loaded, s
 a policy that failed: every problem is reported with the file, the rule and the field.
 
 Modules: ``base`` (paths, name shapes), ``masking`` (anonymisation strategies), ``datamap``
-(categories and stores), ``rules`` (rules, clocks, actions), ``order`` (``after``), ``model``
-(the policy and its cross-checks), ``loading`` (files and messages), ``database`` (the policy
-against a live database).
+(categories, stores and their links), ``links`` (links checked across stores), ``rules`` (rules,
+clocks, actions), ``order`` (``after``), ``model`` (the policy and its cross-checks), ``loading``
+(files and messages), ``database`` (the policy against a live database).
 """
 
 from governance.errors import PolicyError, UnknownRule
 from governance.policy.base import DEFAULT_POLICY_PATH, INCLUDE_DIR, SQL_DIR
 from governance.policy.database import check_against_database, require_database_match
-from governance.policy.datamap import Category, ObjectStoreLink, PersonKey, Store
+from governance.policy.datamap import Category, Link, LinkVia, ObjectStoreLink, PersonKey, Store
 from governance.policy.deployment import DatabaseLocation, Locations, RoleNames
 from governance.policy.loading import load_policy, parse_policy
 from governance.policy.masking import FixedValue, MaskingStrategy, SetNull, build_strategy
@@ -44,6 +44,8 @@ __all__ = [
     "DeleteAction",
     "Enforcement",
     "FixedValue",
+    "Link",
+    "LinkVia",
     "MaskingStrategy",
     "Locations",
     "ObjectStore",
