@@ -4,7 +4,7 @@ Types come as ``format_type`` text (``numeric(12,2)``, ``timestamp with time zon
 written as Table Schema reads them back: instants in ISO 8601 UTC with ``Z``, numbers as their exact
 decimal text (a JSON number in the JSON file), ``inet``/``uuid`` as strings, ``json``/``jsonb`` as
 JSON (its JSON text in the CSV), arrays likewise, ``bytea`` as base64, NULL as JSON ``null`` and an
-empty CSV cell. A JSON column's Table Schema type is known only once its values were seen
+empty CSV cell (as is an empty string: only the JSON file tells them apart). A JSON column's Table Schema type is known only once its values were seen
 (``object`` when every value is an object, ``array`` when every value is an array, else ``any``).
 """
 
