@@ -9,6 +9,7 @@ from __future__ import annotations
 from pydantic import Field, model_validator
 
 from governance.policy.base import CategoryId, ColumnName, SchemaQualified, StrictModel
+from governance.policy.recipients import Bilingual
 
 
 class PersonKey(StrictModel):
@@ -93,4 +94,6 @@ class Category(StrictModel):
     id: CategoryId
     name: str
     legal_basis: str
+    # ACC-1: why the data is held, in the words the export's summary shows the person.
+    purpose: Bilingual | None = None
     stores: list[Store] = Field(min_length=1)

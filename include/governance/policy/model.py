@@ -20,6 +20,7 @@ from governance.policy.datamap import Category, Store
 from governance.policy.deployment import Locations, RoleNames
 from governance.policy.links import link_problems
 from governance.policy.order import after_problems
+from governance.policy.recipients import Recipient, recipient_problems
 from governance.policy.rules import AnonymiseAction, DecisionRef, PurgeObjectsAction, Rule
 from governance.windows import Window, parse_instant
 
@@ -106,6 +107,7 @@ class Policy(StrictModel):
     object_store: ObjectStore
     categories: list[Category] = Field(min_length=1)
     rules: list[Rule] = Field(min_length=1)
+    recipients: list[Recipient] = Field(default_factory=list)  # TP-1, TP-4
 
     # Set by load_policy: where it came from and the hash of its bytes (the policy version).
     source_path: str = ""
@@ -126,6 +128,7 @@ class Policy(StrictModel):
                 )
         problems += _disagreeing_actions(self.rules)
         problems += link_problems(self.categories)
+        problems += recipient_problems(self.recipients, category_ids={c.id for c in self.categories})
         if problems:
             raise ValueError("\n".join(problems))
         return self
@@ -196,6 +199,10 @@ class Policy(StrictModel):
             if link.via is not None
         ]
         return list(dict.fromkeys(tables))
+
+    def recipients_of(self, category_id: str) -> list[Recipient]:
+        """The recipients registry's entries that receive ``category_id`` (TP-4), in file order."""
+        return [r for r in self.recipients if category_id in r.categories]
 
     def buckets(self) -> list[str]:
         """Every bucket the policy names: the object_store section's and each store's objects'."""
