@@ -12,9 +12,9 @@ import botocore.config
 import pytest
 
 from governance.audit import AuditFailed, run_audit
-from governance.audit.eea import EEA_AWS_REGIONS, region_in_eea
 from governance.audit.location import check_locations
 from governance.audit.report import LOCATION_RULE, AuditReport
+from governance.eea import EEA_AWS_REGIONS, region_in_eea
 from governance.errors import AuditError
 from governance.policy import load_policy
 from tests.integration.test_audit_properties import empty_shop

@@ -169,8 +169,12 @@ def test_person_hold_by_account(conn):
         ({"scope": "rule", "rule_id": "no-such-rule"}, r"unknown rule 'no-such-rule'; rules of policy .*visit-data"),
         ({"scope": "rule"}, r"--scope rule needs --rule R; rules of policy .*order-records"),
         (
+            {"scope": "record", "table_name": "shop.order_line_uploads", "record_key": "1"},
+            r"table 'shop.order_line_uploads' is not in the data map .*; tables: shop.visits",
+        ),
+        (
             {"scope": "record", "table_name": "shop.order_lines", "record_key": "1"},
-            r"table 'shop.order_lines' is not in the data map .*; tables: shop.visits",
+            r"records of shop.order_lines are kept with the record they link to; hold that record in shop.orders$",
         ),
         (
             {"scope": "record", "table_name": "shop.orders", "record_key": "987654321"},

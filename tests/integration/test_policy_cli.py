@@ -57,3 +57,30 @@ def test_a_column_clock_that_is_not_an_instant_is_refused(conn, tmp_path):
 
 def test_the_shipped_policy_matches_the_database(conn):
     require_database_match(load_policy(), conn)
+
+
+def test_every_side_of_a_link_must_exist_in_the_database(conn, tmp_path):
+    """#10: a person's records are found through the links, so the check names a missing link
+    column, target column, join table or join-table column, by category, store and field."""
+    data = copy.deepcopy(yaml.safe_load(DEFAULT_POLICY_PATH.read_text()))
+    stores = {s["table"]: s for c in data["categories"] for s in c["stores"]}
+    stores["shop.order_lines"]["links"] = [{"column": "order_ref", "to": "shop.orders", "to_column": "order_key"}]
+    ordered, saved = stores["shop.uploads"]["links"]
+    ordered["via"]["table"] = "shop.order_line_photos"
+    saved["via"]["column"] = "photo_id"
+    saved["via"]["to_column"] = "product_id"
+    path = tmp_path / "link_policy.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    with pytest.raises(PolicyError) as error:
+        require_database_match(load_policy(path), conn)
+    assert error.value.problems == [
+        "category 'CAT-3', store 'shop.order_lines': column 'order_ref' does not exist in shop.order_lines",
+        "category 'CAT-3', store 'shop.order_lines', field 'links[0].to_column': column 'order_key' does not exist "
+        "in shop.orders",
+        "category 'CAT-5', store 'shop.uploads', field 'links[0].via.table': table 'shop.order_line_photos' does not "
+        "exist in the database",
+        "category 'CAT-5', store 'shop.uploads', field 'links[1].via.column': column 'photo_id' does not exist in "
+        "shop.saved_product_uploads",
+        "category 'CAT-5', store 'shop.uploads', field 'links[1].via.to_column': column 'product_id' does not exist "
+        "in shop.saved_product_uploads",
+    ]

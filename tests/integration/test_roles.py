@@ -19,6 +19,8 @@ from governance.audit import run_audit
 from governance.cli import main as cli_main
 from governance.db import connect
 from governance.objectstore import ensure_bucket
+from governance.person import resolve_subject
+from governance.person.records import count_records, person_objects
 from governance.policy import RoleNames, load_policy
 from governance.roles import apply_roles, current_grants
 from governance.roles.plan import Grant
@@ -203,6 +205,14 @@ def test_the_request_worker_reads_the_stores_and_works_requests_but_changes_no_s
         with conn.cursor() as cur:
             cur.execute("SELECT count(*) FROM shop.accounts")
             cur.execute("SELECT count(*) FROM shop.orders")
+            # #10: a person's records and objects, through the links' join tables too.
+            cur.execute(
+                "SELECT o.account_id FROM shop.orders o JOIN shop.order_lines USING (order_id) "
+                "JOIN shop.order_line_uploads USING (order_line_id) WHERE o.account_id IS NOT NULL LIMIT 1"
+            )
+            subject = resolve_subject(cur, POLICY, account_id=cur.fetchone()[0], email=None)
+            assert count_records(cur, POLICY, subject)["shop.uploads"] >= 1
+            assert list(person_objects(cur, POLICY, subject))
             cur.execute("SELECT min(account_id) FROM shop.accounts")
             (account_id,) = cur.fetchone()
         conn.rollback()

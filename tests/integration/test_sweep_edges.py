@@ -115,7 +115,9 @@ rules:
 def test_identifiers_from_the_policy_are_quoted(shop, s3):
     """Names that are SQL keywords work, and values (even hostile ones) are parameters."""
     data = yaml.safe_load(QUOTED_POLICY)
-    data["categories"][0]["stores"].append({"table": "select.limit", "key": "group", "personal_columns": ["desc"]})
+    data["categories"][0]["stores"].append(
+        {"table": "select.limit", "key": "group", "person": {"account_id": "user"}, "personal_columns": ["desc"]}
+    )
     policy = parse_policy(data)
     now = datetime(2026, 1, 10, tzinfo=UTC)
     with shop.cursor() as cur:

@@ -198,3 +198,113 @@ def test_a_clock_is_exactly_one_of_a_column_or_a_view_with_its_sql(tmp_path, clo
     message = broken(tmp_path, lambda d: rule_of(d, "visit-data").update(clock=clock))
     assert "rule 'visit-data'" in message and "field 'clock" in message
     assert expected in message
+
+
+# --- the data map's links (#10: ACC-1, POR-1, ERA-1 find a person's records through them) ---
+
+
+def store_of(data: dict[str, Any], table: str) -> dict[str, Any]:
+    return next(s for c in data["categories"] for s in c["stores"] if s["table"] == table)
+
+
+def test_the_shipped_data_map_links_reach_a_person():
+    policy = load_policy()
+    lines = policy.store("shop.order_lines")
+    assert lines.person is None and [(k.column, k.to, k.to_column) for k in lines.links] == [
+        ("order_id", "shop.orders", "order_id")
+    ]
+    assert "order_id" in lines.columns()  # the database check looks for the link column too
+    uploads = policy.store("shop.uploads")
+    assert uploads.person is not None and [k.via.table for k in uploads.links if k.via] == [
+        "shop.order_line_uploads",
+        "shop.saved_product_uploads",
+    ]
+    assert policy.join_tables() == ["shop.order_line_uploads", "shop.saved_product_uploads"]
+    assert policy.store("shop.visits").unidentifiable
+
+
+def test_a_link_to_a_table_outside_the_data_map(tmp_path):
+    message = broken(tmp_path, lambda d: store_of(d, "shop.order_lines")["links"][0].update(to="shop.order"))
+    assert "category 'CAT-3', store 'shop.order_lines', field 'links[0].to'" in message
+    assert "'shop.order' is not a store of the data map" in message and "shop.orders" in message
+
+
+def test_a_store_naming_no_person_and_linking_nowhere(tmp_path):
+    message = broken(tmp_path, lambda d: store_of(d, "shop.order_lines").pop("links"))
+    assert (
+        "category 'CAT-3', store 'shop.order_lines': store shop.order_lines names no person and no link reaches one; "
+        "add person: or links:"
+    ) in message
+    assert "1 problem(s)" in message
+
+
+def test_a_link_only_to_an_unidentifiable_store_reaches_no_person(tmp_path):
+    def change(data):
+        store_of(data, "shop.newsletter_events")["links"] = [
+            {"column": "event_id", "to": "shop.visits", "to_column": "visit_id"}
+        ]
+
+    message = broken(tmp_path, change)
+    assert "store shop.newsletter_events names no person and no link reaches one" in message
+
+
+def test_links_that_form_a_cycle(tmp_path):
+    def change(data):
+        store_of(data, "shop.order_lines")["links"] = [
+            {"column": "order_line_id", "to": "shop.newsletter_events", "to_column": "event_id"}
+        ]
+        store_of(data, "shop.newsletter_events")["links"] = [
+            {"column": "event_id", "to": "shop.order_lines", "to_column": "order_line_id"}
+        ]
+
+    message = broken(tmp_path, change)
+    assert (
+        "field 'links': links form a cycle (shop.order_lines -> shop.newsletter_events -> shop.order_lines)" in message
+    )
+    # ... and neither reaches a person
+    assert "store shop.order_lines names no person" in message
+    assert "store shop.newsletter_events names no person" in message
+
+
+def test_a_store_linking_to_itself_is_a_cycle(tmp_path):
+    def change(data):
+        store_of(data, "shop.uploads")["links"].append(
+            {"column": "upload_id", "to": "shop.uploads", "to_column": "upload_id"}
+        )
+
+    message = broken(tmp_path, change)
+    assert (
+        "category 'CAT-5', store 'shop.uploads', field 'links': links form a cycle (shop.uploads -> shop.uploads)"
+        in message
+    )
+    assert "names no person" not in message  # it names one itself
+
+
+def test_unidentifiable_contradicts_person_columns(tmp_path):
+    message = broken(tmp_path, lambda d: store_of(d, "shop.orders").update(unidentifiable="guests"))
+    assert "category 'CAT-3' (categories[2]), field 'stores[0]'" in message
+    assert "store 'shop.orders': 'unidentifiable' contradicts 'person'/'links'" in message
+
+
+@pytest.mark.parametrize(
+    ("link", "field", "expected"),
+    [
+        ({"column": "order_id", "to": "shop.orders"}, "stores[1].links[0].to_column", "required field is missing"),
+        (
+            {"column": "order_id", "to": "shop.orders", "to_column": "order_id", "target": "x"},
+            "stores[1].links[0].target",
+            "unknown key",
+        ),
+        ({"column": "Order", "to": "shop.orders", "to_column": "order_id"}, "stores[1].links[0].column", "'Order'"),
+        ({"column": "order_id", "to": "orders", "to_column": "order_id"}, "stores[1].links[0].to", "schema-qualified"),
+        (
+            {"column": "order_id", "to": "shop.orders", "to_column": "order_id", "via": {"table": "shop.x"}},
+            "stores[1].links[0].via.column",
+            "required field is missing",
+        ),
+    ],
+)
+def test_a_malformed_link_names_the_category_and_the_field(tmp_path, link, field, expected):
+    message = broken(tmp_path, lambda d: store_of(d, "shop.order_lines").update(links=[link]))
+    assert f"category 'CAT-3' (categories[2]), field '{field}'" in message
+    assert expected in message

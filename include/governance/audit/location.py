@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING
 
 import botocore.exceptions
 
-from governance.audit.eea import BUCKET_LOCATION_ALIASES, EEA_AWS_REGIONS, country_in_eea, region_in_eea
 from governance.audit.report import LOCATION_CHECK, LOCATION_REQUIREMENTS, LOCATION_RULE, RuleAudit
+from governance.eea import BUCKET_LOCATION_ALIASES, EEA_AWS_REGIONS, country_in_eea, region_in_eea
 from governance.errors import AuditError
 from governance.policy import Policy
 

@@ -6,7 +6,8 @@ deployment may change. ``load_policy`` validates all of it where it is loaded, s
 a policy that failed: every problem is reported with the file, the rule and the field.
 
 Modules: ``base`` (paths, name shapes), ``masking`` (anonymisation strategies), ``datamap``
-(categories and stores), ``rules`` (rules, clocks, actions), ``order`` (``after``), ``model``
+(categories, stores and their links), ``links`` (links checked across stores), ``recipients`` (who
+receives which categories, TP-4), ``rules`` (rules, clocks, actions), ``order`` (``after``), ``model``
 (the policy and its cross-checks), ``loading`` (files and messages), ``database`` (the policy
 against a live database).
 """
@@ -14,12 +15,13 @@ against a live database).
 from governance.errors import PolicyError, UnknownRule
 from governance.policy.base import DEFAULT_POLICY_PATH, INCLUDE_DIR, SQL_DIR
 from governance.policy.database import check_against_database, require_database_match
-from governance.policy.datamap import Category, ObjectStoreLink, PersonKey, Store
+from governance.policy.datamap import Category, Link, LinkVia, ObjectStoreLink, PersonKey, Store
 from governance.policy.deployment import DatabaseLocation, Locations, RoleNames
 from governance.policy.loading import load_policy, parse_policy
 from governance.policy.masking import FixedValue, MaskingStrategy, SetNull, build_strategy
 from governance.policy.model import Decision, Enforcement, ObjectStore, Policy, PolicyHeader
 from governance.policy.order import after_cycles
+from governance.policy.recipients import Bilingual, Recipient
 from governance.policy.rules import (
     Action,
     AnonymiseAction,
@@ -36,6 +38,7 @@ __all__ = [
     "SQL_DIR",
     "Action",
     "AnonymiseAction",
+    "Bilingual",
     "Category",
     "Clock",
     "DatabaseLocation",
@@ -44,6 +47,8 @@ __all__ = [
     "DeleteAction",
     "Enforcement",
     "FixedValue",
+    "Link",
+    "LinkVia",
     "MaskingStrategy",
     "Locations",
     "ObjectStore",
@@ -53,6 +58,7 @@ __all__ = [
     "PolicyError",
     "PolicyHeader",
     "PurgeObjectsAction",
+    "Recipient",
     "RoleNames",
     "Rule",
     "SetNull",

@@ -1,6 +1,7 @@
-"""The policy against a live database: every table, column, clock column and clock view the
-policy names must exist, with the shape the sweep and the audit rely on. Problems name the rule
-(or category and store) and the field; ``require_database_match`` adds the file.
+"""The policy against a live database: every table, column, link (both sides and its join table),
+clock column and clock view the policy names must exist, with the shape the sweep and the audit
+rely on. Problems name the rule (or category and store) and the field; ``require_database_match``
+adds the file.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from collections import defaultdict
 from typing import TYPE_CHECKING
 
 from governance.errors import PolicyError
+from governance.policy.datamap import Store
 from governance.policy.model import Policy
 from governance.policy.rules import AnonymiseAction, Rule
 
@@ -42,8 +44,29 @@ def check_against_database(policy: Policy, conn: connection) -> list[str]:
                 continue
             for column in sorted(store.columns() - existing[store.table].keys()):
                 problems.append(f"{where}: column {column!r} does not exist in {store.table}")
+            problems += _link_problems(store, where, existing)
     for rule in policy.rules:
         problems += _rule_problems(rule, existing) or _clock_table_problems(rule, reads)
+    return problems
+
+
+def _link_problems(store: Store, where: str, existing: Catalogue) -> list[str]:
+    """The other side of each link (#10): the target's column and the join table with both columns.
+    The link's own column is one of ``store.columns()``; a missing target store is reported as a store."""
+    problems: list[str] = []
+    for i, link in enumerate(store.links):
+        field = f"{where}, field 'links[{i}]"
+        if link.to in existing and link.to_column not in existing[link.to]:
+            problems.append(f"{field}.to_column': column {link.to_column!r} does not exist in {link.to}")
+        if link.via is None:
+            continue
+        if link.via.table not in existing:
+            problems.append(f"{field}.via.table': table {link.via.table!r} does not exist in the database")
+            continue
+        for name in ("column", "to_column"):
+            column = getattr(link.via, name)
+            if column not in existing[link.via.table]:
+                problems.append(f"{field}.via.{name}': column {column!r} does not exist in {link.via.table}")
     return problems
 
 

@@ -1,5 +1,7 @@
 """The data map: which categories of personal data the company holds (CAT-1..), and in which
-tables (stores) each lives, with the columns naming the person and the linked S3 objects (CAT-5).
+tables (stores) each lives, with the columns naming the person, the links to the store that does
+(an order line through its order, #10) and the linked S3 objects (CAT-5). The checks across
+stores (link targets, reachability, cycles) are in ``governance.policy.links``.
 """
 
 from __future__ import annotations
@@ -7,6 +9,7 @@ from __future__ import annotations
 from pydantic import Field, model_validator
 
 from governance.policy.base import CategoryId, ColumnName, SchemaQualified, StrictModel
+from governance.policy.recipients import Bilingual
 
 
 class PersonKey(StrictModel):
@@ -31,8 +34,29 @@ class ObjectStoreLink(StrictModel):
     prefix: str = ""
 
 
+class LinkVia(StrictModel):
+    """A join table between a store and the store it links to: ``column`` equals the store's link
+    column, ``to_column`` the target's (an upload through ``shop.order_line_uploads``)."""
+
+    table: SchemaQualified
+    column: ColumnName
+    to_column: ColumnName
+
+
+class Link(StrictModel):
+    """A store's rows belong to the person of the rows of store ``to`` they reference: this store's
+    ``column`` equals ``to``'s ``to_column``, directly or through the join table ``via`` (#10)."""
+
+    column: ColumnName
+    to: SchemaQualified
+    to_column: ColumnName
+    via: LinkVia | None = None
+
+
 class Store(StrictModel):
-    """A table holding a category's personal data: its key and the columns that are personal."""
+    """A table holding a category's personal data: its key, the columns that are personal, and how
+    a record reaches its person: ``person`` columns, ``links`` to a store that has them, or, for
+    records no one can be tied to (GDPR art. 11), ``unidentifiable`` saying why."""
 
     table: SchemaQualified
     key: ColumnName
@@ -41,6 +65,17 @@ class Store(StrictModel):
     person: PersonKey | None = None
     personal_columns: list[ColumnName] = Field(min_length=1)
     objects: ObjectStoreLink | None = None
+    links: list[Link] = Field(default_factory=list)
+    unidentifiable: str | None = Field(default=None, min_length=1)
+
+    @model_validator(mode="after")
+    def _identified_or_not(self) -> Store:
+        if self.unidentifiable is not None and (self.person is not None or self.links):
+            raise ValueError(
+                f"store {self.table!r}: 'unidentifiable' contradicts 'person'/'links'; "
+                "remove 'unidentifiable' or the person columns and links"
+            )
+        return self
 
     def columns(self) -> set[str]:
         """Every column of the table the policy names (what the database check looks for)."""
@@ -51,6 +86,7 @@ class Store(StrictModel):
             names |= {c for c in (self.person.account_id, self.person.email) if c}
         if self.objects:
             names |= {self.objects.bucket_column, self.objects.key_column}
+        names |= {link.column for link in self.links}
         return names
 
 
@@ -58,4 +94,6 @@ class Category(StrictModel):
     id: CategoryId
     name: str
     legal_basis: str
+    # ACC-1: why the data is held, in the words the export's summary shows the person.
+    purpose: Bilingual | None = None
     stores: list[Store] = Field(min_length=1)

@@ -14,6 +14,19 @@ COUNTRY_CODE = re.compile(r"^[A-Z]{2}$")
 REGION_NAME = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+$")
 
 
+def refuse_yaml_false(value: object) -> object:
+    """A country field's raw value: YAML 1.1 reads a bare NO (Norway) as false."""
+    if value is False:
+        raise ValueError('got false: write the country code in quotes, e.g. country: "NO"')
+    return value
+
+
+def check_country(value: str) -> str:
+    if not COUNTRY_CODE.match(value):
+        raise ValueError(f"{value!r} is not an ISO 3166-1 alpha-2 country code such as 'NO'")
+    return value
+
+
 class DatabaseLocation(StrictModel):
     """Where the database's servers are: an ISO 3166-1 country code and/or a cloud region."""
 
@@ -23,16 +36,12 @@ class DatabaseLocation(StrictModel):
     @field_validator("country", mode="before")
     @classmethod
     def _yaml_norway(cls, value: object) -> object:
-        if value is False:  # YAML 1.1 reads a bare NO (Norway) as false
-            raise ValueError('got false: write the country code in quotes, e.g. country: "NO"')
-        return value
+        return refuse_yaml_false(value)
 
     @field_validator("country")
     @classmethod
     def _check_country(cls, value: str | None) -> str | None:
-        if value is not None and not COUNTRY_CODE.match(value):
-            raise ValueError(f"{value!r} is not an ISO 3166-1 alpha-2 country code such as 'NO'")
-        return value
+        return None if value is None else check_country(value)
 
     @field_validator("region")
     @classmethod

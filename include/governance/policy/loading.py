@@ -16,7 +16,7 @@ from governance.policy.base import DEFAULT_POLICY_PATH
 from governance.policy.model import Policy
 
 # Lists whose items are named by their ``id`` in messages: "rule 'order-records' (rules[3])".
-_NAMED_ITEMS = {"rules": "rule", "categories": "category"}
+_NAMED_ITEMS = {"rules": "rule", "categories": "category", "recipients": "recipient"}
 
 
 def load_policy(path: Path | str | None = None) -> Policy:
@@ -66,7 +66,8 @@ def format_location(data: dict[str, Any], loc: tuple[Any, ...]) -> str:
     i = 0
     while i < len(loc):
         key = loc[i]
-        if key in _NAMED_ITEMS and i + 1 < len(loc) and isinstance(loc[i + 1], int):
+        # Only the policy's top-level lists are named: a recipient's own 'categories' is a field.
+        if i == 0 and key in _NAMED_ITEMS and i + 1 < len(loc) and isinstance(loc[i + 1], int):
             heads.append(_named_item(data, key, loc[i + 1]))
             i += 2
             continue

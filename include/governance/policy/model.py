@@ -1,6 +1,7 @@
 """The policy as a whole: header, decisions, enforcement, the data map and the rules, checked
 against each other (every rule's category, table, decision and ``after`` exist; every category
-has a rule; rules on one table agree on the action), and the lookups the engine and audit use.
+has a rule; rules on one table agree on the action; the data map's links reach a person), and the
+lookups the engine and audit use.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from governance.errors import UnknownRule
 from governance.policy.base import StrictModel
 from governance.policy.datamap import Category, Store
 from governance.policy.deployment import Locations, RoleNames
+from governance.policy.links import link_problems
 from governance.policy.order import after_problems
+from governance.policy.recipients import Recipient, recipient_problems
 from governance.policy.rules import AnonymiseAction, DecisionRef, PurgeObjectsAction, Rule
 from governance.windows import Window, parse_instant
 
@@ -104,6 +107,7 @@ class Policy(StrictModel):
     object_store: ObjectStore
     categories: list[Category] = Field(min_length=1)
     rules: list[Rule] = Field(min_length=1)
+    recipients: list[Recipient] = Field(default_factory=list)  # TP-1, TP-4
 
     # Set by load_policy: where it came from and the hash of its bytes (the policy version).
     source_path: str = ""
@@ -123,6 +127,8 @@ class Policy(StrictModel):
                     f"categories: {category.id} has no retention rule; add a rule with 'category: {category.id}'"
                 )
         problems += _disagreeing_actions(self.rules)
+        problems += link_problems(self.categories)
+        problems += recipient_problems(self.recipients, category_ids={c.id for c in self.categories})
         if problems:
             raise ValueError("\n".join(problems))
         return self
@@ -182,6 +188,21 @@ class Policy(StrictModel):
             for store in category.stores
             if store.person is not None and store.person.email and store.person.account_id == store.key
         ]
+
+    def join_tables(self) -> list[str]:
+        """The join tables the data map's links go through (``via``), once each, in data-map order."""
+        tables = [
+            link.via.table
+            for category in self.categories
+            for store in category.stores
+            for link in store.links
+            if link.via is not None
+        ]
+        return list(dict.fromkeys(tables))
+
+    def recipients_of(self, category_id: str) -> list[Recipient]:
+        """The recipients registry's entries that receive ``category_id`` (TP-4), in file order."""
+        return [r for r in self.recipients if category_id in r.categories]
 
     def buckets(self) -> list[str]:
         """Every bucket the policy names: the object_store section's and each store's objects'."""

@@ -7,8 +7,9 @@
 - auditor: read-only. Column-level SELECT on exactly the columns the audit predicates read (taken
   from PostgreSQL's own dependency records of each predicate, evaluated as a temporary view) and
   the object-store check joins; CREATE on the database for its scratch schema; evidence.
-- request_worker (#10): SELECT on the data map's stores; holds; evidence; SELECT, INSERT, UPDATE on
-  the request ledger, its contacts and its exports (and their sequences), never DELETE.
+- request_worker (#10): SELECT on the data map's stores and the join tables its links go through;
+  holds; evidence; SELECT, INSERT, UPDATE on the request ledger, its contacts and its exports (and
+  their sequences), never DELETE.
 - reviewer: the evidence, ``governance.audit_history`` and ``verify_evidence()``; no shop table.
 """
 
@@ -93,8 +94,10 @@ REQUEST_SEQUENCES = {f"{GOVERNANCE}.subject_requests_request_id_seq", f"{GOVERNA
 
 
 def request_worker_grants(cur: cursor, policy: Policy) -> set[Grant]:
-    """Read the person's records; open, move on and complete requests and their exports (REQ-1)."""
-    grants = _tables(_store_tables(policy), "SELECT") | _hold_reader() | _evidence_writer(cur)
+    """Read the person's records (through the links' join tables too, ``governance.person``); open,
+    move on and complete requests and their exports (REQ-1)."""
+    readable = _store_tables(policy) | set(policy.join_tables())
+    grants = _tables(readable, "SELECT") | _hold_reader() | _evidence_writer(cur)
     grants |= _tables(REQUEST_TABLES, "SELECT", "INSERT", "UPDATE")
     return grants | {Grant("sequence", name, "USAGE") for name in REQUEST_SEQUENCES}
 

@@ -1,0 +1,216 @@
+"""Every record and object of one person, found from the data map (#10: ACC-1, POR-1, ERA-1).
+
+A row of a store with ``person`` is the person's when its account column is one of the subject's
+accounts, or when its account column is NULL (or the store has none) and its e-mail column,
+``lower(btrim())``, is one of the subject's addresses (guests, grouped as RET-3 groups them). A row
+of a linked store is the person's when its link column matches a row of the person's in the store
+linked to, directly or through the link's join table; a store with both matches on either. Stores
+that say ``unidentifiable`` are not searched. Legal holds do not matter here: a held record is
+still the person's.
+
+Every query takes ``%(accounts)s`` and ``%(emails)s`` (``Subject.params()``); identifiers come from
+the policy through ``psycopg2.sql`` (CONTRIBUTING.md habit 4). Rows are streamed by a server-side
+cursor inside the caller's transaction; ``snapshot`` opens the read-only REPEATABLE READ one in
+which every store is read as of one instant.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from psycopg2 import sql
+from psycopg2.extensions import connection, cursor
+
+from governance.db import ident, split_name, transaction
+from governance.errors import PolicyError
+from governance.person.columns import Column
+from governance.person.subject import Subject
+from governance.policy import Category, Link, PersonKey, Policy, Store
+
+# Rows fetched per round trip from a server-side cursor: memory stays flat in the person's size.
+ITERSIZE = 2000
+
+_cursor_names = itertools.count(1)
+
+
+@dataclass(frozen=True)
+class ObjectRef:
+    """An object (photo or text bytes) of one of the person's records: its store's table and the
+    record's key, and where the bytes are."""
+
+    table: str
+    record_key: str
+    bucket: str
+    key: str
+
+
+@contextmanager
+def snapshot(conn: connection) -> Iterator[cursor]:
+    """A read-only REPEATABLE READ transaction: the person's stores read in it agree with each other."""
+    with transaction(conn, read_only=True) as cur:
+        cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        yield cur
+
+
+def person_stores(policy: Policy) -> list[tuple[Category, Store]]:
+    """Every store of the data map that can hold a person's records, in data-map order (the
+    ``unidentifiable`` ones, such as visits, are left out)."""
+    return [
+        (category, store) for category in policy.categories for store in category.stores if not store.unidentifiable
+    ]
+
+
+def person_predicate(policy: Policy, store: Store) -> sql.Composable:
+    """The condition on alias ``t`` that a row of ``store`` is the person's."""
+    return _matches(policy, store, "t", 0)
+
+
+def selection(policy: Policy, store: Store) -> sql.Composable:
+    """The person's rows of ``store``, every column, in key order."""
+    return sql.SQL("SELECT t.* FROM {table} t WHERE {matches} ORDER BY t.{key}").format(
+        table=ident(store.table), matches=person_predicate(policy, store), key=sql.Identifier(store.key)
+    )
+
+
+def _matches(policy: Policy, store: Store, alias: str, depth: int) -> sql.Composable:
+    """The person's rows of ``store`` as ``alias``; ``depth`` keeps the aliases of nested links apart."""
+    linked = [(link, _linked_values(policy, link, depth + 1)) for link in store.links]
+    if not linked:
+        return _own(store.person, alias) if store.person is not None else sql.SQL("false")
+    if store.person is None and len(linked) == 1:
+        link, values = linked[0]
+        return sql.SQL("{a}.{column} IN ({values})").format(
+            a=sql.Identifier(alias), column=sql.Identifier(link.column), values=values
+        )
+    # Several ways to the person: the keys each way finds, so that each is planned as its own
+    # semi-join on an index (an OR around a sub-select would read the whole table).
+    inner = f"s{depth}"
+    whole = sql.SQL("SELECT {s}.{key} FROM {table} {s} WHERE ").format(
+        s=sql.Identifier(inner), key=sql.Identifier(store.key), table=ident(store.table)
+    )
+    ways: list[sql.Composable] = [] if store.person is None else [whole + _own(store.person, inner)]
+    for link, values in linked:
+        if link.column == store.key:
+            ways.append(values)
+        else:
+            ways.append(
+                whole
+                + sql.SQL("{s}.{column} IN ({values})").format(
+                    s=sql.Identifier(inner), column=sql.Identifier(link.column), values=values
+                )
+            )
+    return sql.SQL("{a}.{key} IN ({ways})").format(
+        a=sql.Identifier(alias), key=sql.Identifier(store.key), ways=sql.SQL(" UNION ALL ").join(ways)
+    )
+
+
+def _own(person: PersonKey, alias: str) -> sql.Composable:
+    """The row names the person itself: one of the accounts, or, without an account, an address."""
+    a = sql.Identifier(alias)
+    email = (
+        sql.SQL("lower(btrim({a}.{column})) = ANY(%(emails)s::text[])").format(a=a, column=sql.Identifier(person.email))
+        if person.email
+        else None
+    )
+    if person.account_id is None:
+        assert email is not None  # PersonKey names one at least
+        return email
+    account = sql.Identifier(person.account_id)
+    if email is None:
+        return sql.SQL("{a}.{account} = ANY(%(accounts)s::bigint[])").format(a=a, account=account)
+    return sql.SQL("({a}.{account} = ANY(%(accounts)s::bigint[]) OR ({a}.{account} IS NULL AND {email}))").format(
+        a=a, account=account, email=email
+    )
+
+
+def _linked_values(policy: Policy, link: Link, depth: int) -> sql.Composable:
+    """The values of ``link.column`` that lead to one of the person's rows of ``link.to``."""
+    target = policy.store(link.to)
+    alias = f"t{depth}"
+    values = sql.SQL("SELECT {t}.{to_column} FROM {table} {t} WHERE {matches}").format(
+        t=sql.Identifier(alias),
+        to_column=sql.Identifier(link.to_column),
+        table=ident(target.table),
+        matches=_matches(policy, target, alias, depth),
+    )
+    if link.via is None:
+        return values
+    via = sql.Identifier(f"v{depth}")
+    return sql.SQL("SELECT {v}.{column} FROM {table} {v} WHERE {v}.{to_column} IN ({values})").format(
+        v=via,
+        column=sql.Identifier(link.via.column),
+        table=ident(link.via.table),
+        to_column=sql.Identifier(link.via.to_column),
+        values=values,
+    )
+
+
+def columns(cur: cursor, store: Store) -> list[Column]:
+    """The store's columns as the catalog describes them, in the table's column order."""
+    schema, name = split_name(store.table)
+    cur.execute(
+        "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
+        "JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = %s AND c.relname = %s AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
+        (schema, name),
+    )
+    found = [Column(str(column), str(type_name)) for column, type_name in cur.fetchall()]
+    if not found:
+        raise PolicyError(
+            "<data map>",
+            [f"store {store.table!r}: the table does not exist in the database; run `governance policy check`"],
+        )
+    return found
+
+
+def count_records(cur: cursor, policy: Policy, subject: Subject) -> dict[str, int]:
+    """Table -> how many of the person's records it holds, for every store of ``person_stores``, in
+    data-map order (one statement)."""
+    stores = [store for _, store in person_stores(policy)]
+    counts = [
+        sql.SQL("(SELECT count(*) FROM {table} t WHERE {matches})").format(
+            table=ident(store.table), matches=person_predicate(policy, store)
+        )
+        for store in stores
+    ]
+    cur.execute(sql.SQL("SELECT ") + sql.SQL(", ").join(counts), subject.params())
+    row = cur.fetchone()
+    assert row is not None
+    return {store.table: int(count) for store, count in zip(stores, row, strict=True)}
+
+
+def read_store(cur: cursor, policy: Policy, subject: Subject, store: Store) -> Iterator[tuple[Any, ...]]:
+    """The person's rows of ``store`` (every column, ``columns`` order), streamed in key order."""
+    yield from _stream(cur, selection(policy, store), subject.params())
+
+
+def person_objects(cur: cursor, policy: Policy, subject: Subject) -> Iterator[ObjectRef]:
+    """The objects of the person's records, store by store (those with ``objects:``), in key order."""
+    for _, store in person_stores(policy):
+        link = store.objects
+        if link is None:
+            continue
+        query = sql.SQL(
+            "SELECT t.{key}::text, t.{bucket}, t.{object_key} FROM {table} t WHERE {matches} "
+            "AND t.{bucket} IS NOT NULL AND t.{object_key} IS NOT NULL ORDER BY t.{key}"
+        ).format(
+            key=sql.Identifier(store.key),
+            bucket=sql.Identifier(link.bucket_column),
+            object_key=sql.Identifier(link.key_column),
+            table=ident(store.table),
+            matches=person_predicate(policy, store),
+        )
+        for record_key, bucket, key in _stream(cur, query, subject.params()):
+            yield ObjectRef(store.table, str(record_key), str(bucket), str(key))
+
+
+def _stream(cur: cursor, query: sql.Composable, params: dict[str, Any]) -> Iterator[tuple[Any, ...]]:
+    """Rows of ``query`` from a server-side cursor in ``cur``'s transaction, ``ITERSIZE`` at a time."""
+    with cur.connection.cursor(name=f"governance_person_{next(_cursor_names)}") as named:
+        named.itersize = ITERSIZE
+        named.execute(query, params)
+        yield from named
