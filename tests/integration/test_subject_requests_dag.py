@@ -1,0 +1,197 @@
+"""The subject_requests DAG (REQ-1, ACC-1, POR-1) through Airflow's own dag.test(): real PostgreSQL,
+moto's S3 server over HTTP, a real SMTP server (aiosmtpd) behind governance_smtp.
+
+A verified access request of a seeded person (an account, guest orders under another spelling of
+the address, photos, a legal hold) is completed: the archive is in the exports bucket (SSE), the
+link arrived by mail, and the ZIP behind it holds exactly the records of an independent query per
+table and the photos byte for byte. An unverified request exports nothing; an on-demand run answers
+its one request only; a rerun changes nothing. XComs carry ids and counts only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import requests as http
+
+from governance import requests
+from governance.policy import load_policy
+from tests.integration import request_support as rs
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+DAGS = Path(__file__).resolve().parents[2] / "dags"
+POLICY = load_policy()
+NOW = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+SCHEDULED = {"request_id": None}  # dag.test() keeps an earlier run's conf in the params: say it each time
+
+
+@pytest.fixture
+def db_url(make_database):
+    """A database of each test's own: the DAG picks every workable request in it."""
+    return make_database()
+
+
+@pytest.fixture
+def dag(airflow_home, airflow_connections, smtp_inbox):
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(DAGS))
+    assert not bag.import_errors, bag.import_errors
+    dag = bag.get_dag("subject_requests")
+    for task in dag.tasks:  # a failure here should fail now, not after the production backoff
+        task.retries = 0
+    return dag
+
+
+@pytest.fixture
+def person(conn, s3):
+    return rs.seed_person(conn, s3, POLICY, NOW)
+
+
+def states(run) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for ti in run.get_task_instances():
+        found.setdefault(ti.task_id, []).append(str(ti.state))
+    return found
+
+
+def xcoms(run) -> dict[str, list]:
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        rows = session.scalars(XComModel.get_many(run_id=run.run_id, key="return_value", dag_ids="subject_requests"))
+        found: dict[str, list] = {}
+        for row in rows:
+            found.setdefault(row.task_id, []).append(XComModel.deserialize_value(row))
+        return found
+
+
+def mail_text(message) -> str:
+    return "\n".join(
+        part.get_payload(decode=True).decode(part.get_content_charset() or "utf-8")
+        for part in message.walk()
+        if part.get_content_maintype() == "text"
+    )
+
+
+def request_state(conn, request_id) -> str:
+    with conn.cursor() as cur:
+        found = requests.fetch(cur, request_id).state
+    conn.rollback()
+    return found
+
+
+def exports(s3) -> list[str]:
+    return sorted(o["Key"] for o in s3.list_objects_v2(Bucket=rs.EXPORTS).get("Contents", []))
+
+
+def evidence_count(conn) -> int:
+    with conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM governance.evidence")
+        count = cur.fetchone()[0]
+    conn.rollback()
+    return count
+
+
+def test_a_verified_access_request_is_answered_with_exactly_the_persons_data(dag, conn, s3, smtp_inbox, person):
+    expected = rs.expected_keys(conn)
+    request_id = rs.open_verified(conn, POLICY, NOW)
+    expected["governance.request_contacts"] = {request_id}
+
+    run = dag.test(logical_date=NOW, run_conf=SCHEDULED)
+    assert str(run.state) == "success", states(run)
+    assert states(run)["answer"] == ["success"] and request_state(conn, request_id) == "completed"
+    (key,) = exports(s3)
+    assert key.startswith(f"exports/{request_id}/")
+    assert s3.head_object(Bucket=rs.EXPORTS, Key=key)["ServerSideEncryption"] == "AES256"
+
+    (mail,) = smtp_inbox
+    assert mail["To"] == rs.ADDRESS
+    body = http.get(rs.link_of(mail), timeout=10).content
+    with conn.cursor() as cur:
+        cur.execute("SELECT sha256, link_sent_at FROM governance.request_exports WHERE request_id = %s", (request_id,))
+        sha, sent_at = cur.fetchone()
+    conn.rollback()
+    assert hashlib.sha256(body).hexdigest() == sha and sent_at == NOW
+    archive = rs.Archive.of(body)
+    keys = {store.table: store.key for category in POLICY.categories for store in category.stores}
+    for table, want in expected.items():
+        assert archive.keys(table, keys[table]) == want, table
+    assert person.held_order in archive.keys("shop.orders", "order_id")
+    assert sorted(archive.files().values()) == sorted(person.uploads.values())
+
+    pushed = xcoms(run)
+    assert pushed["pick"] == [[request_id]]
+    (answered,) = pushed["answer"]
+    assert answered["request_id"] == request_id and answered["objects"] == len(person.uploads)
+    assert pushed["summary"] == [
+        {"picked": 1, "completed": 1, "records": answered["records"], "objects": 3, "bytes": answered["bytes"]}
+    ]
+    text = json.dumps(pushed).lower()
+    assert not any(value.lower() in text for value in person.personal_values) and "x-amz" not in text
+
+    before = evidence_count(conn)
+    again = dag.test(logical_date=NOW + timedelta(minutes=15), run_conf=SCHEDULED)
+    assert str(again.state) == "success" and xcoms(again)["pick"] == [[]]
+    assert exports(s3) == [key] and len(smtp_inbox) == 1 and evidence_count(conn) == before, "a rerun changes nothing"
+    on_demand = dag.test(logical_date=NOW + timedelta(minutes=20), run_conf={"request_id": request_id})
+    assert str(on_demand.state) == "success", states(on_demand)
+    assert exports(s3) == [key] and len(smtp_inbox) == 1 and evidence_count(conn) == before
+
+
+def test_an_unverified_request_exports_nothing(dag, conn, s3, smtp_inbox, person):
+    request = requests.open_request(
+        conn, POLICY, kind="access", email=rs.ADDRESS, channel="email", opened_by="support", now=NOW
+    )
+    scheduled = dag.test(logical_date=NOW + timedelta(minutes=1), run_conf=SCHEDULED)
+    assert str(scheduled.state) == "success" and xcoms(scheduled)["pick"] == [[]]
+    asked = dag.test(logical_date=NOW + timedelta(minutes=2), run_conf={"request_id": request.request_id})
+    assert str(asked.state) == "failed" and states(asked)["pick"] == ["failed"]
+    assert "answer" not in xcoms(asked)
+    assert exports(s3) == [] and request_state(conn, request.request_id) == "received"
+    alerts = [m for m in smtp_inbox if "[governance] subject_requests failed: pick" in str(m["Subject"])]
+    assert len(smtp_inbox) == 1 and len(alerts) == 1, "on-call is told; the person is sent nothing"
+
+
+def test_an_on_demand_run_answers_its_one_request_then_the_schedule_the_others(dag, conn, s3, smtp_inbox, person):
+    first = rs.open_verified(conn, POLICY, NOW)
+    second = rs.open_verified(conn, POLICY, NOW, kind="portability", email="nobody.here@example.no")
+
+    one = dag.test(logical_date=NOW + timedelta(minutes=1), run_conf={"request_id": second})
+    assert str(one.state) == "success", states(one)
+    assert request_state(conn, second) == "completed" and request_state(conn, first) == "verified"
+    assert len(exports(s3)) == 1 and [m["To"] for m in smtp_inbox] == ["nobody.here@example.no"]
+    (answered,) = xcoms(one)["answer"]
+    assert answered["request_id"] == second and answered["objects"] == 0  # no data held: the export still goes
+
+    rest = dag.test(logical_date=NOW + timedelta(minutes=15), run_conf=SCHEDULED)
+    assert str(rest.state) == "success" and xcoms(rest)["pick"] == [[first]]
+    assert request_state(conn, first) == "completed" and len(exports(s3)) == 2 and len(smtp_inbox) == 2
+
+
+def test_a_failed_export_fails_the_run_naming_the_request_and_the_rerun_completes_it(dag, conn, s3, smtp_inbox, person):
+    request_id = rs.open_verified(conn, POLICY, NOW)
+    s3.delete_bucket(Bucket=rs.EXPORTS)  # the exports bucket is gone: no retry brings it back
+
+    failed = dag.test(logical_date=NOW, run_conf=SCHEDULED)
+    assert str(failed.state) == "failed" and states(failed)["answer"] == ["failed"] == states(failed)["summary"]
+    assert request_state(conn, request_id) == "in_progress"
+    subjects = sorted(str(m["Subject"]).replace("\r\n", "") for m in smtp_inbox)
+    assert [s.split(" in ")[0] for s in subjects] == [
+        f"[governance] subject_requests failed: answer[request {request_id}]",
+        "[governance] subject_requests failed: summary",
+    ]
+    alert = mail_text(next(m for m in smtp_inbox if "answer" in str(m["Subject"])))
+    assert f"request {request_id}" in alert and "NoSuchBucket" in alert and "An export failed" in alert
+    assert rs.ADDRESS.lower() not in alert.lower()
+
+    rs.buckets(s3)
+    again = dag.test(logical_date=NOW + timedelta(minutes=15), run_conf=SCHEDULED)
+    assert str(again.state) == "success" and request_state(conn, request_id) == "completed"
+    assert len(exports(s3)) == 1 and [m["To"] for m in smtp_inbox][-1] == rs.ADDRESS
