@@ -3,18 +3,26 @@
 A small synthetic shop is seeded (governance_dev.loader) and every e-mail address, name, street, phone
 number and IP address in it is collected before anything is removed. Then the real DAGs run
 through Airflow's own ``dag.test()``: ``retention_audit`` (finds overdue records and fails, so its
-failure message and alert are produced), ``retention_sweep``, and ``retention_audit`` again. The
+failure message and alert are produced), ``retention_sweep``, and ``retention_audit`` again; then
+data-subject requests for seeded people are opened and verified with ``governance request``,
+``subject_requests`` answers the verified one (its export and the link mailed to the person), and
+``request_deadlines`` reports one due within 7 days and one late to on-call and compliance. The
 CLI commands people use are run too. None of the collected values may appear in:
 
 - anything printed or logged (captured stdout/stderr at file-descriptor level, the log records,
   and every task log file under ``$AIRFLOW_HOME/logs``);
 - the Airflow metadata database: every column of every row of every table (XComs, rendered
   fields, task instances, events, ...) for these DAGs (tests may read it; tasks may not);
-- the failure e-mails the notifier sent (a real SMTP server), which carry the exception messages;
+- the e-mails sent (a real SMTP server): the notifier's failure alerts, which carry the exception
+  messages, the deadline alert, and the subject and text of the download-link mail (whose envelope
+  and To header are the only places the person's own address may be);
 - the evidence log (``governance.evidence``: counts and details as text) and the legal holds'
   evidence;
 - the output of ``governance audit``, ``plan --json``, ``evidence show --json``, ``evidence
-  verify`` and ``hold list --all``.
+  verify``, ``hold list --all`` and ``request open|verify|extend|withdraw|list|show``.
+
+The test's own mail server (aiosmtpd, logger ``mail.log``) logs each envelope it receives; those
+lines are the receiving side, not ours, and are left out of the scan.
 
 The scan is case-insensitive and on trimmed values. A value of 3 characters or fewer (a short
 first name such as "Ola") is skipped, to avoid false positives; everything longer is searched for
@@ -28,14 +36,15 @@ from __future__ import annotations
 import email
 import os
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-DAGS = ("retention_audit", "retention_sweep")
+DAGS = ("retention_audit", "retention_sweep", "subject_requests", "request_deadlines")
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+RECEIVING_MAIL_SERVER = "mail.log"  # aiosmtpd's logger: the test's mail server, not the platform
 SHORTEST_SCANNED = 4  # values of 3 characters or fewer are skipped (see the module docstring)
 
 
@@ -156,9 +165,10 @@ def test_a_full_run_leaks_no_personal_data(
 
     sources: list[tuple[str, str]] = []
 
-    def captured(label: str) -> None:
+    def captured(label: str) -> str:
         out = capfd.readouterr()
         sources.extend([(f"{label} stdout", out.out), (f"{label} stderr", out.err)])
+        return out.out
 
     dags = _load_dags()
     captured("loading the DAGs")
@@ -191,6 +201,8 @@ def test_a_full_run_leaks_no_personal_data(
         captured(f"governance {' '.join(command[:2])}")
         assert code == 0, f"governance {' '.join(command)} exited {code}"
 
+    answered = _answer_requests(dags, common, db_url, s3, captured)
+
     conn = connect(db_url)
     try:
         with conn.cursor() as cur:
@@ -216,10 +228,12 @@ def test_a_full_run_leaks_no_personal_data(
         for kind, run, rule, _, counts_text, details in evidence
     ]
 
-    sources += [(f"log record {r.name}", r.getMessage()) for r in caplog.records]
-    sources += [(f"log record {r.name} exception", str(r.exc_info[1])) for r in caplog.records if r.exc_info]
+    ours = [r for r in caplog.records if r.name != RECEIVING_MAIL_SERVER]
+    sources += [(f"log record {r.name}", r.getMessage()) for r in ours]
+    sources += [(f"log record {r.name} exception", str(r.exc_info[1])) for r in ours if r.exc_info]
     log_files = [p for p in Path(os.environ["AIRFLOW_HOME"], "logs").rglob("*") if p.is_file()]
-    sources += [(f"log file {p}", p.read_text(errors="replace")) for p in log_files]
+    sources += [(f"log file {p}", _without_receiving_server(p.read_text(errors="replace"))) for p in log_files]
+    sources = [(where, _without_receiving_server(text)) for where, text in sources]
     metadata = _metadata_rows(airflow_home)
     assert any(where.startswith("metadata xcom.") for where, _ in metadata), "the runs must have pushed XComs"
     sources += metadata
@@ -230,9 +244,85 @@ def test_a_full_run_leaks_no_personal_data(
     seen = "\n".join(text for where, text in sources if not where.startswith(("metadata", "evidence", "e-mail")))
     assert f"retention audit retention_audit/{after.run_id} as of" in seen  # the audit task's table
     assert "sweep_stage_1" in seen and "anonymised" in seen  # the sweep tasks' logs and results
+    assert f"request {answered} answered" in seen and "requests reported" in seen  # the request DAGs' logs
+    kinds = {kind for kind, *_ in evidence}
+    assert {"request_export_written", "request_export_delivered", "request_deadline_alert"} <= kinds
 
     leaks = _leaks(sources, needles)
     assert not leaks, f"{len(leaks)} personal value(s) leaked:\n" + "\n".join(leaks[:30])
+
+
+def _without_receiving_server(text: str) -> str:
+    return "\n".join(line for line in text.splitlines() if f"[{RECEIVING_MAIL_SERVER}]" not in line)
+
+
+def _answer_requests(dags: dict, common: list[str], db_url: str, s3, captured) -> int:
+    """Open requests for seeded people with the CLI, verify one and answer it through subject_requests,
+    then let request_deadlines report the two left open (one due within 7 days, one late). Returns
+    the id of the answered request."""
+    from governance.cli import main
+    from governance.db import connect
+    from governance.objectstore import ensure_bucket
+    from governance.policy import load_policy
+
+    ensure_bucket(s3, load_policy().object_store.exports_bucket)
+    conn = connect(db_url)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                "SELECT a.email FROM shop.accounts a ORDER BY (SELECT count(*) FROM shop.uploads u "
+                "WHERE u.account_id = a.account_id) DESC, a.account_id LIMIT 3"
+            )
+            people = [row[0] for row in cur.fetchall()]
+        conn.rollback()
+    finally:
+        conn.close()
+    assert len(people) == 3, "the swept shop still has account holders"
+    opened = []
+    for person, kind, received in zip(
+        people,
+        ("access", "portability", "erasure"),
+        (NOW, NOW - timedelta(days=25), NOW - timedelta(days=40)),
+        strict=True,
+    ):
+        command = [
+            "request",
+            "open",
+            *common,
+            "--kind",
+            kind,
+            "--email",
+            person,
+            "--channel",
+            "email",
+            "--by",
+            "support",
+        ]
+        assert main([*command, "--received-at", received.isoformat()]) == 0
+        opened.append(int(re.search(r"request (\d+) opened", captured("governance request open")).group(1)))
+    answered, *_ = opened
+    for command in (
+        ["request", "verify", str(answered), *common, "--by", "support", "--method", "id_document"],
+        ["request", "extend", str(answered), *common, "--months", "1", "--reason", "many photo books to collect"],
+        ["request", "list", *common],
+        ["request", "list", *common, "--json"],
+        ["request", "show", str(answered), *common],
+        ["request", "show", str(opened[2]), *common, "--json"],
+    ):
+        code = main(command)
+        captured(f"governance {' '.join(command[:2])}")
+        assert code == 0, f"governance {' '.join(command)} exited {code}"
+
+    run = dags["subject_requests"].test(logical_date=NOW, run_conf={"request_id": None})
+    captured("subject_requests")
+    assert run.state == "success"
+    alerts = dags["request_deadlines"].test(logical_date=NOW)  # the portability one is due in 3 days
+    captured("request_deadlines")
+    assert alerts.state == "success"
+    withdrawn = ["request", "withdraw", str(opened[2]), *common, "--by", "support"]
+    assert main(withdrawn) == 0
+    captured("governance request withdraw")
+    return answered
 
 
 def test_the_scan_finds_what_it_must_and_only_that():
