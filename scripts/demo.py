@@ -11,22 +11,29 @@ Steps, each printed with the command it runs:
 5. sweep: ``airflow dags test retention_sweep`` removes what is overdue, except what a legal hold
    keeps; the per-rule effects are read back from the sweep's evidence;
 6. audit again: nothing overdue, held records kept;
-7. evidence: the hash chain verifies.
+7. a data-subject request: ``governance request open`` and ``verify`` an access request for a
+   seeded account, ``airflow dags test subject_requests`` answers it; where the export is (bucket,
+   key, size, SHA-256) and what it holds (its files and records per table), never the person's data;
+8. evidence: the hash chain verifies.
 
 The seed and the first audit stand at one instant, the plan, the sweep and the second audit at
-one a minute later: "now" is fixed per run (RET-10) and each Airflow run has a run id of its own.
+one a minute later, the request half a minute after that: "now" is fixed per run (RET-10) and each
+Airflow run has a run id of its own.
 A step whose piece is not part of this build (no sweep DAG yet, say) is skipped with a note; the
 demo fails only when a step that exists does not do what it should. Full logs: .local/demo/.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 import time
+import zipfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -397,6 +404,103 @@ def plan_step(number: int, *, now: datetime, env: dict[str, str]) -> None:
         raise DemoFailed(f"governance plan failed; see {result.log}")  # type: ignore[attr-defined]
 
 
+def request_step(number: int, *, now: datetime, env: dict[str, str], shop: Shop, dags: set[str]) -> None:
+    """Open, verify and answer one access request (REQ-1, ACC-1) for the seeded account with the most
+    photos; print where the export is and what it holds, never the person's data."""
+    heading(number, "A data-subject request: open, verify, answer with an export (REQ-1, ACC-1)")
+    if "subject_requests" not in dags or not cli_has("request", env):
+        note("skipped: the DAG subject_requests or `governance request` is not part of this build")
+        return
+    rows = shop.query(
+        "SELECT a.account_id FROM shop.accounts a ORDER BY (SELECT count(*) FROM shop.uploads u "
+        "WHERE u.account_id = a.account_id) DESC, a.account_id LIMIT 1"
+    )
+    if not rows:
+        note("skipped: no account left in the shop")
+        return
+    at = ["--now", iso(now)]
+    opened = run(
+        f"{number}-request-open",
+        [governance_cli(), "request", "open", "--kind", "access", "--account-id", str(rows[0][0])]
+        + ["--channel", "support_tool", "--by", "demo", *at],
+        env,
+        show_output=True,
+    )
+    found = re.search(r"request (\d+) opened", opened.stdout)
+    if opened.returncode != 0 or not found:
+        print(tail(opened))
+        raise DemoFailed(f"governance request open failed; see {opened.log}")  # type: ignore[attr-defined]
+    request_id = found.group(1)
+    verified = run(
+        f"{number}-request-verify",
+        [governance_cli(), "request", "verify", request_id, "--by", "demo", "--method", "signed_in_account", *at],
+        env,
+        show_output=True,
+    )
+    if verified.returncode != 0:
+        raise DemoFailed(f"governance request verify failed; see {verified.log}")  # type: ignore[attr-defined]
+    ensure_exports_bucket()
+    mails_before = len(mails())
+    answered = run(
+        f"{number}-subject-requests",
+        [devservices.venv_bin("airflow"), "dags", "test", "subject_requests", iso(now)]
+        + ["-c", json.dumps({"request_id": int(request_id)})],
+        env,
+        timeout=DAG_TIMEOUT,
+    )
+    note(f"DAG run {'succeeded' if answered.returncode == 0 else 'failed'} in {answered.seconds:.0f} s")  # type: ignore[attr-defined]
+    print_export(shop, int(request_id))
+    new_mail = mails()[mails_before:]
+    if new_mail:
+        note(
+            f'the download link (7 days) e-mailed to the person: "{mail_subject(new_mail[-1])}" ({new_mail[-1].parent})'
+        )
+    if answered.returncode != 0:
+        print(tail(answered))
+        raise DemoFailed(f"subject_requests failed; see {answered.log}")  # type: ignore[attr-defined]
+
+
+def ensure_exports_bucket() -> None:
+    from governance.objectstore import ensure_bucket, make_client
+    from governance.policy import load_policy
+    from governance.settings import resolve
+
+    bucket = load_policy(os.environ.get("GOVERNANCE_POLICY") or None).object_store.exports_bucket
+    if bucket:
+        ensure_bucket(make_client(resolve()), bucket)
+
+
+def print_export(shop: Shop, request_id: int) -> None:
+    """Where the export is and what it holds: the row, its evidence's counts, the manifest's files."""
+    state = shop.query("SELECT state FROM governance.subject_requests WHERE request_id = %s", (request_id,))
+    rows = shop.query(
+        "SELECT bucket, object_key, byte_size, sha256, file_count FROM governance.request_exports WHERE request_id = %s",
+        (request_id,),
+    )
+    if not rows:
+        raise DemoFailed(f"request {request_id} has no export (state {state[0][0] if state else '?'})")
+    bucket, key, size, sha256, file_count = rows[0]
+    note(f"request {request_id}: {state[0][0]}; export s3://{bucket}/{key}")
+    note(f"{size} bytes, SHA-256 {sha256}, {file_count} files, server-side encrypted")
+    counts = shop.query(
+        "SELECT counts FROM governance.evidence WHERE kind = 'request_export_written' AND run_id = %s",
+        (f"request-{request_id}",),
+    )[0][0]
+    print()
+    table(["table", "records"], [[t, n] for t, n in sorted(counts.items()) if "." in t])
+    note(f"records: {counts['records']}; photos and texts: {counts['objects']} (copied byte for byte)")
+    from governance.objectstore import make_client
+    from governance.settings import resolve
+
+    body = make_client(resolve()).get_object(Bucket=bucket, Key=key)["Body"].read()
+    with zipfile.ZipFile(io.BytesIO(body)) as archive:
+        manifest = json.loads(archive.read("manifest.json"))
+    files = [f for f in manifest["files"] if not f["path"].startswith("files/")]
+    note(f"manifest.json lists {len(manifest['files'])} files with their SHA-256; besides the photos and texts:")
+    print()
+    table(["file", "bytes", "sha256"], [[f["path"], f["bytes"], f["sha256"][:16] + "..."] for f in files], right={1})
+
+
 def main() -> int:
     started = time.monotonic()
     print(f"{BOLD}Privacy-policy enforcement demo: a photo shop's retention rules, run by Airflow{RESET}")
@@ -461,7 +565,9 @@ def main() -> int:
         heading(6, "Audit again")
         note("skipped: there was no sweep")
 
-    heading(7, "Evidence")
+    request_step(7, now=later + timedelta(seconds=30), env=env, shop=shop, dags=dags)
+
+    heading(8, "Evidence")
     entries, problems = shop.verify_evidence()
     if problems:
         raise DemoFailed(f"the evidence chain does not verify: {problems} problem(s) in {entries} entries")
