@@ -320,4 +320,8 @@ def build_uploads(ctx: Context, conn, s3, objects: int) -> dict:
     settle_tables(ctx, ["shop.uploads"])
     with ctx.setup_phase("objects: load"):
         put_objects(s3, bucket, object_keys(prefix, objects))
+        # the data map's other buckets (the request exports, RET-9): the audit lists every one, empty here
+        from governance_dev.loader import ensure_store_buckets
+
+        ensure_store_buckets(s3, ctx.policy)
     return {"objects": objects, "bucket": bucket, "prefix": prefix}

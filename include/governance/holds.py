@@ -146,9 +146,10 @@ def _existing_record_key(cur: cursor, policy: Policy, table: str | None, key: st
             f"table {table!r} is not in the data map of policy {policy.policy.name}; tables: {', '.join(tables)}"
         )
     store = policy.store(table)
-    if store.person is None and store.links:
+    if store.person is None and store.links and table not in policy.rules_by_table:
         # A linked record (an order line) goes with the record it links to, and the audit's predicates
         # see holds on that one only: holding it here would keep its parent from the sweep unexplained.
+        # A linked store with rules of its own (an export archive, RET-9) is held like any other.
         targets = ", ".join(dict.fromkeys(link.to for link in store.links))
         raise HoldError(f"records of {table} are kept with the record they link to; hold that record in {targets}")
     query = sql.SQL("SELECT {key}::text FROM {table} WHERE {key} = %s LIMIT 1").format(

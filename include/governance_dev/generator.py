@@ -3,7 +3,8 @@
 ``Generator(policy, now, customers=N, seed=S)`` yields one ``Batch`` per chunk of customers; the
 first chunk also holds the scripted boundary cases and the legal holds (``scenarios``). Account
 holders, guests and prospects order, upload, subscribe, write and visit at random instants, so that
-at ``now`` every rule (RET-1..RET-6) has records on both sides of its window. Determinism: every
+at ``now`` every rule (RET-1..RET-6) has records on both sides of its window; the scripted requests
+give RET-9's. Determinism: every
 draw comes from ``Rng`` streams derived from the seed; nothing reads the wall clock.
 """
 
@@ -14,7 +15,8 @@ from datetime import datetime, timedelta
 
 from governance.policy import Policy
 from governance.windows import as_utc
-from governance_dev.rows import Batch, ShopRows
+from governance_dev.requests import RequestRows, exports_location
+from governance_dev.rows import Batch
 from governance_dev.scenarios import LEAP_DAY_CLOCK, HoldSpec, Scripted
 from governance_dev.tables import NULL, ts
 from governance_dev.vocabulary import HISTORY, PRODUCT_BAG, PRODUCTS, Person, Rng
@@ -28,7 +30,7 @@ VISIT_SPAN = timedelta(hours=72)
 _UPLOADS_PER_CUSTOMER = 3.3
 
 
-class Generator(ShopRows):
+class Generator(RequestRows):
     """Generates the shop chunk by chunk. Pure: no I/O, so unit tests can run it without services."""
 
     def __init__(
@@ -55,8 +57,11 @@ class Generator(ShopRows):
         if max_uploads is not None:
             expected = _UPLOADS_PER_CUSTOMER * customers
             upload_rate = min(1.0, 1.1 * max_uploads / expected) if expected else 1.0
+        exports = exports_location(policy) if uploads else None  # archives need the object store, as uploads do
         super().__init__(
             as_utc(now),
+            exports_bucket=exports[0] if exports else None,
+            exports_prefix=exports[1] if exports else "",
             seed=seed,
             bucket=bucket or policy.object_store.uploads_bucket,
             prefix=prefix,

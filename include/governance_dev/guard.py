@@ -1,10 +1,10 @@
 """The seed's guard against wiping data it did not write (issue #9): a marker in the database and
 a tag on the bucket, checked before anything is emptied.
 
-``governance seed`` empties every shop table, the legal holds and the uploads prefix. It does so
-only to a database that is empty or carries the seed's marker (``governance_seed.seeded``, written
-in the seed's own transaction), and to a prefix that is empty or in a bucket the seed has tagged;
-anything else is refused with ``SeedRefused`` unless ``force`` is given. Messages name the database
+``governance seed`` empties every shop table, the legal holds, the request ledger (with its answer
+addresses and exports) and the uploads and exports prefixes. It does so only to a database that is
+empty or carries the seed's marker (``governance_seed.seeded``, written in the seed's own
+transaction), and to a prefix that is empty or in a bucket the seed has tagged; anything else is refused with ``SeedRefused`` unless ``force`` is given. Messages name the database
 and the bucket, never a password or a row's content.
 """
 
@@ -69,7 +69,7 @@ def check_database(conn: connection, cur: cursor, tables: list[str], *, force: b
         shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
         raise SeedRefused(
             f"refusing to seed {database_label(conn)}: it holds rows that governance seed did not write "
-            f"(in {shown}), and seeding empties every shop table and the legal holds; {FORCE_HINT}"
+            f"(in {shown}), and seeding empties every shop table, the legal holds and the requests; {FORCE_HINT}"
         )
 
 

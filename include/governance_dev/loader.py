@@ -1,12 +1,13 @@
 """Loading the synthetic shop: COPY into PostgreSQL, objects into S3, and the ``SeedReport``.
 
 ``seed(conn, s3, policy, now, customers=N, seed=S)`` checks the guard (``guard``), empties the shop,
-its legal holds and the uploads prefix, then loads what the generator yields. Rows go in with COPY
-chunk by chunk while a producer thread generates the next chunk; objects are written by a thread
-pool; sequences are moved past the generated ids. The rows are one transaction on ``conn``
-(committed on success, rolled back on failure). Every ``shop.uploads`` row has its object under the
-store's prefix (CAT-5) and nothing else is there except ``orphan_objects`` deliberate orphans;
-``objects=False`` writes neither uploads nor objects and never touches S3.
+its legal holds, its requests and the uploads and exports prefixes, then loads what the generator
+yields. Rows go in with COPY chunk by chunk while a producer thread generates the next chunk;
+objects are written by a thread pool; sequences are moved past the generated ids. The rows are one
+transaction on ``conn`` (committed on success, rolled back on failure). Every ``shop.uploads`` row
+has its object under the store's prefix (CAT-5) and nothing else is there except ``orphan_objects``
+deliberate orphans; every ``governance.request_exports`` row has its archive under the exports
+prefix (RET-9); ``objects=False`` writes neither uploads, exports nor objects and never touches S3.
 """
 
 from __future__ import annotations
@@ -29,9 +30,10 @@ from governance.policy import Policy
 from governance.windows import as_utc
 from governance_dev import guard, reference
 from governance_dev.generator import Generator
+from governance_dev.requests import export_payload, exports_location
 from governance_dev.rows import Batch
 from governance_dev.scenarios import HoldSpec
-from governance_dev.tables import COLUMNS, HOLDS_TABLE, ID_COLUMNS
+from governance_dev.tables import COLUMNS, HOLDS_TABLE, ID_COLUMNS, REQUEST_TABLES
 from governance_dev.vocabulary import jpeg_payload, text_payload
 
 if TYPE_CHECKING:
@@ -54,6 +56,8 @@ class SeedReport:
     snapshot: reference.Snapshot | None = None
     orphan_objects: int = 0
     bucket: str = ""
+    export_objects: int = 0  # export archives written to the exports bucket (ACC-1, POR-1)
+    exports_bucket: str = ""
 
     def summary(self) -> str:
         """A short human summary: counts and time only, never personal data."""
@@ -63,6 +67,8 @@ class SeedReport:
             f"  {'objects in ' + self.bucket:<{width}}  {self.objects:>12,}"
             + (f"  ({self.orphan_objects} without a row)" if self.orphan_objects else "")
         )
+        if self.exports_bucket:
+            lines.append(f"  {'objects in ' + self.exports_bucket:<{width}}  {self.export_objects:>12,}")
         lines.append(f"  seeded in {self.seconds:.1f} s")
         if self.expected_overdue is not None:
             lines.append(
@@ -73,17 +79,36 @@ class SeedReport:
 
 
 class _Objects:
-    """Writes objects from a thread pool; ``written`` counts what was submitted."""
+    """Writes objects from a thread pool; ``written`` counts what was submitted to the uploads
+    bucket, ``exports_written`` to the exports bucket."""
 
-    def __init__(self, s3: S3Client, bucket: str, seed: int):
-        self.s3, self.bucket, self.seed = s3, bucket, seed
+    def __init__(self, s3: S3Client, bucket: str, seed: int, exports_bucket: str | None = None):
+        self.s3, self.bucket, self.seed, self.exports_bucket = s3, bucket, seed, exports_bucket
         self.pool = ThreadPoolExecutor(max_workers=PUT_THREADS, thread_name_prefix="seed-put")
         self.futures: list[Future[Any]] = []
         self.written = 0
+        self.exports_written = 0
 
     def put(self, key: str, upload_id: int, kind: str) -> None:
         self.futures.append(self.pool.submit(self._put, key, upload_id, kind))
         self.written += 1
+
+    def put_export(self, key: str, export_id: int) -> None:
+        """An export archive (ACC-1, POR-1), server-side encrypted as the exports are."""
+        if self.exports_bucket is None:
+            raise ValueError("the generator wrote an export archive, but the seed has no exports bucket")
+        body = export_payload(export_id, self.seed)
+        self.futures.append(
+            self.pool.submit(
+                self.s3.put_object,
+                Bucket=self.exports_bucket,
+                Key=key,
+                Body=body,
+                ContentType="application/zip",
+                ServerSideEncryption="AES256",
+            )
+        )
+        self.exports_written += 1
 
     def _put(self, key: str, upload_id: int, kind: str) -> None:
         if kind == "photo":
@@ -149,12 +174,14 @@ def _produce(gen: Generator, out: queue.Queue[Any], stop: threading.Event) -> No
 
 
 def _empty_shop(cur: cursor, tables: list[str], now: datetime) -> bool:
-    """Empty the shop and its holds, make the visits' partitions; True when FK triggers are off."""
+    """Empty the shop, its holds and its requests, make the visits' partitions; True when FK
+    triggers are off."""
     cur.execute("SET LOCAL synchronous_commit = off")
     cur.execute(
         sql.SQL("TRUNCATE {} RESTART IDENTITY CASCADE").format(
             sql.SQL(", ").join(
-                [sql.Identifier("shop", t) for t in tables] + [sql.Identifier("governance", "legal_holds")]
+                [sql.Identifier("shop", t) for t in tables]
+                + [sql.Identifier(*t.split(".", 1)) for t in (HOLDS_TABLE, *REQUEST_TABLES)]
             )
         )
     )
@@ -189,6 +216,8 @@ def _load_batches(cur: cursor, gen: Generator, objects: _Objects | None) -> None
             if objects is not None:
                 for key, upload_id, kind in item.objects:
                     objects.put(key, upload_id, kind)
+                for key, export_id in item.exports:
+                    objects.put_export(key, export_id)
     except BaseException:
         stop.set()
         raise
@@ -247,21 +276,41 @@ class _Target:
     bucket: str
     prefix: str
     force: bool
+    exports: tuple[str, str] | None = None  # the exports bucket and prefix (ACC-1, POR-1), with objects
 
 
-def _load(target: _Target, gen: Generator, orphan_objects: int) -> tuple[int, list[dict[str, Any]]]:
-    """The guarded load, one transaction: returns (objects written, the hold rows as inserted)."""
+def ensure_store_buckets(s3: S3Client, policy: Policy) -> list[str]:
+    """Make every bucket the data map keeps objects in (the uploads, the request exports), in the
+    client's region, as the seed does; a development and test helper (production creates its
+    buckets itself, inside the EEA, SEC-3). Returns their names."""
+    names = list(dict.fromkeys(b for c in policy.categories for s in c.stores if s.objects for b in s.objects.buckets))
+    for bucket in names:
+        ensure_bucket(s3, bucket)
+    return names
+
+
+def _claim(s3: S3Client, bucket: str, prefix: str, *, force: bool) -> None:
+    """The bucket made (in the client's region), the prefix checked, claimed and emptied."""
+    ensure_bucket(s3, bucket)
+    guard.check_prefix(s3, bucket, prefix, force=force)
+    guard.claim_prefix(s3, bucket, prefix)
+    _empty_prefix(s3, bucket, prefix)
+
+
+def _load(target: _Target, gen: Generator, orphan_objects: int) -> tuple[int, list[dict[str, Any]], int]:
+    """The guarded load, one transaction: returns (objects written to the uploads bucket, the hold
+    rows as inserted, export archives written to the exports bucket)."""
     conn, s3 = target.conn, target.s3
-    objects = _Objects(s3, target.bucket, gen.seed) if s3 is not None else None
+    exports_bucket = target.exports[0] if target.exports else None
+    objects = _Objects(s3, target.bucket, gen.seed, exports_bucket) if s3 is not None else None
     try:
         with conn.cursor() as cur:
             tables = _shop_tables(cur)
-            guard.check_database(conn, cur, [f"shop.{t}" for t in tables] + [HOLDS_TABLE], force=target.force)
+            owned = [f"shop.{t}" for t in tables] + [HOLDS_TABLE, *REQUEST_TABLES]
+            guard.check_database(conn, cur, owned, force=target.force)
             if s3 is not None:
-                ensure_bucket(s3, target.bucket)
-                guard.check_prefix(s3, target.bucket, target.prefix, force=target.force)
-                guard.claim_prefix(s3, target.bucket, target.prefix)
-                _empty_prefix(s3, target.bucket, target.prefix)
+                for bucket, prefix in [(target.bucket, target.prefix), *([target.exports] if target.exports else [])]:
+                    _claim(s3, bucket, prefix, force=target.force)
             replica = _empty_shop(cur, tables, gen.now)
             _load_batches(cur, gen, objects)
             if replica:
@@ -274,7 +323,10 @@ def _load(target: _Target, gen: Generator, orphan_objects: int) -> tuple[int, li
                     objects.put(f"{target.prefix}guest/{last_id + n}.jpg", last_id + n, "photo")
                 objects.wait()
             guard.mark_database(cur, as_of=gen.now, customers=gen.customers, seed=gen.seed)
-            cur.execute(sql.SQL("ANALYZE {}").format(sql.SQL(", ").join(sql.Identifier("shop", t) for t in tables)))
+            analysed = [sql.Identifier("shop", t) for t in tables] + [
+                sql.Identifier(*t.split(".")) for t in REQUEST_TABLES
+            ]
+            cur.execute(sql.SQL("ANALYZE {}").format(sql.SQL(", ").join(analysed)))
         conn.commit()
     except BaseException:
         conn.rollback()
@@ -282,7 +334,7 @@ def _load(target: _Target, gen: Generator, orphan_objects: int) -> tuple[int, li
     finally:
         if objects is not None:
             objects.close()
-    return (objects.written if objects is not None else 0), hold_rows
+    return (objects.written if objects is not None else 0), hold_rows, (objects.exports_written if objects else 0)
 
 
 def seed(
@@ -325,8 +377,9 @@ def seed(
         bucket=bucket,
         prefix=prefix,
     )
-    target = _Target(conn, s3 if objects else None, bucket, prefix, force)
-    written, hold_rows = _load(target, gen, orphan_objects if objects else 0)
+    exports = exports_location(policy) if objects else None
+    target = _Target(conn, s3 if objects else None, bucket, prefix, force, exports)
+    written, hold_rows, exports_written = _load(target, gen, orphan_objects if objects else 0)
     rows = dict(gen.counts)
     rows[HOLDS_TABLE] = len(hold_rows)
     report = SeedReport(
@@ -335,6 +388,8 @@ def seed(
         seconds=0.0,
         orphan_objects=orphan_objects if objects else 0,
         bucket=bucket,
+        export_objects=exports_written,
+        exports_bucket=exports[0] if exports else "",
     )
     if gen.snapshot is not None:
         gen.snapshot.legal_holds = hold_rows
@@ -369,6 +424,8 @@ def personal_values(conn: connection) -> set[str]:
             UNION SELECT email FROM shop.contact_messages UNION SELECT btrim(email) FROM shop.contact_messages
             UNION SELECT name FROM shop.contact_messages
             UNION SELECT host(ip_address) FROM shop.visits
+            UNION SELECT reply_to FROM governance.request_contacts UNION SELECT btrim(reply_to) FROM governance.request_contacts
+            UNION SELECT subject_email FROM governance.request_contacts
         ) values_ WHERE v IS NOT NULL AND length(btrim(v)) >= 4"""
     with conn.cursor() as cur:
         cur.execute(query)

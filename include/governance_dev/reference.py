@@ -41,6 +41,20 @@ class Snapshot:
     contact_messages: list[Row] = field(default_factory=list)
     cookie_preferences: list[Row] = field(default_factory=list)
     legal_holds: list[Row] = field(default_factory=list)
+    subject_requests: list[Row] = field(default_factory=list)
+    request_contacts: list[Row] = field(default_factory=list)
+    request_exports: list[Row] = field(default_factory=list)
+
+    @staticmethod
+    def table_of(name: str) -> str:
+        """The schema-qualified table a field of the snapshot is read from."""
+        return f"governance.{name}" if name in GOVERNANCE_TABLES else f"shop.{name}"
+
+
+# Fields of the snapshot read from the governance schema; the others are the shop's tables.
+GOVERNANCE_TABLES = ("legal_holds", "subject_requests", "request_contacts", "request_exports")
+# RET-9: a request is closed (its copies' clocks start) in these states (REQ-1).
+CLOSED_REQUEST_STATES = ("completed", "refused", "withdrawn")
 
 
 def normalise_email(email: str) -> str:
@@ -119,6 +133,7 @@ def overdue(
     found.communication()
     found.uploads()
     found.cookie_preferences()
+    found.request_copies()
     return found.result
 
 
@@ -268,3 +283,24 @@ class _Overdue:
                 ["cookie-preferences"], "shop.cookie_preferences", c["preference_id"], c.get("account_id")
             ):
                 self.record("cookie-preferences", c["preference_id"], expires)
+
+    def request_copies(self) -> None:
+        """RET-9: a request's export archive, a window after it was written; its answer address, a
+        window after the request closed (an open request's address never expires)."""
+        for x in self.s.request_exports:
+            expires = self.w["request-exports"].expires_at(x["created_at"])
+            if expires <= self.now and not self.holds.held(
+                ["request-exports"], "governance.request_exports", x["export_id"]
+            ):
+                self.record("request-exports", x["export_id"], expires)
+        closed = {
+            r["request_id"]: r["closed_at"] for r in self.s.subject_requests if r["state"] in CLOSED_REQUEST_STATES
+        }
+        for c in self.s.request_contacts:
+            if c["request_id"] not in closed:
+                continue
+            expires = self.w["request-contacts"].expires_at(closed[c["request_id"]])
+            if expires <= self.now and not self.holds.held(
+                ["request-contacts"], "governance.request_contacts", c["request_id"], None, c["reply_to"]
+            ):
+                self.record("request-contacts", c["request_id"], expires)

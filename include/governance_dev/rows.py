@@ -40,10 +40,11 @@ from governance_dev.vocabulary import (
 
 @dataclass
 class Batch:
-    """One chunk's rows (COPY text lines per table) and the objects to write for its uploads."""
+    """One chunk's rows (COPY text lines per table) and the objects to write for its uploads and exports."""
 
     lines: dict[str, list[str]] = field(default_factory=lambda: {t: [] for t in COLUMNS})
     objects: list[tuple[str, int, str]] = field(default_factory=list)  # (key, upload_id, kind)
+    exports: list[tuple[str, int]] = field(default_factory=list)  # (key, export_id): the exports bucket
 
 
 class ShopRows:

@@ -3,7 +3,8 @@
 For every rule: a record exactly at its boundary (expired), one a second before (kept), one a
 second after (overdue by 1 s), one on 29 February 2024; uploads under several rules where the
 latest expiry wins; records that holds in force keep, and records whose holds are lifted, ended
-or not yet set. They are written into the generator's first chunk, always in the same order.
+or not yet set; then the requests of the people scripted here (RET-9, ``governance_dev.requests``).
+They are written into the generator's first chunk, always in the same order.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from governance_dev import reference
+from governance_dev.requests import script_requests
 from governance_dev.vocabulary import HISTORY, Person
 
 if TYPE_CHECKING:
@@ -60,10 +62,13 @@ class Scripted:
     def __init__(self, gen: Generator):
         self.g = gen
         self.index = 0
+        self.people: list[Person] = []  # everyone scripted, in order: the requests' subjects
+        self.held_people: list[tuple[Person, int | None, str]] = []  # (person, account, an address of theirs)
 
     def person(self) -> Person:
         p = self.g.person(self.index, self.g.rng)
         self.index += 1
+        self.people.append(p)
         return p
 
     def clocks(self, rule_id: str) -> list[datetime]:
@@ -92,6 +97,7 @@ class Scripted:
             self._record_holds()
             self._person_holds()
             self._holds_not_in_force()
+        script_requests(self)  # RET-9; draws nothing random, so the rest of the shop stays as it was
         return self.index
 
     def _deleted_accounts(self) -> None:
@@ -202,7 +208,7 @@ class Scripted:
             kind = "photo" if clock != g.boundary("unsaved-account-uploads") else "text"
             g.upload(account_id, kind, clock, scripted=True)
 
-    def _hold_record(self, table: str, key: int | None, set_at: datetime | None = None, **kw: Any) -> None:
+    def hold_record(self, table: str, key: int | None, set_at: datetime | None = None, **kw: Any) -> None:
         if key is not None:
             set_at = set_at or self.g.now - 30 * DAY
             self.g.holds.append(HoldSpec("record", HOLD_REASON, set_at, table_name=table, record_key=str(key), **kw))
@@ -210,14 +216,14 @@ class Scripted:
     def _record_holds(self) -> None:
         """Records that would be overdue, kept by record holds in force at ``now`` (RET-8)."""
         g, now = self.g, self.g.now
-        self._hold_record("shop.visits", g.visit(now - timedelta(hours=30)))
+        self.hold_record("shop.visits", g.visit(now - timedelta(hours=30)))
         p = self.person()
         order_id, _ = g.order(p, None, p.email, now - 900 * DAY)
-        self._hold_record("shop.orders", order_id)
-        self._hold_record("shop.cookie_preferences", g.cookie_preference(None, now - 500 * DAY))
-        self._hold_record("shop.uploads", g.upload(None, "photo", now - 200 * DAY, scripted=True))
+        self.hold_record("shop.orders", order_id)
+        self.hold_record("shop.cookie_preferences", g.cookie_preference(None, now - 500 * DAY))
+        self.hold_record("shop.uploads", g.upload(None, "photo", now - 200 * DAY, scripted=True))
         p = self.person()
-        self._hold_record("shop.contact_messages", g.message(p, p.email, "inbound", now - 1000 * DAY))
+        self.hold_record("shop.contact_messages", g.message(p, p.email, "inbound", now - 1000 * DAY))
 
     def _person_holds(self) -> None:
         """A person held by account (a deleted account and everything hanging on it) and a person
@@ -235,6 +241,7 @@ class Scripted:
         g.subscription(p, p.email, account_id, created + 1 * DAY, created + 1 * DAY)
         g.cookie_preference(account_id, deleted - 400 * DAY)
         g.holds.append(HoldSpec("person", HOLD_REASON, set_at, account_id=account_id))
+        self.held_people.append((p, account_id, p.email))
 
         p = self.person()
         g.order(p, None, g.email_variant(p.email, g.rng), now - 1300 * DAY)
@@ -243,17 +250,18 @@ class Scripted:
         g.subscription(p, f" {p.email.upper()}", None, now - 1250 * DAY, now - 1250 * DAY)
         reason = "Bokføringsloven: revisjon pågår (syntetisk)"
         g.holds.append(HoldSpec("person", reason, set_at, email=g.email_variant(p.email, g.rng)))
+        self.held_people.append((p, None, f" {p.email.upper()}"))
 
     def _holds_not_in_force(self) -> None:
         """Holds not in force at ``now`` (lifted, ended, not yet set): their records are overdue."""
         g, now = self.g, self.g.now
         table = "shop.cookie_preferences"
         lifted, earlier = now - 10 * DAY, now - 90 * DAY
-        self._hold_record(table, g.cookie_preference(None, now - 600 * DAY), set_at=earlier, lifted_at=lifted)
+        self.hold_record(table, g.cookie_preference(None, now - 600 * DAY), set_at=earlier, lifted_at=lifted)
         # lifted exactly at now: no longer in force
-        self._hold_record(table, g.cookie_preference(None, now - 601 * DAY), set_at=earlier, lifted_at=now)
+        self.hold_record(table, g.cookie_preference(None, now - 601 * DAY), set_at=earlier, lifted_at=now)
         # ended exactly at now
-        self._hold_record(table, g.cookie_preference(None, now - 602 * DAY), set_at=earlier, ends_at=now)
+        self.hold_record(table, g.cookie_preference(None, now - 602 * DAY), set_at=earlier, ends_at=now)
         # set after now (and over by the day after): in force neither at now nor when a sweep of
         # now executes, which also honours holds in force at that moment (RET-8)
-        self._hold_record(table, g.cookie_preference(None, now - 603 * DAY), set_at=now + DAY, ends_at=now + 2 * DAY)
+        self.hold_record(table, g.cookie_preference(None, now - 603 * DAY), set_at=now + DAY, ends_at=now + 2 * DAY)

@@ -91,6 +91,8 @@ def run_seed(args: argparse.Namespace) -> int:
                     "objects": report.objects,
                     "orphan_objects": report.orphan_objects,
                     "bucket": report.bucket,
+                    "export_objects": report.export_objects,
+                    "exports_bucket": report.exports_bucket,
                     "seconds": round(report.seconds, 3),
                     "expected_overdue": report.expected_overdue,
                 },

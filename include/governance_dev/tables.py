@@ -1,4 +1,5 @@
-"""The shop's tables as the seed loads them: columns in COPY order, generated ids, COPY text values.
+"""The shop's tables (and the request ledger's) as the seed loads them: columns in COPY order,
+generated ids, COPY text values.
 
 Tables are listed parents first (the load order). Text values are written unescaped: every string
 comes from the vocabulary and the pools, which are checked once to hold no COPY control character.
@@ -73,14 +74,50 @@ COLUMNS: dict[str, tuple[str, ...]] = {
         "started_at",
         "last_activity_at",
     ),
+    # Data-subject requests (REQ-1) and the copies they make (RET-9): include/sql/schema/040_requests.sql.
+    "governance.subject_requests": (
+        "request_id",
+        "kind",
+        "account_id",
+        "email_sha256",
+        "channel",
+        "opened_by",
+        "received_at",
+        "opened_at",
+        "due_at",
+        "state",
+        "subject_found",
+        "verified_by",
+        "verified_at",
+        "verification_method",
+        "started_at",
+        "closed_at",
+        "refused_reason",
+    ),
+    "governance.request_contacts": ("request_id", "reply_to", "subject_email", "created_at"),
+    "governance.request_exports": (
+        "export_id",
+        "request_id",
+        "bucket",
+        "object_key",
+        "created_at",
+        "byte_size",
+        "sha256",
+        "file_count",
+        "link_expires_at",
+        "link_sent_at",
+        "state",
+    ),
 }
 # Tables whose ids the generator assigns, and the column (sequences are set past them afterwards).
 ID_COLUMNS = {
     table: cols[0]
     for table, cols in COLUMNS.items()
-    if table not in ("shop.order_line_uploads", "shop.saved_product_uploads")
+    if table not in ("shop.order_line_uploads", "shop.saved_product_uploads", "governance.request_contacts")
 }
 HOLDS_TABLE = "governance.legal_holds"
+# The governance tables the seed empties and loads besides the shop's and the holds.
+REQUEST_TABLES = tuple(t for t in COLUMNS if t.startswith("governance."))
 
 NULL = "\\N"
 

@@ -140,6 +140,27 @@ def boundary_shop() -> Snapshot:
         {"preference_id": 81, "account_id": None, "given_at": NOW - relativedelta(months=12) + S},
         {"preference_id": 82, "account_id": None, "given_at": NOW - relativedelta(months=12) - S},
     ]
+    # RET-9: a request's answer address, 30 days after it closed; its export archive, 7 days after it was written
+    shop.subject_requests = [
+        {"request_id": 90, "state": "completed", "closed_at": NOW - 30 * DAY},  # at
+        {"request_id": 91, "state": "refused", "closed_at": NOW - 30 * DAY + S},  # before
+        {"request_id": 92, "state": "withdrawn", "closed_at": NOW - 30 * DAY - S},  # after
+        {"request_id": 93, "state": "in_progress", "closed_at": None},  # open: no clock
+        {"request_id": 94, "state": "completed", "closed_at": NOW - 60 * DAY},  # the held person's address
+        {"request_id": 95, "state": "completed", "closed_at": NOW - DAY},
+    ]
+    shop.request_contacts = [
+        {"request_id": 90, "reply_to": "svar.at@example.com"},
+        {"request_id": 91, "reply_to": "svar.before@example.com"},
+        {"request_id": 92, "reply_to": "Svar.After@example.com"},
+        {"request_id": 93, "reply_to": "svar.open@example.com"},
+        {"request_id": 94, "reply_to": " Held.Person@example.com"},
+    ]
+    shop.request_exports = [
+        {"export_id": 100, "request_id": 90, "created_at": NOW - 7 * DAY},  # at
+        {"export_id": 101, "request_id": 95, "created_at": NOW - 7 * DAY + S},  # before
+        {"export_id": 102, "request_id": 92, "created_at": NOW - 7 * DAY - S},  # after
+    ]
     shop.legal_holds = [
         {
             "scope": "record",
@@ -203,8 +224,18 @@ EXPECTED = {
     "guest-uploads": {50: 0},
     "unsaved-account-uploads": {52: 1},
     "cookie-preferences": {80: 0, 82: 1},
+    "request-exports": {100: 0, 102: 1},
+    "request-contacts": {90: 0, 92: 1},  # 91: a second before; 93: open; 94: held (account 5's address)
 }
-HELD = {"visit-data": 1, "deleted-account-calendar-events": 1, "deleted-accounts": 1, "unsaved-account-uploads": 1}
+HELD = {
+    "visit-data": 1,
+    "deleted-account-calendar-events": 1,
+    "deleted-accounts": 1,
+    "unsaved-account-uploads": 1,
+    "request-contacts": 1,
+}
+EXPORTS = POLICY.object_store.exports_bucket
+EXPORTS_CHECK = "request-exports-object-store"
 
 
 @pytest.fixture
@@ -219,6 +250,12 @@ def shop(conn, s3):
     s3.put_object(Bucket=BUCKET, Key="uploads/orphan-1.jpg", Body=b"jpeg")
     s3.put_object(Bucket=BUCKET, Key="uploads/deep/orphan 2 (copy).jpg", Body=b"jpeg")
     s3.put_object(Bucket=BUCKET, Key="exports/not-an-upload.csv", Body=b"x")  # outside the prefix
+    ensure_bucket(s3, EXPORTS)
+    for export in snapshot.request_exports:
+        s3.put_object(
+            Bucket=EXPORTS, Key=f"exports/{export['export_id']}.zip", Body=b"PK", ServerSideEncryption="AES256"
+        )
+    s3.put_object(Bucket=EXPORTS, Key="exports/89/orphan.zip", Body=b"PK")  # its row is gone
     return snapshot
 
 
@@ -247,14 +284,20 @@ def test_gx_counts_oldest_held_and_the_object_store(conn, db_url, s3, shop):
     assert objects.overdue == 3 + 2
     assert objects.held == 1
     assert objects.details["orphans"] == 2 and objects.details["objects_listed"] == 7
-    assert report.overdue_total == sum(len(v) for v in EXPECTED.values()) + 5
-    assert [r.rule for r in report.rules][-1] == OBJECT_STORE_RULE
+    # RET-9: 100 and 102 have overdue rows, 101 is fresh, one archive has no row
+    exports = report.rule(EXPORTS_CHECK)
+    assert exports.requirements == ["CAT-7", "RET-9", "ACC-1", "POR-1"]
+    assert (exports.overdue, exports.held, exports.details["orphans"]) == (2 + 1, 0, 1)
+    assert exports.details["objects_listed"] == 4 and exports.details["buckets"] == [EXPORTS]
+    assert report.overdue_total == sum(len(v) for v in EXPECTED.values()) + 5 + 3
+    assert [r.rule for r in report.rules][-2:] == [OBJECT_STORE_RULE, EXPORTS_CHECK]
 
     with pytest.raises(AuditFailed) as excinfo:
         report.raise_if_overdue()
     message = str(excinfo.value)
     assert "order-records (RET-3, RET-8, RET-10, CAT-3): 3 records overdue, oldest by 1s" in message
     assert f"{OBJECT_STORE_RULE} (CAT-5, RET-5a, RET-5b, RET-5c, RET-5d, RET-9): 5 objects overdue" in message
+    assert f"{EXPORTS_CHECK} (CAT-7, RET-9, ACC-1, POR-1): 3 objects overdue" in message
     assert "saved-uploads" not in message and "retention sweep" in message
 
 
@@ -275,8 +318,8 @@ def test_evidence_is_one_entry_per_rule_idempotent_and_free_of_personal_data(con
         cur.execute("SELECT * FROM governance.verify_evidence()")
         assert cur.fetchall() == []
     conn.rollback()
-    assert len(entries) == len(POLICY.rules) + 3  # the rules, the object store, SEC-3's location, the summary
-    assert set(history) == {r.id for r in POLICY.rules} | {OBJECT_STORE_RULE, LOCATION_RULE}
+    assert len(entries) == len(POLICY.rules) + 4  # the rules, two object stores, SEC-3's location, the summary
+    assert set(history) == {r.id for r in POLICY.rules} | {OBJECT_STORE_RULE, EXPORTS_CHECK, LOCATION_RULE}
     assert history[LOCATION_RULE][0] == 0 and history[LOCATION_RULE][3] == "location"
     assert history["order-records"] == (3, 1, 0, "gx_unexpected_rows", NOW, POLICY.version)
     assert history["saved-uploads"] == (0, None, 0, "gx_unexpected_rows", NOW, POLICY.version)
@@ -284,15 +327,16 @@ def test_evidence_is_one_entry_per_rule_idempotent_and_free_of_personal_data(con
     summary = [e for e in entries if e[0] == "audit"]
     assert len(summary) == 1 and summary[0][1] == ""
     assert summary[0][2] == {
-        "overdue_total": sum(len(v) for v in EXPECTED.values()) + 5,
-        "rules_over": len([r for r in EXPECTED if EXPECTED[r]]) + 1,
+        "overdue_total": sum(len(v) for v in EXPECTED.values()) + 5 + 3,
+        "rules_over": len([r for r in EXPECTED if EXPECTED[r]]) + 2,
     }
     gx_details = [e[3] for e in entries if e[0] == "audit_rule" and e[1] == "visit-data"][0]
     assert gx_details == {"check": "gx_unexpected_rows", "gx_success": False}
 
     text = json.dumps([list(map(str, e)) for e in entries]).lower()
     personal = {a["email"].strip().lower() for a in shop.accounts} | {"guest@example.com", "reader@example.com"}
-    personal |= {"orphan-1.jpg", "orphan 2 (copy)", "uploads/50.jpg"}
+    personal |= {"orphan-1.jpg", "orphan 2 (copy)", "uploads/50.jpg", "exports/100.zip", "orphan.zip"}
+    personal |= {c["reply_to"].strip().lower() for c in shop.request_contacts}
     assert not [p for p in personal if p in text]
 
 
@@ -307,6 +351,7 @@ def test_record_false_writes_nothing(conn, db_url, s3, shop):
 def test_a_clean_shop_passes(conn, db_url, s3):
     empty_shop(conn)
     ensure_bucket(s3, BUCKET)
+    ensure_bucket(s3, EXPORTS)
     fresh = Snapshot(
         visits=[{"visit_id": 1, "last_activity_at": NOW - timedelta(hours=1)}],
         uploads=[{"upload_id": 1, "account_id": None, "uploaded_at": NOW - DAY}],

@@ -17,8 +17,8 @@ import pytest
 import yaml
 
 from governance.cli import main
-from governance.objectstore import ensure_bucket
-from governance.policy import DEFAULT_POLICY_PATH
+from governance.policy import DEFAULT_POLICY_PATH, load_policy
+from governance_dev.loader import ensure_store_buckets
 from governance_dev.reference import Snapshot
 from tests.integration.test_audit_properties import empty_shop, insert_snapshot
 
@@ -48,7 +48,7 @@ def shop_with_overdue_visits(conn, s3):
             ]
         ),
     )
-    ensure_bucket(s3, "shop-uploads")
+    ensure_store_buckets(s3, load_policy())  # the uploads and the request exports (RET-9)
 
 
 def test_audit_json_and_exit_code_1_when_overdue(db_url, s3_url, shop_with_overdue_visits, capsys):
@@ -68,7 +68,7 @@ def test_audit_json_and_exit_code_1_when_overdue(db_url, s3_url, shop_with_overd
         "held": 0,
     }
     assert {"rule", "requirements", "overdue", "oldest_overdue_seconds"} <= set(data["rules"][0])
-    assert data["rules"][-1]["rule"] == "uploads-object-store"
+    assert [r["rule"] for r in data["rules"]][-2:] == ["uploads-object-store", "request-exports-object-store"]
     assert "visit-data (RET-1, RET-10, CAT-1): 2 records overdue, oldest by 1d 23h" in err
 
 

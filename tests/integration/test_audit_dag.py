@@ -28,6 +28,8 @@ NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 DAGS = Path(__file__).resolve().parents[2] / "dags"
 POLICY = load_policy()
 ORPHANS = 3
+EXPORTS_CHECK = "request-exports-object-store"  # RET-9: the request exports' bucket
+OBJECT_CHECKS = (OBJECT_STORE_RULE, EXPORTS_CHECK)
 
 
 def audit_dag():
@@ -114,6 +116,7 @@ def test_the_dag_fails_on_overdue_data_and_records_the_generators_counts(seeded,
         assert as_of == NOW  # RET-10: the run's data interval end, not the wall clock
     # every upload row has its object: the overdue objects are the overdue uploads, plus the orphans
     assert recorded[OBJECT_STORE_RULE][0] == sum(expected[r] for r in UPLOAD_RULES) + ORPHANS
+    assert recorded[EXPORTS_CHECK][0] == expected["request-exports"]  # every archive row has its object
 
     # on-call's message: each rule over, its count and oldest age, and what to do
     for rule in POLICY.rules:
@@ -122,7 +125,7 @@ def test_the_dag_fails_on_overdue_data_and_records_the_generators_counts(seeded,
 
     # counts and ids only: no personal data in the XCom or anywhere in the logs
     summary = audit_xcom(run)
-    assert summary["overdue_total"] == sum(expected.values()) + recorded[OBJECT_STORE_RULE][0]
+    assert summary["overdue_total"] == sum(expected.values()) + sum(recorded[c][0] for c in OBJECT_CHECKS)
     personal = {v for v in personal_values(conn) if len(v) >= 6}
     conn.rollback()
     assert personal
@@ -135,8 +138,7 @@ def shop_snapshot(conn) -> Snapshot:
     snapshot = Snapshot()
     with conn.cursor(cursor_factory=RealDictCursor) as cur:
         for name in snapshot.__dataclass_fields__:
-            table = "governance.legal_holds" if name == "legal_holds" else f"shop.{name}"
-            cur.execute(f"SELECT * FROM {table}")
+            cur.execute(f"SELECT * FROM {Snapshot.table_of(name)}")
             setattr(snapshot, name, [dict(r) for r in cur.fetchall()])
     conn.rollback()
     return snapshot
@@ -154,6 +156,8 @@ def remove_overdue_by_hand(conn, s3) -> int:
         "newsletter-subscriptions": ("shop.newsletter_subscriptions", "subscription_id"),
         "cookie-preferences": ("shop.cookie_preferences", "preference_id"),
         **{rule: ("shop.uploads", "upload_id") for rule in UPLOAD_RULES},
+        "request-contacts": ("governance.request_contacts", "request_id"),
+        "request-exports": ("governance.request_exports", "export_id"),
     }
     removed = 0
     for _ in range(10):  # deleting an account or anonymising orders can move other clocks
@@ -180,21 +184,33 @@ def remove_overdue_by_hand(conn, s3) -> int:
     else:
         pytest.fail("overdue records remain after 10 rounds")
 
+    gone = {
+        table: remove_objects_without_row(conn, s3, table)
+        for table in ("shop.uploads", "governance.request_exports")  # the uploads and the request exports
+    }
+    assert gone["shop.uploads"] >= ORPHANS and gone["governance.request_exports"] > 0
+    return removed
+
+
+def remove_objects_without_row(conn, s3, table: str) -> int:
+    """Delete the objects under a store's prefix that no row of ``table`` points at; how many."""
+    link = POLICY.store(table).objects
     with conn.cursor() as cur:
-        cur.execute("SELECT bucket, object_key FROM shop.uploads")
+        cur.execute(f"SELECT bucket, object_key FROM {table}")
         kept = set(cur.fetchall())
     conn.rollback()
-    bucket = POLICY.object_store.uploads_bucket
-    listed = [
-        o["Key"]
-        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix="uploads/")
-        for o in page.get("Contents", [])
-    ]
-    gone = [k for k in listed if (bucket, k) not in kept]
-    for start in range(0, len(gone), 1000):
-        s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in gone[start : start + 1000]]})
-    assert len(gone) >= ORPHANS
-    return removed
+    gone = []
+    for bucket in link.buckets:
+        listed = [
+            o["Key"]
+            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=link.prefix)
+            for o in page.get("Contents", [])
+        ]
+        keys = [k for k in listed if (bucket, k) not in kept]
+        for start in range(0, len(keys), 1000):
+            s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in keys[start : start + 1000]]})
+        gone += keys
+    return len(gone)
 
 
 def test_the_dag_succeeds_once_the_overdue_data_is_gone(seeded, conn, s3):
@@ -207,7 +223,7 @@ def test_the_dag_succeeds_once_the_overdue_data_is_gone(seeded, conn, s3):
     assert task_states(run) == expected_states(enforce="success")
     assert_anchored(conn, s3, run)
     recorded = history(conn, run)
-    assert set(recorded) == {r.id for r in POLICY.rules} | {OBJECT_STORE_RULE, LOCATION_RULE}  # SEC-3 in the DAG
+    assert set(recorded) == {r.id for r in POLICY.rules} | {*OBJECT_CHECKS, LOCATION_RULE}  # SEC-3 in the DAG
     assert all(overdue == 0 for overdue, *_ in recorded.values())
     assert sum(held for _, _, held, _ in recorded.values()) > 0  # the seed's holds: kept, and compliant
     assert audit_xcom(run)["overdue_total"] == 0

@@ -24,6 +24,7 @@ pytestmark = pytest.mark.integration
 NOW = datetime(2026, 11, 25, 12, 0, 0, tzinfo=UTC)
 POLICY = load_policy()
 ANCHORS = POLICY.object_store.evidence_anchor_bucket  # created by the first anchor, absent here
+EXPORTS = POLICY.object_store.exports_bucket  # RET-9: the request exports, made where the uploads are
 
 
 def client(endpoint: str, region: str):
@@ -38,8 +39,14 @@ def create_bucket(endpoint: str, bucket: str, region: str) -> None:
         s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": region})
 
 
+def create_buckets(endpoint: str, uploads_region: str, exports_region: str = "eu-north-1") -> None:
+    """The data map's buckets: the uploads (CAT-5) and the request exports (CAT-7)."""
+    create_bucket(endpoint, "shop-uploads", uploads_region)
+    create_bucket(endpoint, EXPORTS, exports_region)
+
+
 def test_the_policy_names_its_buckets_and_the_database_location():
-    assert POLICY.buckets() == ["shop-uploads", ANCHORS]
+    assert POLICY.buckets() == ["shop-uploads", ANCHORS, "governance-exports"]
     assert POLICY.locations is not None and POLICY.locations.database.country == "NO"
 
 
@@ -52,14 +59,14 @@ def test_eu_prefixed_regions_outside_the_eea_are_not_inside():
 
 
 def test_a_bucket_in_eu_north_1_passes(s3_url):
-    create_bucket(s3_url, "shop-uploads", "eu-north-1")
+    create_buckets(s3_url, "eu-north-1")
     result = check_locations(client(s3_url, "eu-north-1"), POLICY)
     assert result.rule == LOCATION_RULE and result.overdue == 0
-    assert result.details["bucket_regions"] == {"shop-uploads": "eu-north-1", ANCHORS: "absent"}
+    assert result.details["bucket_regions"] == {"shop-uploads": "eu-north-1", ANCHORS: "absent", EXPORTS: "eu-north-1"}
 
 
 def test_a_bucket_in_us_east_1_fails_the_audit_named_with_its_region(conn, db_url, s3_url):
-    create_bucket(s3_url, "shop-uploads", "us-east-1")
+    create_buckets(s3_url, "us-east-1")
     empty_shop(conn)
     report = run_audit(conn, client(s3_url, "eu-north-1"), POLICY, NOW, "audit-sec3-us", db_url=db_url)
     location = report.rule(LOCATION_RULE)
@@ -83,19 +90,26 @@ def test_a_bucket_in_us_east_1_fails_the_audit_named_with_its_region(conn, db_ur
             "SELECT details -> 'bucket_regions' FROM governance.evidence WHERE run_id = %s AND rule_id = %s",
             ("audit-sec3-us", LOCATION_RULE),
         )
-        assert cur.fetchone()[0] == {"shop-uploads": "us-east-1", ANCHORS: "absent"}
+        assert cur.fetchone()[0] == {"shop-uploads": "us-east-1", ANCHORS: "absent", EXPORTS: "eu-north-1"}
 
 
 def test_the_same_audit_passes_with_the_bucket_in_eu_north_1(conn, db_url, s3_url):
-    create_bucket(s3_url, "shop-uploads", "eu-north-1")
+    create_buckets(s3_url, "eu-north-1")
     empty_shop(conn)
     report = run_audit(conn, client(s3_url, "eu-north-1"), POLICY, NOW, "audit-sec3-eu", db_url=db_url)
     assert report.rule(LOCATION_RULE).overdue == 0
     report.raise_if_overdue()
 
 
+def test_an_exports_bucket_outside_the_eea_fails_the_location_check(s3_url):
+    """SEC-3 covers the request exports (ACC-1, POR-1) as it covers the uploads: every bucket named."""
+    create_buckets(s3_url, "eu-north-1", exports_region="eu-west-2")  # London: outside the EEA
+    result = check_locations(client(s3_url, "eu-north-1"), POLICY)
+    assert result.details["outside"] == [f"bucket {EXPORTS}: region eu-west-2 is outside the EEA"]
+
+
 def test_a_database_declared_outside_the_eea_or_not_declared_fails(s3_url):
-    create_bucket(s3_url, "shop-uploads", "eu-north-1")
+    create_buckets(s3_url, "eu-north-1")
     s3 = client(s3_url, "eu-north-1")
     in_us = POLICY.model_copy(
         update={

@@ -36,6 +36,8 @@ WINDOWS = [
     relativedelta(days=90),
     relativedelta(months=12),
     relativedelta(years=2),
+    relativedelta(days=7),  # RET-9: request exports
+    relativedelta(days=30),  # RET-9: request contacts, after the request closed
 ]
 EMAILS = [
     "kari@example.com",
@@ -65,7 +67,12 @@ SHOP_TABLES = [
     "shop.visits",
     "shop.accounts",
     "governance.legal_holds",
+    "governance.request_exports",
+    "governance.request_contacts",
+    "governance.subject_requests",
 ]
+EXPORTS_BUCKET = POLICY.object_store.exports_bucket
+OPEN_STATES = ("received", "verified", "in_progress")
 OLD = datetime(2015, 1, 1, tzinfo=UTC)
 
 
@@ -171,6 +178,28 @@ def insert_snapshot(conn, shop: Snapshot, *, bucket: str = "shop-uploads", prefi
             rows(shop.cookie_preferences, "preference_id", "account_id", "given_at"),
         )
         put(
+            "governance.subject_requests",
+            "request_id, kind, email_sha256, channel, opened_by, received_at, opened_at, due_at, state, "
+            "verified_by, verified_at, verification_method, started_at, closed_at, refused_reason",
+            "(%s, 'access', %s, 'email', 'test', '2015-01-01Z', '2015-01-01Z', '2015-02-01Z', %s, %s, %s, %s, %s, %s, %s)",
+            [request_values(r) for r in shop.subject_requests],
+        )
+        put(
+            "governance.request_contacts",
+            "request_id, reply_to, created_at",
+            "(%s, %s, '2015-01-01Z')",
+            rows(shop.request_contacts, "request_id", "reply_to"),
+        )
+        put(
+            "governance.request_exports",
+            "export_id, request_id, bucket, object_key, created_at, byte_size, sha256, file_count",
+            "(%s, %s, %s, %s, %s, 1, repeat('0', 64), 1)",
+            [
+                (x["export_id"], x["request_id"], EXPORTS_BUCKET, f"exports/{x['export_id']}.zip", x["created_at"])
+                for x in shop.request_exports
+            ],
+        )
+        put(
             "governance.legal_holds",
             "scope, rule_id, table_name, record_key, account_id, email_sha256, reason, set_by, set_at, ends_at, "
             "lifted_at",
@@ -189,6 +218,25 @@ def insert_snapshot(conn, shop: Snapshot, *, bucket: str = "shop-uploads", prefi
             ),
         )
     conn.commit()
+
+
+def request_values(request: dict[str, Any]) -> tuple:
+    """A ledger row in ``request['state']`` that the schema's CHECKs accept: verified, started and
+    refused with a reason as the state needs; a distinct subject per request (one open per subject)."""
+    state = request["state"]
+    verified = state in ("verified", "in_progress", "completed")
+    started = state in ("in_progress", "completed")
+    return (
+        request["request_id"],
+        email_pseudonym(f"subject{request['request_id']}@example.com"),
+        state,
+        "test" if verified else None,
+        OLD if verified else None,
+        "id_document" if verified else None,
+        OLD if started else None,
+        request["closed_at"],
+        "test" if state == "refused" else None,
+    )
 
 
 def audit_sql_past(conn, now: datetime) -> tuple[dict[str, dict[int, int]], dict[str, dict[int, int]]]:
@@ -319,6 +367,17 @@ def shops(draw) -> Snapshot:
                 "given_at": draw(instants()),
             }
         )
+    for _ in range(draw(st.integers(0, 3))):  # RET-9: a request's answer address and export archive
+        request_id = next(ids)
+        state = draw(st.sampled_from([*OPEN_STATES, "completed", "refused", "withdrawn"]))
+        closed_at = None if state in OPEN_STATES else draw(instants())
+        shop.subject_requests.append({"request_id": request_id, "state": state, "closed_at": closed_at})
+        if maybe(0.8):
+            shop.request_contacts.append({"request_id": request_id, "reply_to": draw(st.sampled_from(EMAILS))})
+        if maybe(0.5):
+            shop.request_exports.append(
+                {"export_id": next(ids), "request_id": request_id, "created_at": draw(instants())}
+            )
     shop.legal_holds = [draw(holds(shop)) for _ in range(draw(st.integers(0, 3)))]
     return shop
 
@@ -333,6 +392,8 @@ TABLE_KEYS = {
     "shop.contact_messages": ("contact_messages", "message_id"),
     "shop.newsletter_subscriptions": ("newsletter_subscriptions", "subscription_id"),
     "shop.cookie_preferences": ("cookie_preferences", "preference_id"),
+    "governance.request_contacts": ("request_contacts", "request_id"),
+    "governance.request_exports": ("request_exports", "export_id"),
 }
 
 
@@ -425,11 +486,14 @@ def test_gx_counts_agree_with_the_reference(shop_conn, db_url, s3, shop, shift):
     now = NOW + shift
     empty_shop(shop_conn)
     insert_snapshot(shop_conn, shop)
-    ensure_bucket(s3, "shop-uploads")
-    for key in [o["Key"] for o in s3.list_objects_v2(Bucket="shop-uploads").get("Contents", [])]:
-        s3.delete_object(Bucket="shop-uploads", Key=key)
+    for bucket in ("shop-uploads", EXPORTS_BUCKET):
+        ensure_bucket(s3, bucket)
+        for key in [o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])]:
+            s3.delete_object(Bucket=bucket, Key=key)
     for upload in shop.uploads:
         s3.put_object(Bucket="shop-uploads", Key=f"uploads/{upload['upload_id']}.jpg", Body=b"x")
+    for export in shop.request_exports:
+        s3.put_object(Bucket=EXPORTS_BUCKET, Key=f"exports/{export['export_id']}.zip", Body=b"PK")
 
     report = run_audit(shop_conn, s3, POLICY, now, f"prop-{uuid.uuid4().hex[:8]}", db_url=db_url, record=False)
     expected = reference.overdue(shop, POLICY, now)
@@ -445,3 +509,6 @@ def test_gx_counts_agree_with_the_reference(shop_conn, db_url, s3, shop, shift):
     objects = report.rule("uploads-object-store")
     assert objects.overdue == len(overdue_uploads)
     assert objects.oldest_overdue_seconds == (max(overdue_uploads.values()) if overdue_uploads else None)
+    exports = report.rule("request-exports-object-store")  # RET-9: each overdue archive's object
+    assert exports.overdue == len(expected["request-exports"])
+    assert exports.held == len(unheld["request-exports"]) - len(expected["request-exports"])

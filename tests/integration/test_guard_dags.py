@@ -31,11 +31,11 @@ def kinds(conn) -> list[str]:
 
 
 def test_a_future_run_instant_is_refused_unless_overridden(airflow_home, airflow_connections, smtp_inbox, conn, s3):
-    from governance.objectstore import ensure_bucket
     from governance.policy import load_policy
+    from governance_dev.loader import ensure_store_buckets
     from tests.integration.test_notifier import _body
 
-    ensure_bucket(s3, load_policy().object_store.uploads_bucket)
+    ensure_store_buckets(s3, load_policy())
     future = (datetime.now(UTC) + timedelta(days=2)).replace(microsecond=0)
     dag = audit_dag()
     run = dag.test(logical_date=future)

@@ -107,12 +107,12 @@ def shop_with_overdue_personal_data(airflow_connections, monkeypatch, s3):
     # airflow_connections: governance_db and governance_s3 for the tasks; GOVERNANCE_DB_URL for GX.
     """A visit (IP address) and an order (name, e-mail, phone, street) long past their windows."""
     from governance.db import connect
-    from governance.objectstore import ensure_bucket
     from governance.policy import load_policy
+    from governance_dev.loader import ensure_store_buckets
 
     db_url = airflow_connections["db_url"]
     monkeypatch.setenv("GOVERNANCE_DB_URL", db_url)
-    ensure_bucket(s3, load_policy().object_store.uploads_bucket)
+    ensure_store_buckets(s3, load_policy())
     conn = connect(db_url)
     with conn.cursor() as cur:
         cur.execute(

@@ -74,6 +74,12 @@ EXPECTED_SQL = {
     "ORDER BY 1",
     "shop.cookie_preferences": "SELECT c.* FROM shop.cookie_preferences c WHERE c.account_id = ANY(%(accounts)s) "
     "ORDER BY 1",
+    # CAT-7 (RET-9): a request's answer address, and its export archive through it.
+    "governance.request_contacts": "SELECT c.* FROM governance.request_contacts c "
+    "WHERE lower(btrim(c.reply_to)) = ANY(%(emails)s) ORDER BY 1",
+    "governance.request_exports": "SELECT x.* FROM governance.request_exports x WHERE x.request_id IN "
+    "(SELECT c.request_id FROM governance.request_contacts c WHERE lower(btrim(c.reply_to)) = ANY(%(emails)s)) "
+    "ORDER BY 1",
 }
 
 
@@ -202,7 +208,10 @@ def expected_rows(cur: Any, table: str, subject: Subject) -> list[tuple[Any, ...
 def test_every_store_that_can_name_a_person_is_searched_and_visits_are_not():
     stores = person_stores(POLICY)
     assert [store.table for _, store in stores] == list(EXPECTED_SQL)  # data-map order
-    assert [category.id for category, _ in stores] == ["CAT-2"] * 3 + ["CAT-3"] * 2 + ["CAT-4"] * 3 + ["CAT-5", "CAT-6"]
+    assert [category.id for category, _ in stores] == ["CAT-2"] * 3 + ["CAT-3"] * 2 + ["CAT-4"] * 3 + [
+        "CAT-5",
+        "CAT-6",
+    ] + ["CAT-7"] * 2
 
 
 @pytest.mark.parametrize(

@@ -18,14 +18,13 @@ from psycopg2.extensions import make_dsn, parse_dsn
 from governance.audit import run_audit
 from governance.cli import main as cli_main
 from governance.db import connect
-from governance.objectstore import ensure_bucket
 from governance.person import resolve_subject
 from governance.person.records import count_records, person_objects
 from governance.policy import RoleNames, load_policy
 from governance.roles import apply_roles, current_grants
 from governance.roles.plan import Grant
 from governance.sweep import sweep_rule
-from governance_dev.loader import seed
+from governance_dev.loader import ensure_store_buckets, seed
 
 pytestmark = pytest.mark.integration
 
@@ -136,13 +135,15 @@ def test_the_auditor_reads_only_the_columns_the_audit_needs_and_cannot_change_an
         "UPDATE governance.evidence SET kind = 'x'",
         "DELETE FROM governance.evidence",
         "DELETE FROM governance.legal_holds",
+        "SELECT subject_email FROM governance.request_contacts",  # RET-9: the audit reads no more than it needs
+        "DELETE FROM governance.request_exports",
     ):
         refused(url, statement)
 
 
 def test_the_auditor_runs_the_actual_audit(logins, s3):
     url = logins["auditor"]
-    ensure_bucket(s3, "shop-uploads")  # moto is emptied before each test
+    ensure_store_buckets(s3, POLICY)  # moto is emptied before each test
     conn = connect(url)
     try:
         report = run_audit(conn, s3, POLICY, NOW, f"audit-{TAG}", db_url=url)
@@ -179,10 +180,12 @@ def test_the_sweeper_sweeps_a_rule_and_drops_partitions_but_cannot_touch_evidenc
     try:
         visits = sweep_rule(conn, s3, POLICY, "visit-data", NOW, f"sweep-{TAG}")
         accounts = sweep_rule(conn, s3, POLICY, "deleted-accounts", NOW, f"sweep-{TAG}")
+        contacts = sweep_rule(conn, s3, POLICY, "request-contacts", NOW, f"sweep-{TAG}")  # RET-9, governance schema
+        exports = sweep_rule(conn, s3, POLICY, "request-exports", NOW, f"sweep-{TAG}")
     finally:
         conn.close()
     assert visits.partitions_dropped > 0  # the sweeper's role owns shop.visits and its partitions
-    assert accounts.deleted > 0
+    assert accounts.deleted > 0 and contacts.deleted > 0 and exports.deleted > 0
     for statement in (
         "UPDATE governance.evidence SET kind = 'x'",
         "DELETE FROM governance.evidence",
@@ -190,6 +193,7 @@ def test_the_sweeper_sweeps_a_rule_and_drops_partitions_but_cannot_touch_evidenc
         "SELECT * FROM shop.suppliers",
         "INSERT INTO governance.legal_holds (scope, rule_id, reason, set_by) VALUES ('rule', 'x', 'r', 's')",
         "CREATE SCHEMA sweeper_owned",
+        "UPDATE governance.subject_requests SET opened_by = 'x'",  # the ledger is not the sweeper's
     ):
         refused(url, statement)
 

@@ -59,12 +59,12 @@ def test_raised_messages_never_carry_a_password(form):
 def test_the_audits_gx_connection_error_never_carries_a_password(conn, s3, caplog):
     from governance.audit import run_audit
     from governance.errors import InfrastructureError
-    from governance.objectstore import ensure_bucket
     from governance.policy import load_policy
+    from governance_dev.loader import ensure_store_buckets
 
     caplog.set_level(logging.DEBUG)
     policy = load_policy()
-    ensure_bucket(s3, policy.object_store.uploads_bucket)
+    ensure_store_buckets(s3, policy)
     for form in ("url", "key-value"):
         with pytest.raises(InfrastructureError, match="GX data source cannot connect") as excinfo:
             run_audit(conn, s3, policy, datetime(2026, 3, 1, tzinfo=UTC), "secret-probe", db_url=FORMS[form])
@@ -126,12 +126,12 @@ PROBE = governance_secret_probe()
 def test_a_dag_runs_failure_emails_never_carry_a_password(
     airflow_home, airflow_connections, smtp_inbox, monkeypatch, s3, capfd, caplog
 ):
-    from governance.objectstore import ensure_bucket
     from governance.policy import load_policy
+    from governance_dev.loader import ensure_store_buckets
     from tests.integration.test_notifier import _body, _register
 
     caplog.set_level(logging.DEBUG)
-    ensure_bucket(s3, load_policy().object_store.uploads_bucket)
+    ensure_store_buckets(s3, load_policy())
     monkeypatch.setenv("GOVERNANCE_TEST_GOOD_DB_URL", airflow_connections["db_url"])
     good = json.loads(os.environ["AIRFLOW_CONN_GOVERNANCE_DB"])
     monkeypatch.setenv("AIRFLOW_CONN_GOVERNANCE_DB", json.dumps({**good, "port": 1, "password": SECRET}))

@@ -29,6 +29,8 @@ SHOP = [
     "shop.newsletter_subscriptions",
     "shop.contact_messages",
     "shop.cookie_preferences",
+    "governance.request_contacts",  # RET-9: the copies a data-subject request makes
+    "governance.request_exports",
 ]
 
 

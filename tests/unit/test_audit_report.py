@@ -117,6 +117,21 @@ def test_json_round_trip_keeps_what_enforcement_needs():
     assert again.rule(OBJECT_STORE_RULE).check == OBJECT_STORE_CHECK
 
 
+def test_every_stores_object_store_check_reads_as_objects_after_a_round_trip():
+    """RET-9: the exports bucket has its own check, reported (and rebuilt from an XCom) as objects."""
+    exports = RuleAudit(
+        object_store_rule_id("governance.request_exports"),
+        ["CAT-7", "RET-9", "ACC-1", "POR-1"],
+        overdue=2,
+        oldest_overdue_seconds=3600,
+        held=0,
+        check=OBJECT_STORE_CHECK,
+    )
+    again = AuditReport.from_json(report(exports, VISITS_OVER).to_json())
+    assert [r.check for r in again.rules] == [OBJECT_STORE_CHECK, GX_CHECK]
+    assert "request-exports-object-store (CAT-7, RET-9, ACC-1, POR-1): 2 objects overdue" in again.failure_message()
+
+
 def test_table_for_people():
     table = report(VISITS_OVER, ORDERS_CLEAN).format_table()
     lines = table.splitlines()
@@ -130,6 +145,7 @@ def test_table_for_people():
 def test_parameter_names_follow_the_audit_sql_contract():
     assert parameter_name("deleted-account-calendar-events") == "window__deleted_account_calendar_events"
     assert object_store_rule_id("shop.uploads") == OBJECT_STORE_RULE == "uploads-object-store"
+    assert object_store_rule_id("governance.request_exports") == "request-exports-object-store"
 
 
 @pytest.mark.parametrize(

@@ -40,7 +40,7 @@ def broken(tmp_path: Path, change: Callable[[dict[str, Any]], None]) -> str:
 
 def test_the_shipped_policy_is_valid():
     policy = load_policy()
-    assert len(policy.rules) == 12 and len(policy.categories) == 6
+    assert len(policy.rules) == 14 and len(policy.categories) == 7
     assert len(policy.version) == 64
 
 
@@ -95,7 +95,7 @@ def test_category_without_rule(tmp_path):
     def add_category(data):
         data["categories"].append(
             {
-                "id": "CAT-7",
+                "id": "CAT-8",
                 "name": "Reviews",
                 "legal_basis": "consent",
                 "stores": [{"table": "shop.reviews", "key": "review_id", "personal_columns": ["body"]}],
@@ -103,8 +103,8 @@ def test_category_without_rule(tmp_path):
         )
 
     message = broken(tmp_path, add_category)
-    assert "CAT-7 has no retention rule" in message
-    assert "'category: CAT-7'" in message  # says which field of which new rule would fix it
+    assert "CAT-8 has no retention rule" in message
+    assert "'category: CAT-8'" in message  # says which field of which new rule would fix it
 
 
 def test_unknown_strategy_name_lists_the_valid_ones(tmp_path):
@@ -131,6 +131,18 @@ def test_several_problems_are_reported_together(tmp_path):
     message = broken(tmp_path, change)
     assert "2 problem(s)" in message
     assert "rule 'visit-data'" in message and "rule 'contact-messages'" in message
+
+
+def test_the_exports_bucket_must_be_a_bucket_of_the_data_map(tmp_path):
+    """RET-9: exports written to a bucket no store names would never be purged nor audited."""
+    message = broken(tmp_path, lambda d: d["object_store"].update(exports_bucket="other-exports"))
+    assert "field 'exports_bucket': 'other-exports' is in no store's 'objects.buckets'" in message
+
+
+@pytest.mark.parametrize("rule_id", ["uploads-object-store", "request-exports-object-store", "data-location"])
+def test_a_rule_may_not_take_the_id_of_one_of_the_audits_own_checks(tmp_path, rule_id):
+    message = broken(tmp_path, lambda d: rule_of(d, "visit-data").update(id=rule_id))
+    assert f"{rule_id!r} is the id of one of the audit's own checks" in message
 
 
 def test_a_rule_on_a_table_outside_the_data_map(tmp_path):

@@ -358,3 +358,71 @@ def test_a_hold_on_any_rule_that_applies_keeps_an_upload(policy):
     held = Snapshot(**{**shop.__dict__, "legal_holds": [hold("rule", rule_id="ordered-uploads")]})
     result = only(overdue(held, policy, NOW))
     assert "saved-uploads" not in result and result["guest-uploads"] == {2: 275 * 86400}
+
+
+# --- RET-9: the copies a data-subject request makes -------------------------------------------
+
+
+def request(request_id, state, closed_at=None):
+    return {"request_id": request_id, "state": state, "closed_at": closed_at}
+
+
+def test_an_export_archive_goes_7_days_after_it_was_written(policy):
+    """RET-9 (decision RET-9-exports, P7D): the archive outlives its download link by nothing."""
+    shop = Snapshot(
+        subject_requests=[request(1, "completed", NOW - 20 * DAY)],
+        request_exports=[
+            {"export_id": 10, "request_id": 1, "created_at": NOW - 7 * DAY},  # at the boundary: expired
+            {"export_id": 11, "request_id": 1, "created_at": NOW - 7 * DAY + S},  # one second before: kept
+            {"export_id": 12, "request_id": 1, "created_at": NOW - 7 * DAY - S},  # one second past
+            {"export_id": 13, "request_id": 1, "created_at": NOW - 30 * DAY},
+        ],
+    )
+    assert only(overdue(shop, policy, NOW)) == {"request-exports": {10: 0, 12: 1, 13: 23 * 86400}}
+    assert only(overdue(shop, policy, NOW - S)) == {"request-exports": {12: 0, 13: 23 * 86400 - 1}}
+
+
+def test_an_answer_address_goes_30_days_after_the_request_closed_and_never_while_it_is_open(policy):
+    """RET-9 (decision RET-9-contacts, P30D): closed = completed, refused or withdrawn (REQ-1)."""
+    long_ago = NOW - 400 * DAY
+    states = ["received", "verified", "in_progress", "completed", "refused", "withdrawn", "completed"]
+    closed = [None, None, None, NOW - 30 * DAY, NOW - 30 * DAY - S, NOW - 31 * DAY, NOW - 30 * DAY + S]
+    shop = Snapshot(
+        subject_requests=[request(n, state, at) for n, (state, at) in enumerate(zip(states, closed, strict=True))],
+        request_contacts=[
+            {"request_id": n, "reply_to": f"kunde{n}@example.no", "created_at": long_ago} for n in range(len(states))
+        ],
+    )
+    assert only(overdue(shop, policy, NOW)) == {"request-contacts": {3: 0, 4: 1, 5: 86400}}
+
+
+def test_holds_keep_a_requests_copies(policy):
+    """RET-8: a record hold keeps an archive or an address; a person hold keeps the person's answer
+    address (theirs, or their account's, typed in any case); the archive has no person column yet."""
+    shop = Snapshot(
+        accounts=[account(7, email="held@example.no")],
+        subject_requests=[request(n, "completed", NOW - 100 * DAY) for n in (1, 2, 3, 4)],
+        request_contacts=[
+            {"request_id": 1, "reply_to": "record@example.no"},
+            {"request_id": 2, "reply_to": " HELD@example.no"},  # the held account's address
+            {"request_id": 3, "reply_to": "Guest@Example.no "},  # the held address, typed otherwise
+            {"request_id": 4, "reply_to": "free@example.no"},
+        ],
+        request_exports=[
+            {"export_id": 20, "request_id": 1, "created_at": NOW - 100 * DAY},
+            {"export_id": 21, "request_id": 2, "created_at": NOW - 100 * DAY},
+        ],
+        legal_holds=[
+            hold("record", table_name="governance.request_contacts", record_key="1"),
+            hold("record", table_name="governance.request_exports", record_key="20"),
+            hold("person", account_id=7),
+            hold("person", email_sha256=email_pseudonym("guest@example.no")),
+        ],
+    )
+    seventy_days = 70 * 86400
+    assert only(overdue(shop, policy, NOW)) == {
+        "request-contacts": {4: seventy_days},
+        "request-exports": {21: 93 * 86400},
+    }
+    shop.legal_holds.append(hold("rule", rule_id="request-exports"))
+    assert only(overdue(shop, policy, NOW)) == {"request-contacts": {4: seventy_days}}

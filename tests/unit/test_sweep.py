@@ -30,7 +30,7 @@ def test_stages_put_deleted_accounts_after_its_dependents():
     stages = sweep_stages(load_policy())
     assert stages[1] == ["deleted-accounts"]
     assert {"deleted-account-calendar-events", "deleted-account-saved-products"} <= set(stages[0])
-    assert len(stages) == 2 and sum(map(len, stages)) == 12
+    assert len(stages) == 2 and sum(map(len, stages)) == 14
     assert stages[0][0] == "visit-data"  # policy order within a stage
 
 
@@ -52,7 +52,7 @@ def test_lock_keys_are_stable_and_32_bit():
     assert lock_key("visit-data") == lock_key("visit-data")
     assert lock_key("visit-data") == -963632176  # first 4 bytes of sha256("visit-data"), signed
     keys = {lock_key(r.id) for r in load_policy().rules}
-    assert len(keys) == 12 and all(-(2**31) <= k < 2**31 for k in keys)
+    assert len(keys) == 14 and all(-(2**31) <= k < 2**31 for k in keys)
 
 
 NOW = datetime(2026, 3, 31, 12, 0, tzinfo=UTC)

@@ -32,6 +32,8 @@ EXPECTED = {
     "guest-uploads": ("P90D", datetime(2024, 5, 29, 13, 45, 7, tzinfo=UTC)),  # RET-5c
     "unsaved-account-uploads": ("P90D", datetime(2024, 5, 29, 13, 45, 7, tzinfo=UTC)),  # RET-5d decision
     "cookie-preferences": ("P12M", datetime(2025, 2, 28, 13, 45, 7, tzinfo=UTC)),  # RET-6 decision
+    "request-exports": ("P7D", datetime(2024, 3, 7, 13, 45, 7, tzinfo=UTC)),  # RET-9 decision: the link's life
+    "request-contacts": ("P30D", datetime(2024, 3, 30, 13, 45, 7, tzinfo=UTC)),  # RET-9 decision: after closing
 }
 
 

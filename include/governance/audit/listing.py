@@ -42,6 +42,7 @@ class ListedStore:
     rules: list[Rule]
     table_name: str  # scratch table of the listing
     listed: int = 0
+    category: str = ""  # the data map's category of the store
 
 
 def listed_stores(policy: Policy) -> list[ListedStore]:
@@ -51,7 +52,7 @@ def listed_stores(policy: Policy) -> list[ListedStore]:
         for store in category.stores:
             if store.objects is not None:
                 rules = list(policy.rules_by_table.get(store.table, []))
-                stores.append(ListedStore(store, store.objects, rules, f"objects_{len(stores)}"))
+                stores.append(ListedStore(store, store.objects, rules, f"objects_{len(stores)}", category=category.id))
     return stores
 
 

@@ -13,7 +13,7 @@ from psycopg2 import sql
 from psycopg2.extensions import cursor
 
 from governance.audit.listing import ListedStore
-from governance.audit.report import OBJECT_STORE_CHECK, OBJECT_STORE_REQUIREMENTS, RuleAudit
+from governance.audit.report import OBJECT_STORE_CHECK, OBJECT_STORE_SUFFIX, RuleAudit
 from governance.audit.scratch import Scratch
 from governance.db import ident
 from governance.errors import AuditError
@@ -45,8 +45,18 @@ _CHECK = """
 
 
 def object_store_rule_id(table: str) -> str:
-    """'shop.uploads' -> 'uploads-object-store' (OBJECT_STORE_RULE for the photo shop)."""
-    return table.split(".", 1)[1].replace("_", "-") + "-object-store"
+    """'shop.uploads' -> 'uploads-object-store' (OBJECT_STORE_RULE for the photo shop);
+    'governance.request_exports' -> 'request-exports-object-store'."""
+    return table.split(".", 1)[1].replace("_", "-") + OBJECT_STORE_SUFFIX
+
+
+def object_store_requirements(item: ListedStore) -> list[str]:
+    """What a store's object-store check enforces: its category, its rules' requirements (RET-10's
+    calendar arithmetic aside: an orphan has no clock) and RET-9 (copies count too). For the
+    uploads: OBJECT_STORE_REQUIREMENTS."""
+    ids = [item.category] if item.category else []
+    ids += [r for rule in item.rules for r in rule.requirements if r != "RET-10" and r != item.category]
+    return list(dict.fromkeys([*ids, "RET-9"]))
 
 
 def _past_findings(tables: list[sql.Identifier]) -> sql.Composable:
@@ -91,7 +101,7 @@ def check_object_store(
     total = int(orphans) + int(overdue_objects)
     return RuleAudit(
         rule=object_store_rule_id(store.table),
-        requirements=list(OBJECT_STORE_REQUIREMENTS),
+        requirements=object_store_requirements(item),
         overdue=total,
         oldest_overdue_seconds=max(ages) if total and ages else None,
         held=int(held),

@@ -11,16 +11,27 @@ from datetime import datetime
 from typing import Any
 
 from governance.errors import AuditFailed, UnknownRule
+from governance.policy.rules import AUDIT_CHECK_IDS, AUDIT_CHECK_SUFFIX
 from governance.windows import iso, parse_instant
 
-OBJECT_STORE_RULE = "uploads-object-store"
+OBJECT_STORE_RULE = "uploads-object-store"  # the photo shop's uploads; every store with objects has one
+OBJECT_STORE_SUFFIX = AUDIT_CHECK_SUFFIX  # '<table>-object-store'
+# what the uploads' object-store check enforces (derived per store: governance.audit.objects)
 OBJECT_STORE_REQUIREMENTS = ["CAT-5", "RET-5a", "RET-5b", "RET-5c", "RET-5d", "RET-9"]
 GX_CHECK = "gx_unexpected_rows"
 OBJECT_STORE_CHECK = "object_store"
-LOCATION_RULE = "data-location"  # SEC-3: governance.audit.location
+LOCATION_RULE = AUDIT_CHECK_IDS[0]  # 'data-location', SEC-3: governance.audit.location
 LOCATION_REQUIREMENTS = ["SEC-3"]
 LOCATION_CHECK = "location"
 RUNBOOK = "docs/runbook.md"
+
+
+def check_of(rule_id: str) -> str:
+    """Which check a result's rule id comes from: the location check, a store's object-store check
+    (``<table>-object-store``; the policy model refuses a rule id ending so), or GX."""
+    if rule_id == LOCATION_RULE:
+        return LOCATION_CHECK
+    return OBJECT_STORE_CHECK if rule_id.endswith(OBJECT_STORE_SUFFIX) else GX_CHECK
 
 
 @dataclass(frozen=True)
@@ -93,7 +104,6 @@ class AuditReport:
     @classmethod
     def from_json(cls, data: dict[str, Any], *, policy_version: str = "") -> AuditReport:
         """Rebuild a report from ``to_json`` (e.g. an XCom), enough to format and enforce it."""
-        checks = {OBJECT_STORE_RULE: OBJECT_STORE_CHECK, LOCATION_RULE: LOCATION_CHECK}
         rules = [
             RuleAudit(
                 rule=r["rule"],
@@ -101,7 +111,7 @@ class AuditReport:
                 overdue=int(r["overdue"]),
                 oldest_overdue_seconds=r.get("oldest_overdue_seconds"),
                 held=r.get("held"),
-                check=checks.get(r["rule"], GX_CHECK),
+                check=check_of(r["rule"]),
                 details={"outside": list(r["outside"])} if "outside" in r else {},
             )
             for r in data["rules"]

@@ -74,6 +74,9 @@ class ObjectStore(StrictModel):
     # mode, each anchor kept this many days); None: not anchored.
     evidence_anchor_bucket: str | None = None
     evidence_anchor_retention_days: int = Field(default=3650, ge=1, le=36500)
+    # ACC-1, POR-1: where the archives answering data-subject requests are written (a copy with a
+    # window, RET-9); None: this deployment makes no exports.
+    exports_bucket: str | None = None
 
     def buckets(self) -> list[str]:
         """Every bucket named in this section (any field ending in ``bucket``), for the SEC-3 check."""
@@ -129,6 +132,7 @@ class Policy(StrictModel):
         problems += _disagreeing_actions(self.rules)
         problems += link_problems(self.categories)
         problems += recipient_problems(self.recipients, category_ids={c.id for c in self.categories})
+        problems += self._exports_bucket_problems()
         if problems:
             raise ValueError("\n".join(problems))
         return self
@@ -158,6 +162,18 @@ class Policy(StrictModel):
         if isinstance(rule.action, PurgeObjectsAction) and owner is not None and owner[1].objects is None:
             problems.append(f"{where}, field 'action': purge_objects needs 'objects' on store {rule.table!r}")
         return problems
+
+    def _exports_bucket_problems(self) -> list[str]:
+        """The exports are written where ``object_store.exports_bucket`` says, and purged and audited
+        where the data map's stores say (RET-9): the two must agree."""
+        bucket = self.object_store.exports_bucket
+        named = {b for c in self.categories for s in c.stores if s.objects is not None for b in s.objects.buckets}
+        if bucket is None or bucket in named:
+            return []
+        return [
+            f"object_store, field 'exports_bucket': {bucket!r} is in no store's 'objects.buckets'; name it on the "
+            "store of the request exports, or the sweep would never purge them nor the audit list them"
+        ]
 
     # --- lookups used by the engine and the audit ---
 

@@ -22,6 +22,11 @@ from governance.policy.base import (
 from governance.policy.masking import MaskingStrategy, build_strategy
 from governance.windows import Window
 
+# The audit reports its own checks beside the rules: a store's objects as '<table>-object-store',
+# the data's location as 'data-location' (governance.audit.report); no rule may take those ids.
+AUDIT_CHECK_SUFFIX = "-object-store"
+AUDIT_CHECK_IDS = ("data-location",)
+
 # --- actions --------------------------------------------------------------------------------
 
 
@@ -99,6 +104,16 @@ class Rule(StrictModel):
     audit: AuditSqlFile
     after: list[str] = Field(default_factory=list)
     description: str = ""
+
+    @field_validator("id")
+    @classmethod
+    def _not_an_audit_check(cls, value: str) -> str:
+        if value.endswith(AUDIT_CHECK_SUFFIX) or value in AUDIT_CHECK_IDS:
+            raise ValueError(
+                f"{value!r} is the id of one of the audit's own checks (ids ending in {AUDIT_CHECK_SUFFIX!r}, "
+                f"{', '.join(AUDIT_CHECK_IDS)}); name the rule otherwise"
+            )
+        return value
 
     @field_validator("requirements")
     @classmethod

@@ -4,9 +4,10 @@
   data map's stores and the tables whose foreign keys cascade from a rule's table), the clock views
   and holds; EXECUTE the evidence, hold and partition functions. Rules that drop partitions need the
   partitioned table's ownership: ``owned`` lists those tables, which ``apply`` gives to the role.
-- auditor: read-only. Column-level SELECT on exactly the columns the audit predicates read (taken
-  from PostgreSQL's own dependency records of each predicate, evaluated as a temporary view) and
-  the object-store check joins; CREATE on the database for its scratch schema; evidence.
+- auditor: read-only. Column-level SELECT on exactly the columns of the data map's stores the audit
+  predicates read (taken from PostgreSQL's own dependency records of each predicate, evaluated as a
+  temporary view) and the object-store check joins, SELECT on the other governance tables they read
+  (the request ledger); CREATE on the database for its scratch schema; evidence.
 - request_worker (#10): SELECT on the data map's stores and the join tables its links go through;
   holds; evidence; SELECT, INSERT, UPDATE on the request ledger, its contacts and its exports (and
   their sequences), never DELETE.
@@ -162,8 +163,9 @@ def predicate_columns(cur: cursor, policy: Policy) -> set[tuple[str, str]]:
 
 def auditor_grants(cur: cursor, policy: Policy) -> set[Grant]:
     grants = {Grant("database", "", "CREATE")} | _evidence_writer(cur) | _hold_reader()
+    stores = _store_tables(policy)  # personal data, also in the governance schema (RET-9): by column
     for table, column in predicate_columns(cur, policy):
-        if table.startswith(f"{GOVERNANCE}."):
+        if table.startswith(f"{GOVERNANCE}.") and table not in stores:
             grants.add(Grant("table", table, "SELECT"))
         elif column:
             grants.add(Grant("column", table, "SELECT", column))
