@@ -4,15 +4,14 @@
 Every 15 minutes, and on demand for one request (trigger with conf `{"request_id": ID}`):
 
 - **check_policy**: the policy validates and every table it names exists (the shared task; fails at once).
-- **pick**: the verified or in-progress requests of the kinds with a handler (`governance.requests.handlers`:
-  access, portability), earliest deadline first. With `request_id`, that request only; one that is not
-  verified fails at once: nothing is disclosed for a request whose identity was not checked.
-- **answer** (one mapped task per request; the map index is the request id): the kind's handler. For access
-  and portability: the request goes `in_progress`; the person's records in every store of the data map and
-  their photos and texts are streamed, from one snapshot, into one ZIP in the exports bucket (SSE, in the
-  EEA); the download link (presigned, 7 days) is e-mailed to the request's answer address; the request is
-  completed with its counts. Each step commits with its evidence; a rerun resumes (no second archive).
-- **summary**: how many were picked and completed; fails, naming the ids, when one is still open.
+- **pick**: verified or in-progress requests of the kinds with a handler (`governance.requests.handlers`:
+  access, portability), earliest deadline first; with `request_id` that one, failing at once when it is
+  not verified (nothing is disclosed for a request whose identity was not checked).
+- **answer** (mapped, one per request id): the kind's handler. Access and portability: the person's records
+  in every store of the data map and their photos, from one snapshot, as one ZIP in the exports bucket (SSE,
+  in the EEA); the link (presigned, 7 days) e-mailed to the answer address; the request completed with its
+  counts. Each step commits with its evidence; a rerun resumes (no second archive).
+- **summary**: picked and completed; fails, naming the ids, when one is still open.
 
 Logs and XComs carry request ids and counts, never the person, the address or the link.
 
@@ -29,7 +28,6 @@ from airflow.sdk import CronTriggerTimetable, Param, dag, task
 import governance_airflow
 
 governance_airflow.load_policy()  # a bad policy file is an import error (CONTRIBUTING.md habit 3)
-ANSWERABLE = ("verified", "in_progress", "completed")  # completed: a rerun returns its outcome
 
 
 @task
@@ -41,25 +39,15 @@ def pick(**context) -> list[int]:
 
     from governance.db import transaction
     from governance.errors import RequestError
-    from governance.requests import fetch, workable
-    from governance.requests.handlers import handled_kinds
+    from governance.requests import workable
+    from governance.requests.handlers import answerable, handled_kinds
 
     one = context["params"].get("request_id")
     with closing(governance_airflow.db_connection()) as conn, transaction(conn, read_only=True) as cur:
-        if one is None:
-            picked = workable(cur, handled_kinds())
-        else:
-            try:
-                request = fetch(cur, int(one))
-            except RequestError as exc:
-                raise AirflowFailException(str(exc)) from None
-            if request.kind not in handled_kinds() or request.state not in ANSWERABLE:
-                raise AirflowFailException(
-                    f"request {request.request_id} ({request.kind}) is {request.state}: only verified requests of "
-                    f"the kinds {', '.join(handled_kinds())} are answered; see `governance request show "
-                    f"{request.request_id}` (a received one needs `governance request verify` first)"
-                )
-            picked = [request.request_id]
+        try:
+            picked = workable(cur, handled_kinds()) if one is None else [answerable(cur, int(one))]
+        except RequestError as exc:  # not verified, closed, a kind without a handler, no such request
+            raise AirflowFailException(str(exc)) from None
     print(f"requests to answer: {picked}")
     return picked
 
@@ -75,15 +63,11 @@ def answer(request_id: int, **context) -> dict:
     from governance.requests.handlers import answer as handle
 
     context["request_id"] = request_id  # shown as the map index
+    policy, now = governance_airflow.load_policy(), governance_airflow.run_now(context)
     with closing(governance_airflow.db_connection()) as conn:
         try:
             counts = handle(
-                conn,
-                governance_airflow.s3_client(),
-                governance_airflow.smtp_server(),
-                governance_airflow.load_policy(),
-                request_id,
-                now=governance_airflow.run_now(context),
+                conn, governance_airflow.s3_client(), governance_airflow.smtp_server(), policy, request_id, now=now
             )
         except GovernanceError as exc:
             if exc.retryable:

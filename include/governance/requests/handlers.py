@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
-from psycopg2.extensions import connection
+from psycopg2.extensions import connection, cursor
 
 from governance.db import transaction
 from governance.errors import RequestError
@@ -36,8 +36,24 @@ HANDLERS: dict[str, Handler] = {
 }
 
 
+# A completed request may be asked for again: its handler returns the outcome and does nothing.
+ANSWERABLE = ("verified", "in_progress", "completed")
+
+
 def handled_kinds() -> list[str]:
     return sorted(HANDLERS)
+
+
+def answerable(cur: cursor, request_id: int) -> int:
+    """``request_id`` when its handler may run now (on demand); else RequestError saying why not."""
+    request = fetch(cur, request_id)
+    if request.kind not in HANDLERS or request.state not in ANSWERABLE:
+        raise RequestError(
+            f"request {request_id} ({request.kind}) is {request.state}: only verified requests of the kinds "
+            f"{', '.join(handled_kinds())} are answered; see `governance request show {request_id}` (a received "
+            f"one needs `governance request verify {request_id}` first)"
+        )
+    return request_id
 
 
 def answer(
