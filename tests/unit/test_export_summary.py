@@ -3,6 +3,7 @@ receives it, from the shipped policy. Fixed answers."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -120,3 +121,14 @@ def test_legal_bases_in_norwegian():
     assert legal_basis("nb", "consent") == "samtykke"
     assert legal_basis("nb", "vital interests") == "vital interests"  # not in the table: as written
     assert legal_basis("en", "contract") == "contract"
+
+
+def test_a_subject_nobody_matches_is_told_no_data_is_held_in_both_languages():
+    """ACC-1: the answer to someone the data map does not know says so (the tables say 'none' too)."""
+    plain = Summary.from_policy(POLICY)
+    told = replace(plain, nothing_held=True).render({}, files=0, created_at=CREATED)
+    assert "We hold no personal data about you" in told["README.txt"]
+    assert "Vi har ingen personopplysninger om deg" in told["LESMEG.txt"]
+    assert all(
+        "no personal data about you" not in text for text in plain.render({}, files=0, created_at=CREATED).values()
+    )

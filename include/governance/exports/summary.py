@@ -52,6 +52,7 @@ _BASES_PATTERN = re.compile("|".join(re.escape(k) for k in sorted(_BASES_NB, key
 _WORDS: dict[Language, dict[str, str]] = {
     "en": {
         "title": "Your personal data",
+        "nothing_held": "We hold no personal data about you, apart from your request itself (below, CAT-7).",
         "created": "Export created",
         "policy": "Privacy policy",
         "contents": "This archive holds every record we hold about you, and your photos and texts:",
@@ -85,6 +86,7 @@ _WORDS: dict[Language, dict[str, str]] = {
     },
     "nb": {
         "title": "Dine personopplysninger",
+        "nothing_held": "Vi har ingen personopplysninger om deg, bortsett fra selve forespørselen din (nedenfor, CAT-7).",
         "created": "Eksporten ble laget",
         "policy": "Personvernerklæring",
         "contents": "Dette arkivet inneholder alle opplysningene vi har om deg, og bildene og tekstene dine:",
@@ -148,6 +150,8 @@ class Summary:
     policy_name: str
     policy_version: str
     categories: tuple[CategorySummary, ...]
+    # The request's subject matched nobody in the data map (ACC-1: the answer says no data is held).
+    nothing_held: bool = False
 
     @classmethod
     def from_policy(cls, policy: Policy) -> Summary:
@@ -186,6 +190,7 @@ class Summary:
             f"{w['created']}: {iso(created_at)}",
             f"{w['policy']}: {self.policy_name}{version}",
             "",
+            *([w["nothing_held"], ""] if self.nothing_held else []),
             w["contents"],
             f"  - {w['data']}",
             f"  - {w['files']} ({_count(lang, files, 'file', 'file_plural')})",
