@@ -98,6 +98,7 @@ def test_the_export_holds_exactly_the_persons_records_and_photos(conn, s3, smtp,
     assert len(body) == size and hashlib.sha256(body).hexdigest() == sha
     archive = rs.Archive.of(body)
     assert len(archive.members) == files
+    assert "no personal data about you" not in archive.members["README.txt"].decode()
 
     keys = {store.table: store.key for category in POLICY.categories for store in category.stores}
     for table, want in expected.items():
@@ -197,7 +198,8 @@ def test_a_person_with_no_data_still_gets_an_export(conn, s3, smtp, smtp_inbox):
     assert shop_tables and all(counts[t] == 0 for t in shop_tables) and counts["objects"] == 0
     assert all(archive.rows(t) == [] for t in shop_tables) and archive.files() == {}
     assert counts["governance.request_contacts"] == 1  # where to answer them: the request itself
-    assert "README.txt" in archive.members and "LESMEG.txt" in archive.members
+    assert "We hold no personal data about you" in archive.members["README.txt"].decode()
+    assert "Vi har ingen personopplysninger om deg" in archive.members["LESMEG.txt"].decode()
 
 
 def test_without_an_exports_bucket_nothing_starts(conn, s3, smtp, smtp_inbox, person):

@@ -22,7 +22,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -59,6 +59,7 @@ if TYPE_CHECKING:
 EXPORT_KINDS = ("access", "portability")
 EXPORT_PREFIX = "exports/"
 EXPORTS_TABLE = "governance.request_exports"
+REQUEST_STORES = ("governance.request_contacts", EXPORTS_TABLE)  # the request's own records (CAT-7)
 ANSWER_LOCK = 0x60FE_0011  # pg_try_advisory_lock(ANSWER_LOCK, request_id): one worker per request
 RUNBOOK_SECTION = "docs/runbook.md, 'An export failed'"
 
@@ -207,7 +208,7 @@ def _write(
             key=key,
             tables=tables,
             objects=objects,
-            summary=Summary.from_policy(policy),
+            summary=replace(Summary.from_policy(policy), nothing_held=_nothing_held(counts)),
             package_name=f"request-{request_id}-{request.kind}",
             created_at=now,
         )
@@ -229,6 +230,11 @@ def _write(
             purge_objects(s3, [(bucket, key)])
         raise
     return export
+
+
+def _nothing_held(counts: dict[str, int]) -> bool:
+    """No record of the person but the request's own (its contact, earlier exports: CAT-7)."""
+    return not any(n for table, n in counts.items() if table not in REQUEST_STORES)
 
 
 def _file_name(key: str) -> str:
