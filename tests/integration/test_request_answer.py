@@ -210,3 +210,24 @@ def test_without_an_exports_bucket_nothing_starts(conn, s3, smtp, smtp_inbox, pe
     with pytest.raises(ExportFailed, match="exports_bucket") as failed:
         answer_export(conn, s3, smtp, no_bucket, request_id, now=NOW)
     assert not failed.value.retryable and state(conn, request_id) == "verified"
+
+
+def test_the_archive_is_flagged_by_the_audit_after_its_window_and_purged_by_the_sweep(
+    conn, db_url, s3, smtp, smtp_inbox, person
+):
+    """RET-9: the export written here is a copy with a window (rule request-exports, P7D)."""
+    from governance.audit import run_audit
+    from governance.sweep import sweep_rule
+
+    request_id = rs.open_verified(conn, POLICY, NOW)
+    answer_export(conn, s3, smtp, POLICY, request_id, now=NOW)
+    (key,) = exports(s3)
+    window_end = NOW + timedelta(days=7)
+    for now, overdue in ((window_end - timedelta(seconds=1), 0), (window_end, 1)):
+        report = run_audit(conn, s3, POLICY, now, f"audit-{overdue}", db_url=db_url, record=False)
+        assert report.rule("request-exports").overdue == overdue
+        assert report.rule("request-exports-object-store").overdue == overdue
+    swept = sweep_rule(conn, s3, POLICY, "request-exports", window_end, "sweep-ret-9")
+    assert swept.to_dict()["deleted"] == 1
+    assert exports(s3) == [] and export_row(conn, request_id) is None
+    assert state(conn, request_id) == "completed"
