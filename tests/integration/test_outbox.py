@@ -193,3 +193,21 @@ def test_notices_list_cli(conn, person, db_url, capsys):
     assert main(["notices", "list", "--json", "--request", str(request.request_id), "--db-url", db_url]) == 0
     listed = json.loads(capsys.readouterr().out)
     assert {n["recipient_id"] for n in listed} == CAT_3 and all("@" not in json.dumps(n) for n in listed)
+
+
+def test_the_key_from_airflow_connection(monkeypatch):
+    """In Airflow the key is the password of the connection `governance_recipient_pseudonym`; the
+    environment variable is the fallback."""
+    from governance_airflow import recipient_pseudonym_key
+
+    other = "airflow-connection-pseudonym-key-0123456789"
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_GOVERNANCE_RECIPIENT_PSEUDONYM", json.dumps({"conn_type": "generic", "password": other})
+    )
+    from_airflow = recipient_pseudonym_key().pseudonyms("cloud-hosting", emails=["a@b.no"], account_ids=[])
+    assert from_airflow == pseudonym_key(other).pseudonyms("cloud-hosting", emails=["a@b.no"], account_ids=[])
+    monkeypatch.delenv("AIRFLOW_CONN_GOVERNANCE_RECIPIENT_PSEUDONYM")
+    assert recipient_pseudonym_key().for_recipient("x") == pseudonym_key(SECRET).for_recipient("x")
+    monkeypatch.delenv(PSEUDONYM_KEY_ENV)
+    with pytest.raises(SettingsError, match="governance_recipient_pseudonym"):
+        recipient_pseudonym_key()

@@ -55,6 +55,14 @@ def fixed_columns(policy: Policy, store: Store) -> set[str]:
     return fixed
 
 
+def rectifiable_columns(policy: Policy, store: Store) -> list[str]:
+    """The columns of ``store`` a rectification may correct (none for an unidentifiable store)."""
+    if store.unidentifiable:
+        return []
+    fixed = fixed_columns(policy, store)
+    return [column for column in store.personal_columns if column not in fixed]
+
+
 def check_corrections(policy: Policy, corrections: Any) -> Corrections:
     """``corrections`` as a valid ``Corrections``, or RequestError listing every problem by table
     and column (never a value)."""
@@ -79,7 +87,7 @@ def check_corrections(policy: Policy, corrections: Any) -> Corrections:
             elif column not in store.personal_columns:
                 problems.append(
                     f"{where} is not a personal column of the data map (personal: "
-                    f"{', '.join(c for c in store.personal_columns if c not in fixed)})"
+                    f"{', '.join(rectifiable_columns(policy, store))})"
                 )
             elif value is not None and not isinstance(value, str):
                 problems.append(f"{where}: a new value is text or null")

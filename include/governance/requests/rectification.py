@@ -24,6 +24,7 @@ from psycopg2.extensions import connection, cursor
 from governance.db import ident, transaction
 from governance.errors import RequestError
 from governance.notices.outbox import ORDER_KEY, queue_notices
+from governance.notices.pseudonyms import PseudonymKey
 from governance.person.records import person_predicate
 from governance.person.subject import Subject, resolve_subject
 from governance.policy import Policy, Store
@@ -49,10 +50,17 @@ _HELD = (
 
 
 def rectify(
-    conn: connection, policy: Policy, request_id: int, *, corrections: Mapping[str, Any], now: datetime
+    conn: connection,
+    policy: Policy,
+    request_id: int,
+    *,
+    corrections: Mapping[str, Any],
+    now: datetime,
+    key: PseudonymKey | None = None,
 ) -> SubjectRequest:
     """Apply ``corrections`` to the person of a verified rectification request and complete it:
-    the UPDATEs, the evidence, the outbox notices and the completion commit together."""
+    the UPDATEs, the evidence, the outbox notices and the completion commit together. ``key``: the
+    recipient pseudonym key (default: from the environment; in Airflow, from its connection)."""
     now = as_utc(now)
     checked = check_corrections(policy, dict(corrections))
     with transaction(conn, read_only=True) as cur:
@@ -83,6 +91,7 @@ def rectify(
             order_ids=_order_ids(cur, policy, subject),
             now=now,
             columns=columns,
+            key=key,
         )
         total = sum(rows.values())
         counts = {"rows": total, "held_rows": held, "tables": len(rows), "notices": notices}
@@ -100,6 +109,7 @@ def answer_rectification(
     *,
     corrections: Mapping[str, Any] | None = None,
     now: datetime,
+    key: PseudonymKey | None = None,
 ) -> SubjectRequest:
     """The ``subject_requests`` DAG's handler: apply ``corrections``, or those recorded at intake
     (``record_corrections``); a request already completed is returned as it is (a retry after the
@@ -116,7 +126,7 @@ def answer_rectification(
             f"request {request_id} has no corrections recorded: record them with "
             f"`governance request rectify {request_id} --set SCHEMA.TABLE.COLUMN=VALUE` (or --from-json PATH)"
         )
-    return rectify(conn, policy, request_id, corrections=wanted, now=now)
+    return rectify(conn, policy, request_id, corrections=wanted, now=now, key=key)
 
 
 def _person_keys(cur: cursor, policy: Policy, store: Store, subject: Subject) -> list[Any]:
