@@ -177,6 +177,7 @@ def test_a_held_record_is_corrected_and_counted(conn, kari):
         ({"shop.order_line_uploads": {"upload_id": "1"}}, "'shop.order_line_uploads' is not a store"),
         ({"shop.visits": {"ip_address": "10.0.0.1"}}, "'shop.visits' is not a store"),
         ({"public.nothing": {"x": "1"}}, "'public.nothing' is not a store"),
+        ({"governance.request_contacts": {"reply_to": "x"}}, "'governance.request_contacts' is not a store"),
         ({"shop.orders": {"phone": 47}}, "shop.orders.phone: a new value is text or null"),
         ({}, "no corrections"),
     ],
@@ -202,6 +203,14 @@ def test_refusals_in_the_database_name_no_value(conn, kari):
     no_values(str(refused.value))
     assert column_values(conn, "shop.accounts", "preferences", "account_id", [kari["account"]]) == {kari["account"]: {}}
     assert not [e for e in request_evidence(conn, request.request_id) if e.kind == "request_rectified"]
+    # The request stayed in progress: the same request, with a value the column takes, finishes.
+    with transaction(conn, read_only=True) as cur:
+        assert requests.fetch(cur, request.request_id).state == "in_progress"
+    fixed = {"shop.accounts": {"preferences": '{"language": "nb"}'}}
+    assert rectify(conn, POLICY, request.request_id, corrections=fixed, now=NOW).outcome["rows_rectified"] == 1
+    assert column_values(conn, "shop.accounts", "preferences", "account_id", [kari["account"]]) == {
+        kari["account"]: {"language": "nb"}
+    }
 
 
 def test_unverified_or_another_kind_refused(conn, kari):

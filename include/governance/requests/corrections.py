@@ -1,7 +1,8 @@
 """The corrections of a rectification request (REC-1): what they may touch, and where they wait.
 
 A correction is ``{table: {column: new value or None}}``. It may touch only a personal column
-(``personal_columns``) of a store of the data map that can hold a person's records, and never a
+(``personal_columns``) of a store of the data map that can hold a person's records (not the
+platform's own copies in schema ``governance``), and never a
 column that places, keys or links a record: the key, the person's account column, link columns
 (and columns other stores link to), the breach clock, a rule's clock or anonymisation marker, the
 object columns. Anything else is refused naming table and column, never a value.
@@ -31,6 +32,7 @@ from governance.requests.store import record
 from governance.windows import as_utc
 
 Corrections = dict[str, dict[str, str | None]]
+PLATFORM_SCHEMA = "governance."
 
 
 def fixed_columns(policy: Policy, store: Store) -> set[str]:
@@ -55,9 +57,16 @@ def fixed_columns(policy: Policy, store: Store) -> set[str]:
     return fixed
 
 
+def correctable_store(store: Store) -> bool:
+    """A store a rectification may name: it holds a person's records and is the shop's own."""
+    return not store.unidentifiable and not store.table.startswith(PLATFORM_SCHEMA)
+
+
 def rectifiable_columns(policy: Policy, store: Store) -> list[str]:
-    """The columns of ``store`` a rectification may correct (none for an unidentifiable store)."""
-    if store.unidentifiable:
+    """The columns of ``store`` a rectification may correct: none for an unidentifiable store, nor
+    for the platform's own copies (CAT-7, schema ``governance``: the request's address and
+    corrections are changed through the request, not by rectifying them)."""
+    if not correctable_store(store):
         return []
     fixed = fixed_columns(policy, store)
     return [column for column in store.personal_columns if column not in fixed]
@@ -68,7 +77,7 @@ def check_corrections(policy: Policy, corrections: Any) -> Corrections:
     and column (never a value)."""
     if not isinstance(corrections, dict) or not corrections:
         raise RequestError("no corrections: give at least one TABLE.COLUMN=VALUE (REC-1)")
-    stores = {s.table: s for c in policy.categories for s in c.stores if not s.unidentifiable}
+    stores = {s.table: s for c in policy.categories for s in c.stores if correctable_store(s)}
     problems: list[str] = []
     checked: Corrections = {}
     for table, changes in corrections.items():
