@@ -211,3 +211,24 @@ def test_the_key_from_airflow_connection(monkeypatch):
     monkeypatch.delenv(PSEUDONYM_KEY_ENV)
     with pytest.raises(SettingsError, match="governance_recipient_pseudonym"):
         recipient_pseudonym_key()
+
+
+def test_the_table_refuses_an_address_and_a_second_notice(conn, person):
+    """Whoever writes the outbox: a pseudonym is 64 hex characters (an address is refused), and one
+    notice per (request, recipient, event)."""
+    import psycopg2
+
+    request, _, email, _ = person
+    insert = (
+        "INSERT INTO governance.recipient_outbox (request_id, recipient_id, event, categories, tables, "
+        "subject_pseudonyms, pseudonym_key_id, idempotency_key, created_at, next_attempt_at) "
+        "VALUES (%s, 'cloud-hosting', 'erasure', '{CAT-2}', '{shop.accounts}', %s, '0123456789abcdef', %s, %s, %s)"
+    )
+    with conn.cursor() as cur, pytest.raises(psycopg2.errors.CheckViolation):
+        cur.execute(insert, (request.request_id, [email], "k1", NOW, NOW))
+    conn.rollback()
+    with conn.cursor() as cur:
+        cur.execute(insert, (request.request_id, ["a" * 64], "k1", NOW, NOW))
+        with pytest.raises(psycopg2.errors.UniqueViolation):
+            cur.execute(insert, (request.request_id, ["b" * 64], "k2", NOW, NOW))
+    conn.rollback()

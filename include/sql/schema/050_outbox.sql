@@ -5,6 +5,8 @@
 -- recipients cannot join their lists) and the shop's own references (order ids); the tables,
 -- categories and column names concerned, never values. A corrected value is not copied here: the
 -- delivery reads it from the record when it sends, encrypted to the recipient (TP-2, #12).
+-- The pseudonyms and order ids are still pseudonymous personal data: #12 gives them a window after
+-- the acknowledgement (RET-9) and keeps the row, without them, as the proof the recipient was told.
 CREATE TABLE IF NOT EXISTS governance.recipient_outbox (
     notice_id          bigserial   PRIMARY KEY,
     request_id         bigint      REFERENCES governance.subject_requests (request_id),
@@ -29,10 +31,15 @@ CREATE TABLE IF NOT EXISTS governance.recipient_outbox (
     next_attempt_at    timestamptz NOT NULL,
     last_attempt_at    timestamptz,
     last_error         text,                     -- an error class or HTTP status, never a payload
+    claimed_at         timestamptz,              -- 'sending' is claimed (committed) before it is sent
     sent_at            timestamptz,
     acked_at           timestamptz,
+    acked_via          text        CHECK (acked_via IN ('response', 'callback', 'manual')),
+    ack_overdue_alerted_at timestamptz,          -- compliance told: no ack after the policy's N days
     dead_at            timestamptz,
     CHECK ((request_id IS NULL) <> (run_id IS NULL)),
+    CHECK (state <> 'sending' OR claimed_at IS NOT NULL),
+    CHECK ((acked_at IS NULL) = (acked_via IS NULL)),
     CHECK (state NOT IN ('sent', 'acknowledged') OR sent_at IS NOT NULL),
     CHECK ((state = 'acknowledged') = (acked_at IS NOT NULL)),
     CHECK ((state = 'dead') = (dead_at IS NOT NULL))
