@@ -16,7 +16,7 @@ import pytest
 from governance import evidence, requests
 from governance.cli import main
 from governance.db import transaction
-from governance.errors import RequestError
+from governance.errors import RequestError, SettingsError
 from governance.notices import PSEUDONYM_KEY_ENV, list_notices
 from governance.policy import load_policy
 from governance.requests.corrections import check_corrections, record_corrections
@@ -211,6 +211,15 @@ def test_refusals_in_the_database_name_no_value(conn, kari):
     assert column_values(conn, "shop.accounts", "preferences", "account_id", [kari["account"]]) == {
         kari["account"]: {"language": "nb"}
     }
+
+
+def test_no_pseudonym_key_nothing_starts(conn, kari, monkeypatch):
+    request = open_rectification(conn, kari["email"])
+    monkeypatch.delenv(PSEUDONYM_KEY_ENV)
+    with pytest.raises(SettingsError, match=PSEUDONYM_KEY_ENV):
+        rectify(conn, POLICY, request.request_id, corrections={"shop.accounts": {"last_name": NEW_NAME}}, now=NOW)
+    with transaction(conn, read_only=True) as cur:
+        assert requests.fetch(cur, request.request_id).state == "verified"
 
 
 def test_unverified_or_another_kind_refused(conn, kari):

@@ -29,7 +29,7 @@ from governance.policy import Policy, Store
 from governance.requests.ledger import fetch
 from governance.requests.model import OPEN_STATES, SubjectRequest
 from governance.requests.store import record
-from governance.windows import as_utc
+from governance.windows import as_utc, iso
 
 Corrections = dict[str, dict[str, str | None]]
 PLATFORM_SCHEMA = "governance."
@@ -159,7 +159,7 @@ def record_corrections(
             "request_corrections_recorded",
             request,
             now,
-            step=f"request_corrections_recorded:{now.isoformat()}",
+            step=f"request_corrections_recorded:{iso(now)}",
             counts={"tables": len(columns), "columns": sum(len(c) for c in columns.values())},
             columns=columns,
         )

@@ -24,7 +24,7 @@ from psycopg2.extensions import connection, cursor
 from governance.db import ident, transaction
 from governance.errors import RequestError
 from governance.notices.outbox import ORDER_KEY, queue_notices
-from governance.notices.pseudonyms import PseudonymKey
+from governance.notices.pseudonyms import PseudonymKey, pseudonym_key
 from governance.person.records import person_predicate
 from governance.person.subject import Subject, resolve_subject
 from governance.policy import Policy, Store
@@ -63,6 +63,8 @@ def rectify(
     recipient pseudonym key (default: from the environment; in Airflow, from its connection)."""
     now = as_utc(now)
     checked = check_corrections(policy, dict(corrections))
+    if key is None and policy.recipients:
+        key = pseudonym_key()  # a missing key is refused before anything starts
     with transaction(conn, read_only=True) as cur:
         rectification_request(cur, request_id, lock=False)  # the kind, before the request is started
     start(conn, policy, request_id, now=now)  # refuses a request that is not verified (REQ-1)
@@ -76,7 +78,7 @@ def rectify(
         if empty:
             raise RequestError(
                 f"request {request_id}: {', '.join(empty)} hold(s) none of the person's records; "
-                "correct only tables that do (see `governance request show`)"
+                "remove those tables from the corrections"
             )
         rows = {table: _update(cur, policy.store(table), changes, keys[table]) for table, changes in checked.items()}
         held = sum(_held(cur, policy, table, keys[table], subject, now) for table in checked)
