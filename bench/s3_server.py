@@ -23,17 +23,21 @@ from typing import Any
 
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from moto.s3.models import s3_backends
+from moto.s3.utils import metadata_from_headers
 from werkzeug.serving import run_simple
 
 BULK_PATH = "/bench-api/put-objects"
 
 
-def put_objects(bucket: str, keys: list[str], body: bytes) -> int:
-    """Write ``keys`` (each with ``body``) into ``bucket``, which must exist (made over HTTP)."""
+def put_objects(bucket: str, keys: list[str], body: bytes, content_type: str | None = None) -> int:
+    """Write ``keys`` (each with ``body``) into ``bucket``, which must exist (made over HTTP). With
+    ``content_type``, each object carries it as a PUT's ``Content-Type`` header would leave it."""
     partition, account_id = s3_backends.bucket_accounts[bucket]
     backend = s3_backends[account_id][partition]
     for key in keys:
-        backend.put_object(bucket, key, body, disable_notification=True)
+        stored = backend.put_object(bucket, key, body, disable_notification=True)
+        if content_type:
+            stored.set_metadata(metadata_from_headers({"Content-Type": content_type}))
     return len(keys)
 
 
@@ -49,7 +53,8 @@ class BulkLoad:
         length = int(environ.get("CONTENT_LENGTH") or 0)
         request = json.loads(environ["wsgi.input"].read(length))
         try:
-            count = put_objects(request["bucket"], request["keys"], base64.b64decode(request["body"]))
+            body = base64.b64decode(request["body"])
+            count = put_objects(request["bucket"], request["keys"], body, request.get("content_type"))
             status, answer = "200 OK", {"put": count}
         except KeyError as exc:
             status, answer = "404 Not Found", {"error": f"no such bucket or field: {exc}"}

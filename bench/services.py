@@ -174,9 +174,12 @@ def reset_moto(url: str) -> None:
     requests.post(f"{url}/moto-api/reset", timeout=30).raise_for_status()
 
 
-def load_objects(url: str, bucket: str, keys: list[str], body: bytes, per_request: int = 50_000) -> None:
-    """Set-up only: put ``keys`` (each holding ``body``) into ``bucket`` (which must exist) through the
-    server's bulk route, which writes straight into moto's backend (bench/s3_server.py)."""
+def load_objects(
+    url: str, bucket: str, keys: list[str], body: bytes, per_request: int = 50_000, content_type: str | None = None
+) -> None:
+    """Set-up only: put ``keys`` (each holding ``body``, with ``content_type`` if given) into ``bucket``
+    (which must exist) through the server's bulk route, which writes straight into moto's backend
+    (bench/s3_server.py)."""
     import base64
 
     import requests
@@ -185,7 +188,9 @@ def load_objects(url: str, bucket: str, keys: list[str], body: bytes, per_reques
     for first in range(0, len(keys), per_request):
         chunk = keys[first : first + per_request]
         answer = requests.post(
-            f"{url}/bench-api/put-objects", json={"bucket": bucket, "keys": chunk, "body": encoded}, timeout=600
+            f"{url}/bench-api/put-objects",
+            json={"bucket": bucket, "keys": chunk, "body": encoded, "content_type": content_type},
+            timeout=600,
         )
         answer.raise_for_status()
         if answer.json().get("put") != len(chunk):

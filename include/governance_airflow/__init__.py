@@ -6,7 +6,15 @@ time: Airflow SDK only) and do the heavy imports inside task bodies.
 """
 
 from governance_airflow.anchoring import anchor_evidence
-from governance_airflow.connections import audit_conn_id, db_connection, db_dsn, lazy_s3_client, s3_client, smtp_server
+from governance_airflow.connections import (
+    audit_conn_id,
+    db_connection,
+    db_dsn,
+    lazy_s3_client,
+    recipient_pseudonym_key,
+    s3_client,
+    smtp_server,
+)
 from governance_airflow.defaults import (
     ALERT_EMAIL,
     COMPLIANCE_EMAIL,
@@ -41,6 +49,7 @@ __all__ = [
     "failure_notifier",
     "load_policy",
     "policy_path",
+    "recipient_pseudonym_key",
     "retention_swept_asset",
     "run_now",
     "lazy_s3_client",

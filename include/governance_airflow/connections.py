@@ -1,7 +1,8 @@
 """Connections from Airflow's connection store: the shop's database (``governance_db``; for the
 audit ``governance_db_audit`` when defined, a login in the auditor role, SEC-4) as a psycopg2
 connection or a libpq DSN, the object store (``governance_s3``) as a boto3 client, and the mail
-server (``governance_smtp``) as the library's ``SmtpServer``.
+server (``governance_smtp``) as the library's ``SmtpServer``, and the recipient pseudonym key
+(``governance_recipient_pseudonym``, TP-5).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ if TYPE_CHECKING:
     from psycopg2.extensions import connection
 
     from governance.breach import SmtpServer
+    from governance.notices.pseudonyms import PseudonymKey
 
 
 log = logging.getLogger(__name__)
@@ -144,3 +146,13 @@ def smtp_server() -> SmtpServer:
         password=conn.password or None,
         timeout=float(extra.get("timeout", 30)),
     )
+
+
+def recipient_pseudonym_key() -> PseudonymKey:
+    """The recipient pseudonym key (TP-5 notices): the password of the Airflow connection
+    ``governance_recipient_pseudonym`` when defined, else ``GOVERNANCE_RECIPIENT_PSEUDONYM_KEY``;
+    SettingsError naming both when neither is set."""
+    from governance.notices.pseudonyms import AIRFLOW_PSEUDONYM_CONN_ID, pseudonym_key
+
+    conn = optional_connection(AIRFLOW_PSEUDONYM_CONN_ID)
+    return pseudonym_key(conn.password if conn is not None and conn.password else None)

@@ -200,7 +200,8 @@ def test_the_sweeper_sweeps_a_rule_and_drops_partitions_but_cannot_touch_evidenc
 
 def test_the_request_worker_reads_the_stores_and_works_requests_but_changes_no_shop_data(logins):
     """REQ-1 under SEC-4: the request worker opens, verifies and starts a request (ledger, contact,
-    evidence), and may not delete a request or touch the shop's data."""
+    evidence), and may not delete a request or touch the shop's data, except the personal columns a
+    rectification corrects (REC-1)."""
     from governance import requests
 
     url = logins["request_worker"]
@@ -225,9 +226,19 @@ def test_the_request_worker_reads_the_stores_and_works_requests_but_changes_no_s
         )
         requests.verify(conn, POLICY, opened.request_id, verified_by="support", method="signed_in_account", now=NOW)
         assert requests.start(conn, POLICY, opened.request_id, now=NOW).state == "in_progress"
+        with conn.cursor() as cur:  # #11 REC-1: exactly the columns a rectification may correct
+            cur.execute("UPDATE shop.orders SET phone = phone, delivery_street = delivery_street WHERE false")
+            cur.execute("UPDATE shop.accounts SET last_name = last_name WHERE false")
+            cur.execute("SELECT count(*) FROM governance.recipient_outbox")
+            cur.execute("DELETE FROM governance.request_corrections WHERE false")
+        conn.rollback()
     finally:
         conn.close()
     for statement in (
+        "UPDATE shop.orders SET total_amount = 0 WHERE false",  # not personal data
+        "UPDATE shop.orders SET account_id = NULL WHERE false",  # links the record to its person
+        "UPDATE shop.orders SET anonymised_at = NULL WHERE false",  # the RET-8 marker
+        "DELETE FROM governance.recipient_outbox",  # a notice is delivered or dead, never deleted (#12)
         "DELETE FROM shop.accounts",
         "SELECT * FROM shop.suppliers",
         "UPDATE governance.evidence SET kind = 'x'",
@@ -235,6 +246,32 @@ def test_the_request_worker_reads_the_stores_and_works_requests_but_changes_no_s
         "DELETE FROM governance.request_contacts",
     ):
         refused(url, statement)
+
+
+def test_the_request_worker_rectifies_with_its_notices(logins, monkeypatch):
+    """REC-1 and TP-5 under SEC-4: a rectification (the UPDATE, the outbox, the evidence, the
+    corrections' removal) runs entirely in the request worker's role."""
+    from governance import requests
+    from governance.notices import PSEUDONYM_KEY_ENV
+    from governance.requests.corrections import record_corrections
+    from governance.requests.rectification import answer_rectification
+
+    monkeypatch.setenv(PSEUDONYM_KEY_ENV, "roles-test-pseudonym-key-0123456789abcdef")
+    conn = connect(logins["request_worker"])
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT max(account_id) FROM shop.accounts WHERE deleted_at IS NULL")
+            (account_id,) = cur.fetchone()
+        conn.rollback()
+        opened = requests.open_request(
+            conn, POLICY, kind="rectification", account_id=account_id, channel="web_form", opened_by="web", now=NOW
+        )
+        requests.verify(conn, POLICY, opened.request_id, verified_by="support", method="signed_in_account", now=NOW)
+        record_corrections(conn, POLICY, opened.request_id, {"shop.accounts": {"last_name": "Berg"}}, now=NOW)
+        done = answer_rectification(conn, POLICY, opened.request_id, now=NOW)
+        assert done.state == "completed" and done.outcome["rows_rectified"] == 1 and done.outcome["notices"] == 3
+    finally:
+        conn.close()
 
 
 def test_the_cli_applies_and_reports_nothing_to_change(logins, db_url, tmp_path, capsys):

@@ -1,7 +1,10 @@
-"""``governance request open|verify|extend|refuse|withdraw|list|show``: data-subject requests (REQ-1).
+"""``governance request open|verify|extend|refuse|withdraw|rectify|list|show``: data-subject requests
+(REQ-1; REC-1 for ``rectify``).
 
 An address given with ``--email`` or ``--reply-to`` is stored apart (governance.request_contacts)
 and never printed back, neither in output nor in errors; requests are named by id, kind and state.
+A correction's new value (``rectify``) is stored apart too (governance.request_corrections) and
+never printed: output names tables, columns and counts.
 """
 
 from __future__ import annotations
@@ -11,12 +14,16 @@ import json
 from collections.abc import Callable
 from contextlib import closing
 from datetime import datetime
+from pathlib import Path
 
 from governance import requests
 from governance.cli import _instant, now_of
 from governance.cli.common import Subparsers, connection_of, policy_of, positive_int
 from governance.db import transaction
+from governance.errors import RequestError
+from governance.requests.corrections import columns_of, load_corrections, parse_assignments, record_corrections
 from governance.requests.model import CHANNELS, CLOSED_STATES, KINDS, OPEN_STATES, VERIFICATION_METHODS, SubjectRequest
+from governance.requests.rectification import answer_rectification
 from governance.windows import iso
 
 STATE_CHOICES = (*OPEN_STATES, *CLOSED_STATES, "open", "closed")
@@ -55,6 +62,16 @@ def register(subparsers: Subparsers, common: argparse.ArgumentParser) -> None:
     withdraw = _with_id(sub, common, "withdraw", "record that the person withdrew an open request")
     withdraw.add_argument("--by", required=True, help="who records the withdrawal")
     withdraw.set_defaults(handler=run_withdraw)
+
+    rectify = _with_id(sub, common, "rectify", "record the corrections of a rectification request (REC-1)")
+    rectify.add_argument(
+        "--set", action="append", default=[], metavar="SCHEMA.TABLE.COLUMN=VALUE", help="a correction (repeatable)"
+    )
+    rectify.add_argument(
+        "--from-json", type=Path, metavar="PATH", help='corrections {"schema.table": {"column": value}} from a file'
+    )
+    rectify.add_argument("--apply", action="store_true", help="apply them now (a verified request) instead of the DAG")
+    rectify.set_defaults(handler=run_rectify)
 
     lst = sub.add_parser("list", parents=[common], help="requests, their states and deadlines")
     lst.add_argument("--state", action="append", choices=STATE_CHOICES, help="only these states (repeatable)")
@@ -137,6 +154,24 @@ def run_refuse(args: argparse.Namespace) -> int:
 
 def run_withdraw(args: argparse.Namespace) -> int:
     return _transition(args, requests.withdraw, "withdrawn", by=args.by)
+
+
+def run_rectify(args: argparse.Namespace) -> int:
+    if bool(args.set) == bool(args.from_json):
+        raise RequestError("give the corrections with --set SCHEMA.TABLE.COLUMN=VALUE (repeatable) or --from-json PATH")
+    corrections = parse_assignments(args.set) if args.set else load_corrections(args.from_json)
+    now, policy = now_of(args), policy_of(args)
+    with closing(connection_of(args)) as conn:
+        request = record_corrections(conn, policy, args.request_id, corrections, now=now)
+        named = ", ".join(f"{t}: {', '.join(c)}" for t, c in columns_of(corrections).items())
+        print(f"request {request.request_id}: corrections recorded ({named})")
+        if not args.apply:
+            print("they are applied by the subject_requests DAG once the identity is verified (or rerun with --apply)")
+            return 0
+        request = answer_rectification(conn, policy, args.request_id, now=now)
+    outcome = ", ".join(f"{k} {v}" for k, v in request.outcome.items())
+    print(f"request {request.request_id} ({request.kind}) {request.state}: {outcome} (evidenced)")
+    return 0
 
 
 def format_requests(found: list[SubjectRequest], now: datetime) -> str:

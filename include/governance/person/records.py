@@ -50,9 +50,12 @@ class ObjectRef:
 
 @contextmanager
 def snapshot(conn: connection) -> Iterator[cursor]:
-    """A read-only REPEATABLE READ transaction: the person's stores read in it agree with each other."""
+    """A read-only REPEATABLE READ transaction: the person's stores read in it agree with each other.
+    Its server-side cursors are planned for all their rows, as they are always read to the end: with
+    the default ``cursor_tuple_fraction`` (0.1) PostgreSQL may plan a person's uploads as a walk of
+    the whole table in key order, to return the first rows soonest (bench/README.md, #10)."""
     with transaction(conn, read_only=True) as cur:
-        cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ; SET LOCAL cursor_tuple_fraction = 1")
         yield cur
 
 

@@ -10,7 +10,9 @@
   (the request ledger); CREATE on the database for its scratch schema; evidence.
 - request_worker (#10): SELECT on the data map's stores and the join tables its links go through;
   holds; evidence; SELECT, INSERT, UPDATE on the request ledger, its contacts and its exports (and
-  their sequences), never DELETE.
+  their sequences), never DELETE. #11: UPDATE on exactly the columns a rectification may correct
+  (REC-1), SELECT, INSERT, UPDATE on the recipients outbox (TP-5), and the pending corrections
+  (DELETE too: they go when applied or when the request closes).
 - reviewer: the evidence, ``governance.audit_history`` and ``verify_evidence()``; no shop table.
 """
 
@@ -24,6 +26,7 @@ from psycopg2.extensions import cursor
 
 from governance.audit.predicates import audit_parameters, audit_sql_text, render
 from governance.policy import Policy
+from governance.requests.corrections import rectifiable_columns
 
 GOVERNANCE = "governance"
 _VIEW = "governance_roles_predicate"
@@ -90,8 +93,17 @@ def _hold_reader() -> set[Grant]:
     }
 
 
-REQUEST_TABLES = {f"{GOVERNANCE}.subject_requests", f"{GOVERNANCE}.request_contacts", f"{GOVERNANCE}.request_exports"}
-REQUEST_SEQUENCES = {f"{GOVERNANCE}.subject_requests_request_id_seq", f"{GOVERNANCE}.request_exports_export_id_seq"}
+REQUEST_TABLES = {
+    f"{GOVERNANCE}.subject_requests",
+    f"{GOVERNANCE}.request_contacts",
+    f"{GOVERNANCE}.request_exports",
+    f"{GOVERNANCE}.recipient_outbox",
+}
+REQUEST_SEQUENCES = {
+    f"{GOVERNANCE}.subject_requests_request_id_seq",
+    f"{GOVERNANCE}.request_exports_export_id_seq",
+    f"{GOVERNANCE}.recipient_outbox_notice_id_seq",
+}
 
 
 def request_worker_grants(cur: cursor, policy: Policy) -> set[Grant]:
@@ -100,6 +112,13 @@ def request_worker_grants(cur: cursor, policy: Policy) -> set[Grant]:
     readable = _store_tables(policy) | set(policy.join_tables())
     grants = _tables(readable, "SELECT") | _hold_reader() | _evidence_writer(cur)
     grants |= _tables(REQUEST_TABLES, "SELECT", "INSERT", "UPDATE")
+    grants |= _tables({f"{GOVERNANCE}.request_corrections"}, "SELECT", "INSERT", "UPDATE", "DELETE")
+    grants |= {
+        Grant("column", store.table, "UPDATE", column)
+        for category in policy.categories
+        for store in category.stores
+        for column in rectifiable_columns(policy, store)
+    }
     return grants | {Grant("sequence", name, "USAGE") for name in REQUEST_SEQUENCES}
 
 

@@ -82,6 +82,9 @@ CREATE TABLE IF NOT EXISTS governance.request_contacts (
     subject_email  text,
     created_at     timestamptz NOT NULL
 );
+-- A person's requests are found by their normalised address (governance.person, ACC-1); without
+-- it every person query of the data map reads the whole table (bench/README.md, #10).
+CREATE INDEX IF NOT EXISTS request_contacts_reply_to_idx ON governance.request_contacts (lower(btrim(reply_to)));
 
 -- Export archives (ACC-1, POR-1): a copy with a window (RET-9, rule 'request-exports'). Its object
 -- goes first ('purging' is the tombstone, as for uploads), then the row.

@@ -1,0 +1,53 @@
+"""``governance notices list``: the recipients outbox (TP-5), read-only: notice ids, recipients,
+events, tables, states and counts; never a pseudonym or a value (delivery is issue #12's)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from contextlib import closing
+
+from governance.cli.common import Subparsers, connection_of, positive_int
+from governance.db import transaction
+from governance.notices import Notice, list_notices
+from governance.windows import iso
+
+STATES = ("queued", "sending", "sent", "failed", "acknowledged", "dead")
+
+
+def register(subparsers: Subparsers, common: argparse.ArgumentParser) -> None:
+    notices = subparsers.add_parser("notices", help="notices to the recipients of personal data (TP-5)")
+    sub = notices.add_subparsers(dest="notices_command", required=True, metavar="COMMAND")
+    lst = sub.add_parser("list", parents=[common], help="the outbox: one notice per recipient and event")
+    lst.add_argument("--request", type=positive_int, metavar="ID", help="only this request's notices")
+    lst.add_argument("--state", action="append", choices=STATES, help="only these states (repeatable)")
+    lst.add_argument("--json", action="store_true", help="machine-readable output")
+    lst.set_defaults(handler=run_list)
+
+
+def format_notices(found: list[Notice]) -> str:
+    if not found:
+        return "no notices"
+    header = ("notice", "request", "recipient", "event", "state", "attempts", "queued", "tables")
+    rows = [
+        (
+            str(n.notice_id),
+            str(n.request_id) if n.request_id is not None else "-",
+            n.recipient_id,
+            n.event,
+            n.state,
+            str(n.attempts),
+            iso(n.created_at),
+            ", ".join(f"{t} ({n.record_counts.get(t, 0)})" for t in n.tables),
+        )
+        for n in found
+    ]
+    widths = [max(len(header[i]), *(len(r[i]) for r in rows)) for i in range(len(header))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in [header, *rows])
+
+
+def run_list(args: argparse.Namespace) -> int:
+    with closing(connection_of(args)) as conn, transaction(conn, read_only=True) as cur:
+        found = list_notices(cur, request_id=args.request, states=args.state)
+    print(json.dumps([n.to_dict() for n in found], indent=2) if args.json else format_notices(found))
+    return 0
