@@ -59,7 +59,7 @@ if TYPE_CHECKING:
 EXPORT_KINDS = ("access", "portability")
 EXPORT_PREFIX = "exports/"
 EXPORTS_TABLE = "governance.request_exports"
-REQUEST_STORES = ("governance.request_contacts", EXPORTS_TABLE)  # the request's own records (CAT-7)
+OWN_SCHEMA = "governance."  # the platform's own copies for requests (CAT-7): contacts, exports, corrections
 ANSWER_LOCK = 0x60FE_0011  # pg_try_advisory_lock(ANSWER_LOCK, request_id): one worker per request
 RUNBOOK_SECTION = "docs/runbook.md, 'An export failed'"
 
@@ -233,8 +233,8 @@ def _write(
 
 
 def _nothing_held(counts: dict[str, int]) -> bool:
-    """No record of the person but the request's own (its contact, earlier exports: CAT-7)."""
-    return not any(n for table, n in counts.items() if table not in REQUEST_STORES)
+    """No record of the person but the platform's own for their requests (CAT-7, schema governance)."""
+    return not any(n for table, n in counts.items() if not table.startswith(OWN_SCHEMA))
 
 
 def _file_name(key: str) -> str:
