@@ -17,7 +17,7 @@ which every store is read as of one instant.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -154,20 +154,36 @@ def _linked_values(policy: Policy, link: Link, depth: int) -> sql.Composable:
 
 def columns(cur: cursor, store: Store) -> list[Column]:
     """The store's columns as the catalog describes them, in the table's column order."""
-    schema, name = split_name(store.table)
+    return columns_of(cur, [store])[store.table]
+
+
+def columns_of(cur: cursor, stores: Iterable[Store]) -> dict[str, list[Column]]:
+    """Table -> its columns as the catalog describes them (table order), for every one of
+    ``stores``, in one catalog query. Read each time, not cached: a column added or dropped since
+    the last export is described as it is now (one query for all stores costs about what one
+    validation of a cache would)."""
+    tables = list(dict.fromkeys(store.table for store in stores))
+    names = [split_name(table) for table in tables]
     cur.execute(
-        "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
+        "SELECT n.nspname, c.relname, a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
         "JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
-        "WHERE n.nspname = %s AND c.relname = %s AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
-        (schema, name),
+        "JOIN unnest(%s::text[], %s::text[]) AS w(nspname, relname) ON w.nspname = n.nspname AND w.relname = c.relname "
+        "WHERE a.attnum > 0 AND NOT a.attisdropped ORDER BY n.nspname, c.relname, a.attnum",
+        ([schema for schema, _ in names], [name for _, name in names]),
     )
-    found = [Column(str(column), str(type_name)) for column, type_name in cur.fetchall()]
-    if not found:
+    found: dict[str, list[Column]] = {}
+    for schema, name, column, type_name in cur.fetchall():
+        found.setdefault(f"{schema}.{name}", []).append(Column(str(column), str(type_name)))
+    missing = [table for table in tables if table not in found]
+    if missing:
         raise PolicyError(
             "<data map>",
-            [f"store {store.table!r}: the table does not exist in the database; run `governance policy check`"],
+            [
+                f"store {table!r}: the table does not exist in the database; run `governance policy check`"
+                for table in missing
+            ],
         )
-    return found
+    return {table: found[table] for table in tables}
 
 
 def count_records(cur: cursor, policy: Policy, subject: Subject) -> dict[str, int]:
@@ -194,26 +210,37 @@ def read_store(cur: cursor, policy: Policy, subject: Subject, store: Store) -> I
 def person_objects(cur: cursor, policy: Policy, subject: Subject) -> Iterator[ObjectRef]:
     """The objects of the person's records, store by store (those with ``objects:``), in key order."""
     for _, store in person_stores(policy):
-        link = store.objects
-        if link is None:
-            continue
-        query = sql.SQL(
-            "SELECT t.{key}::text, t.{bucket}, t.{object_key} FROM {table} t WHERE {matches} "
-            "AND t.{bucket} IS NOT NULL AND t.{object_key} IS NOT NULL ORDER BY t.{key}"
-        ).format(
-            key=sql.Identifier(store.key),
-            bucket=sql.Identifier(link.bucket_column),
-            object_key=sql.Identifier(link.key_column),
-            table=ident(store.table),
-            matches=person_predicate(policy, store),
-        )
-        for record_key, bucket, key in _stream(cur, query, subject.params()):
-            yield ObjectRef(store.table, str(record_key), str(bucket), str(key))
+        if store.objects is not None:
+            yield from store_objects(cur, policy, subject, store)
+
+
+def store_objects(cur: cursor, policy: Policy, subject: Subject, store: Store) -> Iterator[ObjectRef]:
+    """The objects of the person's records of ``store`` (one with ``objects:``), in key order."""
+    link = store.objects
+    if link is None:
+        return
+    query = sql.SQL(
+        "SELECT t.{key}::text, t.{bucket}, t.{object_key} FROM {table} t WHERE {matches} "
+        "AND t.{bucket} IS NOT NULL AND t.{object_key} IS NOT NULL ORDER BY t.{key}"
+    ).format(
+        key=sql.Identifier(store.key),
+        bucket=sql.Identifier(link.bucket_column),
+        object_key=sql.Identifier(link.key_column),
+        table=ident(store.table),
+        matches=person_predicate(policy, store),
+    )
+    for record_key, bucket, key in _stream(cur, query, subject.params()):
+        yield ObjectRef(store.table, str(record_key), str(bucket), str(key))
 
 
 def _stream(cur: cursor, query: sql.Composable, params: dict[str, Any]) -> Iterator[tuple[Any, ...]]:
-    """Rows of ``query`` from a server-side cursor in ``cur``'s transaction, ``ITERSIZE`` at a time."""
+    """Rows of ``query`` from a server-side cursor in ``cur``'s transaction, ``ITERSIZE`` at a time:
+    DECLARE, FETCH until a batch comes back short (no extra FETCH that finds nothing), CLOSE."""
     with cur.connection.cursor(name=f"governance_person_{next(_cursor_names)}") as named:
-        named.itersize = ITERSIZE
+        size = ITERSIZE
         named.execute(query, params)
-        yield from named
+        while True:
+            batch = named.fetchmany(size)
+            yield from batch
+            if len(batch) < size:
+                return
