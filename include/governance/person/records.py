@@ -25,7 +25,7 @@ from typing import Any
 from psycopg2 import sql
 from psycopg2.extensions import connection, cursor
 
-from governance.db import ident, split_name, transaction
+from governance.db import ident, transaction
 from governance.errors import PolicyError
 from governance.person.columns import Column
 from governance.person.subject import Subject
@@ -157,23 +157,31 @@ def columns(cur: cursor, store: Store) -> list[Column]:
     return columns_of(cur, [store])[store.table]
 
 
+# Every store's columns by the tables' oids (to_regclass: NULL for a missing table, not an error that
+# would end the caller's transaction), each row with the oids in the order asked; an index scan of
+# pg_attribute, ~0.4 ms where joining pg_class and pg_namespace by name took ~1.7 ms (#10 bench).
+_RELATIONS = (
+    "ARRAY(SELECT to_regclass(u.name) FROM unnest(%(tables)s::text[]) WITH ORDINALITY AS u(name, n) ORDER BY u.n)"
+)
+_COLUMNS_OF = (
+    "SELECT a.attrelid, a.attname, format_type(a.atttypid, a.atttypmod), " + _RELATIONS + "::oid[] "
+    "FROM pg_attribute a WHERE a.attrelid = ANY(" + _RELATIONS + ") AND a.attnum > 0 AND NOT a.attisdropped "
+    "ORDER BY a.attrelid, a.attnum"
+)
+
+
 def columns_of(cur: cursor, stores: Iterable[Store]) -> dict[str, list[Column]]:
     """Table -> its columns as the catalog describes them (table order), for every one of
     ``stores``, in one catalog query. Read each time, not cached: a column added or dropped since
     the last export is described as it is now (one query for all stores costs about what one
     validation of a cache would)."""
     tables = list(dict.fromkeys(store.table for store in stores))
-    names = [split_name(table) for table in tables]
-    cur.execute(
-        "SELECT n.nspname, c.relname, a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
-        "JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
-        "JOIN unnest(%s::text[], %s::text[]) AS w(nspname, relname) ON w.nspname = n.nspname AND w.relname = c.relname "
-        "WHERE a.attnum > 0 AND NOT a.attisdropped ORDER BY n.nspname, c.relname, a.attnum",
-        ([schema for schema, _ in names], [name for _, name in names]),
-    )
+    cur.execute(_COLUMNS_OF, {"tables": tables})
     found: dict[str, list[Column]] = {}
-    for schema, name, column, type_name in cur.fetchall():
-        found.setdefault(f"{schema}.{name}", []).append(Column(str(column), str(type_name)))
+    relations: dict[int, str] = {}
+    for relation, column, type_name, oids in cur.fetchall():
+        relations = relations or {int(oid): table for oid, table in zip(oids, tables, strict=True) if oid is not None}
+        found.setdefault(relations[int(relation)], []).append(Column(str(column), str(type_name)))
     missing = [table for table in tables if table not in found]
     if missing:
         raise PolicyError(
