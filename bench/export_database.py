@@ -2,7 +2,8 @@
 table: the figures 1a-1c of bench/exports.py.
 
 Ours is everything the export asks of PostgreSQL (bench/export_pipeline.py ``database_part``: the
-subject, the counts, each store's columns and two passes over its rows, the object list); the
+subject, every store's columns, two passes over each store's rows (the second from memory when
+they fit), the object list); the
 baseline is one query per table, written here from include/sql/schema/010_shop.sql and
 040_requests.sql as a developer would for this shop, in one REPEATABLE READ READ ONLY
 transaction. Both must return the same rows for every measured person (checked before timing).
@@ -51,6 +52,9 @@ HAND_WRITTEN = {
     "WHERE lower(btrim(reply_to)) = ANY(%(emails)s) ORDER BY request_id",
     "governance.request_exports": "SELECT e.* FROM governance.request_exports e JOIN governance.request_contacts c "
     "USING (request_id) WHERE lower(btrim(c.reply_to)) = ANY(%(emails)s) ORDER BY e.export_id",
+    # #11: a rectification's corrections until it closes; the bench's shop has none pending (empty).
+    "governance.request_corrections": "SELECT x.* FROM governance.request_corrections x JOIN governance.request_contacts "
+    "c USING (request_id) WHERE lower(btrim(c.reply_to)) = ANY(%(emails)s) ORDER BY x.request_id",
 }
 ACCOUNTS = "SELECT * FROM shop.accounts WHERE account_id = %(account)s OR lower(btrim(email)) = %(email)s ORDER BY 1"
 
@@ -163,9 +167,7 @@ def database_part(ctx: Context, people: list[export_shop.Person], shop: dict) ->
             f"<= {DB_RATIO:.1f}",
             at_most(r, DB_RATIO),
             counts,
-            [
-                f"ours = the subject, the counts, each store's columns and two passes over its rows, the objects ({phases})"
-            ],
+            [f"ours = the subject, the columns, two passes over each store's rows, the objects ({phases})"],
             {"samples": {k: [round(v, 5) for v in vs] for k, vs in samples.items()}},
         ),
         Check(

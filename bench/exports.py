@@ -1,7 +1,8 @@
 """ACC-1 / POR-1, one person's export at 1,000,000 customers (#10), in three figures:
 
-1. **The database part** (everything the export asks of PostgreSQL: ``resolve_subject``, the
-   counts, each store's columns and rows read twice, the object list; bench/export_pipeline.py)
+1. **The database part** (everything the export asks of PostgreSQL: ``resolve_subject``, every
+   store's columns, its rows for both files (read once, replayed from memory when they fit), the
+   object list; bench/export_pipeline.py)
    for people with an account and guest orders, against **one hand-written query per table**
    for the same people, alternated on one warm connection; the median of each. The first of each,
    on a new connection and for a person not read before, is reported as the cold-ish figure.

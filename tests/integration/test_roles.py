@@ -19,6 +19,7 @@ from governance.audit import run_audit
 from governance.cli import main as cli_main
 from governance.db import connect
 from governance.person import resolve_subject
+from governance.person.reading import person_tables, read_counts, read_objects
 from governance.person.records import count_records, person_objects
 from governance.policy import RoleNames, load_policy
 from governance.roles import apply_roles, current_grants
@@ -218,6 +219,9 @@ def test_the_request_worker_reads_the_stores_and_works_requests_but_changes_no_s
             subject = resolve_subject(cur, POLICY, account_id=cur.fetchone()[0], email=None)
             assert count_records(cur, POLICY, subject)["shop.uploads"] >= 1
             assert list(person_objects(cur, POLICY, subject))
+            tables = person_tables(cur, POLICY, subject)  # the export's way: columns, bounded reads
+            assert sum(len(list(table.rows)) for table in tables) == sum(read_counts(tables).values()) > 0
+            assert list(read_objects(cur, POLICY, subject, tables)) == list(person_objects(cur, POLICY, subject))
             cur.execute("SELECT min(account_id) FROM shop.accounts")
             (account_id,) = cur.fetchone()
         conn.rollback()

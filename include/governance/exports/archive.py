@@ -12,9 +12,9 @@ import hashlib
 import json
 import stat
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import botocore.exceptions
 import psycopg2
@@ -41,6 +41,9 @@ if TYPE_CHECKING:
     from mypy_boto3_s3.type_defs import GetObjectOutputTypeDef
 
 READ_CHUNK = 64 * 1024
+# The summary: rendered from the records counted; ready texts by file name; or made from the counts
+# (table -> rows written) once every table is written, e.g. to say that nothing is held.
+SummarySource: TypeAlias = Summary | dict[str, str] | Callable[[dict[str, int]], Summary]
 MEMBER_MODE = stat.S_IFREG | 0o600
 # Media that are compressed already (photos): stored with deflate level 0, at copying speed.
 _COMPRESSED_MEDIA = ("image/", "video/", "audio/", "application/zip", "application/pdf")
@@ -49,7 +52,7 @@ _COMPRESSED_MEDIA = ("image/", "video/", "audio/", "application/zip", "applicati
 class _Archive:
     """The members of one archive, in order, and what was written of them (the manifest)."""
 
-    def __init__(self, s3: S3Client, summary: Summary | dict[str, str], package_name: str, created_at: datetime):
+    def __init__(self, s3: S3Client, summary: SummarySource, package_name: str, created_at: datetime):
         self.s3, self.summary, self.package_name, self.created_at = s3, summary, package_name, created_at
         self.files: dict[str, FileEntry] = {}
         self.tables: list[tuple[TableExport, TableStats]] = []
@@ -105,11 +108,15 @@ class _Archive:
             yield chunk
         self.files[path] = FileEntry(path, size, digest.hexdigest(), mediatype)
 
+    def rows(self) -> dict[str, int]:
+        """Table -> the rows written of it (its JSON file's, which its CSV file matched)."""
+        return {table.table: stats.rows for table, stats in self.tables}
+
     def _summary_texts(self) -> dict[str, str]:
-        if isinstance(self.summary, Summary):
-            counts = {table.table: stats.rows for table, stats in self.tables}
-            return self.summary.render(counts, files=self.objects, created_at=self.created_at)
-        return dict(self.summary)
+        summary = self.summary(self.rows()) if callable(self.summary) else self.summary
+        if isinstance(summary, Summary):
+            return summary.render(self.rows(), files=self.objects, created_at=self.created_at)
+        return dict(summary)
 
     def _manifest(self) -> MemberFile:
         manifest = {
@@ -146,14 +153,16 @@ def write_export(
     key: str,
     tables: Iterable[TableExport],
     objects: Iterable[ObjectExport],
-    summary: Summary | dict[str, str],
+    summary: SummarySource,
     package_name: str,
     created_at: datetime,
     part_size: int = PART_SIZE,
 ) -> ExportResult:
     """Write one person's export to ``bucket``/``key`` (SSE ``AES256``), streamed: tables and
     objects are read lazily, one at a time. ``summary``: a ``Summary`` rendered with the records
-    counted, or ready texts by file name. Raises ExportFailed, having left nothing behind."""
+    counted, ready texts by file name, or a function of the rows written per table that returns the
+    ``Summary`` (called once every table is written). ``ExportResult.rows``: the rows written per
+    table. Raises ExportFailed, having left nothing behind."""
     created_at = as_utc(created_at)
     archive = _Archive(s3, summary, check_package_name(package_name), created_at)
     zipped = stream_zip(
@@ -175,7 +184,7 @@ def write_export(
     except ZipError as exc:
         raise _failed(archive.step, key, f"ZIP {type(exc).__name__}", retryable=False) from None
     manifest = {path: entry.sha256 for path, entry in archive.files.items()}
-    return ExportResult(uploaded.byte_size, uploaded.sha256, len(manifest) + 1, manifest)
+    return ExportResult(uploaded.byte_size, uploaded.sha256, len(manifest) + 1, manifest, archive.rows())
 
 
 def _failed(step: str, key: str, cause: str, *, retryable: bool) -> ExportFailed:

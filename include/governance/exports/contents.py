@@ -25,8 +25,8 @@ _MAX_PATH_BYTES = 1024
 @dataclass(frozen=True)
 class TableExport:
     """One table's records of the person. ``rows`` is read twice (the JSON file, then the CSV
-    file), so each ``iter(rows)`` must start again (a class that opens a new server-side cursor
-    in one REPEATABLE READ transaction, or a list); a one-shot iterator is refused."""
+    file), so each ``iter(rows)`` must start again (``governance.person.reading.StoreRows``, which
+    replays a table that fits in its buffer, or a list); a one-shot iterator is refused."""
 
     table: str
     category_id: str
@@ -61,12 +61,14 @@ class ObjectExport:
 @dataclass(frozen=True)
 class ExportResult:
     """The archive as written: its size and SHA-256, how many files it holds (``manifest.json``
-    included) and each other file's SHA-256 by path (what ``manifest.json`` lists)."""
+    included), each other file's SHA-256 by path (what ``manifest.json`` lists), and the rows
+    written per table (table -> rows: what the archive holds of each)."""
 
     byte_size: int
     sha256: str
     file_count: int
     manifest: dict[str, str] = field(repr=False)
+    rows: dict[str, int] = field(default_factory=dict)
 
 
 def data_path(table: str, suffix: str) -> str:

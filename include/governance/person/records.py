@@ -17,7 +17,7 @@ which every store is read as of one instant.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -25,7 +25,7 @@ from typing import Any
 from psycopg2 import sql
 from psycopg2.extensions import connection, cursor
 
-from governance.db import ident, split_name, transaction
+from governance.db import ident, transaction
 from governance.errors import PolicyError
 from governance.person.columns import Column
 from governance.person.subject import Subject
@@ -154,20 +154,44 @@ def _linked_values(policy: Policy, link: Link, depth: int) -> sql.Composable:
 
 def columns(cur: cursor, store: Store) -> list[Column]:
     """The store's columns as the catalog describes them, in the table's column order."""
-    schema, name = split_name(store.table)
-    cur.execute(
-        "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
-        "JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
-        "WHERE n.nspname = %s AND c.relname = %s AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
-        (schema, name),
-    )
-    found = [Column(str(column), str(type_name)) for column, type_name in cur.fetchall()]
-    if not found:
+    return columns_of(cur, [store])[store.table]
+
+
+# Every store's columns by the tables' oids (to_regclass: NULL for a missing table, not an error that
+# would end the caller's transaction), each row with the oids in the order asked; an index scan of
+# pg_attribute, ~0.4 ms where joining pg_class and pg_namespace by name took ~1.7 ms (#10 bench).
+_RELATIONS = (
+    "ARRAY(SELECT to_regclass(u.name) FROM unnest(%(tables)s::text[]) WITH ORDINALITY AS u(name, n) ORDER BY u.n)"
+)
+_COLUMNS_OF = (
+    "SELECT a.attrelid, a.attname, format_type(a.atttypid, a.atttypmod), " + _RELATIONS + "::oid[] "
+    "FROM pg_attribute a WHERE a.attrelid = ANY(" + _RELATIONS + ") AND a.attnum > 0 AND NOT a.attisdropped "
+    "ORDER BY a.attrelid, a.attnum"
+)
+
+
+def columns_of(cur: cursor, stores: Iterable[Store]) -> dict[str, list[Column]]:
+    """Table -> its columns as the catalog describes them (table order), for every one of
+    ``stores``, in one catalog query. Read each time, not cached: a column added or dropped since
+    the last export is described as it is now (one query for all stores costs about what one
+    validation of a cache would)."""
+    tables = list(dict.fromkeys(store.table for store in stores))
+    cur.execute(_COLUMNS_OF, {"tables": tables})
+    found: dict[str, list[Column]] = {}
+    relations: dict[int, str] = {}
+    for relation, column, type_name, oids in cur.fetchall():
+        relations = relations or {int(oid): table for oid, table in zip(oids, tables, strict=True) if oid is not None}
+        found.setdefault(relations[int(relation)], []).append(Column(str(column), str(type_name)))
+    missing = [table for table in tables if table not in found]
+    if missing:
         raise PolicyError(
             "<data map>",
-            [f"store {store.table!r}: the table does not exist in the database; run `governance policy check`"],
+            [
+                f"store {table!r}: the table does not exist in the database; run `governance policy check`"
+                for table in missing
+            ],
         )
-    return found
+    return {table: found[table] for table in tables}
 
 
 def count_records(cur: cursor, policy: Policy, subject: Subject) -> dict[str, int]:
@@ -194,26 +218,37 @@ def read_store(cur: cursor, policy: Policy, subject: Subject, store: Store) -> I
 def person_objects(cur: cursor, policy: Policy, subject: Subject) -> Iterator[ObjectRef]:
     """The objects of the person's records, store by store (those with ``objects:``), in key order."""
     for _, store in person_stores(policy):
-        link = store.objects
-        if link is None:
-            continue
-        query = sql.SQL(
-            "SELECT t.{key}::text, t.{bucket}, t.{object_key} FROM {table} t WHERE {matches} "
-            "AND t.{bucket} IS NOT NULL AND t.{object_key} IS NOT NULL ORDER BY t.{key}"
-        ).format(
-            key=sql.Identifier(store.key),
-            bucket=sql.Identifier(link.bucket_column),
-            object_key=sql.Identifier(link.key_column),
-            table=ident(store.table),
-            matches=person_predicate(policy, store),
-        )
-        for record_key, bucket, key in _stream(cur, query, subject.params()):
-            yield ObjectRef(store.table, str(record_key), str(bucket), str(key))
+        if store.objects is not None:
+            yield from store_objects(cur, policy, subject, store)
+
+
+def store_objects(cur: cursor, policy: Policy, subject: Subject, store: Store) -> Iterator[ObjectRef]:
+    """The objects of the person's records of ``store`` (one with ``objects:``), in key order."""
+    link = store.objects
+    if link is None:
+        return
+    query = sql.SQL(
+        "SELECT t.{key}::text, t.{bucket}, t.{object_key} FROM {table} t WHERE {matches} "
+        "AND t.{bucket} IS NOT NULL AND t.{object_key} IS NOT NULL ORDER BY t.{key}"
+    ).format(
+        key=sql.Identifier(store.key),
+        bucket=sql.Identifier(link.bucket_column),
+        object_key=sql.Identifier(link.key_column),
+        table=ident(store.table),
+        matches=person_predicate(policy, store),
+    )
+    for record_key, bucket, key in _stream(cur, query, subject.params()):
+        yield ObjectRef(store.table, str(record_key), str(bucket), str(key))
 
 
 def _stream(cur: cursor, query: sql.Composable, params: dict[str, Any]) -> Iterator[tuple[Any, ...]]:
-    """Rows of ``query`` from a server-side cursor in ``cur``'s transaction, ``ITERSIZE`` at a time."""
+    """Rows of ``query`` from a server-side cursor in ``cur``'s transaction, ``ITERSIZE`` at a time:
+    DECLARE, FETCH until a batch comes back short (no extra FETCH that finds nothing), CLOSE."""
     with cur.connection.cursor(name=f"governance_person_{next(_cursor_names)}") as named:
-        named.itersize = ITERSIZE
+        size = ITERSIZE
         named.execute(query, params)
-        yield from named
+        while True:
+            batch = named.fetchmany(size)
+            yield from batch
+            if len(batch) < size:
+                return
