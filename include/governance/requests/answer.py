@@ -42,9 +42,10 @@ from governance.exports import (
     write_export,
 )
 from governance.objectstore import iter_keys
-from governance.person.records import columns, count_records, person_objects, person_stores, read_store, snapshot
-from governance.person.subject import Subject, resolve_subject
-from governance.policy import Policy, Store
+from governance.person.reading import person_tables, read_objects
+from governance.person.records import snapshot
+from governance.person.subject import resolve_subject
+from governance.policy import Policy
 from governance.requests.ledger import complete, contact, fetch, start
 from governance.requests.model import SubjectRequest
 from governance.requests.store import record
@@ -152,19 +153,6 @@ def _stored(conn: connection, request_id: int) -> StoredExport | None:
 # --- writing the archive -----------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _StoreRows:
-    """A store's rows of the person, read again (a new server-side cursor) at each ``iter()``."""
-
-    cur: cursor
-    policy: Policy
-    subject: Subject
-    store: Store
-
-    def __iter__(self) -> Iterator[tuple[Any, ...]]:
-        return read_store(self.cur, self.policy, self.subject, self.store)
-
-
 class _Counted:
     """The person's objects as archive members, counted as they pass."""
 
@@ -188,18 +176,13 @@ def _write(
     key = f"{EXPORT_PREFIX}{request_id}/{secrets.token_urlsafe(24)}.zip"
     with snapshot(conn) as cur:
         subject = resolve_subject(cur, policy, account_id=request.account_id, email=answer.subject_email)
-        counts = count_records(cur, policy, subject)
-        tables = [
-            TableExport(
-                store.table, category.id, store.key, columns(cur, store), _StoreRows(cur, policy, subject, store)
-            )
-            for category, store in person_stores(policy)
-        ]
+        found = person_tables(cur, policy, subject)  # every store's columns in one catalog query
+        tables = [TableExport(t.table, t.category.id, t.store.key, t.columns, t.rows) for t in found]
         objects = _Counted(
             ObjectExport(
                 path=f"files/{ref.table}/{ref.record_key}/{_file_name(ref.key)}", bucket=ref.bucket, key=ref.key
             )
-            for ref in person_objects(cur, policy, subject)
+            for ref in read_objects(cur, policy, subject, found)  # from the rows read, where they fit
             if ref.bucket != bucket  # not an earlier export's archive
         )
         result = write_export(
@@ -208,10 +191,12 @@ def _write(
             key=key,
             tables=tables,
             objects=objects,
-            summary=replace(Summary.from_policy(policy), nothing_held=_nothing_held(counts)),
+            # made once every table is written, from the rows written of each
+            summary=lambda rows: replace(Summary.from_policy(policy), nothing_held=_nothing_held(rows)),
             package_name=f"request-{request_id}-{request.kind}",
             created_at=now,
         )
+    counts = result.rows  # the rows written per table: no count_records before the export
     written = {**counts, "records": sum(counts.values()), "objects": objects.count}
     written |= {"files": result.file_count, "bytes": result.byte_size}
     try:
