@@ -268,6 +268,10 @@ def accounts_with_held_dependents(shop: Shop) -> set[int]:
     rules = {h["rule_id"] for h in holds if h["scope"] == "rule"}
     blocked = set()
     r = shop.rows
+    # A held account's address holds the records naming it, whichever account placed them (the
+    # sweep widens person holds once: governance.sweep.held._people).
+    held_accounts = {h["account_id"] for h in holds if h["scope"] == "person" and h["account_id"] is not None}
+    emails |= {reference.email_pseudonym(a["email"]) for a in r["accounts"] if a["account_id"] in held_accounts}
     for table, rows, key, rule in (
         ("shop.calendar_events", r["calendar_events"], "event_id", "deleted-account-calendar-events"),
         ("shop.saved_products", r["saved_products"], "saved_product_id", "deleted-account-saved-products"),
