@@ -29,6 +29,7 @@ SUBCOMMAND_MODULES = [
     "governance.cli.roles_cmd",
     "governance.cli.breach_cmd",
     "governance.cli.request_cmd",
+    "governance.cli.erasure_cmd",  # adds `request erase` to the request group
 ]
 
 

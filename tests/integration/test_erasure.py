@@ -1,0 +1,453 @@
+"""Erasure of a verified person (ERA-1, #11) against a real PostgreSQL and moto S3 with versioning:
+every record the data map reaches goes, set-based and evidenced; what the law keeps stays (a legal
+hold, RET-8; order records anonymised with the RET-8 strategies, their lines kept); another person
+is untouched; the independent check passes afterwards and fails on a planted leftover; a SIGKILL
+between batches and a rerun lose nothing and record nothing twice; two runs at once erase once."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from governance import evidence, requests
+from governance.cli import main
+from governance.db import connect
+from governance.erasure import answer_erasure, complete_erasure, erase_person, preview, verify_erasure
+from governance.errors import ErasureFailed
+from governance.holds import add_hold
+from governance.objectstore import ensure_bucket
+from governance.person.records import person_stores, read_store, snapshot
+from governance.person.subject import resolve_subject
+from governance.policy import load_policy
+
+NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+POLICY = load_policy()
+BUCKET = "shop-uploads"
+GUEST = "ola.nordmann@example.no"
+GUEST_SPELLINGS = ["ola.nordmann@example.no", " OLA.Nordmann@example.no", "Ola.Nordmann@Example.NO  "]
+HOLDER = "kari.hansen@example.no"
+OTHER = "per.olsen@example.no"
+SHOP_TABLES = [
+    "shop.accounts",
+    "shop.calendar_events",
+    "shop.saved_products",
+    "shop.saved_product_uploads",
+    "shop.orders",
+    "shop.order_lines",
+    "shop.order_line_uploads",
+    "shop.uploads",
+    "shop.newsletter_subscriptions",
+    "shop.newsletter_events",
+    "shop.contact_messages",
+    "shop.cookie_preferences",
+]
+
+
+def _one(cur, query: str, params: tuple = ()) -> int:
+    cur.execute(query, params)
+    return cur.fetchone()[0]
+
+
+def _upload(cur, s3, account_id: int | None, name: str, versions: int = 3) -> int:
+    key = f"uploads/{name}.jpg"
+    for v in range(versions):
+        s3.put_object(Bucket=BUCKET, Key=key, Body=f"{name} v{v}".encode())
+    return _one(
+        cur,
+        "INSERT INTO shop.uploads (account_id, kind, bucket, object_key, byte_size, uploaded_at) "
+        "VALUES (%s, 'photo', %s, %s, 10, %s) RETURNING upload_id",
+        (account_id, BUCKET, key, NOW - timedelta(days=10)),
+    )
+
+
+def _order(cur, s3, email: str, account_id: int | None, name: str) -> int:
+    order_id = _one(
+        cur,
+        "INSERT INTO shop.orders (account_id, email, first_name, last_name, phone, delivery_street, payment_method, "
+        "card_last4, total_amount, placed_at) VALUES (%s, %s, 'Name', 'Surname', '+4712345678', 'Street 1', 'card', "
+        "'4242', 199, %s) RETURNING order_id",
+        (account_id, email, NOW - timedelta(days=30)),
+    )
+    line = _one(
+        cur,
+        "INSERT INTO shop.order_lines (order_id, product_type, quantity, unit_price) VALUES (%s, 'print', 2, 50) "
+        "RETURNING order_line_id",
+        (order_id,),
+    )
+    upload = _upload(cur, s3, account_id, f"{name}-order-{order_id}")
+    cur.execute("INSERT INTO shop.order_line_uploads (order_line_id, upload_id) VALUES (%s, %s)", (line, upload))
+    return order_id
+
+
+def _person(cur, s3, email: str, name: str, *, account: bool) -> dict:
+    """A person with every kind of record the data map knows; returns their ids."""
+    ids: dict = {"account": None, "orders": [], "email": email}
+    if account:
+        ids["account"] = account_id = _one(
+            cur,
+            "INSERT INTO shop.accounts (email, password_hash, first_name, created_at) VALUES (%s, 'x', 'N', %s) "
+            "RETURNING account_id",
+            (email, NOW - timedelta(days=400)),
+        )
+        cur.execute(
+            "INSERT INTO shop.calendar_events (account_id, title, event_date, created_at) "
+            "VALUES (%s, 'birthday', '2026-07-01', %s), (%s, 'anniversary', '2026-08-01', %s)",
+            (account_id, NOW, account_id, NOW),
+        )
+        saved = _one(
+            cur,
+            "INSERT INTO shop.saved_products (account_id, product_type, title, saved_at) "
+            "VALUES (%s, 'photo_book', 'Summer', %s) RETURNING saved_product_id",
+            (account_id, NOW),
+        )
+        upload = _upload(cur, s3, account_id, f"{name}-saved")
+        cur.execute("INSERT INTO shop.saved_product_uploads VALUES (%s, %s)", (saved, upload))
+        cur.execute(
+            "INSERT INTO shop.cookie_preferences (visitor_key, account_id, analytics, marketing, given_at) "
+            "VALUES (gen_random_uuid(), %s, true, false, %s)",
+            (account_id, NOW),
+        )
+        ids["orders"].append(_order(cur, s3, email, account_id, name))
+        spellings = [email.upper()]
+    else:
+        spellings = GUEST_SPELLINGS
+    for spelling in spellings:  # guest orders under several spellings of one address
+        ids["orders"].append(_order(cur, s3, spelling, None, name))
+    sub = _one(
+        cur,
+        "INSERT INTO shop.newsletter_subscriptions (account_id, email, first_name, subscribed_at) "
+        "VALUES (%s, %s, 'N', %s) RETURNING subscription_id",
+        (ids["account"], email.title(), NOW - timedelta(days=100)),
+    )
+    cur.execute(
+        "INSERT INTO shop.newsletter_events (subscription_id, kind, occurred_at) VALUES (%s, 'send', %s), (%s, 'open', %s)",
+        (sub, NOW, sub, NOW),
+    )
+    cur.execute(
+        "INSERT INTO shop.contact_messages (email, name, direction, subject, body, sent_at) "
+        "VALUES (%s, 'N', 'inbound', 'Hi', 'Question', %s), (%s, 'N', 'outbound', 'Re: Hi', 'Answer', %s)",
+        (f"  {email.upper()}", NOW, email, NOW),
+    )
+    return ids
+
+
+@pytest.fixture
+def world(conn, s3):
+    """The guest, the account holder and another person, in a clean shop; uploads versioned."""
+    ensure_bucket(s3, BUCKET)
+    s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    with conn.cursor() as cur:
+        cur.execute(
+            "TRUNCATE " + ", ".join(SHOP_TABLES) + ", governance.legal_holds, governance.erasure_work, "
+            "governance.erasure_subjects, governance.request_exports, governance.request_contacts, "
+            "governance.subject_requests CASCADE"  # ids go on: evidence names request-<id> for good
+        )
+        people = {
+            "guest": _person(cur, s3, GUEST, "ola", account=False),
+            "holder": _person(cur, s3, HOLDER, "kari", account=True),
+            "other": _person(cur, s3, OTHER, "per", account=True),
+        }
+    conn.commit()
+    return people
+
+
+def _request(conn, *, email: str | None = None, account_id: int | None = None) -> int:
+    request = requests.open_request(
+        conn,
+        POLICY,
+        kind="erasure",
+        email=email,
+        account_id=account_id,
+        reply_to=None if email else "answer@example.org",
+        channel="email",
+        opened_by="support:test",
+        now=NOW,
+    )
+    requests.verify(conn, POLICY, request.request_id, verified_by="support:test", method="id_document", now=NOW)
+    return request.request_id
+
+
+def _snapshot(conn) -> dict[str, list]:
+    """Every row of every shop table, as text."""
+    with conn.cursor() as cur:
+        out = {}
+        for table in SHOP_TABLES:
+            cur.execute(f"SELECT t::text FROM {table} t ORDER BY 1")  # noqa: S608 - fixed table names
+            out[table] = [r[0] for r in cur.fetchall()]
+    conn.rollback()
+    return out
+
+
+def _records_of(conn, people: list[dict]) -> dict[str, list]:
+    """Every record of these people that the data map reaches, every column (the person finder)."""
+    out: dict[str, list] = {}
+    with snapshot(conn) as cur:
+        for person in people:
+            subject = resolve_subject(cur, POLICY, account_id=person["account"], email=person["email"])
+            for _, store in person_stores(POLICY):
+                out.setdefault(store.table, []).extend(read_store(cur, POLICY, subject, store))
+    return out
+
+
+def _versions(s3, prefix: str = "uploads/") -> set[str]:
+    page = s3.list_object_versions(Bucket=BUCKET, Prefix=prefix)
+    return {v["Key"] for v in page.get("Versions", []) + page.get("DeleteMarkers", [])}
+
+
+def _batch_evidence(conn, request_id: int) -> list[tuple[str, dict]]:
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT step, counts FROM governance.evidence WHERE run_id = %s AND kind = 'erasure_batch' ORDER BY entry_id",
+            (f"request-{request_id}",),
+        )
+        rows = cur.fetchall()
+    conn.rollback()
+    return rows
+
+
+def _all_evidence_text(conn) -> str:
+    with conn.cursor() as cur:
+        cur.execute("SELECT string_agg(e::text, ' ') FROM governance.evidence e")
+        text = cur.fetchone()[0] or ""
+    conn.rollback()
+    return text.lower()
+
+
+def test_a_guest_under_several_spellings_is_erased_orders_anonymised_a_held_order_kept(conn, s3, world):
+    """ERA-1, RET-8: the guest's records go; orders are anonymised (lines kept); one held order stays as it is."""
+    held_order = world["guest"]["orders"][1]
+    add_hold(
+        conn,
+        POLICY,
+        scope="record",
+        table_name="shop.orders",
+        record_key=held_order,
+        reason="tax audit 2026",
+        set_by="legal",
+        now=NOW - timedelta(days=1),
+    )
+    rid = _request(conn, email=" Ola.Nordmann@EXAMPLE.no")
+    before = _snapshot(conn)
+    others_before = _records_of(conn, [world["holder"], world["other"]])
+    guest_keys = {k for k in _versions(s3) if "ola-" in k}
+    assert guest_keys
+
+    dry = preview(conn, POLICY, rid, now=NOW)
+    assert dry["shop.orders"] == {"delete": 0, "anonymise": 2, "keep": 0, "held": 1}
+    assert dry["shop.contact_messages"]["delete"] == 2 and dry["shop.order_lines"]["keep"] == 3
+    assert _snapshot(conn) == before  # the dry run changed nothing
+
+    outcome = answer_erasure(conn, s3, POLICY, rid, now=NOW)
+
+    assert outcome["shop.orders.anonymised"] == 2 and outcome["shop.orders.held"] == 1
+    assert outcome["shop.contact_messages.deleted"] == 2
+    assert outcome["shop.newsletter_subscriptions.deleted"] == 1 and outcome["shop.newsletter_events.deleted"] == 2
+    assert outcome["shop.order_lines.kept"] == 3
+    assert outcome["check.objects_left"] == 0 and outcome["check.held.shop.orders"] == 1
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT order_id, email IS NULL, payment_method, anonymised_at IS NOT NULL FROM shop.orders "
+            "WHERE order_id = ANY(%s) ORDER BY 1",
+            (world["guest"]["orders"],),
+        )
+        orders = cur.fetchall()
+        assert [(o[1], o[2], o[3]) for o in orders if o[0] != held_order] == [(True, "anonymised", True)] * 2
+        assert [(o[1], o[2]) for o in orders if o[0] == held_order] == [(False, "card")]  # held: untouched
+        assert (
+            _one(cur, "SELECT count(*) FROM shop.order_lines WHERE order_id = ANY(%s)", (world["guest"]["orders"],))
+            == 3
+        )
+        # the held order's upload went: a hold on an order keeps the order record, not the photos
+        assert _one(cur, "SELECT count(*) FROM shop.uploads WHERE object_key LIKE 'uploads/ola-%%'") == 0
+        assert _one(cur, "SELECT state FROM governance.subject_requests WHERE request_id = %s", (rid,)) == "completed"
+    conn.rollback()
+    assert not (guest_keys & _versions(s3))  # every version and delete marker gone
+    assert _records_of(conn, [world["holder"], world["other"]]) == others_before  # nobody else changed
+    assert sum(map(len, others_before.values())) > 20
+    assert any(k.startswith("uploads/per-") for k in _versions(s3)) and any("kari" in k for k in _versions(s3))
+    assert all(n not in _all_evidence_text(conn) for n in ["ola.nordmann", "example.no", "street"])
+    assert evidence.verify(conn).ok
+
+
+def test_an_account_holder_is_erased_by_account_id_and_another_person_is_untouched(conn, s3, world):
+    """ERA-1: account, calendar, saved products, cookies, uploads (all versions), newsletter, messages; orders anonymised."""
+    account = world["holder"]["account"]
+    rid = _request(conn, account_id=account)
+    others_before = _records_of(conn, [world["guest"], world["other"]])
+    outcome = answer_erasure(conn, s3, POLICY, rid, now=NOW)
+    assert outcome["shop.accounts.deleted"] == 1 and outcome["shop.calendar_events.deleted"] == 2
+    assert outcome["shop.saved_products.deleted"] == 1 and outcome["shop.cookie_preferences.deleted"] == 1
+    assert outcome["shop.uploads.deleted"] == 3 and outcome["shop.uploads.object_versions_deleted"] == 9
+    assert outcome["shop.orders.anonymised"] == 2 and outcome["shop.contact_messages.deleted"] == 2
+    assert not [k for k in _versions(s3) if "kari" in k]
+    assert _records_of(conn, [world["guest"], world["other"]]) == others_before
+    assert len(_snapshot(conn)["shop.accounts"]) == 1  # the other account
+    assert evidence.verify(conn).ok
+
+
+def test_the_independent_check_fails_on_a_planted_leftover_and_the_request_does_not_complete(conn, s3, world):
+    """ERA-1: the check is not the erasure's selection; a record it did not erase makes it fail, by id and counts."""
+    rid = _request(conn, email=GUEST)
+    requests.start(conn, POLICY, rid, now=NOW)
+    outcome = erase_person(conn, s3, POLICY, rid, now=NOW)
+    assert verify_erasure(conn, s3, POLICY, rid, now=NOW).ok
+    with conn.cursor() as cur:  # a message that arrives with the address inside its body
+        cur.execute(
+            "INSERT INTO shop.contact_messages (email, direction, body, sent_at) VALUES "
+            "('someone@else.no', 'inbound', %s, %s)",
+            ("please write to OLA.NORDMANN@EXAMPLE.NO", NOW),
+        )
+    conn.commit()
+    s3.put_object(Bucket=BUCKET, Key=f"uploads/ola-order-{world['guest']['orders'][0]}.jpg", Body=b"again")
+    check = verify_erasure(conn, s3, POLICY, rid, now=NOW)
+    assert not check.ok and check.left == {"shop.contact_messages": 1} and check.objects_left == 1
+    with pytest.raises(ErasureFailed) as failed:
+        complete_erasure(conn, POLICY, check, outcome, now=NOW)
+    message = str(failed.value)
+    assert f"request {rid}" in message and "shop.contact_messages: 1" in message and "objects: 1" in message
+    assert "ola" not in message.lower() and "@" not in message
+    with conn.cursor() as cur:
+        assert _one(cur, "SELECT state FROM governance.subject_requests WHERE request_id = %s", (rid,)) == "in_progress"
+        assert (
+            _one(
+                cur,
+                "SELECT count(*) FROM governance.evidence WHERE kind = 'erasure_check_failed' AND run_id = %s",
+                (f"request-{rid}",),
+            )
+            == 1
+        )
+    conn.rollback()
+
+
+KILLER = textwrap.dedent(
+    """
+    import os, signal, sys
+    from datetime import datetime
+    import psycopg2.extensions
+    from governance.db import connect
+    from governance.erasure import erase_person
+    from governance.objectstore import make_client
+    from governance.policy import load_policy
+    from governance.settings import resolve
+
+    class Killing(psycopg2.extensions.connection):
+        commits = 0
+        def commit(self):
+            super().commit()
+            Killing.commits += 1
+            if Killing.commits == int(os.environ["KILL_AFTER_COMMITS"]):
+                os.kill(os.getpid(), signal.SIGKILL)  # between two batches, as a crash would
+
+    import psycopg2
+    conn = psycopg2.connect(sys.argv[1], connection_factory=Killing, options="-c TimeZone=UTC")
+    s3 = make_client(resolve(None, sys.argv[2]))
+    erase_person(conn, s3, load_policy(), int(sys.argv[3]), now=datetime.fromisoformat(sys.argv[4]), batch_size=1)
+    """
+)
+
+
+@pytest.mark.parametrize("kill_after", [4, 9])
+def test_a_sigkill_between_batches_then_a_rerun_finishes_with_nothing_lost_and_no_double_evidence(
+    conn, s3, s3_url, db_url, world, tmp_path, kill_after
+):
+    """ERA-1: a crash mid-erasure (SIGKILL after a committed batch); the rerun finishes; each batch evidenced once."""
+    rid = _request(conn, account_id=world["holder"]["account"])
+    requests.start(conn, POLICY, rid, now=NOW)
+    script = tmp_path / "kill.py"
+    script.write_text(KILLER)
+    env = {
+        **os.environ,
+        "KILL_AFTER_COMMITS": str(kill_after),
+        "PYTHONPATH": str(Path(__file__).parents[2] / "include"),
+    }
+    done = subprocess.run(
+        [sys.executable, str(script), db_url, s3_url, str(rid), NOW.isoformat()],
+        env=env,
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == -9, done.stderr.decode()[-2000:]
+    partial = _batch_evidence(conn, rid)
+    assert partial  # some batches committed before the kill
+
+    outcome = answer_erasure(conn, s3, POLICY, rid, now=NOW)
+
+    entries = _batch_evidence(conn, rid)
+    assert entries[: len(partial)] == partial
+    assert len({step for step, _ in entries}) == len(entries)  # every step once (step#n numbered)
+    deleted: dict[str, int] = {}
+    for step, counts in entries:
+        table = step.split(":")[0]
+        deleted[table] = deleted.get(table, 0) + counts.get("deleted", 0) + counts.get("anonymised", 0)
+    assert deleted["shop.calendar_events"] == 2 and deleted["shop.accounts"] == 1
+    assert deleted["shop.orders"] == 2 and deleted["shop.uploads"] == 3
+    assert outcome["check.objects_left"] == 0
+    assert not [k for k in _versions(s3) if "kari" in k]
+    assert evidence.verify(conn).ok
+
+
+def test_two_runs_of_one_request_at_once_erase_once(conn, s3, db_url, world):
+    """ERA-1: the second run waits for the first (advisory lock), then returns its outcome; nothing twice."""
+    rid = _request(conn, email=GUEST)
+    results: list = []
+    errors: list = []
+
+    def run() -> None:
+        c = connect(db_url)
+        try:
+            results.append(answer_erasure(c, s3, POLICY, rid, now=NOW))
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            c.close()
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors and len(results) == 2 and results[0] == results[1]
+    with conn.cursor() as cur:
+        assert (
+            _one(
+                cur,
+                "SELECT count(*) FROM governance.evidence WHERE kind = 'erasure_planned' AND run_id = %s",
+                (f"request-{rid}",),
+            )
+            == 1
+        )
+        assert (
+            _one(
+                cur,
+                "SELECT count(*) FROM governance.evidence WHERE kind = 'request_completed' AND run_id = %s",
+                (f"request-{rid}",),
+            )
+            == 1
+        )
+    conn.rollback()
+    total = sum(c.get("deleted", 0) for _, c in _batch_evidence(conn, rid) if c)
+    assert total == sum(v for k, v in results[0].items() if k.endswith(".deleted") and not k.startswith("check."))
+
+
+def test_cli_dry_run_changes_nothing_then_erase_completes(conn, s3_url, db_url, world, capsys, s3):
+    """`governance request erase ID --dry-run` prints counts only; without it the request completes."""
+    rid = _request(conn, email=GUEST)
+    before = _snapshot(conn)
+    base = ["--db-url", db_url, "--s3-endpoint-url", s3_url, "--now", NOW.isoformat()]
+    assert main(["request", "erase", str(rid), "--dry-run", "--json", *base]) == 0
+    printed = capsys.readouterr().out
+    assert json.loads(printed)["shop.orders"]["anonymise"] == 3 and "@" not in printed
+    assert _snapshot(conn) == before
+    assert main(["request", "erase", str(rid), *base]) == 0
+    printed = capsys.readouterr().out
+    assert "completed" in printed and "ola" not in printed.lower()
+    assert main(["request", "erase", str(rid), *base]) == 0  # a rerun of a completed erasure: its outcome
