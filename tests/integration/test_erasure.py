@@ -265,11 +265,13 @@ def test_a_guest_under_several_spellings_is_erased_orders_anonymised_a_held_orde
             _one(cur, "SELECT count(*) FROM shop.order_lines WHERE order_id = ANY(%s)", (world["guest"]["orders"],))
             == 3
         )
-        # the held order's upload went: a hold on an order keeps the order record, not the photos
-        assert _one(cur, "SELECT count(*) FROM shop.uploads WHERE object_key LIKE 'uploads/ola-%%'") == 0
+        # a hold keeps what it reaches: the held order's photo stays with it, the others go
+        assert _one(cur, "SELECT count(*) FROM shop.uploads WHERE object_key LIKE 'uploads/ola-%%'") == 1
         assert _one(cur, "SELECT state FROM governance.subject_requests WHERE request_id = %s", (rid,)) == "completed"
     conn.rollback()
-    assert not (guest_keys & _versions(s3))  # every version and delete marker gone
+    held_key = f"uploads/ola-order-{held_order}.jpg"
+    assert guest_keys & _versions(s3) == {held_key}  # every version and delete marker of the others gone
+    assert outcome["shop.uploads.held"] == 1 and outcome["shop.uploads.deleted"] == 2
     assert _records_of(conn, [world["holder"], world["other"]]) == others_before  # nobody else changed
     assert sum(map(len, others_before.values())) > 20
     assert any(k.startswith("uploads/per-") for k in _versions(s3)) and any("kari" in k for k in _versions(s3))
@@ -343,7 +345,15 @@ KILLER = textwrap.dedent(
         def commit(self):
             super().commit()
             Killing.commits += 1
-            if Killing.commits == int(os.environ["KILL_AFTER_COMMITS"]):
+            when = os.environ["KILL_AFTER"]
+            if when == "tombstone":  # right after a tombstone committed, before its objects go
+                with self.cursor() as cur:
+                    cur.execute("SELECT EXISTS (SELECT 1 FROM governance.erasure_work WHERE state = 'purging')")
+                    due = cur.fetchone()[0]
+                super().rollback()
+            else:
+                due = Killing.commits == int(when)
+            if due:
                 os.kill(os.getpid(), signal.SIGKILL)  # between two batches, as a crash would
 
     import psycopg2
@@ -354,7 +364,7 @@ KILLER = textwrap.dedent(
 )
 
 
-@pytest.mark.parametrize("kill_after", [4, 9])
+@pytest.mark.parametrize("kill_after", ["4", "9", "tombstone"])
 def test_a_sigkill_between_batches_then_a_rerun_finishes_with_nothing_lost_and_no_double_evidence(
     conn, s3, s3_url, db_url, world, tmp_path, kill_after
 ):
@@ -365,7 +375,7 @@ def test_a_sigkill_between_batches_then_a_rerun_finishes_with_nothing_lost_and_n
     script.write_text(KILLER)
     env = {
         **os.environ,
-        "KILL_AFTER_COMMITS": str(kill_after),
+        "KILL_AFTER": kill_after,
         "PYTHONPATH": str(Path(__file__).parents[2] / "include"),
     }
     done = subprocess.run(
@@ -378,6 +388,8 @@ def test_a_sigkill_between_batches_then_a_rerun_finishes_with_nothing_lost_and_n
     assert done.returncode == -9, done.stderr.decode()[-2000:]
     partial = _batch_evidence(conn, rid)
     assert partial  # some batches committed before the kill
+    if kill_after == "tombstone":
+        assert partial[-1][0].split("#")[0].endswith(":tombstone") and any("kari" in k for k in _versions(s3))
 
     outcome = answer_erasure(conn, s3, POLICY, rid, now=NOW)
 
@@ -451,3 +463,49 @@ def test_cli_dry_run_changes_nothing_then_erase_completes(conn, s3_url, db_url, 
     printed = capsys.readouterr().out
     assert "completed" in printed and "ola" not in printed.lower()
     assert main(["request", "erase", str(rid), *base]) == 0  # a rerun of a completed erasure: its outcome
+
+
+def test_a_person_hold_keeps_everything_of_the_person_and_the_check_counts_it_held(conn, s3, world):
+    """RET-8: a hold on the person keeps every record the data map reaches, linked ones too; counted as held."""
+    account = world["holder"]["account"]
+    add_hold(conn, POLICY, scope="person", account_id=account, reason="litigation", set_by="legal", now=NOW)
+    rid = _request(conn, account_id=account)
+    before = _records_of(conn, [world["holder"]])
+    outcome = answer_erasure(conn, s3, POLICY, rid, now=NOW)
+    assert _records_of(conn, [world["holder"]]) == before  # nothing of the person changed
+    assert not [k for k in outcome if k.endswith((".deleted", ".anonymised")) and outcome[k]]
+    assert outcome["shop.accounts.held"] == 1 and outcome["shop.newsletter_events.held"] == 2
+    assert outcome["shop.uploads.held"] == 3 and outcome["check.held.shop.uploads"] == 3
+    assert sum(1 for k in _versions(s3) if "kari" in k) == 3
+
+
+def test_the_persons_earlier_export_archive_goes_and_the_open_requests_answer_address_stays(conn, s3, world):
+    """ERA-1, RET-9: an export archive of an earlier (closed) request is the person's copy: purged with
+    its object; the erasure request's own answer address is kept while it is open (REQ-1)."""
+    exports = POLICY.object_store.exports_bucket
+    ensure_bucket(s3, exports)
+    access = requests.open_request(
+        conn, POLICY, kind="access", email=GUEST, channel="email", opened_by="support:test", now=NOW - timedelta(days=3)
+    ).request_id
+    requests.verify(conn, POLICY, access, verified_by="support", method="id_document", now=NOW - timedelta(days=3))
+    requests.start(conn, POLICY, access, now=NOW - timedelta(days=3))
+    s3.put_object(Bucket=exports, Key=f"exports/{access}.zip", Body=b"zip")
+    with conn.cursor() as cur:
+        cur.execute(
+            "INSERT INTO governance.request_exports (request_id, bucket, object_key, created_at, byte_size, sha256, "
+            "file_count) VALUES (%s, %s, %s, %s, 3, %s, 1)",
+            (access, exports, f"exports/{access}.zip", NOW - timedelta(days=2), "0" * 64),
+        )
+        requests.complete(cur, POLICY, access, outcome={"files": 1}, now=NOW - timedelta(days=2))
+    conn.commit()
+    rid = _request(conn, email=GUEST)
+    outcome = answer_erasure(conn, s3, POLICY, rid, now=NOW)
+    assert outcome["governance.request_exports.deleted"] == 1
+    assert outcome["governance.request_contacts.deleted"] == 1  # the closed request's
+    assert outcome["governance.request_contacts.kept"] == 1  # this request's, for its answer (RET-9 removes it)
+    page = s3.list_object_versions(Bucket=exports, Prefix="exports/")
+    assert not page.get("Versions") and not page.get("DeleteMarkers")
+    with conn.cursor() as cur:
+        assert _one(cur, "SELECT count(*) FROM governance.request_contacts WHERE request_id = %s", (rid,)) == 1
+        assert _one(cur, "SELECT count(*) FROM governance.subject_requests WHERE request_id = %s", (access,)) == 1
+    conn.rollback()

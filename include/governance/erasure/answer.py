@@ -19,9 +19,9 @@ from psycopg2.extensions import connection
 from governance import evidence, requests
 from governance.db import advisory_key, transaction
 from governance.erasure.check import ErasureCheck, verify_erasure
-from governance.erasure.erase import ErasureOutcome, erase_person
+from governance.erasure.erase import ERASURE_KINDS, ErasureOutcome, erase_person
 from governance.erasure.work import run_id
-from governance.errors import ErasureFailed
+from governance.errors import ErasureFailed, RequestError
 from governance.policy import Policy
 from governance.windows import as_utc
 
@@ -77,7 +77,7 @@ def complete_erasure(
         raise ErasureFailed(
             f"erasure of request {rid}: the independent check found records of the person left ({check.describe()}); "
             f"the request stays in progress; run `governance request erase {rid}` again, and if the same records "
-            "stay, look at what the data map misses (docs/runbook.md)"
+            "stay, see docs/runbook.md 'Erasure not finished or its check failed'"
         )
     return counts
 
@@ -90,7 +90,9 @@ def answer_erasure(
     with request_lock(conn, request_id):
         with transaction(conn, read_only=True) as cur:
             request = requests.fetch(cur, request_id)
-        if request.state == "completed" and request.kind == "erasure":
+        if request.kind not in ERASURE_KINDS:
+            raise RequestError(f"request {request_id} is a request of kind {request.kind}, not an erasure")
+        if request.state == "completed":
             return dict(request.outcome)  # another run finished it while this one waited
         requests.start(conn, policy, request_id, now=now)
         outcome = erase_person(conn, s3, policy, request_id, now=now)

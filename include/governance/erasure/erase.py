@@ -124,7 +124,7 @@ def _kept_and_failed(conn: connection, outcome: ErasureOutcome) -> None:
         raise ErasureFailed(
             f"erasure of request {outcome.request_id} is not finished; records left ({left}): their objects "
             "could not be deleted (see the erasure_batch evidence's object_error_codes); fix the object store's "
-            "permissions or locks and run the erasure again"
+            "permissions or locks and run the erasure again (docs/runbook.md 'Erasure not finished or its check failed')"
         )
 
 

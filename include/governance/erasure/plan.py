@@ -21,6 +21,7 @@ from typing import Any
 from psycopg2 import sql
 from psycopg2.extensions import cursor
 
+from governance.db import ident
 from governance.errors import PolicyError
 from governance.person.records import columns, person_stores
 from governance.policy import AnonymiseAction, Policy, Store
@@ -28,6 +29,7 @@ from governance.sweep.held import HeldPredicates, Holds
 from governance.sweep.target import Child, referencing_children
 
 LEDGER = "governance.subject_requests"
+MAX_LINK_DEPTH = 4  # links are acyclic (the policy model checks); a bound all the same
 
 _LEDGER_COLUMN = """
     SELECT a.attname FROM pg_constraint con
@@ -48,6 +50,7 @@ class StorePlan:
     children: list[Child] = field(default_factory=list)
     anonymise: AnonymiseAction | None = None
     request_column: str | None = None  # references the request ledger: rows of open requests stay
+    linked: dict[str, StorePlan] = field(default_factory=dict)  # the plans of the stores it links to
 
     @property
     def table(self) -> str:
@@ -95,6 +98,8 @@ def erasure_plan(cur: cursor, policy: Policy) -> list[StorePlan]:
             anonymise=anonymised.get(store.table),
             request_column=str(row[0]) if row else None,
         )
+    for plan in plans.values():
+        plan.linked = {link.to: plans[link.to] for link in plan.store.links if link.to in plans}
     return _children_first(plans)
 
 
@@ -118,10 +123,37 @@ def _children_first(plans: dict[str, StorePlan]) -> list[StorePlan]:
     return [plans[table] for table in order]
 
 
-def held_sql(policy: Policy, plan: StorePlan, holds: Holds, params: dict[str, Any], alias: str = "t") -> sql.Composable:
+def held_sql(
+    policy: Policy, plan: StorePlan, holds: Holds, params: dict[str, Any], alias: str = "t", depth: int = 0
+) -> sql.Composable:
     """True when a legal hold in force keeps the row (RET-8), as the sweep decides it: a hold on the
     record, on its person, on a row its removal would change (``HeldPredicates``), or on a rule of
-    its table (a rule hold keeps the rule's records)."""
+    its table (a rule hold keeps the rule's records); and, for the erasure, a hold on the record it
+    links to (a held order keeps its lines, and their photos): a hold never loses what it reaches."""
     if any(rule.id in holds.rules for rule in policy.rules_by_table.get(plan.table, [])):
         return sql.SQL("true")
-    return HeldPredicates(plan, holds, params).held(alias)
+    clauses = HeldPredicates(plan, holds, params, prefix=f"d{depth}{alias}_").clauses(alias)
+    for i, link in enumerate(plan.store.links):
+        parent = plan.linked.get(link.to)
+        if parent is None or depth > MAX_LINK_DEPTH:
+            continue
+        inner = f"{alias}h{i}"
+        values = sql.SQL("SELECT {p}.{to} FROM {table} {p} WHERE {held}").format(
+            p=sql.Identifier(inner),
+            to=sql.Identifier(link.to_column),
+            table=ident(link.to),
+            held=held_sql(policy, parent, holds, params, inner, depth + 1),
+        )
+        if link.via is not None:
+            values = sql.SQL("SELECT v.{column} FROM {via} v WHERE v.{to} IN ({values})").format(
+                column=sql.Identifier(link.via.column),
+                via=ident(link.via.table),
+                to=sql.Identifier(link.via.to_column),
+                values=values,
+            )
+        clauses.append(
+            sql.SQL("{a}.{c} IN ({values})").format(
+                a=sql.Identifier(alias), c=sql.Identifier(link.column), values=values
+            )
+        )
+    return sql.SQL("({})").format(sql.SQL(" OR ").join(clauses)) if clauses else sql.SQL("false")

@@ -117,8 +117,9 @@ class HeldPredicates:
     """The SQL that says a row of the target's table is held (rule holds aside). The hold keys go
     into ``params`` (the selection's named parameters) as they are needed."""
 
-    def __init__(self, target: HeldTable, holds: Holds, params: dict[str, Any]):
-        self.target, self.holds, self.params = target, holds, params
+    def __init__(self, target: HeldTable, holds: Holds, params: dict[str, Any], *, prefix: str = ""):
+        """``prefix`` keeps the parameter names of several tables' predicates in one statement apart."""
+        self.target, self.holds, self.params, self.prefix = target, holds, params, prefix
 
     def held(self, alias: str = "t") -> sql.Composable:
         """True when a record, person or dependent hold keeps the row."""
@@ -151,10 +152,10 @@ class HeldPredicates:
         clauses: list[sql.Composable] = []
         a = sql.Identifier(alias)
         if holds.records.get(table):
-            self.params[f"{prefix}held_keys"] = list(holds.records[table])
+            self.params[f"{self.prefix}{prefix}held_keys"] = list(holds.records[table])
             clauses.append(
                 sql.SQL("{a}.{key}::text = ANY({p}::text[])").format(
-                    a=a, key=sql.Identifier(store.key), p=sql.Placeholder(f"{prefix}held_keys")
+                    a=a, key=sql.Identifier(store.key), p=sql.Placeholder(f"{self.prefix}{prefix}held_keys")
                 )
             )
         person = store.person
