@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from governance import errors as requests_errors
 from governance import evidence, requests
 from governance.cli import main
 from governance.db import connect
@@ -508,4 +509,49 @@ def test_the_persons_earlier_export_archive_goes_and_the_open_requests_answer_ad
     with conn.cursor() as cur:
         assert _one(cur, "SELECT count(*) FROM governance.request_contacts WHERE request_id = %s", (rid,)) == 1
         assert _one(cur, "SELECT count(*) FROM governance.subject_requests WHERE request_id = %s", (access,)) == 1
+    conn.rollback()
+
+
+def test_the_plan_comes_from_the_data_map_children_first(conn, world):
+    """ERA-1: the order and what happens to each store are derived from links and foreign keys, not named."""
+    from governance.erasure.plan import erasure_plan
+
+    with conn.cursor() as cur:
+        plans = erasure_plan(cur, POLICY)
+    conn.rollback()
+    order = [p.table for p in plans]
+    for child, parent in [
+        ("shop.calendar_events", "shop.accounts"),
+        ("shop.orders", "shop.accounts"),
+        ("shop.order_lines", "shop.orders"),
+        ("shop.uploads", "shop.order_lines"),
+        ("shop.uploads", "shop.saved_products"),
+        ("shop.newsletter_events", "shop.newsletter_subscriptions"),
+        ("governance.request_exports", "governance.request_contacts"),
+    ]:
+        assert order.index(child) < order.index(parent), (child, parent)
+    by_table = {p.table: p for p in plans}
+    assert by_table["shop.orders"].disposition == "anonymise" and by_table["shop.order_lines"].disposition == "keep"
+    assert by_table["shop.uploads"].purges_objects and by_table["shop.contact_messages"].disposition == "erase"
+    assert by_table["governance.request_contacts"].request_column == "request_id"
+    assert "shop.visits" not in by_table  # unidentifiable
+
+
+def test_an_unverified_request_is_refused_and_nothing_changes(conn, s3, world):
+    """REQ-1: nothing is erased for a request whose identity was not verified."""
+    rid = requests.open_request(
+        conn, POLICY, kind="erasure", email=GUEST, channel="email", opened_by="support:test", now=NOW
+    ).request_id
+    before = _snapshot(conn)
+    with pytest.raises(requests_errors.RequestError, match=f"request {rid} is not verified"):
+        answer_erasure(conn, s3, POLICY, rid, now=NOW)
+    assert _snapshot(conn) == before
+    access = requests.open_request(
+        conn, POLICY, kind="access", email=OTHER, channel="email", opened_by="support:test", now=NOW
+    ).request_id
+    requests.verify(conn, POLICY, access, verified_by="support", method="bankid", now=NOW)
+    with pytest.raises(requests_errors.RequestError, match="not an erasure"):
+        answer_erasure(conn, s3, POLICY, access, now=NOW)
+    with conn.cursor() as cur:
+        assert _one(cur, "SELECT state FROM governance.subject_requests WHERE request_id = %s", (access,)) == "verified"
     conn.rollback()
