@@ -555,3 +555,33 @@ def test_an_unverified_request_is_refused_and_nothing_changes(conn, s3, world):
     with conn.cursor() as cur:
         assert _one(cur, "SELECT state FROM governance.subject_requests WHERE request_id = %s", (access,)) == "verified"
     conn.rollback()
+
+
+def test_an_object_that_will_not_go_stops_the_erasure_by_table_and_a_rerun_finishes_it(conn, s3, world):
+    """ERA-1: a record whose object cannot be deleted (outside the policy's prefix) stays tombstoned,
+    the request does not complete, the error names table and count; once fixed, a rerun finishes."""
+    order = world["guest"]["orders"][0]
+    with conn.cursor() as cur:
+        cur.execute(
+            "UPDATE shop.uploads SET object_key = 'elsewhere/x.jpg' WHERE object_key = %s",
+            (f"uploads/ola-order-{order}.jpg",),
+        )
+    conn.commit()
+    s3.put_object(Bucket=BUCKET, Key="elsewhere/x.jpg", Body=b"x")
+    rid = _request(conn, email=GUEST)
+    with pytest.raises(ErasureFailed, match=r"records left \(shop.uploads: 1\)") as failed:
+        answer_erasure(conn, s3, POLICY, rid, now=NOW)
+    assert "ola" not in str(failed.value).lower() and "elsewhere" not in str(failed.value)
+    assert [
+        c.get("object_errors") for _, c in _batch_evidence(conn, rid) if "object_errors" in c and c["object_errors"]
+    ]
+    with conn.cursor() as cur:
+        assert _one(cur, "SELECT count(*) FROM shop.uploads WHERE state = 'purging'") == 1
+        assert _one(cur, "SELECT state FROM governance.subject_requests WHERE request_id = %s", (rid,)) == "in_progress"
+        cur.execute(  # the operator moves the object under the policy's prefix (runbook)
+            "UPDATE governance.erasure_work SET object_key = 'uploads/moved.jpg' WHERE object_key = 'elsewhere/x.jpg'"
+        )
+    conn.commit()
+    s3.put_object(Bucket=BUCKET, Key="uploads/moved.jpg", Body=b"x")
+    outcome = answer_erasure(conn, s3, POLICY, rid, now=NOW)
+    assert outcome["check.objects_left"] == 0 and "uploads/moved.jpg" not in _versions(s3)

@@ -37,24 +37,27 @@ def purge_all(eraser: Eraser, plan: StorePlan, s3: S3Client | None) -> dict[str,
     )
     statement = eraser.statement(plan, change, "purging")
     totals: Counter[str] = Counter()
-    totals.update(purge_recorded(eraser, plan, s3))  # an interrupted run's tombstones first
+    failed: set[str] = set()  # records whose objects would not go in this run: not tried again in it
+    totals.update(purge_recorded(eraser, plan, s3, failed))  # an interrupted run's tombstones first
     while eraser.left(params, "pending"):
         tombstoned, held = eraser.batch(plan, "tombstone", params, statement)
         totals.update({"tombstoned": tombstoned, "held": held})
-        totals.update(purge_recorded(eraser, plan, s3))
+        totals.update(purge_recorded(eraser, plan, s3, failed))
     return dict(totals)
 
 
-def purge_recorded(eraser: Eraser, plan: StorePlan, s3: S3Client | None) -> dict[str, int]:
-    """Purge the objects of the store's recorded records in state 'purging', then delete their rows."""
+def purge_recorded(eraser: Eraser, plan: StorePlan, s3: S3Client | None, failed: set[str]) -> dict[str, int]:
+    """Purge the objects of the store's recorded records in state 'purging' (but ``failed``), then
+    delete their rows; adds the records whose objects would not go to ``failed``."""
     params = eraser.params(plan, "erase")
     totals: Counter[str] = Counter()
     while True:
         with transaction(eraser.conn, read_only=True) as cur:
             cur.execute(
                 "SELECT record_key, bucket, object_key FROM governance.erasure_work WHERE request_id = %(request)s "
-                "AND table_name = %(table)s AND state = 'purging' ORDER BY record_key LIMIT %(batch)s",
-                params,
+                "AND table_name = %(table)s AND state = 'purging' AND NOT record_key = ANY(%(failed)s) "
+                "ORDER BY record_key LIMIT %(batch)s",
+                {**params, "failed": sorted(failed)},
             )
             rows: list[tuple[str, str | None, str | None]] = cur.fetchall()
         if not rows:
@@ -63,10 +66,9 @@ def purge_recorded(eraser: Eraser, plan: StorePlan, s3: S3Client | None) -> dict
             raise SweepError(
                 f"erasure of request {eraser.request_id}: {plan.table} has objects to purge; it needs an S3 client"
             )
-        done, failed = _purge(s3, plan, rows)
-        totals.update(_remove(eraser, plan, params, done, failed))
-        if failed:
-            return dict(totals)  # the rest stay 'purging': reported, finished by a rerun
+        done, result = _purge(s3, plan, rows)
+        totals.update(_remove(eraser, plan, params, done, result))
+        failed.update(set(key for key, _, _ in rows) - set(done))  # they stay 'purging': reported, a rerun finishes
 
 
 def _purge(

@@ -137,23 +137,33 @@ def held_sql(
         parent = plan.linked.get(link.to)
         if parent is None or depth > MAX_LINK_DEPTH:
             continue
-        inner = f"{alias}h{i}"
-        values = sql.SQL("SELECT {p}.{to} FROM {table} {p} WHERE {held}").format(
-            p=sql.Identifier(inner),
-            to=sql.Identifier(link.to_column),
-            table=ident(link.to),
-            held=held_sql(policy, parent, holds, params, inner, depth + 1),
-        )
-        if link.via is not None:
-            values = sql.SQL("SELECT v.{column} FROM {via} v WHERE v.{to} IN ({values})").format(
-                column=sql.Identifier(link.via.column),
-                via=ident(link.via.table),
-                to=sql.Identifier(link.via.to_column),
-                values=values,
+        # Correlated on the link's column, so a batch reads the rows it links to by their key.
+        inner = sql.Identifier(f"{alias}h{i}")
+        parent_held = held_sql(policy, parent, holds, params, f"{alias}h{i}", depth + 1)
+        a, to = sql.Identifier(alias), sql.Identifier(link.to_column)
+        if link.via is None:
+            clauses.append(
+                sql.SQL("EXISTS (SELECT 1 FROM {table} {p} WHERE {p}.{to} = {a}.{c} AND {held})").format(
+                    table=ident(link.to), p=inner, to=to, a=a, c=sql.Identifier(link.column), held=parent_held
+                )
             )
+            continue
+        via = sql.Identifier(f"{alias}v{i}")
         clauses.append(
-            sql.SQL("{a}.{c} IN ({values})").format(
-                a=sql.Identifier(alias), c=sql.Identifier(link.column), values=values
+            sql.SQL(
+                "EXISTS (SELECT 1 FROM {via_table} {v} JOIN {table} {p} ON {p}.{to} = {v}.{via_to} "
+                "WHERE {v}.{via_column} = {a}.{c} AND {held})"
+            ).format(
+                via_table=ident(link.via.table),
+                v=via,
+                table=ident(link.to),
+                p=inner,
+                to=to,
+                via_to=sql.Identifier(link.via.to_column),
+                via_column=sql.Identifier(link.via.column),
+                a=a,
+                c=sql.Identifier(link.column),
+                held=parent_held,
             )
         )
     return sql.SQL("({})").format(sql.SQL(" OR ").join(clauses)) if clauses else sql.SQL("false")
