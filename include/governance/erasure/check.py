@@ -4,7 +4,8 @@ own selection, proving nothing of the person is left except what is held or anon
 Traces of the person, per store, written from the data map's columns in another form than the
 person finder's: any account column (the store's account column, an account store's key) equal to
 one of the person's account ids; any personal text column whose e-mail pseudonym is one of the
-person's, or that contains the address the person gave anywhere in it; for a store without person
+person's (the store's address column), or any personal text column that contains the address
+the person gave anywhere in it; for a store without person
 columns, rows whose link column points at a trace of the store it links to. Then the records the
 erasure recorded before it began (``governance.erasure_work``): each must be gone, or anonymised
 (every masked column holds its strategy's value, the marker set), or kept (a dependent of an
@@ -126,19 +127,21 @@ def _traces(cur: cursor, policy: Policy, store: Store, alias: str, depth: int = 
         sql.SQL("{a}.{c} = ANY(%(accounts)s::bigint[])").format(a=a, c=sql.Identifier(c))
         for c in sorted(account_columns)
     ]
+    if store.person is not None and store.person.email:  # the address column, by its pseudonym
+        found.append(
+            sql.SQL("governance.email_pseudonym({a}.{c}) = ANY(%(pseudonyms)s::text[])").format(
+                a=a, c=sql.Identifier(store.person.email)
+            )
+        )
     text_columns = [
         c.name
         for c in columns(cur, store)
         if c.name in store.personal_columns and c.type_name.split("(")[0] in TEXT_TYPES
     ]
-    for name in text_columns:
-        c = sql.Identifier(name)
-        found.append(sql.SQL("governance.email_pseudonym({a}.{c}) = ANY(%(pseudonyms)s::text[])").format(a=a, c=c))
-        found.append(
-            sql.SQL(
-                "EXISTS (SELECT 1 FROM unnest(%(addresses)s::text[]) x WHERE strpos(lower({a}.{c}), x) > 0)"
-            ).format(a=a, c=c)
-        )
+    found += [  # the address given, anywhere in any personal text column (one LIKE per column)
+        sql.SQL("lower({a}.{c}) LIKE ANY(%(patterns)s::text[])").format(a=a, c=sql.Identifier(name))
+        for name in text_columns
+    ]
     for i, link in enumerate(store.links):
         if link.via is not None or depth > 3:
             continue  # through a join table: the objects' own listing covers them
@@ -156,6 +159,11 @@ def _traces(cur: cursor, policy: Policy, store: Store, alias: str, depth: int = 
     return sql.SQL("({})").format(sql.SQL(" OR ").join(found)) if found else sql.SQL("false")
 
 
+def _contains(text: str) -> str:
+    """A LIKE pattern matching ``text`` anywhere (its own % _ and \\ taken literally)."""
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
 def _check_store(
     cur: cursor, policy: Policy, plan: StorePlan, person: _Person, holds: Holds, check: ErasureCheck
 ) -> None:
@@ -163,7 +171,7 @@ def _check_store(
     params: dict[str, Any] = {
         "accounts": person.accounts,
         "pseudonyms": person.pseudonyms,
-        "addresses": person.addresses,
+        "patterns": [_contains(address) for address in person.addresses],
         "request": check.request_id,
         "table": plan.table,
     }
