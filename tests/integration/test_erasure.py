@@ -308,14 +308,26 @@ def test_the_independent_check_fails_on_a_planted_leftover_and_the_request_does_
             "('someone@else.no', 'inbound', %s, %s)",
             ("please write to OLA.NORDMANN@EXAMPLE.NO", NOW),
         )
+        sub = _one(  # and a subscription (with an event, found through its link) under another spelling
+            cur,
+            "INSERT INTO shop.newsletter_subscriptions (email, subscribed_at) VALUES (' Ola.Nordmann@example.NO', %s) "
+            "RETURNING subscription_id",
+            (NOW,),
+        )
+        cur.execute(
+            "INSERT INTO shop.newsletter_events (subscription_id, kind, occurred_at) VALUES (%s, 'open', %s)",
+            (sub, NOW),
+        )
     conn.commit()
     s3.put_object(Bucket=BUCKET, Key=f"uploads/ola-order-{world['guest']['orders'][0]}.jpg", Body=b"again")
     check = verify_erasure(conn, s3, POLICY, rid, now=NOW)
-    assert not check.ok and check.left == {"shop.contact_messages": 1} and check.objects_left == 1
+    assert not check.ok and check.objects_left == 1
+    assert check.left == {"shop.contact_messages": 1, "shop.newsletter_subscriptions": 1, "shop.newsletter_events": 1}
     with pytest.raises(ErasureFailed) as failed:
         complete_erasure(conn, POLICY, check, outcome, now=NOW)
     message = str(failed.value)
     assert f"request {rid}" in message and "shop.contact_messages: 1" in message and "objects: 1" in message
+    assert "shop.newsletter_events: 1" in message
     assert "ola" not in message.lower() and "@" not in message
     with conn.cursor() as cur:
         assert _one(cur, "SELECT state FROM governance.subject_requests WHERE request_id = %s", (rid,)) == "in_progress"

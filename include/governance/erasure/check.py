@@ -27,7 +27,7 @@ from psycopg2.extensions import connection, cursor
 
 from governance.db import ident, transaction
 from governance.erasure.plan import StorePlan, erasure_plan, held_sql
-from governance.person.records import columns
+from governance.person.records import columns, person_stores
 from governance.policy import Policy, Store
 from governance.requests import contact, fetch
 from governance.sweep.held import Holds
@@ -37,6 +37,10 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 TEXT_TYPES = ("text", "character varying", "character", "citext")
+
+# (table, column) -> the column's values (as text) in the table's traces of the person, for the
+# stores linking to it: a linked store's traces are read by their link column's index.
+Traced = dict[tuple[str, str], list[str]]
 
 
 @dataclass
@@ -88,8 +92,9 @@ def verify_erasure(
     with transaction(conn, read_only=True) as cur:
         person = _person(cur, request_id)
         plans = erasure_plan(cur, policy)
-        for plan in plans:
-            _check_store(cur, policy, plan, person, holds, check)
+        traced: Traced = {}
+        for plan in reversed(plans):  # a store after those it links to: their traces are known
+            _check_store(cur, policy, plan, person, holds, check, traced)
         objects = _recorded_objects(cur, policy, plans, request_id, holds)
     check.objects_left = sum(1 for bucket, key in objects if s3 is not None and _has_versions(s3, bucket, key))
     if s3 is None and objects:
@@ -116,8 +121,11 @@ def _person(cur: cursor, request_id: int) -> _Person:
     return _Person(sorted(accounts), sorted(pseudonyms), [str(address[0])] if address and address[0] else [])
 
 
-def _traces(cur: cursor, policy: Policy, store: Store, alias: str, depth: int = 0) -> sql.Composable:
-    """True for a row of ``store`` (as ``alias``) that carries the person (see the module)."""
+def _traces(
+    cur: cursor, policy: Policy, store: Store, alias: str, traced: Traced, params: dict[str, Any]
+) -> sql.Composable:
+    """True for a row of ``store`` (as ``alias``) that carries the person (see the module); the
+    values of the stores it links to come from ``traced`` (as parameters added to ``params``)."""
     a = sql.Identifier(alias)
     found: list[sql.Composable] = []
     account_columns = {store.person.account_id} if store.person and store.person.account_id else set()
@@ -133,30 +141,35 @@ def _traces(cur: cursor, policy: Policy, store: Store, alias: str, depth: int = 
                 a=a, c=sql.Identifier(store.person.email)
             )
         )
-    text_columns = [
-        c.name
-        for c in columns(cur, store)
-        if c.name in store.personal_columns and c.type_name.split("(")[0] in TEXT_TYPES
-    ]
+    types = {c.name: c.type_name for c in columns(cur, store)}
     found += [  # the address given, anywhere in any personal text column (one LIKE per column)
         sql.SQL("lower({a}.{c}) LIKE ANY(%(patterns)s::text[])").format(a=a, c=sql.Identifier(name))
-        for name in text_columns
+        for name, type_name in types.items()
+        if name in store.personal_columns and type_name.split("(")[0] in TEXT_TYPES
     ]
-    for i, link in enumerate(store.links):
-        if link.via is not None or depth > 3:
+    for link in store.links:
+        if link.via is not None:
             continue  # through a join table: the objects' own listing covers them
-        inner = f"{alias}_{i}"
+        name = f"traced_{len(params)}"
+        params[name] = traced.get((link.to, link.to_column), [])
         found.append(
-            sql.SQL("{a}.{c} IN (SELECT {i}.{to} FROM {table} {i} WHERE {traces})").format(
-                a=a,
-                c=sql.Identifier(link.column),
-                i=sql.Identifier(inner),
-                to=sql.Identifier(link.to_column),
-                table=ident(link.to),
-                traces=_traces(cur, policy, policy.store(link.to), inner, depth + 1),
+            sql.SQL("{a}.{c} = ANY(CAST({p} AS {type}[]))").format(
+                a=a, c=sql.Identifier(link.column), p=sql.Placeholder(name), type=sql.SQL(types[link.column])
             )
         )
     return sql.SQL("({})").format(sql.SQL(" OR ").join(found)) if found else sql.SQL("false")
+
+
+def _linked_columns(policy: Policy, table: str) -> list[str]:
+    """The columns of ``table`` that other stores' direct links point at."""
+    return sorted(
+        {
+            link.to_column
+            for _, store in person_stores(policy)
+            for link in store.links
+            if link.to == table and link.via is None
+        }
+    )
 
 
 def _contains(text: str) -> str:
@@ -165,9 +178,10 @@ def _contains(text: str) -> str:
 
 
 def _check_store(
-    cur: cursor, policy: Policy, plan: StorePlan, person: _Person, holds: Holds, check: ErasureCheck
+    cur: cursor, policy: Policy, plan: StorePlan, person: _Person, holds: Holds, check: ErasureCheck, traced: Traced
 ) -> None:
-    """Count the store's traces and recorded records: held, anonymised, kept, left."""
+    """Count the store's traces and recorded records: held, anonymised, kept, left; record in
+    ``traced`` the values its linking stores need."""
     params: dict[str, Any] = {
         "accounts": person.accounts,
         "pseudonyms": person.pseudonyms,
@@ -175,6 +189,20 @@ def _check_store(
         "request": check.request_id,
         "table": plan.table,
     }
+    linked = _linked_columns(policy, plan.table)
+    cur.execute(
+        sql.SQL("SELECT s.{key}::text{more} FROM {table} s WHERE {traces}").format(
+            key=sql.Identifier(plan.key),
+            more=sql.SQL("").join(sql.SQL(", s.{}::text").format(sql.Identifier(c)) for c in linked),
+            table=ident(plan.table),
+            traces=_traces(cur, policy, plan.store, "s", traced, params),
+        ),
+        params,
+    )
+    rows = cur.fetchall()
+    for i, column in enumerate(linked, start=1):
+        traced[(plan.table, column)] = sorted({str(row[i]) for row in rows if row[i] is not None})
+    params["traces"] = [str(row[0]) for row in rows]
     masked, mask_params = _masked(plan)
     params.update(mask_params)
     query = sql.SQL(
@@ -184,7 +212,7 @@ def _check_store(
         "FROM (SELECT {held} AS h, w.disposition AS d, {masked} AS m FROM {table} t "
         "LEFT JOIN governance.erasure_work w ON w.request_id = %(request)s AND w.table_name = %(table)s "
         "AND w.record_key = t.{key}::text "
-        "WHERE t.{key} IN (SELECT s.{key} FROM {table} s WHERE {traces} "
+        "WHERE t.{key} IN (SELECT unnest(CAST(%(traces)s AS {type}[])) "
         "UNION SELECT CAST(r.record_key AS {type}) FROM governance.erasure_work r "
         "WHERE r.request_id = %(request)s AND r.table_name = %(table)s)) x"
     ).format(
@@ -192,7 +220,6 @@ def _check_store(
         masked=masked,
         table=ident(plan.table),
         key=sql.Identifier(plan.key),
-        traces=_traces(cur, policy, plan.store, "s"),
         type=sql.SQL(plan.key_type),
     )
     cur.execute(query, params)
