@@ -231,3 +231,11 @@ class ExportFailed(GovernanceError):
     rerun starts it again. ``retryable`` when the object store or mail server may come back."""
 
     retryable = True
+
+
+class ErasureFailed(GovernanceError):
+    """An erasure (ERA-1, #11) could not finish (objects that would not go), or its independent
+    check found records of the person left: the request is not completed. The message names the
+    request id and the tables and counts left, never the person; a rerun finishes it."""
+
+    retryable = True

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from psycopg2 import sql
 from psycopg2.extensions import connection
 
 from governance.policy import Policy, Store
-from governance.sweep.target import Target, ident
+from governance.sweep.target import Child, ident
 from governance.windows import as_utc
 
 
@@ -97,12 +97,29 @@ def _people(conn: connection, policy: Policy, accounts: set[int], emails: set[st
         emails.add(str(pseudonym))
 
 
+class HeldTable(Protocol):
+    """What the hold predicates need of a table: a rule's ``Target``, or an erasure's store (ERA-1)."""
+
+    @property
+    def table(self) -> str: ...
+
+    @property
+    def key(self) -> str: ...
+
+    @property
+    def store(self) -> Store: ...
+
+    @property
+    def children(self) -> list[Child]: ...
+
+
 class HeldPredicates:
     """The SQL that says a row of the target's table is held (rule holds aside). The hold keys go
     into ``params`` (the selection's named parameters) as they are needed."""
 
-    def __init__(self, target: Target, holds: Holds, params: dict[str, Any]):
-        self.target, self.holds, self.params = target, holds, params
+    def __init__(self, target: HeldTable, holds: Holds, params: dict[str, Any], *, prefix: str = ""):
+        """``prefix`` keeps the parameter names of several tables' predicates in one statement apart."""
+        self.target, self.holds, self.params, self.prefix = target, holds, params, prefix
 
     def held(self, alias: str = "t") -> sql.Composable:
         """True when a record, person or dependent hold keeps the row."""
@@ -135,10 +152,10 @@ class HeldPredicates:
         clauses: list[sql.Composable] = []
         a = sql.Identifier(alias)
         if holds.records.get(table):
-            self.params[f"{prefix}held_keys"] = list(holds.records[table])
+            self.params[f"{self.prefix}{prefix}held_keys"] = list(holds.records[table])
             clauses.append(
                 sql.SQL("{a}.{key}::text = ANY({p}::text[])").format(
-                    a=a, key=sql.Identifier(store.key), p=sql.Placeholder(f"{prefix}held_keys")
+                    a=a, key=sql.Identifier(store.key), p=sql.Placeholder(f"{self.prefix}{prefix}held_keys")
                 )
             )
         person = store.person

@@ -135,21 +135,28 @@ def load_target(conn: connection, policy: Policy, rule_id: str) -> Target:
         )
         target.partitioned, partkeydef = _one(cur)
         # Tables of the data map whose rows reference this one: a held child keeps its parent.
-        cur.execute(_REFERENCING_TABLES, (schema, name))
-        fks = cur.fetchall()
+        target.children = referencing_children(cur, policy, rule.table)
         target.chunked = all(_chunk_type(cur, r) in CHUNK_TYPES for r in siblings)
     target.direct_clock = rule.clock.column if not target.shared else None
     # The catalogue's partition key (not SQL text): RANGE on one column.
     match = re.fullmatch(r"RANGE \((\w+)\)", partkeydef or "")
     target.partition_key = match.group(1) if match else None
-    for table, column, on_delete in fks:
+    return target
+
+
+def referencing_children(cur: cursor, policy: Policy, table: str) -> list[Child]:
+    """The data map's tables whose rows reference ``table`` by a foreign key that cascades or sets
+    NULL (the catalogue's, not the policy's): removing a row of ``table`` changes theirs."""
+    cur.execute(_REFERENCING_TABLES, split_name(table))
+    children = []
+    for child, column, on_delete in cur.fetchall():
         try:
-            store = policy.store(table)
+            store = policy.store(child)
         except KeyError:
             continue  # link tables outside the data map hold no personal data of their own
-        rules = tuple(r.id for r in policy.rules_by_table.get(table, []))
-        target.children.append(Child(table, column, on_delete, store, rules))
-    return target
+        rules = tuple(r.id for r in policy.rules_by_table.get(child, []))
+        children.append(Child(child, column, on_delete, store, rules))
+    return children
 
 
 def _one(cur: cursor) -> tuple[bool, str | None]:

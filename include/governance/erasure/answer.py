@@ -1,0 +1,100 @@
+"""Answering an erasure request (ERA-1, REQ-1): start, erase, check independently, complete.
+
+``answer_erasure`` is the handler for requests of kind ``erasure``. One run at a time per request:
+a session advisory lock; a second run waits for the first, then finds the request completed and
+returns its outcome, never erasing twice. The request completes (``requests.complete``) in the same
+transaction as the check's evidence, and only when the check passed; otherwise ``ErasureFailed``
+names the request and the tables and counts left, with the failed check's evidence recorded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from psycopg2.extensions import connection
+
+from governance import evidence, requests
+from governance.db import advisory_key, transaction
+from governance.erasure.check import ErasureCheck, verify_erasure
+from governance.erasure.erase import ERASURE_KINDS, ErasureOutcome, erase_person
+from governance.erasure.work import run_id
+from governance.errors import ErasureFailed, RequestError
+from governance.policy import Policy
+from governance.windows import as_utc
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+LOCK_NAMESPACE = 0x60FE_0011  # pg_advisory_lock(namespace, key) of one request's erasure
+KIND_CHECKED = "erasure_checked"
+KIND_CHECK_FAILED = "erasure_check_failed"
+
+
+@contextmanager
+def request_lock(conn: connection, request_id: int) -> Iterator[None]:
+    """Hold the request's erasure lock (waiting for another run to finish) while the block runs."""
+    key = advisory_key(f"erasure:{request_id}")
+    with transaction(conn) as cur:
+        cur.execute("SELECT pg_advisory_lock(%s, %s)", (LOCK_NAMESPACE, key))
+    try:
+        yield
+    finally:
+        if not conn.closed:
+            conn.rollback()
+            with transaction(conn) as cur:
+                cur.execute("SELECT pg_advisory_unlock(%s, %s)", (LOCK_NAMESPACE, key))
+
+
+def complete_erasure(
+    conn: connection, policy: Policy, check: ErasureCheck, outcome: ErasureOutcome, *, now: datetime
+) -> dict[str, int]:
+    """Complete the request when ``check`` passed, with its evidence, in one transaction; the
+    recorded object keys go with it. A failed check is evidenced and raised as ``ErasureFailed``."""
+    rid = check.request_id
+    counts = {**outcome.flat(), **{f"check.{k}": v for k, v in check.counts().items()}}
+    with transaction(conn) as cur:
+        evidence.append(
+            cur,
+            kind=KIND_CHECKED if check.ok else KIND_CHECK_FAILED,
+            run_id=run_id(rid),
+            step="check",
+            requirements=["ERA-1", "RET-8"],
+            as_of=now,
+            policy_version=policy.version or None,
+            counts=check.counts(),
+            details={"request_id": rid, "ok": check.ok},
+            numbered=True,
+        )
+        if check.ok:
+            cur.execute(
+                "UPDATE governance.erasure_work SET object_key = NULL, bucket = NULL WHERE request_id = %s", (rid,)
+            )
+            requests.complete(cur, policy, rid, outcome=counts, now=now)
+    if not check.ok:
+        raise ErasureFailed(
+            f"erasure of request {rid}: the independent check found records of the person left ({check.describe()}); "
+            f"the request stays in progress; run `governance request erase {rid}` again, and if the same records "
+            "stay, see docs/runbook.md 'Erasure not finished or its check failed'"
+        )
+    return counts
+
+
+def answer_erasure(
+    conn: connection, s3: S3Client | None, policy: Policy, request_id: int, *, now: datetime
+) -> dict[str, int]:
+    """start -> erase -> verify -> complete; the request's outcome (counts per table)."""
+    now = as_utc(now)
+    with request_lock(conn, request_id):
+        with transaction(conn, read_only=True) as cur:
+            request = requests.fetch(cur, request_id)
+        if request.kind not in ERASURE_KINDS:
+            raise RequestError(f"request {request_id} is a request of kind {request.kind}, not an erasure")
+        if request.state == "completed":
+            return dict(request.outcome)  # another run finished it while this one waited
+        requests.start(conn, policy, request_id, now=now)
+        outcome = erase_person(conn, s3, policy, request_id, now=now)
+        check = verify_erasure(conn, s3, policy, request_id, now=now)
+        return complete_erasure(conn, policy, check, outcome, now=now)

@@ -1,0 +1,189 @@
+"""An erasure's batches (ERA-1): one set-based statement per store per batch over the recorded
+records (``governance.erasure_work``), each in its own short transaction with its evidence.
+
+A batch takes up to ``batch_size`` pending records of one store and, in one statement, deletes,
+anonymises (RET-8 masking) or tombstones (``state = 'purging'``, objects next: ``governance.erasure.objects``) those
+no legal hold keeps, and marks each recorded record done, held or purging.
+A batch commits with its evidence (kind ``erasure_batch``, run ``request-<id>``, step
+``<table>:<action>`` numbered step#n, counts only) or not at all, so a rerun after a crash
+continues with what is still pending and never records a batch twice. Transient errors are retried
+(``governance.retry``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from psycopg2 import sql
+from psycopg2.extensions import connection, cursor
+
+from governance import evidence
+from governance.db import ident, transaction
+from governance.erasure.plan import StorePlan, held_sql
+from governance.erasure.work import run_id
+from governance.errors import BatchFailed
+from governance.policy import Policy
+from governance.retry import BATCH_RETRIES, retry_transient
+from governance.sweep.actions.anonymise import mask_assignments
+from governance.sweep.held import Holds
+
+KIND_BATCH = "erasure_batch"
+BATCH_SIZE = 1000
+
+_PENDING = sql.SQL(
+    "SELECT w.record_key FROM governance.erasure_work w WHERE w.request_id = %(request)s "
+    "AND w.table_name = %(table)s AND w.state = 'pending' AND w.disposition = %(disposition)s "
+    "ORDER BY w.record_key LIMIT %(batch)s FOR UPDATE"
+)
+# Each recorded record of the batch: 'done' once changed (or already gone), 'held' when a hold kept
+# it, or the state the change leaves it in ('purging' for a tombstone).
+_MARK = (
+    "UPDATE governance.erasure_work w SET state = CASE WHEN c.record_key IS NOT NULL THEN {changed_state} "
+    "WHEN p.record_key IS NOT NULL THEN 'held' ELSE 'done' END "
+    "FROM b LEFT JOIN changed c USING (record_key) LEFT JOIN present p USING (record_key) "
+    "WHERE w.request_id = %(request)s AND w.table_name = %(table)s AND w.record_key = b.record_key "
+    "RETURNING c.record_key IS NOT NULL, p.record_key IS NOT NULL AND c.record_key IS NULL"
+)
+
+
+@dataclass
+class Eraser:
+    """One request's erasure: where it writes, the holds in force, its instant and batch size."""
+
+    conn: connection
+    policy: Policy
+    request_id: int
+    holds: Holds
+    now: datetime
+    batch_size: int = BATCH_SIZE
+
+    def run(
+        self, plan: StorePlan, action: str, work: Callable[[cursor], dict[str, int]], **extra: Any
+    ) -> dict[str, int]:
+        """One batch: ``work`` then its evidence when it changed anything, committed together."""
+
+        def attempt() -> dict[str, int]:
+            with transaction(self.conn, durable=True) as cur:
+                counts = work(cur)
+                if any(counts.values()):
+                    evidence.append(
+                        cur,
+                        kind=KIND_BATCH,
+                        run_id=run_id(self.request_id),
+                        step=f"{plan.table}:{action}",
+                        requirements=["ERA-1", "RET-8"] if action == "anonymise" or counts.get("held") else ["ERA-1"],
+                        as_of=self.now,
+                        policy_version=self.policy.version or None,
+                        counts=counts,
+                        details={"request_id": self.request_id, "table": plan.table, "action": action, **extra},
+                        numbered=True,
+                    )
+            return counts
+
+        def give_up(exc: Exception) -> BatchFailed:
+            return BatchFailed(
+                f"erasure of request {self.request_id}, table {plan.table}: {type(exc).__name__} "
+                f"{BATCH_RETRIES + 1} times (the shop holds locks); run the erasure again"
+            )
+
+        return retry_transient(attempt, give_up)
+
+    def left(self, params: dict[str, Any], state: str) -> bool:
+        """Whether recorded records of the batch's store and disposition are still in ``state``."""
+        with transaction(self.conn, read_only=True) as cur:
+            cur.execute(
+                "SELECT EXISTS (SELECT 1 FROM governance.erasure_work WHERE request_id = %(request)s "
+                "AND table_name = %(table)s AND state = %(state)s AND disposition = %(disposition)s)",
+                {**params, "state": state},
+            )
+            row = cur.fetchone()
+        return bool(row and row[0])
+
+    def params(self, plan: StorePlan, disposition: str) -> dict[str, Any]:
+        return {
+            "request": self.request_id,
+            "table": plan.table,
+            "disposition": disposition,
+            "batch": self.batch_size,
+            "now": self.now,
+        }
+
+    def statement(self, plan: StorePlan, change: sql.Composable, changed_state: str) -> sql.Composable:
+        """WITH b (the batch), present (its rows still there), changed (``change``) -> mark them."""
+        return sql.SQL("WITH b AS ({pending}), present AS ({present}), changed AS ({change}) {mark}").format(
+            pending=_PENDING,
+            present=sql.SQL("SELECT t.{key}::text AS record_key FROM {table} t JOIN b ON {match}").format(
+                key=sql.Identifier(plan.key), table=ident(plan.table), match=self.match(plan)
+            ),
+            change=change,
+            mark=sql.SQL(_MARK).format(changed_state=sql.Literal(changed_state)),
+        )
+
+    def match(self, plan: StorePlan) -> sql.Composable:
+        return sql.SQL("t.{key} = CAST(b.record_key AS {type})").format(
+            key=sql.Identifier(plan.key), type=sql.SQL(plan.key_type)
+        )
+
+    def batch(self, plan: StorePlan, action: str, params: dict[str, Any], statement: sql.Composable) -> tuple[int, int]:
+        """Run one batch statement; (records changed, records held)."""
+
+        def work(cur: cursor) -> dict[str, int]:
+            cur.execute(statement, params)
+            rows = cur.fetchall()
+            return {_LABELS[action]: sum(1 for c, _ in rows if c), "held": sum(1 for _, h in rows if h)}
+
+        counts = self.run(plan, action, work)
+        return counts[_LABELS[action]], counts["held"]
+
+
+_LABELS = {"delete": "deleted", "anonymise": "anonymised", "tombstone": "tombstoned"}
+
+
+def delete_all(eraser: Eraser, plan: StorePlan) -> dict[str, int]:
+    """Delete the store's recorded records, batch by batch; {deleted, held}."""
+    params = eraser.params(plan, "erase")
+    change = sql.SQL("DELETE FROM {table} t USING b WHERE {match} AND NOT {held} RETURNING t.{key}::text AS record_key")
+    statement = eraser.statement(
+        plan,
+        change.format(
+            table=ident(plan.table),
+            match=eraser.match(plan),
+            held=held_sql(eraser.policy, plan, eraser.holds, params),
+            key=sql.Identifier(plan.key),
+        ),
+        "done",
+    )
+    return _until_done(eraser, plan, "delete", params, statement)
+
+
+def anonymise_all(eraser: Eraser, plan: StorePlan) -> dict[str, int]:
+    """Overwrite the recorded records' personal columns with the RET-8 rule's strategies; {anonymised, held}."""
+    assert plan.anonymise is not None
+    assignments, mask_params = mask_assignments(plan.anonymise)
+    params = {**eraser.params(plan, "anonymise"), **mask_params}
+    change = sql.SQL(
+        "UPDATE {table} t SET {assignments} FROM b WHERE {match} AND NOT {held} RETURNING t.{key}::text AS record_key"
+    ).format(
+        table=ident(plan.table),
+        assignments=assignments,
+        match=eraser.match(plan),
+        held=held_sql(eraser.policy, plan, eraser.holds, params),
+        key=sql.Identifier(plan.key),
+    )
+    return _until_done(eraser, plan, "anonymise", params, eraser.statement(plan, change, "done"))
+
+
+def _until_done(
+    eraser: Eraser, plan: StorePlan, action: str, params: dict[str, Any], statement: sql.Composable
+) -> dict[str, int]:
+    label = _LABELS[action]
+    totals = {label: 0, "held": 0}
+    while True:
+        changed, held = eraser.batch(plan, action, params, statement)
+        totals[label] += changed
+        totals["held"] += held
+        if not eraser.left(params, "pending"):
+            return totals
