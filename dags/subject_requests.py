@@ -5,12 +5,14 @@ Every 15 minutes, and on demand for one request (trigger with conf `{"request_id
 
 - **check_policy**: the policy validates and every table it names exists (the shared task; fails at once).
 - **pick**: verified or in-progress requests of the kinds with a handler (`governance.requests.handlers`:
-  access, portability), earliest deadline first; with `request_id` that one, failing at once when it is
+  access, portability, erasure), earliest deadline first; with `request_id` that one, failing at once when it is
   not verified (nothing is disclosed for a request whose identity was not checked).
 - **answer** (mapped, one per request id): the kind's handler. Access and portability: the person's records
   in every store of the data map and their photos, from one snapshot, as one ZIP in the exports bucket (SSE,
   in the EEA); the link (presigned, 7 days) e-mailed to the answer address; the request completed with its
-  counts. Each step commits with its evidence; a rerun resumes (no second archive).
+  counts. Erasure (ERA-1, #11): every record of the person erased or anonymised in set-based batches, held
+  records kept, then an independent check before completion. Each step commits with its evidence; a rerun
+  resumes (no second archive, no second erasure).
 - **summary**: picked and completed; fails, naming the ids, when one is still open.
 
 Logs and XComs carry request ids and counts, never the person, the address or the link.

@@ -195,3 +195,20 @@ def test_a_failed_export_fails_the_run_naming_the_request_and_the_rerun_complete
     again = dag.test(logical_date=NOW + timedelta(minutes=15), run_conf=SCHEDULED)
     assert str(again.state) == "success" and request_state(conn, request_id) == "completed"
     assert len(exports(s3)) == 1 and [m["To"] for m in smtp_inbox][-1] == rs.ADDRESS
+
+
+def test_a_verified_erasure_request_erases_the_person_and_keeps_the_held_order(dag, conn, s3, smtp_inbox, person):
+    """ERA-1 through the DAG: the handler registered for erasure runs; the held order stays (RET-8)."""
+    request_id = rs.open_verified(conn, POLICY, NOW, kind="erasure")
+    run = dag.test(logical_date=NOW, run_conf=SCHEDULED)
+    assert str(run.state) == "success", states(run)
+    assert request_state(conn, request_id) == "completed"
+    with conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM shop.accounts WHERE account_id = %s", (person.account_id,))
+        assert cur.fetchone()[0] == 0
+        cur.execute("SELECT count(*) FROM shop.orders WHERE order_id = %s", (person.held_order,))
+        assert cur.fetchone()[0] == 1
+    conn.rollback()
+    (answered,) = xcoms(run)["answer"]
+    assert answered["request_id"] == request_id
+    assert exports(s3) == [] and smtp_inbox == []

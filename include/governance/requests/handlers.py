@@ -2,7 +2,7 @@
 request's kind to its handler. A handler takes a connection, an S3 client, the mail server, the
 policy, the request id and "now"; it moves the request on through the ledger, commits every effect
 with its evidence, is safe to run again, and returns the counts it recorded as the outcome. The
-subject_requests DAG answers exactly the kinds registered here; #11 adds erasure and the others.
+subject_requests DAG answers exactly the kinds registered here; #11 adds the others.
 """
 
 from __future__ import annotations
@@ -30,9 +30,19 @@ class Handler(Protocol):
     ) -> dict[str, int]: ...
 
 
+def _answer_erasure(
+    conn: connection, s3: S3Client, smtp: SmtpServer, policy: Policy, request_id: int, *, now: datetime
+) -> dict[str, int]:
+    """ERA-1 (#11): erase, check independently, complete; nothing is mailed."""
+    from governance.erasure import answer_erasure  # the erasure package imports the ledger: import late
+
+    return answer_erasure(conn, s3, policy, request_id, now=now)
+
+
 HANDLERS: dict[str, Handler] = {
     "access": answer_export,  # ACC-1
     "portability": answer_export,  # POR-1
+    "erasure": _answer_erasure,  # ERA-1
 }
 
 
