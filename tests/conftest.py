@@ -158,18 +158,9 @@ def airflow_connections(monkeypatch, db_url, s3_url):
     """Point the Airflow connections governance_db and governance_s3 at the test services."""
     import json
 
-    from psycopg2.extensions import parse_dsn
+    from tests.integration.api_server import postgres_conn_json
 
-    params = parse_dsn(db_url)
-    conn = {
-        "conn_type": "postgres",
-        "host": params.get("host", "127.0.0.1"),
-        "port": int(params.get("port", 5432)),
-        "login": params.get("user", "postgres"),
-        "password": params.get("password", ""),
-        "schema": params["dbname"],
-    }
-    monkeypatch.setenv("AIRFLOW_CONN_GOVERNANCE_DB", json.dumps(conn))
+    monkeypatch.setenv("AIRFLOW_CONN_GOVERNANCE_DB", postgres_conn_json(db_url))
     monkeypatch.setenv(
         "AIRFLOW_CONN_GOVERNANCE_S3",
         json.dumps(

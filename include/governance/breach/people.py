@@ -18,6 +18,7 @@ from psycopg2.extensions import cursor
 
 from governance.db import ident
 from governance.errors import BreachError
+from governance.person.subject import account_addresses
 from governance.policy import Policy
 from governance.policy.datamap import Store
 
@@ -54,20 +55,6 @@ def _concerned_rows(stores: list[Store]) -> sql.Composable:
     return sql.SQL(" UNION ALL ").join(parts)
 
 
-def _account_addresses(policy: Policy) -> sql.Composable:
-    """(account_id, normalised email) of every account, from the data map's account stores."""
-    parts = [
-        sql.SQL("SELECT {key}::bigint AS account_id, lower(btrim({email})) AS email FROM {table}").format(
-            key=sql.Identifier(s.key), email=sql.Identifier(s.person.email), table=ident(s.table)
-        )
-        for s in policy.account_stores()
-        if s.person is not None and s.person.email
-    ]
-    if not parts:
-        return sql.SQL("SELECT NULL::bigint AS account_id, NULL::text AS email WHERE false")
-    return sql.SQL(" UNION ALL ").join(parts)
-
-
 _PEOPLE = """
 WITH concerned AS ({rows}),
      addresses AS ({addresses}),
@@ -95,7 +82,7 @@ def queue_notices(
     stores = person_stores(policy, categories)
     if not stores:
         return 0
-    query = sql.SQL(_PEOPLE).format(rows=_concerned_rows(stores), addresses=_account_addresses(policy))
+    query = sql.SQL(_PEOPLE).format(rows=_concerned_rows(stores), addresses=account_addresses(policy))
     cur.execute(query, {"from": window_from, "to": window_to, "breach": breach_id})
     return int(cur.rowcount)
 
@@ -110,7 +97,7 @@ def addresses(cur: cursor, policy: Policy, notice_ids: list[int]) -> dict[int, s
         sql.SQL(
             "SELECT n.notice_id, btrim(a.email) AS email FROM governance.breach_notices n "
             "JOIN ({accounts}) a ON a.account_id = n.account_id WHERE n.notice_id = ANY(%(ids)s)"
-        ).format(accounts=_account_addresses(policy))
+        ).format(accounts=account_addresses(policy))
     ]
     email_stores = [s for c in policy.categories for s in c.stores if s.person is not None and s.person.email]
     for store in email_stores:

@@ -56,19 +56,32 @@ def resolve_subject(cur: cursor, policy: Policy, *, account_id: int | None, emai
         cur.execute("SELECT lower(btrim(%s))", (email,))
         emails.add(str(_one(cur)))
     accounts: set[int] = set()
-    for store in policy.account_stores():
-        assert store.person is not None and store.person.email
-        cur.execute(
-            sql.SQL(
-                "SELECT {key}::bigint, lower(btrim({email})) FROM {table} "
-                "WHERE {key} = %(account)s OR lower(btrim({email})) = ANY(%(emails)s)"
-            ).format(key=sql.Identifier(store.key), email=sql.Identifier(store.person.email), table=ident(store.table)),
-            {"account": account_id, "emails": sorted(emails)},
-        )
-        for found_account, found_email in cur.fetchall():
-            accounts.add(int(found_account))
-            emails.add(str(found_email))
+    cur.execute(
+        sql.SQL(
+            "SELECT account_id, email FROM ({}) a WHERE account_id = %(account)s OR email = ANY(%(emails)s)"
+        ).format(account_addresses(policy)),
+        {"account": account_id, "emails": sorted(emails)},
+    )
+    for found_account, found_email in cur.fetchall():
+        accounts.add(int(found_account))
+        emails.add(str(found_email))
     return Subject(tuple(sorted(accounts)), tuple(sorted(emails)), bool(accounts) or _guest_found(cur, policy, emails))
+
+
+def account_addresses(policy: Policy) -> sql.Composable:
+    """``(account_id, email)`` of every account, the address normalised ``lower(btrim())``, from the
+    data map's account stores (``Policy.account_stores``): the one link between an account and its
+    address, shared by requests, breach notices and the sweep's person holds."""
+    parts = [
+        sql.SQL("SELECT {key}::bigint AS account_id, lower(btrim({email})) AS email FROM {table}").format(
+            key=sql.Identifier(s.key), email=sql.Identifier(s.person.email), table=ident(s.table)
+        )
+        for s in policy.account_stores()
+        if s.person is not None and s.person.email
+    ]
+    if not parts:
+        return sql.SQL("SELECT NULL::bigint AS account_id, NULL::text AS email WHERE false")
+    return sql.SQL(" UNION ALL ").join(parts)
 
 
 def _guest_found(cur: cursor, policy: Policy, emails: set[str]) -> bool:

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from psycopg2 import sql
 from psycopg2.extensions import connection
 
+from governance.person.subject import account_addresses
 from governance.policy import Policy, Store
 from governance.sweep.target import Child, ident
 from governance.windows import as_utc
@@ -77,18 +78,12 @@ def _people(conn: connection, policy: Policy, accounts: set[int], emails: set[st
     lower(btrim()), as its pseudonym) holds the records naming that address, such as contact
     messages (CAT-4, e-mail only); a held address holds the records of the accounts that have it.
     Adds to ``accounts`` and ``emails`` in place."""
-    parts = [
-        sql.SQL("SELECT {key}::bigint, governance.email_pseudonym({email}) FROM {table}").format(
-            key=sql.Identifier(s.key), email=sql.Identifier(s.person.email), table=ident(s.table)
-        )
-        for s in policy.account_stores()
-        if s.person is not None and s.person.email
-    ]
-    if not parts:
+    if not policy.account_stores():
         return
     query = sql.SQL(
-        "SELECT a, e FROM ({}) x(a, e) WHERE e IS NOT NULL AND (a = ANY(%(a)s::bigint[]) OR e = ANY(%(e)s::text[]))"
-    ).format(sql.SQL(" UNION ALL ").join(parts))
+        "SELECT a, e FROM (SELECT account_id, governance.email_pseudonym(email) FROM ({}) addresses) x(a, e) "
+        "WHERE e IS NOT NULL AND (a = ANY(%(a)s::bigint[]) OR e = ANY(%(e)s::text[]))"
+    ).format(account_addresses(policy))
     with conn.cursor() as cur:
         cur.execute(query, {"a": sorted(accounts), "e": sorted(emails)})
         found = cur.fetchall()
