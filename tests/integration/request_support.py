@@ -18,6 +18,7 @@ import uuid
 import zipfile
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from governance import requests
@@ -236,3 +237,19 @@ def link_of(message: Any) -> str:
     match = re.search(r"https?://\S+", text)
     assert match, "the mail carries the download link"
     return match.group(0)
+
+
+DAGS = Path(__file__).resolve().parents[2] / "dags"
+
+
+def loaded_dag(dag_id: str) -> Any:
+    """The DAG as Airflow parses it, with no retries (a failure here should fail now, not after the
+    production backoff)."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(DAGS))
+    assert not bag.import_errors, bag.import_errors
+    dag = bag.get_dag(dag_id)
+    for task in dag.tasks:
+        task.retries = 0
+    return dag

@@ -11,17 +11,16 @@ from __future__ import annotations
 import json
 import socket
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
 import governance_airflow
 from governance import evidence, requests
 from governance.policy import load_policy
+from tests.integration import request_support as rs
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-DAGS = Path(__file__).resolve().parents[2] / "dags"
 POLICY = load_policy()
 RECEIVED = datetime(2026, 10, 5, 7, 0, tzinfo=UTC)
 DUE = datetime(2026, 11, 5, 7, 0, tzinfo=UTC)  # one calendar month later
@@ -35,14 +34,7 @@ def db_url(make_database):
 
 @pytest.fixture
 def dag(airflow_home, airflow_connections, smtp_inbox):
-    from airflow.dag_processing.dagbag import DagBag
-
-    bag = DagBag(dag_folder=str(DAGS))
-    assert not bag.import_errors, bag.import_errors
-    dag = bag.get_dag("request_deadlines")
-    for task in dag.tasks:
-        task.retries = 0
-    return dag
+    return rs.loaded_dag("request_deadlines")
 
 
 @pytest.fixture

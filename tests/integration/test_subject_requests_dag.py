@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 import requests as http
@@ -24,7 +23,6 @@ from tests.integration import request_support as rs
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-DAGS = Path(__file__).resolve().parents[2] / "dags"
 POLICY = load_policy()
 NOW = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 SCHEDULED = {"request_id": None}  # dag.test() keeps an earlier run's conf in the params: say it each time
@@ -38,14 +36,7 @@ def db_url(make_database):
 
 @pytest.fixture
 def dag(airflow_home, airflow_connections, smtp_inbox):
-    from airflow.dag_processing.dagbag import DagBag
-
-    bag = DagBag(dag_folder=str(DAGS))
-    assert not bag.import_errors, bag.import_errors
-    dag = bag.get_dag("subject_requests")
-    for task in dag.tasks:  # a failure here should fail now, not after the production backoff
-        task.retries = 0
-    return dag
+    return rs.loaded_dag("subject_requests")
 
 
 @pytest.fixture
