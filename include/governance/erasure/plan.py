@@ -14,6 +14,7 @@ rows unrecorded).
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from graphlib import CycleError, TopologicalSorter
 from typing import Any
@@ -74,15 +75,22 @@ def anonymised_stores(policy: Policy) -> dict[str, AnonymiseAction]:
     }
 
 
-def erasure_plan(cur: cursor, policy: Policy) -> list[StorePlan]:
-    """Every store that can hold a person's records, with what the erasure does to it, children first."""
+def erasure_plan(cur: cursor, policy: Policy, *, keep_categories: Collection[str] = ()) -> list[StorePlan]:
+    """Every store that can hold a person's records, with what the erasure does to it, children first.
+    ``keep_categories``: categories the person chose to keep when deleting the account (RET-7):
+    their stores are planned ``keep`` (left under their own retention rules)."""
     anonymised = anonymised_stores(policy)
+    unknown = sorted(set(keep_categories) - {c.id for c in policy.categories})
+    if unknown:
+        raise PolicyError("<erasure>", [f"category {c!r} to keep is not a category of the data map" for c in unknown])
     plans: dict[str, StorePlan] = {}
-    for _, store in person_stores(policy):
+    for category, store in person_stores(policy):
         key_type = next((c.type_name for c in columns(cur, store) if c.name == store.key), None)
         if key_type is None:
             raise PolicyError("<data map>", [f"store {store.table!r}: key column {store.key!r} is not in the table"])
-        if store.table in anonymised:
+        if category.id in keep_categories:
+            disposition = "keep"  # RET-7: the person chose to keep this category
+        elif store.table in anonymised:
             disposition = "anonymise"
         elif store.person is None and store.links and all(link.to in anonymised for link in store.links):
             disposition = "keep"  # a dependent of an anonymised record (order lines): kept with it
