@@ -24,6 +24,7 @@ from governance.errors import RequestError
 from governance.requests.corrections import columns_of, load_corrections, parse_assignments, record_corrections
 from governance.requests.model import CHANNELS, CLOSED_STATES, KINDS, OPEN_STATES, VERIFICATION_METHODS, SubjectRequest
 from governance.requests.rectification import answer_rectification
+from governance.requests.scope import choices_from_flags
 from governance.windows import iso
 
 STATE_CHOICES = (*OPEN_STATES, *CLOSED_STATES, "open", "closed")
@@ -42,6 +43,17 @@ def register(subparsers: Subparsers, common: argparse.ArgumentParser) -> None:
     opened.add_argument("--channel", required=True, choices=CHANNELS, help="how the request arrived")
     opened.add_argument("--by", required=True, help="who records it (staff member or tool)")
     opened.add_argument("--received-at", type=_instant, help="when it arrived, ISO 8601 (default: --now)")
+    opened.add_argument(
+        "--purpose",
+        action="append",
+        metavar="PURPOSE",
+        help="restriction, objection, consent_withdrawal: a policy purpose switched off (repeatable; default: "
+        "direct marketing for an objection, consent-based ones for a withdrawal, all for a restriction)",
+    )
+    opened.add_argument("--keep", action="append", metavar="CATEGORY", help="account_deletion: a category kept (RET-7)")
+    opened.add_argument(
+        "--delete", action="append", metavar="CATEGORY", help="account_deletion: a category erased now (RET-7, ERA-1)"
+    )
     opened.set_defaults(handler=run_open)
 
     verify = _with_id(sub, common, "verify", "record that the identity was checked (never the document)")
@@ -118,6 +130,8 @@ def run_open(args: argparse.Namespace) -> int:
             channel=args.channel,
             opened_by=args.by,
             received_at=args.received_at,
+            purposes=args.purpose,
+            choices=choices_from_flags(args.keep, args.delete),
             now=now,
         )
     found = (

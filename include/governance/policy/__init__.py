@@ -21,6 +21,7 @@ from governance.policy.loading import load_policy, parse_policy
 from governance.policy.masking import FixedValue, MaskingStrategy, SetNull, build_strategy
 from governance.policy.model import Decision, Enforcement, ObjectStore, Policy, PolicyHeader
 from governance.policy.order import after_cycles
+from governance.policy.purposes import EFFECT_OF_KIND, Purpose, Switch
 from governance.policy.recipients import Bilingual, Recipient
 from governance.policy.rules import (
     Action,
@@ -33,6 +34,9 @@ from governance.policy.rules import (
 )
 
 __all__ = [
+    "EFFECT_OF_KIND",
+    "Purpose",
+    "Switch",
     "DEFAULT_POLICY_PATH",
     "INCLUDE_DIR",
     "SQL_DIR",

@@ -20,6 +20,7 @@ from governance.policy.datamap import Category, Store
 from governance.policy.deployment import Locations, RoleNames
 from governance.policy.links import link_problems
 from governance.policy.order import after_problems
+from governance.policy.purposes import Purpose, purpose_problems
 from governance.policy.recipients import Recipient, recipient_problems
 from governance.policy.rules import AnonymiseAction, DecisionRef, PurgeObjectsAction, Rule
 from governance.windows import Window, parse_instant
@@ -111,6 +112,7 @@ class Policy(StrictModel):
     categories: list[Category] = Field(min_length=1)
     rules: list[Rule] = Field(min_length=1)
     recipients: list[Recipient] = Field(default_factory=list)  # TP-1, TP-4
+    purposes: list[Purpose] = Field(default_factory=list)  # RES-1, OBJ-1, MKT-1, CON-1
 
     # Set by load_policy: where it came from and the hash of its bytes (the policy version).
     source_path: str = ""
@@ -132,6 +134,12 @@ class Policy(StrictModel):
         problems += _disagreeing_actions(self.rules)
         problems += link_problems(self.categories)
         problems += recipient_problems(self.recipients, category_ids={c.id for c in self.categories})
+        problems += purpose_problems(
+            self.purposes,
+            person_tables={s.table for c in self.categories for s in c.stores if not s.unidentifiable},
+            data_map_tables={s.table for c in self.categories for s in c.stores},
+            recipient_ids={r.id for r in self.recipients},
+        )
         problems += self._exports_bucket_problems()
         if problems:
             raise ValueError("\n".join(problems))
@@ -219,6 +227,13 @@ class Policy(StrictModel):
     def recipients_of(self, category_id: str) -> list[Recipient]:
         """The recipients registry's entries that receive ``category_id`` (TP-4), in file order."""
         return [r for r in self.recipients if category_id in r.categories]
+
+    def purpose(self, purpose_id: str) -> Purpose:
+        """The purpose ``purpose_id`` of ``purposes:``; KeyError when the policy has none such."""
+        for purpose in self.purposes:
+            if purpose.id == purpose_id:
+                return purpose
+        raise KeyError(purpose_id)
 
     def buckets(self) -> list[str]:
         """Every bucket the policy names: the object_store section's and each store's objects'."""

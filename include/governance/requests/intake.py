@@ -4,16 +4,19 @@ Bad input is refused with a message saying what to fix and never echoing an addr
 kind or channel, a malformed address, a receipt in the future, no address to answer to, a
 duplicate of an open request of the same kind for the same person (widened through the person's
 accounts and addresses, and, whoever inserts, the ledger's unique index). A subject that matches
-nobody is recorded anyway (``subject_found`` false: the answer is "no data held").
+nobody is recorded anyway (``subject_found`` false: the answer is "no data held"). Purposes
+and an account deletion's choices are checked against the policy (``requests.scope``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from psycopg2 import errors as pg_errors
 from psycopg2 import sql
 from psycopg2.extensions import connection, cursor
+from psycopg2.extras import Json
 
 from governance.db import ident, transaction
 from governance.errors import RequestError
@@ -21,6 +24,7 @@ from governance.person.subject import check_email, resolve_subject
 from governance.policy import Policy
 from governance.requests import model
 from governance.requests.model import CHANNELS, KINDS, SubjectRequest
+from governance.requests.scope import check_choices, check_purposes
 from governance.requests.store import SELECT_COLUMNS, actor, open_duplicate, record, returned
 from governance.windows import as_utc, iso
 
@@ -71,9 +75,9 @@ def _insert(cur: cursor, values: dict[str, object]) -> SubjectRequest:
         cur.execute(
             sql.SQL(
                 "INSERT INTO governance.subject_requests (kind, account_id, email_sha256, channel, opened_by, "
-                "received_at, opened_at, due_at, subject_found) VALUES (%(kind)s, %(account_id)s, "
+                "received_at, opened_at, due_at, subject_found, purposes, choices) VALUES (%(kind)s, %(account_id)s, "
                 "governance.email_pseudonym(%(email)s), %(channel)s, %(opened_by)s, %(received_at)s, %(now)s, "
-                "%(due_at)s, %(subject_found)s) RETURNING {}"
+                "%(due_at)s, %(subject_found)s, %(purposes)s, %(choices)s) RETURNING {}"
             ).format(SELECT_COLUMNS),
             values,
         )
@@ -102,6 +106,8 @@ def open_request(
     channel: str,
     opened_by: str,
     received_at: datetime | None = None,
+    purposes: Sequence[str] | None = None,
+    choices: Mapping[str, str] | None = None,
     now: datetime,
 ) -> SubjectRequest:
     """Record a request received at ``received_at`` (default ``now``), due one calendar month later,
@@ -109,6 +115,8 @@ def open_request(
     now = as_utc(now)
     check_choice(kind, KINDS, "kind", "--kind")
     check_choice(channel, CHANNELS, "channel", "--channel")
+    chosen_purposes = check_purposes(policy, kind, purposes)
+    chosen = check_choices(policy, kind, choices)
     by = check_text(opened_by, "--by", "who opens the request")
     email = email.strip() if email and email.strip() else None
     for address, flag in ((email, "--email"), (reply_to, "--reply-to")):
@@ -134,6 +142,7 @@ def open_request(
             raise RequestError(_duplicate_message(kind, duplicate))
         values: dict[str, object] = {"kind": kind, "account_id": account_id, "email": email, "channel": channel}
         values |= {"opened_by": by, "received_at": received, "now": now, "due_at": model.due_at(received)}
+        values |= {"purposes": chosen_purposes, "choices": Json(chosen)}
         request = _insert(cur, values | {"subject_found": subject.found})
         cur.execute(
             "INSERT INTO governance.request_contacts (request_id, reply_to, subject_email, created_at) "

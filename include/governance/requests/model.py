@@ -99,6 +99,8 @@ class SubjectRequest:
     outcome: dict[str, int]
     due_soon_alerted_at: datetime | None
     late_alerted_at: datetime | None
+    purposes: list[str]  # restriction, objection, consent withdrawal: the policy purposes switched off
+    choices: dict[str, str]  # account deletion (RET-7): category id -> 'keep' | 'delete'
 
     @property
     def deadline(self) -> datetime:

@@ -73,6 +73,8 @@ class OpenBody(Body):
     reply_to: Address | None = None
     channel: Channel = "support_tool"
     received_at: AwareDatetime | None = None
+    purposes: list[str] | None = None  # restriction, objection, consent withdrawal (requests.scope)
+    choices: dict[str, str] | None = None  # account deletion: category -> keep | delete (RET-7)
 
     @field_validator("email", "reply_to")
     @classmethod

@@ -1,0 +1,101 @@
+"""What a request is about beyond its kind, checked at intake against the policy (REQ-1):
+
+- the purposes a restriction (RES-1), objection (OBJ-1, MKT-1) or consent withdrawal (CON-1)
+  switches off — the policy's ``purposes:``; none named means every purpose of direct marketing for
+  an objection (stopped at once, no reason asked), every purpose resting on consent for a
+  withdrawal, every purpose for a restriction;
+- an account deletion's choices (RET-7): per category of the person's data, ``keep`` (left under
+  its retention rules) or ``delete`` (erased now, ERA-1). Every category a person can hold data in
+  must be chosen explicitly: deleting data is never a default.
+
+Only ids of the policy are stored (``subject_requests.purposes``, ``.choices``), no personal data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from governance.errors import RequestError
+from governance.person.records import person_stores
+from governance.policy import EFFECT_OF_KIND, Policy
+
+CHOICES = ("keep", "delete")
+PLATFORM_SCHEMA = "governance"  # the platform's own copies (CAT-7): not the person's to choose
+
+
+def choosable_categories(policy: Policy) -> list[str]:
+    """The categories an account deletion chooses over: those holding the person's data in the shop
+    (a store that reaches a person, outside the platform's own schema), in data-map order."""
+    found = [c.id for c, s in person_stores(policy) if not s.table.startswith(f"{PLATFORM_SCHEMA}.")]
+    return list(dict.fromkeys(found))
+
+
+def default_purposes(policy: Policy, kind: str) -> list[str]:
+    """What a request of ``kind`` naming no purpose switches off (see the module)."""
+    if kind == "objection":
+        return [p.id for p in policy.purposes if p.direct_marketing]
+    if kind == "consent_withdrawal":
+        return [p.id for p in policy.purposes if p.consent]
+    return [p.id for p in policy.purposes]
+
+
+def check_purposes(policy: Policy, kind: str, purposes: Sequence[str] | None) -> list[str]:
+    """The purposes the request switches off (sorted, once each); RequestError naming what to fix."""
+    if kind not in EFFECT_OF_KIND:
+        if purposes:
+            raise RequestError(
+                f"--purpose applies to {', '.join(sorted(EFFECT_OF_KIND))} requests, not to a {kind} request"
+            )
+        return []
+    known = {p.id: p for p in policy.purposes}
+    unknown = sorted({p for p in purposes or () if p not in known})
+    if unknown:
+        raise RequestError(
+            f"--purpose {', '.join(unknown)}: not a purpose of the policy; valid: {', '.join(sorted(known)) or 'none'}"
+        )
+    chosen = sorted(set(purposes or ())) or default_purposes(policy, kind)
+    if not chosen:
+        raise RequestError(f"the policy names no purpose a {kind} request can switch off (policy 'purposes:')")
+    if kind == "consent_withdrawal":
+        not_consent = [p for p in chosen if not known[p].consent]
+        if not_consent:
+            raise RequestError(
+                f"--purpose {', '.join(not_consent)} does not rest on consent (its legal basis is "
+                f"{known[not_consent[0]].legal_basis}); a person stops it with an objection request (OBJ-1)"
+            )
+    return sorted(chosen)
+
+
+def check_choices(policy: Policy, kind: str, choices: Mapping[str, str] | None) -> dict[str, str]:
+    """An account deletion's choices, every choosable category named once; {} for other kinds."""
+    if kind != "account_deletion":
+        if choices:
+            raise RequestError(f"--keep/--delete apply to account_deletion requests, not to a {kind} request")
+        return {}
+    choosable = choosable_categories(policy)
+    given = dict(choices or {})
+    bad_value = sorted(c for c, v in given.items() if v not in CHOICES)
+    if bad_value:
+        raise RequestError(f"category {', '.join(bad_value)}: the choice must be one of {', '.join(CHOICES)}")
+    unknown = sorted(set(given) - set(choosable))
+    if unknown:
+        raise RequestError(
+            f"category {', '.join(unknown)} cannot be chosen; the person's categories are {', '.join(choosable)}"
+        )
+    missing = [c for c in choosable if c not in given]
+    if missing:
+        raise RequestError(
+            f"an account deletion needs a choice for every category of the person's data (RET-7); missing: "
+            f"{', '.join(missing)} (give --keep CATEGORY or --delete CATEGORY for each)"
+        )
+    return {c: given[c] for c in choosable}
+
+
+def choices_from_flags(keep: Sequence[str] | None, delete: Sequence[str] | None) -> dict[str, str] | None:
+    """``--keep`` / ``--delete`` flags as choices; a category named in both is refused."""
+    if not keep and not delete:
+        return None
+    both = sorted(set(keep or ()) & set(delete or ()))
+    if both:
+        raise RequestError(f"category {', '.join(both)} is given to both --keep and --delete; choose one")
+    return {**dict.fromkeys(keep or (), "keep"), **dict.fromkeys(delete or (), "delete")}
