@@ -384,3 +384,47 @@ def test_the_request_register_is_listed_without_identifiers(conn, kari):
     ]
     assert {e.entry_id for e in found} <= {e.entry_id for e in in_force}
     assert "@" not in json.dumps([e.to_dict(NOW) for e in found])
+
+
+def test_the_cli_shows_lists_and_lifts_without_identifiers(conn, kari, db_url, capsys):
+    """``request show`` names the purposes and the register state, ``processing list`` the entries
+    in force (counts of identifiers, never one), ``request lift`` lifts; no address anywhere."""
+    from governance.cli import main
+
+    at = ["--db-url", db_url, "--now", "2026-11-20T13:00:00Z"]
+    request_id = open_verified(conn, POLICY, kari["kari"]["email"], "restriction", ["newsletter"])
+    switch_off(conn, POLICY, request_id, now=NOW)
+    capsys.readouterr()
+
+    assert main(["request", "show", str(request_id), *at]) == 0
+    shown = capsys.readouterr().out
+    assert "purposes" in shown and "newsletter" in shown
+    assert "register  newsletter: restricted since 2026-11-20T12:00:00Z, in force" in shown
+    assert main(["request", "show", str(request_id), "--json", *at]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["purposes"] == ["newsletter"]
+    [entry] = data["processing_register"]
+    assert (entry["purpose"], entry["effect"], entry["accounts"], entry["pseudonyms"]) == (
+        "newsletter",
+        "restricted",
+        1,
+        1,
+    )
+
+    assert main(["processing", "list", "--json", *at]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert {(e["request_id"], e["purpose"], e["status"]) for e in listed} >= {(request_id, "newsletter", "in force")}
+    assert main(["processing", "list", *at]) == 0
+    assert f"  {request_id}  " in capsys.readouterr().out
+
+    assert main(["request", "lift", str(request_id), "--by", "dpo", "--reason", "court decided", *at]) == 0
+    assert "restriction lifted: 1 register entries, 2 hold(s) lifted" in capsys.readouterr().out
+    assert main(["processing", "list", "--json", *at]) == 0
+    assert request_id not in {e["request_id"] for e in json.loads(capsys.readouterr().out)}
+    assert main(["request", "lift", str(request_id), "--by", "dpo", *at]) == 2
+    out, err = capsys.readouterr()
+    assert "already lifted" in err
+    assert main(["processing", "list", "--all", *at]) == 0
+    out += capsys.readouterr().out
+    for spelling in (kari["kari"]["email"], kari["kari"]["email"].lower()):
+        assert spelling not in out + err + shown
