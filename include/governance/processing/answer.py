@@ -72,7 +72,7 @@ def switch_off(
         effect = EFFECT_OF_KIND[request.kind]
         insert_entries(cur, request_id, [p.id for p in purposes], effect, subject, now)
         rows, keys = apply_switches(cur, policy, purposes, subject, now)
-        held = sum(_held(cur, policy, table, sorted(found), subject, now) for table, found in keys.items())
+        held = sum(_held(cur, policy, table, sorted(found), subject, now) for table, found in keys.items() if found)
         holds = 0
         if request.kind == "restriction" and restriction_holds_records(policy):
             holds = add_restriction_holds(cur, policy, request_id, subject, now)
