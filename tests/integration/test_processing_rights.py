@@ -428,3 +428,30 @@ def test_the_cli_shows_lists_and_lifts_without_identifiers(conn, kari, db_url, c
     out += capsys.readouterr().out
     for spelling in (kari["kari"]["email"], kari["kari"]["email"].lower()):
         assert spelling not in out + err + shown
+
+
+def test_a_value_the_table_refuses_changes_nothing_and_the_rerun_resumes(conn, kari):
+    """One transaction: a switch the database refuses (a policy error) leaves no register row and
+    no row switched off, the request in progress; with the policy fixed the rerun completes it."""
+
+    def refused_value(data):
+        for purpose in data["purposes"]:
+            if purpose["id"] == "marketing_cookies":
+                purpose["switch_off"][0]["set"] = {"marketing": "not-a-boolean"}
+
+    broken = variant(refused_value)
+    request_id = open_verified(conn, broken, kari["kari"]["email"], "objection")
+    with pytest.raises(RequestError) as error:
+        switch_off(conn, broken, request_id, now=NOW)
+    assert "switch_off shop.cookie_preferences (marketing): the table refuses a value" in str(error.value)
+    assert "not-a-boolean" not in str(error.value)
+    assert subscriptions(conn, kari["kari"]) == [None, None] and cookie(conn, kari["kari"]) == (True, True)
+    assert register_rows(conn, request_id) == [] and evidence_of(conn, request_id, "processing_switched_off") == []
+    with conn.cursor() as cur:
+        assert requests.fetch(cur, request_id).state == "in_progress"
+    conn.rollback()
+
+    request = switch_off(conn, POLICY, request_id, now=NOW + timedelta(minutes=10))
+    assert request.state == "completed" and cookie(conn, kari["kari"]) == (True, False)
+    assert len(register_rows(conn, request_id)) == 2
+    assert len(evidence_of(conn, request_id, "processing_switched_off")) == 1

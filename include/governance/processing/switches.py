@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+import psycopg2
 from psycopg2 import sql
 from psycopg2.extensions import cursor
 
@@ -86,13 +87,17 @@ def _update(cur: cursor, policy: Policy, switch: Switch, subject: Subject, now: 
         )
     if switch.only_where_null:
         conditions.append(sql.SQL("t.{} IS NULL").format(sql.Identifier(switch.only_where_null)))
-    cur.execute(
-        sql.SQL("UPDATE {table} t SET {assignments} WHERE {conditions} RETURNING t.{key}::text").format(
-            table=ident(store.table),
-            assignments=sql.SQL(", ").join(assignments),
-            conditions=sql.SQL(" AND ").join(conditions),
-            key=sql.Identifier(store.key),
-        ),
-        params,
+    query = sql.SQL("UPDATE {table} t SET {assignments} WHERE {conditions} RETURNING t.{key}::text").format(
+        table=ident(store.table),
+        assignments=sql.SQL(", ").join(assignments),
+        conditions=sql.SQL(" AND ").join(conditions),
+        key=sql.Identifier(store.key),
     )
+    try:
+        cur.execute(query, params)
+    except (psycopg2.DataError, psycopg2.IntegrityError) as exc:
+        raise RequestError(
+            f"switch_off {switch.table} ({', '.join(switch.set)}): the table refuses a value the policy sets "
+            f"({exc.pgcode}); fix the policy's 'purposes:' and answer the request again (nothing was changed)"
+        ) from None
     return [str(key) for (key,) in cur.fetchall()]
