@@ -5,7 +5,7 @@ Every 15 minutes, and on demand for one request (trigger with conf `{"request_id
 
 - **check_policy**: the policy validates and every table it names exists (the shared task; fails at once).
 - **pick**: verified or in-progress requests of the kinds with a handler (`governance.requests.handlers`:
-  access, portability, erasure), earliest deadline first; with `request_id` that one, failing at once when it is
+  access, portability, erasure, restriction, objection, consent_withdrawal), earliest deadline first; with `request_id` that one, failing at once when it is
   not verified (nothing is disclosed for a request whose identity was not checked).
 - **answer** (mapped, one per request id): the kind's handler. Access and portability: the person's records
   in every store of the data map and their photos, from one snapshot, as one ZIP in the exports bucket (SSE,
@@ -13,6 +13,9 @@ Every 15 minutes, and on demand for one request (trigger with conf `{"request_id
   counts. Erasure (ERA-1, #11): every record of the person erased or anonymised in set-based batches, held
   records kept, then an independent check before completion. Each step commits with its evidence; a rerun
   resumes (no second archive, no second erasure).
+  Restriction, objection, consent withdrawal (RES-1, OBJ-1, MKT-1, CON-1, #11): the request's purposes
+  entered in the processing register, the policy's `switch_off` applied to the person's rows, for a
+  restriction a person hold (decision RES-1), the recipients' notices queued, completed; one transaction.
 - **summary**: picked and completed; fails, naming the ids, when one is still open.
 
 Logs and XComs carry request ids and counts, never the person, the address or the link.
@@ -113,7 +116,7 @@ def summary(picked: list[int], answered: list[dict]) -> dict:
     params={
         "request_id": Param(None, type=["null", "integer"], minimum=1, description="Answer this request only."),
     },
-    tags=["governance", "gdpr", "requests", "REQ-1", "ACC-1", "POR-1"],
+    tags=["governance", "gdpr", "requests", "REQ-1", "ACC-1", "POR-1", "RES-1", "OBJ-1", "CON-1"],
     doc_md=__doc__,
 )
 def subject_requests():

@@ -125,6 +125,9 @@ def test_policy_check_names_a_table_that_does_not_exist(db_url, tmp_path, capsys
         store = next(c for c in data["categories"] if c["id"] == "CAT-6")["stores"][0]
         store["table"] = "shop.cookie_choices"
         next(r for r in data["rules"] if r["id"] == "cookie-preferences")["table"] = "shop.cookie_choices"
+        for switch in (w for p in data.get("purposes", []) for w in p.get("switch_off", [])):  # RES-1, OBJ-1
+            if switch["table"] == "shop.cookie_preferences":
+                switch["table"] = "shop.cookie_choices"
 
     code = main(["policy", "check", "--policy", str(broken_policy(tmp_path, rename)), "--db-url", db_url])
     out, _ = capsys.readouterr()

@@ -19,7 +19,10 @@ CLI commands people use are run too. None of the collected values may appear in:
 - the evidence log (``governance.evidence``: counts and details as text) and the legal holds'
   evidence;
 - the output of ``governance audit``, ``plan --json``, ``evidence show --json``, ``evidence
-  verify``, ``hold list --all`` and ``request open|verify|extend|withdraw|list|show``.
+  verify``, ``hold list --all``, ``request open|verify|extend|withdraw|list|show|lift`` and
+  ``processing list`` (a restriction and an objection are answered by ``subject_requests`` too,
+  RES-1, OBJ-1; the restriction then lifted);
+- the recipients' outbox (TP-5 notices) and the processing register, every column as text.
 
 The test's own mail server (aiosmtpd, logger ``mail.log``) would log each envelope it receives,
 the person's address included: that is the receiving side, not ours, so its logger is silenced.
@@ -141,7 +144,11 @@ def test_a_full_run_leaks_no_personal_data(
     airflow_home, airflow_connections, s3, smtp_inbox, monkeypatch, capfd, caplog
 ):
     _wait_for_dags()
-    monkeypatch.setattr(logging.getLogger(RECEIVING_MAIL_SERVER), "disabled", True)  # see the module docstring
+    # See the module docstring. A filter, not only ``disabled``: Airflow's logging set-up during
+    # dag.test() re-enables existing loggers (dictConfig), a filter survives it.
+    receiving = logging.getLogger(RECEIVING_MAIL_SERVER)
+    monkeypatch.setattr(receiving, "disabled", True)
+    monkeypatch.setattr(receiving, "filters", [lambda record: False])
     from governance.cli import main
     from governance.db import connect
     from governance.policy import load_policy
@@ -150,6 +157,7 @@ def test_a_full_run_leaks_no_personal_data(
     db_url, s3_url = airflow_connections["db_url"], airflow_connections["s3_url"]
     monkeypatch.setenv("GOVERNANCE_DB_URL", db_url)
     monkeypatch.setenv("GOVERNANCE_S3_ENDPOINT_URL", s3_url)
+    monkeypatch.setenv("GOVERNANCE_RECIPIENT_PSEUDONYM_KEY", "leak-test-key-0123456789abcdef0123")  # TP-5 notices
     policy = load_policy()
     conn = connect(db_url)
     try:
@@ -213,6 +221,9 @@ def test_a_full_run_leaks_no_personal_data(
                 "ORDER BY entry_id"
             )
             evidence = cur.fetchall()
+            for table in ("recipient_outbox", "processing_register"):  # TP-5; RES-1, OBJ-1
+                cur.execute(f"SELECT row_to_json(t)::text FROM governance.{table} t")
+                sources += [(f"{table} row", text) for (text,) in cur.fetchall()]
     finally:
         conn.close()
     # The runs really happened: every rule swept, and the audit after the sweep found nothing.
@@ -267,18 +278,18 @@ def _answer_requests(dags: dict, common: list[str], db_url: str, s3, captured) -
         with conn.cursor() as cur:
             cur.execute(
                 "SELECT a.email FROM shop.accounts a ORDER BY (SELECT count(*) FROM shop.uploads u "
-                "WHERE u.account_id = a.account_id) DESC, a.account_id LIMIT 3"
+                "WHERE u.account_id = a.account_id) DESC, a.account_id LIMIT 5"
             )
             people = [row[0] for row in cur.fetchall()]
         conn.rollback()
     finally:
         conn.close()
-    assert len(people) == 3, "the swept shop still has account holders"
+    assert len(people) == 5, "the swept shop still has account holders"
     opened = []
     for person, kind, received in zip(
         people,
-        ("access", "portability", "erasure"),
-        (NOW, NOW - timedelta(days=25), NOW - timedelta(days=40)),
+        ("access", "portability", "erasure", "restriction", "objection"),
+        (NOW, NOW - timedelta(days=25), NOW - timedelta(days=40), NOW, NOW),
         strict=True,
     ):
         command = [
@@ -297,8 +308,11 @@ def _answer_requests(dags: dict, common: list[str], db_url: str, s3, captured) -
         assert main([*command, "--received-at", received.isoformat()]) == 0
         opened.append(int(re.search(r"request (\d+) opened", captured("governance request open")).group(1)))
     answered, *_ = opened
+    restricted, objected = opened[3:]
     for command in (
         ["request", "verify", str(answered), *common, "--by", "support", "--method", "id_document"],
+        ["request", "verify", str(restricted), *common, "--by", "support", "--method", "id_document"],
+        ["request", "verify", str(objected), *common, "--by", "support", "--method", "signed_in_account"],
         ["request", "extend", str(answered), *common, "--months", "1", "--reason", "many photo books to collect"],
         ["request", "list", *common],
         ["request", "list", *common, "--json"],
@@ -312,6 +326,18 @@ def _answer_requests(dags: dict, common: list[str], db_url: str, s3, captured) -
     run = dags["subject_requests"].test(logical_date=NOW, run_conf={"request_id": None})
     captured("subject_requests")
     assert run.state == "success"
+    for command in (  # RES-1, OBJ-1: what the DAG switched off, and lifting the restriction
+        ["request", "show", str(restricted), *common],
+        ["request", "show", str(objected), *common, "--json"],
+        ["processing", "list", *common],
+        ["processing", "list", *common, "--json"],
+        ["request", "lift", str(restricted), *common, "--by", "dpo", "--reason", "accuracy verified"],
+        ["processing", "list", *common, "--all"],
+    ):
+        code = main(command)
+        out = captured(f"governance {' '.join(command[:2])}")
+        assert code == 0, f"governance {' '.join(command)} exited {code}"
+        assert "lift" not in command or "restriction lifted" in out
     alerts = dags["request_deadlines"].test(logical_date=NOW)  # the portability one is due in 3 days
     captured("request_deadlines")
     assert alerts.state == "success"

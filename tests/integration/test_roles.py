@@ -278,6 +278,40 @@ def test_the_request_worker_rectifies_with_its_notices(logins, monkeypatch):
         conn.close()
 
 
+def test_the_request_worker_answers_and_lifts_a_restriction(logins, monkeypatch):
+    """RES-1 under SEC-4: the register, the switched-off columns, the person holds and their lifting
+    run entirely in the request worker's role; other columns of those tables stay out of reach."""
+    from governance import requests
+    from governance.notices import PSEUDONYM_KEY_ENV
+    from governance.processing import lift_restriction, switch_off
+
+    monkeypatch.setenv(PSEUDONYM_KEY_ENV, "roles-test-pseudonym-key-0123456789abcdef")
+    url = logins["request_worker"]
+    conn = connect(url)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT min(account_id) FROM shop.accounts WHERE deleted_at IS NULL")
+            (account_id,) = cur.fetchone()
+        conn.rollback()
+        opened = requests.open_request(
+            conn, POLICY, kind="restriction", account_id=account_id, channel="web_form", opened_by="web", now=NOW
+        )
+        requests.verify(conn, POLICY, opened.request_id, verified_by="support", method="signed_in_account", now=NOW)
+        done = switch_off(conn, POLICY, opened.request_id, now=NOW)
+        assert done.state == "completed" and done.outcome["holds_added"] >= 1
+        lifted = lift_restriction(conn, POLICY, opened.request_id, by="dpo", now=NOW)
+        assert lifted.holds == done.outcome["holds_added"]
+    finally:
+        conn.close()
+    for statement in (
+        "UPDATE shop.cookie_preferences SET given_at = now() WHERE false",  # not a switch_off column
+        "UPDATE governance.legal_holds SET reason = 'x' WHERE false",  # a hold's reason never changes
+        "DELETE FROM governance.processing_register",
+        "DELETE FROM governance.legal_holds",
+    ):
+        refused(url, statement)
+
+
 def test_the_cli_applies_and_reports_nothing_to_change(logins, db_url, tmp_path, capsys):
     policy_file = tmp_path / "policy.yaml"
     text = Path(load_policy().source_path).read_text()

@@ -203,3 +203,30 @@ def test_a_verified_erasure_request_erases_the_person_and_keeps_the_held_order(d
     (answered,) = xcoms(run)["answer"]
     assert answered["request_id"] == request_id
     assert exports(s3) == [] and smtp_inbox == []
+
+
+def test_a_verified_objection_is_answered_and_its_purposes_switched_off(dag, conn, s3, smtp_inbox, person, monkeypatch):
+    """OBJ-1, MKT-1 through the DAG: the handler registered for objections unsubscribes the
+    newsletter, writes the processing register and completes; XComs carry ids and counts."""
+    from governance.notices import PSEUDONYM_KEY_ENV
+
+    monkeypatch.setenv(PSEUDONYM_KEY_ENV, "dag-test-key-0123456789abcdef0123")
+    request_id = rs.open_verified(conn, POLICY, NOW, kind="objection")
+    run = dag.test(logical_date=NOW, run_conf=SCHEDULED)
+    assert str(run.state) == "success", states(run)
+    assert request_state(conn, request_id) == "completed"
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT count(*) FILTER (WHERE unsubscribed_at IS NULL), count(*) FROM shop.newsletter_subscriptions "
+            "WHERE lower(btrim(email)) = lower(%s)",
+            (rs.ADDRESS,),
+        )
+        assert cur.fetchone() == (0, 1)
+        cur.execute(
+            "SELECT purpose FROM governance.processing_register WHERE request_id = %s ORDER BY 1", (request_id,)
+        )
+        assert [r[0] for r in cur.fetchall()] == ["marketing_cookies", "newsletter"]
+    conn.rollback()
+    (answered,) = xcoms(run)["answer"]
+    assert answered["request_id"] == request_id and answered["rows_switched_off"] == 1
+    assert exports(s3) == [] and smtp_inbox == []

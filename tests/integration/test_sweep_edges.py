@@ -161,6 +161,9 @@ def test_a_policy_naming_a_missing_table_fails_before_any_run(shop, s3):
     for rule in data["rules"]:
         if rule["table"] == "shop.cookie_preferences":
             rule["table"] = "shop.cookie_consents"
+    for switch in (w for p in data.get("purposes", []) for w in p.get("switch_off", [])):  # RES-1, OBJ-1
+        if switch["table"] == "shop.cookie_preferences":
+            switch["table"] = "shop.cookie_consents"
     policy = parse_policy(data, "broken.yaml")
     now = datetime(2026, 1, 1, tzinfo=UTC)
     with shop.cursor() as cur:

@@ -21,6 +21,7 @@ from governance.cli import _instant, now_of
 from governance.cli.common import Subparsers, connection_of, policy_of, positive_int
 from governance.db import transaction
 from governance.errors import RequestError
+from governance.processing import entries
 from governance.requests.corrections import columns_of, load_corrections, parse_assignments, record_corrections
 from governance.requests.model import CHANNELS, CLOSED_STATES, KINDS, OPEN_STATES, VERIFICATION_METHODS, SubjectRequest
 from governance.requests.rectification import answer_rectification
@@ -224,10 +225,15 @@ def run_show(args: argparse.Namespace) -> int:
     now = now_of(args)
     with closing(connection_of(args)) as conn, transaction(conn, read_only=True) as cur:
         request = requests.fetch(cur, args.request_id)
+        register = entries(cur, request_id=args.request_id)  # RES-1, OBJ-1, CON-1: what it switched off
     data = request.to_dict(now)
     if args.json:
-        print(json.dumps(data, indent=2))
+        print(json.dumps({**data, "processing_register": [e.to_dict(now) for e in register]}, indent=2))
     else:
+        data["purposes"] = ", ".join(request.purposes) or None
         width = max(len(key) for key in data)
         print("\n".join(f"{key.ljust(width)}  {'-' if value is None else value}" for key, value in data.items()))
+        for e in register:
+            lifted = f", lifted {iso(e.lifted_at)} by {e.lifted_by}" if e.lifted_at else ""
+            print(f"register  {e.purpose}: {e.effect} since {iso(e.starts_at)}, {e.status(now)}{lifted}")
     return 0

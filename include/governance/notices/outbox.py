@@ -11,7 +11,7 @@ no evidence twice.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
@@ -92,10 +92,12 @@ def queue_notices(
     now: datetime,
     columns: Mapping[str, Sequence[str]] | None = None,
     key: PseudonymKey | None = None,
+    recipients: Collection[str] | None = None,
 ) -> int:
     """Queue one notice per recipient receiving a category of the tables changed (count > 0), in
     the caller's transaction; how many were queued now (0 on a rerun). ``subject`` is the person
-    as found before the effect (an erasure leaves nothing to find afterwards)."""
+    as found before the effect (an erasure leaves nothing to find afterwards). ``recipients``: only
+    these (an objection's purposes' recipients, OBJ-1); None: every recipient of the registry."""
     if event not in EVENTS:
         raise RequestError(f"unknown notice event {event!r}; valid: {', '.join(EVENTS)}")
     category_of = {store.table: category.id for category in policy.categories for store in category.stores}
@@ -106,6 +108,8 @@ def queue_notices(
     order_categories = {c.id for c in policy.categories for s in c.stores if s.key == ORDER_KEY and s.person}
     queued: list[str] = []
     for recipient in policy.recipients:
+        if recipients is not None and recipient.id not in recipients:
+            continue
         tables = sorted(t for t in changed if category_of[t] in recipient.categories)
         if not tables:
             continue

@@ -27,10 +27,14 @@ from governance.windows import Window, parse_instant
 
 
 class Decision(StrictModel):
-    """A choice the policy leaves to the deployment (RET-5d, RET-6, RET-8): a window or an action."""
+    """A choice the policy leaves to the deployment (RET-5d, RET-6, RET-8, RES-1): a window, an
+    action, or whether a restriction keeps the person's records from retention deletion."""
 
     window: str | None = None
     expired_order_records: Literal["anonymise", "delete"] | None = None
+    # RES-1: a restriction in force places a person hold (GDPR art. 18(2): restricted data may
+    # only be stored; art. 18(1)(b)/(c): the person needs it kept). Absent: true.
+    restriction_holds_records: bool | None = None
 
     @field_validator("window")
     @classmethod

@@ -39,10 +39,22 @@ def _answer_erasure(
     return answer_erasure(conn, s3, policy, request_id, now=now)
 
 
+def _answer_processing(
+    conn: connection, s3: S3Client, smtp: SmtpServer, policy: Policy, request_id: int, *, now: datetime
+) -> dict[str, int]:
+    """RES-1, OBJ-1, MKT-1, CON-1 (#11): register, switch off, notify, complete; nothing is mailed."""
+    from governance.processing import answer_processing  # imports the ledger: import late
+
+    return answer_processing(conn, s3, smtp, policy, request_id, now=now)
+
+
 HANDLERS: dict[str, Handler] = {
     "access": answer_export,  # ACC-1
     "portability": answer_export,  # POR-1
     "erasure": _answer_erasure,  # ERA-1
+    "restriction": _answer_processing,  # RES-1
+    "objection": _answer_processing,  # OBJ-1, MKT-1
+    "consent_withdrawal": _answer_processing,  # CON-1
 }
 
 

@@ -12,7 +12,10 @@
   holds; evidence; SELECT, INSERT, UPDATE on the request ledger, its contacts and its exports (and
   their sequences), never DELETE. #11: UPDATE on exactly the columns a rectification may correct
   (REC-1), SELECT, INSERT, UPDATE on the recipients outbox (TP-5), and the pending corrections
-  (DELETE too: they go when applied or when the request closes).
+  (DELETE too: they go when applied or when the request closes). #11 RES-1, OBJ-1, CON-1: SELECT,
+  INSERT, UPDATE on the processing register, INSERT and UPDATE(lifted_at, lifted_by) on legal holds
+  (a restriction's person holds, lifted with it), UPDATE on exactly the columns the purposes'
+  ``switch_off`` set.
 - reviewer: the evidence, ``governance.audit_history`` and ``verify_evidence()``; no shop table.
 """
 
@@ -119,7 +122,26 @@ def request_worker_grants(cur: cursor, policy: Policy) -> set[Grant]:
         for store in category.stores
         for column in rectifiable_columns(policy, store)
     }
-    return grants | {Grant("sequence", name, "USAGE") for name in REQUEST_SEQUENCES}
+    return grants | _processing_writer(policy) | {Grant("sequence", name, "USAGE") for name in REQUEST_SEQUENCES}
+
+
+def _processing_writer(policy: Policy) -> set[Grant]:
+    """#11 RES-1, OBJ-1, CON-1: the register, the restriction's holds, the switched-off columns."""
+    grants = _tables({f"{GOVERNANCE}.processing_register"}, "SELECT", "INSERT", "UPDATE")
+    grants |= {
+        Grant("table", f"{GOVERNANCE}.legal_holds", "INSERT"),
+        Grant("column", f"{GOVERNANCE}.legal_holds", "UPDATE", "lifted_at"),
+        Grant("column", f"{GOVERNANCE}.legal_holds", "UPDATE", "lifted_by"),
+        Grant("sequence", f"{GOVERNANCE}.processing_register_entry_id_seq", "USAGE"),
+        Grant("sequence", f"{GOVERNANCE}.legal_holds_hold_id_seq", "USAGE"),
+        Grant("function", f"{GOVERNANCE}.processing_off_at", "EXECUTE"),
+    }
+    return grants | {
+        Grant("column", switch.table, "UPDATE", column)
+        for purpose in policy.purposes
+        for switch in purpose.switch_off
+        for column in switch.set
+    }
 
 
 def _store_tables(policy: Policy) -> set[str]:

@@ -63,3 +63,7 @@ $$;
 -- retention deletion as a person hold whose reason names the restriction; the hold names its request.
 ALTER TABLE governance.legal_holds ADD COLUMN IF NOT EXISTS request_id bigint
     REFERENCES governance.subject_requests (request_id);
+
+-- Why a restriction was lifted (`governance request lift --reason`): staff text without personal
+-- data, kept here; evidence holds its SHA-256 only.
+ALTER TABLE governance.processing_register ADD COLUMN IF NOT EXISTS lift_reason text;
