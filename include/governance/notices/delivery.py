@@ -1,0 +1,124 @@
+"""Delivering the recipients' notices (TP-5, GDPR art. 19): claim, send, record, and the on-call
+alert for a dead letter. The ``recipient_notices`` DAG calls ``deliver_due`` every 5 minutes.
+
+Claim-then-send (docs/adr/0010-recipient-notices.md): due rows are claimed and committed as
+``sending`` first (``delivery_claim``), then sent one by one (``delivery_send``), then each outcome
+is recorded with its evidence in its own transaction (``delivery_record``). A crash (even SIGKILL)
+between claim and send or between send and record leaves the row ``sending``; once stale it is
+claimed and sent again. So no notice is lost, and none is *sent twice* in the sense that matters:
+a repeat carries the same idempotency key (``webhook-id``, the drop's object key, the e-mail's
+subject), and the recipient, which deduplicates on it, acts once; the row is recorded
+acknowledged once, by whichever attempt's ack is recorded first.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from psycopg2.extensions import connection
+
+from governance.breach.mail import Mailer, SmtpServer
+from governance.db import transaction
+from governance.notices import messages
+from governance.notices.delivery_claim import claim
+from governance.notices.delivery_record import record
+from governance.notices.delivery_send import Channels, Outcome, send
+from governance.notices.messages import OutboxRow
+from governance.policy import Policy
+from governance.windows import as_utc, iso
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Alerts:
+    """Where on-call is told of a dead notice: the SMTP server, the address, the runbook."""
+
+    smtp: SmtpServer
+    to: str
+    runbook_url: str
+
+
+@dataclass
+class Delivered:
+    """A delivery run's counts by recorded state, and the dead notices' ids (alerted)."""
+
+    counts: dict[str, int] = field(default_factory=dict)
+    dead: list[int] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, object]:
+        return {"counts": dict(sorted(self.counts.items())), "dead": self.dead}
+
+
+def deliver_due(
+    conn: connection,
+    policy: Policy,
+    channels: Channels,
+    *,
+    now: datetime,
+    run_id: str,
+    alerts: Alerts | None = None,
+    max_batches: int = 50,
+) -> Delivered:
+    """Claim and send due notices, batch after batch, until none is due (or ``max_batches``)."""
+    done = Delivered()
+    for _ in range(max_batches):
+        rows = claim(conn, policy, now=now, run_id=run_id)
+        if not rows:
+            break
+        for row in rows:
+            state = deliver_one(conn, policy, channels, row, now=now)
+            if state is None:
+                continue
+            done.counts[state] = done.counts.get(state, 0) + 1
+            if state == "dead":
+                done.dead.append(row.notice_id)
+                alert_dead(policy, row, alerts)
+    log.info("recipient notices delivered: %s", done.to_json())  # counts and ids only
+    return done
+
+
+def deliver_one(conn: connection, policy: Policy, channels: Channels, row: OutboxRow, *, now: datetime) -> str | None:
+    """Build, send and record one claimed row; the state recorded (None: no longer ours)."""
+    recipient = next((r for r in policy.recipients if r.id == row.recipient_id), None)
+    if recipient is None or recipient.notify is None:
+        outcome = Outcome("failed", "UnknownRecipient")
+        channel = "none"
+    else:
+        channel = recipient.notify.channel
+        try:
+            payload = _payload(conn, policy, channels, row, now)
+        except Exception as exc:  # a missing key or record: this attempt fails by class, nothing sent
+            outcome = Outcome("failed", type(exc).__name__)
+        else:
+            outcome = send(channels, recipient, row, payload)
+    return record(conn, policy, row, outcome, claimed_at=now, now=now, channel=channel)
+
+
+def _payload(conn: connection, policy: Policy, channels: Channels, row: OutboxRow, now: datetime) -> bytes:
+    recipient = next(r for r in policy.recipients if r.id == row.recipient_id)
+    key_conn = recipient.notify.encryption_key_conn if recipient.notify else None
+    needs_key = row.event == "rectification" and bool(row.columns) and key_conn is not None
+    key_text = channels.secrets.get(key_conn) if needs_key and key_conn else None
+    with transaction(conn, read_only=True) as cur:
+        return messages.build(cur, policy, recipient, row, key_text, sent_at=as_utc(now))
+
+
+def alert_dead(policy: Policy, row: OutboxRow, alerts: Alerts | None) -> None:
+    """E-mail on-call that a notice is dead: recipient id, notice id, attempts; no personal data."""
+    if alerts is None:
+        log.error("notice %s to %s is dead; no alert address configured", row.notice_id, row.recipient_id)
+        return
+    subject = f"[governance] notice {row.notice_id} to {row.recipient_id} is dead (TP-5)"
+    body = (
+        f"Notice {row.notice_id} ({row.event}, request {row.request_id}) to the recipient {row.recipient_id} could not "
+        f"be delivered after {row.attempts} attempt(s) (policy: at most {policy.notices.max_attempts} attempts, "
+        f"{policy.notices.max_age_days} days); queued {iso(row.created_at)}.\n"
+        f"See: governance notices show {row.notice_id}; after fixing the cause: governance notices retry "
+        f"{row.notice_id}; or, once told another way: governance notices ack {row.notice_id} --by WHO\n"
+        f"Runbook: {alerts.runbook_url} ('A recipient notice is dead')\n"
+    )
+    with Mailer(alerts.smtp) as mail:
+        mail.send(alerts.to, subject, body)
