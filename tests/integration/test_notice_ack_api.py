@@ -18,7 +18,7 @@ from governance.db import connect, transaction
 from governance.notices import PSEUDONYM_KEY_ENV
 from governance.notices.delivery import deliver_due
 from governance.notices.delivery_send import Channels, signed_headers
-from governance.notices.secrets import EnvSecrets
+from governance.notices.secrets import EnvSecrets, env_name
 from governance.policy import load_policy
 from governance.policy.notify import Notify
 from governance_airflow.api.acks import create_ack_app
@@ -99,3 +99,45 @@ def test_refusals(conn, setup):
     voucher = rows["voucher-network"]  # e-mail recipient: no secret, acknowledged by hand
     assert post(client, voucher["notice_id"], {"acknowledged": voucher["idempotency_key"]}, secret).status_code == 401
     assert outbox(conn)[nid]["state"] == "sent"  # nothing refused changed anything
+
+
+@pytest.mark.slow
+def test_the_callback_route_is_served_by_the_real_api_server_outside_airflow_login(
+    conn, db_url, airflow_home, monkeypatch, tmp_path
+):
+    """The plugin mounts the ack app under /governance in a real ``airflow api-server``: the ack
+    route answers by its own signature check (no Airflow token needed), while the request API
+    still refuses an anonymous caller."""
+    import requests as http
+
+    from tests.integration.api_server import start_api_server
+
+    monkeypatch.setenv(PSEUDONYM_KEY_ENV, "ack-test-key-0123456789abcdef0123456789")
+    with transaction(conn) as cur:
+        cur.execute("DELETE FROM governance.recipient_outbox")
+    secret = new_secret()
+    monkeypatch.setenv(env_name("recipient_delivery_carrier_webhook"), secret)  # the shipped policy's id
+    queue(conn, policy_with(POLICY, {"delivery-carrier": POLICY.recipients[0].notify}), seed_person(conn, NOW), NOW)
+    [row] = outbox(conn).values()
+    with transaction(conn) as cur:  # as a delivery that got a 2xx without an ack body leaves it
+        cur.execute(
+            "UPDATE governance.recipient_outbox SET state = 'sent', attempts = 1, sent_at = %s, claimed_at = %s",
+            (NOW, NOW),
+        )
+    server = start_api_server(tmp_path, users={"clerk": "user"}, db_url=db_url)
+    try:
+        base = f"{server.url}/governance"
+        assert http.get(f"{base}/requests", timeout=30).status_code == 401  # Airflow's login still guards it
+        unsigned = http.post(f"{base}/notices/{row['notice_id']}/ack", json={"acknowledged": "x"}, timeout=30)
+        assert unsigned.status_code == 401 and "Standard Webhooks" in unsigned.json()["detail"]
+        body = json.dumps({"acknowledged": row["idempotency_key"]}).encode()
+        unknown = http.post(f"{base}/notices/999999/ack", data=body, timeout=30)
+        assert unknown.status_code == 404
+        signed = signed_headers(secret, "ack-real-1", body)
+        answer = http.post(f"{base}/notices/{row['notice_id']}/ack", data=body, headers=signed, timeout=30)
+        assert answer.status_code == 200, (answer.text, server.log()[-3000:])
+        assert outbox(conn)[row["notice_id"]]["acked_via"] == "callback"
+        again = http.post(f"{base}/notices/{row['notice_id']}/ack", data=body, headers=signed, timeout=30)
+        assert again.status_code == 409
+    finally:
+        server.stop()
