@@ -316,3 +316,22 @@ def test_notices_cli_show_retry_ack(conn, db_url, monkeypatch, receivers, capsys
     assert "already acknowledged" in capsys.readouterr().err
     assert main(["notices", "ack", "999999", "--by", "dpo", *at]) == 2
     assert main(["notices", "show", "999999", *at]) == 2
+
+
+def test_a_dead_letter_whose_alert_cannot_be_sent_fails_the_run(conn, monkeypatch, receivers):
+    import socket
+
+    from governance.errors import NoticeDeliveryError
+
+    secret = new_secret()
+    receiver = receivers(lambda n, h, b: (503, b"{}", 0.0), expect_secret=secret)
+    policy = carrier_policy(monkeypatch, receiver, secret, max_attempts=1)
+    queue(conn, policy, seed_person(conn, NOW), NOW)
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    alerts = Alerts(SmtpServer("127.0.0.1", port, timeout=2), to="oncall@example.invalid", runbook_url="x")
+    with pytest.raises(NoticeDeliveryError, match="are dead and on-call could not be e-mailed"):
+        deliver(conn, policy, NOW, alerts=alerts)
+    [row] = outbox(conn).values()
+    assert row["state"] == "dead"  # recorded before the alert was tried

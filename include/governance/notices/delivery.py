@@ -14,6 +14,7 @@ acknowledged once, by whichever attempt's ack is recorded first.
 from __future__ import annotations
 
 import logging
+import smtplib
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -21,6 +22,7 @@ from psycopg2.extensions import connection
 
 from governance.breach.mail import Mailer, SmtpServer
 from governance.db import transaction
+from governance.errors import NoticeDeliveryError
 from governance.notices import messages
 from governance.notices.delivery_claim import claim
 from governance.notices.delivery_record import record
@@ -64,6 +66,7 @@ def deliver_due(
 ) -> Delivered:
     """Claim and send due notices, batch after batch, until none is due (or ``max_batches``)."""
     done = Delivered()
+    unalerted: list[int] = []
     for _ in range(max_batches):
         rows = claim(conn, policy, now=now, run_id=run_id)
         if not rows:
@@ -75,8 +78,17 @@ def deliver_due(
             done.counts[state] = done.counts.get(state, 0) + 1
             if state == "dead":
                 done.dead.append(row.notice_id)
-                alert_dead(policy, row, alerts)
+                try:
+                    alert_dead(policy, row, alerts)
+                except (smtplib.SMTPException, OSError) as exc:  # keep delivering; fail the run below
+                    log.error("the dead-letter alert for notice %s failed: %s", row.notice_id, type(exc).__name__)
+                    unalerted.append(row.notice_id)
     log.info("recipient notices delivered: %s", done.to_json())  # counts and ids only
+    if unalerted:
+        raise NoticeDeliveryError(
+            f"notice(s) {', '.join(map(str, unalerted))} are dead and on-call could not be e-mailed: see "
+            "`governance notices list --state dead` and docs/runbook.md 'A recipient notice is dead'"
+        )
     return done
 
 
