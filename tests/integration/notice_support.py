@@ -184,3 +184,15 @@ def outbox(conn: Any) -> dict[int, dict[str, Any]]:
         )
         names = [d[0] for d in cur.description]
         return {row[0]: dict(zip(names, row, strict=True)) for row in cur.fetchall()}
+
+
+def notice_evidence(conn: Any, notice_id: int) -> list[tuple[str, dict[str, Any]]]:
+    """(kind, details) of every evidence entry naming the notice: the delivery's group entries
+    (``notice_ids``) and the notice's own (ack, retry), in chain order."""
+    with transaction(conn, read_only=True) as cur:
+        cur.execute(
+            "SELECT kind, details FROM governance.evidence WHERE details -> 'notice_ids' @> to_jsonb(%s::bigint) "
+            "OR run_id = %s ORDER BY entry_id",
+            (notice_id, f"notice-{notice_id}"),
+        )
+        return [(k, d) for k, d in cur.fetchall()]

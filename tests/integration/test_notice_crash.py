@@ -21,12 +21,11 @@ from pathlib import Path
 
 import pytest
 
-from governance import evidence
 from governance.db import transaction
 from governance.notices import PSEUDONYM_KEY_ENV
 from governance.notices.secrets import env_name
 from tests.integration.notice_crash_worker import CONN_ID, policy_for
-from tests.integration.notice_support import Receiver, acks, new_secret, outbox, queue, seed_person
+from tests.integration.notice_support import Receiver, acks, new_secret, notice_evidence, outbox, queue, seed_person
 
 pytestmark = [pytest.mark.integration]
 
@@ -61,7 +60,7 @@ def assert_acknowledged_once(conn, receiver: Receiver, max_seen: int) -> None:
     assert row["state"] == "acknowledged" and row["acked_via"] == "response"
     keys = [r.key for r in receiver.received]
     assert set(keys) == {row["idempotency_key"]} and 1 <= len(keys) <= max_seen
-    acked = evidence.entries(conn, run_id=f"notice-{row['notice_id']}", kind="notice_acknowledged")
+    acked = [k for k, _ in notice_evidence(conn, row["notice_id"]) if k == "notices_acknowledged"]
     assert len(acked) == 1
 
 

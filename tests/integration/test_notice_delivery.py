@@ -15,7 +15,6 @@ import pytest
 from joserfc import jwe
 from joserfc.jwk import ECKey, RSAKey
 
-from governance import evidence
 from governance.breach import SmtpServer
 from governance.cli import main
 from governance.db import transaction
@@ -34,6 +33,7 @@ from tests.integration.notice_support import (
     acks,
     fails_then_acks,
     new_secret,
+    notice_evidence,
     outbox,
     policy_with,
     queue,
@@ -99,8 +99,7 @@ def test_webhook_that_acks_in_its_response(conn, monkeypatch, receivers):
     assert data["notice_id"] == row["notice_id"] and data["subject"]["order_ids"] == [person["order_id"]]
     assert len(data["subject"]["pseudonyms"]) == 2 and data["record_counts"] == {"shop.orders": 1}
     assert person["email"].lower() not in got.body.decode().lower() and "Kari" not in got.body.decode()
-    kinds = [e.kind for e in evidence.entries(conn) if e.kind.startswith("notice")]
-    assert kinds[-2:] == ["notices_sending", "notice_acknowledged"]
+    assert [k for k, _ in notice_evidence(conn, row["notice_id"])] == ["notices_sending", "notices_acknowledged"]
     assert deliver(conn, policy, NOW + timedelta(days=1)).counts == {}  # nothing due: sent once
 
 
@@ -122,9 +121,9 @@ def test_receiver_that_fails_twice_then_acks(conn, monkeypatch, receivers):
     assert states == ["failed", "failed", "acknowledged"]
     assert row["attempts"] == 3 and len(receiver.received) == 3
     assert {r.key for r in receiver.received} == {row["idempotency_key"]}  # one message id, three attempts
-    entries = [e for e in evidence.entries(conn, run_id=f"notice-{row['notice_id']}")]
-    assert [e.kind for e in entries] == ["notice_failed", "notice_failed", "notice_acknowledged"]
-    assert entries[0].details["error"] == "HTTP 500"
+    entries = [(k, d) for k, d in notice_evidence(conn, row["notice_id"]) if k != "notices_sending"]
+    assert [k for k, _ in entries] == ["notices_failed", "notices_failed", "notices_acknowledged"]
+    assert entries[0][1]["errors"] == {str(row["notice_id"]): "HTTP 500"}
 
 
 def test_receiver_that_times_out(conn, monkeypatch, receivers):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import smtplib
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -25,10 +26,11 @@ from governance.db import transaction
 from governance.errors import NoticeDeliveryError
 from governance.notices import messages
 from governance.notices.delivery_claim import claim
-from governance.notices.delivery_record import record
+from governance.notices.delivery_record import RECORD_GROUP, Sent, record
 from governance.notices.delivery_send import Channels, Outcome, send
 from governance.notices.messages import OutboxRow
 from governance.policy import Policy
+from governance.policy.recipients import Recipient
 from governance.windows import as_utc, iso
 
 log = logging.getLogger(__name__)
@@ -71,10 +73,9 @@ def deliver_due(
         rows = claim(conn, policy, now=now, run_id=run_id)
         if not rows:
             break
-        for row in rows:
-            state = deliver_one(conn, policy, channels, row, now=now)
-            if state is None:
-                continue
+        by_id = {row.notice_id: row for row in rows}
+        for notice_id, state in sorted(deliver_batch(conn, policy, channels, rows, now=now, run_id=run_id).items()):
+            row = by_id[notice_id]
             done.counts[state] = done.counts.get(state, 0) + 1
             if state == "dead":
                 done.dead.append(row.notice_id)
@@ -92,28 +93,57 @@ def deliver_due(
     return done
 
 
-def deliver_one(conn: connection, policy: Policy, channels: Channels, row: OutboxRow, *, now: datetime) -> str | None:
-    """Build, send and record one claimed row; the state recorded (None: no longer ours)."""
+def deliver_batch(
+    conn: connection, policy: Policy, channels: Channels, rows: list[OutboxRow], *, now: datetime, run_id: str
+) -> dict[int, str]:
+    """Send claimed rows and record their outcomes: messages are built here, sent on a pool of
+    ``notices.send_concurrency`` threads (network waits overlap), and recorded on this thread, on
+    ``conn``, in groups of ``RECORD_GROUP`` as the sends return. {notice id: state recorded}."""
+    recorded: dict[int, str] = {}
+    pending: list[Sent] = []
+
+    def flush() -> None:
+        recorded.update(record(conn, policy, pending, claimed_at=now, now=now, run_id=run_id))
+        pending.clear()
+
+    with ThreadPoolExecutor(max_workers=policy.notices.send_concurrency) as pool:
+        sending: dict[Future[Outcome], tuple[OutboxRow, str]] = {}
+        for row in rows:
+            recipient, payload, failed = _prepare(conn, policy, channels, row, now)
+            if recipient is None or payload is None or recipient.notify is None:
+                channel = recipient.notify.channel if recipient and recipient.notify else "none"
+                pending.append(Sent(row, failed or Outcome("failed", "UnknownRecipient"), channel))
+                continue
+            sending[pool.submit(send, channels, recipient, row, payload)] = (row, recipient.notify.channel)
+        for future in as_completed(sending):
+            row, channel = sending[future]
+            pending.append(Sent(row, future.result(), channel))
+            if len(pending) >= RECORD_GROUP:
+                flush()
+    flush()
+    return recorded
+
+
+def _prepare(
+    conn: connection, policy: Policy, channels: Channels, row: OutboxRow, now: datetime
+) -> tuple[Recipient | None, bytes | None, Outcome | None]:
+    """The row's recipient and message, or the failed outcome that stops it before sending."""
     recipient = next((r for r in policy.recipients if r.id == row.recipient_id), None)
     if recipient is None or recipient.notify is None:
-        outcome = Outcome("failed", "UnknownRecipient")
-        channel = "none"
-    else:
-        channel = recipient.notify.channel
-        try:
-            payload = _payload(conn, policy, channels, row, now)
-        except Exception as exc:  # a missing key or record: this attempt fails by class, nothing sent
-            outcome = Outcome("failed", type(exc).__name__)
-        else:
-            outcome = send(channels, recipient, row, payload)
-    return record(conn, policy, row, outcome, claimed_at=now, now=now, channel=channel)
+        return recipient, None, Outcome("failed", "UnknownRecipient")
+    try:
+        return recipient, _payload(conn, policy, channels, row, now), None
+    except Exception as exc:  # a missing key or record: this attempt fails by class, nothing sent
+        return recipient, None, Outcome("failed", type(exc).__name__)
 
 
 def _payload(conn: connection, policy: Policy, channels: Channels, row: OutboxRow, now: datetime) -> bytes:
+    """The message; the database is read (in a read-only transaction) only for a rectification's values."""
     recipient = next(r for r in policy.recipients if r.id == row.recipient_id)
     key_conn = recipient.notify.encryption_key_conn if recipient.notify else None
-    needs_key = row.event == "rectification" and bool(row.columns) and key_conn is not None
-    key_text = channels.secrets.get(key_conn) if needs_key and key_conn else None
+    if not messages.needs_values(row) or key_conn is None:
+        return messages.build(None, policy, recipient, row, None, sent_at=as_utc(now))
+    key_text = channels.secrets.get(key_conn)
     with transaction(conn, read_only=True) as cur:
         return messages.build(cur, policy, recipient, row, key_text, sent_at=as_utc(now))
 

@@ -146,13 +146,27 @@ def body(row: OutboxRow, encrypted: str | None, *, withheld: bool, sent_at: date
     return json.dumps(message, sort_keys=True, separators=(",", ":")).encode("utf-8")
 
 
+def needs_values(row: OutboxRow) -> bool:
+    """Whether the message carries corrected values (a rectification naming columns)."""
+    return row.event == "rectification" and bool(row.columns)
+
+
 def build(
-    cur: cursor, policy: Policy, recipient: Recipient, row: OutboxRow, key_text: str | None, *, sent_at: datetime
+    cur: cursor | None,
+    policy: Policy,
+    recipient: Recipient,
+    row: OutboxRow,
+    key_text: str | None,
+    *,
+    sent_at: datetime,
 ) -> bytes:
-    """The message for ``row``; ``key_text``: the recipient's public JWK when it registered one."""
-    if row.event != "rectification" or not row.columns:
+    """The message for ``row``; ``key_text``: the recipient's public JWK when it registered one;
+    ``cur`` reads the corrected values (needed only when ``needs_values``)."""
+    if not needs_values(row):
         return body(row, None, withheld=False, sent_at=sent_at)
     if key_text is None or recipient.notify is None or recipient.notify.encryption_key_conn is None:
         return body(row, None, withheld=True, sent_at=sent_at)
+    if cur is None:
+        raise ValueError("a rectification's values are read from the database: give a cursor")
     key = public_key(key_text, recipient.notify.encryption_key_conn)
     return body(row, encrypt(corrected_values(cur, policy, row), key), withheld=False, sent_at=sent_at)

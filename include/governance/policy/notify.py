@@ -162,3 +162,4 @@ class NoticeSettings(StrictModel):
     send_timeout_seconds: float = Field(default=10.0, gt=0)
     claim_timeout_minutes: int = Field(default=15, ge=1)
     batch_size: int = Field(default=200, ge=1)
+    send_concurrency: int = Field(default=8, ge=1, le=64)  # sends in flight at once (threads)
