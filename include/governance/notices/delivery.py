@@ -2,8 +2,8 @@
 alert for a dead letter. The ``recipient_notices`` DAG calls ``deliver_due`` every 5 minutes.
 
 Claim-then-send (docs/adr/0010-recipient-notices.md): due rows are claimed and committed as
-``sending`` first (``delivery_claim``), then sent one by one (``delivery_send``), then each outcome
-is recorded with its evidence in its own transaction (``delivery_record``). A crash (even SIGKILL)
+``sending`` first (``delivery_claim``), then sent (``delivery_send``, a few in flight at once),
+then the outcomes are recorded with their evidence, a group per transaction (``delivery_record``). A crash (even SIGKILL)
 between claim and send or between send and record leaves the row ``sending``; once stale it is
 claimed and sent again. So no notice is lost, and none is *sent twice* in the sense that matters:
 a repeat carries the same idempotency key (``webhook-id``, the drop's object key, the e-mail's
