@@ -334,3 +334,21 @@ def test_a_dead_letter_whose_alert_cannot_be_sent_fails_the_run(conn, monkeypatc
         deliver(conn, policy, NOW, alerts=alerts)
     [row] = outbox(conn).values()
     assert row["state"] == "dead"  # recorded before the alert was tried
+
+
+def test_a_rate_limited_backlog_does_not_hold_up_other_recipients(conn, monkeypatch, receivers):
+    secret = new_secret()
+    receiver = receivers(acks, expect_secret=secret)
+    policy = policy_with(
+        POLICY,
+        {
+            "delivery-carrier": webhook(monkeypatch, receiver.url, CONN, secret, rate_limit_per_minute=1),
+            "review-platform": webhook(monkeypatch, receiver.url, "review_hook", secret),
+        },
+        batch_size=2,
+    )
+    queue(conn, policy, seed_person(conn, NOW), NOW, events=("erasure", "restriction", "objection", "rectification"))
+    assert deliver(conn, policy, NOW).counts == {"acknowledged": 5}
+    states = [(r["recipient_id"], r["state"]) for r in outbox(conn).values()]
+    assert states.count(("review-platform", "acknowledged")) == 4
+    assert states.count(("delivery-carrier", "acknowledged")) == 1  # one a minute

@@ -27,13 +27,17 @@ _CLAIM = """
 WITH limits AS (
     SELECT * FROM unnest(%(recipients)s::text[], %(limits)s::int[]) AS l(recipient_id, per_minute)
 ), candidates AS (
-    SELECT o.notice_id, o.recipient_id, o.next_attempt_at, o.state FROM governance.recipient_outbox o
-    WHERE o.recipient_id = ANY(%(recipients)s)
-      AND ((o.state IN ('queued', 'failed') AND o.next_attempt_at <= %(now)s)
-           OR (o.state = 'sending' AND o.claimed_at <= %(stale)s))
-    ORDER BY o.next_attempt_at, o.notice_id
-    LIMIT %(scan)s
-    FOR UPDATE SKIP LOCKED
+    -- per recipient, at most its rate limit (else the batch): a limited recipient's backlog
+    -- never crowds the others out of a batch
+    SELECT c.* FROM limits l CROSS JOIN LATERAL (
+        SELECT o.notice_id, o.recipient_id, o.next_attempt_at, o.state FROM governance.recipient_outbox o
+        WHERE o.recipient_id = l.recipient_id
+          AND ((o.state IN ('queued', 'failed') AND o.next_attempt_at <= %(now)s)
+               OR (o.state = 'sending' AND o.claimed_at <= %(stale)s))
+        ORDER BY o.next_attempt_at, o.notice_id
+        LIMIT coalesce(l.per_minute, %(limit)s)
+        FOR UPDATE SKIP LOCKED
+    ) c
 ), recent AS (
     SELECT recipient_id, count(*) AS n FROM governance.recipient_outbox
     WHERE recipient_id = ANY(%(recipients)s) AND last_attempt_at > %(minute_ago)s AND last_attempt_at <= %(now)s
@@ -75,7 +79,6 @@ def claim(conn: connection, policy: Policy, *, now: datetime, run_id: str, limit
                 "now": now,
                 "stale": now - timedelta(minutes=settings.claim_timeout_minutes),
                 "minute_ago": now - timedelta(minutes=1),
-                "scan": batch * 4,
                 "limit": batch,
             },
         )
