@@ -14,6 +14,8 @@ Every 5 minutes (docs/requirements.md TP-5, TP-2; GDPR art. 19; docs/adr/0010-re
   apply. A corrected value travels only inside a JWE to the recipient's public key.
 - **ack_overdue**: compliance is e-mailed, once per notice, about notices sent but not acknowledged
   within `notices.ack_within_days`.
+- **payload_window**: an acknowledged notice's pseudonyms and order ids are removed once the
+  policy's `decisions: RET-9-notices` window has passed (RET-9); the row stays as the proof.
 
 Logs and XComs carry counts and notice ids only. **On failure**: docs/runbook.md, 'A recipient
 notice is dead'; `governance notices list --state failed --state dead`, `governance notices show ID`.
@@ -89,7 +91,17 @@ def recipient_notices():
                 now=governance_airflow.run_now(context),
             )
 
-    ack_overdue(deliver())
+    @task
+    def payload_window(**context) -> list:
+        """Remove the payload of notices acknowledged longer ago than RET-9-notices; their ids."""
+        from contextlib import closing
+
+        from governance.notices.payloads import expire_payloads
+
+        with closing(governance_airflow.db_connection()) as conn:
+            return expire_payloads(conn, governance_airflow.load_policy(), now=governance_airflow.run_now(context))
+
+    ack_overdue(deliver()) >> payload_window()
 
 
 recipient_notices()

@@ -352,3 +352,40 @@ def test_a_rate_limited_backlog_does_not_hold_up_other_recipients(conn, monkeypa
     states = [(r["recipient_id"], r["state"]) for r in outbox(conn).values()]
     assert states.count(("review-platform", "acknowledged")) == 4
     assert states.count(("delivery-carrier", "acknowledged")) == 1  # one a minute
+
+
+def test_an_acknowledged_notice_loses_its_payload_after_the_window(conn, monkeypatch, receivers):
+    """RET-9: pseudonyms and order ids go RET-9-notices (P30D) after the ack; the row stays."""
+    import psycopg2
+
+    from governance.notices.payloads import expire_payloads
+
+    secret = new_secret()
+    receiver = receivers(acks, expect_secret=secret)
+    policy = carrier_policy(monkeypatch, receiver, secret)
+    queue(conn, policy, seed_person(conn, NOW), NOW, events=("erasure", "restriction"))
+    with transaction(conn) as cur:  # the second is never delivered: it keeps its payload
+        cur.execute("UPDATE governance.recipient_outbox SET next_attempt_at = %s WHERE event = 'restriction'",
+                    (NOW + timedelta(days=400),))  # fmt: skip
+    deliver(conn, policy, NOW)
+    acked = [r for r in outbox(conn).values() if r["state"] == "acknowledged"]
+    [row] = acked
+    assert expire_payloads(conn, policy, now=NOW + timedelta(days=29, hours=23)) == []
+    later = NOW + timedelta(days=30)
+    assert expire_payloads(conn, policy, now=later) == [row["notice_id"]]
+    assert expire_payloads(conn, policy, now=later + timedelta(days=1)) == []  # once
+    with transaction(conn, read_only=True) as cur:
+        cur.execute(
+            "SELECT notice_id, state, cardinality(subject_pseudonyms), cardinality(order_ids), payload_removed_at "
+            "FROM governance.recipient_outbox ORDER BY notice_id"
+        )
+        rows = cur.fetchall()
+    assert rows[0] == (row["notice_id"], "acknowledged", 0, 0, later)
+    assert rows[1][2:4] == (2, 1) and rows[1][4] is None
+    assert [k for k, _ in notice_evidence(conn, row["notice_id"])][-1] == "notice_payloads_removed"
+    with pytest.raises(psycopg2.errors.CheckViolation), transaction(conn) as cur:  # only when acknowledged
+        cur.execute(
+            "UPDATE governance.recipient_outbox SET subject_pseudonyms = '{}', order_ids = '{}', "
+            "payload_removed_at = %s WHERE notice_id = %s",
+            (later, rows[1][0]),
+        )

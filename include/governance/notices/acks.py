@@ -26,7 +26,7 @@ _SHOW = (
     "SELECT notice_id, request_id, run_id, recipient_id, event, categories, tables, columns, record_counts, "
     "cardinality(subject_pseudonyms) AS pseudonyms, cardinality(order_ids) AS order_ids, idempotency_key, "
     "created_at, state, attempts, next_attempt_at, last_attempt_at, last_error, claimed_at, sent_at, acked_at, "
-    "acked_via, ack_overdue_alerted_at, dead_at FROM governance.recipient_outbox WHERE notice_id = %s"
+    "acked_via, ack_overdue_alerted_at, dead_at, payload_removed_at FROM governance.recipient_outbox WHERE notice_id = %s"
 )
 
 
