@@ -32,6 +32,7 @@ MEASUREMENTS = {
     "airflow": ("airflow_bench", ()),
     "exports": ("exports", ()),  # its own database: a shop of 1,000,000 customers
     "processing": ("processing", ()),  # its own database: 1,000,000 newsletter subscriptions (#11)
+    "notices": ("notices", ()),  # TP-5 (#12): 10,000 recipient notices to a local webhook
     "tuning": ("tuning", ()),  # opt-in: not part of the default run
 }
 DEFAULT = [name for name in MEASUREMENTS if name != "tuning"]

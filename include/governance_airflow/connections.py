@@ -156,3 +156,16 @@ def recipient_pseudonym_key() -> PseudonymKey:
 
     conn = optional_connection(AIRFLOW_PSEUDONYM_CONN_ID)
     return pseudonym_key(conn.password if conn is not None and conn.password else None)
+
+
+class AirflowSecrets:
+    """Recipient secrets (TP-5 signing secrets, public JWKs) by connection id: the password of the
+    Airflow connection, else ``GOVERNANCE_SECRET_<ID>``; SettingsError naming both."""
+
+    def get(self, conn_id: str) -> str:
+        from governance.notices.secrets import EnvSecrets
+
+        conn = optional_connection(conn_id)
+        if conn is not None and conn.password:
+            return str(conn.password)
+        return EnvSecrets().get(conn_id)

@@ -80,7 +80,7 @@ def _load_dags() -> dict:
     return dags
 
 
-def _metadata_rows(airflow_home: Path) -> list[tuple[str, str]]:
+def _metadata_rows(airflow_home: Path, dags: tuple[str, ...] = DAGS) -> list[tuple[str, str]]:
     """(table.column, text) for every non-empty value of every table, these DAGs' rows only where a
     table has a dag_id. Tests may read the metadata DB; tasks never do."""
     import sqlalchemy as sa
@@ -94,7 +94,7 @@ def _metadata_rows(airflow_home: Path) -> list[tuple[str, str]]:
                 columns = [c["name"] for c in inspector.get_columns(table)]
                 query = sa.select(*(sa.column(c) for c in columns)).select_from(sa.table(table))
                 if "dag_id" in columns:
-                    query = query.where(sa.column("dag_id").in_(DAGS))
+                    query = query.where(sa.column("dag_id").in_(dags))
                 for row in db.execute(query):
                     for column, value in zip(columns, row, strict=True):
                         if value is None:
@@ -363,3 +363,115 @@ def test_the_scan_finds_what_it_must_and_only_that():
         "name 'anne-lise berg'",
     }
     assert _leaks([("t", "orphans: 0, hansen, johans, 110.20.30.5")], needles) == []
+
+
+def test_recipient_notices_leak_no_personal_data(
+    airflow_home, airflow_connections, s3, smtp_inbox, monkeypatch, capfd, caplog, tmp_path
+):
+    """TP-2, TP-5 (#12): a seeded person's orders rectified (a new street, itself personal data) and
+    the notices delivered by the recipient_notices DAG to a webhook (with a JWE to the carrier's
+    key), an e-mail recipient and an object-store drop; then the notices and recipients commands.
+    No address, name, street or the new value in clear in any payload body (the webhook bodies, the
+    e-mail, the dropped object), log, XCom or metadata row, evidence entry or command output."""
+    import copy
+    import json
+
+    import yaml
+    from joserfc.jwk import RSAKey
+
+    from governance import requests
+    from governance.cli import main
+    from governance.db import connect
+    from governance.notices import PSEUDONYM_KEY_ENV
+    from governance.policy import DEFAULT_POLICY_PATH, load_policy
+    from governance.requests.rectification import rectify
+    from governance_dev.loader import personal_values, seed
+    from tests.integration.notice_support import Receiver, acks, new_secret
+
+    monkeypatch.setattr(logging.getLogger(RECEIVING_MAIL_SERVER), "disabled", True)
+    db_url = airflow_connections["db_url"]
+    secret = new_secret()
+    receiver = Receiver(acks, expect_secret=secret).start()
+    data = copy.deepcopy(yaml.safe_load(DEFAULT_POLICY_PATH.read_text()))
+    notify = {
+        "delivery-carrier": {
+            "webhook": {"url": receiver.url, "signing_secret_conn": "carrier_hook"},
+            "encryption_key_conn": "carrier_jwk",
+        },
+        "voucher-network": {"email": {"to": "privacy@vouchers.example"}},
+        "financial-partner": {"drop": {"bucket": "partner-finance-drop", "prefix": "gdpr/"}},
+    }
+    data["recipients"] = [{**r, "notify": notify[r["id"]]} for r in data["recipients"] if r["id"] in notify]
+    path = tmp_path / "policy.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
+    monkeypatch.setenv("GOVERNANCE_POLICY", str(path))
+    monkeypatch.setenv(PSEUDONYM_KEY_ENV, "leak-test-key-0123456789abcdef0123456789")
+    monkeypatch.setenv("AIRFLOW_CONN_CARRIER_HOOK", json.dumps({"conn_type": "generic", "password": secret}))
+    public = RSAKey.generate_key(2048).as_dict(private=False)
+    monkeypatch.setenv("AIRFLOW_CONN_CARRIER_JWK", json.dumps({"conn_type": "generic", "password": json.dumps(public)}))
+    s3.create_bucket(Bucket="partner-finance-drop", CreateBucketConfiguration={"LocationConstraint": "eu-north-1"})
+    policy = load_policy(path)
+    new_street = "Leakcheckveien 4242"
+    conn = connect(db_url)
+    try:
+        seed(conn, s3, policy, NOW, customers=100, seed=7, objects=False)
+        with conn.cursor() as cur:
+            cur.execute("SELECT email FROM shop.orders WHERE account_id IS NOT NULL ORDER BY order_id LIMIT 1")
+            (person,) = cur.fetchone()
+        conn.rollback()
+        request = requests.open_request(
+            conn, policy, kind="rectification", email=person, channel="email", opened_by="support", now=NOW
+        )
+        requests.verify(conn, policy, request.request_id, verified_by="support", method="id_document", now=NOW)
+        needles = _needles(personal_values(conn) | {new_street})  # before the correction: the old street too
+        rectify(conn, policy, request.request_id, corrections={"shop.orders": {"delivery_street": new_street}}, now=NOW)
+    finally:
+        conn.close()
+
+    sources: list[tuple[str, str]] = []
+    from airflow.dag_processing.dagbag import DagBag
+
+    dag = DagBag(dag_folder=str(ROOT / "dags")).get_dag("recipient_notices")
+    run = dag.test(logical_date=NOW + timedelta(minutes=5))
+    assert run.state == "success"
+    receiver.stop()
+    common = ["--db-url", db_url, "--now", NOW.isoformat()]
+    for command in (
+        ["notices", "list", *common],
+        ["notices", "list", *common, "--json"],
+        ["notices", "show", "1", *common, "--json"],
+        ["recipients", "list", *common, "--json"],
+        ["recipients", "list", *common, "--csv"],
+    ):
+        assert main(command) == 0, command
+    out = capfd.readouterr()
+    sources += [("stdout", out.out), ("stderr", out.err)]
+    assert "notices delivered" in out.out + out.err
+
+    bodies = [r.body.decode() for r in receiver.received]
+    assert bodies and all(r.verified for r in receiver.received)
+    assert any("corrected_values_jwe" in b for b in bodies), "the carrier's rectification notice carries a JWE"
+    sources += [("webhook body", b) for b in bodies]
+    listed = s3.list_objects_v2(Bucket="partner-finance-drop").get("Contents", [])
+    assert listed, "the drop recipient's notices are in its bucket"
+    sources += [(f"drop {o['Key']}", s3.get_object(Bucket="partner-finance-drop", Key=o["Key"])["Body"].read().decode())
+                for o in listed]  # fmt: skip
+    assert smtp_inbox, "the e-mail recipient got its notice"
+    sources += [(f"e-mail {m['Subject']}", _mail_text(m)) for m in smtp_inbox]
+    conn = connect(db_url)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT kind, counts::text || details::text FROM governance.evidence ORDER BY entry_id")
+            sources += [(f"evidence {k}", t) for k, t in cur.fetchall()]
+            cur.execute("SELECT row_to_json(o)::text FROM governance.recipient_outbox o")
+            sources += [("outbox row", t) for (t,) in cur.fetchall()]
+    finally:
+        conn.close()
+    sources += [(f"log record {r.name}", r.getMessage()) for r in caplog.records]
+    log_files = [p for p in Path(os.environ["AIRFLOW_HOME"], "logs").rglob("*") if p.is_file()]
+    sources += [(f"log file {p}", p.read_text(errors="replace")) for p in log_files]
+    sources += _metadata_rows(airflow_home, ("recipient_notices",))
+    assert any(w.startswith("metadata xcom.") for w, _ in sources), "the run must have pushed XComs"
+
+    leaks = _leaks(sources, needles)
+    assert not leaks, f"{len(leaks)} personal value(s) leaked:\n" + "\n".join(leaks[:30])

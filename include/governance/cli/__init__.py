@@ -30,6 +30,7 @@ SUBCOMMAND_MODULES = [
     "governance.cli.breach_cmd",
     "governance.cli.request_cmd",
     "governance.cli.notices_cmd",
+    "governance.cli.recipients_cmd",
     "governance.cli.erasure_cmd",  # adds `request erase` to the request group
     "governance.cli.processing_cmd",  # `processing list`; adds `request lift` to the request group
 ]

@@ -1,5 +1,8 @@
-"""``governance notices list``: the recipients outbox (TP-5), read-only: notice ids, recipients,
-events, tables, states and counts; never a pseudonym or a value (delivery is issue #12's)."""
+"""``governance notices list|show|retry|ack``: the recipients outbox (TP-5): notice ids, recipients,
+events, tables, states and counts, never a pseudonym or a value; ``retry`` makes a failed, dead or
+unacknowledged notice due now; ``ack ID --by WHO`` records an acknowledgement received by e-mail or
+another way (refused for an unknown or already acknowledged notice). Delivery itself is the
+``recipient_notices`` DAG's (``governance.notices.delivery``)."""
 
 from __future__ import annotations
 
@@ -7,9 +10,11 @@ import argparse
 import json
 from contextlib import closing
 
-from governance.cli.common import Subparsers, connection_of, positive_int
+from governance.cli import now_of
+from governance.cli.common import Subparsers, connection_of, policy_of, positive_int
 from governance.db import transaction
 from governance.notices import Notice, list_notices
+from governance.notices.acks import acknowledge, retry, show
 from governance.windows import iso
 
 STATES = ("queued", "sending", "sent", "failed", "acknowledged", "dead")
@@ -23,6 +28,17 @@ def register(subparsers: Subparsers, common: argparse.ArgumentParser) -> None:
     lst.add_argument("--state", action="append", choices=STATES, help="only these states (repeatable)")
     lst.add_argument("--json", action="store_true", help="machine-readable output")
     lst.set_defaults(handler=run_list)
+    one = sub.add_parser("show", parents=[common], help="one notice: states, attempts, last error, times")
+    one.add_argument("notice_id", type=positive_int, metavar="ID")
+    one.add_argument("--json", action="store_true", help="machine-readable output")
+    one.set_defaults(handler=run_show)
+    again = sub.add_parser("retry", parents=[common], help="send a failed, dead or unacknowledged notice again now")
+    again.add_argument("notice_id", type=positive_int, metavar="ID")
+    again.set_defaults(handler=run_retry)
+    ack = sub.add_parser("ack", parents=[common], help="record the recipient's acknowledgement (e-mail, drop)")
+    ack.add_argument("notice_id", type=positive_int, metavar="ID")
+    ack.add_argument("--by", required=True, metavar="WHO", help="your staff handle (recorded in the evidence)")
+    ack.set_defaults(handler=run_ack)
 
 
 def format_notices(found: list[Notice]) -> str:
@@ -50,4 +66,25 @@ def run_list(args: argparse.Namespace) -> int:
     with closing(connection_of(args)) as conn, transaction(conn, read_only=True) as cur:
         found = list_notices(cur, request_id=args.request, states=args.state)
     print(json.dumps([n.to_dict() for n in found], indent=2) if args.json else format_notices(found))
+    return 0
+
+
+def run_show(args: argparse.Namespace) -> int:
+    with closing(connection_of(args)) as conn:
+        found = show(conn, args.notice_id)
+    print(json.dumps(found, indent=2) if args.json else "\n".join(f"{k}: {v}" for k, v in found.items()))
+    return 0
+
+
+def run_retry(args: argparse.Namespace) -> int:
+    with closing(connection_of(args)) as conn:
+        done = retry(conn, policy_of(args), args.notice_id, now=now_of(args))
+    print(f"notice {done['notice_id']} ({done['was']}) is due again at {done['next_attempt_at']}")
+    return 0
+
+
+def run_ack(args: argparse.Namespace) -> int:
+    with closing(connection_of(args)) as conn:
+        acknowledge(conn, policy_of(args), args.notice_id, via="manual", by=args.by, now=now_of(args))
+    print(f"notice {args.notice_id} acknowledged (manual, by {args.by})")
     return 0

@@ -19,6 +19,7 @@ from governance.policy.base import StrictModel
 from governance.policy.datamap import Category, Store
 from governance.policy.deployment import Locations, RoleNames
 from governance.policy.links import link_problems
+from governance.policy.notify import NoticeSettings
 from governance.policy.order import after_problems
 from governance.policy.purposes import Purpose, purpose_problems
 from governance.policy.recipients import Recipient, recipient_problems
@@ -117,6 +118,7 @@ class Policy(StrictModel):
     rules: list[Rule] = Field(min_length=1)
     recipients: list[Recipient] = Field(default_factory=list)  # TP-1, TP-4
     purposes: list[Purpose] = Field(default_factory=list)  # RES-1, OBJ-1, MKT-1, CON-1
+    notices: NoticeSettings = Field(default_factory=NoticeSettings)  # TP-5 delivery (#12)
 
     # Set by load_policy: where it came from and the hash of its bytes (the policy version).
     source_path: str = ""

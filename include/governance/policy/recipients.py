@@ -15,6 +15,7 @@ from pydantic import AfterValidator, Field, field_validator, model_validator
 from governance.eea import country_in_eea
 from governance.policy.base import RULE_ID, CategoryId, StrictModel
 from governance.policy.deployment import check_country, refuse_yaml_false
+from governance.policy.notify import Notify
 
 Language = Literal["nb", "en"]
 # GDPR art. 4(7)-(8), 26: a processor acts on the shop's behalf; a controller decides for itself.
@@ -52,6 +53,9 @@ class Recipient(StrictModel):
     # SEC-3: required outside the EEA: an adequacy decision (art. 45) or safeguards such as the
     # Commission's standard contractual clauses (art. 46).
     transfer_basis: str | None = Field(default=None, min_length=1)
+    # TP-5 (#12): how the recipient is told of erasures, rectifications and restrictions; without
+    # it, its notices wait in the outbox (the audit reports them).
+    notify: Notify | None = None
 
     @field_validator("country", mode="before")
     @classmethod

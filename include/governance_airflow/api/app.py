@@ -78,7 +78,17 @@ def create_app() -> FastAPI:
     app.add_exception_handler(RequestValidationError, _invalid_body)
     app.add_exception_handler(GovernanceError, _governance_error)
     _routes(app)
+    _mount_acks(app)
     return app
+
+
+def _mount_acks(app: FastAPI) -> None:
+    """The recipients' signed acknowledgement callback (TP-5, ``api.acks``), at
+    /governance/notices/{id}/ack: a mounted app, outside the Airflow login the routes above need."""
+    from governance_airflow.api.acks import MOUNT, create_ack_app
+    from governance_airflow.connections import AirflowSecrets, db_connection
+
+    app.mount(MOUNT, create_ack_app(connect=db_connection, policy=policy, secrets=AirflowSecrets()))
 
 
 def _routes(app: FastAPI) -> None:
