@@ -7,7 +7,9 @@ or a recipient to the registry, is checked without editing a check. The markers:
 - ``person_traces``: one pass per store of the data map that can hold a person's records, as rows
   ``(table_name, category, record_key, placed_at, request_id, rules, identifier)``: each identifier
   a row carries (``account:<id>`` of every account column, ``email:<pseudonym>`` of the address
-  column and of every address written inside a personal text column), the record's time
+  column and of every address written inside a personal text column; a column named as a hash,
+  ``*_hash`` or ``*_sha256``, holds none and is not read, so the auditor needs no SELECT on a
+  password hash, SEC-4), the record's time
   (``breach_clock``), the request it belongs to (a column referencing the request ledger) and the
   rules of its table; RET-8 anonymised records (their marker set) are left out (ERA-1, RET-8).
 - ``recipient_categories``: ``VALUES (recipient_id, category)``, the recipients registry (TP-1, TP-5).
@@ -32,6 +34,7 @@ MARKER = re.compile(r"\{\{\s*([a-z_]+)\s*\}\}")
 # An address written in free text: what governance.email_pseudonym normalises and hashes.
 ADDRESS_PATTERN = r"[A-Za-z0-9._+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"
 TEXT_TYPES = ("text", "character varying", "character", "citext", "json", "jsonb")
+HASHED = ("_hash", "_sha256")  # column name endings: a digest, no address inside
 LEDGER = "governance.subject_requests"
 _LEDGER_COLUMN = (
     "SELECT a.attname FROM pg_constraint con JOIN pg_attribute a ON a.attrelid = con.conrelid "
@@ -114,7 +117,10 @@ def _store_traces(
     text_columns = [
         c.name
         for c in columns
-        if c.name in store.personal_columns and c.name != email and c.type_name.split("(")[0] in TEXT_TYPES
+        if c.name in store.personal_columns
+        and c.name != email
+        and c.type_name.split("(")[0] in TEXT_TYPES
+        and not c.name.endswith(HASHED)
     ]
     identifiers = _identifiers(policy, store, text_columns)
     if not identifiers:
