@@ -31,6 +31,7 @@ MEASUREMENTS = {
     "memory": ("memory", ()),
     "airflow": ("airflow_bench", ()),
     "exports": ("exports", ()),  # its own database: a shop of 1,000,000 customers
+    "erasure": ("erasure", ()),  # ERA-1: one person's erasure, its own database (export_shop's shop)
     "tuning": ("tuning", ()),  # opt-in: not part of the default run
 }
 DEFAULT = [name for name in MEASUREMENTS if name != "tuning"]

@@ -107,7 +107,7 @@ def test_a_clean_erasure_passes_and_leftovers_in_a_person_column_and_in_free_tex
         report.raise_if_overdue()
     message = str(failed.value)
     assert f"rights check {LEFT} (ERA-1, RET-7, RET-8): 2 findings" in message
-    assert "governance request erase" in message and "A rights check failed" in message
+    assert "a new erasure request for the person" in message and "A rights check failed" in message
 
     data = report.to_json()
     assert data["rights_findings_total"] == 2

@@ -5,13 +5,14 @@ A marker is replaced by SQL rendered from the policy and the catalogue (identifi
 or a recipient to the registry, is checked without editing a check. The markers:
 
 - ``person_traces``: one pass per store of the data map that can hold a person's records, as rows
-  ``(table_name, category, record_key, placed_at, request_id, rules, identifier)``: each identifier
-  a row carries (``account:<id>`` of every account column, ``email:<pseudonym>`` of the address
-  column and of every address written inside a personal text column; a column named as a hash,
-  ``*_hash`` or ``*_sha256``, holds none and is not read, so the auditor needs no SELECT on a
-  password hash, SEC-4), the record's time
-  (``breach_clock``), the request it belongs to (a column referencing the request ledger) and the
-  rules of its table; RET-8 anonymised records (their marker set) are left out (ERA-1, RET-8).
+  ``(table_name, category, record_key, placed_at, request_id, rules, identifiers)`` for the rows
+  carrying one of the identifiers the check wants (its CTE ``wanted``: one row, one column
+  ``identifiers text[]``). A row's identifiers: ``account:<id>`` of every account column,
+  ``email:<pseudonym>`` of the address column and of every address written inside a personal text
+  column (a column named as a hash, ``*_hash`` or ``*_sha256``, holds none and is not read, so the
+  auditor needs no SELECT on a password hash, SEC-4). Also the record's time (``breach_clock``),
+  the request it belongs to (a column referencing the request ledger) and the rules of its table;
+  RET-8 anonymised records (their marker set) are left out (ERA-1, RET-8).
 - ``recipient_categories``: ``VALUES (recipient_id, category)``, the recipients registry (TP-1, TP-5).
 - ``store_categories``: ``VALUES (table_name, category)``, the data map's stores.
 """
@@ -88,31 +89,36 @@ def person_traces(cur: cursor, policy: Policy) -> sql.Composable:
     return sql.SQL("\nUNION ALL\n").join(parts)
 
 
-def _identifiers(policy: Policy, store: Store, text_columns: list[str]) -> list[sql.Composable]:
-    """The identifiers one row of ``store`` (alias ``t``) carries, each a SELECT of text values."""
+def _identifiers(policy: Policy, store: Store, text_columns: list[str]) -> sql.Composable | None:
+    """The identifiers one row of ``store`` (alias ``t``) carries, as one ``text[]`` expression:
+    its account columns, its address column's pseudonym, and the pseudonym of every address written
+    in its personal text columns (joined by a space, which no address holds; a regular expression
+    only where an '@' is)."""
     accounts = {store.person.account_id} if store.person and store.person.account_id else set()
     if store in policy.account_stores():
         accounts.add(store.key)
-    found: list[sql.Composable] = [
-        sql.SQL("SELECT 'account:' || t.{}").format(sql.Identifier(c)) for c in sorted(accounts)
-    ]
+    own: list[sql.Composable] = [sql.SQL("'account:' || t.{}").format(sql.Identifier(c)) for c in sorted(accounts)]
     email = store.person.email if store.person else None
     if email:
-        found.append(sql.SQL("SELECT 'email:' || governance.email_pseudonym(t.{})").format(sql.Identifier(email)))
-    for name in text_columns:  # an address anywhere inside a personal text column
-        column = sql.SQL("t.{}::text").format(sql.Identifier(name))
-        found.append(
-            sql.SQL(
-                "SELECT 'email:' || governance.email_pseudonym(m[1]) FROM regexp_matches({c}, {p}, 'g') AS m "
-                "WHERE strpos({c}, '@') > 0"
-            ).format(c=column, p=sql.Literal(f"({ADDRESS_PATTERN})"))
+        own.append(sql.SQL("'email:' || governance.email_pseudonym(t.{})").format(sql.Identifier(email)))
+    parts: list[sql.Composable] = [sql.SQL("ARRAY[{}]::text[]").format(sql.SQL(", ").join(own))] if own else []
+    if text_columns:
+        text = sql.SQL("concat_ws(' ', {})").format(
+            sql.SQL(", ").join(sql.SQL("t.{}::text").format(sql.Identifier(c)) for c in text_columns)
         )
-    return found
+        parts.append(
+            sql.SQL(
+                "CASE WHEN strpos({text}, '@') > 0 THEN ARRAY(SELECT 'email:' || governance.email_pseudonym(m[1]) "
+                "FROM regexp_matches({text}, {pattern}, 'g') AS m) ELSE '{{}}'::text[] END"
+            ).format(text=text, pattern=sql.Literal(f"({ADDRESS_PATTERN})"))
+        )
+    return sql.SQL(" || ").join(parts) if parts else None
 
 
 def _store_traces(
     cur: cursor, policy: Policy, category: Category, store: Store, columns: list[Column]
 ) -> sql.Composable:
+    """The store's rows carrying one of the identifiers wanted (the check's CTE ``wanted``)."""
     email = store.person.email if store.person else None
     text_columns = [
         c.name
@@ -123,9 +129,9 @@ def _store_traces(
         and not c.name.endswith(HASHED)
     ]
     identifiers = _identifiers(policy, store, text_columns)
-    if not identifiers:
+    if identifiers is None:
         return sql.SQL(
-            "SELECT NULL::text, NULL::text, NULL::text, NULL::timestamptz, NULL::bigint, NULL::text[], NULL::text "
+            "SELECT NULL::text, NULL::text, NULL::text, NULL::timestamptz, NULL::bigint, NULL::text[], NULL::text[] "
             "WHERE false"
         )
     cur.execute(_LEDGER_COLUMN, (store.table, LEDGER))
@@ -138,11 +144,11 @@ def _store_traces(
         ),
         None,
     )
-    lateral = sql.SQL("\n    UNION ALL ").join(identifiers)
     return sql.SQL(
         "SELECT {table_name}::text, {category}::text, t.{key}::text, {placed}::timestamptz, {request}::bigint, "
-        "{rules}::text[], i.identifier\nFROM {table} t CROSS JOIN LATERAL (\n    {lateral}\n) AS i(identifier)\n"
-        "WHERE i.identifier IS NOT NULL{anonymised}"
+        "{rules}::text[], {identifiers}\nFROM {table} t\n"
+        "WHERE (SELECT cardinality(identifiers) > 0 FROM wanted) AND ({identifiers}) && (SELECT identifiers FROM wanted)"
+        "{anonymised}"
     ).format(
         table_name=sql.Literal(store.table),
         category=sql.Literal(category.id),
@@ -150,7 +156,7 @@ def _store_traces(
         placed=sql.SQL("t.{}").format(sql.Identifier(store.breach_clock)) if store.breach_clock else sql.SQL("NULL"),
         request=sql.SQL("t.{}").format(sql.Identifier(str(ledger[0]))) if ledger else sql.SQL("NULL"),
         rules=sql.Literal([r.id for r in policy.rules if r.table == store.table]),
+        identifiers=identifiers,
         table=ident(store.table),
-        lateral=lateral,
         anonymised=sql.SQL(" AND t.{} IS NULL").format(sql.Identifier(marker)) if marker else sql.SQL(""),
     )

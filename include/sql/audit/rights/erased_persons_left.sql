@@ -1,11 +1,11 @@
 -- Rights check: nothing of an erased person is left (ERA-1, RET-7, RET-8), for every erasure at once.
 -- requirements: ERA-1, RET-7, RET-8
--- on failure: run `governance request erase REQUEST_ID` for each request named (it finishes an interrupted erasure), then audit again; if the records stay, see docs/runbook.md 'A rights check failed'
+-- on failure: list the records with this file's SQL as the auditor (ids only); a record the erasure missed goes with a new erasure request for the person, an address in another person's text by a rectification (REC-1); fix the data map first if it misses a way to the person
 --
 -- The people of every completed erasure and account deletion, as the ledger named them when the
 -- erasure was planned (governance.erasure_subjects: account ids and e-mail pseudonyms, no address),
 -- are looked for in every store of the data map, one pass per table (the person_traces marker, rendered
--- from the data map): in every account column, in the address column by its pseudonym, and inside
+-- from the data map, keeps the rows carrying one of the identifiers in the CTE wanted): in every account column, in the address column by its pseudonym, and inside
 -- every personal text column (an address written in a message body). Plain SQL, independent of the
 -- erasure's code and selection. A record found is a finding unless:
 --   - it is a RET-8 anonymised order record (left out by person_traces: its marker is set);
@@ -36,13 +36,17 @@ held_people AS (
     FROM identifiers i JOIN holds h ON h.scope = 'person'
      AND (i.identifier = 'account:' || h.account_id OR i.identifier = 'email:' || h.email_sha256)
 ),
-traces (table_name, category, record_key, placed_at, request_id, rules, identifier) AS (
+wanted AS (
+    SELECT coalesce(array_agg(identifier), '{}') AS identifiers FROM identifiers
+),
+traces (table_name, category, record_key, placed_at, request_id, rules, identifiers) AS (
 {{ person_traces }}
 )
 SELECT DISTINCT 'erased-persons-left' AS check_id,
        e.request_id || ':' || t.table_name || ':' || t.record_key AS record_id
 FROM traces t
-JOIN identifiers i ON i.identifier = t.identifier
+CROSS JOIN LATERAL unnest(t.identifiers) AS u(identifier)
+JOIN identifiers i ON i.identifier = u.identifier
 JOIN erased e ON e.request_id = i.request_id
 WHERE NOT t.category = ANY(e.kept)
   AND (t.placed_at IS NULL OR t.placed_at <= e.closed_at)
