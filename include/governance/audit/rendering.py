@@ -6,8 +6,9 @@ or a recipient to the registry, is checked without editing a check. The markers:
 
 - ``person_traces``: one pass per store of the data map that can hold a person's records, as rows
   ``(table_name, category, record_key, placed_at, request_id, rules, identifiers)`` for the rows
-  carrying one of the identifiers the check wants (its CTE ``wanted``: one row, one column
-  ``identifiers text[]``). A row's identifiers: ``account:<id>`` of every account column,
+  carrying one of the identifiers the check wants (its CTE ``wanted``: one row, columns
+  ``accounts bigint[]``, ``emails text[]`` (pseudonyms) and ``any boolean``, false when both are
+  empty: then no table is read). A row's identifiers: ``account:<id>`` of every account column,
   ``email:<pseudonym>`` of the address column and of every address written inside a personal text
   column (a column named as a hash, ``*_hash`` or ``*_sha256``, holds none and is not read, so the
   auditor needs no SELECT on a password hash, SEC-4). Also the record's time (``breach_clock``),
@@ -89,30 +90,44 @@ def person_traces(cur: cursor, policy: Policy) -> sql.Composable:
     return sql.SQL("\nUNION ALL\n").join(parts)
 
 
-def _identifiers(policy: Policy, store: Store, text_columns: list[str]) -> sql.Composable | None:
-    """The identifiers one row of ``store`` (alias ``t``) carries, as one ``text[]`` expression:
-    its account columns, its address column's pseudonym, and the pseudonym of every address written
-    in its personal text columns (joined by a space, which no address holds; a regular expression
-    only where an '@' is)."""
+def _identifiers(policy: Policy, store: Store, text_columns: list[str]) -> tuple[sql.Composable, sql.Composable] | None:
+    """(the identifiers one row of ``store``, alias ``t``, carries as one ``text[]`` expression; the
+    cheap test that it carries one of ``wanted``'s): its account columns, its address column's
+    pseudonym, and the pseudonym of every address written in its personal text columns (joined by
+    a space, which no address holds; the regular expression only where an '@' is)."""
     accounts = {store.person.account_id} if store.person and store.person.account_id else set()
     if store in policy.account_stores():
         accounts.add(store.key)
     own: list[sql.Composable] = [sql.SQL("'account:' || t.{}").format(sql.Identifier(c)) for c in sorted(accounts)]
+    tests: list[sql.Composable] = [
+        sql.SQL("t.{} = ANY(wanted.accounts)").format(sql.Identifier(c)) for c in sorted(accounts)
+    ]
     email = store.person.email if store.person else None
     if email:
-        own.append(sql.SQL("'email:' || governance.email_pseudonym(t.{})").format(sql.Identifier(email)))
+        pseudonym = sql.SQL("governance.email_pseudonym(t.{})").format(sql.Identifier(email))
+        own.append(sql.SQL("'email:' || ") + pseudonym)
+        tests.append(pseudonym + sql.SQL(" = ANY(wanted.emails)"))
     parts: list[sql.Composable] = [sql.SQL("ARRAY[{}]::text[]").format(sql.SQL(", ").join(own))] if own else []
     if text_columns:
         text = sql.SQL("concat_ws(' ', {})").format(
             sql.SQL(", ").join(sql.SQL("t.{}::text").format(sql.Identifier(c)) for c in text_columns)
         )
+        written = sql.SQL(
+            "ARRAY(SELECT governance.email_pseudonym(m[1]) FROM regexp_matches({text}, {pattern}, 'g') AS m)"
+        ).format(text=text, pattern=sql.Literal(f"({ADDRESS_PATTERN})"))
+        has_at = sql.SQL(" OR ").join(
+            sql.SQL("strpos(t.{}::text, '@') > 0").format(sql.Identifier(c)) for c in text_columns
+        )
         parts.append(
             sql.SQL(
-                "CASE WHEN strpos({text}, '@') > 0 THEN ARRAY(SELECT 'email:' || governance.email_pseudonym(m[1]) "
-                "FROM regexp_matches({text}, {pattern}, 'g') AS m) ELSE '{{}}'::text[] END"
-            ).format(text=text, pattern=sql.Literal(f"({ADDRESS_PATTERN})"))
+                "CASE WHEN {has_at} THEN ARRAY(SELECT 'email:' || e FROM unnest({written}) AS e) "
+                "ELSE '{{}}'::text[] END"
+            ).format(has_at=has_at, written=written)
         )
-    return sql.SQL(" || ").join(parts) if parts else None
+        tests.append(sql.SQL("(({has_at}) AND {written} && wanted.emails)").format(has_at=has_at, written=written))
+    if not parts:
+        return None
+    return sql.SQL(" || ").join(parts), sql.SQL("({})").format(sql.SQL(" OR ").join(tests))
 
 
 def _store_traces(
@@ -128,12 +143,13 @@ def _store_traces(
         and c.type_name.split("(")[0] in TEXT_TYPES
         and not c.name.endswith(HASHED)
     ]
-    identifiers = _identifiers(policy, store, text_columns)
-    if identifiers is None:
+    found = _identifiers(policy, store, text_columns)
+    if found is None:
         return sql.SQL(
             "SELECT NULL::text, NULL::text, NULL::text, NULL::timestamptz, NULL::bigint, NULL::text[], NULL::text[] "
             "WHERE false"
         )
+    identifiers, carries = found
     cur.execute(_LEDGER_COLUMN, (store.table, LEDGER))
     ledger = cur.fetchone()
     marker = next(
@@ -146,9 +162,8 @@ def _store_traces(
     )
     return sql.SQL(
         "SELECT {table_name}::text, {category}::text, t.{key}::text, {placed}::timestamptz, {request}::bigint, "
-        "{rules}::text[], {identifiers}\nFROM {table} t\n"
-        "WHERE (SELECT cardinality(identifiers) > 0 FROM wanted) AND ({identifiers}) && (SELECT identifiers FROM wanted)"
-        "{anonymised}"
+        "{rules}::text[], {identifiers}\nFROM {table} t CROSS JOIN wanted\n"
+        "WHERE (SELECT w.any FROM wanted w) AND {carries}{anonymised}"
     ).format(
         table_name=sql.Literal(store.table),
         category=sql.Literal(category.id),
@@ -157,6 +172,7 @@ def _store_traces(
         request=sql.SQL("t.{}").format(sql.Identifier(str(ledger[0]))) if ledger else sql.SQL("NULL"),
         rules=sql.Literal([r.id for r in policy.rules if r.table == store.table]),
         identifiers=identifiers,
+        carries=carries,
         table=ident(store.table),
         anonymised=sql.SQL(" AND t.{} IS NULL").format(sql.Identifier(marker)) if marker else sql.SQL(""),
     )

@@ -5,8 +5,10 @@ Traces of the person, per store, written from the data map's person columns in a
 the person finder's, each on an index so that one request's check stays fast however large the
 shop: any account column (the store's account column, an account store's key) equal to one of the
 person's account ids; the store's address column normalised (``lower(btrim())``, the column's
-index) equal to the address the person gave; an account store's address column by its pseudonym
-(the pseudonym index on its address) equal to one of the person's; for a store without person
+index) equal to the address the person gave, in a row without an account where the store has an
+account column (a guest's; the guest-address indexes are partial, as the person finder reads
+them); an account store's address column also by its pseudonym (the pseudonym index on its
+address) equal to one of the person's; for a store without person
 columns, rows whose link column points at a trace of the store it links to. Then the records the
 erasure recorded before it began (``governance.erasure_work``): each must be gone, or anonymised
 (every masked column holds its strategy's value, the marker set), or kept (a dependent of an
@@ -141,12 +143,22 @@ def _traces(
     ]
     if store.person is not None and store.person.email:
         email = sql.Identifier(store.person.email)
-        # the address column normalised, on its lower(btrim()) index: the address the person gave
-        found.append(sql.SQL("lower(btrim({a}.{c})) = ANY(%(addresses)s::text[])").format(a=a, c=email))
+        # the address column normalised, on its lower(btrim()) index: the address the person gave;
+        # a row with an account is the account's (its guest-address index is partial, as is the finder)
+        address = sql.SQL("lower(btrim({a}.{c})) = ANY(%(addresses)s::text[])").format(a=a, c=email)
         if store in policy.account_stores():  # the pseudonym index on the accounts' address (050_erasure.sql)
+            found.append(address)
             found.append(
                 sql.SQL("governance.email_pseudonym({a}.{c}) = ANY(%(pseudonyms)s::text[])").format(a=a, c=email)
             )
+        elif store.person.account_id:
+            found.append(
+                sql.SQL("({a}.{account} IS NULL AND {address})").format(
+                    a=a, account=sql.Identifier(store.person.account_id), address=address
+                )
+            )
+        else:
+            found.append(address)
     types = {c.name: c.type_name for c in columns(cur, store)}
     for link in store.links:
         if link.via is not None:

@@ -37,7 +37,11 @@ held_people AS (
      AND (i.identifier = 'account:' || h.account_id OR i.identifier = 'email:' || h.email_sha256)
 ),
 wanted AS (
-    SELECT coalesce(array_agg(identifier), '{}') AS identifiers FROM identifiers
+    SELECT coalesce(array_agg(DISTINCT a.id), '{}') AS accounts, coalesce(array_agg(DISTINCT p.id), '{}') AS emails,
+           count(a.id) + count(p.id) > 0 AS any
+    FROM erased e
+    LEFT JOIN LATERAL unnest(e.account_ids) AS a(id) ON true
+    LEFT JOIN LATERAL unnest(e.email_sha256s) AS p(id) ON true
 ),
 traces (table_name, category, record_key, placed_at, request_id, rules, identifiers) AS (
 {{ person_traces }}
