@@ -33,6 +33,7 @@ MEASUREMENTS = {
     "exports": ("exports", ()),  # its own database: a shop of 1,000,000 customers
     "processing": ("processing", ()),  # its own database: 1,000,000 newsletter subscriptions (#11)
     "notices": ("notices", ()),  # TP-5 (#12): 10,000 recipient notices to a local webhook
+    "erasure": ("erasure", ()),  # ERA-1: one person's erasure, its own database (export_shop's shop)
     "tuning": ("tuning", ()),  # opt-in: not part of the default run
 }
 DEFAULT = [name for name in MEASUREMENTS if name != "tuning"]

@@ -79,7 +79,8 @@ def retention_audit():
 
     @task
     def enforce(summary: dict) -> None:
-        """Fail the run, with on-call's next step, when anything is past its window.
+        """Fail the run, with on-call's next step, when anything is past its window or a rights
+        check (ERA-1, TP-5, OBJ-1, ...: include/sql/audit/rights/) found something.
 
         AirflowFailException skips the retries: a retry cannot remove overdue data."""
         from airflow.sdk.exceptions import AirflowFailException
@@ -87,7 +88,7 @@ def retention_audit():
         from governance.audit import AuditReport
 
         report = AuditReport.from_json(summary)
-        if report.overdue_total:
+        if report.failed:
             raise AirflowFailException(report.failure_message())
         print(report.failure_message())
 

@@ -14,10 +14,14 @@ Steps, each printed with the command it runs:
 7. a data-subject request: ``governance request open`` and ``verify`` an access request for a
    seeded account, ``airflow dags test subject_requests`` answers it; where the export is (bucket,
    key, size, SHA-256) and what it holds (its files and records per table), never the person's data;
-8. evidence: the hash chain verifies.
+8. an erasure (ERA-1): ``governance request open --kind erasure`` and ``verify`` for another seeded
+   account, the person's records counted per table before, ``airflow dags test subject_requests``
+   erases them (RET-8: order records anonymised, held records kept), the counts after, the
+   independent check's result and the evidence entries' kinds and counts, never an address;
+9. evidence: the hash chain verifies.
 
 The seed and the first audit stand at one instant, the plan, the sweep and the second audit at
-one a minute later, the request half a minute after that: "now" is fixed per run (RET-10) and each
+one a minute later, the requests half a minute after that: "now" is fixed per run (RET-10) and each
 Airflow run has a run id of its own.
 A step whose piece is not part of this build (no sweep DAG yet, say) is skipped with a note; the
 demo fails only when a step that exists does not do what it should. Full logs: .local/demo/.
@@ -501,6 +505,100 @@ def print_export(shop: Shop, request_id: int) -> None:
     table(["file", "bytes", "sha256"], [[f["path"], f["bytes"], f["sha256"][:16] + "..."] for f in files], right={1})
 
 
+def open_verified(number: int, argv: list[str], env: dict[str, str]) -> int:
+    """``governance request open`` with ``argv``, then ``verify``; the request id."""
+    opened = run(f"{number}-request-open", [governance_cli(), "request", "open", *argv], env, show_output=True)
+    found = re.search(r"request (\d+) opened", opened.stdout)
+    if opened.returncode != 0 or not found:
+        print(tail(opened))
+        raise DemoFailed(f"governance request open failed; see {opened.log}")  # type: ignore[attr-defined]
+    at = argv[argv.index("--now") :][:2]
+    verified = run(
+        f"{number}-request-verify",
+        [governance_cli(), "request", "verify", found.group(1), "--by", "demo", "--method", "id_document", *at],
+        env,
+        show_output=True,
+    )
+    if verified.returncode != 0:
+        raise DemoFailed(f"governance request verify failed; see {verified.log}")  # type: ignore[attr-defined]
+    return int(found.group(1))
+
+
+def person_counts(shop: Shop, subject: Any) -> dict[str, int]:
+    """The person's records per table, as the person finder reaches them (counts only)."""
+    from governance.person.records import count_records
+
+    with shop.conn.cursor() as cur:  # autocommit: one statement, one snapshot
+        return count_records(cur, load_demo_policy(), subject)
+
+
+def erasure_step(number: int, *, now: datetime, env: dict[str, str], shop: Shop, dags: set[str]) -> None:
+    """One erasure end to end (ERA-1): open + verify, before, the DAG, after, the check, the evidence."""
+    heading(number, "An erasure: before, the subject_requests DAG, after, the independent check (ERA-1, RET-8)")
+    if "subject_requests" not in dags or not cli_has("request", env):
+        note("skipped: the DAG subject_requests or `governance request` is not part of this build")
+        return
+    rows = shop.query(
+        "SELECT a.account_id FROM shop.accounts a WHERE a.deleted_at IS NULL ORDER BY (SELECT count(*) FROM shop.orders o "
+        "WHERE o.account_id = a.account_id) DESC, a.account_id LIMIT 1 OFFSET 1"
+    )
+    if not rows:
+        note("skipped: no second account in the shop")
+        return
+    from governance.person.subject import resolve_subject
+
+    with shop.conn.cursor() as cur:  # the address stays in this process: never printed
+        subject = resolve_subject(cur, load_demo_policy(), account_id=int(rows[0][0]), email=None)
+    argv = ["--kind", "erasure", "--account-id", str(rows[0][0]), "--channel", "support_tool", "--by", "demo"]
+    request_id = open_verified(number, [*argv, "--now", iso(now)], env)
+    before = person_counts(shop, subject)
+    answered = run(
+        f"{number}-subject-requests-erasure",
+        [devservices.venv_bin("airflow"), "dags", "test", "subject_requests", iso(now)]
+        + ["-c", json.dumps({"request_id": request_id})],
+        env,
+        timeout=DAG_TIMEOUT,
+    )
+    note(f"DAG run {'succeeded' if answered.returncode == 0 else 'failed'} in {answered.seconds:.0f} s")  # type: ignore[attr-defined]
+    after = person_counts(shop, subject)
+    table(["table", "before", "after"], [[t, before[t], after[t]] for t in before if before[t] or after[t]], {1, 2})
+    print_erasure_evidence(shop, request_id)
+    if answered.returncode != 0:
+        print(tail(answered))
+        raise DemoFailed(f"subject_requests failed on the erasure; see {answered.log}")  # type: ignore[attr-defined]
+
+
+def load_demo_policy() -> Any:
+    from governance.policy import load_policy
+
+    return load_policy(os.environ.get("GOVERNANCE_POLICY") or None)
+
+
+def print_erasure_evidence(shop: Shop, request_id: int) -> None:
+    """The request's state, the independent check's counts and the evidence's kinds (counts only)."""
+    state = shop.query("SELECT state FROM governance.subject_requests WHERE request_id = %s", (request_id,))
+    checked = shop.query(
+        "SELECT kind, counts FROM governance.evidence WHERE run_id = %s AND kind LIKE 'erasure_check%%' "
+        "ORDER BY entry_id DESC LIMIT 1",
+        (f"request-{request_id}",),
+    )
+    note(f"request {request_id}: {state[0][0] if state else '?'}")
+    if checked:
+        kind, counts = checked[0]
+        result = "passed" if kind == "erasure_checked" else "FAILED"
+        kept = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()) if not k.startswith("left") and v) or "none"
+        note(
+            f"the independent check {result}: left {sum(v for k, v in counts.items() if k.startswith('left'))}; {kept}"
+        )
+    kinds = shop.query(
+        "SELECT kind, count(*) FROM governance.evidence WHERE run_id = %s GROUP BY kind ORDER BY min(entry_id)",
+        (f"request-{request_id}",),
+    )
+    note("evidence of the request: " + ", ".join(f"{kind} x{n}" for kind, n in kinds))
+    if not checked or checked[0][0] != "erasure_checked" or not state or state[0][0] != "completed":
+        raise DemoFailed(f"the erasure of request {request_id} did not complete with a passing check")
+
+
 def main() -> int:
     started = time.monotonic()
     print(f"{BOLD}Privacy-policy enforcement demo: a photo shop's retention rules, run by Airflow{RESET}")
@@ -566,8 +664,9 @@ def main() -> int:
         note("skipped: there was no sweep")
 
     request_step(7, now=later + timedelta(seconds=30), env=env, shop=shop, dags=dags)
+    erasure_step(8, now=later + timedelta(seconds=40), env=env, shop=shop, dags=dags)
 
-    heading(8, "Evidence")
+    heading(9, "Evidence")
     entries, problems = shop.verify_evidence()
     if problems:
         raise DemoFailed(f"the evidence chain does not verify: {problems} problem(s) in {entries} entries")

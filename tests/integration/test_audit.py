@@ -26,6 +26,7 @@ from governance.audit import listing as audit_listing
 from governance.audit import predicates as audit_predicates
 from governance.audit import run as audit_run
 from governance.audit.report import LOCATION_RULE
+from governance.audit.rights import load_checks
 from governance.objectstore import ensure_bucket
 from governance.policy import load_policy
 from governance.settings import SettingsError
@@ -318,7 +319,9 @@ def test_evidence_is_one_entry_per_rule_idempotent_and_free_of_personal_data(con
         cur.execute("SELECT * FROM governance.verify_evidence()")
         assert cur.fetchall() == []
     conn.rollback()
-    assert len(entries) == len(POLICY.rules) + 4  # the rules, two object stores, SEC-3's location, the summary
+    # the rules, two object stores, SEC-3's location, the summary, and one per rights check (ERA-1, TP-5, ...)
+    assert len(entries) == len(POLICY.rules) + 4 + len(load_checks())
+    assert {e[1] for e in entries if e[0] == "audit_rights"} == {c.id for c in load_checks()}
     assert set(history) == {r.id for r in POLICY.rules} | {OBJECT_STORE_RULE, EXPORTS_CHECK, LOCATION_RULE}
     assert history[LOCATION_RULE][0] == 0 and history[LOCATION_RULE][3] == "location"
     assert history["order-records"] == (3, 1, 0, "gx_unexpected_rows", NOW, POLICY.version)
@@ -329,6 +332,8 @@ def test_evidence_is_one_entry_per_rule_idempotent_and_free_of_personal_data(con
     assert summary[0][2] == {
         "overdue_total": sum(len(v) for v in EXPECTED.values()) + 5 + 3,
         "rules_over": len([r for r in EXPECTED if EXPECTED[r]]) + 2,
+        "rights_findings_total": 0,
+        "rights_failed": 0,
     }
     gx_details = [e[3] for e in entries if e[0] == "audit_rule" and e[1] == "visit-data"][0]
     assert gx_details == {"check": "gx_unexpected_rows", "gx_success": False}

@@ -254,6 +254,7 @@ def test_a_full_run_leaks_no_personal_data(
     # The scan sees what the tasks printed and logged, not just what the test itself did.
     seen = "\n".join(text for where, text in sources if not where.startswith(("metadata", "evidence", "e-mail")))
     assert f"retention audit retention_audit/{after.run_id} as of" in seen  # the audit task's table
+    assert "erased-persons-left" in seen and "completed-requests-notified" in seen  # its rights checks (#11)
     assert "sweep_stage_1" in seen and "anonymised" in seen  # the sweep tasks' logs and results
     assert f"request {answered} answered" in seen and "requests reported" in seen  # the request DAGs' logs
     kinds = {kind for kind, *_ in evidence}

@@ -16,6 +16,7 @@ from psycopg2 import errors, sql
 from psycopg2.extensions import make_dsn, parse_dsn
 
 from governance.audit import run_audit
+from governance.audit.rights import load_checks
 from governance.cli import main as cli_main
 from governance.db import connect
 from governance.person import resolve_subject
@@ -124,19 +125,20 @@ def test_a_privilege_no_longer_wanted_is_revoked(logins, db_url):
 def test_the_auditor_reads_only_the_columns_the_audit_needs_and_cannot_change_anything(logins):
     url = logins["auditor"]
     for statement in (
+        # ERA-1: the rights check erased_persons_left.sql scans the personal text columns of every
+        # identifiable store for an erased person's address (ids only reach the audit's output), so
+        # the auditor reads those; never a hash, nor the unidentifiable visits
         "SELECT password_hash FROM shop.accounts",
-        "SELECT first_name FROM shop.accounts",
         "SELECT * FROM shop.accounts",
-        "SELECT phone, delivery_street FROM shop.orders",
-        "SELECT body FROM shop.contact_messages",
         "SELECT ip_address FROM shop.visits",
+        "SELECT session_key FROM shop.visits",
         "SELECT contact FROM shop.suppliers",
         "DELETE FROM shop.visits",
         "UPDATE shop.orders SET anonymised_at = now()",
         "UPDATE governance.evidence SET kind = 'x'",
         "DELETE FROM governance.evidence",
         "DELETE FROM governance.legal_holds",
-        "SELECT subject_email FROM governance.request_contacts",  # RET-9: the audit reads no more than it needs
+        "DELETE FROM governance.request_contacts",  # RET-9: the audit reads (its addresses, ERA-1), never changes
         "DELETE FROM governance.request_exports",
     ):
         refused(url, statement)
@@ -152,6 +154,8 @@ def test_the_auditor_runs_the_actual_audit(logins, s3):
         conn.close()
     assert report.overdue_total > 0  # the seeded shop straddles every window: the audit found them
     assert {r.rule for r in report.rules} >= {r.id for r in POLICY.rules}
+    # the rights checks (ERA-1, TP-5) run as the auditor too: it reads what they read, no more
+    assert {r.check for r in report.rights} == {c.id for c in load_checks()} and report.rights
 
 
 def test_the_reviewer_reads_evidence_and_aggregates_only(logins):

@@ -30,9 +30,11 @@ from governance.audit.report import (
     OBJECT_STORE_RULE,
     RUNBOOK,
     AuditReport,
+    RightsAudit,
     RuleAudit,
     human_duration,
 )
+from governance.audit.rights import RIGHTS_COLUMNS, RIGHTS_DIR, RightsCheck, load_checks
 from governance.audit.run import cross_checked, new_run_id, run_audit
 from governance.audit.scratch import SCRATCH_LOCK_NAMESPACE, SCRATCH_PREFIX, Scratch, drop_stale_scratch
 from governance.errors import AuditError, AuditFailed, AuditInconsistent
@@ -44,6 +46,8 @@ __all__ = [
     "OBJECT_STORE_REQUIREMENTS",
     "OBJECT_STORE_RULE",
     "PREDICATE_COLUMNS",
+    "RIGHTS_COLUMNS",
+    "RIGHTS_DIR",
     "RUNBOOK",
     "SCRATCH_LOCK_NAMESPACE",
     "SCRATCH_PREFIX",
@@ -55,6 +59,8 @@ __all__ = [
     "GxOutcome",
     "ListedStore",
     "Listing",
+    "RightsAudit",
+    "RightsCheck",
     "RuleAudit",
     "Scratch",
     "audit_parameters",
@@ -68,6 +74,7 @@ __all__ = [
     "gx_query",
     "human_duration",
     "iter_objects",
+    "load_checks",
     "listed_stores",
     "new_run_id",
     "object_store_rule_id",

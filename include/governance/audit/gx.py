@@ -16,11 +16,15 @@ from psycopg2.extensions import cursor, parse_dsn
 
 from governance.audit.predicates import AUDIT_COLUMNS
 from governance.audit.redaction import safe_error
+from governance.audit.rights import RIGHTS_COLUMNS
 from governance.errors import AuditError, InfrastructureError
 from governance.settings import UNREACHABLE_SECTION, redact
 
 if TYPE_CHECKING:
-    from great_expectations.core.expectation_validation_result import ExpectationSuiteValidationResult
+    from great_expectations.core.expectation_validation_result import (
+        ExpectationSuiteValidationResult,
+        ExpectationValidationResult,
+    )
 
 
 @dataclass(frozen=True)
@@ -77,11 +81,16 @@ def sqlalchemy_url(db_url: str) -> str:
     return url.render_as_string(hide_password=False)
 
 
-def run_gx(db_url: str, batch_query: str, queries: dict[str, str]) -> dict[str, GxOutcome]:
-    """Evaluate one UnexpectedRowsExpectation per rule in one validation run (ephemeral context).
+def run_gx(
+    db_url: str, batch_query: str, queries: dict[str, str], checks: dict[str, str] | None = None
+) -> dict[str, GxOutcome]:
+    """Evaluate one UnexpectedRowsExpectation per rule, and per rights check, in one validation run
+    (ephemeral context).
 
     ``batch_query`` defines the run's one batch (a row holding the audited instant); each query
-    in ``queries`` (rule id -> SQL using ``{batch}``) returns that rule's overdue records.
+    in ``queries`` (rule id -> SQL using ``{batch}``) returns that rule's overdue records; each in
+    ``checks`` (rights check id -> SQL) that check's findings, whose outcome is keyed
+    ``check_key(check id)``.
     """
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
@@ -109,13 +118,21 @@ def run_gx(db_url: str, batch_query: str, queries: dict[str, str]) -> dict[str, 
                 meta={"rule_id": rule_id},
             )
         )
+    for check_id, query in (checks or {}).items():
+        suite.add_expectation(
+            UnexpectedRowsExpectation(
+                unexpected_rows_query=query,
+                description=f"rights check {check_id} finds nothing",
+                meta={"check_id": check_id},
+            )
+        )
     validation = context.validation_definitions.add(
         gx.ValidationDefinition(name="retention_audit", data=batch, suite=suite)
     )
     outcomes = _outcomes(validation.run(result_format="COMPLETE"))
-    missing = set(queries) - set(outcomes)
+    missing = (set(queries) | {check_key(c) for c in checks or {}}) - set(outcomes)
     if missing:
-        raise AuditError(f"GX returned no result for rule(s) {sorted(missing)}")
+        raise AuditError(f"GX returned no result for rule(s) or check(s) {sorted(missing)}")
     return outcomes
 
 
@@ -125,7 +142,11 @@ def _outcomes(result: ExpectationSuiteValidationResult) -> dict[str, GxOutcome]:
     for item in result.results:
         if item.expectation_config is None:
             raise AuditError("GX returned a result without its expectation")
-        rule_id = item.expectation_config.meta["rule_id"]
+        meta = item.expectation_config.meta
+        if "check_id" in meta:
+            outcomes[check_key(meta["check_id"])] = _check_outcome(item, meta["check_id"])
+            continue
+        rule_id = meta["rule_id"]
         info: dict[str, Any] = item.exception_info or {}
         if info.get("raised_exception"):
             raise AuditError(
@@ -145,3 +166,26 @@ def _outcomes(result: ExpectationSuiteValidationResult) -> dict[str, GxOutcome]:
         oldest = max((int(row["overdue_seconds"]) for row in rows), default=None)
         outcomes[rule_id] = GxOutcome(success=bool(item.success), count=count, oldest=oldest)
     return outcomes
+
+
+def check_key(check_id: str) -> str:
+    """The key of a rights check's outcome in ``run_gx``'s answer (apart from the rules' ids)."""
+    return f"rights:{check_id}"
+
+
+def _check_outcome(item: ExpectationValidationResult, check_id: str) -> GxOutcome:
+    """A rights check's outcome: its success and count, its returned rows checked (columns, id)."""
+    info: dict[str, Any] = item.exception_info or {}
+    if info.get("raised_exception"):
+        raise AuditError(f"GX could not evaluate rights check {check_id}: {safe_error(info.get('exception_message'))}")
+    count = item.result.get("observed_value")
+    rows = (item.result.get("details") or {}).get("unexpected_rows") or []
+    if not isinstance(count, int):
+        raise AuditError(f"GX returned no row count for rights check {check_id}")
+    if rows and set(rows[0]) != set(RIGHTS_COLUMNS):
+        raise AuditError(
+            f"rows of rights check {check_id} carry columns {sorted(rows[0])}, expected only {list(RIGHTS_COLUMNS)}"
+        )
+    if any(row["check_id"] != check_id for row in rows):
+        raise AuditError(f"GX returned rows of another check for rights check {check_id}")
+    return GxOutcome(success=bool(item.success), count=count, oldest=None)

@@ -1,4 +1,5 @@
-"""The audit's evidence: one ``audit_rule`` entry per rule and one ``audit`` entry for the run.
+"""The audit's evidence: one ``audit_rule`` entry per rule, one ``audit_rights`` entry per rights
+check, and one ``audit`` entry for the run.
 
 Written through ``governance.evidence.append`` in the caller's transaction; counts, rule ids and
 phase times only (no personal data), idempotent per run, rule and kind (a rerun of the same run id
@@ -12,7 +13,7 @@ from typing import Any
 from psycopg2.extensions import cursor
 
 from governance import evidence
-from governance.audit.report import GX_CHECK, AuditReport, RuleAudit
+from governance.audit.report import GX_CHECK, AuditReport, RightsAudit, RuleAudit
 
 
 def record_evidence(cur: cursor, report: AuditReport) -> None:
@@ -21,6 +22,9 @@ def record_evidence(cur: cursor, report: AuditReport) -> None:
     for result in report.rules:
         _record_rule(cur, report, result)
         requirements.update(dict.fromkeys(result.requirements))
+    for check in report.rights:
+        _record_rights(cur, report, check)
+        requirements.update(dict.fromkeys(check.requirements))
     over = report.rules_over
     evidence.append(
         cur,
@@ -29,8 +33,34 @@ def record_evidence(cur: cursor, report: AuditReport) -> None:
         requirements=list(requirements),
         as_of=report.now,
         policy_version=report.policy_version,
-        counts={"overdue_total": report.overdue_total, "rules_over": len(over)},
-        details={"rules_over": [r.rule for r in over], "rules_checked": len(report.rules), "seconds": report.seconds},
+        counts={
+            "overdue_total": report.overdue_total,
+            "rules_over": len(over),
+            "rights_findings_total": report.findings_total,
+            "rights_failed": len(report.rights_failed),
+        },
+        details={
+            "rules_over": [r.rule for r in over],
+            "rules_checked": len(report.rules),
+            "rights_failed": [r.check for r in report.rights_failed],
+            "rights_checked": len(report.rights),
+            "seconds": report.seconds,
+        },
+    )
+
+
+def _record_rights(cur: cursor, report: AuditReport, check: RightsAudit) -> None:
+    """One rights check's count (``rule_id`` is the check's id: unique per run and kind)."""
+    evidence.append(
+        cur,
+        kind="audit_rights",
+        run_id=report.run_id,
+        rule_id=check.check,
+        requirements=list(check.requirements),
+        as_of=report.now,
+        policy_version=report.policy_version,
+        counts={"findings": check.findings},
+        details={"check": GX_CHECK, "gx_success": check.gx_success},
     )
 
 

@@ -1,4 +1,5 @@
-"""The audit's result: one ``RuleAudit`` per rule and the ``AuditReport`` of a run.
+"""The audit's result: one ``RuleAudit`` per rule, one ``RightsAudit`` per rights check, and the
+``AuditReport`` of a run.
 
 Counts, ages and rule ids only, never a record's content. This module owns how a result reads to
 people (the table, on-call's failure message) and to scripts (the JSON an XCom carries).
@@ -71,6 +72,41 @@ class RuleAudit:
         )
 
 
+RIGHTS_RUNBOOK = f"{RUNBOOK}, 'A rights check failed'"
+
+
+@dataclass(frozen=True)
+class RightsAudit:
+    """One rights check's result (``include/sql/audit/rights/``): how many offending rows, ids only."""
+
+    check: str
+    requirements: list[str]
+    findings: int
+    on_failure: str = ""  # on-call's next step, from the check's header
+    gx_success: bool | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "check": self.check,
+            "requirements": list(self.requirements),
+            "findings": self.findings,
+            "on_failure": self.on_failure,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RightsAudit:
+        return cls(
+            check=data["check"],
+            requirements=list(data["requirements"]),
+            findings=int(data["findings"]),
+            on_failure=data.get("on_failure", ""),
+        )
+
+    def headline(self) -> str:
+        plural = "" if self.findings == 1 else "s"
+        return f"rights check {self.check} ({', '.join(self.requirements)}): {self.findings} finding{plural}"
+
+
 @dataclass
 class AuditReport:
     run_id: str
@@ -78,10 +114,25 @@ class AuditReport:
     policy_version: str
     rules: list[RuleAudit]
     seconds: dict[str, float] = field(default_factory=dict)  # time per phase (setup, predicates, gx, ...)
+    rights: list[RightsAudit] = field(default_factory=list)
 
     @property
     def overdue_total(self) -> int:
         return sum(r.overdue for r in self.rules)
+
+    @property
+    def findings_total(self) -> int:
+        """Offending rows of the rights checks, all together."""
+        return sum(r.findings for r in self.rights)
+
+    @property
+    def rights_failed(self) -> list[RightsAudit]:
+        return [r for r in self.rights if r.findings > 0]
+
+    @property
+    def failed(self) -> bool:
+        """Anything past its window, or any rights check with a finding: the run must fail."""
+        return self.overdue_total > 0 or self.findings_total > 0
 
     @property
     def rules_over(self) -> list[RuleAudit]:
@@ -97,6 +148,8 @@ class AuditReport:
         return {
             "overdue_total": self.overdue_total,
             "rules": [r.to_json() for r in self.rules],
+            "rights_findings_total": self.findings_total,
+            "rights": [r.to_json() for r in self.rights],
             "run_id": self.run_id,
             "now": iso(self.now),
         }
@@ -117,7 +170,11 @@ class AuditReport:
             for r in data["rules"]
         ]
         return cls(
-            run_id=data.get("run_id", ""), now=parse_instant(data["now"]), policy_version=policy_version, rules=rules
+            run_id=data.get("run_id", ""),
+            now=parse_instant(data["now"]),
+            policy_version=policy_version,
+            rules=rules,
+            rights=[RightsAudit.from_json(r) for r in data.get("rights", [])],
         )
 
     def format_table(self) -> str:
@@ -152,11 +209,28 @@ class AuditReport:
             out.append(f"OVERDUE: {self.overdue_total} in {len(over)} rule(s)")
         else:
             out.append("nothing is past its window")
+        out += self._rights_table()
         return "\n".join(out)
+
+    def _rights_table(self) -> list[str]:
+        if not self.rights:
+            return []
+        width = max(len("rights check"), *(len(r.check) for r in self.rights))
+        out = ["", f"{'rights check'.ljust(width)}  requirements  findings"]
+        out += [f"{r.check.ljust(width)}  {', '.join(r.requirements)}  {r.findings}" for r in self.rights]
+        failed = self.rights_failed
+        out.append(
+            f"RIGHTS: {self.findings_total} finding(s) in {len(failed)} check(s)"
+            if failed
+            else "every rights check holds"
+        )
+        return out
 
     def failure_message(self) -> str:
         over = self.rules_over
         if not over:
+            if self.rights_failed:
+                return "\n".join(self._rights_failure())
             return f"retention audit {self.run_id} as of {iso(self.now)}: nothing is past its window"
         lines = [
             f"retention audit {self.run_id} as of {iso(self.now)}: {self.overdue_total} overdue in {len(over)} rule(s):"
@@ -172,10 +246,29 @@ class AuditReport:
             f"'governance sweep --rule RULE --now {iso(self.now)}'), then audit again; objects without a "
             f"record are removed by the sweep's object purge. If the sweep ran and they remain, see {RUNBOOK}."
         )
+        if self.rights_failed:
+            lines += self._rights_failure()
         return "\n".join(lines)
 
+    def _rights_failure(self) -> list[str]:
+        """Each failed rights check with its count and on-call's next step (ids and counts only)."""
+        failed = self.rights_failed
+        lines = [
+            f"retention audit {self.run_id} as of {iso(self.now)}: {self.findings_total} finding(s) in "
+            f"{len(failed)} rights check(s):"
+        ]
+        for r in failed:
+            lines.append(f"  - {r.headline()}")
+            lines.append(f"    What to do: {r.on_failure or 'see ' + RIGHTS_RUNBOOK}")
+        lines.append(
+            "The findings' ids (request, table, record key; no personal data) are in the check's SQL output: run "
+            f"the file under include/sql/audit/rights/ as the auditor; see {RIGHTS_RUNBOOK}."
+        )
+        return lines
+
     def raise_if_overdue(self) -> None:
-        if self.overdue_total > 0:
+        """Raise ``AuditFailed`` when anything is overdue or a rights check found something."""
+        if self.failed:
             raise AuditFailed(self)
 
 

@@ -1,7 +1,7 @@
 """``run_audit``: one audit run, phase by phase, and the cross-check of GX's counts.
 
 The phases: set-up (the object store reachable, the scratch schema, the listing started), the
-predicates (each file once, committed for GX), GX with its cross-check, the object-store check once
+predicates and the rights checks (each file once, committed for GX), GX with its cross-check, the object-store check once
 the listing is complete, and the evidence; each phase timed in ``report.seconds``. A failure in any
 phase records nothing and leaves nothing behind.
 """
@@ -12,18 +12,20 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from psycopg2 import sql
 from psycopg2.extensions import connection
 
-from governance.audit.gx import GxOutcome, gx_query, run_gx
+from governance.audit.gx import GxOutcome, check_key, gx_query, run_gx
 from governance.audit.listing import ListedStore, Listing, listed_stores
 from governance.audit.location import check_locations
 from governance.audit.objects import check_object_store
 from governance.audit.predicates import NOTHING_FOUND, Counted, audit_parameters, evaluate_all
 from governance.audit.record import record_evidence
-from governance.audit.report import GX_CHECK, AuditReport, RuleAudit
+from governance.audit.report import GX_CHECK, AuditReport, RightsAudit, RuleAudit
+from governance.audit.rights import RightsCheck, evaluate_checks, load_checks, rights_gx_query
 from governance.audit.scratch import Scratch
 from governance.db import transaction
 from governance.errors import AuditInconsistent, SettingsError
@@ -49,6 +51,7 @@ def run_audit(
     *,
     db_url: str,
     record: bool = True,
+    rights_dir: Path | None = None,
 ) -> AuditReport:
     """Audit every rule as of ``now`` and (``record``) append the evidence; returns the report.
 
@@ -57,14 +60,15 @@ def run_audit(
     read what ``conn`` wrote, so commit the data to be audited first. The function ends its own
     transaction on ``conn`` (commits the evidence when ``record``, rolls back otherwise) and leaves
     nothing else behind (its scratch schema is dropped). It does not raise on overdue data: call
-    ``report.raise_if_overdue()``. ``report.seconds`` has the time of each phase.
+    ``report.raise_if_overdue()``. ``report.seconds`` has the time of each phase. The rights
+    checks are the files of ``rights_dir`` (default ``include/sql/audit/rights/``).
     """
     if s3 is None:
         raise SettingsError(
             "the audit also checks the object store (CAT-5, RET-9): give it an S3 client "
             f"(--s3-endpoint-url or {S3_ENDPOINT_ENV}; in Airflow the connection governance_s3)"
         )
-    run = _Run(conn, s3, policy, as_utc(now), run_id, db_url)
+    run = _Run(conn, s3, policy, as_utc(now), run_id, db_url, load_checks(rights_dir))
     try:
         run.start()
         evaluated = run.evaluate_predicates()
@@ -107,6 +111,8 @@ class _Evaluated:
     counted: dict[str, Counted]
     queries: dict[str, str]
     batch_query: str  # GX's one batch: a row holding the audited instant
+    rights_counted: dict[str, int]  # rights check id -> its findings, counted on the audit's connection
+    rights_queries: dict[str, str]
 
 
 @dataclass
@@ -119,7 +125,9 @@ class _Run:
     now: datetime
     run_id: str
     db_url: str
+    checks: list[RightsCheck]
     laps: _Laps = field(default_factory=_Laps)
+    rights: list[RightsAudit] = field(default_factory=list)
     params: dict[str, Any] = field(init=False)
     stores: list[ListedStore] = field(init=False)
     scratch: Scratch = field(init=False)
@@ -143,18 +151,26 @@ class _Run:
         self.laps.lap("setup")
 
     def evaluate_predicates(self) -> _Evaluated:
-        """Each predicate file once, into the scratch schema (one transaction, committed for GX)."""
+        """Each predicate file and each rights check once, into the scratch schema (one transaction,
+        committed for GX)."""
         with transaction(self.conn) as cur:
             findings, counted = evaluate_all(cur, self.scratch, self.policy.rules, self.params)
             queries = {rule.id: gx_query(cur, findings[rule.audit], rule.id) for rule in self.policy.rules}
             batch_query = cur.mogrify("SELECT %s::timestamptz AS audited_at", (self.now,)).decode()
-        self.laps.lap("predicates")
-        return _Evaluated(findings, counted, queries, batch_query)
+            self.laps.lap("predicates")
+            tables, rights_counted = evaluate_checks(cur, self.scratch, self.policy, self.checks, self.params)
+            rights_queries = {c: rights_gx_query(cur, table, c) for c, table in tables.items()}
+        self.laps.lap("rights")
+        return _Evaluated(findings, counted, queries, batch_query, rights_counted, rights_queries)
 
     def gx_cross_checked(self, evaluated: _Evaluated) -> list[RuleAudit]:
         """GX: one UnexpectedRowsExpectation per rule over its findings, each cross-checked."""
-        outcomes = run_gx(self.db_url, evaluated.batch_query, evaluated.queries)
+        outcomes = run_gx(self.db_url, evaluated.batch_query, evaluated.queries, evaluated.rights_queries)
         self.laps.lap("gx")
+        self.rights = [
+            rights_cross_checked(check, outcomes[check_key(check.id)], evaluated.rights_counted[check.id])
+            for check in self.checks
+        ]
         return [
             cross_checked(rule, outcomes[rule.id], evaluated.counted.get(rule.id, NOTHING_FOUND))
             for rule in self.policy.rules
@@ -179,6 +195,7 @@ class _Run:
                 policy_version=self.policy.version,
                 rules=results,
                 seconds=self.laps.seconds,
+                rights=self.rights,
             )
             if record:
                 self.laps.total()
@@ -205,5 +222,22 @@ def cross_checked(rule: Rule, outcome: GxOutcome, counted: Counted) -> RuleAudit
         oldest_overdue_seconds=oldest,
         held=counted.held,
         check=GX_CHECK,
+        gx_success=outcome.success,
+    )
+
+
+def rights_cross_checked(check: RightsCheck, outcome: GxOutcome, counted: int) -> RightsAudit:
+    """The check's result when GX's count and the aggregate over the same findings agree, and GX
+    succeeded exactly when nothing was found."""
+    if counted != outcome.count or outcome.success != (counted == 0):
+        raise AuditInconsistent(
+            f"rights check {check.id}: GX counted {outcome.count} (success={outcome.success}), the cross-check "
+            f"{counted} over the same findings; nothing was recorded, run it again"
+        )
+    return RightsAudit(
+        check=check.id,
+        requirements=list(check.requirements),
+        findings=counted,
+        on_failure=check.on_failure,
         gx_success=outcome.success,
     )

@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(report.to_json()))
     else:
         print(report.format_table())
-    if report.overdue_total:
+    if report.failed:  # overdue records, or a rights check's findings
         print(report.failure_message(), file=sys.stderr)
         return 1
     return 0

@@ -5,8 +5,8 @@
   and holds; EXECUTE the evidence, hold and partition functions. Rules that drop partitions need the
   partitioned table's ownership: ``owned`` lists those tables, which ``apply`` gives to the role.
 - auditor: read-only. Column-level SELECT on exactly the columns of the data map's stores the audit
-  predicates read (taken from PostgreSQL's own dependency records of each predicate, evaluated as a
-  temporary view) and the object-store check joins, SELECT on the other governance tables they read
+  predicates and the rights checks (``include/sql/audit/rights/``) read (taken from PostgreSQL's own
+  dependency records of each, evaluated as a temporary view) and the object-store check joins, SELECT on the other governance tables they read
   (the request ledger); CREATE on the database for its scratch schema; evidence.
 - request_worker (#10): SELECT on the data map's stores and the join tables its links go through;
   holds; evidence; SELECT, INSERT, UPDATE on the request ledger, its contacts and its exports (and
@@ -28,6 +28,8 @@ from psycopg2 import sql
 from psycopg2.extensions import cursor
 
 from governance.audit.predicates import audit_parameters, audit_sql_text, render
+from governance.audit.rendering import render_markers
+from governance.audit.rights import load_checks
 from governance.policy import Policy
 from governance.requests.corrections import rectifiable_columns
 
@@ -180,14 +182,17 @@ def sweeper_grants(cur: cursor, policy: Policy) -> tuple[set[Grant], set[str]]:
 
 
 def predicate_columns(cur: cursor, policy: Policy) -> set[tuple[str, str]]:
-    """(table, column) of every column the audit predicates read, as PostgreSQL records it for
-    each predicate made a temporary view (rolled back); whole-row references give column ''."""
+    """(table, column) of every column the audit predicates and rights checks read, as PostgreSQL
+    records it for each made a temporary view (rolled back); whole-row references give column ''."""
     params = audit_parameters(policy, datetime.now(UTC))
+    texts = [
+        render(cur, audit_sql_text(next(r for r in policy.rules if r.audit == audit_file)), params)
+        for audit_file in dict.fromkeys(rule.audit for rule in policy.rules)
+    ]
+    texts += [render(cur, render_markers(cur, policy, c.file, c.text), params) for c in load_checks()]
     columns: set[tuple[str, str]] = set()
-    for audit_file in dict.fromkeys(rule.audit for rule in policy.rules):
-        rule = next(r for r in policy.rules if r.audit == audit_file)
+    for rendered in texts:
         cur.execute("SAVEPOINT governance_roles")
-        rendered = render(cur, audit_sql_text(rule), params)
         cur.execute(sql.SQL("CREATE TEMP VIEW {} AS ").format(sql.Identifier(_VIEW)) + sql.SQL(rendered))
         cur.execute(
             "SELECT DISTINCT d.refobjid::regclass::text, coalesce(a.attname, '') FROM pg_depend d "
