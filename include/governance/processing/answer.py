@@ -89,6 +89,7 @@ def switch_off(
             effect=effect,
             purposes=[p.id for p in purposes],
             rows_by_purpose=rows,
+            rows_by_table=_by_table(rows),  # what the audit's completed-requests-notified check reads (TP-5)
         )
         outcome = {
             "purposes": len(purposes),
@@ -98,6 +99,15 @@ def switch_off(
             "notices": notices,
         }
         return complete(cur, policy, request_id, outcome=outcome, now=now)
+
+
+def _by_table(rows: dict[str, dict[str, int]]) -> dict[str, int]:
+    """Rows changed per table over every purpose ({purpose: {table: rows}} summed), the changed ones."""
+    totals: dict[str, int] = {}
+    for per_table in rows.values():
+        for table, n in per_table.items():
+            totals[table] = totals.get(table, 0) + n
+    return {table: n for table, n in totals.items() if n > 0}
 
 
 def _subject(cur: cursor, policy: Policy, request: SubjectRequest) -> Subject:
