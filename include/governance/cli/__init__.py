@@ -31,6 +31,7 @@ SUBCOMMAND_MODULES = [
     "governance.cli.request_cmd",
     "governance.cli.notices_cmd",
     "governance.cli.erasure_cmd",  # adds `request erase` to the request group
+    "governance.cli.replay_cmd",  # `erasure replay` (ERA-1)
 ]
 
 

@@ -20,6 +20,7 @@ from governance import evidence, requests
 from governance.db import advisory_key, transaction
 from governance.erasure.check import ErasureCheck, verify_erasure
 from governance.erasure.erase import ERASURE_KINDS, ErasureOutcome, erase_person
+from governance.erasure.ledger import write_entry
 from governance.erasure.work import run_id
 from governance.errors import ErasureFailed, RequestError
 from governance.policy import Policy
@@ -97,4 +98,6 @@ def answer_erasure(
         requests.start(conn, policy, request_id, now=now)
         outcome = erase_person(conn, s3, policy, request_id, now=now)
         check = verify_erasure(conn, s3, policy, request_id, now=now)
+        if check.ok:  # the ledger outside the database, before the completion commits (ERA-1)
+            write_entry(conn, s3, policy, request_id, now=now)
         return complete_erasure(conn, policy, check, outcome, now=now)

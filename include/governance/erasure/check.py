@@ -16,7 +16,7 @@ and no delete marker. Counts only, per table.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -26,10 +26,12 @@ from psycopg2 import sql
 from psycopg2.extensions import connection, cursor
 
 from governance.db import ident, transaction
+from governance.erasure.batches import WORK_TABLE
 from governance.erasure.plan import StorePlan, erasure_plan, held_sql
 from governance.person.records import columns, person_stores
 from governance.policy import Policy, Store
 from governance.requests import contact, fetch
+from governance.requests.model import OPEN_STATES
 from governance.sweep.held import Holds
 from governance.windows import as_utc
 
@@ -77,32 +79,62 @@ class ErasureCheck:
 
 
 @dataclass(frozen=True)
-class _Person:
+class Person:
+    """Whom the check looks for: account ids, e-mail pseudonyms, addresses given (if any)."""
+
     accounts: list[int]
     pseudonyms: list[str]
     addresses: list[str]  # the address the person gave (personal data: a query parameter only)
+
+    def __repr__(self) -> str:  # never the addresses
+        return f"Person(accounts={len(self.accounts)}, pseudonyms={len(self.pseudonyms)})"
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Where the erasure recorded its records (``work_table``, rows of ``request_id``), and the
+    disposition of a trace it did not record (``fallback``: none for a request's erasure, whose
+    recorded set is complete; a replay's is the plan's, as it records only what is left to do)."""
+
+    work_table: str = WORK_TABLE
+    fallback: Callable[[StorePlan], sql.Composable] | None = None
 
 
 def verify_erasure(
     conn: connection, s3: S3Client | None, policy: Policy, request_id: int, *, now: datetime
 ) -> ErasureCheck:
     """Check, independently of the erasure, that nothing of the request's person is left."""
-    holds = Holds.at(conn, as_utc(now), policy)
-    check = ErasureCheck(request_id)
     with transaction(conn, read_only=True) as cur:
         person = _person(cur, request_id)
         plans = erasure_plan(cur, policy)
+    return check_person(conn, s3, policy, person, plans, ErasureCheck(request_id), Scope(), now=now)
+
+
+def check_person(
+    conn: connection,
+    s3: S3Client | None,
+    policy: Policy,
+    person: Person,
+    plans: list[StorePlan],
+    check: ErasureCheck,
+    scope: Scope,
+    *,
+    now: datetime,
+) -> ErasureCheck:
+    """Fill ``check`` with what is left of ``person`` (one person, or a replay's many) in every store."""
+    holds = Holds.at(conn, as_utc(now), policy)
+    with transaction(conn, read_only=True) as cur:
         traced: Traced = {}
         for plan in reversed(plans):  # a store after those it links to: their traces are known
-            _check_store(cur, policy, plan, person, holds, check, traced)
-        objects = _recorded_objects(cur, policy, plans, request_id, holds)
+            _check_store(cur, policy, plan, person, holds, check, traced, scope)
+        objects = _recorded_objects(cur, policy, plans, check.request_id, holds, scope)
     check.objects_left = sum(1 for bucket, key in objects if s3 is not None and _has_versions(s3, bucket, key))
     if s3 is None and objects:
         check.objects_left = len(objects)  # not checked is not proven gone
     return check
 
 
-def _person(cur: cursor, request_id: int) -> _Person:
+def _person(cur: cursor, request_id: int) -> Person:
     """The person as the ledger and the erasure's subject record name them, and the address given."""
     request = fetch(cur, request_id)
     cur.execute(
@@ -118,7 +150,7 @@ def _person(cur: cursor, request_id: int) -> _Person:
     given = contact(cur, request_id).subject_email
     cur.execute("SELECT lower(btrim(%s))", (given,))
     address = cur.fetchone()
-    return _Person(sorted(accounts), sorted(pseudonyms), [str(address[0])] if address and address[0] else [])
+    return Person(sorted(accounts), sorted(pseudonyms), [str(address[0])] if address and address[0] else [])
 
 
 def _traces(
@@ -178,7 +210,14 @@ def _contains(text: str) -> str:
 
 
 def _check_store(
-    cur: cursor, policy: Policy, plan: StorePlan, person: _Person, holds: Holds, check: ErasureCheck, traced: Traced
+    cur: cursor,
+    policy: Policy,
+    plan: StorePlan,
+    person: Person,
+    holds: Holds,
+    check: ErasureCheck,
+    traced: Traced,
+    scope: Scope,
 ) -> None:
     """Count the store's traces and recorded records: held, anonymised, kept, left; record in
     ``traced`` the values its linking stores need."""
@@ -188,6 +227,7 @@ def _check_store(
         "patterns": [_contains(address) for address in person.addresses],
         "request": check.request_id,
         "table": plan.table,
+        "open": list(OPEN_STATES),
     }
     linked = _linked_columns(policy, plan.table)
     cur.execute(
@@ -203,21 +243,23 @@ def _check_store(
     for i, column in enumerate(linked, start=1):
         traced[(plan.table, column)] = sorted({str(row[i]) for row in rows if row[i] is not None})
     params["traces"] = [str(row[0]) for row in rows]
-    masked, mask_params = _masked(plan)
+    masked, mask_params = masked_sql(plan)
     params.update(mask_params)
     query = sql.SQL(
         "SELECT count(*) FILTER (WHERE h), count(*) FILTER (WHERE NOT h AND d = 'anonymise' AND m), "
         "count(*) FILTER (WHERE NOT h AND d = 'keep'), "
         "count(*) FILTER (WHERE NOT h AND NOT (coalesce(d, '') = 'keep' OR (coalesce(d, '') = 'anonymise' AND m))) "
-        "FROM (SELECT {held} AS h, w.disposition AS d, {masked} AS m FROM {table} t "
-        "LEFT JOIN governance.erasure_work w ON w.request_id = %(request)s AND w.table_name = %(table)s "
+        "FROM (SELECT {held} AS h, coalesce(w.disposition, {fallback}) AS d, {masked} AS m FROM {table} t "
+        "LEFT JOIN {work} w ON w.request_id = %(request)s AND w.table_name = %(table)s "
         "AND w.record_key = t.{key}::text "
         "WHERE t.{key} IN (SELECT unnest(CAST(%(traces)s AS {type}[])) "
-        "UNION SELECT CAST(r.record_key AS {type}) FROM governance.erasure_work r "
+        "UNION SELECT CAST(r.record_key AS {type}) FROM {work} r "
         "WHERE r.request_id = %(request)s AND r.table_name = %(table)s)) x"
     ).format(
         held=held_sql(policy, plan, holds, params),
         masked=masked,
+        fallback=scope.fallback(plan) if scope.fallback else sql.SQL("NULL"),
+        work=ident(scope.work_table),
         table=ident(plan.table),
         key=sql.Identifier(plan.key),
         type=sql.SQL(plan.key_type),
@@ -230,7 +272,7 @@ def _check_store(
             getattr(check, what)[plan.table] = int(n)
 
 
-def _masked(plan: StorePlan) -> tuple[sql.Composable, dict[str, Any]]:
+def masked_sql(plan: StorePlan) -> tuple[sql.Composable, dict[str, Any]]:
     """True when the row holds every RET-8 masking value and its marker (false for other stores)."""
     action = plan.anonymise
     if action is None:
@@ -248,7 +290,7 @@ def _masked(plan: StorePlan) -> tuple[sql.Composable, dict[str, Any]]:
 
 
 def _recorded_objects(
-    cur: cursor, policy: Policy, plans: list[StorePlan], request_id: int, holds: Holds
+    cur: cursor, policy: Policy, plans: list[StorePlan], request_id: int, holds: Holds, scope: Scope
 ) -> list[tuple[str, str]]:
     """(bucket, key) of every object the erasure recorded, except those of records a hold keeps."""
     found: list[tuple[str, str]] = []
@@ -258,10 +300,11 @@ def _recorded_objects(
         params: dict[str, Any] = {"request": request_id, "table": plan.table}
         cur.execute(
             sql.SQL(
-                "SELECT w.bucket, w.object_key FROM governance.erasure_work w LEFT JOIN {table} t "
+                "SELECT w.bucket, w.object_key FROM {work} w LEFT JOIN {table} t "
                 "ON t.{key} = CAST(w.record_key AS {type}) WHERE w.request_id = %(request)s AND w.table_name = %(table)s "
                 "AND w.disposition <> 'keep' AND w.object_key IS NOT NULL AND (t.{key} IS NULL OR NOT {held})"
             ).format(
+                work=ident(scope.work_table),
                 table=ident(plan.table),
                 key=sql.Identifier(plan.key),
                 type=sql.SQL(plan.key_type),

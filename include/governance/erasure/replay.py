@@ -1,0 +1,224 @@
+"""Replaying the erasure ledger after a restore from a backup (ERA-1): every erasure recorded at or
+after ``since`` applied again, set-based across all of them.
+
+The entries (``governance.erasure.ledger``; an altered or unreadable one refuses the whole replay
+before anything changes) are deduplicated by request id, the latest winning, and grouped by the
+categories their person kept (RET-7). Per group: the subjects into a scratch table, their records
+left to erase recorded (``replay_work``), then store by store, children first, the erasure's own
+batches (delete, RET-8 anonymise, purge objects then rows; legal holds in force keep what they
+keep), each one statement committing with its evidence (kind ``erasure_replayed``); then the
+erasure's independent check, over all the group's subjects. Nothing here reads the request ledger's
+rows. A second replay finds nothing to do and records nothing.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from psycopg2.extensions import connection
+
+from governance import evidence
+from governance.db import transaction
+from governance.erasure import replay_work
+from governance.erasure.batches import BATCH_SIZE, Eraser
+from governance.erasure.check import ErasureCheck, Person, Scope, check_person
+from governance.erasure.erase import erase_store
+from governance.erasure.ledger import RUNBOOK, LedgerEntry, read_entries
+from governance.erasure.plan import erasure_plan
+from governance.erasure.work import disposition_sql
+from governance.errors import ErasureFailed, EvidenceBroken, OptionError, SettingsError
+from governance.policy import Policy
+from governance.sweep.held import Holds
+from governance.windows import as_utc, iso
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+KIND_PLANNED = "erasure_replay_planned"
+KIND_BATCH = "erasure_replayed"
+KIND_CHECKED = "erasure_replay_checked"
+KIND_CHECK_FAILED = "erasure_replay_check_failed"
+
+
+@dataclass
+class ReplayOutcome:
+    """What a replay found and did: entries, per table counts, the check's counts. Ids and counts only."""
+
+    since: str
+    entries: int = 0
+    request_ids: list[int] = field(default_factory=list)
+    found: dict[str, dict[str, int]] = field(default_factory=dict)  # table -> {pending, held}
+    tables: dict[str, dict[str, int]] = field(default_factory=dict)  # table -> {deleted, anonymised, ...}
+    check: dict[str, int] = field(default_factory=dict)
+    dry_run: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "since": self.since,
+            "entries": self.entries,
+            "request_ids": self.request_ids,
+            "found": self.found,
+            "tables": self.tables,
+            "check": self.check,
+            "dry_run": self.dry_run,
+        }
+
+
+def check_since(since: datetime, now: datetime) -> datetime:
+    """``since`` as UTC, refused when it is after ``now`` (nothing could have been erased then)."""
+    since = as_utc(since)
+    if since > as_utc(now):
+        raise OptionError(f"--since {iso(since)} is in the future (now is {iso(now)}); give the instant of the dump")
+    return since
+
+
+def ledger_entries(s3: S3Client, policy: Policy, since: datetime, key: bytes | None) -> list[LedgerEntry]:
+    """The entries at or after ``since``, one per request (the latest); refuses altered ones."""
+    bucket = policy.object_store.erasure_ledger_bucket
+    if not bucket:
+        raise SettingsError("the policy names no object_store.erasure_ledger_bucket: there is no ledger to replay")
+    latest: dict[int, LedgerEntry] = {}
+    bad: list[str] = []
+    for object_key, entry in read_entries(s3, bucket, since):
+        if entry is None or (key is not None and entry.mac is not None and not entry.mac_ok(key)):
+            bad.append(object_key)  # keys name an instant and a request id only
+        elif entry.request_id not in latest or entry.erased_at >= latest[entry.request_id].erased_at:
+            latest[entry.request_id] = entry
+    if bad:
+        raise EvidenceBroken(
+            f"erasure ledger bucket {bucket!r}: {len(bad)} object(s) are not entries or their MAC does not match "
+            f"the evidence key (first: {bad[0]}); nothing was replayed; see {RUNBOOK}"
+        )
+    return sorted(latest.values(), key=lambda e: (e.erased_at, e.request_id))
+
+
+def replay(
+    conn: connection,
+    s3: S3Client,
+    policy: Policy,
+    since: datetime,
+    *,
+    now: datetime,
+    dry_run: bool = False,
+    key: bytes | None = None,
+    batch_size: int = BATCH_SIZE,
+) -> ReplayOutcome:
+    """Apply again every erasure of the ledger at or after ``since``; see the module."""
+    now, since = as_utc(now), check_since(since, now)
+    entries = ledger_entries(s3, policy, since, key)
+    outcome = ReplayOutcome(iso(since), len(entries), [e.request_id for e in entries], dry_run=dry_run)
+    groups: dict[tuple[str, ...], list[LedgerEntry]] = defaultdict(list)
+    for entry in entries:
+        groups[tuple(sorted(entry.keep_categories))].append(entry)
+    with transaction(conn) as cur:
+        replay_work.create_scratch(cur)
+    try:
+        for number, (keep, group) in enumerate(sorted(groups.items())):
+            _replay_group(conn, s3, policy, outcome, number, keep, group, now=now, batch_size=batch_size)
+    finally:
+        if not conn.closed:
+            conn.rollback()
+            with transaction(conn) as cur:
+                replay_work.clear(cur)
+    return outcome
+
+
+def _replay_group(
+    conn: connection,
+    s3: S3Client,
+    policy: Policy,
+    outcome: ReplayOutcome,
+    number: int,
+    keep: tuple[str, ...],
+    group: list[LedgerEntry],
+    *,
+    now: datetime,
+    batch_size: int,
+) -> None:
+    """One group of entries (the same categories kept): record, erase, check."""
+    run_name = f"erasure-replay/{iso(now)}/{number}"
+    holds = Holds.at(conn, now, policy)
+    with transaction(conn, read_only=outcome.dry_run) as cur:
+        plans = erasure_plan(cur, policy, keep_categories=keep)
+        replay_work.load_subjects(
+            cur, [a for e in group for a in e.account_ids], [p for e in group for p in e.email_sha256s]
+        )
+        found = replay_work.record(cur, policy, plans, holds, number)
+        _add(outcome.found, found)
+        if not outcome.dry_run and any(t["pending"] for t in found.values()):
+            evidence.append(
+                cur,
+                kind=KIND_PLANNED,
+                run_id=run_name,
+                step="plan",
+                requirements=["ERA-1", "RET-8"],
+                as_of=now,
+                policy_version=policy.version or None,
+                counts={f"{table}.{k}": n for table, t in found.items() for k, n in t.items() if n},
+                details={
+                    "since": outcome.since,
+                    "request_ids": [e.request_id for e in group],
+                    "keep_categories": list(keep),
+                },
+            )
+    if outcome.dry_run or not any(t["pending"] for t in found.values()):
+        return  # nothing to do: no batch, no check, no evidence (a second replay)
+    eraser = Eraser(
+        conn, policy, number, holds, now, batch_size, replay_work.WORK, KIND_BATCH, run_name, {"replay": run_name}
+    )
+    for plan in plans:
+        _add(outcome.tables, {plan.table: erase_store(eraser, plan, s3)})
+    _check(conn, s3, policy, outcome, plans, group, number, run_name, now=now)
+
+
+def _check(
+    conn: connection,
+    s3: S3Client,
+    policy: Policy,
+    outcome: ReplayOutcome,
+    plans: list[Any],
+    group: list[LedgerEntry],
+    number: int,
+    run_name: str,
+    *,
+    now: datetime,
+) -> None:
+    """The erasure's independent check over the group's subjects, committed with its evidence."""
+    with transaction(conn, read_only=True) as cur:
+        stuck = replay_work.stuck(cur, number)
+    person = Person(
+        sorted({a for e in group for a in e.account_ids}), sorted({p for e in group for p in e.email_sha256s}), []
+    )
+    scope = Scope(replay_work.WORK, fallback=disposition_sql)
+    check = check_person(conn, s3, policy, person, plans, ErasureCheck(number), scope, now=now)
+    _add(outcome.check, {"": check.counts()})
+    ok = check.ok and not stuck
+    with transaction(conn) as cur:
+        evidence.append(
+            cur,
+            kind=KIND_CHECKED if ok else KIND_CHECK_FAILED,
+            run_id=run_name,
+            step="check",
+            requirements=["ERA-1", "RET-8"],
+            as_of=now,
+            policy_version=policy.version or None,
+            counts={**check.counts(), **{f"stuck.{t}": n for t, n in stuck.items()}},
+            details={"since": outcome.since, "ok": ok},
+        )
+    if not ok:
+        left = check.describe() if not check.ok else ", ".join(f"{t}: {n}" for t, n in sorted(stuck.items()))
+        raise ErasureFailed(
+            f"erasure replay {run_name}: records of the erased persons are left ({left}); run the replay again, and "
+            f"if they stay see {RUNBOOK}"
+        )
+
+
+def _add(into: dict[str, Any], more: dict[str, dict[str, int]]) -> None:
+    """Sum per-table counts into ``into`` (the check's counts go in flat)."""
+    for table, counts in more.items():
+        target = into if table == "" else into.setdefault(table, {})
+        for name, n in counts.items():
+            target[name] = target.get(name, 0) + n
