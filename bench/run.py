@@ -31,6 +31,7 @@ MEASUREMENTS = {
     "memory": ("memory", ()),
     "airflow": ("airflow_bench", ()),
     "exports": ("exports", ()),  # its own database: a shop of 1,000,000 customers
+    "erasure_replay": ("erasure_replay", ()),  # its own database: a restored shop of 100,000 customers
     "tuning": ("tuning", ()),  # opt-in: not part of the default run
 }
 DEFAULT = [name for name in MEASUREMENTS if name != "tuning"]

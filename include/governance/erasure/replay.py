@@ -23,13 +23,12 @@ from psycopg2.extensions import connection
 from governance import evidence
 from governance.db import transaction
 from governance.erasure import replay_work
-from governance.erasure.batches import BATCH_SIZE, Eraser
-from governance.erasure.check import ErasureCheck, Person, Scope, check_person
+from governance.erasure.batches import Eraser
 from governance.erasure.erase import erase_store
 from governance.erasure.ledger import RUNBOOK, LedgerEntry, read_entries
 from governance.erasure.plan import erasure_plan
-from governance.erasure.work import disposition_sql
-from governance.errors import ErasureFailed, EvidenceBroken, OptionError, SettingsError
+from governance.erasure.replay_check import add_counts, check_replay
+from governance.errors import EvidenceBroken, OptionError, SettingsError
 from governance.policy import Policy
 from governance.sweep.held import Holds
 from governance.windows import as_utc, iso
@@ -37,10 +36,11 @@ from governance.windows import as_utc, iso
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
+# Records per batch: a replay runs in a maintenance window after a restore, over many people at once;
+# each batch is still one statement on one table in its own transaction.
+REPLAY_BATCH_SIZE = 10_000
 KIND_PLANNED = "erasure_replay_planned"
 KIND_BATCH = "erasure_replayed"
-KIND_CHECKED = "erasure_replay_checked"
-KIND_CHECK_FAILED = "erasure_replay_check_failed"
 
 
 @dataclass
@@ -104,11 +104,28 @@ def replay(
     now: datetime,
     dry_run: bool = False,
     key: bytes | None = None,
-    batch_size: int = BATCH_SIZE,
+    batch_size: int = REPLAY_BATCH_SIZE,
 ) -> ReplayOutcome:
     """Apply again every erasure of the ledger at or after ``since``; see the module."""
     now, since = as_utc(now), check_since(since, now)
     entries = ledger_entries(s3, policy, since, key)
+    return apply_entries(conn, s3, policy, entries, since, now=now, dry_run=dry_run, batch_size=batch_size)
+
+
+def apply_entries(
+    conn: connection,
+    s3: S3Client,
+    policy: Policy,
+    entries: list[LedgerEntry],
+    since: datetime,
+    *,
+    now: datetime,
+    dry_run: bool = False,
+    batch_size: int = REPLAY_BATCH_SIZE,
+    check: bool = True,
+) -> ReplayOutcome:
+    """Apply these entries (read by ``ledger_entries``) to the database and the objects; ``check``:
+    run the independent check after each group (the benchmark times it apart)."""
     outcome = ReplayOutcome(iso(since), len(entries), [e.request_id for e in entries], dry_run=dry_run)
     groups: dict[tuple[str, ...], list[LedgerEntry]] = defaultdict(list)
     for entry in entries:
@@ -117,7 +134,7 @@ def replay(
         replay_work.create_scratch(cur)
     try:
         for number, (keep, group) in enumerate(sorted(groups.items())):
-            _replay_group(conn, s3, policy, outcome, number, keep, group, now=now, batch_size=batch_size)
+            _replay_group(conn, s3, policy, outcome, (number, keep), group, now=now, batch_size=batch_size, check=check)
     finally:
         if not conn.closed:
             conn.rollback()
@@ -131,14 +148,15 @@ def _replay_group(
     s3: S3Client,
     policy: Policy,
     outcome: ReplayOutcome,
-    number: int,
-    keep: tuple[str, ...],
+    kept: tuple[int, tuple[str, ...]],
     group: list[LedgerEntry],
     *,
     now: datetime,
     batch_size: int,
+    check: bool,
 ) -> None:
-    """One group of entries (the same categories kept): record, erase, check."""
+    """One group of entries (number, the same categories kept): record, erase, check."""
+    number, keep = kept
     run_name = f"erasure-replay/{iso(now)}/{number}"
     holds = Holds.at(conn, now, policy)
     with transaction(conn, read_only=outcome.dry_run) as cur:
@@ -147,7 +165,7 @@ def _replay_group(
             cur, [a for e in group for a in e.account_ids], [p for e in group for p in e.email_sha256s]
         )
         found = replay_work.record(cur, policy, plans, holds, number)
-        _add(outcome.found, found)
+        add_counts(outcome.found, found)
         if not outcome.dry_run and any(t["pending"] for t in found.values()):
             evidence.append(
                 cur,
@@ -170,55 +188,6 @@ def _replay_group(
         conn, policy, number, holds, now, batch_size, replay_work.WORK, KIND_BATCH, run_name, {"replay": run_name}
     )
     for plan in plans:
-        _add(outcome.tables, {plan.table: erase_store(eraser, plan, s3)})
-    _check(conn, s3, policy, outcome, plans, group, number, run_name, now=now)
-
-
-def _check(
-    conn: connection,
-    s3: S3Client,
-    policy: Policy,
-    outcome: ReplayOutcome,
-    plans: list[Any],
-    group: list[LedgerEntry],
-    number: int,
-    run_name: str,
-    *,
-    now: datetime,
-) -> None:
-    """The erasure's independent check over the group's subjects, committed with its evidence."""
-    with transaction(conn, read_only=True) as cur:
-        stuck = replay_work.stuck(cur, number)
-    person = Person(
-        sorted({a for e in group for a in e.account_ids}), sorted({p for e in group for p in e.email_sha256s}), []
-    )
-    scope = Scope(replay_work.WORK, fallback=disposition_sql)
-    check = check_person(conn, s3, policy, person, plans, ErasureCheck(number), scope, now=now)
-    _add(outcome.check, {"": check.counts()})
-    ok = check.ok and not stuck
-    with transaction(conn) as cur:
-        evidence.append(
-            cur,
-            kind=KIND_CHECKED if ok else KIND_CHECK_FAILED,
-            run_id=run_name,
-            step="check",
-            requirements=["ERA-1", "RET-8"],
-            as_of=now,
-            policy_version=policy.version or None,
-            counts={**check.counts(), **{f"stuck.{t}": n for t, n in stuck.items()}},
-            details={"since": outcome.since, "ok": ok},
-        )
-    if not ok:
-        left = check.describe() if not check.ok else ", ".join(f"{t}: {n}" for t, n in sorted(stuck.items()))
-        raise ErasureFailed(
-            f"erasure replay {run_name}: records of the erased persons are left ({left}); run the replay again, and "
-            f"if they stay see {RUNBOOK}"
-        )
-
-
-def _add(into: dict[str, Any], more: dict[str, dict[str, int]]) -> None:
-    """Sum per-table counts into ``into`` (the check's counts go in flat)."""
-    for table, counts in more.items():
-        target = into if table == "" else into.setdefault(table, {})
-        for name, n in counts.items():
-            target[name] = target.get(name, 0) + n
+        add_counts(outcome.tables, {plan.table: erase_store(eraser, plan, s3)})
+    if check:
+        check_replay(conn, s3, policy, outcome, plans, group, number, run_name, now=now)

@@ -80,6 +80,7 @@ def record(cur: cursor, policy: Policy, plans: list[StorePlan], holds: Holds, gr
         for state, n in cur.fetchall():
             tally[str(state)] = int(n)
         found[plan.table] = tally
+    cur.execute("ANALYZE erasure_replay_work")  # the batches join it by 1,000s: the planner needs its size
     return found
 
 
