@@ -32,6 +32,7 @@ from governance.sweep.held import Holds
 
 SUBJECTS = "pg_temp.erasure_replay_subjects"
 WORK = "pg_temp.erasure_replay_work"
+TEMP_BUFFERS = "128MB"
 
 REPLAY_KEYS = Keys(
     account=lambda c: sql.SQL(
@@ -52,7 +53,12 @@ _CREATE = (
 
 
 def create_scratch(cur: cursor) -> None:
-    """The session's scratch tables, empty."""
+    """The session's scratch tables, empty. Before the session's first temporary table, its local
+    buffers are made large enough for 10,000 erasures' records (the default 8 MB spills to disk)."""
+    cur.execute("SELECT to_regclass('pg_temp.erasure_replay_work') IS NULL AND pg_my_temp_schema() = 0")
+    row = cur.fetchone()
+    if row and row[0]:
+        cur.execute("SET temp_buffers = %s", (TEMP_BUFFERS,))
     cur.execute(_CREATE)
 
 
