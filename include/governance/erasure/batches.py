@@ -66,6 +66,9 @@ class Eraser:
     kind: str = KIND_BATCH
     run_name: str = ""
     details: dict[str, Any] = field(default_factory=dict)
+    # A replay's stores without objects: each batch takes its records straight from this condition on
+    # ``t`` (given the batch's parameters), none recorded; the batches end with a short one.
+    selection: Callable[[StorePlan, dict[str, Any]], sql.Composable] | None = None
 
     def __post_init__(self) -> None:
         self.run_name = self.run_name or run_id(self.request_id)
@@ -128,8 +131,18 @@ class Eraser:
             "now": self.now,
         }
 
-    def statement(self, plan: StorePlan, change: sql.Composable, changed_state: str) -> sql.Composable:
-        """WITH b (the batch), present (its rows still there), changed (``change``) -> mark them."""
+    def statement(
+        self, plan: StorePlan, change: sql.Composable, changed_state: str, params: dict[str, Any] | None = None
+    ) -> sql.Composable:
+        """WITH b (the batch), present (its rows still there), changed (``change``) -> mark them;
+        with a ``selection``, b from it and each row of b changed or (a hold kept it) held."""
+        if self.selection is not None:
+            return sql.SQL(_DIRECT).format(
+                key=sql.Identifier(plan.key),
+                table=ident(plan.table),
+                selection=self.selection(plan, params if params is not None else {}),
+                change=change,
+            )
         return sql.SQL("WITH b AS ({pending}), present AS ({present}), changed AS ({change}) {mark}").format(
             pending=sql.SQL(_PENDING).format(work=self.work),
             present=sql.SQL("SELECT t.{key}::text AS record_key FROM {table} t JOIN b ON {match}").format(
@@ -156,6 +169,11 @@ class Eraser:
         return counts[_LABELS[action]], counts["held"]
 
 
+_DIRECT = (
+    "WITH b AS (SELECT t.{key}::text AS record_key FROM {table} t WHERE {selection} ORDER BY t.{key} "
+    "LIMIT %(batch)s FOR UPDATE OF t), changed AS ({change}) "
+    "SELECT c.record_key IS NOT NULL, c.record_key IS NULL FROM b LEFT JOIN changed c USING (record_key)"
+)
 _LABELS = {"delete": "deleted", "anonymise": "anonymised", "tombstone": "tombstoned"}
 
 
@@ -172,6 +190,7 @@ def delete_all(eraser: Eraser, plan: StorePlan) -> dict[str, int]:
             key=sql.Identifier(plan.key),
         ),
         "done",
+        params,
     )
     return _until_done(eraser, plan, "delete", params, statement)
 
@@ -190,7 +209,7 @@ def anonymise_all(eraser: Eraser, plan: StorePlan) -> dict[str, int]:
         held=held_sql(eraser.policy, plan, eraser.holds, params),
         key=sql.Identifier(plan.key),
     )
-    return _until_done(eraser, plan, "anonymise", params, eraser.statement(plan, change, "done"))
+    return _until_done(eraser, plan, "anonymise", params, eraser.statement(plan, change, "done", params))
 
 
 def _until_done(
@@ -202,5 +221,7 @@ def _until_done(
         changed, held = eraser.batch(plan, action, params, statement)
         totals[label] += changed
         totals["held"] += held
-        if not eraser.left(params, "pending"):
+        if eraser.selection is not None and changed + held < eraser.batch_size:
+            return totals  # a short batch: the selection has no more
+        if eraser.selection is None and not eraser.left(params, "pending"):
             return totals

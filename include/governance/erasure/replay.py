@@ -13,6 +13,7 @@ rows. A second replay finds nothing to do and records nothing.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -164,7 +165,13 @@ def _replay_group(
         replay_work.load_subjects(
             cur, [a for e in group for a in e.account_ids], [p for e in group for p in e.email_sha256s]
         )
-        found = replay_work.record(cur, policy, plans, holds, number)
+        # A dry run counts every store; a replay records the object stores' records only (their
+        # objects are tracked from the tombstone to the purge); the others' batches take their
+        # records straight from the subjects' predicate.
+        recorded = plans if outcome.dry_run else [p for p in plans if p.purges_objects]
+        found = replay_work.record(cur, policy, recorded, holds, number)
+        if not outcome.dry_run:
+            found.update(replay_work.held_counts(cur, policy, [p for p in plans if not p.purges_objects], holds))
         add_counts(outcome.found, found)
         if not outcome.dry_run and any(t["pending"] for t in found.values()):
             evidence.append(
@@ -182,12 +189,16 @@ def _replay_group(
                     "keep_categories": list(keep),
                 },
             )
-    if outcome.dry_run or not any(t["pending"] for t in found.values()):
-        return  # nothing to do: no batch, no check, no evidence (a second replay)
-    eraser = Eraser(
+    if outcome.dry_run:
+        return
+    work = Eraser(
         conn, policy, number, holds, now, batch_size, replay_work.WORK, KIND_BATCH, run_name, {"replay": run_name}
     )
+    direct = dataclasses.replace(work, selection=replay_work.selection(policy, holds))
+    changed = 0
     for plan in plans:
-        add_counts(outcome.tables, {plan.table: erase_store(eraser, plan, s3)})
-    if check:
+        counts = erase_store(work if plan.purges_objects else direct, plan, s3)
+        changed += sum(n for name, n in counts.items() if name != "held")
+        add_counts(outcome.tables, {plan.table: counts})
+    if check and changed:  # nothing changed (a second replay): no check, no evidence
         check_replay(conn, s3, policy, outcome, plans, group, number, run_name, now=now)

@@ -61,7 +61,7 @@ def check_replay(
             as_of=now,
             policy_version=policy.version or None,
             counts={**check.counts(), **{f"stuck.{t}": n for t, n in stuck.items()}},
-            details={"since": outcome.since, "ok": ok},
+            details={"since": outcome.since, "ok": ok, "request_ids": [e.request_id for e in group]},
         )
     if not ok:
         left = check.describe() if not check.ok else ", ".join(f"{t}: {n}" for t, n in sorted(stuck.items()))

@@ -14,7 +14,7 @@ have them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from psycopg2 import sql
@@ -23,7 +23,7 @@ from psycopg2.extras import execute_values
 
 from governance.db import ident
 from governance.erasure.check import masked_sql
-from governance.erasure.plan import StorePlan, held_sql
+from governance.erasure.plan import NOT_HELD, StorePlan, held_sql
 from governance.erasure.work import disposition_sql
 from governance.person.records import Keys, person_predicate
 from governance.policy import Policy
@@ -100,13 +100,10 @@ def _record_sql(policy: Policy, plan: StorePlan, holds: Holds, params: dict[str,
         if objects is not None
         else (sql.SQL("NULL"), sql.SQL("NULL"))
     )
-    masked, mask_params = masked_sql(plan)
-    params.update(mask_params)
-    done = sql.SQL("NOT {}").format(masked) if plan.disposition == "anonymise" else sql.SQL("true")
     return sql.SQL(
         "WITH found AS (INSERT INTO {work} (request_id, table_name, record_key, disposition, state, bucket, object_key) "
         "SELECT %(group)s, {name}, t.{key}::text, {disposition}, CASE WHEN {held} THEN 'held' ELSE 'pending' END, "
-        "{bucket}, {object_key} FROM {table} t WHERE {matches} AND {disposition} <> 'keep' AND {not_done} "
+        "{bucket}, {object_key} FROM {table} t WHERE {to_do} "
         "ON CONFLICT DO NOTHING RETURNING state) SELECT state, count(*) FROM found GROUP BY state"
     ).format(
         work=ident(WORK),
@@ -117,9 +114,45 @@ def _record_sql(policy: Policy, plan: StorePlan, holds: Holds, params: dict[str,
         bucket=bucket,
         object_key=object_key,
         table=ident(plan.table),
-        matches=person_predicate(policy, plan.store, REPLAY_KEYS),
-        not_done=done,
+        to_do=_to_do(plan, policy, params),
     )
+
+
+def _to_do(plan: StorePlan, policy: Policy, params: dict[str, Any]) -> sql.Composable:
+    """The subjects' rows of the store (alias ``t``) left to erase: not kept (a copy an open request
+    needs), and for the RET-8 store not already anonymised."""
+    masked, mask_params = masked_sql(plan)
+    params.update(mask_params, open=list(OPEN_STATES))
+    done = sql.SQL(" AND NOT {}").format(masked) if plan.disposition == "anonymise" else sql.SQL("")
+    return sql.SQL("{matches} AND {disposition} <> 'keep'{done}").format(
+        matches=person_predicate(policy, plan.store, REPLAY_KEYS), disposition=disposition_sql(plan), done=done
+    )
+
+
+def selection(policy: Policy, holds: Holds) -> Callable[[StorePlan, dict[str, Any]], sql.Composable]:
+    """The condition a replay's batches take their records from (stores without objects): left to
+    erase and not held (``batches.Eraser.selection``)."""
+
+    def condition(plan: StorePlan, params: dict[str, Any]) -> sql.Composable:
+        return sql.SQL("{} AND NOT {}").format(_to_do(plan, policy, params), held_sql(policy, plan, holds, params))
+
+    return condition
+
+
+def held_counts(cur: cursor, policy: Policy, plans: list[StorePlan], holds: Holds) -> dict[str, dict[str, int]]:
+    """Table -> {held: n}: the subjects' rows a legal hold keeps, for the stores a hold can reach."""
+    found: dict[str, dict[str, int]] = {}
+    for plan in plans:
+        params: dict[str, Any] = {}
+        held = held_sql(policy, plan, holds, params)
+        if plan.disposition == "keep" or held == NOT_HELD:
+            continue
+        query = sql.SQL("SELECT count(*) FROM {table} t WHERE {to_do} AND {held}")
+        cur.execute(query.format(table=ident(plan.table), to_do=_to_do(plan, policy, params), held=held), params)
+        row = cur.fetchone()
+        if row and row[0]:
+            found[plan.table] = {"pending": 0, "held": int(row[0])}
+    return found
 
 
 def stuck(cur: cursor, group: int) -> dict[str, int]:
