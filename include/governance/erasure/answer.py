@@ -2,8 +2,10 @@
 
 ``answer_erasure`` is the handler for requests of kind ``erasure``. One run at a time per request:
 a session advisory lock; a second run waits for the first, then finds the request completed and
-returns its outcome, never erasing twice. The request completes (``requests.complete``) in the same
-transaction as the check's evidence, and only when the check passed; otherwise ``ErasureFailed``
+returns its outcome, never erasing twice. Once the check passed, the erasure's entry is written to
+the ledger outside the database (``erasure.ledger``: a restore cannot roll it back); the request
+then completes (``requests.complete``) in the same transaction as the check's evidence, and only
+when the check passed and the entry was written; otherwise ``ErasureFailed``
 names the request and the tables and counts left, with the failed check's evidence recorded.
 """
 

@@ -7,7 +7,8 @@ no legal hold keeps, and marks each recorded record done, held or purging.
 A batch commits with its evidence (kind ``erasure_batch``, run ``request-<id>``, step
 ``<table>:<action>`` numbered step#n, counts only) or not at all, so a rerun after a crash
 continues with what is still pending and never records a batch twice. Transient errors are retried
-(``governance.retry``).
+(``governance.retry``). A replay (``governance.erasure.replay``) uses the same batches over its own
+temporary work table, or, for a store without objects, straight from a selection (``Eraser.selection``).
 """
 
 from __future__ import annotations

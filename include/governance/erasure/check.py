@@ -209,7 +209,7 @@ def _contains(text: str) -> str:
     return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
-def _check_store(
+def _check_store(  # noqa: PLR0913 - the check's state, passed down store by store
     cur: cursor,
     policy: Policy,
     plan: StorePlan,
@@ -221,14 +221,8 @@ def _check_store(
 ) -> None:
     """Count the store's traces and recorded records: held, anonymised, kept, left; record in
     ``traced`` the values its linking stores need."""
-    params: dict[str, Any] = {
-        "accounts": person.accounts,
-        "pseudonyms": person.pseudonyms,
-        "patterns": [_contains(address) for address in person.addresses],
-        "request": check.request_id,
-        "table": plan.table,
-        "open": list(OPEN_STATES),
-    }
+    params: dict[str, Any] = {"accounts": person.accounts, "pseudonyms": person.pseudonyms, "open": list(OPEN_STATES)}
+    params.update(patterns=[_contains(a) for a in person.addresses], request=check.request_id, table=plan.table)
     linked = _linked_columns(policy, plan.table)
     cur.execute(
         sql.SQL("SELECT s.{key}::text{more} FROM {table} s WHERE {traces}").format(

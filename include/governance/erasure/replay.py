@@ -3,11 +3,12 @@ after ``since`` applied again, set-based across all of them.
 
 The entries (``governance.erasure.ledger``; an altered or unreadable one refuses the whole replay
 before anything changes) are deduplicated by request id, the latest winning, and grouped by the
-categories their person kept (RET-7). Per group: the subjects into a scratch table, their records
-left to erase recorded (``replay_work``), then store by store, children first, the erasure's own
-batches (delete, RET-8 anonymise, purge objects then rows; legal holds in force keep what they
-keep), each one statement committing with its evidence (kind ``erasure_replayed``); then the
-erasure's independent check, over all the group's subjects. Nothing here reads the request ledger's
+categories their person kept (RET-7). Per group: the subjects into a scratch table
+(``replay_work``), then store by store, children first, the erasure's own batches (delete, RET-8
+anonymise, purge objects then rows; legal holds in force keep what they keep), taken straight from
+the subjects' predicate (the object stores' records recorded first), each one statement committing
+with its evidence (kind ``erasure_replayed``); then the erasure's independent check, over all the
+group's subjects. Nothing here reads the request ledger's
 rows. A second replay finds nothing to do and records nothing.
 """
 

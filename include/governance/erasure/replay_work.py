@@ -1,15 +1,17 @@
-"""A replay's scratch tables and the records it finds (ERA-1): the subjects of many ledger entries at
-once, and their records still to erase, set-based.
+"""A replay's scratch tables and the records it works (ERA-1): the subjects of many ledger entries
+at once, and their records still to erase, set-based.
 
 ``erasure_replay_subjects`` (temporary, this session's) holds the entries' account ids and e-mail
 pseudonyms; the person finder's predicate (``governance.person.records``) names them through
 ``REPLAY_KEYS`` (an account column in the accounts, an address column's pseudonym in the
-pseudonyms), so one statement per store finds every entry's records. ``erasure_replay_work``
-(temporary, the shape of ``governance.erasure_work``) records them as the erasure does, so the
-erasure's batches (``governance.erasure.batches``, ``objects``) work them unchanged: only what is
-left to do (not kept, not already anonymised), a record a legal hold in force keeps recorded
-``held`` (RET-8). Neither table depends on the request ledger's rows: a restored database may not
-have them.
+pseudonyms), so one statement per store finds every entry's records. What is left to erase: not
+kept (a copy an open request needs), not already anonymised (RET-8). A replay's batches take the
+records of a store without objects straight from that (``selection``, a legal hold in force
+excluding what it keeps, counted by ``held_counts``); the records of a store with objects, and a
+dry run's of every store, are recorded first in ``erasure_replay_work`` (temporary, the shape of
+``governance.erasure_work``), so that the erasure's purge (``governance.erasure.objects``) tracks
+their objects from the tombstone on. Neither table depends on the request ledger's rows: a restored
+database may not have them.
 """
 
 from __future__ import annotations
