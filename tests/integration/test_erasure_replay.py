@@ -273,3 +273,22 @@ def test_the_dag_replays_and_a_rerun_does_nothing(conn, s3, world, airflow_home,
     assert str(again.state) == "success" and _evidence(conn) == recorded
     bad = dag.test(logical_date=LATER + timedelta(minutes=2), run_conf={"since": "soon", "dry_run": False})
     assert str(bad.state) == "failed"
+
+
+def test_a_request_written_twice_is_replayed_once_from_its_latest_entry(s3):
+    """ERA-1: a rerun of an erasure writes its entry again; the replay keeps the latest per request."""
+    from governance.erasure.ledger import LedgerEntry
+    from governance.erasure.replay import ledger_entries
+    from governance.objectstore import locked_bucket_mode, put_locked
+
+    locked_bucket_mode(s3, LEDGER, 1)
+    for minute, accounts in ((1, [7]), (2, [7, 8])):
+        entry = LedgerEntry(42, "erasure", f"2026-06-01T12:0{minute}:00.000000Z", accounts, [], [])
+        put_locked(s3, LEDGER, entry.object_key(), entry.to_bytes(), LATER + timedelta(days=1))
+    (only,) = ledger_entries(s3, POLICY, NOW, None)
+    assert only.account_ids == [7, 8] and only.erased_at.startswith("2026-06-01T12:02")
+    (later,) = ledger_entries(s3, POLICY, NOW + timedelta(minutes=1, seconds=30), None)  # --since after the first
+    assert later == only
+    put_locked(s3, LEDGER, "erasures/2026/06/01/x.json", b"{}", LATER + timedelta(days=1))  # not an entry
+    with pytest.raises(EvidenceBroken, match="erasures/2026/06/01/x.json"):
+        ledger_entries(s3, POLICY, NOW, None)
