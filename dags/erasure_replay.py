@@ -57,6 +57,7 @@ def replay(**context) -> dict:
                 now=now,
                 dry_run=bool(params.get("dry_run")),
                 key=evidence_key(),
+                allow_unsigned=bool(params.get("allow_unsigned")),
             )
         except GovernanceError as exc:
             if exc.retryable:
@@ -79,6 +80,9 @@ def replay(**context) -> dict:
             None, type=["null", "string"], description="Required: the instant of the dump restored (ISO 8601, offset)."
         ),
         "dry_run": Param(False, type="boolean", description="Count what would be erased; change nothing."),
+        "allow_unsigned": Param(
+            False, type="boolean", description="Accept entries without a MAC (written before the evidence key was set)."
+        ),
     },
     tags=["governance", "gdpr", "erasure", "ERA-1"],
     doc_md=__doc__,

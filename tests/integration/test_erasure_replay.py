@@ -287,6 +287,9 @@ def test_a_request_written_twice_is_replayed_once_from_its_latest_entry(s3):
         put_locked(s3, LEDGER, entry.object_key(), entry.to_bytes(), LATER + timedelta(days=1))
     (only,) = ledger_entries(s3, POLICY, NOW, None)
     assert only.account_ids == [7, 8] and only.erased_at.startswith("2026-06-01T12:02")
+    with pytest.raises(EvidenceBroken, match="no MAC"):  # with a key, an unsigned entry could be anyone's
+        ledger_entries(s3, POLICY, NOW, KEY.encode())
+    assert ledger_entries(s3, POLICY, NOW, KEY.encode(), allow_unsigned=True) == [only]
     (later,) = ledger_entries(s3, POLICY, NOW + timedelta(minutes=1, seconds=30), None)  # --since after the first
     assert later == only
     put_locked(s3, LEDGER, "erasures/2026/06/01/x.json", b"{}", LATER + timedelta(days=1))  # not an entry

@@ -43,6 +43,11 @@ def register(subparsers: Subparsers, common: argparse.ArgumentParser) -> None:
         help="the instant of the dump restored, e.g. 2026-12-02T03:00:00Z",
     )
     replay.add_argument("--dry-run", action="store_true", help="print what would be erased; change nothing")
+    replay.add_argument(
+        "--allow-unsigned",
+        action="store_true",
+        help="accept entries without a MAC although an evidence key is set (written before the key was)",
+    )
     replay.add_argument("--json", action="store_true", help="machine-readable output")
     replay.set_defaults(handler=run_replay)
 
@@ -53,7 +58,16 @@ def run_replay(args: argparse.Namespace) -> int:
     policy = policy_of(args)
     now = now_of(args)
     with closing(connection_of(args)) as conn:
-        outcome = replay(conn, s3_of(args), policy, args.since, now=now, dry_run=args.dry_run, key=evidence_key())
+        outcome = replay(
+            conn,
+            s3_of(args),
+            policy,
+            args.since,
+            now=now,
+            dry_run=args.dry_run,
+            key=evidence_key(),
+            allow_unsigned=args.allow_unsigned,
+        )
     if args.json:
         print(json.dumps(outcome.to_dict(), indent=2, sort_keys=True))
         return 0

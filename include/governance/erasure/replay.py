@@ -80,22 +80,27 @@ def check_since(since: datetime, now: datetime) -> datetime:
     return since
 
 
-def ledger_entries(s3: S3Client, policy: Policy, since: datetime, key: bytes | None) -> list[LedgerEntry]:
-    """The entries at or after ``since``, one per request (the latest); refuses altered ones."""
+def ledger_entries(
+    s3: S3Client, policy: Policy, since: datetime, key: bytes | None, *, allow_unsigned: bool = False
+) -> list[LedgerEntry]:
+    """The entries at or after ``since``, one per request (the latest); refuses altered ones, and,
+    with a key, unsigned ones unless ``allow_unsigned`` (entries written before a key was set)."""
     bucket = policy.object_store.erasure_ledger_bucket
     if not bucket:
         raise SettingsError("the policy names no object_store.erasure_ledger_bucket: there is no ledger to replay")
     latest: dict[int, LedgerEntry] = {}
     bad: list[str] = []
     for object_key, entry in read_entries(s3, bucket, since):
-        if entry is None or (key is not None and entry.mac is not None and not entry.mac_ok(key)):
+        signed = key is None or (entry is not None and entry.mac_ok(key))
+        if entry is None or not (signed or (allow_unsigned and entry.mac is None)):
             bad.append(object_key)  # keys name an instant and a request id only
         elif entry.request_id not in latest or entry.erased_at >= latest[entry.request_id].erased_at:
             latest[entry.request_id] = entry
     if bad:
         raise EvidenceBroken(
-            f"erasure ledger bucket {bucket!r}: {len(bad)} object(s) are not entries or their MAC does not match "
-            f"the evidence key (first: {bad[0]}); nothing was replayed; see {RUNBOOK}"
+            f"erasure ledger bucket {bucket!r}: {len(bad)} object(s) are not entries, carry no MAC or one that "
+            f"does not match the evidence key (first: {bad[0]}); nothing was replayed; entries written before the "
+            f"key was set: --allow-unsigned; see {RUNBOOK}"
         )
     return sorted(latest.values(), key=lambda e: (e.erased_at, e.request_id))
 
@@ -109,11 +114,12 @@ def replay(
     now: datetime,
     dry_run: bool = False,
     key: bytes | None = None,
+    allow_unsigned: bool = False,
     batch_size: int = REPLAY_BATCH_SIZE,
 ) -> ReplayOutcome:
     """Apply again every erasure of the ledger at or after ``since``; see the module."""
     now, since = as_utc(now), check_since(since, now)
-    entries = ledger_entries(s3, policy, since, key)
+    entries = ledger_entries(s3, policy, since, key, allow_unsigned=allow_unsigned)
     with _replay_lock(conn):  # a second replay waits, then finds nothing to do
         return apply_entries(conn, s3, policy, entries, since, now=now, dry_run=dry_run, batch_size=batch_size)
 
