@@ -69,6 +69,7 @@ def answer(request_id: int, **context) -> dict:
 
     context["request_id"] = request_id  # shown as the map index
     policy, now = governance_airflow.load_policy(), governance_airflow.run_now(context)
+    governance_airflow.export_evidence_key()  # the erasure ledger's entries are signed with it (ERA-1)
     with closing(governance_airflow.db_connection()) as conn:
         try:
             counts = handle(

@@ -24,7 +24,7 @@ import botocore.exceptions
 
 from governance.errors import AnchorError, SettingsError
 from governance.evidence import Problem, Verification, verify
-from governance.objectstore import iter_keys
+from governance.objectstore import iter_keys, locked_bucket_mode, put_locked, s3_error_code
 from governance.windows import iso
 
 if TYPE_CHECKING:
@@ -94,47 +94,19 @@ def mac_of(key: bytes, payload: bytes) -> str:
 
 
 def _s3_error(action: str, bucket: str, exc: Exception) -> AnchorError:
-    if isinstance(exc, botocore.exceptions.ClientError):
-        cause = exc.response.get("Error", {}).get("Code", "?")
-    else:
-        cause = type(exc).__name__
-    return AnchorError(f"evidence anchor: {action} in bucket {bucket!r} failed ({cause}); see {RUNBOOK}")
+    return AnchorError(f"evidence anchor: {action} in bucket {bucket!r} failed ({s3_error_code(exc)}); see {RUNBOOK}")
 
 
 def ensure_anchor_bucket(s3: S3Client, bucket: str, retention_days: int) -> None:
     """Create the bucket with Object Lock in COMPLIANCE mode, or check that an existing one has it."""
     try:
-        try:
-            s3.head_bucket(Bucket=bucket)
-        except botocore.exceptions.ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") not in ("404", "NoSuchBucket"):
-                raise
-            s3.create_bucket(
-                Bucket=bucket,
-                CreateBucketConfiguration={"LocationConstraint": s3.meta.region_name},  # type: ignore[typeddict-item]
-                ObjectLockEnabledForBucket=True,
-            )
-            s3.put_object_lock_configuration(
-                Bucket=bucket,
-                ObjectLockConfiguration={
-                    "ObjectLockEnabled": "Enabled",
-                    "Rule": {"DefaultRetention": {"Mode": "COMPLIANCE", "Days": retention_days}},
-                },
-            )
-            return
-        try:
-            config = s3.get_object_lock_configuration(Bucket=bucket)["ObjectLockConfiguration"]
-        except botocore.exceptions.ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "ObjectLockConfigurationNotFoundError":
-                raise
-            config = {}
+        mode = locked_bucket_mode(s3, bucket, retention_days)
     except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
         raise _s3_error("checking Object Lock", bucket, exc) from None
-    mode = config.get("Rule", {}).get("DefaultRetention", {}).get("Mode")
-    if config.get("ObjectLockEnabled") != "Enabled" or mode != "COMPLIANCE":
+    if mode is not None:
         raise SettingsError(
             f"bucket {bucket!r} (object_store.evidence_anchor_bucket) has no Object Lock in COMPLIANCE mode "
-            f"(found {mode or 'none'}): anchors there could be deleted. Name a new bucket and let "
+            f"(found {mode}): anchors there could be deleted. Name a new bucket and let "
             f"'governance evidence anchor' create it; see {RUNBOOK}"
         )
 
@@ -167,15 +139,8 @@ def anchor_evidence(
     anchor = dataclasses.replace(current_head(conn), anchored_at=iso(moment), run_id=run_id).signed(key)
     ensure_anchor_bucket(s3, bucket, retention_days)
     try:
-        s3.put_object(
-            Bucket=bucket,
-            Key=anchor.object_key(),
-            Body=json.dumps(anchor.to_dict(), sort_keys=True).encode(),
-            ContentType="application/json",
-            IfNoneMatch="*",
-            ObjectLockMode="COMPLIANCE",
-            ObjectLockRetainUntilDate=moment + timedelta(days=retention_days),
-        )
+        body = json.dumps(anchor.to_dict(), sort_keys=True).encode()
+        put_locked(s3, bucket, anchor.object_key(), body, moment + timedelta(days=retention_days))
     except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
         raise _s3_error(f"writing {anchor.object_key()}", bucket, exc) from None
     return anchor

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
 
 import boto3
@@ -109,3 +110,57 @@ def iter_keys(client: S3Client, bucket: str, prefix: str = "") -> Iterator[str]:
     for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
         for item in page.get("Contents", []):
             yield item["Key"]
+
+
+def locked_bucket_mode(s3: S3Client, bucket: str, retention_days: int) -> str | None:
+    """Create ``bucket`` with S3 Object Lock in COMPLIANCE mode (that default retention), or read an
+    existing one's lock: None when it is COMPLIANCE, else the mode found ('none' without a lock).
+    The evidence anchors (SEC-1) and the erasure ledger (ERA-1) keep their objects so. S3 errors
+    propagate (botocore's): each caller names its own setting and runbook section."""
+    try:
+        s3.head_bucket(Bucket=bucket)
+    except botocore.exceptions.ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") not in ("404", "NoSuchBucket"):
+            raise
+        s3.create_bucket(
+            Bucket=bucket,
+            CreateBucketConfiguration={"LocationConstraint": s3.meta.region_name},  # type: ignore[typeddict-item]
+            ObjectLockEnabledForBucket=True,
+        )
+        s3.put_object_lock_configuration(
+            Bucket=bucket,
+            ObjectLockConfiguration={
+                "ObjectLockEnabled": "Enabled",
+                "Rule": {"DefaultRetention": {"Mode": "COMPLIANCE", "Days": retention_days}},
+            },
+        )
+        return None
+    try:
+        config = s3.get_object_lock_configuration(Bucket=bucket)["ObjectLockConfiguration"]
+    except botocore.exceptions.ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") != "ObjectLockConfigurationNotFoundError":
+            raise
+        config = {}
+    mode = config.get("Rule", {}).get("DefaultRetention", {}).get("Mode")
+    return None if config.get("ObjectLockEnabled") == "Enabled" and mode == "COMPLIANCE" else (mode or "none")
+
+
+def put_locked(s3: S3Client, bucket: str, key: str, body: bytes, retain_until: datetime) -> None:
+    """Write a new JSON object under COMPLIANCE retention until ``retain_until``; never overwrites
+    one (``IfNoneMatch``: an existing key is refused with PreconditionFailed)."""
+    s3.put_object(
+        Bucket=bucket,
+        Key=key,
+        Body=body,
+        ContentType="application/json",
+        IfNoneMatch="*",
+        ObjectLockMode="COMPLIANCE",
+        ObjectLockRetainUntilDate=retain_until,
+    )
+
+
+def s3_error_code(exc: Exception) -> str:
+    """The S3 error code of a botocore error, or its class name (no message: it may carry a key)."""
+    if isinstance(exc, botocore.exceptions.ClientError):
+        return str(exc.response.get("Error", {}).get("Code", "?"))
+    return type(exc).__name__

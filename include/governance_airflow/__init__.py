@@ -5,7 +5,7 @@ The ``governance`` package never imports Airflow; DAG files import this package 
 time: Airflow SDK only) and do the heavy imports inside task bodies.
 """
 
-from governance_airflow.anchoring import anchor_evidence
+from governance_airflow.anchoring import anchor_evidence, export_evidence_key
 from governance_airflow.connections import (
     audit_conn_id,
     db_connection,
@@ -44,6 +44,7 @@ __all__ = [
     "check_policy",
     "db_connection",
     "db_dsn",
+    "export_evidence_key",
     "default_args",
     "fail_fast_on_policy_and_sweep_errors",
     "failure_notifier",

@@ -27,6 +27,19 @@ def evidence_key() -> bytes | None:
     return from_secret(secret or None)
 
 
+def export_evidence_key() -> None:
+    """Put the evidence key in this task's environment ($GOVERNANCE_EVIDENCE_KEY, unless set), where
+    the library reads it: the erasure ledger's entries are signed with it (ERA-1). Never logged."""
+    import os
+
+    from governance.anchors import EVIDENCE_KEY_ENV
+
+    if not os.environ.get(EVIDENCE_KEY_ENV):
+        key = evidence_key()
+        if key is not None:
+            os.environ[EVIDENCE_KEY_ENV] = key.decode()
+
+
 def anchor_evidence() -> Any:
     """The teardown task: anchor the head; returns ids, counts and the hash (never personal data)."""
     from airflow.sdk import task

@@ -206,6 +206,8 @@ def test_a_full_run_leaks_no_personal_data(
         ["evidence", "verify", *common],
         ["hold", "list", *common, "--all"],
         ["hold", "list", *common, "--json"],
+        ["erasure", "replay", *common, "--since", (NOW - timedelta(days=1)).isoformat(), "--dry-run"],  # ERA-1
+        ["erasure", "replay", *common, "--since", (NOW - timedelta(days=1)).isoformat(), "--json"],
     ):
         code = main(command)
         captured(f"governance {' '.join(command[:2])}")

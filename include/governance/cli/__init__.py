@@ -33,6 +33,7 @@ SUBCOMMAND_MODULES = [
     "governance.cli.recipients_cmd",
     "governance.cli.erasure_cmd",  # adds `request erase` to the request group
     "governance.cli.processing_cmd",  # `processing list`; adds `request lift` to the request group
+    "governance.cli.replay_cmd",  # `erasure replay` (ERA-1)
 ]
 
 

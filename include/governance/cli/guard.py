@@ -19,7 +19,7 @@ def command_of(args: argparse.Namespace) -> str:
     """The subcommand as typed, e.g. 'hold add'."""
     words = [args.command] + [
         getattr(args, name)
-        for name in ("policy_command", "hold_command", "evidence_command", "request_command")
+        for name in ("policy_command", "hold_command", "evidence_command", "request_command", "erasure_command")
         if getattr(args, name, None)
     ]
     return " ".join(words)

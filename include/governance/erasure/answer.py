@@ -2,8 +2,10 @@
 
 ``answer_erasure`` is the handler for requests of kind ``erasure``. One run at a time per request:
 a session advisory lock; a second run waits for the first, then finds the request completed and
-returns its outcome, never erasing twice. The request completes (``requests.complete``) in the same
-transaction as the check's evidence, and only when the check passed; otherwise ``ErasureFailed``
+returns its outcome, never erasing twice. Once the check passed, the erasure's entry is written to
+the ledger outside the database (``erasure.ledger``: a restore cannot roll it back); the request
+then completes (``requests.complete``) in the same transaction as the check's evidence, and only
+when the check passed and the entry was written; otherwise ``ErasureFailed``
 names the request and the tables and counts left, with the failed check's evidence recorded.
 """
 
@@ -20,6 +22,7 @@ from governance import evidence, requests
 from governance.db import advisory_key, transaction
 from governance.erasure.check import ErasureCheck, verify_erasure
 from governance.erasure.erase import ERASURE_KINDS, ErasureOutcome, erase_person
+from governance.erasure.ledger import write_entry
 from governance.erasure.work import run_id
 from governance.errors import ErasureFailed, RequestError
 from governance.policy import Policy
@@ -97,4 +100,6 @@ def answer_erasure(
         requests.start(conn, policy, request_id, now=now)
         outcome = erase_person(conn, s3, policy, request_id, now=now)
         check = verify_erasure(conn, s3, policy, request_id, now=now)
+        if check.ok:  # the ledger outside the database, before the completion commits (ERA-1)
+            write_entry(conn, s3, policy, request_id, now=now)
         return complete_erasure(conn, policy, check, outcome, now=now)

@@ -7,13 +7,14 @@ no legal hold keeps, and marks each recorded record done, held or purging.
 A batch commits with its evidence (kind ``erasure_batch``, run ``request-<id>``, step
 ``<table>:<action>`` numbered step#n, counts only) or not at all, so a rerun after a crash
 continues with what is still pending and never records a batch twice. Transient errors are retried
-(``governance.retry``).
+(``governance.retry``). A replay (``governance.erasure.replay``) uses the same batches over its own
+temporary work table, or, for a store without objects, straight from a selection (``Eraser.selection``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -33,15 +34,16 @@ from governance.sweep.held import Holds
 KIND_BATCH = "erasure_batch"
 BATCH_SIZE = 1000
 
-_PENDING = sql.SQL(
-    "SELECT w.record_key FROM governance.erasure_work w WHERE w.request_id = %(request)s "
+WORK_TABLE = "governance.erasure_work"  # a replay works a temporary table of the same shape
+_PENDING = (
+    "SELECT w.record_key FROM {work} w WHERE w.request_id = %(request)s "
     "AND w.table_name = %(table)s AND w.state = 'pending' AND w.disposition = %(disposition)s "
     "ORDER BY w.record_key LIMIT %(batch)s FOR UPDATE"
 )
 # Each recorded record of the batch: 'done' once changed (or already gone), 'held' when a hold kept
 # it, or the state the change leaves it in ('purging' for a tombstone).
 _MARK = (
-    "UPDATE governance.erasure_work w SET state = CASE WHEN c.record_key IS NOT NULL THEN {changed_state} "
+    "UPDATE {work} w SET state = CASE WHEN c.record_key IS NOT NULL THEN {changed_state} "
     "WHEN p.record_key IS NOT NULL THEN 'held' ELSE 'done' END "
     "FROM b LEFT JOIN changed c USING (record_key) LEFT JOIN present p USING (record_key) "
     "WHERE w.request_id = %(request)s AND w.table_name = %(table)s AND w.record_key = b.record_key "
@@ -51,7 +53,9 @@ _MARK = (
 
 @dataclass
 class Eraser:
-    """One request's erasure: where it writes, the holds in force, its instant and batch size."""
+    """One request's erasure (or a replay's, ``governance.erasure.replay``): where it writes, the
+    holds in force, its instant and batch size; the recorded records' table (``work_table``, its
+    rows of ``request_id``) and how its evidence is named (``kind``, ``run_name``, ``details``)."""
 
     conn: connection
     policy: Policy
@@ -59,6 +63,21 @@ class Eraser:
     holds: Holds
     now: datetime
     batch_size: int = BATCH_SIZE
+    work_table: str = WORK_TABLE
+    kind: str = KIND_BATCH
+    run_name: str = ""
+    details: dict[str, Any] = field(default_factory=dict)
+    # A replay's stores without objects: each batch takes its records straight from this condition on
+    # ``t`` (given the batch's parameters), none recorded; the batches end with a short one.
+    selection: Callable[[StorePlan, dict[str, Any]], sql.Composable] | None = None
+
+    def __post_init__(self) -> None:
+        self.run_name = self.run_name or run_id(self.request_id)
+        self.details = self.details or {"request_id": self.request_id}
+
+    @property
+    def work(self) -> sql.Composable:
+        return ident(self.work_table)
 
     def run(
         self, plan: StorePlan, action: str, work: Callable[[cursor], dict[str, int]], **extra: Any
@@ -71,21 +90,21 @@ class Eraser:
                 if any(counts.values()):
                     evidence.append(
                         cur,
-                        kind=KIND_BATCH,
-                        run_id=run_id(self.request_id),
+                        kind=self.kind,
+                        run_id=self.run_name,
                         step=f"{plan.table}:{action}",
                         requirements=["ERA-1", "RET-8"] if action == "anonymise" or counts.get("held") else ["ERA-1"],
                         as_of=self.now,
                         policy_version=self.policy.version or None,
                         counts=counts,
-                        details={"request_id": self.request_id, "table": plan.table, "action": action, **extra},
+                        details={**self.details, "table": plan.table, "action": action, **extra},
                         numbered=True,
                     )
             return counts
 
         def give_up(exc: Exception) -> BatchFailed:
             return BatchFailed(
-                f"erasure of request {self.request_id}, table {plan.table}: {type(exc).__name__} "
+                f"erasure {self.run_name}, table {plan.table}: {type(exc).__name__} "
                 f"{BATCH_RETRIES + 1} times (the shop holds locks); run the erasure again"
             )
 
@@ -95,8 +114,10 @@ class Eraser:
         """Whether recorded records of the batch's store and disposition are still in ``state``."""
         with transaction(self.conn, read_only=True) as cur:
             cur.execute(
-                "SELECT EXISTS (SELECT 1 FROM governance.erasure_work WHERE request_id = %(request)s "
-                "AND table_name = %(table)s AND state = %(state)s AND disposition = %(disposition)s)",
+                sql.SQL(
+                    "SELECT EXISTS (SELECT 1 FROM {work} WHERE request_id = %(request)s "
+                    "AND table_name = %(table)s AND state = %(state)s AND disposition = %(disposition)s)"
+                ).format(work=self.work),
                 {**params, "state": state},
             )
             row = cur.fetchone()
@@ -111,15 +132,25 @@ class Eraser:
             "now": self.now,
         }
 
-    def statement(self, plan: StorePlan, change: sql.Composable, changed_state: str) -> sql.Composable:
-        """WITH b (the batch), present (its rows still there), changed (``change``) -> mark them."""
+    def statement(
+        self, plan: StorePlan, change: sql.Composable, changed_state: str, params: dict[str, Any] | None = None
+    ) -> sql.Composable:
+        """WITH b (the batch), present (its rows still there), changed (``change``) -> mark them;
+        with a ``selection``, b from it and each row of b changed or (a hold kept it) held."""
+        if self.selection is not None:
+            return sql.SQL(_DIRECT).format(
+                key=sql.Identifier(plan.key),
+                table=ident(plan.table),
+                selection=self.selection(plan, params if params is not None else {}),
+                change=change,
+            )
         return sql.SQL("WITH b AS ({pending}), present AS ({present}), changed AS ({change}) {mark}").format(
-            pending=_PENDING,
+            pending=sql.SQL(_PENDING).format(work=self.work),
             present=sql.SQL("SELECT t.{key}::text AS record_key FROM {table} t JOIN b ON {match}").format(
                 key=sql.Identifier(plan.key), table=ident(plan.table), match=self.match(plan)
             ),
             change=change,
-            mark=sql.SQL(_MARK).format(changed_state=sql.Literal(changed_state)),
+            mark=sql.SQL(_MARK).format(work=self.work, changed_state=sql.Literal(changed_state)),
         )
 
     def match(self, plan: StorePlan) -> sql.Composable:
@@ -139,6 +170,11 @@ class Eraser:
         return counts[_LABELS[action]], counts["held"]
 
 
+_DIRECT = (
+    "WITH b AS (SELECT t.{key}::text AS record_key FROM {table} t WHERE {selection} ORDER BY t.{key} "
+    "LIMIT %(batch)s FOR UPDATE OF t), changed AS ({change}) "
+    "SELECT c.record_key IS NOT NULL, c.record_key IS NULL FROM b LEFT JOIN changed c USING (record_key)"
+)
 _LABELS = {"delete": "deleted", "anonymise": "anonymised", "tombstone": "tombstoned"}
 
 
@@ -155,6 +191,7 @@ def delete_all(eraser: Eraser, plan: StorePlan) -> dict[str, int]:
             key=sql.Identifier(plan.key),
         ),
         "done",
+        params,
     )
     return _until_done(eraser, plan, "delete", params, statement)
 
@@ -173,7 +210,7 @@ def anonymise_all(eraser: Eraser, plan: StorePlan) -> dict[str, int]:
         held=held_sql(eraser.policy, plan, eraser.holds, params),
         key=sql.Identifier(plan.key),
     )
-    return _until_done(eraser, plan, "anonymise", params, eraser.statement(plan, change, "done"))
+    return _until_done(eraser, plan, "anonymise", params, eraser.statement(plan, change, "done", params))
 
 
 def _until_done(
@@ -185,5 +222,7 @@ def _until_done(
         changed, held = eraser.batch(plan, action, params, statement)
         totals[label] += changed
         totals["held"] += held
-        if not eraser.left(params, "pending"):
+        if eraser.selection is not None and changed + held < eraser.batch_size:
+            return totals  # a short batch: the selection has no more
+        if eraser.selection is None and not eraser.left(params, "pending"):
             return totals

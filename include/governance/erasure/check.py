@@ -20,11 +20,14 @@ What a per-request check cannot do on an index, a scan of whole tables, is the r
 its rights check ``include/sql/audit/rights/erased_persons_left.sql`` looks, for every erased
 person at once, for their account ids and e-mail pseudonyms in every person column and for their
 addresses written inside every personal text column (a message body quoting the address).
+A person known only by pseudonyms (a replay after a restore, ``governance.erasure.replay``: the
+ledger keeps no address) is looked for by the pseudonym of every address column instead, a scan
+that a replay's one check over all its subjects pays once.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -34,10 +37,12 @@ from psycopg2 import sql
 from psycopg2.extensions import connection, cursor
 
 from governance.db import ident, transaction
+from governance.erasure.batches import WORK_TABLE
 from governance.erasure.plan import StorePlan, erasure_plan, held_sql
 from governance.person.records import columns, person_stores
 from governance.policy import Policy, Store
 from governance.requests import contact, fetch
+from governance.requests.model import OPEN_STATES
 from governance.sweep.held import Holds
 from governance.windows import as_utc
 
@@ -83,32 +88,62 @@ class ErasureCheck:
 
 
 @dataclass(frozen=True)
-class _Person:
+class Person:
+    """Whom the check looks for: account ids, e-mail pseudonyms, addresses given (if any)."""
+
     accounts: list[int]
     pseudonyms: list[str]
     addresses: list[str]  # the address the person gave (personal data: a query parameter only)
+
+    def __repr__(self) -> str:  # never the addresses
+        return f"Person(accounts={len(self.accounts)}, pseudonyms={len(self.pseudonyms)})"
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Where the erasure recorded its records (``work_table``, rows of ``request_id``), and the
+    disposition of a trace it did not record (``fallback``: none for a request's erasure, whose
+    recorded set is complete; a replay's is the plan's, as it records only what is left to do)."""
+
+    work_table: str = WORK_TABLE
+    fallback: Callable[[StorePlan], sql.Composable] | None = None
 
 
 def verify_erasure(
     conn: connection, s3: S3Client | None, policy: Policy, request_id: int, *, now: datetime
 ) -> ErasureCheck:
     """Check, independently of the erasure, that nothing of the request's person is left."""
-    holds = Holds.at(conn, as_utc(now), policy)
-    check = ErasureCheck(request_id)
     with transaction(conn, read_only=True) as cur:
         person = _person(cur, request_id)
         plans = erasure_plan(cur, policy)
+    return check_person(conn, s3, policy, person, plans, ErasureCheck(request_id), Scope(), now=now)
+
+
+def check_person(
+    conn: connection,
+    s3: S3Client | None,
+    policy: Policy,
+    person: Person,
+    plans: list[StorePlan],
+    check: ErasureCheck,
+    scope: Scope,
+    *,
+    now: datetime,
+) -> ErasureCheck:
+    """Fill ``check`` with what is left of ``person`` (one person, or a replay's many) in every store."""
+    holds = Holds.at(conn, as_utc(now), policy)
+    with transaction(conn, read_only=True) as cur:
         traced: Traced = {}
         for plan in reversed(plans):  # a store after those it links to: their traces are known
-            _check_store(cur, policy, plan, person, holds, check, traced)
-        objects = _recorded_objects(cur, policy, plans, request_id, holds)
+            _check_store(cur, policy, plan, person, holds, check, traced, scope)
+        objects = _recorded_objects(cur, policy, plans, check.request_id, holds, scope)
     check.objects_left = sum(1 for bucket, key in objects if s3 is not None and _has_versions(s3, bucket, key))
     if s3 is None and objects:
         check.objects_left = len(objects)  # not checked is not proven gone
     return check
 
 
-def _person(cur: cursor, request_id: int) -> _Person:
+def _person(cur: cursor, request_id: int) -> Person:
     """The person as the ledger and the erasure's subject record name them, and the address given."""
     request = fetch(cur, request_id)
     cur.execute(
@@ -124,7 +159,7 @@ def _person(cur: cursor, request_id: int) -> _Person:
     given = contact(cur, request_id).subject_email
     cur.execute("SELECT lower(btrim(%s))", (given,))
     address = cur.fetchone()
-    return _Person(sorted(accounts), sorted(pseudonyms), [str(address[0])] if address and address[0] else [])
+    return Person(sorted(accounts), sorted(pseudonyms), [str(address[0])] if address and address[0] else [])
 
 
 def _traces(
@@ -142,23 +177,7 @@ def _traces(
         for c in sorted(account_columns)
     ]
     if store.person is not None and store.person.email:
-        email = sql.Identifier(store.person.email)
-        # the address column normalised, on its lower(btrim()) index: the address the person gave;
-        # a row with an account is the account's (its guest-address index is partial, as is the finder)
-        address = sql.SQL("lower(btrim({a}.{c})) = ANY(%(addresses)s::text[])").format(a=a, c=email)
-        if store in policy.account_stores():  # the pseudonym index on the accounts' address (050_erasure.sql)
-            found.append(address)
-            found.append(
-                sql.SQL("governance.email_pseudonym({a}.{c}) = ANY(%(pseudonyms)s::text[])").format(a=a, c=email)
-            )
-        elif store.person.account_id:
-            found.append(
-                sql.SQL("({a}.{account} IS NULL AND {address})").format(
-                    a=a, account=sql.Identifier(store.person.account_id), address=address
-                )
-            )
-        else:
-            found.append(address)
+        found.append(_address_trace(policy, store, a, by_address=bool(params.get("addresses"))))
     types = {c.name: c.type_name for c in columns(cur, store)}
     for link in store.links:
         if link.via is not None:
@@ -173,6 +192,27 @@ def _traces(
     return sql.SQL("({})").format(sql.SQL(" OR ").join(found)) if found else sql.SQL("false")
 
 
+def _address_trace(policy: Policy, store: Store, a: sql.Identifier, *, by_address: bool) -> sql.Composable:
+    """The store's address column carrying the person: normalised (``lower(btrim())``, its index)
+    equal to the address given, in a row without an account where the store has an account column
+    (a guest's; the guest-address indexes are partial, as the person finder reads them); an account
+    store's also by its pseudonym (its pseudonym index). Without an address given (a replay), by the
+    pseudonym of the column in every row."""
+    assert store.person is not None and store.person.email
+    email = sql.Identifier(store.person.email)
+    pseudonym = sql.SQL("governance.email_pseudonym({a}.{c}) = ANY(%(pseudonyms)s::text[])").format(a=a, c=email)
+    if not by_address:
+        return pseudonym
+    address = sql.SQL("lower(btrim({a}.{c})) = ANY(%(addresses)s::text[])").format(a=a, c=email)
+    if store in policy.account_stores():  # the pseudonym index on the accounts' address (050_erasure.sql)
+        return sql.SQL("({} OR {})").format(address, pseudonym)
+    if store.person.account_id:
+        return sql.SQL("({a}.{account} IS NULL AND {address})").format(
+            a=a, account=sql.Identifier(store.person.account_id), address=address
+        )
+    return address
+
+
 def _linked_columns(policy: Policy, table: str) -> list[str]:
     """The columns of ``table`` that other stores' direct links point at."""
     return sorted(
@@ -185,18 +225,20 @@ def _linked_columns(policy: Policy, table: str) -> list[str]:
     )
 
 
-def _check_store(
-    cur: cursor, policy: Policy, plan: StorePlan, person: _Person, holds: Holds, check: ErasureCheck, traced: Traced
+def _check_store(  # noqa: PLR0913 - the check's state, passed down store by store
+    cur: cursor,
+    policy: Policy,
+    plan: StorePlan,
+    person: Person,
+    holds: Holds,
+    check: ErasureCheck,
+    traced: Traced,
+    scope: Scope,
 ) -> None:
     """Count the store's traces and recorded records: held, anonymised, kept, left; record in
     ``traced`` the values its linking stores need."""
-    params: dict[str, Any] = {
-        "accounts": person.accounts,
-        "pseudonyms": person.pseudonyms,
-        "addresses": person.addresses,
-        "request": check.request_id,
-        "table": plan.table,
-    }
+    params: dict[str, Any] = {"accounts": person.accounts, "pseudonyms": person.pseudonyms, "open": list(OPEN_STATES)}
+    params.update(addresses=person.addresses, request=check.request_id, table=plan.table)
     linked = _linked_columns(policy, plan.table)
     cur.execute(
         sql.SQL("SELECT s.{key}::text{more} FROM {table} s WHERE {traces}").format(
@@ -211,21 +253,23 @@ def _check_store(
     for i, column in enumerate(linked, start=1):
         traced[(plan.table, column)] = sorted({str(row[i]) for row in rows if row[i] is not None})
     params["traces"] = [str(row[0]) for row in rows]
-    masked, mask_params = _masked(plan)
+    masked, mask_params = masked_sql(plan)
     params.update(mask_params)
     query = sql.SQL(
         "SELECT count(*) FILTER (WHERE h), count(*) FILTER (WHERE NOT h AND d = 'anonymise' AND m), "
         "count(*) FILTER (WHERE NOT h AND d = 'keep'), "
         "count(*) FILTER (WHERE NOT h AND NOT (coalesce(d, '') = 'keep' OR (coalesce(d, '') = 'anonymise' AND m))) "
-        "FROM (SELECT {held} AS h, w.disposition AS d, {masked} AS m FROM {table} t "
-        "LEFT JOIN governance.erasure_work w ON w.request_id = %(request)s AND w.table_name = %(table)s "
+        "FROM (SELECT {held} AS h, coalesce(w.disposition, {fallback}) AS d, {masked} AS m FROM {table} t "
+        "LEFT JOIN {work} w ON w.request_id = %(request)s AND w.table_name = %(table)s "
         "AND w.record_key = t.{key}::text "
         "WHERE t.{key} IN (SELECT unnest(CAST(%(traces)s AS {type}[])) "
-        "UNION SELECT CAST(r.record_key AS {type}) FROM governance.erasure_work r "
+        "UNION SELECT CAST(r.record_key AS {type}) FROM {work} r "
         "WHERE r.request_id = %(request)s AND r.table_name = %(table)s)) x"
     ).format(
         held=held_sql(policy, plan, holds, params),
         masked=masked,
+        fallback=scope.fallback(plan) if scope.fallback else sql.SQL("NULL"),
+        work=ident(scope.work_table),
         table=ident(plan.table),
         key=sql.Identifier(plan.key),
         type=sql.SQL(plan.key_type),
@@ -238,7 +282,7 @@ def _check_store(
             getattr(check, what)[plan.table] = int(n)
 
 
-def _masked(plan: StorePlan) -> tuple[sql.Composable, dict[str, Any]]:
+def masked_sql(plan: StorePlan) -> tuple[sql.Composable, dict[str, Any]]:
     """True when the row holds every RET-8 masking value and its marker (false for other stores)."""
     action = plan.anonymise
     if action is None:
@@ -256,7 +300,7 @@ def _masked(plan: StorePlan) -> tuple[sql.Composable, dict[str, Any]]:
 
 
 def _recorded_objects(
-    cur: cursor, policy: Policy, plans: list[StorePlan], request_id: int, holds: Holds
+    cur: cursor, policy: Policy, plans: list[StorePlan], request_id: int, holds: Holds, scope: Scope
 ) -> list[tuple[str, str]]:
     """(bucket, key) of every object the erasure recorded, except those of records a hold keeps."""
     found: list[tuple[str, str]] = []
@@ -266,10 +310,11 @@ def _recorded_objects(
         params: dict[str, Any] = {"request": request_id, "table": plan.table}
         cur.execute(
             sql.SQL(
-                "SELECT w.bucket, w.object_key FROM governance.erasure_work w LEFT JOIN {table} t "
+                "SELECT w.bucket, w.object_key FROM {work} w LEFT JOIN {table} t "
                 "ON t.{key} = CAST(w.record_key AS {type}) WHERE w.request_id = %(request)s AND w.table_name = %(table)s "
                 "AND w.disposition <> 'keep' AND w.object_key IS NOT NULL AND (t.{key} IS NULL OR NOT {held})"
             ).format(
+                work=ident(scope.work_table),
                 table=ident(plan.table),
                 key=sql.Identifier(plan.key),
                 type=sql.SQL(plan.key_type),

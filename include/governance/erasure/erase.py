@@ -87,12 +87,13 @@ def erase_person(
     eraser = Eraser(conn, policy, request_id, Holds.at(conn, now, policy), now, batch_size)
     outcome = ErasureOutcome(request_id)
     for plan in plans:
-        outcome.tables[plan.table] = _erase_store(eraser, plan, s3)
+        outcome.tables[plan.table] = erase_store(eraser, plan, s3)
     _kept_and_failed(conn, outcome)
     return outcome
 
 
-def _erase_store(eraser: Eraser, plan: StorePlan, s3: S3Client | None) -> dict[str, int]:
+def erase_store(eraser: Eraser, plan: StorePlan, s3: S3Client | None) -> dict[str, int]:
+    """The store's recorded records erased as its plan says (the replay's too); counts."""
     if plan.disposition == "keep":
         return {}
     if plan.disposition == "anonymise":

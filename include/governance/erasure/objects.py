@@ -54,18 +54,18 @@ def purge_recorded(eraser: Eraser, plan: StorePlan, s3: S3Client | None, failed:
     while True:
         with transaction(eraser.conn, read_only=True) as cur:
             cur.execute(
-                "SELECT record_key, bucket, object_key FROM governance.erasure_work WHERE request_id = %(request)s "
-                "AND table_name = %(table)s AND state = 'purging' AND NOT record_key = ANY(%(failed)s) "
-                "ORDER BY record_key LIMIT %(batch)s",
+                sql.SQL(
+                    "SELECT record_key, bucket, object_key FROM {work} WHERE request_id = %(request)s "
+                    "AND table_name = %(table)s AND state = 'purging' AND NOT record_key = ANY(%(failed)s) "
+                    "ORDER BY record_key LIMIT %(batch)s"
+                ).format(work=eraser.work),
                 {**params, "failed": sorted(failed)},
             )
             rows: list[tuple[str, str | None, str | None]] = cur.fetchall()
         if not rows:
             return dict(totals)
         if s3 is None:
-            raise SweepError(
-                f"erasure of request {eraser.request_id}: {plan.table} has objects to purge; it needs an S3 client"
-            )
+            raise SweepError(f"erasure {eraser.run_name}: {plan.table} has objects to purge; it needs an S3 client")
         done, result = _purge(s3, plan, rows)
         totals.update(_remove(eraser, plan, params, done, result))
         failed.update(set(key for key, _, _ in rows) - set(done))  # they stay 'purging': reported, a rerun finishes
@@ -107,8 +107,10 @@ def _remove(
         )
         row = cur.fetchone()
         cur.execute(
-            "UPDATE governance.erasure_work SET state = 'done' WHERE request_id = %(request)s "
-            "AND table_name = %(table)s AND record_key = ANY(%(done)s) AND state = 'purging'",
+            sql.SQL(
+                "UPDATE {work} SET state = 'done' WHERE request_id = %(request)s "
+                "AND table_name = %(table)s AND record_key = ANY(%(done)s) AND state = 'purging'"
+            ).format(work=eraser.work),
             {**params, "done": done},
         )
         return {

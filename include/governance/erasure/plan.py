@@ -30,6 +30,7 @@ from governance.sweep.held import HeldPredicates, Holds
 from governance.sweep.target import Child, referencing_children
 
 LEDGER = "governance.subject_requests"
+NOT_HELD = sql.SQL("false")  # held_sql when no hold in force can keep the store's rows
 MAX_LINK_DEPTH = 4  # links are acyclic (the policy model checks); a bound all the same
 
 _LEDGER_COLUMN = """
@@ -148,6 +149,8 @@ def held_sql(
         # Correlated on the link's column, so a batch reads the rows it links to by their key.
         inner = sql.Identifier(f"{alias}h{i}")
         parent_held = held_sql(policy, parent, holds, params, f"{alias}h{i}", depth + 1)
+        if parent_held == NOT_HELD:
+            continue  # no hold can reach the parent: no sub-select per row to find that out
         a, to = sql.Identifier(alias), sql.Identifier(link.to_column)
         if link.via is None:
             clauses.append(
@@ -174,4 +177,4 @@ def held_sql(
                 held=parent_held,
             )
         )
-    return sql.SQL("({})").format(sql.SQL(" OR ").join(clauses)) if clauses else sql.SQL("false")
+    return sql.SQL("({})").format(sql.SQL(" OR ").join(clauses)) if clauses else NOT_HELD

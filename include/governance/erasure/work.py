@@ -31,7 +31,7 @@ def run_id(request_id: int) -> str:
     return f"request-{request_id}"
 
 
-def _disposition(plan: StorePlan) -> sql.Composable:
+def disposition_sql(plan: StorePlan) -> sql.Composable:
     """The record's disposition: the store's, but ``keep`` for a copy an open request still needs."""
     if plan.request_column is None:
         return sql.Literal(plan.disposition)
@@ -75,7 +75,7 @@ def record_work(
                 ).format(
                     name=sql.Literal(plan.table),
                     key=sql.Identifier(plan.key),
-                    disposition=_disposition(plan),
+                    disposition=disposition_sql(plan),
                     bucket=bucket,
                     object_key=object_key,
                     table=ident(plan.table),
@@ -113,7 +113,7 @@ def dry_run(
                     "SELECT d, h, count(*) FROM (SELECT {disposition} AS d, {held} AS h FROM {table} t "
                     "WHERE {matches}) x GROUP BY d, h"
                 ).format(
-                    disposition=_disposition(plan),
+                    disposition=disposition_sql(plan),
                     held=held_sql(policy, plan, holds, params),
                     table=ident(plan.table),
                     matches=person_predicate(policy, plan.store),

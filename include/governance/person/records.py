@@ -17,7 +17,7 @@ which every store is read as of one instant.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -59,6 +59,22 @@ def snapshot(conn: connection) -> Iterator[cursor]:
         yield cur
 
 
+@dataclass(frozen=True)
+class Keys:
+    """How a query names the person: the condition on an account column and on an address column
+    (each given the column). ``PARAMS``, the default, takes ``%(accounts)s`` and ``%(emails)s``; an
+    erasure replay names the accounts and e-mail pseudonyms of a scratch table instead."""
+
+    account: Callable[[sql.Composable], sql.Composable]
+    email: Callable[[sql.Composable], sql.Composable]
+
+
+PARAMS = Keys(
+    account=lambda c: sql.SQL("{} = ANY(%(accounts)s::bigint[])").format(c),
+    email=lambda c: sql.SQL("lower(btrim({})) = ANY(%(emails)s::text[])").format(c),
+)
+
+
 def person_stores(policy: Policy) -> list[tuple[Category, Store]]:
     """Every store of the data map that can hold a person's records, in data-map order (the
     ``unidentifiable`` ones, such as visits, are left out)."""
@@ -67,9 +83,9 @@ def person_stores(policy: Policy) -> list[tuple[Category, Store]]:
     ]
 
 
-def person_predicate(policy: Policy, store: Store) -> sql.Composable:
+def person_predicate(policy: Policy, store: Store, keys: Keys = PARAMS) -> sql.Composable:
     """The condition on alias ``t`` that a row of ``store`` is the person's."""
-    return _matches(policy, store, "t", 0)
+    return _matches(policy, store, "t", 0, keys)
 
 
 def selection(policy: Policy, store: Store) -> sql.Composable:
@@ -79,11 +95,11 @@ def selection(policy: Policy, store: Store) -> sql.Composable:
     )
 
 
-def _matches(policy: Policy, store: Store, alias: str, depth: int) -> sql.Composable:
+def _matches(policy: Policy, store: Store, alias: str, depth: int, keys: Keys) -> sql.Composable:
     """The person's rows of ``store`` as ``alias``; ``depth`` keeps the aliases of nested links apart."""
-    linked = [(link, _linked_values(policy, link, depth + 1)) for link in store.links]
+    linked = [(link, _linked_values(policy, link, depth + 1, keys)) for link in store.links]
     if not linked:
-        return _own(store.person, alias) if store.person is not None else sql.SQL("false")
+        return _own(store.person, alias, keys) if store.person is not None else sql.SQL("false")
     if store.person is None and len(linked) == 1:
         link, values = linked[0]
         return sql.SQL("{a}.{column} IN ({values})").format(
@@ -95,7 +111,7 @@ def _matches(policy: Policy, store: Store, alias: str, depth: int) -> sql.Compos
     whole = sql.SQL("SELECT {s}.{key} FROM {table} {s} WHERE ").format(
         s=sql.Identifier(inner), key=sql.Identifier(store.key), table=ident(store.table)
     )
-    ways: list[sql.Composable] = [] if store.person is None else [whole + _own(store.person, inner)]
+    ways: list[sql.Composable] = [] if store.person is None else [whole + _own(store.person, inner, keys)]
     for link, values in linked:
         if link.column == store.key:
             ways.append(values)
@@ -111,26 +127,24 @@ def _matches(policy: Policy, store: Store, alias: str, depth: int) -> sql.Compos
     )
 
 
-def _own(person: PersonKey, alias: str) -> sql.Composable:
+def _own(person: PersonKey, alias: str, keys: Keys) -> sql.Composable:
     """The row names the person itself: one of the accounts, or, without an account, an address."""
     a = sql.Identifier(alias)
     email = (
-        sql.SQL("lower(btrim({a}.{column})) = ANY(%(emails)s::text[])").format(a=a, column=sql.Identifier(person.email))
-        if person.email
-        else None
+        keys.email(sql.SQL("{a}.{column}").format(a=a, column=sql.Identifier(person.email))) if person.email else None
     )
     if person.account_id is None:
         assert email is not None  # PersonKey names one at least
         return email
     account = sql.Identifier(person.account_id)
     if email is None:
-        return sql.SQL("{a}.{account} = ANY(%(accounts)s::bigint[])").format(a=a, account=account)
-    return sql.SQL("({a}.{account} = ANY(%(accounts)s::bigint[]) OR ({a}.{account} IS NULL AND {email}))").format(
-        a=a, account=account, email=email
+        return keys.account(sql.SQL("{a}.{account}").format(a=a, account=account))
+    return sql.SQL("({own} OR ({a}.{account} IS NULL AND {email}))").format(
+        own=keys.account(sql.SQL("{a}.{account}").format(a=a, account=account)), a=a, account=account, email=email
     )
 
 
-def _linked_values(policy: Policy, link: Link, depth: int) -> sql.Composable:
+def _linked_values(policy: Policy, link: Link, depth: int, keys: Keys) -> sql.Composable:
     """The values of ``link.column`` that lead to one of the person's rows of ``link.to``."""
     target = policy.store(link.to)
     alias = f"t{depth}"
@@ -138,7 +152,7 @@ def _linked_values(policy: Policy, link: Link, depth: int) -> sql.Composable:
         t=sql.Identifier(alias),
         to_column=sql.Identifier(link.to_column),
         table=ident(target.table),
-        matches=_matches(policy, target, alias, depth),
+        matches=_matches(policy, target, alias, depth, keys),
     )
     if link.via is None:
         return values

@@ -83,6 +83,11 @@ class ObjectStore(StrictModel):
     # ACC-1, POR-1: where the archives answering data-subject requests are written (a copy with a
     # window, RET-9); None: this deployment makes no exports.
     exports_bucket: str | None = None
+    # ERA-1: one object per completed erasure (pseudonyms and instants, no personal data) outside
+    # the database, under S3 Object Lock (COMPLIANCE, kept this many days), so that a restore from
+    # a backup can be followed by `governance erasure replay`; None: no ledger, no replay.
+    erasure_ledger_bucket: str | None = None
+    erasure_ledger_retention_days: int = Field(default=3650, ge=1, le=36500)
 
     def buckets(self) -> list[str]:
         """Every bucket named in this section (any field ending in ``bucket``), for the SEC-3 check."""
