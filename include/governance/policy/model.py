@@ -15,6 +15,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from governance.errors import UnknownRule
+from governance.policy.audiences import Audience, audience_problems
 from governance.policy.base import StrictModel
 from governance.policy.datamap import Category, Store
 from governance.policy.deployment import Locations, RoleNames
@@ -113,6 +114,7 @@ class Policy(StrictModel):
     rules: list[Rule] = Field(min_length=1)
     recipients: list[Recipient] = Field(default_factory=list)  # TP-1, TP-4
     purposes: list[Purpose] = Field(default_factory=list)  # RES-1, OBJ-1, MKT-1, CON-1
+    audiences: list[Audience] = Field(default_factory=list)  # TP-1, TP-3
 
     # Set by load_policy: where it came from and the hash of its bytes (the policy version).
     source_path: str = ""
@@ -139,6 +141,14 @@ class Policy(StrictModel):
             person_tables={s.table for c in self.categories for s in c.stores if not s.unidentifiable},
             data_map_tables={s.table for c in self.categories for s in c.stores},
             recipient_ids={r.id for r in self.recipients},
+        )
+        problems += audience_problems(
+            self.audiences,
+            recipient_ids={r.id for r in self.recipients},
+            purposes=self.purposes,
+            store_buckets={
+                b: s.objects.prefix for c in self.categories for s in c.stores if s.objects for b in s.objects.buckets
+            },
         )
         problems += self._exports_bucket_problems()
         if problems:
@@ -234,6 +244,13 @@ class Policy(StrictModel):
             if purpose.id == purpose_id:
                 return purpose
         raise KeyError(purpose_id)
+
+    def audience(self, audience_id: str) -> Audience:
+        """The audience ``audience_id`` of ``audiences:``; KeyError when the policy has none such."""
+        for audience in self.audiences:
+            if audience.id == audience_id:
+                return audience
+        raise KeyError(audience_id)
 
     def buckets(self) -> list[str]:
         """Every bucket the policy names: the object_store section's and each store's objects'."""
