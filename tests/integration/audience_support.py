@@ -69,7 +69,14 @@ def seed(conn: Any, now: datetime) -> Shop:
 
 
 def switch_off(
-    conn: Any, policy: Any, now: datetime, *, effect: str, account_id: int | None = None, address: str | None = None
+    conn: Any,
+    policy: Any,
+    now: datetime,
+    *,
+    effect: str,
+    account_id: int | None = None,
+    address: str | None = None,
+    purpose: str = PURPOSE,
 ) -> int:
     """A register row in force from ``now`` for the purpose, behind a verified request of the kind."""
     kind = {"objected": "objection", "withdrawn": "consent_withdrawal", "restricted": "restriction"}[effect]
@@ -81,7 +88,7 @@ def switch_off(
         email=address,
         channel="email",
         opened_by="support",
-        purposes=[PURPOSE],
+        purposes=[purpose],
         now=now - timedelta(days=1),
     )
     requests.verify(conn, policy, request.request_id, verified_by="support", method="id_document", now=now)
@@ -92,7 +99,7 @@ def switch_off(
             "starts_at) VALUES (%s, %s, %s, %s, %s, %s) RETURNING entry_id",
             (
                 request_id,
-                PURPOSE,
+                purpose,
                 effect,
                 [account_id] if account_id else [],
                 [pseudonym(address)] if address else [],

@@ -188,11 +188,23 @@ def _record(
     sha, size = streamed.uploaded.sha256, streamed.uploaded.byte_size
     with transaction(conn) as cur:
         cur.execute(
-            "INSERT INTO governance.audience_files (audience_id, run_id, bucket, object_key, manifest_key, "
-            "created_at, as_of, persons, byte_size, sha256) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+            "INSERT INTO governance.audience_files (audience_id, purpose, run_id, bucket, object_key, manifest_key, "
+            "created_at, as_of, persons, byte_size, sha256) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
             "ON CONFLICT (audience_id, run_id) DO UPDATE SET persons = EXCLUDED.persons, "
             "byte_size = EXCLUDED.byte_size, sha256 = EXCLUDED.sha256, state = 'stored' RETURNING file_id",
-            (audience.id, run_id, audience.drop.bucket, key, manifest_key, now, now, persons, size, sha),
+            (
+                audience.id,
+                audience.purpose,
+                run_id,
+                audience.drop.bucket,
+                key,
+                manifest_key,
+                now,
+                now,
+                persons,
+                size,
+                sha,
+            ),
         )
         (file_id,) = cur.fetchone()
         evidence.append(

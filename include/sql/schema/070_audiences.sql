@@ -18,6 +18,7 @@ CREATE INDEX IF NOT EXISTS audience_notices_audience_idx ON governance.audience_
 CREATE TABLE IF NOT EXISTS governance.audience_files (
     file_id      bigserial   PRIMARY KEY,
     audience_id  text        NOT NULL,
+    purpose      text        NOT NULL,   -- the policy purpose the audience is for (the audit checks it)
     run_id       text        NOT NULL,
     bucket       text        NOT NULL,
     object_key   text        NOT NULL,
