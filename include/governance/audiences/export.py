@@ -92,7 +92,7 @@ def _read(
         counter = None
         if counts_conn is not None:
             cur.execute("SELECT pg_export_snapshot()")
-            (snapshot,) = cur.fetchone()
+            snapshot = str(_one(cur))
             counter = threading.Thread(
                 target=_count_in, args=(counts_conn, snapshot, params, reasons, failure), daemon=True
             )
@@ -206,7 +206,7 @@ def _record(
                 sha,
             ),
         )
-        (file_id,) = cur.fetchone()
+        file_id = int(_one(cur))
         evidence.append(
             cur,
             kind="audience_exported",
@@ -227,3 +227,11 @@ def _record(
             },
         )
     return file_id
+
+
+def _one(cur: Any) -> Any:
+    """The single value of a query that returns exactly one row."""
+    row = cur.fetchone()
+    if row is None:
+        raise AudienceFailed("a query that returns one row returned none; this is a bug, report it")
+    return row[0]

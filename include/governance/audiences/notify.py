@@ -128,7 +128,7 @@ def _record(conn: Any, policy: Policy, audience: Audience, *, now: datetime, run
             "SELECT count(*) FROM governance.audience_notices WHERE audience_id = %s AND run_id = %s",
             (audience.id, run_id),
         )
-        (told,) = cur.fetchone()
+        told = int(_one(cur))
         if told == 0 and refused == 0:
             return
         evidence.append(
@@ -143,3 +143,11 @@ def _record(conn: Any, policy: Policy, audience: Audience, *, now: datetime, run
             counts={"told": told, "refused": refused},
             details={"audience": audience.id, "recipient": audience.recipient, "notice_days": audience.notice_days},
         )
+
+
+def _one(cur: Any) -> Any:
+    """The single value of a query that returns exactly one row."""
+    row = cur.fetchone()
+    if row is None:
+        raise AudienceFailed("a query that returns one row returned none; this is a bug, report it")
+    return row[0]
