@@ -31,6 +31,7 @@ MEASUREMENTS = {
     "memory": ("memory", ()),
     "airflow": ("airflow_bench", ()),
     "exports": ("exports", ()),  # its own database: a shop of 1,000,000 customers
+    "audience": ("audience", ()),  # its own database: 1,000,000 accounts, consents, notices (#11)
     "tuning": ("tuning", ()),  # opt-in: not part of the default run
 }
 DEFAULT = [name for name in MEASUREMENTS if name != "tuning"]

@@ -13,8 +13,9 @@ recipient `advertising-partner`, purpose `advertising_audiences`):
   the persons in the audience (live account, consent given and not withdrawn, nothing in force in the
   processing register for the purpose: objected, withdrawn, restricted — MKT-1, OBJ-1, CON-1, RES-1 —
   and told at least `notice_days` earlier), streamed to the drop (`drop:` bucket and prefix), a manifest of
-  counts beside it, the file recorded in `governance.audience_files` (purged after RET-9-audiences by
-  rule `audience-files`) with evidence `audience_exported`. A rerun of a run overwrites the same key.
+  counts beside it, the file recorded in `governance.audience_files` with evidence `audience_exported`.
+  A rerun of a run overwrites the same key. Then the files older than `keep_files` (decision
+  RET-9-audiences) are purged, every version, with evidence `audience_files_purged` (RET-9).
 
 Logs and XComs carry audience ids and counts, never an address, a hash or an object key.
 
@@ -77,27 +78,26 @@ def export(audience_id: str, **context) -> dict:
 
     from airflow.sdk.exceptions import AirflowFailException
 
-    from governance.audiences import export_audience
+    from governance.audiences import export_audience, purge_expired
     from governance.errors import GovernanceError
 
     context["audience_id"] = audience_id
-    policy = governance_airflow.load_policy()
+    policy, now, s3 = (
+        governance_airflow.load_policy(),
+        governance_airflow.run_now(context),
+        governance_airflow.s3_client(),
+    )
+    audience = policy.audience(audience_id)
     with closing(governance_airflow.db_connection()) as conn, closing(governance_airflow.db_connection()) as counts:
         try:
-            done = export_audience(
-                conn,
-                governance_airflow.s3_client(),
-                policy,
-                policy.audience(audience_id),
-                now=governance_airflow.run_now(context),
-                counts_conn=counts,
-            )
+            done = export_audience(conn, s3, policy, audience, now=now, counts_conn=counts)
+            purged = purge_expired(conn, s3, policy, audience, now=now)
         except GovernanceError as exc:
             if exc.retryable:
                 raise
             raise AirflowFailException(str(exc)) from None
-    print(f"audience {audience_id}: {done.counts()}")  # counts only
-    return {"audience": audience_id, **done.counts()}
+    print(f"audience {audience_id}: {done.counts()}; purged {purged.files}, held {purged.held}")  # counts only
+    return {"audience": audience_id, **done.counts(), "purged": purged.files, "held": purged.held}
 
 
 @dag(

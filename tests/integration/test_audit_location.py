@@ -46,7 +46,7 @@ def create_buckets(endpoint: str, uploads_region: str, exports_region: str = "eu
 
 
 def test_the_policy_names_its_buckets_and_the_database_location():
-    assert POLICY.buckets() == ["shop-uploads", ANCHORS, "governance-exports"]
+    assert POLICY.buckets() == ["shop-uploads", ANCHORS, "governance-exports", "advertising-audiences"]  # TP-1: the drop
     assert POLICY.locations is not None and POLICY.locations.database.country == "NO"
 
 

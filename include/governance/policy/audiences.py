@@ -1,9 +1,10 @@
 """The advertising audiences (TP-1, TP-3): the policy's ``audiences:``. Each names the recipient
 that receives the hashed contact details, the purpose (resting on consent, CON-1) whose consents
 and switch-offs decide who is in it, how many days before a person's first inclusion they are told
-(TP-3: ``notice_days``), the notice's template under include/templates/, and the object-store drop
-the file is written to. Checked against the registry, the purposes and the data map at load: the
-drop's bucket must be a data-map store's bucket, so its files are purged (RET-9) and audited.
+(TP-3: ``notice_days``), the notice's template under include/templates/, the object-store drop
+the file is written to, and how long a file is kept there (``keep_files``: a decision's window,
+RET-9; the DAG purges older files). Checked against the registry, the purposes, the decisions and
+the templates at load; the drop's bucket is among the policy's buckets (SEC-3 location check).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pydantic import Field
 from governance.policy.base import INCLUDE_DIR, REQUIREMENT_ID, RuleId, StrictModel
 from governance.policy.purposes import Purpose, PurposeId
 from governance.policy.recipients import RecipientId
+from governance.policy.rules import DecisionRef
 
 TEMPLATES_DIR = INCLUDE_DIR / "templates"
 LANGUAGES = ("nb", "en")
@@ -37,13 +39,13 @@ class Audience(StrictModel):
     notice_days: int = Field(ge=1, le=365)
     notice_template: str = Field(pattern=r"^[a-z0-9_]+$")
     drop: Drop
+    keep_files: DecisionRef  # RET-9: a decision with a window
 
 
 def audience_problems(
-    audiences: Sequence[Audience], recipient_ids: set[str], purposes: Sequence[Purpose], store_buckets: dict[str, str]
+    audiences: Sequence[Audience], recipient_ids: set[str], purposes: Sequence[Purpose], windows: set[str]
 ) -> list[str]:
-    """The audiences against the registry, the purposes and the data map's object stores
-    (``store_buckets``: bucket -> the prefix its store names)."""
+    """The audiences against the registry, the purposes and the decisions with a window (``windows``)."""
     ids = [a.id for a in audiences]
     problems = [f"audiences: audience id {i!r} is used twice" for i in sorted({i for i in ids if ids.count(i) > 1})]
     by_id = {p.id: p for p in purposes}
@@ -64,14 +66,10 @@ def audience_problems(
                 f"{where}, field 'recipient': purpose {audience.purpose!r} does not name {audience.recipient!r} "
                 "among its recipients; add it there (TP-1)"
             )
-        prefix = store_buckets.get(audience.drop.bucket)
-        if prefix is None:
+        if audience.keep_files.decision not in windows:
             problems.append(
-                f"{where}, field 'drop.bucket': {audience.drop.bucket!r} is in no store's 'objects.buckets'; name it "
-                "on the store of the audience files, or the sweep would never purge them nor the audit list them"
+                f"{where}, field 'keep_files': decision {audience.keep_files.decision!r} has no window in 'decisions'"
             )
-        elif not audience.drop.prefix.startswith(prefix):
-            problems.append(f"{where}, field 'drop.prefix': must start with that store's prefix {prefix!r}")
         for language in LANGUAGES:
             if not (TEMPLATES_DIR / f"{audience.notice_template}.{language}.txt").is_file():
                 problems.append(

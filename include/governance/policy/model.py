@@ -146,9 +146,7 @@ class Policy(StrictModel):
             self.audiences,
             recipient_ids={r.id for r in self.recipients},
             purposes=self.purposes,
-            store_buckets={
-                b: s.objects.prefix for c in self.categories for s in c.stores if s.objects for b in s.objects.buckets
-            },
+            windows={name for name, decision in self.decisions.items() if decision.window},
         )
         problems += self._exports_bucket_problems()
         if problems:
@@ -245,6 +243,10 @@ class Policy(StrictModel):
                 return purpose
         raise KeyError(purpose_id)
 
+    def files_window(self, audience: Audience) -> Window:
+        """How long an audience file is kept in its drop (RET-9, the ``keep_files`` decision)."""
+        return Window.parse(self.decisions[audience.keep_files.decision].window or "")
+
     def audience(self, audience_id: str) -> Audience:
         """The audience ``audience_id`` of ``audiences:``; KeyError when the policy has none such."""
         for audience in self.audiences:
@@ -259,6 +261,7 @@ class Policy(StrictModel):
             for store in category.stores:
                 if store.objects is not None:
                     names += store.objects.buckets
+        names += [audience.drop.bucket for audience in self.audiences]  # TP-1: the audience drops
         return list(dict.fromkeys(names))
 
     @cached_property

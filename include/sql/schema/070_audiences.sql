@@ -13,8 +13,8 @@ CREATE TABLE IF NOT EXISTS governance.audience_notices (
 CREATE INDEX IF NOT EXISTS audience_notices_audience_idx ON governance.audience_notices (audience_id, notified_at);
 
 -- TP-1, RET-9: the audience files written to the drop (SHA-256 pseudonyms of addresses, one file
--- per audience and run). A copy with a window (decision RET-9-audiences; rule audience-files purges
--- the object, then the row). state: as shop.uploads ('purging' while the object is being removed).
+-- per audience and run). A copy with a window (the audience's keep_files decision, RET-9-audiences):
+-- governance.audiences.purge removes the objects, then the row. state: 'purging' while the objects go.
 CREATE TABLE IF NOT EXISTS governance.audience_files (
     file_id      bigserial   PRIMARY KEY,
     audience_id  text        NOT NULL,
@@ -33,3 +33,8 @@ CREATE TABLE IF NOT EXISTS governance.audience_files (
     UNIQUE (audience_id, run_id)
 );
 CREATE INDEX IF NOT EXISTS audience_files_created_idx ON governance.audience_files (created_at);
+
+-- A person is named by the pseudonym of their address in the processing register, holds and the
+-- ledger: this finds their account from it without hashing every account (the audience export's
+-- exclusions by address, TP-1; OBJ-1). email_pseudonym is IMMUTABLE (trim, lower-case, SHA-256).
+CREATE INDEX IF NOT EXISTS accounts_email_pseudonym_idx ON shop.accounts (governance.email_pseudonym(email));
