@@ -24,6 +24,7 @@ pytestmark = pytest.mark.integration
 NOW = datetime(2026, 11, 25, 12, 0, 0, tzinfo=UTC)
 POLICY = load_policy()
 ANCHORS = POLICY.object_store.evidence_anchor_bucket  # created by the first anchor, absent here
+DROP = POLICY.audiences[0].drop.bucket  # TP-1: the advertising audience drop
 EXPORTS = POLICY.object_store.exports_bucket  # RET-9: the request exports, made where the uploads are
 
 
@@ -46,7 +47,7 @@ def create_buckets(endpoint: str, uploads_region: str, exports_region: str = "eu
 
 
 def test_the_policy_names_its_buckets_and_the_database_location():
-    assert POLICY.buckets() == ["shop-uploads", ANCHORS, "governance-exports", "advertising-audiences"]  # TP-1: the drop
+    assert POLICY.buckets() == ["shop-uploads", ANCHORS, "governance-exports", DROP]
     assert POLICY.locations is not None and POLICY.locations.database.country == "NO"
 
 
@@ -62,7 +63,12 @@ def test_a_bucket_in_eu_north_1_passes(s3_url):
     create_buckets(s3_url, "eu-north-1")
     result = check_locations(client(s3_url, "eu-north-1"), POLICY)
     assert result.rule == LOCATION_RULE and result.overdue == 0
-    assert result.details["bucket_regions"] == {"shop-uploads": "eu-north-1", ANCHORS: "absent", EXPORTS: "eu-north-1"}
+    assert result.details["bucket_regions"] == {
+        "shop-uploads": "eu-north-1",
+        ANCHORS: "absent",
+        EXPORTS: "eu-north-1",
+        DROP: "absent",  # TP-1: the audience drop, made by the first export
+    }
 
 
 def test_a_bucket_in_us_east_1_fails_the_audit_named_with_its_region(conn, db_url, s3_url):
@@ -90,7 +96,12 @@ def test_a_bucket_in_us_east_1_fails_the_audit_named_with_its_region(conn, db_ur
             "SELECT details -> 'bucket_regions' FROM governance.evidence WHERE run_id = %s AND rule_id = %s",
             ("audit-sec3-us", LOCATION_RULE),
         )
-        assert cur.fetchone()[0] == {"shop-uploads": "us-east-1", ANCHORS: "absent", EXPORTS: "eu-north-1"}
+        assert cur.fetchone()[0] == {
+            "shop-uploads": "us-east-1",
+            ANCHORS: "absent",
+            EXPORTS: "eu-north-1",
+            DROP: "absent",
+        }
 
 
 def test_the_same_audit_passes_with_the_bucket_in_eu_north_1(conn, db_url, s3_url):
