@@ -69,7 +69,7 @@ def build(ctx: Context, conn, customers: int) -> None:
         )
         cur.execute(
             "INSERT INTO governance.audience_notices (account_id, audience_id, notified_at, run_id) "
-            "SELECT account_id, %(a)s, %(t)s - CASE WHEN account_id %% 20 = 3 THEN interval '3 days' "
+            "SELECT account_id, %(a)s, %(t)s - CASE WHEN account_id %% 20 = 1 THEN interval '3 days' "
             "ELSE interval '20 days' END, 'bench' FROM shop.marketing_consents WHERE withdrawn_at IS NULL",
             {"a": AUDIENCE, "t": now},
         )
@@ -140,6 +140,9 @@ def run(ctx: Context) -> list[Check]:
             ours_s.append(time.perf_counter() - start)
             if result.sha256 != hashlib.sha256(body).hexdigest():
                 raise AssertionError("the audience file differs from the hand-written COPY's output")
+        start = time.perf_counter()  # the counts after the file, on the one connection: what the second saves
+        export_audience(conn, s3, ctx.policy, audience, now=ctx.now + timedelta(seconds=ROUNDS))
+        one_connection = time.perf_counter() - start
         for c in (conn, counts_conn, plain):
             c.close()
         _clean(s3, audience.drop.bucket)
@@ -157,7 +160,10 @@ def run(ctx: Context) -> list[Check]:
             target=f"<= {RATIO}x",
             met=at_most(r, RATIO),
             counts={"persons": result.persons, "bytes": result.byte_size, **result.excluded},
-            notes=[f"median of {ROUNDS}, alternated; same bytes checked each round"],
+            notes=[
+                f"median of {ROUNDS}, alternated; same bytes checked each round",
+                f"with the counts on the same connection after the file (no second connection): {one_connection:.2f} s",
+            ],
         )
     ]
 
