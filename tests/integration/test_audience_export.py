@@ -225,3 +225,18 @@ def test_files_past_their_window_are_purged_every_version_and_a_held_one_is_kept
     conn.rollback()
     again = purge_expired(conn, s3, POLICY, AUDIENCE, now=LATER + timedelta(days=8, hours=1))
     assert again.files == 0 and len(evidence_rows(conn, "audience_files_purged")) == 1, "nothing twice"
+
+
+def test_a_missing_drop_records_nothing_and_names_what_to_do(conn, s3, smtp, smtp_inbox, shop):
+    from governance.errors import AudienceFailed
+
+    tell(conn, smtp, POLICY, AUDIENCE, now=NOW, run_id="run-1")
+    s3.delete_bucket(Bucket=aus.BUCKET)
+    with pytest.raises(AudienceFailed, match="could not be written to the drop") as failed:
+        export_audience(conn, s3, POLICY, AUDIENCE, now=LATER)
+    assert failed.value.retryable and "@" not in str(failed.value)
+    with conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM governance.audience_files")
+        assert cur.fetchone()[0] == 0
+    conn.rollback()
+    assert evidence_rows(conn, "audience_exported") == []
