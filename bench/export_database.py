@@ -32,6 +32,8 @@ ORDER_OF_PERSON = OWN_OR_GUEST.replace("account_id", "o.account_id").replace("(e
 HAND_WRITTEN = {
     "shop.calendar_events": f"SELECT * FROM shop.calendar_events WHERE {OWNED} ORDER BY event_id",
     "shop.saved_products": f"SELECT * FROM shop.saved_products WHERE {OWNED} ORDER BY saved_product_id",
+    # #11 (CON-1, TP-1): the consents the person gave; the bench's shop has none (empty).
+    "shop.marketing_consents": f"SELECT * FROM shop.marketing_consents WHERE {OWNED} ORDER BY consent_id",
     "shop.orders": f"SELECT * FROM shop.orders WHERE {OWN_OR_GUEST} ORDER BY order_id",
     "shop.order_lines": "SELECT l.* FROM shop.order_lines l JOIN shop.orders o USING (order_id) "
     f"WHERE {ORDER_OF_PERSON} ORDER BY l.order_line_id",

@@ -239,3 +239,10 @@ class ErasureFailed(GovernanceError):
     request id and the tables and counts left, never the person; a rerun finishes it."""
 
     retryable = True
+
+
+class AudienceFailed(GovernanceError):
+    """An advertising audience export or its notices (TP-1, TP-3) could not be done; nothing half-done
+    is recorded, so a rerun starts again. ``retryable`` when the object store or mail server may come back."""
+
+    retryable = True

@@ -90,6 +90,7 @@ class Generator(RequestRows):
             end = min(start + CHUNK_CUSTOMERS, self.customers)
             self.rng = Rng(f"{self.seed}:chunk:{index}")
             self.urng = Rng(f"{self.seed}:uploads:{index}")
+            self.crng = Rng(f"{self.seed}:consents:{index}")  # apart: the consents change nothing else
             if index == 0:
                 start = scripted.run(start_index=0)
             for i in range(start, end):
@@ -212,6 +213,10 @@ class Generator(RequestRows):
             self._random_conversation(p, p.email, created_at)
         if rng.random() < 0.5:
             self.cookie_preference(account_id, self._ago(max(created_at, self.now - timedelta(days=900))))
+        if self.crng.random() < 0.4:  # TP-1, CON-1: consented to advertising audiences; some withdrew
+            given = self._ago(created_at, end, self.crng)
+            withdrawn = self._ago(given, end, self.crng) if self.crng.random() < 0.1 else None
+            self.marketing_consent(account_id, given, withdrawn)
 
     def _random_guest(self, p: Person) -> None:
         rng, urng = self.rng, self.urng

@@ -77,6 +77,7 @@ class ShopRows:
         self.batch = Batch()
         self.rng = Rng()
         self.urng = Rng()  # uploads draw apart: a cap changes nothing else
+        self.crng = Rng()  # consents draw apart too (#11)
 
     def next_id(self, table: str) -> int:
         """The id the next row of ``table`` would get (orphan objects use ids no row has)."""
@@ -145,6 +146,16 @@ class ShopRows:
             {"event_id": event_id, "account_id": account_id} if self._keep else None,
         )
         return event_id
+
+    def marketing_consent(self, account_id: int, given_at: datetime, withdrawn_at: datetime | None) -> int:
+        """CON-1, TP-1 (#11): a consent to advertising audiences; not in the reference snapshot (no rule)."""
+        consent_id = self._take("shop.marketing_consents")
+        withdrawn = ts(withdrawn_at) if withdrawn_at is not None else NULL
+        self._emit(
+            "shop.marketing_consents",
+            "\t".join((str(consent_id), str(account_id), "advertising_audiences", ts(given_at), withdrawn)),
+        )
+        return consent_id
 
     def saved_product(self, account_id: int, saved_at: datetime) -> int:
         rng = self.rng

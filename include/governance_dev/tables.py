@@ -47,6 +47,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     ),
     "shop.order_lines": ("order_line_id", "order_id", "product_type", "quantity", "unit_price"),
     "shop.saved_products": ("saved_product_id", "account_id", "product_type", "title", "saved_at"),
+    "shop.marketing_consents": ("consent_id", "account_id", "purpose", "given_at", "withdrawn_at"),
     "shop.uploads": ("upload_id", "account_id", "kind", "bucket", "object_key", "byte_size", "uploaded_at", "state"),
     "shop.order_line_uploads": ("order_line_id", "upload_id"),
     "shop.saved_product_uploads": ("saved_product_id", "upload_id"),

@@ -24,6 +24,7 @@ pytestmark = pytest.mark.integration
 NOW = datetime(2026, 11, 25, 12, 0, 0, tzinfo=UTC)
 POLICY = load_policy()
 ANCHORS = POLICY.object_store.evidence_anchor_bucket  # created by the first anchor, absent here
+DROP = POLICY.audiences[0].drop.bucket  # TP-1: the advertising audience drop
 EXPORTS = POLICY.object_store.exports_bucket  # RET-9: the request exports, made where the uploads are
 LEDGER = POLICY.object_store.erasure_ledger_bucket  # ERA-1: created by the first erasure, absent here
 
@@ -47,7 +48,7 @@ def create_buckets(endpoint: str, uploads_region: str, exports_region: str = "eu
 
 
 def test_the_policy_names_its_buckets_and_the_database_location():
-    assert POLICY.buckets() == ["shop-uploads", ANCHORS, "governance-exports", LEDGER]
+    assert POLICY.buckets() == ["shop-uploads", ANCHORS, "governance-exports", LEDGER, DROP]
     assert POLICY.locations is not None and POLICY.locations.database.country == "NO"
 
 
@@ -68,6 +69,7 @@ def test_a_bucket_in_eu_north_1_passes(s3_url):
         ANCHORS: "absent",
         EXPORTS: "eu-north-1",
         LEDGER: "absent",
+        DROP: "absent",  # TP-1: the audience drop, made by the first export
     }
 
 
@@ -101,6 +103,7 @@ def test_a_bucket_in_us_east_1_fails_the_audit_named_with_its_region(conn, db_ur
             ANCHORS: "absent",
             EXPORTS: "eu-north-1",
             LEDGER: "absent",
+            DROP: "absent",
         }
 
 

@@ -6,8 +6,10 @@ through Airflow's own ``dag.test()``: ``retention_audit`` (finds overdue records
 failure message and alert are produced), ``retention_sweep``, and ``retention_audit`` again; then
 data-subject requests for seeded people are opened and verified with ``governance request``,
 ``subject_requests`` answers the verified one (its export and the link mailed to the person), and
-``request_deadlines`` reports one due within 7 days and one late to on-call and compliance. The
-CLI commands people use are run too. None of the collected values may appear in:
+``request_deadlines`` reports one due within 7 days and one late to on-call and compliance; then
+the seeded account holders consent to advertising audiences and ``advertising_audience`` tells them
+(TP-3) and, for those told long enough ago, writes the audience file (TP-1). The CLI commands
+people use are run too. None of the collected values may appear in:
 
 - anything printed or logged (captured stdout/stderr at file-descriptor level, the log records,
   and every task log file under ``$AIRFLOW_HOME/logs``);
@@ -46,7 +48,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-DAGS = ("retention_audit", "retention_sweep", "subject_requests", "request_deadlines")
+DAGS = ("retention_audit", "retention_sweep", "subject_requests", "request_deadlines", "advertising_audience")
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 RECEIVING_MAIL_SERVER = "mail.log"  # aiosmtpd's logger: the test's mail server, not the platform
 SHORTEST_SCANNED = 4  # values of 3 characters or fewer are skipped (see the module docstring)
@@ -56,6 +58,12 @@ def _wait_for_dags() -> None:
     missing = [name for name in DAGS if not (ROOT / "dags" / f"{name}.py").is_file()]
     if missing:
         pytest.skip(f"waiting for {', '.join(f'dags/{m}.py' for m in missing)}")
+
+
+def _ours(output: str) -> str:
+    """Captured output without the receiving mail server's lines: Airflow's structured logging
+    prints them under ``[mail.log]`` although that logger is disabled (see the module docstring)."""
+    return "\n".join(line for line in output.splitlines() if f"[{RECEIVING_MAIL_SERVER}]" not in line)
 
 
 def _needles(values: set[str]) -> set[str]:
@@ -177,8 +185,9 @@ def test_a_full_run_leaks_no_personal_data(
 
     def captured(label: str) -> str:
         out = capfd.readouterr()
-        sources.extend([(f"{label} stdout", out.out), (f"{label} stderr", out.err)])
-        return out.out
+        text, errors = _ours(out.out), _ours(out.err)
+        sources.extend([(f"{label} stdout", text), (f"{label} stderr", errors)])
+        return text
 
     dags = _load_dags()
     captured("loading the DAGs")
@@ -214,6 +223,7 @@ def test_a_full_run_leaks_no_personal_data(
         assert code == 0, f"governance {' '.join(command)} exited {code}"
 
     answered = _answer_requests(dags, common, db_url, s3, captured)
+    audience_size = _advertise(dags, db_url, s3, captured)
 
     conn = connect(db_url)
     try:
@@ -259,8 +269,10 @@ def test_a_full_run_leaks_no_personal_data(
     assert "erased-persons-left" in seen and "completed-requests-notified" in seen  # its rights checks (#11)
     assert "sweep_stage_1" in seen and "anonymised" in seen  # the sweep tasks' logs and results
     assert f"request {answered} answered" in seen and "requests reported" in seen  # the request DAGs' logs
+    assert f"'persons': {audience_size}" in seen  # the advertising_audience DAG's logs
     kinds = {kind for kind, *_ in evidence}
     assert {"request_export_written", "request_export_delivered", "request_deadline_alert"} <= kinds
+    assert {"audience_notified", "audience_exported"} <= kinds
 
     leaks = _leaks(sources, needles)
     assert not leaks, f"{len(leaks)} personal value(s) leaked:\n" + "\n".join(leaks[:30])
@@ -348,6 +360,44 @@ def _answer_requests(dags: dict, common: list[str], db_url: str, s3, captured) -
     assert main(withdrawn) == 0
     captured("governance request withdraw")
     return answered
+
+
+def _advertise(dags: dict, db_url: str, s3, captured) -> int:
+    """Every live account holder consents to advertising audiences; the first run of
+    advertising_audience tells them, half of the notices are then backdated past notice_days, and
+    the second run exports those. Returns how many persons the file lists."""
+    from governance.db import connect
+    from governance.objectstore import ensure_bucket
+    from governance.policy import load_policy
+
+    audience = load_policy().audiences[0]
+    ensure_bucket(s3, audience.drop.bucket)
+    conn = connect(db_url)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                "INSERT INTO shop.marketing_consents (account_id, purpose, given_at) SELECT account_id, %s, %s "
+                "FROM shop.accounts WHERE deleted_at IS NULL",
+                (audience.purpose, NOW - timedelta(days=30)),
+            )
+        conn.commit()
+        told = dags["advertising_audience"].test(logical_date=NOW)
+        captured("advertising_audience, notices")
+        assert told.state == "success"
+        with conn.cursor() as cur:
+            cur.execute(
+                "UPDATE governance.audience_notices SET notified_at = notified_at - %s WHERE account_id %% 2 = 0 "
+                "RETURNING account_id",
+                (timedelta(days=audience.notice_days + 1),),
+            )
+            backdated = cur.rowcount
+        conn.commit()
+    finally:
+        conn.close()
+    exported = dags["advertising_audience"].test(logical_date=NOW + timedelta(hours=1))
+    captured("advertising_audience, export")
+    assert exported.state == "success" and backdated > 0
+    return backdated
 
 
 def test_the_scan_finds_what_it_must_and_only_that():

@@ -56,6 +56,9 @@ EXPECTED_SQL = {
     "shop.accounts": "SELECT a.* FROM shop.accounts a WHERE a.account_id = ANY(%(accounts)s) ORDER BY 1",
     "shop.calendar_events": "SELECT e.* FROM shop.calendar_events e WHERE e.account_id = ANY(%(accounts)s) ORDER BY 1",
     "shop.saved_products": "SELECT p.* FROM shop.saved_products p WHERE p.account_id = ANY(%(accounts)s) ORDER BY 1",
+    # CON-1, TP-1 (#11): the consents the person gave
+    "shop.marketing_consents": "SELECT m.* FROM shop.marketing_consents m WHERE m.account_id = ANY(%(accounts)s) "
+    "ORDER BY 1",
     "shop.orders": f"SELECT o.* FROM shop.orders o WHERE {GUEST_ORDER} ORDER BY 1",
     "shop.order_lines": "SELECT l.* FROM shop.order_lines l JOIN shop.orders o ON o.order_id = l.order_id "
     f"WHERE {GUEST_ORDER} ORDER BY 1",
@@ -113,6 +116,15 @@ def events(cur: Any, subscription_id: int, *kinds: str) -> set[int]:
     return {row[0] for row in cur.fetchall()}
 
 
+def consent(cur: Any, account_id: int) -> int:
+    cur.execute(
+        "INSERT INTO shop.marketing_consents (account_id, purpose, given_at) "
+        "VALUES (%s, 'advertising_audiences', %s) RETURNING consent_id",
+        (account_id, T0),
+    )
+    return int(cur.fetchone()[0])
+
+
 def kari(cur: Any) -> dict[str, set[int]]:
     """An account holder who also ordered as a guest, with her address in other case and spaces."""
     account = s.account(cur, T0, email=KARI)
@@ -130,6 +142,7 @@ def kari(cur: Any) -> dict[str, set[int]]:
         "shop.accounts": {account},
         "shop.calendar_events": {s.calendar_event(cur, account, T0)},
         "shop.saved_products": {product},
+        "shop.marketing_consents": {consent(cur, account)},
         "shop.orders": {own, guest},
         "shop.order_lines": lines_of(cur, own) | lines_of(cur, guest) | {extra_line},
         "shop.newsletter_subscriptions": {subscription},
@@ -212,7 +225,7 @@ def expected_rows(cur: Any, table: str, subject: Subject) -> list[tuple[Any, ...
 def test_every_store_that_can_name_a_person_is_searched_and_visits_are_not():
     stores = person_stores(POLICY)
     assert [store.table for _, store in stores] == list(EXPECTED_SQL)  # data-map order
-    assert [category.id for category, _ in stores] == ["CAT-2"] * 3 + ["CAT-3"] * 2 + ["CAT-4"] * 3 + [
+    assert [category.id for category, _ in stores] == ["CAT-2"] * 4 + ["CAT-3"] * 2 + ["CAT-4"] * 3 + [
         "CAT-5",
         "CAT-6",
     ] + ["CAT-7"] * 3

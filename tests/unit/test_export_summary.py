@@ -86,6 +86,9 @@ def test_no_recipients_and_no_purpose():
     data = yaml.safe_load(DEFAULT_POLICY_PATH.read_text())
     data["recipients"] = []
     del data["categories"][0]["purpose"]
+    data["audiences"] = []  # TP-1: an audience names its recipient
+    for purpose in data["purposes"]:
+        purpose.pop("recipients", None)
     policy = parse_policy(data)
     texts = Summary.from_policy(policy).render({}, files=0, created_at=CREATED)
     assert "  Who receives it: nobody outside the shop" in texts["README.txt"]

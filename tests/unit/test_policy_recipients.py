@@ -135,6 +135,9 @@ def test_purpose_and_recipients_are_optional(tmp_path):
     def change(d: dict[str, Any]) -> None:
         del d["recipients"]
         del category(d, "CAT-1")["purpose"]
+        del d["audiences"]  # TP-1: an audience names its recipient
+        for purpose in d["purposes"]:
+            purpose.pop("recipients", None)
 
     policy = load_changed(tmp_path, change)
     assert policy.recipients == [] and policy.categories[0].purpose is None

@@ -113,15 +113,19 @@ class _Parts:
 
 
 def upload_stream(
-    s3: S3Client, bucket: str, key: str, chunks: Iterable[bytes], *, part_size: int = PART_SIZE
+    s3: S3Client,
+    bucket: str,
+    key: str,
+    chunks: Iterable[bytes],
+    *,
+    part_size: int = PART_SIZE,
+    content_type: str = "application/zip",
 ) -> Uploaded:
-    """Upload ``chunks`` as the object ``bucket``/``key`` (SSE ``AES256``, ``application/zip``).
+    """Upload ``chunks`` as the object ``bucket``/``key`` (SSE ``AES256``, ``content_type``).
     Whatever goes wrong, reading ``chunks`` included, the upload is aborted and the error re-raised."""
     if part_size < MIN_PART_SIZE:
         raise ValueError(f"part_size must be at least {MIN_PART_SIZE} bytes (S3's smallest part)")
-    created = s3.create_multipart_upload(
-        Bucket=bucket, Key=key, ServerSideEncryption=SSE, ContentType="application/zip"
-    )
+    created = s3.create_multipart_upload(Bucket=bucket, Key=key, ServerSideEncryption=SSE, ContentType=content_type)
     upload_id = created["UploadId"]
     digest, size = hashlib.sha256(), 0
     try:

@@ -16,7 +16,13 @@ from governance.policy.base import DEFAULT_POLICY_PATH
 from governance.policy.model import Policy
 
 # Lists whose items are named by their ``id`` in messages: "rule 'order-records' (rules[3])".
-_NAMED_ITEMS = {"rules": "rule", "categories": "category", "recipients": "recipient", "purposes": "purpose"}
+_NAMED_ITEMS = {
+    "rules": "rule",
+    "categories": "category",
+    "recipients": "recipient",
+    "purposes": "purpose",
+    "audiences": "audience",
+}
 
 
 def load_policy(path: Path | str | None = None) -> Policy:

@@ -15,6 +15,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from governance.errors import UnknownRule
+from governance.policy.audiences import Audience, audience_problems
 from governance.policy.base import StrictModel
 from governance.policy.datamap import Category, Store
 from governance.policy.deployment import Locations, RoleNames
@@ -124,6 +125,7 @@ class Policy(StrictModel):
     recipients: list[Recipient] = Field(default_factory=list)  # TP-1, TP-4
     purposes: list[Purpose] = Field(default_factory=list)  # RES-1, OBJ-1, MKT-1, CON-1
     notices: NoticeSettings = Field(default_factory=NoticeSettings)  # TP-5 delivery (#12)
+    audiences: list[Audience] = Field(default_factory=list)  # TP-1, TP-3
 
     # Set by load_policy: where it came from and the hash of its bytes (the policy version).
     source_path: str = ""
@@ -150,6 +152,12 @@ class Policy(StrictModel):
             person_tables={s.table for c in self.categories for s in c.stores if not s.unidentifiable},
             data_map_tables={s.table for c in self.categories for s in c.stores},
             recipient_ids={r.id for r in self.recipients},
+        )
+        problems += audience_problems(
+            self.audiences,
+            recipient_ids={r.id for r in self.recipients},
+            purposes=self.purposes,
+            windows={name for name, decision in self.decisions.items() if decision.window},
         )
         problems += self._exports_bucket_problems()
         if problems:
@@ -246,6 +254,17 @@ class Policy(StrictModel):
                 return purpose
         raise KeyError(purpose_id)
 
+    def files_window(self, audience: Audience) -> Window:
+        """How long an audience file is kept in its drop (RET-9, the ``keep_files`` decision)."""
+        return Window.parse(self.decisions[audience.keep_files.decision].window or "")
+
+    def audience(self, audience_id: str) -> Audience:
+        """The audience ``audience_id`` of ``audiences:``; KeyError when the policy has none such."""
+        for audience in self.audiences:
+            if audience.id == audience_id:
+                return audience
+        raise KeyError(audience_id)
+
     def buckets(self) -> list[str]:
         """Every bucket the policy names: the object_store section's and each store's objects'."""
         names = list(self.object_store.buckets())
@@ -253,6 +272,7 @@ class Policy(StrictModel):
             for store in category.stores:
                 if store.objects is not None:
                     names += store.objects.buckets
+        names += [audience.drop.bucket for audience in self.audiences]  # TP-1: the audience drops
         return list(dict.fromkeys(names))
 
     @cached_property

@@ -179,3 +179,18 @@ CREATE TABLE IF NOT EXISTS shop.cookie_preferences (
 );
 CREATE INDEX IF NOT EXISTS cookie_preferences_given_at_idx ON shop.cookie_preferences (given_at);
 CREATE INDEX IF NOT EXISTS cookie_preferences_account_idx ON shop.cookie_preferences (account_id);  -- ON DELETE SET NULL
+
+-- CAT-2 (TP-1, CON-1): the consents a person gave to a purpose resting on consent, such as
+-- advertising audiences; the shop can show each consent (GDPR art. 7(1)). withdrawn_at: the person
+-- withdrew it (in the shop, or by a request: the purpose's switch_off sets it). Goes with the account.
+CREATE TABLE IF NOT EXISTS shop.marketing_consents (
+    consent_id    bigserial   PRIMARY KEY,
+    account_id    bigint      NOT NULL REFERENCES shop.accounts (account_id) ON DELETE CASCADE,
+    purpose       text        NOT NULL CHECK (purpose ~ '^[a-z0-9]+(_[a-z0-9]+)*$'),
+    given_at      timestamptz NOT NULL,
+    withdrawn_at  timestamptz,
+    CHECK (withdrawn_at IS NULL OR withdrawn_at >= given_at)
+);
+CREATE INDEX IF NOT EXISTS marketing_consents_account_idx ON shop.marketing_consents (account_id);
+CREATE INDEX IF NOT EXISTS marketing_consents_purpose_idx ON shop.marketing_consents (purpose, account_id)
+    WHERE withdrawn_at IS NULL;
