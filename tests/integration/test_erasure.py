@@ -24,6 +24,7 @@ from governance.db import connect
 from governance.erasure import answer_erasure, complete_erasure, erase_person, preview, verify_erasure
 from governance.errors import ErasureFailed
 from governance.holds import add_hold
+from governance.notices import PSEUDONYM_KEY_ENV
 from governance.objectstore import ensure_bucket
 from governance.person.records import person_stores, read_store, snapshot
 from governance.person.subject import resolve_subject
@@ -138,6 +139,12 @@ def _person(cur, s3, email: str, name: str, *, account: bool) -> dict:
         (f"  {email.upper()}", NOW, email, NOW),
     )
     return ids
+
+
+@pytest.fixture(autouse=True)
+def _pseudonym_key(monkeypatch):
+    """TP-5: the recipients' notices name the person by keyed pseudonyms."""
+    monkeypatch.setenv(PSEUDONYM_KEY_ENV, "erasure-test-key-0123456789abcdef0123")
 
 
 @pytest.fixture

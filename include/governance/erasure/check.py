@@ -11,12 +11,14 @@ erasure recorded before it began (``governance.erasure_work``): each must be gon
 (every masked column holds its strategy's value, the marker set), or kept (a dependent of an
 anonymised record, a copy an open request needs), or held by a legal hold in force (RET-8, the
 sweep's hold logic). Their objects: ``list_object_versions`` on each recorded key finds no version
-and no delete marker. Counts only, per table.
+and no delete marker. Counts only, per table. An account deletion's kept categories (RET-7, from the
+request's own choices on the ledger): every trace in their stores is counted kept; the deleted
+categories are checked as any erasure's.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -30,6 +32,7 @@ from governance.erasure.plan import StorePlan, erasure_plan, held_sql
 from governance.person.records import columns, person_stores
 from governance.policy import Policy, Store
 from governance.requests import contact, fetch
+from governance.requests.scope import kept_categories
 from governance.sweep.held import Holds
 from governance.windows import as_utc
 
@@ -84,14 +87,24 @@ class _Person:
 
 
 def verify_erasure(
-    conn: connection, s3: S3Client | None, policy: Policy, request_id: int, *, now: datetime
+    conn: connection,
+    s3: S3Client | None,
+    policy: Policy,
+    request_id: int,
+    *,
+    now: datetime,
+    keep_categories: Collection[str] | None = None,
 ) -> ErasureCheck:
-    """Check, independently of the erasure, that nothing of the request's person is left."""
+    """Check, independently of the erasure, that nothing of the request's person is left outside
+    ``keep_categories`` (default: the account deletion's ``keep`` choices on the ledger, RET-7)."""
     holds = Holds.at(conn, as_utc(now), policy)
     check = ErasureCheck(request_id)
     with transaction(conn, read_only=True) as cur:
         person = _person(cur, request_id)
-        plans = erasure_plan(cur, policy)
+        if keep_categories is None:
+            request = fetch(cur, request_id)
+            keep_categories = kept_categories(request.choices) if request.kind == "account_deletion" else []
+        plans = erasure_plan(cur, policy, keep_categories=keep_categories)
         traced: Traced = {}
         for plan in reversed(plans):  # a store after those it links to: their traces are known
             _check_store(cur, policy, plan, person, holds, check, traced)
@@ -209,7 +222,7 @@ def _check_store(
         "SELECT count(*) FILTER (WHERE h), count(*) FILTER (WHERE NOT h AND d = 'anonymise' AND m), "
         "count(*) FILTER (WHERE NOT h AND d = 'keep'), "
         "count(*) FILTER (WHERE NOT h AND NOT (coalesce(d, '') = 'keep' OR (coalesce(d, '') = 'anonymise' AND m))) "
-        "FROM (SELECT {held} AS h, w.disposition AS d, {masked} AS m FROM {table} t "
+        "FROM (SELECT {held} AS h, {disposition} AS d, {masked} AS m FROM {table} t "
         "LEFT JOIN governance.erasure_work w ON w.request_id = %(request)s AND w.table_name = %(table)s "
         "AND w.record_key = t.{key}::text "
         "WHERE t.{key} IN (SELECT unnest(CAST(%(traces)s AS {type}[])) "
@@ -217,6 +230,7 @@ def _check_store(
         "WHERE r.request_id = %(request)s AND r.table_name = %(table)s)) x"
     ).format(
         held=held_sql(policy, plan, holds, params),
+        disposition=sql.Literal("keep") if plan.chosen_keep else sql.SQL("w.disposition"),  # RET-7
         masked=masked,
         table=ident(plan.table),
         key=sql.Identifier(plan.key),
