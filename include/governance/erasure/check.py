@@ -230,7 +230,7 @@ def _check_store(
         "WHERE r.request_id = %(request)s AND r.table_name = %(table)s)) x"
     ).format(
         held=held_sql(policy, plan, holds, params),
-        disposition=sql.Literal("keep") if plan.chosen_keep else sql.SQL("w.disposition"),  # RET-7
+        disposition=_kept(plan),
         masked=masked,
         table=ident(plan.table),
         key=sql.Identifier(plan.key),
@@ -242,6 +242,17 @@ def _check_store(
     for what, n in zip(("held", "anonymised", "kept", "left"), row, strict=True):
         if n:
             getattr(check, what)[plan.table] = int(n)
+
+
+def _kept(plan: StorePlan) -> sql.Composable:
+    """A record's disposition as the check accepts it: every record of a kept category is kept
+    (RET-7); a recorded ``keep`` counts only where the check's own plan keeps records (dependents
+    of anonymised ones, copies an open request needs), never in a store it erases."""
+    if plan.chosen_keep:
+        return sql.Literal("keep")
+    if plan.disposition == "keep" or plan.request_column is not None:
+        return sql.SQL("w.disposition")
+    return sql.SQL("NULLIF(w.disposition, 'keep')")
 
 
 def _masked(plan: StorePlan) -> tuple[sql.Composable, dict[str, Any]]:

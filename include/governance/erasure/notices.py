@@ -49,6 +49,15 @@ def _names(cur: cursor, request_id: int) -> dict[str, RecipientName]:
 def queue_erasure_notices(cur: cursor, policy: Policy, request_id: int, *, now: datetime) -> int:
     """Queue the erasure's notices in the caller's transaction (event ``erasure``); how many now
     (0 on a rerun: one per request, recipient and event)."""
+    named = _names(cur, request_id)
+    if not named:
+        cur.execute(
+            "SELECT EXISTS (SELECT 1 FROM governance.recipient_outbox WHERE request_id = %s AND event = 'erasure')",
+            (request_id,),
+        )
+        row = cur.fetchone()
+        if row and row[0]:
+            return 0  # queued by the completion, which removed the names with it
     queued = queue_notices(
         cur,
         policy,
@@ -57,7 +66,7 @@ def queue_erasure_notices(cur: cursor, policy: Policy, request_id: int, *, now: 
         tables_changed=_changed(cur, request_id),
         order_ids=_order_ids(cur, policy, request_id),
         now=now,
-        named=_names(cur, request_id),
+        named=named,
     )
     cur.execute("DELETE FROM governance.erasure_recipient_names WHERE request_id = %s", (request_id,))
     return queued
