@@ -6,8 +6,10 @@ through Airflow's own ``dag.test()``: ``retention_audit`` (finds overdue records
 failure message and alert are produced), ``retention_sweep``, and ``retention_audit`` again; then
 data-subject requests for seeded people are opened and verified with ``governance request``,
 ``subject_requests`` answers the verified one (its export and the link mailed to the person), and
-``request_deadlines`` reports one due within 7 days and one late to on-call and compliance. The
-CLI commands people use are run too. None of the collected values may appear in:
+``request_deadlines`` reports one due within 7 days and one late to on-call and compliance; an
+account deletion (RET-7: the account kept and marked deleted, the rest erased) is answered by
+``subject_requests`` too, queueing its recipients' notices (TP-5). The CLI commands people use are
+run too. None of the collected values may appear in:
 
 - anything printed or logged (captured stdout/stderr at file-descriptor level, the log records,
   and every task log file under ``$AIRFLOW_HOME/logs``);
@@ -17,7 +19,8 @@ CLI commands people use are run too. None of the collected values may appear in:
   messages, the deadline alert, and the subject and text of the download-link mail (whose envelope
   and To header are the only places the person's own address may be);
 - the evidence log (``governance.evidence``: counts and details as text) and the legal holds'
-  evidence;
+  evidence; the recipients outbox (``governance.recipient_outbox``, every column as text) and what
+  an erasure keeps for its notices (``governance.erasure_recipient_names``);
 - the output of ``governance audit``, ``plan --json``, ``evidence show --json``, ``evidence
   verify``, ``hold list --all`` and ``request open|verify|extend|withdraw|list|show``.
 
@@ -53,6 +56,12 @@ def _wait_for_dags() -> None:
     missing = [name for name in DAGS if not (ROOT / "dags" / f"{name}.py").is_file()]
     if missing:
         pytest.skip(f"waiting for {', '.join(f'dags/{m}.py' for m in missing)}")
+
+
+def _ours(text: str) -> str:
+    """Captured output without the test's own mail server's lines: Airflow's structured logging
+    prints them (``[mail.log]``) even with that logger disabled; they are the receiving side."""
+    return "\n".join(line for line in text.splitlines() if f"[{RECEIVING_MAIL_SERVER}]" not in line)
 
 
 def _needles(values: set[str]) -> set[str]:
@@ -142,6 +151,10 @@ def test_a_full_run_leaks_no_personal_data(
 ):
     _wait_for_dags()
     monkeypatch.setattr(logging.getLogger(RECEIVING_MAIL_SERVER), "disabled", True)  # see the module docstring
+    monkeypatch.setenv(  # TP-5: the account deletion's notices name the person by keyed pseudonyms
+        "AIRFLOW_CONN_GOVERNANCE_RECIPIENT_PSEUDONYM",
+        '{"conn_type": "generic", "password": "leak-test-recipient-pseudonym-key-0123456789"}',
+    )
     from governance.cli import main
     from governance.db import connect
     from governance.policy import load_policy
@@ -169,7 +182,7 @@ def test_a_full_run_leaks_no_personal_data(
 
     def captured(label: str) -> str:
         out = capfd.readouterr()
-        sources.extend([(f"{label} stdout", out.out), (f"{label} stderr", out.err)])
+        sources.extend([(f"{label} stdout", _ours(out.out)), (f"{label} stderr", _ours(out.err))])
         return out.out
 
     dags = _load_dags()
@@ -229,6 +242,7 @@ def test_a_full_run_leaks_no_personal_data(
         (f"evidence {kind} {run} {rule}", f"{counts_text} {details}")
         for kind, run, rule, _, counts_text, details in evidence
     ]
+    sources += _notice_rows(db_url)
 
     sources += [(f"log record {r.name}", r.getMessage()) for r in caplog.records]
     sources += [(f"log record {r.name} exception", str(r.exc_info[1])) for r in caplog.records if r.exc_info]
@@ -247,9 +261,27 @@ def test_a_full_run_leaks_no_personal_data(
     assert f"request {answered} answered" in seen and "requests reported" in seen  # the request DAGs' logs
     kinds = {kind for kind, *_ in evidence}
     assert {"request_export_written", "request_export_delivered", "request_deadline_alert"} <= kinds
+    assert {"account_deleted", "erasure_checked", "notices_queued"} <= kinds  # RET-7, ERA-1, TP-5
+    assert any(where.startswith("outbox") for where, _ in sources), "the account deletion must queue notices"
 
     leaks = _leaks(sources, needles)
     assert not leaks, f"{len(leaks)} personal value(s) leaked:\n" + "\n".join(leaks[:30])
+
+
+def _notice_rows(db_url: str) -> list[tuple[str, str]]:
+    """Every outbox row and every recorded recipient name, as text (TP-5)."""
+    from governance.db import connect
+
+    conn = connect(db_url)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT notice_id, row_to_json(o)::text FROM governance.recipient_outbox o ORDER BY 1")
+            rows = [(f"outbox {notice_id}", text) for notice_id, text in cur.fetchall()]
+            cur.execute("SELECT request_id, row_to_json(n)::text FROM governance.erasure_recipient_names n")
+            rows += [(f"erasure_recipient_names {request_id}", text) for request_id, text in cur.fetchall()]
+    finally:
+        conn.close()
+    return rows
 
 
 def _answer_requests(dags: dict, common: list[str], db_url: str, s3, captured) -> int:
@@ -267,13 +299,14 @@ def _answer_requests(dags: dict, common: list[str], db_url: str, s3, captured) -
         with conn.cursor() as cur:
             cur.execute(
                 "SELECT a.email FROM shop.accounts a ORDER BY (SELECT count(*) FROM shop.uploads u "
-                "WHERE u.account_id = a.account_id) DESC, a.account_id LIMIT 3"
+                "WHERE u.account_id = a.account_id) DESC, a.account_id LIMIT 4"
             )
             people = [row[0] for row in cur.fetchall()]
         conn.rollback()
     finally:
         conn.close()
-    assert len(people) == 3, "the swept shop still has account holders"
+    assert len(people) == 4, "the swept shop still has account holders"
+    deleting = people.pop()
     opened = []
     for person, kind, received in zip(
         people,
@@ -308,6 +341,20 @@ def _answer_requests(dags: dict, common: list[str], db_url: str, s3, captured) -
         code = main(command)
         captured(f"governance {' '.join(command[:2])}")
         assert code == 0, f"governance {' '.join(command)} exited {code}"
+
+    deletion = ["request", "open", *common, "--kind", "account_deletion", "--email", deleting, "--channel", "web_form"]
+    deletion += [
+        "--by",
+        "web",
+        "--keep",
+        "CAT-2",
+        *(w for c in ("CAT-3", "CAT-4", "CAT-5", "CAT-6") for w in ("--delete", c)),
+    ]
+    assert main(deletion) == 0
+    deleted = int(re.search(r"request (\d+) opened", captured("governance request open")).group(1))
+    verify = ["request", "verify", str(deleted), *common, "--by", "web", "--method", "signed_in_account"]
+    assert main(verify) == 0
+    captured("governance request verify")
 
     run = dags["subject_requests"].test(logical_date=NOW, run_conf={"request_id": None})
     captured("subject_requests")
