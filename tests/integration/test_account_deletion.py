@@ -273,3 +273,19 @@ def test_an_erasure_tells_the_order_recipients_the_anonymised_order_ids(conn, s3
     assert all("ola" not in r[5].lower() and "@" not in r[5] for r in rows.values())
     assert json.loads(rows["delivery-carrier"][5])["record_counts"]["shop.orders"] == 2
     assert BUCKET not in json.dumps([r[4] for r in rows.values()])
+
+
+def test_the_cli_previews_and_answers_an_account_deletion(conn, s3, s3_url, db_url, world, capsys):
+    """RET-7 through `governance request erase`: the dry run counts the kept category's records as
+    kept and changes nothing; the run completes; the output is ids and counts only."""
+    from governance.cli import main
+
+    rid = _deletion(conn, world["holder"]["account"], KEEP_ORDERS)
+    common = ["--db-url", db_url, "--s3-endpoint-url", s3_url, "--now", NOW.isoformat()]
+    assert main(["request", "erase", str(rid), "--dry-run", "--json", *common]) == 0
+    dry = json.loads(capsys.readouterr().out)
+    assert dry["shop.orders"]["keep"] == 2 and dry["shop.accounts"]["delete"] == 1
+    assert _count(conn, "SELECT count(*) FROM shop.accounts WHERE account_id = %s", world["holder"]["account"]) == 1
+    assert main(["request", "erase", str(rid), *common]) == 0
+    out = capsys.readouterr().out
+    assert "completed" in out and "shop.orders.kept: 2" in out and HOLDER not in out.lower() and "@" not in out
