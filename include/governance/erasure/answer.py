@@ -109,7 +109,7 @@ def answer_erasure(
             raise RequestError(f"request {request_id} is a request of kind {request.kind}, not an erasure")
         if request.state == "completed":
             return dict(request.outcome)  # another run finished it while this one waited
-        keep = kept_by(request)
+        keep = kept_by(policy, request)
         if key is None and policy.recipients:
             key = pseudonym_key()  # a missing key is refused before anything starts
         if request.kind == "account_deletion":

@@ -96,14 +96,14 @@ def verify_erasure(
     keep_categories: Collection[str] | None = None,
 ) -> ErasureCheck:
     """Check, independently of the erasure, that nothing of the request's person is left outside
-    ``keep_categories`` (default: the account deletion's ``keep`` choices on the ledger, RET-7)."""
+    ``keep_categories`` (default: an account deletion's, from its choices on the ledger, RET-7)."""
     holds = Holds.at(conn, as_utc(now), policy)
     check = ErasureCheck(request_id)
     with transaction(conn, read_only=True) as cur:
         person = _person(cur, request_id)
         if keep_categories is None:
             request = fetch(cur, request_id)
-            keep_categories = kept_categories(request.choices) if request.kind == "account_deletion" else []
+            keep_categories = kept_categories(policy, request.kind, request.choices)
         plans = erasure_plan(cur, policy, keep_categories=keep_categories)
         traced: Traced = {}
         for plan in reversed(plans):  # a store after those it links to: their traces are known

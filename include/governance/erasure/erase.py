@@ -46,14 +46,15 @@ if TYPE_CHECKING:
 ERASURE_KINDS = ("erasure", "account_deletion")  # ERA-1; RET-7: an erasure of the categories chosen
 
 
-def kept_by(request: SubjectRequest) -> list[str]:
-    """The categories the request keeps: an account deletion's ``keep`` choices (RET-7), else none."""
-    return kept_categories(request.choices) if request.kind == "account_deletion" else []
+def kept_by(policy: Policy, request: SubjectRequest) -> list[str]:
+    """The categories the request leaves as they are: an account deletion's all but those chosen
+    ``delete`` (RET-7, ``requests.scope.kept_categories``); none for an erasure."""
+    return kept_categories(policy, request.kind, request.choices)
 
 
-def request_keeps(conn: connection, request_id: int) -> list[str]:
+def request_keeps(conn: connection, policy: Policy, request_id: int) -> list[str]:
     with transaction(conn, read_only=True) as cur:
-        return kept_by(fetch(cur, request_id))
+        return kept_by(policy, fetch(cur, request_id))
 
 
 @dataclass
@@ -106,7 +107,7 @@ def erase_person(
     if key is None and policy.recipients:
         key = pseudonym_key()  # a missing key is refused before anything is erased
     subject = subject_of(conn, policy, request_id)
-    keep = request_keeps(conn, request_id) if keep_categories is None else sorted(keep_categories)
+    keep = request_keeps(conn, policy, request_id) if keep_categories is None else sorted(keep_categories)
     with transaction(conn, read_only=True) as cur:
         plans = erasure_plan(cur, policy, keep_categories=keep)
     record_work(conn, policy, plans, request_id, subject, now=now, key=key)
@@ -162,7 +163,7 @@ def preview(
 ) -> dict[str, dict[str, int]]:
     """What ``erase_person`` would do now (table -> delete/anonymise/keep/held counts), changing nothing."""
     subject = subject_of(conn, policy, request_id, states=("verified", "in_progress"))
-    keep = request_keeps(conn, request_id) if keep_categories is None else sorted(keep_categories)
+    keep = request_keeps(conn, policy, request_id) if keep_categories is None else sorted(keep_categories)
     with transaction(conn, read_only=True) as cur:
         plans = erasure_plan(cur, policy, keep_categories=keep)
     return dry_run(conn, policy, plans, subject, Holds.at(conn, as_utc(now), policy))

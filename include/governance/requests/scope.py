@@ -107,9 +107,13 @@ def choices_from_flags(keep: Sequence[str] | None, delete: Sequence[str] | None)
     return {**dict.fromkeys(keep or (), "keep"), **dict.fromkeys(delete or (), "delete")}
 
 
-def kept_categories(choices: Mapping[str, str]) -> list[str]:
-    """The categories an account deletion keeps (RET-7), sorted."""
-    return sorted(c for c, v in choices.items() if v == "keep")
+def kept_categories(policy: Policy, kind: str, choices: Mapping[str, str]) -> list[str]:
+    """The categories a request leaves as they are, sorted: for an account deletion (RET-7) every
+    category not chosen ``delete`` (the kept ones, and those not the person's to choose: the
+    platform's own copies, CAT-7, stay under RET-9's windows); none for an erasure."""
+    if kind != "account_deletion":
+        return []
+    return sorted(c.id for c in policy.categories if choices.get(c.id) != "delete")
 
 
 def check_kept_records(cur: cursor, policy: Policy, choices: Mapping[str, str]) -> None:
