@@ -1,18 +1,24 @@
 """
-### subject_requests — answer verified data-subject requests (REQ-1; ACC-1, POR-1)
+### subject_requests — answer verified data-subject requests (REQ-1; ACC-1, POR-1, ERA-1, RET-7, REC-1)
 
 Every 15 minutes, and on demand for one request (trigger with conf `{"request_id": ID}`):
 
 - **check_policy**: the policy validates and every table it names exists (the shared task; fails at once).
 - **pick**: verified or in-progress requests of the kinds with a handler (`governance.requests.handlers`:
-  access, portability, erasure, restriction, objection, consent_withdrawal), earliest deadline first; with `request_id` that one, failing at once when it is
+  access, portability, erasure, account_deletion, rectification, restriction, objection,
+  consent_withdrawal), earliest deadline first (a rectification
+  once its corrections are recorded with `governance request rectify ID --set ...`); with `request_id` that one, failing at once when it is
   not verified (nothing is disclosed for a request whose identity was not checked).
 - **answer** (mapped, one per request id): the kind's handler. Access and portability: the person's records
   in every store of the data map and their photos, from one snapshot, as one ZIP in the exports bucket (SSE,
   in the EEA); the link (presigned, 7 days) e-mailed to the answer address; the request completed with its
   counts. Erasure (ERA-1, #11): every record of the person erased or anonymised in set-based batches, held
-  records kept, then an independent check before completion. Each step commits with its evidence; a rerun
-  resumes (no second archive, no second erasure).
+  records kept, then an independent check before completion, which queues a notice per recipient of an erased
+  category (TP-5). Account deletion (RET-7): the same for the categories the person chose to delete; the kept
+  ones stay under their retention rules, the account marked deleted when its category is kept. Rectification
+  (REC-1): the recorded corrections applied, with the recipients' notices. The recipient pseudonym key comes
+  from the Airflow connection `governance_recipient_pseudonym`, read only by these kinds. Each step commits
+  with its evidence; a rerun resumes (no second archive, no second erasure, no second notice).
   Restriction, objection, consent withdrawal (RES-1, OBJ-1, MKT-1, CON-1, #11): the request's purposes
   entered in the processing register, the policy's `switch_off` applied to the person's rows, for a
   restriction a person hold (decision RES-1), the recipients' notices queued, completed; one transaction.
@@ -73,7 +79,13 @@ def answer(request_id: int, **context) -> dict:
     with closing(governance_airflow.db_connection()) as conn:
         try:
             counts = handle(
-                conn, governance_airflow.s3_client(), governance_airflow.smtp_server(), policy, request_id, now=now
+                conn,
+                governance_airflow.s3_client(),
+                governance_airflow.smtp_server(),
+                policy,
+                request_id,
+                now=now,
+                key=governance_airflow.recipient_pseudonym_key,  # TP-5: read only by the kinds that notify
             )
         except GovernanceError as exc:
             if exc.retryable:
@@ -117,7 +129,20 @@ def summary(picked: list[int], answered: list[dict]) -> dict:
     params={
         "request_id": Param(None, type=["null", "integer"], minimum=1, description="Answer this request only."),
     },
-    tags=["governance", "gdpr", "requests", "REQ-1", "ACC-1", "POR-1", "RES-1", "OBJ-1", "CON-1"],
+    tags=[
+        "governance",
+        "gdpr",
+        "requests",
+        "REQ-1",
+        "ACC-1",
+        "POR-1",
+        "ERA-1",
+        "RET-7",
+        "REC-1",
+        "RES-1",
+        "OBJ-1",
+        "CON-1",
+    ],
     doc_md=__doc__,
 )
 def subject_requests():

@@ -24,6 +24,7 @@ from governance.db import connect
 from governance.erasure import answer_erasure, complete_erasure, erase_person, preview, verify_erasure
 from governance.errors import ErasureFailed
 from governance.holds import add_hold
+from governance.notices import PSEUDONYM_KEY_ENV, pseudonym_key
 from governance.objectstore import ensure_bucket
 from governance.person.records import person_stores, read_store, snapshot
 from governance.person.subject import resolve_subject
@@ -138,6 +139,12 @@ def _person(cur, s3, email: str, name: str, *, account: bool) -> dict:
         (f"  {email.upper()}", NOW, email, NOW),
     )
     return ids
+
+
+@pytest.fixture(autouse=True)
+def _pseudonym_key(monkeypatch):
+    """TP-5: the recipients' notices name the person by keyed pseudonyms."""
+    monkeypatch.setenv(PSEUDONYM_KEY_ENV, "erasure-test-key-0123456789abcdef0123")
 
 
 @pytest.fixture
@@ -424,6 +431,18 @@ def test_a_sigkill_between_batches_then_a_rerun_finishes_with_nothing_lost_and_n
     assert outcome["check.objects_left"] == 0
     assert not [k for k in _versions(s3) if "kari" in k]
     assert evidence.verify(conn).ok
+    # TP-5: the notices name the person as found before the crash (the account and its address),
+    # though the rerun could no longer find the address; one per recipient, queued once.
+    key = pseudonym_key()
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT recipient_id, subject_pseudonyms FROM governance.recipient_outbox WHERE request_id = %s", (rid,)
+        )
+        named = dict(cur.fetchall())
+    conn.rollback()
+    assert len(named) == outcome["notices"] == len({r.id for r in POLICY.recipients})
+    account = world["holder"]["account"]
+    assert all(p == key.pseudonyms(r, emails=[HOLDER], account_ids=[account]) for r, p in named.items())
 
 
 def test_two_runs_of_one_request_at_once_erase_once(conn, s3, db_url, world):

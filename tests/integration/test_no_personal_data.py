@@ -6,10 +6,12 @@ through Airflow's own ``dag.test()``: ``retention_audit`` (finds overdue records
 failure message and alert are produced), ``retention_sweep``, and ``retention_audit`` again; then
 data-subject requests for seeded people are opened and verified with ``governance request``,
 ``subject_requests`` answers the verified one (its export and the link mailed to the person), and
-``request_deadlines`` reports one due within 7 days and one late to on-call and compliance; then
-the seeded account holders consent to advertising audiences and ``advertising_audience`` tells them
-(TP-3) and, for those told long enough ago, writes the audience file (TP-1). The CLI commands
-people use are run too. None of the collected values may appear in:
+``request_deadlines`` reports one due within 7 days and one late to on-call and compliance; an
+account deletion (RET-7: the account kept and marked deleted, the rest erased) is answered by
+``subject_requests`` too, queueing its recipients' notices (TP-5); then the seeded account
+holders consent to advertising audiences and ``advertising_audience`` tells them (TP-3) and, for
+those told long enough ago, writes the audience file (TP-1). The CLI commands people use are run
+too. None of the collected values may appear in:
 
 - anything printed or logged (captured stdout/stderr at file-descriptor level, the log records,
   and every task log file under ``$AIRFLOW_HOME/logs``);
@@ -19,7 +21,8 @@ people use are run too. None of the collected values may appear in:
   messages, the deadline alert, and the subject and text of the download-link mail (whose envelope
   and To header are the only places the person's own address may be);
 - the evidence log (``governance.evidence``: counts and details as text) and the legal holds'
-  evidence;
+  evidence; the recipients outbox (``governance.recipient_outbox``, every column as text) and what
+  an erasure keeps for its notices (``governance.erasure_recipient_names``);
 - the output of ``governance audit``, ``plan --json``, ``evidence show --json``, ``evidence
   verify``, ``hold list --all``, ``request open|verify|extend|withdraw|list|show|lift`` and
   ``processing list`` (a restriction and an objection are answered by ``subject_requests`` too,
@@ -157,6 +160,10 @@ def test_a_full_run_leaks_no_personal_data(
     receiving = logging.getLogger(RECEIVING_MAIL_SERVER)
     monkeypatch.setattr(receiving, "disabled", True)
     monkeypatch.setattr(receiving, "filters", [lambda record: False])
+    monkeypatch.setenv(  # TP-5: the account deletion's notices name the person by keyed pseudonyms
+        "AIRFLOW_CONN_GOVERNANCE_RECIPIENT_PSEUDONYM",
+        '{"conn_type": "generic", "password": "leak-test-recipient-pseudonym-key-0123456789"}',
+    )
     from governance.cli import main
     from governance.db import connect
     from governance.policy import load_policy
@@ -252,6 +259,7 @@ def test_a_full_run_leaks_no_personal_data(
         (f"evidence {kind} {run} {rule}", f"{counts_text} {details}")
         for kind, run, rule, _, counts_text, details in evidence
     ]
+    sources += _notice_rows(db_url)
 
     sources += [(f"log record {r.name}", r.getMessage()) for r in caplog.records]
     sources += [(f"log record {r.name} exception", str(r.exc_info[1])) for r in caplog.records if r.exc_info]
@@ -273,9 +281,27 @@ def test_a_full_run_leaks_no_personal_data(
     kinds = {kind for kind, *_ in evidence}
     assert {"request_export_written", "request_export_delivered", "request_deadline_alert"} <= kinds
     assert {"audience_notified", "audience_exported"} <= kinds
+    assert {"account_deleted", "erasure_checked", "notices_queued"} <= kinds  # RET-7, ERA-1, TP-5
+    assert any(where.startswith("outbox") for where, _ in sources), "the account deletion must queue notices"
 
     leaks = _leaks(sources, needles)
     assert not leaks, f"{len(leaks)} personal value(s) leaked:\n" + "\n".join(leaks[:30])
+
+
+def _notice_rows(db_url: str) -> list[tuple[str, str]]:
+    """Every outbox row and every recorded recipient name, as text (TP-5)."""
+    from governance.db import connect
+
+    conn = connect(db_url)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT notice_id, row_to_json(o)::text FROM governance.recipient_outbox o ORDER BY 1")
+            rows = [(f"outbox {notice_id}", text) for notice_id, text in cur.fetchall()]
+            cur.execute("SELECT request_id, row_to_json(n)::text FROM governance.erasure_recipient_names n")
+            rows += [(f"erasure_recipient_names {request_id}", text) for request_id, text in cur.fetchall()]
+    finally:
+        conn.close()
+    return rows
 
 
 def _answer_requests(dags: dict, common: list[str], db_url: str, s3, captured) -> int:
@@ -293,13 +319,14 @@ def _answer_requests(dags: dict, common: list[str], db_url: str, s3, captured) -
         with conn.cursor() as cur:
             cur.execute(
                 "SELECT a.email FROM shop.accounts a ORDER BY (SELECT count(*) FROM shop.uploads u "
-                "WHERE u.account_id = a.account_id) DESC, a.account_id LIMIT 5"
+                "WHERE u.account_id = a.account_id) DESC, a.account_id LIMIT 6"
             )
             people = [row[0] for row in cur.fetchall()]
         conn.rollback()
     finally:
         conn.close()
-    assert len(people) == 5, "the swept shop still has account holders"
+    assert len(people) == 6, "the swept shop still has account holders"
+    deleting = people.pop()
     opened = []
     for person, kind, received in zip(
         people,
@@ -337,6 +364,20 @@ def _answer_requests(dags: dict, common: list[str], db_url: str, s3, captured) -
         code = main(command)
         captured(f"governance {' '.join(command[:2])}")
         assert code == 0, f"governance {' '.join(command)} exited {code}"
+
+    deletion = ["request", "open", *common, "--kind", "account_deletion", "--email", deleting, "--channel", "web_form"]
+    deletion += [
+        "--by",
+        "web",
+        "--keep",
+        "CAT-2",
+        *(w for c in ("CAT-3", "CAT-4", "CAT-5", "CAT-6") for w in ("--delete", c)),
+    ]
+    assert main(deletion) == 0
+    deleted = int(re.search(r"request (\d+) opened", captured("governance request open")).group(1))
+    verify = ["request", "verify", str(deleted), *common, "--by", "web", "--method", "signed_in_account"]
+    assert main(verify) == 0
+    captured("governance request verify")
 
     run = dags["subject_requests"].test(logical_date=NOW, run_conf={"request_id": None})
     captured("subject_requests")

@@ -317,3 +317,33 @@ def test_correcting_the_address_that_finds_the_records(conn, kari):
     assert set(column_values(conn, "shop.orders", "email", "order_id", kari["orders"]).values()) == {new}
     assert column_values(conn, "shop.accounts", "email", "account_id", [kari["account"]]) == {kari["account"]: new}
     no_values(*(json.dumps(e.to_dict(), default=str) for e in request_evidence(conn, request.request_id)))
+
+
+def test_the_request_handler_waits_for_corrections_then_applies_them_with_the_given_key(conn, kari, monkeypatch):
+    """REC-1 in the subject_requests handler registry: a verified rectification is not workable
+    until its corrections are recorded; on demand it says how to record them; then the handler
+    applies them with the key it is given (the DAG's Airflow connection), not the environment's."""
+    from governance.notices import pseudonym_key
+    from governance.requests import workable
+    from governance.requests.handlers import answer, handled_kinds
+
+    request = open_rectification(conn, kari["email"])
+    with transaction(conn, read_only=True) as cur:
+        assert "rectification" in handled_kinds() and request.request_id not in workable(cur, handled_kinds())
+    given = pseudonym_key("handler-given-pseudonym-key-0123456789abcdef")
+    with pytest.raises(RequestError, match=f"request rectify {request.request_id} --set"):
+        answer(conn, None, None, POLICY, request.request_id, now=NOW, key=lambda: given)
+    record_corrections(conn, POLICY, request.request_id, {"shop.accounts": {"last_name": NEW_NAME}}, now=NOW)
+    with transaction(conn, read_only=True) as cur:
+        assert request.request_id in workable(cur, handled_kinds())
+    monkeypatch.delenv(PSEUDONYM_KEY_ENV)  # only the given key can name the person
+    outcome = answer(conn, None, None, POLICY, request.request_id, now=NOW, key=lambda: given)
+    assert outcome["rows_rectified"] == 1 and outcome["notices"] > 0
+    with transaction(conn, read_only=True) as cur:
+        notices = list_notices(cur, request_id=request.request_id)
+        cur.execute(
+            "SELECT DISTINCT pseudonym_key_id FROM governance.recipient_outbox WHERE request_id = %s",
+            (request.request_id,),
+        )
+        key_ids = {row[0] for row in cur.fetchall()}
+    assert len(notices) == outcome["notices"] and key_ids == {given.key_id(n.recipient_id) for n in notices}

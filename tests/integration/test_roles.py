@@ -206,7 +206,7 @@ def test_the_sweeper_sweeps_a_rule_and_drops_partitions_but_cannot_touch_evidenc
 def test_the_request_worker_reads_the_stores_and_works_requests_but_changes_no_shop_data(logins):
     """REQ-1 under SEC-4: the request worker opens, verifies and starts a request (ledger, contact,
     evidence), and may not delete a request or touch the shop's data, except the personal columns a
-    rectification corrects (REC-1)."""
+    rectification corrects (REC-1) and what an erasure removes or masks (ERA-1: the next test)."""
     from governance import requests
 
     url = logins["request_worker"]
@@ -244,14 +244,15 @@ def test_the_request_worker_reads_the_stores_and_works_requests_but_changes_no_s
         conn.close()
     for statement in (
         "UPDATE shop.orders SET total_amount = 0 WHERE false",  # not personal data
-        "UPDATE shop.orders SET account_id = NULL WHERE false",  # links the record to its person
-        "UPDATE shop.orders SET anonymised_at = NULL WHERE false",  # the RET-8 marker
+        "UPDATE shop.orders SET placed_at = now() WHERE false",  # the RET-3 clock: neither corrected nor masked
+        "UPDATE shop.accounts SET created_at = now() WHERE false",  # an account's own clock
         "DELETE FROM governance.recipient_outbox",  # a notice is delivered or dead, never deleted (#12)
-        "DELETE FROM shop.accounts",
+        "DELETE FROM shop.orders",  # ERA-1: order records are anonymised (RET-8), never deleted
+        "DELETE FROM shop.order_lines",  # kept with their anonymised order
+        "DELETE FROM shop.visits",  # no request reaches a visit (unidentifiable)
         "SELECT * FROM shop.suppliers",
         "UPDATE governance.evidence SET kind = 'x'",
-        "DELETE FROM governance.subject_requests",
-        "DELETE FROM governance.request_contacts",
+        "DELETE FROM governance.subject_requests",  # (an erasure deletes a closed request's contact: ERA-1)
     ):
         refused(url, statement)
 
@@ -314,6 +315,50 @@ def test_the_request_worker_answers_and_lifts_a_restriction(logins, monkeypatch)
         "DELETE FROM governance.legal_holds",
     ):
         refused(url, statement)
+
+
+def _verified(conn, kind: str, account_id: int, **extra) -> int:
+    from governance import requests
+
+    opened = requests.open_request(
+        conn, POLICY, kind=kind, account_id=account_id, channel="web_form", opened_by="web", now=NOW, **extra
+    )
+    requests.verify(conn, POLICY, opened.request_id, verified_by="support", method="signed_in_account", now=NOW)
+    return opened.request_id
+
+
+def test_the_request_worker_erases_and_deletes_accounts_with_their_notices(logins, s3, monkeypatch):
+    """ERA-1, RET-7, TP-5 under SEC-4: an erasure (deletes, RET-8 anonymisation, object purges, the
+    independent check, the notices) and an account deletion keeping the account (marked deleted) run
+    entirely in the request worker's role; what it may change comes from the erasure's plan."""
+    from governance.erasure import answer_erasure
+    from governance.notices import PSEUDONYM_KEY_ENV
+
+    monkeypatch.setenv(PSEUDONYM_KEY_ENV, "roles-test-pseudonym-key-0123456789abcdef")
+    conn = connect(logins["request_worker"])
+    try:
+        with conn.cursor() as cur:  # two accounts with orders and photos, not yet deleted
+            cur.execute(
+                "SELECT a.account_id FROM shop.accounts a WHERE a.deleted_at IS NULL AND EXISTS "
+                "(SELECT 1 FROM shop.orders o WHERE o.account_id = a.account_id AND o.anonymised_at IS NULL) "
+                "AND EXISTS (SELECT 1 FROM shop.uploads u WHERE u.account_id = a.account_id) ORDER BY 1 LIMIT 2"
+            )
+            erased, deleting = (row[0] for row in cur.fetchall())
+        conn.rollback()
+        outcome = answer_erasure(conn, s3, POLICY, _verified(conn, "erasure", erased), now=NOW)
+        assert outcome["shop.accounts.deleted"] == 1 and outcome["check.objects_left"] == 0 and outcome["notices"] > 0
+        keep_account = {"CAT-2": "keep", "CAT-3": "delete", "CAT-4": "delete", "CAT-5": "delete", "CAT-6": "delete"}
+        rid = _verified(conn, "account_deletion", deleting, choices=keep_account)
+        outcome = answer_erasure(conn, s3, POLICY, rid, now=NOW)
+        assert outcome["shop.accounts.marked_deleted"] == 1
+        with conn.cursor() as cur:
+            cur.execute("SELECT count(*) FROM shop.accounts WHERE account_id = %s", (erased,))
+            assert cur.fetchone()[0] == 0
+            cur.execute("SELECT deleted_at FROM shop.accounts WHERE account_id = %s", (deleting,))
+            assert cur.fetchone()[0] == NOW
+        conn.rollback()
+    finally:
+        conn.close()
 
 
 def test_the_cli_applies_and_reports_nothing_to_change(logins, db_url, tmp_path, capsys):

@@ -34,8 +34,19 @@ def db_url(make_database):
     return make_database()
 
 
+PSEUDONYM_SECRET = "dag-test-recipient-pseudonym-key-0123456789"
+
+
 @pytest.fixture
-def dag(airflow_home, airflow_connections, smtp_inbox):
+def dag(airflow_home, airflow_connections, smtp_inbox, monkeypatch):
+    """The DAG, with the recipient pseudonym key only in its Airflow connection (TP-5)."""
+    from governance.notices import PSEUDONYM_KEY_ENV
+
+    monkeypatch.delenv(PSEUDONYM_KEY_ENV, raising=False)
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_GOVERNANCE_RECIPIENT_PSEUDONYM",
+        json.dumps({"conn_type": "generic", "password": PSEUDONYM_SECRET}),
+    )
     return rs.loaded_dag("subject_requests")
 
 
@@ -230,3 +241,93 @@ def test_a_verified_objection_is_answered_and_its_purposes_switched_off(dag, con
     (answered,) = xcoms(run)["answer"]
     assert answered["request_id"] == request_id and answered["rows_switched_off"] == 1
     assert exports(s3) == [] and smtp_inbox == []
+
+
+def outbox(conn, request_id) -> list[tuple]:
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT recipient_id, subject_pseudonyms, event, row_to_json(o)::text FROM governance.recipient_outbox o "
+            "WHERE request_id = %s ORDER BY recipient_id",
+            (request_id,),
+        )
+        rows = cur.fetchall()
+    conn.rollback()
+    return rows
+
+
+def test_an_account_deletion_keeping_the_account_is_answered_with_its_notices(dag, conn, s3, smtp_inbox, person):
+    """RET-7, TP-5 through the DAG: CAT-2 kept (the account marked deleted, its calendar kept), the
+    rest erased (orders anonymised, the held one kept); one notice per recipient of an erased
+    category, named with the key of the Airflow connection; the XCom holds counts only."""
+    from governance.notices import pseudonym_key
+
+    choices = {"CAT-2": "keep", "CAT-3": "delete", "CAT-4": "delete", "CAT-5": "delete", "CAT-6": "delete"}
+    opened = requests.open_request(
+        conn, POLICY, kind="account_deletion", email=rs.ADDRESS, channel="web_form", opened_by="web",
+        choices=choices, now=NOW - timedelta(days=1),
+    )  # fmt: skip
+    requests.verify(conn, POLICY, opened.request_id, verified_by="web", method="signed_in_account", now=NOW)
+    run = dag.test(logical_date=NOW, run_conf=SCHEDULED)
+    assert str(run.state) == "success", states(run)
+    assert request_state(conn, opened.request_id) == "completed"
+    with conn.cursor() as cur:
+        cur.execute("SELECT deleted_at FROM shop.accounts WHERE account_id = %s", (person.account_id,))
+        assert cur.fetchone()[0] == NOW
+        cur.execute("SELECT count(*) FROM shop.calendar_events WHERE account_id = %s", (person.account_id,))
+        assert cur.fetchone()[0] == 1
+        cur.execute("SELECT count(*) FROM shop.cookie_preferences WHERE account_id = %s", (person.account_id,))
+        assert cur.fetchone()[0] == 0
+        cur.execute("SELECT anonymised_at IS NULL FROM shop.orders WHERE order_id = %s", (person.held_order,))
+        assert cur.fetchone()[0] is True  # held (RET-8)
+    conn.rollback()
+    rows = outbox(conn, opened.request_id)
+    erased = {"CAT-3", "CAT-4", "CAT-5", "CAT-6"}
+    assert {r[0] for r in rows} == {r.id for r in POLICY.recipients if erased & set(r.categories)}
+    key = pseudonym_key(PSEUDONYM_SECRET)
+    for recipient, pseudonyms, event, text in rows:
+        assert event == "erasure" and set(key.pseudonyms(recipient, emails=[rs.ADDRESS], account_ids=[])) <= set(
+            pseudonyms
+        )
+        assert not any(value.lower() in text.lower() for value in person.personal_values)
+    (answered,) = xcoms(run)["answer"]
+    assert answered["request_id"] == opened.request_id and answered["notices"] == len(rows)
+    assert "@" not in json.dumps(answered) and smtp_inbox == []
+
+
+def test_a_rectification_recorded_without_apply_is_applied_by_the_dag(
+    dag, conn, s3, smtp_inbox, person, db_url, capsys
+):
+    """REC-1 through the DAG: the corrections recorded with `governance request rectify ID --set`
+    (no --apply) wait apart; the DAG applies them, with the recipients' notices; before they are
+    recorded the request is not picked."""
+    from governance.cli import main
+
+    opened = requests.open_request(
+        conn,
+        POLICY,
+        kind="rectification",
+        email=rs.ADDRESS,
+        channel="web_form",
+        opened_by="web",
+        now=NOW - timedelta(days=1),
+    )
+    requests.verify(conn, POLICY, opened.request_id, verified_by="web", method="signed_in_account", now=NOW)
+    waiting = dag.test(logical_date=NOW, run_conf=SCHEDULED)
+    assert str(waiting.state) == "success" and request_state(conn, opened.request_id) == "verified"
+    at = ["--now", "2026-11-02T09:00:00Z", "--db-url", db_url]
+    words = ["request", "rectify", str(opened.request_id), "--set", "shop.accounts.last_name=Nordmann-Berg"]
+    assert main([*words, *at]) == 0
+    assert "Nordmann-Berg" not in capsys.readouterr().out
+    run = dag.test(logical_date=NOW + timedelta(minutes=15), run_conf=SCHEDULED)
+    assert str(run.state) == "success", states(run)
+    assert request_state(conn, opened.request_id) == "completed"
+    with conn.cursor() as cur:
+        cur.execute("SELECT last_name FROM shop.accounts WHERE account_id = %s", (person.account_id,))
+        assert cur.fetchone()[0] == "Nordmann-Berg"
+        cur.execute("SELECT count(*) FROM governance.request_corrections")
+        assert cur.fetchone()[0] == 0
+    conn.rollback()
+    rows = outbox(conn, opened.request_id)
+    assert rows and all(r[2] == "rectification" and "Nordmann-Berg" not in r[3] for r in rows)
+    (answered,) = xcoms(run)["answer"]
+    assert answered["request_id"] == opened.request_id and answered["rows_rectified"] == 1

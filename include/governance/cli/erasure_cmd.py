@@ -1,4 +1,5 @@
-"""``governance request erase ID [--dry-run]``: erase the person of a verified erasure request (ERA-1).
+"""``governance request erase ID [--dry-run]``: erase the person of a verified erasure request (ERA-1),
+or the categories an account deletion chose to delete (RET-7: the kept ones are counted ``keep``).
 
 Start, erase, the independent check, complete (``governance.erasure.answer_erasure``); with
 ``--dry-run`` the counts per table that would be deleted, anonymised (RET-8), kept and held,
@@ -20,7 +21,9 @@ def register(subparsers: Subparsers, common: argparse.ArgumentParser) -> None:
     request = subparsers.choices["request"]  # governance.cli.request_cmd registers the group first
     group = next(a for a in request._actions if isinstance(a, argparse._SubParsersAction))
     erase = group.add_parser(
-        "erase", parents=[common], help="erase the person of a verified erasure request (ERA-1), then check it"
+        "erase",
+        parents=[common],
+        help="erase the person of a verified erasure or account deletion request (ERA-1, RET-7), then check it",
     )
     erase.add_argument("request_id", type=positive_int, metavar="ID")
     erase.add_argument(

@@ -14,7 +14,9 @@ erasure recorded before it began (``governance.erasure_work``): each must be gon
 (every masked column holds its strategy's value, the marker set), or kept (a dependent of an
 anonymised record, a copy an open request needs), or held by a legal hold in force (RET-8, the
 sweep's hold logic). Their objects: ``list_object_versions`` on each recorded key finds no version
-and no delete marker. Counts only, per table.
+and no delete marker. Counts only, per table. An account deletion's kept categories (RET-7, from the
+request's own choices on the ledger): every trace in their stores is counted kept; the deleted
+categories are checked as any erasure's.
 
 What a per-request check cannot do on an index, a scan of whole tables, is the retention audit's:
 its rights check ``include/sql/audit/rights/erased_persons_left.sql`` looks, for every erased
@@ -27,7 +29,7 @@ that a replay's one check over all its subjects pays once.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -43,6 +45,7 @@ from governance.person.records import columns, person_stores
 from governance.policy import Policy, Store
 from governance.requests import contact, fetch
 from governance.requests.model import OPEN_STATES
+from governance.requests.scope import kept_categories
 from governance.sweep.held import Holds
 from governance.windows import as_utc
 
@@ -110,12 +113,22 @@ class Scope:
 
 
 def verify_erasure(
-    conn: connection, s3: S3Client | None, policy: Policy, request_id: int, *, now: datetime
+    conn: connection,
+    s3: S3Client | None,
+    policy: Policy,
+    request_id: int,
+    *,
+    now: datetime,
+    keep_categories: Collection[str] | None = None,
 ) -> ErasureCheck:
-    """Check, independently of the erasure, that nothing of the request's person is left."""
+    """Check, independently of the erasure, that nothing of the request's person is left outside
+    ``keep_categories`` (default: an account deletion's, from its choices on the ledger, RET-7)."""
     with transaction(conn, read_only=True) as cur:
         person = _person(cur, request_id)
-        plans = erasure_plan(cur, policy)
+        if keep_categories is None:
+            request = fetch(cur, request_id)
+            keep_categories = kept_categories(policy, request.kind, request.choices)
+        plans = erasure_plan(cur, policy, keep_categories=keep_categories)
     return check_person(conn, s3, policy, person, plans, ErasureCheck(request_id), Scope(), now=now)
 
 
@@ -259,7 +272,7 @@ def _check_store(  # noqa: PLR0913 - the check's state, passed down store by sto
         "SELECT count(*) FILTER (WHERE h), count(*) FILTER (WHERE NOT h AND d = 'anonymise' AND m), "
         "count(*) FILTER (WHERE NOT h AND d = 'keep'), "
         "count(*) FILTER (WHERE NOT h AND NOT (coalesce(d, '') = 'keep' OR (coalesce(d, '') = 'anonymise' AND m))) "
-        "FROM (SELECT {held} AS h, coalesce(w.disposition, {fallback}) AS d, {masked} AS m FROM {table} t "
+        "FROM (SELECT {held} AS h, coalesce({disposition}, {fallback}) AS d, {masked} AS m FROM {table} t "
         "LEFT JOIN {work} w ON w.request_id = %(request)s AND w.table_name = %(table)s "
         "AND w.record_key = t.{key}::text "
         "WHERE t.{key} IN (SELECT unnest(CAST(%(traces)s AS {type}[])) "
@@ -267,6 +280,7 @@ def _check_store(  # noqa: PLR0913 - the check's state, passed down store by sto
         "WHERE r.request_id = %(request)s AND r.table_name = %(table)s)) x"
     ).format(
         held=held_sql(policy, plan, holds, params),
+        disposition=_kept(plan),
         masked=masked,
         fallback=scope.fallback(plan) if scope.fallback else sql.SQL("NULL"),
         work=ident(scope.work_table),
@@ -280,6 +294,17 @@ def _check_store(  # noqa: PLR0913 - the check's state, passed down store by sto
     for what, n in zip(("held", "anonymised", "kept", "left"), row, strict=True):
         if n:
             getattr(check, what)[plan.table] = int(n)
+
+
+def _kept(plan: StorePlan) -> sql.Composable:
+    """A record's disposition as the check accepts it: every record of a kept category is kept
+    (RET-7); a recorded ``keep`` counts only where the check's own plan keeps records (dependents
+    of anonymised ones, copies an open request needs), never in a store it erases."""
+    if plan.chosen_keep:
+        return sql.Literal("keep")
+    if plan.disposition == "keep" or plan.request_column is not None:
+        return sql.SQL("w.disposition")
+    return sql.SQL("NULLIF(w.disposition, 'keep')")
 
 
 def masked_sql(plan: StorePlan) -> tuple[sql.Composable, dict[str, Any]]:

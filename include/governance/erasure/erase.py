@@ -8,11 +8,17 @@ first (``erasure.plan``), batches that delete, anonymise (the RET-8 order record
 then rows, keeping what a legal hold in force keeps (``erasure.batches``, ``erasure.objects``). The
 outcome is counts per table, never a record's content. Rerunning it finishes an interrupted
 erasure; it never erases twice.
+
+An account deletion (RET-7) is an erasure of the categories the person chose to delete: the
+stores of the kept ones are planned ``keep`` (``keep_categories``, by default the request's
+choices) and left under their retention rules; the account, when its category is kept, is marked
+deleted (``erasure.account``: the RET-2 clock starts).
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -20,21 +26,35 @@ from typing import TYPE_CHECKING
 from psycopg2.extensions import connection
 
 from governance.db import transaction
+from governance.erasure.account import mark_accounts_deleted
 from governance.erasure.batches import BATCH_SIZE, Eraser, anonymise_all, delete_all
 from governance.erasure.objects import purge_all
 from governance.erasure.plan import StorePlan, erasure_plan
 from governance.erasure.work import dry_run, record_work
 from governance.errors import ErasureFailed, RequestError
+from governance.notices.pseudonyms import PseudonymKey, pseudonym_key
 from governance.person.subject import Subject, resolve_subject
 from governance.policy import Policy
-from governance.requests import contact, fetch
+from governance.requests import SubjectRequest, contact, fetch
+from governance.requests.scope import kept_categories
 from governance.sweep.held import Holds
 from governance.windows import as_utc
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
-ERASURE_KINDS = ("erasure",)
+ERASURE_KINDS = ("erasure", "account_deletion")  # ERA-1; RET-7: an erasure of the categories chosen
+
+
+def kept_by(policy: Policy, request: SubjectRequest) -> list[str]:
+    """The categories the request leaves as they are: an account deletion's all but those chosen
+    ``delete`` (RET-7, ``requests.scope.kept_categories``); none for an erasure."""
+    return kept_categories(policy, request.kind, request.choices)
+
+
+def request_keeps(conn: connection, policy: Policy, request_id: int) -> list[str]:
+    with transaction(conn, read_only=True) as cur:
+        return kept_by(policy, fetch(cur, request_id))
 
 
 @dataclass
@@ -77,18 +97,28 @@ def erase_person(
     *,
     now: datetime,
     batch_size: int = BATCH_SIZE,
+    keep_categories: Collection[str] | None = None,
+    key: PseudonymKey | None = None,
 ) -> ErasureOutcome:
-    """Erase the person of request ``request_id`` (in progress), batch by batch; see the module."""
+    """Erase the person of request ``request_id`` (in progress), batch by batch, except the stores
+    of ``keep_categories`` (default: the request's, ``kept_by``); see the module. ``key``: the
+    recipient pseudonym key naming the person in the notices (TP-5; default from the environment)."""
     now = as_utc(now)
+    if key is None and policy.recipients:
+        key = pseudonym_key()  # a missing key is refused before anything is erased
     subject = subject_of(conn, policy, request_id)
+    keep = request_keeps(conn, policy, request_id) if keep_categories is None else sorted(keep_categories)
     with transaction(conn, read_only=True) as cur:
-        plans = erasure_plan(cur, policy)
-    record_work(conn, policy, plans, request_id, subject, now=now)
+        plans = erasure_plan(cur, policy, keep_categories=keep)
+    record_work(conn, policy, plans, request_id, subject, now=now, key=key)
     eraser = Eraser(conn, policy, request_id, Holds.at(conn, now, policy), now, batch_size)
     outcome = ErasureOutcome(request_id)
     for plan in plans:
         outcome.tables[plan.table] = erase_store(eraser, plan, s3)
     _kept_and_failed(conn, outcome)
+    marked = mark_accounts_deleted(conn, policy, plans, request_id, now=now)
+    for table, n in marked.items():
+        outcome.tables.setdefault(table, {})["marked_deleted"] = n
     return outcome
 
 
@@ -129,9 +159,12 @@ def _kept_and_failed(conn: connection, outcome: ErasureOutcome) -> None:
         )
 
 
-def preview(conn: connection, policy: Policy, request_id: int, *, now: datetime) -> dict[str, dict[str, int]]:
+def preview(
+    conn: connection, policy: Policy, request_id: int, *, now: datetime, keep_categories: Collection[str] | None = None
+) -> dict[str, dict[str, int]]:
     """What ``erase_person`` would do now (table -> delete/anonymise/keep/held counts), changing nothing."""
     subject = subject_of(conn, policy, request_id, states=("verified", "in_progress"))
+    keep = request_keeps(conn, policy, request_id) if keep_categories is None else sorted(keep_categories)
     with transaction(conn, read_only=True) as cur:
-        plans = erasure_plan(cur, policy)
+        plans = erasure_plan(cur, policy, keep_categories=keep)
     return dry_run(conn, policy, plans, subject, Holds.at(conn, as_utc(now), policy))

@@ -20,6 +20,8 @@ from governance.erasure.plan import StorePlan, held_sql
 from governance.errors import SweepError
 from governance.sweep.objects import purge_objects
 
+TOMBSTONE = "state"  # an object store's row state column: 'purging' while its objects go (as the sweep's)
+
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
@@ -28,9 +30,10 @@ def purge_all(eraser: Eraser, plan: StorePlan, s3: S3Client | None) -> dict[str,
     """{tombstoned, held, deleted, object_versions_deleted, object_errors} of the store's recorded records."""
     params = eraser.params(plan, "erase")
     change = sql.SQL(
-        "UPDATE {table} t SET state = 'purging' FROM b WHERE {match} AND NOT {held} RETURNING t.{key}::text AS record_key"
+        "UPDATE {table} t SET {state} = 'purging' FROM b WHERE {match} AND NOT {held} RETURNING t.{key}::text AS record_key"
     ).format(
         table=ident(plan.table),
+        state=sql.Identifier(TOMBSTONE),
         match=eraser.match(plan),
         held=held_sql(eraser.policy, plan, eraser.holds, params),
         key=sql.Identifier(plan.key),

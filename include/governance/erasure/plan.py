@@ -53,6 +53,7 @@ class StorePlan:
     anonymise: AnonymiseAction | None = None
     request_column: str | None = None  # references the request ledger: rows of open requests stay
     linked: dict[str, StorePlan] = field(default_factory=dict)  # the plans of the stores it links to
+    chosen_keep: bool = False  # kept because the person chose to keep its category (RET-7)
 
     @property
     def table(self) -> str:
@@ -106,6 +107,7 @@ def erasure_plan(cur: cursor, policy: Policy, *, keep_categories: Collection[str
             children=referencing_children(cur, policy, store.table),
             anonymise=anonymised.get(store.table),
             request_column=str(row[0]) if row else None,
+            chosen_keep=category.id in keep_categories,
         )
     for plan in plans.values():
         plan.linked = {link.to: plans[link.to] for link in plan.store.links if link.to in plans}

@@ -3,7 +3,9 @@
 One INSERT ... SELECT per store from the person finder's predicate (``governance.person``), in one
 transaction with its evidence (kind ``erasure_planned``: counts per table); a rerun adds only what
 is new (ON CONFLICT DO NOTHING), so a crashed erasure finishes the same set, whatever it already
-removed. Also the subject (account ids and e-mail pseudonyms) for the independent check.
+removed. Also the subject (account ids and e-mail pseudonyms) for the independent check, and how
+each recipient names the person (TP-5: per-recipient keyed pseudonyms, no address;
+``governance.erasure_recipient_names``) for the notices queued when the erasure completes.
 ``dry_run`` counts what an erasure would do, changing nothing.
 """
 
@@ -13,11 +15,13 @@ from datetime import datetime
 from typing import Any
 
 from psycopg2 import sql
-from psycopg2.extensions import connection
+from psycopg2.extensions import connection, cursor
+from psycopg2.extras import execute_values
 
 from governance import evidence
 from governance.db import ident, transaction
 from governance.erasure.plan import StorePlan, held_sql
+from governance.notices.pseudonyms import PseudonymKey
 from governance.person.records import person_predicate
 from governance.person.subject import Subject
 from governance.policy import Policy
@@ -41,13 +45,44 @@ def disposition_sql(plan: StorePlan) -> sql.Composable:
     ).format(col=sql.Identifier(plan.request_column), d=sql.Literal(plan.disposition))
 
 
+def record_names(cur: cursor, policy: Policy, request_id: int, subject: Subject, key: PseudonymKey | None) -> None:
+    """Each recipient's pseudonyms of the person (TP-5), added to those an earlier run recorded
+    under the same key (a rerun after the account went finds fewer addresses, never loses one)."""
+    rows = []
+    for recipient in policy.recipients:
+        if key is None:
+            break
+        names = key.pseudonyms(recipient.id, emails=subject.emails, account_ids=subject.account_ids)
+        if names:
+            rows.append((request_id, recipient.id, names, key.key_id(recipient.id)))
+    if rows:
+        execute_values(
+            cur,
+            "INSERT INTO governance.erasure_recipient_names AS n (request_id, recipient_id, subject_pseudonyms, "
+            "pseudonym_key_id) VALUES %s ON CONFLICT (request_id, recipient_id) DO UPDATE SET subject_pseudonyms = "
+            "ARRAY(SELECT DISTINCT unnest(n.subject_pseudonyms || EXCLUDED.subject_pseudonyms) ORDER BY 1) "
+            "WHERE n.pseudonym_key_id = EXCLUDED.pseudonym_key_id",
+            rows,
+            template="(%s, %s, %s::text[], %s)",
+        )
+
+
 def record_work(
-    conn: connection, policy: Policy, plans: list[StorePlan], request_id: int, subject: Subject, *, now: datetime
+    conn: connection,
+    policy: Policy,
+    plans: list[StorePlan],
+    request_id: int,
+    subject: Subject,
+    *,
+    now: datetime,
+    key: PseudonymKey | None = None,
 ) -> dict[str, int]:
-    """Record every record (and object) of the person that the data map reaches; table -> newly recorded."""
+    """Record every record (and object) of the person that the data map reaches, and how each
+    recipient names the person (with ``key``); table -> newly recorded."""
     params: dict[str, Any] = {**subject.params(), "request": request_id, "open": list(OPEN_STATES)}
     found: dict[str, int] = {}
     with transaction(conn) as cur:
+        record_names(cur, policy, request_id, subject, key)
         cur.execute(
             "INSERT INTO governance.erasure_subjects (request_id, account_ids, email_sha256s) "
             "SELECT %(request)s, %(accounts)s::bigint[], "

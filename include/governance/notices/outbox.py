@@ -37,6 +37,7 @@ EVENTS = (
     "consent_withdrawal",
     "retention_ended",
 )
+RecipientName = tuple[list[str], str]  # a recipient's pseudonyms of the person and its key id
 ORDER_KEY = "order_id"  # the key of the store whose ids a recipient of its category knows (CAT-3)
 
 _INSERT = (
@@ -85,7 +86,7 @@ def queue_notices(
     policy: Policy,
     request: SubjectRequest,
     *,
-    subject: Subject,
+    subject: Subject | None = None,
     event: str,
     tables_changed: Mapping[str, int],
     order_ids: Sequence[int],
@@ -93,11 +94,14 @@ def queue_notices(
     columns: Mapping[str, Sequence[str]] | None = None,
     key: PseudonymKey | None = None,
     recipients: Collection[str] | None = None,
+    named: Mapping[str, RecipientName] | None = None,
 ) -> int:
     """Queue one notice per recipient receiving a category of the tables changed (count > 0), in
     the caller's transaction; how many were queued now (0 on a rerun). ``subject`` is the person
-    as found before the effect (an erasure leaves nothing to find afterwards). ``recipients``: only
-    these (an objection's purposes' recipients, OBJ-1); None: every recipient of the registry."""
+    as found before the effect, named with ``key``; or ``named``, each recipient's pseudonyms and
+    key id computed before the effect (an erasure leaves nothing to find afterwards).
+    ``recipients``: only these (an objection's purposes' recipients, OBJ-1); None: every recipient
+    of the registry."""
     if event not in EVENTS:
         raise RequestError(f"unknown notice event {event!r}; valid: {', '.join(EVENTS)}")
     category_of = {store.table: category.id for category in policy.categories for store in category.stores}
@@ -113,8 +117,7 @@ def queue_notices(
         tables = sorted(t for t in changed if category_of[t] in recipient.categories)
         if not tables:
             continue
-        key = key or pseudonym_key()
-        pseudonyms = key.pseudonyms(recipient.id, emails=subject.emails, account_ids=subject.account_ids)
+        pseudonyms, key_id = _name(recipient.id, subject, key, named)
         if not pseudonyms:
             raise RequestError(f"request {request.request_id}: the person has no address or account to name")
         knows_orders = bool(order_categories & set(recipient.categories))
@@ -129,7 +132,7 @@ def queue_notices(
                 "columns": Json({t: sorted(columns[t]) for t in tables if columns and t in columns}),
                 "counts": Json({t: changed[t] for t in tables}),
                 "pseudonyms": pseudonyms,
-                "key_id": key.key_id(recipient.id),
+                "key_id": key_id,
                 "order_ids": sorted({int(i) for i in order_ids}) if knows_orders else [],
                 "idempotency_key": idempotency_key(request.request_id, recipient.id, event),
                 "now": as_utc(now),
@@ -140,6 +143,20 @@ def queue_notices(
     if queued:
         _record(cur, policy, request, event, queued, sorted(changed), now)
     return len(queued)
+
+
+def _name(
+    recipient_id: str, subject: Subject | None, key: PseudonymKey | None, named: Mapping[str, RecipientName] | None
+) -> RecipientName:
+    """How the notice to ``recipient_id`` names the person: given (``named``) or computed from ``subject``."""
+    if named is not None:
+        return named.get(recipient_id, ([], ""))
+    if subject is None:
+        raise RequestError("a notice needs the person (subject) or each recipient's pseudonyms (named)")
+    key = key or pseudonym_key()
+    return key.pseudonyms(recipient_id, emails=subject.emails, account_ids=subject.account_ids), key.key_id(
+        recipient_id
+    )
 
 
 def _record(

@@ -4,8 +4,8 @@ the restriction's hold on the person's records (``holds``, the RES-1 decision), 
 restriction, objection or consent withdrawal (``answer``) and lifting a restriction (``lifting``).
 """
 
-from governance.processing.answer import answer_processing, switch_off
+from governance.processing.answer import switch_off
 from governance.processing.lifting import lift_restriction
 from governance.processing.register import Entry, entries
 
-__all__ = ["Entry", "answer_processing", "entries", "lift_restriction", "switch_off"]
+__all__ = ["Entry", "entries", "lift_restriction", "switch_off"]

@@ -13,7 +13,6 @@ all of it, and the register's UNIQUE (request_id, purpose) keeps rows once.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from psycopg2.extensions import connection, cursor
 
@@ -33,18 +32,6 @@ from governance.requests.rectification import _held, _order_ids
 from governance.requests.scope import check_purposes
 from governance.requests.store import fetch, record
 from governance.windows import as_utc
-
-if TYPE_CHECKING:
-    from mypy_boto3_s3 import S3Client
-
-    from governance.breach import SmtpServer
-
-
-def answer_processing(
-    conn: connection, s3: S3Client, smtp: SmtpServer, policy: Policy, request_id: int, *, now: datetime
-) -> dict[str, int]:
-    """The ``subject_requests`` DAG's handler for the three kinds: the outcome's counts."""
-    return dict(switch_off(conn, policy, request_id, now=now).outcome)
 
 
 def switch_off(

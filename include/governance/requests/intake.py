@@ -24,7 +24,7 @@ from governance.person.subject import check_email, resolve_subject
 from governance.policy import Policy
 from governance.requests import model
 from governance.requests.model import CHANNELS, KINDS, SubjectRequest
-from governance.requests.scope import check_choices, check_purposes
+from governance.requests.scope import check_choices, check_kept_records, check_purposes
 from governance.requests.store import SELECT_COLUMNS, actor, open_duplicate, record, returned
 from governance.windows import as_utc, iso
 
@@ -129,6 +129,7 @@ def open_request(
         raise RequestError(f"--received-at {iso(received)} is after now ({iso(now)}); give when it arrived")
     with transaction(conn) as cur:
         cur.execute("SELECT pg_advisory_xact_lock(%s)", (INTAKE_LOCK_KEY,))
+        check_kept_records(cur, policy, chosen)  # RET-7: nothing kept is destroyed or orphaned
         subject = resolve_subject(cur, policy, account_id=account_id, email=email)
         answer = reply_to.strip() if reply_to else email or _account_address(cur, policy, account_id)
         if answer is None:

@@ -6,7 +6,10 @@
   withdrawal, every purpose for a restriction;
 - an account deletion's choices (RET-7): per category of the person's data, ``keep`` (left under
   its retention rules) or ``delete`` (erased now, ERA-1). Every category a person can hold data in
-  must be chosen explicitly: deleting data is never a default.
+  must be chosen explicitly: deleting data is never a default. A choice whose deletion would
+  destroy or orphan what the person keeps is refused (``check_kept_records``, from the catalogue's
+  foreign keys): a kept store that a deleted store's removal would cascade into, or whose only way
+  to its person is a column the removal sets to NULL (nobody could find those records again).
 
 Only ids of the policy are stored (``subject_requests.purposes``, ``.choices``), no personal data.
 """
@@ -15,9 +18,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from psycopg2.extensions import cursor
+
 from governance.errors import RequestError
 from governance.person.records import person_stores
-from governance.policy import EFFECT_OF_KIND, Policy
+from governance.policy import EFFECT_OF_KIND, AnonymiseAction, Policy
+from governance.sweep.target import referencing_children
 
 CHOICES = ("keep", "delete")
 PLATFORM_SCHEMA = "governance"  # the platform's own copies (CAT-7): not the person's to choose
@@ -99,3 +105,50 @@ def choices_from_flags(keep: Sequence[str] | None, delete: Sequence[str] | None)
     if both:
         raise RequestError(f"category {', '.join(both)} is given to both --keep and --delete; choose one")
     return {**dict.fromkeys(keep or (), "keep"), **dict.fromkeys(delete or (), "delete")}
+
+
+def kept_categories(policy: Policy, kind: str, choices: Mapping[str, str]) -> list[str]:
+    """The categories a request leaves as they are, sorted: for an account deletion (RET-7) every
+    category not chosen ``delete`` (the kept ones, and those not the person's to choose: the
+    platform's own copies, CAT-7, stay under RET-9's windows); none for an erasure."""
+    if kind != "account_deletion":
+        return []
+    return sorted(c.id for c in policy.categories if choices.get(c.id) != "delete")
+
+
+def check_kept_records(cur: cursor, policy: Policy, choices: Mapping[str, str]) -> None:
+    """RequestError naming the categories when deleting the ``delete`` ones would change what the
+    ``keep`` ones hold through a foreign key (RET-7): a cascade deleting kept rows, or a SET NULL
+    of the only column by which a kept store reaches its person. A SET NULL on a kept store that
+    also names its person by address is allowed: the records stay findable (an order becomes a
+    guest's order, under the same RET-3 clock per address); see docs/requirements.md RET-7."""
+    kept = {c.id for c in policy.categories if choices.get(c.id) == "keep"}
+    if not kept or not any(v == "delete" for v in choices.values()):
+        return
+    category_of = {s.table: c.id for c, s in person_stores(policy)}
+    anonymised = {
+        r.table for r in policy.rules if isinstance(r.action, AnonymiseAction) and r.action.decision == "RET-8"
+    }
+    problems: list[str] = []
+    for category, store in person_stores(policy):
+        if choices.get(category.id) != "delete" or store.table in anonymised:
+            continue  # kept, or anonymised (RET-8) rather than deleted: nothing cascades
+        for child in referencing_children(cur, policy, store.table):
+            mine = category_of.get(child.table)
+            if mine not in kept:
+                continue
+            if child.on_delete == "c":
+                problems.append(
+                    f"deleting {category.id} ({store.table}) would delete the kept {mine} records of "
+                    f"{child.table} (ON DELETE CASCADE)"
+                )
+            elif child.store.person is None or not child.store.person.email:
+                problems.append(
+                    f"deleting {category.id} ({store.table}) would set {child.table}.{child.column} to NULL, the only "
+                    f"way the kept {mine} records reach the person: nobody could find them again"
+                )
+    if problems:
+        raise RequestError(
+            f"this account deletion cannot keep what it chose (RET-7): {'; '.join(sorted(set(problems)))}; "
+            "keep the deleted category too, or delete the kept one"
+        )

@@ -74,11 +74,13 @@ def list_requests(
 
 def workable(cur: cursor, kinds: Iterable[str]) -> list[int]:
     """Ids of the verified or in-progress requests of ``kinds``, earliest deadline first. Nothing is
-    disclosed, changed or deleted for a request that is not verified (REQ-1)."""
+    disclosed, changed or deleted for a request that is not verified (REQ-1). A rectification waits
+    until its corrections are recorded (REC-1, ``governance request rectify ID --set``)."""
     cur.execute(
         sql.SQL(
-            "SELECT request_id FROM governance.subject_requests WHERE state IN ('verified', 'in_progress') "
-            "AND kind = ANY(%s) ORDER BY {}, request_id"
+            "SELECT request_id FROM governance.subject_requests r WHERE state IN ('verified', 'in_progress') "
+            "AND kind = ANY(%s) AND (kind <> 'rectification' OR EXISTS (SELECT 1 FROM "
+            "governance.request_corrections c WHERE c.request_id = r.request_id)) ORDER BY {}, request_id"
         ).format(_DEADLINE),
         (list(kinds),),
     )

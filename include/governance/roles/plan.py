@@ -15,7 +15,10 @@
   (DELETE too: they go when applied or when the request closes). #11 RES-1, OBJ-1, CON-1: SELECT,
   INSERT, UPDATE on the processing register, INSERT and UPDATE(lifted_at, lifted_by) on legal holds
   (a restriction's person holds, lifted with it), UPDATE on exactly the columns the purposes'
-  ``switch_off`` set.
+  ``switch_off`` set. The erasure and the account
+  deletion (ERA-1, RET-7), from the erasure's own plan of the data map (``erasure_grants``): DELETE
+  on the stores it erases, UPDATE on the masked columns and marker of the store it anonymises
+  (RET-8), UPDATE of ``deleted_at`` of the account stores (RET-2's clock), and its work tables.
 - reviewer: the evidence, ``governance.audit_history`` and ``verify_evidence()``; no shop table.
 """
 
@@ -30,6 +33,9 @@ from psycopg2.extensions import cursor
 from governance.audit.predicates import audit_parameters, audit_sql_text, render
 from governance.audit.rendering import render_markers
 from governance.audit.rights import load_checks
+from governance.erasure.account import DELETED_AT
+from governance.erasure.objects import TOMBSTONE
+from governance.erasure.plan import erasure_plan
 from governance.policy import Policy
 from governance.requests.corrections import rectifiable_columns
 
@@ -111,6 +117,29 @@ REQUEST_SEQUENCES = {
 }
 
 
+ERASURE_TABLES = {f"{GOVERNANCE}.erasure_work", f"{GOVERNANCE}.erasure_subjects"}
+ERASURE_NAMES = f"{GOVERNANCE}.erasure_recipient_names"  # TP-5: deleted once copied into the outbox
+
+
+def erasure_grants(cur: cursor, policy: Policy) -> set[Grant]:
+    """What an erasure of a person (ERA-1) and an account deletion (RET-7) change, from the
+    erasure's plan with nothing kept: DELETE on the stores it erases (objects first: the store's
+    rows), UPDATE of the RET-8 masking columns and marker of the store it anonymises, UPDATE of the
+    account stores' ``deleted_at`` (an account kept, marked deleted); never a store it keeps."""
+    grants: set[Grant] = set()
+    for plan in erasure_plan(cur, policy):
+        if plan.disposition == "erase":
+            grants.add(Grant("table", plan.table, "DELETE"))
+            if plan.purges_objects:  # the tombstone first, then the objects, then the row
+                grants.add(Grant("column", plan.table, "UPDATE", TOMBSTONE))
+        elif plan.disposition == "anonymise" and plan.anonymise is not None:
+            masked = [*plan.anonymise.columns, plan.anonymise.marker_column]
+            grants |= {Grant("column", plan.table, "UPDATE", column) for column in masked}
+    grants |= {Grant("column", store.table, "UPDATE", DELETED_AT) for store in policy.account_stores()}
+    grants |= _tables(ERASURE_TABLES, "SELECT", "INSERT", "UPDATE")
+    return grants | _tables({ERASURE_NAMES}, "SELECT", "INSERT", "UPDATE", "DELETE")
+
+
 def request_worker_grants(cur: cursor, policy: Policy) -> set[Grant]:
     """Read the person's records (through the links' join tables too, ``governance.person``); open,
     move on and complete requests and their exports (REQ-1)."""
@@ -124,6 +153,7 @@ def request_worker_grants(cur: cursor, policy: Policy) -> set[Grant]:
         for store in category.stores
         for column in rectifiable_columns(policy, store)
     }
+    grants |= erasure_grants(cur, policy)
     return grants | _processing_writer(policy) | {Grant("sequence", name, "USAGE") for name in REQUEST_SEQUENCES}
 
 
