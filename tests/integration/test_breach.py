@@ -30,6 +30,7 @@ EXPECTED_SOURCES = {
         ("shop.accounts", "account_id", "email", "created_at"),
         ("shop.calendar_events", "account_id", None, "created_at"),
         ("shop.saved_products", "account_id", None, "saved_at"),
+        ("shop.marketing_consents", "account_id", None, "given_at"),  # CON-1, TP-1: the consents given
     ],
     "CAT-3": [("shop.orders", "account_id", "email", "placed_at")],
     "CAT-4": [

@@ -43,6 +43,7 @@ from tests.integration.test_erasure import (
 pytestmark = [pytest.mark.integration]
 
 world = test_erasure.world  # the fixture: the guest, the account holder and another person, objects versioned
+_pseudonym_key = test_erasure._pseudonym_key  # autouse: an erasure's notices name the person by keyed pseudonyms (TP-5)
 
 LEDGER = POLICY.object_store.erasure_ledger_bucket
 KEY = "k" * 40

@@ -55,7 +55,9 @@ def key(monkeypatch):
 @pytest.fixture
 def kari(conn):
     """Kari: an account, a newsletter subscription from it and one as a guest under another
-    spelling of her address, cookie preferences (analytics and marketing on), given 13 months ago;
+    spelling of her address, cookie preferences (analytics and marketing on), given 13 months ago,
+    a consent to advertising audiences (TP-1, CON-1) and one to another purpose the policy does not
+    name (the switch_off's ``where: {purpose: ...}`` must leave it);
     Ola: the same, all his own, which must not change."""
     people = {}
     with conn.cursor() as cur:
@@ -80,11 +82,19 @@ def kari(conn):
                 "VALUES (%s, %s, true, true, %s) RETURNING preference_id",
                 (str(uuid.uuid4()), account, EXPIRED),
             )
+            preference = cur.fetchone()[0]
+            cur.execute(
+                "INSERT INTO shop.marketing_consents (account_id, purpose, given_at) "
+                "VALUES (%s, 'advertising_audiences', %s), (%s, 'partner_offers', %s) RETURNING consent_id",
+                (account, NOW - timedelta(days=100), account, NOW - timedelta(days=100)),
+            )
+            consents = [row[0] for row in cur.fetchall()]
             people[who] = {
                 "email": address,
                 "account": account,
                 "subscriptions": subscriptions,
-                "cookie": cur.fetchone()[0],
+                "cookie": preference,
+                "consents": consents,
             }
     conn.commit()
     return people
@@ -131,6 +141,18 @@ def cookie(conn, person) -> tuple | None:
     return one(
         conn, "SELECT analytics, marketing FROM shop.cookie_preferences WHERE preference_id = %s", (person["cookie"],)
     )
+
+
+def consents(conn, person) -> list:
+    """withdrawn_at of the person's consents: advertising audiences, then the purpose not in the policy."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT withdrawn_at FROM shop.marketing_consents WHERE consent_id = ANY(%s) ORDER BY consent_id",
+            (person["consents"],),
+        )
+        found = [row[0] for row in cur.fetchall()]
+    conn.rollback()
+    return found
 
 
 def register_rows(conn, request_id) -> list[tuple]:
@@ -188,6 +210,7 @@ def pseudonym(email: str) -> str:
 def assert_untouched(conn, person) -> None:
     assert subscriptions(conn, person) == [None, None]
     assert cookie(conn, person) == (True, True)
+    assert consents(conn, person) == [None, None]
 
 
 def assert_no_personal_data(conn, request_id, person) -> None:
@@ -198,16 +221,21 @@ def assert_no_personal_data(conn, request_id, person) -> None:
 
 
 def test_an_objection_without_purposes_stops_the_newsletter_and_marketing_cookies_not_analytics(conn, kari):
-    """OBJ-1, MKT-1: no purpose named means every purpose of direct marketing, stopped at once."""
+    """OBJ-1, MKT-1: no purpose named means every purpose of direct marketing, stopped at once:
+    the newsletter, marketing cookies and advertising audiences (TP-1: the consent is withdrawn, the
+    advertising partner told, TP-5)."""
     request_id = open_verified(conn, POLICY, kari["kari"]["email"], "objection")
     request = switch_off(conn, POLICY, request_id, now=NOW)
 
-    assert request.state == "completed" and request.purposes == ["marketing_cookies", "newsletter"]
+    marketing = ["advertising_audiences", "marketing_cookies", "newsletter"]
+    assert marketing == sorted(p.id for p in POLICY.purposes if p.direct_marketing)
+    assert request.state == "completed" and request.purposes == marketing
     assert subscriptions(conn, kari["kari"]) == [NOW, NOW]  # both spellings of the address
     assert cookie(conn, kari["kari"]) == (True, False)  # analytics stays: not direct marketing
+    assert consents(conn, kari["kari"]) == [NOW, None]  # the other purpose's consent is not this one
     assert_untouched(conn, kari["ola"])
     rows = register_rows(conn, request_id)
-    assert [(r[0], r[1]) for r in rows] == [("marketing_cookies", "objected"), ("newsletter", "objected")]
+    assert [(r[0], r[1]) for r in rows] == [(purpose, "objected") for purpose in marketing]
     assert all(r[2] == [kari["kari"]["account"]] and r[3] == [pseudonym(kari["kari"]["email"])] for r in rows)
     assert all(r[4] == NOW and r[5] is None for r in rows)
     with conn.cursor() as cur:
@@ -215,18 +243,30 @@ def test_an_objection_without_purposes_stops_the_newsletter_and_marketing_cookie
             "SELECT DISTINCT purpose FROM governance.processing_off_at(%s) WHERE account_id = %s",
             (NOW, kari["kari"]["account"]),
         )
-        assert {r[0] for r in cur.fetchall()} == {"marketing_cookies", "newsletter"}
+        assert {r[0] for r in cur.fetchall()} == set(marketing)
         cur.execute(
             "SELECT count(*) FROM governance.processing_off_at(%s) WHERE account_id = %s", (NOW, kari["ola"]["account"])
         )
         assert cur.fetchone()[0] == 0
     conn.rollback()
-    assert request.outcome == {"purposes": 2, "rows_switched_off": 3, "held_rows": 0, "holds_added": 0, "notices": 0}
+    assert request.outcome == {"purposes": 3, "rows_switched_off": 4, "held_rows": 0, "holds_added": 0, "notices": 1}
     [(_, counts, details)] = evidence_of(conn, request_id, "processing_switched_off")
-    assert counts["rows"] == 3 and details["purposes"] == ["marketing_cookies", "newsletter"]
+    assert counts["rows"] == 4 and details["purposes"] == marketing
     assert details["rows_by_purpose"] == {
         "newsletter": {"shop.newsletter_subscriptions": 2},
         "marketing_cookies": {"shop.cookie_preferences": 1},
+        "advertising_audiences": {"shop.marketing_consents": 1},
+    }
+    # TP-5: the only recipient the purposes name, about the person's records in its categories
+    # (CAT-2, CAT-4), cookie preferences (CAT-6) not among them
+    [(recipient, event, row)] = notices_of(conn, request_id)
+    assert (recipient, event) == ("advertising-partner", "objection")
+    notice = json.loads(row)
+    assert notice["tables"] == ["shop.accounts", "shop.marketing_consents", "shop.newsletter_subscriptions"]
+    assert notice["record_counts"] == {
+        "shop.accounts": 1,
+        "shop.marketing_consents": 2,
+        "shop.newsletter_subscriptions": 2,
     }
     assert holds_of(conn, request_id) == []  # an objection keeps nothing from the sweep
     assert_no_personal_data(conn, request_id, kari["kari"])
@@ -253,8 +293,13 @@ def test_an_objection_notifies_the_purposes_recipients_only(conn, kari):
     [(recipient, event, row)] = notices_of(conn, request_id)
     assert (recipient, event) == ("software-vendor", "objection")
     notice = json.loads(row)
-    assert notice["tables"] == ["shop.accounts", "shop.newsletter_subscriptions"]
-    assert notice["record_counts"] == {"shop.accounts": 1, "shop.newsletter_subscriptions": 2}
+    # the person's records in the vendor's categories (CAT-2, CAT-3, CAT-4)
+    assert notice["tables"] == ["shop.accounts", "shop.marketing_consents", "shop.newsletter_subscriptions"]
+    assert notice["record_counts"] == {
+        "shop.accounts": 1,
+        "shop.marketing_consents": 2,
+        "shop.newsletter_subscriptions": 2,
+    }
     assert len(notice["subject_pseudonyms"]) >= 1
     assert_no_personal_data(conn, request_id, kari["kari"])
     # a rerun after the commit queues nothing again
@@ -269,6 +314,7 @@ def test_a_consent_withdrawal_of_analytics_cookies_switches_off_only_that(conn, 
     assert request.state == "completed" and request.outcome["rows_switched_off"] == 1
     assert cookie(conn, kari["kari"]) == (False, True)
     assert subscriptions(conn, kari["kari"]) == [None, None]
+    assert consents(conn, kari["kari"]) == [None, None]
     assert_untouched(conn, kari["ola"])
     assert [(r[0], r[1]) for r in register_rows(conn, request_id)] == [("analytics_cookies", "withdrawn")]
     assert notices_of(conn, request_id) == []  # the purpose names no recipient
@@ -280,7 +326,9 @@ def test_a_restriction_keeps_the_persons_expired_records_from_the_sweep_until_it
     preferences from the sweep while Ola's go; lifting it lets the next sweep remove them."""
     request_id = open_verified(conn, POLICY, kari["kari"]["email"], "restriction")
     request = switch_off(conn, POLICY, request_id, now=NOW)
-    assert request.purposes == ["analytics_cookies", "marketing_cookies", "newsletter"]
+    assert request.purposes == sorted(p.id for p in POLICY.purposes)
+    assert request.purposes == ["advertising_audiences", "analytics_cookies", "marketing_cookies", "newsletter"]
+    assert consents(conn, kari["kari"]) == [NOW, None]
     assert request.outcome["holds_added"] == 2  # the account and the address's pseudonym
     assert [(h[0], h[1], h[2], h[3]) for h in holds_of(conn, request_id)] == [
         ("person", kari["kari"]["account"], None, None),
@@ -299,11 +347,11 @@ def test_a_restriction_keeps_the_persons_expired_records_from_the_sweep_until_it
     lifted = lift_restriction(
         conn, POLICY, request_id, by="dpo", reason="accuracy verified", now=NOW + timedelta(days=1)
     )
-    assert (lifted.entries, lifted.holds, lifted.notices) == (3, 2, 3)
+    assert (lifted.entries, lifted.holds, lifted.notices) == (4, 2, 3)  # an entry per purpose
     assert all(h[3] == NOW + timedelta(days=1) for h in holds_of(conn, request_id))
     assert {e for _, e, _ in notices_of(conn, request_id)} == {"restriction", "restriction_lifted"}
     [(_, counts, details)] = evidence_of(conn, request_id, "restriction_lifted")
-    assert counts == {"entries_lifted": 3, "holds_lifted": 2, "notices": 3} and "reason_sha256" in details
+    assert counts == {"entries_lifted": 4, "holds_lifted": 2, "notices": 3} and "reason_sha256" in details
     assert_no_personal_data(conn, request_id, kari["kari"])
     with conn.cursor() as cur:
         cur.execute(
@@ -379,6 +427,7 @@ def test_the_request_register_is_listed_without_identifiers(conn, kari):
         in_force = entries(cur, in_force_at=NOW)
     conn.rollback()
     assert [(e.purpose, e.accounts, e.pseudonyms, e.status(NOW)) for e in found] == [
+        ("advertising_audiences", 1, 1, "in force"),
         ("marketing_cookies", 1, 1, "in force"),
         ("newsletter", 1, 1, "in force"),
     ]
@@ -445,13 +494,15 @@ def test_a_value_the_table_refuses_changes_nothing_and_the_rerun_resumes(conn, k
         switch_off(conn, broken, request_id, now=NOW)
     assert "switch_off shop.cookie_preferences (marketing): the table refuses a value" in str(error.value)
     assert "not-a-boolean" not in str(error.value)
-    assert subscriptions(conn, kari["kari"]) == [None, None] and cookie(conn, kari["kari"]) == (True, True)
+    assert_untouched(conn, kari["kari"])  # the newsletter and the consent, switched before, rolled back too
     assert register_rows(conn, request_id) == [] and evidence_of(conn, request_id, "processing_switched_off") == []
+    assert notices_of(conn, request_id) == []
     with conn.cursor() as cur:
         assert requests.fetch(cur, request_id).state == "in_progress"
     conn.rollback()
 
     request = switch_off(conn, POLICY, request_id, now=NOW + timedelta(minutes=10))
     assert request.state == "completed" and cookie(conn, kari["kari"]) == (True, False)
-    assert len(register_rows(conn, request_id)) == 2
+    assert consents(conn, kari["kari"]) == [NOW + timedelta(minutes=10), None]
+    assert len(register_rows(conn, request_id)) == 3  # advertising_audiences, marketing_cookies, newsletter
     assert len(evidence_of(conn, request_id, "processing_switched_off")) == 1

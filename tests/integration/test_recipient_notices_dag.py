@@ -42,7 +42,15 @@ def setting(tmp_path, monkeypatch, airflow_home, airflow_connections, smtp_inbox
         "voucher-network": {"email": {"to": "privacy@vouchers.example"}},
         "financial-partner": {"drop": {"bucket": BUCKET, "prefix": "gdpr/"}},
     }
-    data["recipients"] = [{**r, "notify": notify[r["id"]]} for r in data["recipients"] if r["id"] in notify]
+    # the recipients the purposes and audiences name stay as they are (the policy refuses a name not
+    # in the registry); they receive no category of the orders changed (CAT-3), so get no notice
+    named = {r for p in data["purposes"] for r in p.get("recipients", [])} | {a["recipient"] for a in data["audiences"]}
+    assert not named & set(notify)
+    data["recipients"] = [
+        {**r, "notify": notify[r["id"]]} if r["id"] in notify else r
+        for r in data["recipients"]
+        if r["id"] in notify or r["id"] in named
+    ]
     data["notices"]["ack_within_days"] = 3
     path = tmp_path / "policy.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))

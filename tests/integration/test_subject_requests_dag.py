@@ -218,10 +218,20 @@ def test_a_verified_erasure_request_erases_the_person_and_keeps_the_held_order(d
 
 def test_a_verified_objection_is_answered_and_its_purposes_switched_off(dag, conn, s3, smtp_inbox, person, monkeypatch):
     """OBJ-1, MKT-1 through the DAG: the handler registered for objections unsubscribes the
-    newsletter, writes the processing register and completes; XComs carry ids and counts."""
+    newsletter, withdraws the advertising audiences consent (TP-1, CON-1), writes the processing
+    register, queues the advertising partner's notice (TP-5) and completes; XComs carry ids and
+    counts."""
     from governance.notices import PSEUDONYM_KEY_ENV
 
     monkeypatch.setenv(PSEUDONYM_KEY_ENV, "dag-test-key-0123456789abcdef0123")
+    with conn.cursor() as cur:
+        cur.execute(
+            "INSERT INTO shop.marketing_consents (account_id, purpose, given_at) "
+            "VALUES (%s, 'advertising_audiences', %s) RETURNING consent_id",
+            (person.account_id, NOW - timedelta(days=30)),
+        )
+        consent = cur.fetchone()[0]
+    conn.commit()
     request_id = rs.open_verified(conn, POLICY, NOW, kind="objection")
     run = dag.test(logical_date=NOW, run_conf=SCHEDULED)
     assert str(run.state) == "success", states(run)
@@ -236,10 +246,14 @@ def test_a_verified_objection_is_answered_and_its_purposes_switched_off(dag, con
         cur.execute(
             "SELECT purpose FROM governance.processing_register WHERE request_id = %s ORDER BY 1", (request_id,)
         )
-        assert [r[0] for r in cur.fetchall()] == ["marketing_cookies", "newsletter"]
+        assert [r[0] for r in cur.fetchall()] == ["advertising_audiences", "marketing_cookies", "newsletter"]
+        cur.execute("SELECT withdrawn_at FROM shop.marketing_consents WHERE consent_id = %s", (consent,))
+        assert cur.fetchone()[0] is not None
     conn.rollback()
+    # the subscription and the consent; the marketing cookie was already off
     (answered,) = xcoms(run)["answer"]
-    assert answered["request_id"] == request_id and answered["rows_switched_off"] == 1
+    assert answered["request_id"] == request_id and answered["rows_switched_off"] == 2
+    assert [(r[0], r[2]) for r in outbox(conn, request_id)] == [("advertising-partner", "objection")]
     assert exports(s3) == [] and smtp_inbox == []
 
 

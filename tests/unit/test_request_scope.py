@@ -36,8 +36,14 @@ def with_legitimate_interest_purpose():
 
 
 def test_the_defaults_are_direct_marketing_consent_and_everything():
-    assert check_purposes(POLICY, "objection", None) == ["marketing_cookies", "newsletter"]
-    assert check_purposes(POLICY, "consent_withdrawal", []) == ["analytics_cookies", "marketing_cookies", "newsletter"]
+    # advertising_audiences (TP-1) is direct marketing resting on consent: in both defaults (OBJ-1, CON-1)
+    assert check_purposes(POLICY, "objection", None) == ["advertising_audiences", "marketing_cookies", "newsletter"]
+    assert check_purposes(POLICY, "consent_withdrawal", []) == [
+        "advertising_audiences",
+        "analytics_cookies",
+        "marketing_cookies",
+        "newsletter",
+    ]
     assert check_purposes(POLICY, "restriction", None) == sorted(p.id for p in POLICY.purposes)
     assert default_purposes(POLICY, "restriction") == [p.id for p in POLICY.purposes]
 
@@ -53,7 +59,8 @@ def test_an_unknown_purpose_is_refused_naming_the_valid_ones():
     with pytest.raises(RequestError) as error:
         check_purposes(POLICY, "objection", ["newsletters"])
     assert str(error.value) == (
-        "--purpose newsletters: not a purpose of the policy; valid: analytics_cookies, marketing_cookies, newsletter"
+        "--purpose newsletters: not a purpose of the policy; valid: "
+        "advertising_audiences, analytics_cookies, marketing_cookies, newsletter"
     )
 
 
