@@ -317,9 +317,12 @@ def _answer_requests(dags: dict, common: list[str], db_url: str, s3, captured) -
     conn = connect(db_url)
     try:
         with conn.cursor() as cur:
+            # nobody under a person hold (RET-8): the account deletion below must be able to mark its account
             cur.execute(
-                "SELECT a.email FROM shop.accounts a ORDER BY (SELECT count(*) FROM shop.uploads u "
-                "WHERE u.account_id = a.account_id) DESC, a.account_id LIMIT 6"
+                "SELECT a.email FROM shop.accounts a WHERE NOT EXISTS (SELECT 1 FROM governance.legal_holds h "
+                "WHERE h.scope = 'person' AND h.lifted_at IS NULL AND (h.account_id = a.account_id "
+                "OR h.email_sha256 = encode(sha256(convert_to(lower(btrim(a.email)), 'UTF8')), 'hex'))) "
+                "ORDER BY (SELECT count(*) FROM shop.uploads u WHERE u.account_id = a.account_id) DESC, a.account_id LIMIT 6"
             )
             people = [row[0] for row in cur.fetchall()]
         conn.rollback()
@@ -495,7 +498,14 @@ def test_recipient_notices_leak_no_personal_data(
         "voucher-network": {"email": {"to": "privacy@vouchers.example"}},
         "financial-partner": {"drop": {"bucket": "partner-finance-drop", "prefix": "gdpr/"}},
     }
-    data["recipients"] = [{**r, "notify": notify[r["id"]]} for r in data["recipients"] if r["id"] in notify]
+    # the recipients the purposes and audiences name stay as they are (the policy refuses a name not in the registry)
+    named = {r for p in data["purposes"] for r in p.get("recipients", [])} | {a["recipient"] for a in data["audiences"]}
+    assert not named & set(notify)
+    data["recipients"] = [
+        {**r, "notify": notify[r["id"]]} if r["id"] in notify else r
+        for r in data["recipients"]
+        if r["id"] in notify or r["id"] in named
+    ]
     path = tmp_path / "policy.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
     monkeypatch.setenv("GOVERNANCE_POLICY", str(path))
