@@ -9,9 +9,9 @@ the check's id (``erased_persons_left.sql`` -> ``erased-persons-left``); its hea
 place of ``{{ name }}`` markers (``governance.audit.rendering``). A check that must read something
 first (the audience files from the drop) names a ``Preparer`` in ``PREPARERS`` (keyed by its
 file): run on the audit's connection, in its transaction, before any check is evaluated; a check
-without one needs nothing. Each file is evaluated once into
-the run's scratch schema and counted there; GX and the cross-check read that table. The contract:
-``include/sql/audit/README.md``, "Rights checks".
+without one needs nothing. Each file is evaluated once into the run's scratch schema and counted
+there; GX and the cross-check read that table. The contract: ``include/sql/audit/README.md``,
+"Rights checks".
 """
 
 from __future__ import annotations
