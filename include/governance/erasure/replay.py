@@ -158,6 +158,9 @@ def apply_entries(
         groups[tuple(sorted(entry.keep_categories))].append(entry)
     with transaction(conn) as cur:
         replay_work.create_scratch(cur)
+        # Each batch is one short statement over thousands of rows, planned with estimates far above
+        # its real size: JIT would compile every one for longer than it runs. For the session, reset after.
+        cur.execute("SET jit = off")
     try:
         for number, (keep, group) in enumerate(sorted(groups.items())):
             _replay_group(conn, s3, policy, outcome, (number, keep), group, now=now, batch_size=batch_size, check=check)
@@ -166,6 +169,7 @@ def apply_entries(
             conn.rollback()
             with transaction(conn) as cur:
                 replay_work.clear(cur)
+                cur.execute("RESET jit")
     return outcome
 
 
