@@ -223,6 +223,7 @@ def _replay_group(
     work = Eraser(
         conn, policy, number, holds, now, batch_size, replay_work.WORK, KIND_BATCH, run_name, {"replay": run_name}
     )
+    work.list_first = True  # after a restore the objects are mostly gone already: no tombstone for those
     direct = dataclasses.replace(work, selection=replay_work.selection(policy, holds))
     changed = 0
     for plan in plans:
