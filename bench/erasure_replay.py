@@ -13,7 +13,9 @@ newsletter and messages by address only). Three contenders, each on its own copy
   UPDATE per table, children first, with the same predicates (the person finder's, over the
   subjects) and the same RET-8 masking; no batches, no holds, no evidence.
 - **Fides' shape**: per person and table a SELECT of the keys, then one UPDATE or DELETE per row,
-  each in its own transaction; timed on a sample of people and extrapolated per record.
+  each in its own transaction committed with the server's default ``synchronous_commit``; timed on
+  a sample of people and extrapolated per record. The hand-written statements' own speed-up over it
+  is reported too: the bound of the ≥ 100× target on this machine's commit latency.
 
 The ledger read (S3 GETs) is timed apart on a smaller ledger and extrapolated per entry.
 """
@@ -72,6 +74,7 @@ def bench_policy(policy):
     text = Path(policy.source_path).read_text()
     for old, new in (
         ("buckets: [shop-uploads]", f"buckets: [{UPLOADS_BUCKET}]"),
+        ("uploads_bucket: shop-uploads", f"uploads_bucket: {UPLOADS_BUCKET}"),  # the shop is built naming it
         ("erasure_ledger_bucket: governance-erasure-ledger", f"erasure_ledger_bucket: {LEDGER_BUCKET}"),
     ):
         if old not in text:
@@ -133,6 +136,9 @@ def fides(conn, policy, people: list[int], now) -> tuple[float, int]:
 
     with conn.cursor() as cur:
         plans = [p for p in erasure_plan(cur, policy) if p.disposition != "keep"]
+        cur.execute("SHOW synchronous_commit")  # the default: each commit waits for the WAL flush
+        if cur.fetchone() != ("on",):
+            raise RuntimeError("Fides' shape is timed with synchronous_commit = on (the server's default)")
     conn.commit()
     rows = 0
     with timed() as t:
@@ -192,9 +198,6 @@ def prepare(ctx: Context, sub: Context, customers: int) -> None:
     apply_schema(conn, ctx.policy)
     ctx.log(f"erasure replay: building a shop of {customers:,} customers (the restored database)")
     export_shop.build(sub, conn, customers)
-    with conn.cursor() as cur:
-        cur.execute("UPDATE shop.uploads SET bucket = %s", (UPLOADS_BUCKET,))
-    conn.commit()
     export_shop.settle(sub)
     with ctx.setup_phase("erasure replay: checkpoint"):
         analyze_all(conn)
@@ -206,7 +209,7 @@ def run(ctx: Context) -> list[Check]:
     from governance.db import connect
     from governance.erasure.replay import apply_entries
 
-    customers, count = ctx.size(100_000, 20_000), ctx.size(10_000, 2_000)
+    customers, count = ctx.size(1_000_000, 20_000), ctx.size(10_000, 2_000)
     policy = bench_policy(ctx.policy)
     people = erased(customers, count)
     ledger = entries(people, ctx.now)
@@ -251,11 +254,14 @@ def checks(ours: float, hand, fides, outcome, sizes, read) -> list[Check]:
     )
     per_record = fides_s / max(1, fides_rows)
     fides_total = per_record * ours_rows
+    bound = ratio(fides_total, hand_s)
     counts = {"customers": customers, "erasures": erasures, "records_ours": ours_rows, "records_hand": hand_rows}
     notes = [
-        f"a shop of {customers:,} customers (not 1,000,000: the whole section stays under 90 s), {erasures:,} erasures",
-        f"Fides' shape timed on {sampled} people ({fides_rows:,} rows, {per_record * 1000:.2f} ms per row) and "
-        f"extrapolated to our {ours_rows:,} records",
+        f"a shop of {customers:,} customers, {erasures:,} erasures",
+        f"Fides' shape timed on {sampled} people ({fides_rows:,} rows, {per_record * 1000:.2f} ms per row, each "
+        f"committed with synchronous_commit = on) and extrapolated to our {ours_rows:,} records",
+        f"the bound: the hand-written statements themselves are {bound or 0:.1f}x faster than Fides' shape "
+        f"here (a replay within {HAND_RATIO}x of them is {FIDES_SPEEDUP:.0f}x only if this is {FIDES_SPEEDUP * HAND_RATIO:.0f}x)",
         f"ledger read (S3, not in 'ours'): {read_n:,} entries in {read_s:.2f} s, "
         f"{read_s / max(1, read_n) * erasures:.1f} s extrapolated to {erasures:,}",
     ]
@@ -283,6 +289,6 @@ def checks(ours: float, hand, fides, outcome, sizes, read) -> list[Check]:
             at_least(ratio(fides_total, ours), FIDES_SPEEDUP),
             counts,
             notes,
-            {"ledger_read_s": read_s, "ledger_read_entries": read_n},
+            {"ledger_read_s": read_s, "ledger_read_entries": read_n, "hand_written_vs_fides": bound},
         ),
     ]

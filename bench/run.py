@@ -34,7 +34,7 @@ MEASUREMENTS = {
     "processing": ("processing", ()),  # its own database: 1,000,000 newsletter subscriptions (#11)
     "notices": ("notices", ()),  # TP-5 (#12): 10,000 recipient notices to a local webhook
     "erasure": ("erasure", ()),  # ERA-1: one person's erasure, its own database (export_shop's shop)
-    "erasure_replay": ("erasure_replay", ()),  # its own database: a restored shop of 100,000 customers
+    "erasure_replay": ("erasure_replay", ()),  # its own database: a restored shop of 1,000,000 customers
     "audience": ("audience", ()),  # its own database: 1,000,000 accounts, consents, notices (#11)
     "tuning": ("tuning", ()),  # opt-in: not part of the default run
 }

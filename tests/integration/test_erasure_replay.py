@@ -38,6 +38,7 @@ from tests.integration.test_erasure import (
     _one,
     _records_of,
     _request,
+    _versions,
 )
 
 pytestmark = [pytest.mark.integration]
@@ -213,6 +214,51 @@ def test_erasures_restored_from_a_dump_are_replayed_once(conn, s3, world, db_url
     )
     out = capsys.readouterr().out
     assert code == 0 and json.loads(out)["entries"] == 2 and "ola" not in out.lower() and "@" not in out
+    conn.close()
+
+
+def test_a_replay_tombstones_only_the_uploads_whose_objects_are_back(conn, s3, world, db_url, make_database, tmp_path):
+    """ERA-1, ADR 0004: after a restore a listing finds most objects gone: their rows are deleted at
+    once, without a tombstone; an object written again since (two versions) takes the tombstone's
+    path: every version purged, then its row."""
+    dump = tmp_path / "shop.dump"
+    _dump(db_url, dump)
+    answer_erasure(conn, s3, POLICY, _request(conn, account_id=world["holder"]["account"]), now=NOW)
+    restored_url = make_database(apply=False)
+    _restore(restored_url, dump)
+    conn = connect(restored_url)
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT object_key FROM shop.uploads WHERE object_key LIKE 'uploads/kari-%%' ORDER BY upload_id", ()
+        )
+        keys = [k for (k,) in cur.fetchall()]
+    conn.rollback()
+    assert len(keys) >= 2 and not any(_versions(s3, k) for k in keys)  # the erasure purged them all
+    for body in (b"back", b"back again"):
+        s3.put_object(Bucket=test_erasure.BUCKET, Key=keys[0], Body=body)
+
+    done = replay(conn, s3, POLICY, NOW - timedelta(minutes=1), now=LATER)
+    assert done.tables["shop.uploads"] == {
+        "deleted": len(keys),
+        "held": 0,
+        "tombstoned": 1,
+        "object_versions_deleted": 2,
+        "object_errors": 0,
+    }
+    assert not _versions(s3, keys[0]) and done.check["objects_left"] == 0
+    with conn.cursor() as cur:
+        assert _one(cur, "SELECT count(*) FROM shop.uploads WHERE object_key LIKE 'uploads/kari-%%'") == 0
+        cur.execute(
+            "SELECT split_part(step, '#', 1), counts, details->>'objects' FROM governance.evidence "
+            "WHERE kind = 'erasure_replayed' AND step LIKE 'shop.uploads:%%' ORDER BY entry_id"
+        )
+        steps = cur.fetchall()
+    conn.rollback()
+    assert steps == [
+        ("shop.uploads:delete", {"deleted": len(keys) - 1, "held": 0}, "none left"),
+        ("shop.uploads:tombstone", {"tombstoned": 1, "held": 0}, None),
+        ("shop.uploads:purge", {"deleted": 1, "object_versions_deleted": 2, "object_errors": 0}, None),
+    ]
     conn.close()
 
 

@@ -2,8 +2,8 @@
 (``selection``), the notice before a person's first inclusion (``notify``), the file streamed to
 the object-store drop with its manifest and evidence (``stream``, ``export``), and the files
 purged after their window (``purge``, RET-9). The DAG
-``advertising_audience`` runs them daily; the audit's check that no objector is in a file is
-``governance.audit.audience_check``.
+``advertising_audience`` runs them daily; the audit's rights check that no objector is in a file is
+``include/sql/audit/rights/objectors_excluded.sql`` (its preparer ``governance.audit.audience_check``).
 """
 
 from governance.audiences.export import Exported, export_audience, keys

@@ -16,6 +16,8 @@ or a recipient to the registry, is checked without editing a check. The markers:
   RET-8 anonymised records (their marker set) are left out (ERA-1, RET-8).
 - ``recipient_categories``: ``VALUES (recipient_id, category)``, the recipients registry (TP-1, TP-5).
 - ``store_categories``: ``VALUES (table_name, category)``, the data map's stores.
+- ``switch_off_tables``: ``VALUES (purpose, table_name)``, each table a purpose's ``switch_off``
+  changes (RES-1, OBJ-1, MKT-1, CON-1).
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ def render_markers(cur: cursor, policy: Policy, file: str, text: str) -> str:
         "person_traces": person_traces,
         "recipient_categories": recipient_categories,
         "store_categories": store_categories,
+        "switch_off_tables": switch_off_tables,
     }
     unknown = sorted({m for m in MARKER.findall(text) if m not in renderers})
     if unknown:
@@ -80,6 +83,11 @@ def recipient_categories(cur: cursor, policy: Policy) -> sql.Composable:
 def store_categories(cur: cursor, policy: Policy) -> sql.Composable:
     rows = [(s.table, c.id) for c in policy.categories for s in c.stores]
     return _values(rows, ("table_name", "category"))
+
+
+def switch_off_tables(cur: cursor, policy: Policy) -> sql.Composable:
+    rows = list(dict.fromkeys((p.id, s.table) for p in policy.purposes for s in p.switch_off))
+    return _values(rows, ("purpose", "table_name"))
 
 
 def person_traces(cur: cursor, policy: Policy) -> sql.Composable:

@@ -6,32 +6,63 @@ returning the offending rows as ``(check_id text, record_id text)``, ids only. T
 the check's id (``erased_persons_left.sql`` -> ``erased-persons-left``); its header may cite
 ``-- requirements: ERA-1, RET-8`` and ``-- on failure: ...`` (on-call's next step). Parameters:
 ``%(now)s`` and every rule's window (as the rules' predicates); policy-derived SQL is rendered in
-place of ``{{ name }}`` markers (``governance.audit.rendering``). Each file is evaluated once into
-the run's scratch schema and counted there; GX and the cross-check read that table. The contract:
-``include/sql/audit/README.md``, "Rights checks".
+place of ``{{ name }}`` markers (``governance.audit.rendering``). A check that must read something
+first (the audience files from the drop) names a ``Preparer`` in ``PREPARERS`` (keyed by its
+file): run on the audit's connection, in its transaction, before any check is evaluated; a check
+without one needs nothing. Each file is evaluated once into the run's scratch schema and counted
+there; GX and the cross-check read that table. The contract: ``include/sql/audit/README.md``,
+"Rights checks".
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from psycopg2 import sql
 from psycopg2.extensions import cursor
 
+from governance.audit import audience_check
 from governance.audit.redaction import safe_error
 from governance.audit.rendering import render_markers
 from governance.audit.scratch import Scratch
 from governance.errors import AuditError
 from governance.policy import SQL_DIR, Policy
 
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
 RIGHTS_DIR = SQL_DIR / "audit" / "rights"
 RIGHTS_COLUMNS = ("check_id", "record_id")  # what every rights check returns (include/sql/audit/README.md)
 _REQUIREMENTS = re.compile(r"^--\s*requirements:\s*(.+)$", re.MULTILINE | re.IGNORECASE)
 _ON_FAILURE = re.compile(r"^--\s*on failure:\s*(.+)$", re.MULTILINE | re.IGNORECASE)
 _REQUIREMENT_ID = re.compile(r"^[A-Z]+-[0-9]+[a-z]?$")
+
+
+@dataclass(frozen=True)
+class Preparer:
+    """What a check reads before it runs, on the audit's connection: ``declare`` makes its temporary
+    tables, empty (what the auditor role's plan needs to see the check's reads, SEC-4); ``load``
+    fills them (the audit only)."""
+
+    declare: Callable[[cursor], None]
+    load: Callable[[cursor, S3Client], None]
+
+
+# Check file -> its preparer (include/sql/audit/README.md, "Rights checks").
+PREPARERS: dict[str, Preparer] = {
+    "objectors_excluded.sql": Preparer(audience_check.declare, audience_check.load),  # TP-1, OBJ-1
+}
+
+
+def declare_temporaries(cur: cursor, checks: list[RightsCheck]) -> None:
+    """The temporary tables of every check that has a preparer, empty."""
+    for check in checks:
+        if check.file in PREPARERS:
+            PREPARERS[check.file].declare(cur)
 
 
 @dataclass(frozen=True)
@@ -76,12 +107,17 @@ def load_checks(directory: Path | None = None) -> list[RightsCheck]:
 
 
 def evaluate_checks(
-    cur: cursor, scratch: Scratch, policy: Policy, checks: list[RightsCheck], params: dict[str, Any]
+    cur: cursor, scratch: Scratch, s3: S3Client, policy: Policy, checks: list[RightsCheck], params: dict[str, Any]
 ) -> tuple[dict[str, sql.Identifier], dict[str, int]]:
-    """Each check once, into its own findings table, in the caller's transaction: (check id ->
-    table, check id -> the number of offending rows, counted on this connection)."""
+    """The preparers, then each check once, into its own findings table, in the caller's
+    transaction: (check id -> table, check id -> the number of offending rows, counted on this
+    connection)."""
     tables: dict[str, sql.Identifier] = {}
     counts: dict[str, int] = {}
+    declare_temporaries(cur, checks)
+    for check in checks:
+        if check.file in PREPARERS:
+            PREPARERS[check.file].load(cur, s3)
     # A check over every store is one large plan: JIT would compile it for seconds before reading a
     # row (bench/README.md, "Erasure"); the rest of this transaction only reads the findings.
     cur.execute("SET LOCAL jit = off")

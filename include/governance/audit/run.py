@@ -158,7 +158,7 @@ class _Run:
             queries = {rule.id: gx_query(cur, findings[rule.audit], rule.id) for rule in self.policy.rules}
             batch_query = cur.mogrify("SELECT %s::timestamptz AS audited_at", (self.now,)).decode()
             self.laps.lap("predicates")
-            tables, rights_counted = evaluate_checks(cur, self.scratch, self.policy, self.checks, self.params)
+            tables, rights_counted = evaluate_checks(cur, self.scratch, self.s3, self.policy, self.checks, self.params)
             rights_queries = {c: rights_gx_query(cur, table, c) for c, table in tables.items()}
         self.laps.lap("rights")
         return _Evaluated(findings, counted, queries, batch_query, rights_counted, rights_queries)

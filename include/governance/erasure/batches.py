@@ -37,7 +37,7 @@ BATCH_SIZE = 1000
 WORK_TABLE = "governance.erasure_work"  # a replay works a temporary table of the same shape
 _PENDING = (
     "SELECT w.record_key FROM {work} w WHERE w.request_id = %(request)s "
-    "AND w.table_name = %(table)s AND w.state = 'pending' AND w.disposition = %(disposition)s "
+    "AND w.table_name = %(table)s AND w.state = 'pending' AND w.disposition = %(disposition)s AND {only} "
     "ORDER BY w.record_key LIMIT %(batch)s FOR UPDATE"
 )
 # Each recorded record of the batch: 'done' once changed (or already gone), 'held' when a hold kept
@@ -70,6 +70,9 @@ class Eraser:
     # A replay's stores without objects: each batch takes its records straight from this condition on
     # ``t`` (given the batch's parameters), none recorded; the batches end with a short one.
     selection: Callable[[StorePlan, dict[str, Any]], sql.Composable] | None = None
+    # A replay's stores with objects: list the objects before the tombstone, and delete the rows of
+    # the records whose objects are all gone (as after a restore) without it (ADR 0004).
+    list_first: bool = False
 
     def __post_init__(self) -> None:
         self.run_name = self.run_name or run_id(self.request_id)
@@ -133,10 +136,16 @@ class Eraser:
         }
 
     def statement(
-        self, plan: StorePlan, change: sql.Composable, changed_state: str, params: dict[str, Any] | None = None
+        self,
+        plan: StorePlan,
+        change: sql.Composable,
+        changed_state: str,
+        params: dict[str, Any] | None = None,
+        only: sql.Composable | None = None,
     ) -> sql.Composable:
         """WITH b (the batch), present (its rows still there), changed (``change``) -> mark them;
-        with a ``selection``, b from it and each row of b changed or (a hold kept it) held."""
+        with a ``selection``, b from it and each row of b changed or (a hold kept it) held; ``only``:
+        a condition on the recorded records (alias ``w``) the batch is limited to."""
         if self.selection is not None:
             return sql.SQL(_DIRECT).format(
                 key=sql.Identifier(plan.key),
@@ -145,7 +154,7 @@ class Eraser:
                 change=change,
             )
         return sql.SQL("WITH b AS ({pending}), present AS ({present}), changed AS ({change}) {mark}").format(
-            pending=sql.SQL(_PENDING).format(work=self.work),
+            pending=sql.SQL(_PENDING).format(work=self.work, only=only if only is not None else sql.SQL("true")),
             present=sql.SQL("SELECT t.{key}::text AS record_key FROM {table} t JOIN b ON {match}").format(
                 key=sql.Identifier(plan.key), table=ident(plan.table), match=self.match(plan)
             ),
@@ -158,15 +167,17 @@ class Eraser:
             key=sql.Identifier(plan.key), type=sql.SQL(plan.key_type)
         )
 
-    def batch(self, plan: StorePlan, action: str, params: dict[str, Any], statement: sql.Composable) -> tuple[int, int]:
-        """Run one batch statement; (records changed, records held)."""
+    def batch(
+        self, plan: StorePlan, action: str, params: dict[str, Any], statement: sql.Composable, **extra: Any
+    ) -> tuple[int, int]:
+        """Run one batch statement (``extra``: more details for its evidence); (records changed, records held)."""
 
         def work(cur: cursor) -> dict[str, int]:
             cur.execute(statement, params)
             rows = cur.fetchall()
             return {_LABELS[action]: sum(1 for c, _ in rows if c), "held": sum(1 for _, h in rows if h)}
 
-        counts = self.run(plan, action, work)
+        counts = self.run(plan, action, work, **extra)
         return counts[_LABELS[action]], counts["held"]
 
 

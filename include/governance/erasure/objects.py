@@ -3,7 +3,10 @@ marker of their objects (``governance.sweep.objects.purge_objects``, as the swee
 delete the rows whose objects are all gone. The tombstone (``state = 'purging'`` on the row and on
 its recorded record) commits before any object goes; a rerun after a crash finishes the records
 left 'purging' first. Objects outside the buckets and prefix the data map names are never touched:
-their rows stay 'purging' and are reported.
+their rows stay 'purging' and are reported. A replay after a restore (``Eraser.list_first``) lists
+the recorded records' objects first (nothing deleted): the rows of those with no version or delete
+marker left are deleted at once, without a tombstone, since no object can be orphaned; the others
+take the tombstone's path (ADR 0004).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from governance.db import ident, transaction
 from governance.erasure.batches import Eraser
 from governance.erasure.plan import StorePlan, held_sql
 from governance.errors import SweepError
-from governance.sweep.objects import purge_objects
+from governance.sweep.objects import objects_left, purge_objects
 
 TOMBSTONE = "state"  # an object store's row state column: 'purging' while its objects go (as the sweep's)
 
@@ -42,11 +45,72 @@ def purge_all(eraser: Eraser, plan: StorePlan, s3: S3Client | None) -> dict[str,
     totals: Counter[str] = Counter()
     failed: set[str] = set()  # records whose objects would not go in this run: not tried again in it
     totals.update(purge_recorded(eraser, plan, s3, failed))  # an interrupted run's tombstones first
+    if eraser.list_first:
+        totals.update(delete_gone(eraser, plan, s3))
     while eraser.left(params, "pending"):
         tombstoned, held = eraser.batch(plan, "tombstone", params, statement)
         totals.update({"tombstoned": tombstoned, "held": held})
         totals.update(purge_recorded(eraser, plan, s3, failed))
     return dict(totals)
+
+
+def delete_gone(eraser: Eraser, plan: StorePlan, s3: S3Client | None) -> dict[str, int]:
+    """Delete, batch by batch, the rows of the pending recorded records whose objects a listing finds
+    entirely gone (or that have none); the others stay pending for the tombstone. {deleted, held}."""
+    params = eraser.params(plan, "erase")
+    change = sql.SQL("DELETE FROM {table} t USING b WHERE {match} AND NOT {held} RETURNING t.{key}::text AS record_key")
+    only = sql.SQL("w.record_key = ANY(%(gone)s)")
+    statement = eraser.statement(
+        plan,
+        change.format(
+            table=ident(plan.table),
+            match=eraser.match(plan),
+            held=held_sql(eraser.policy, plan, eraser.holds, params),
+            key=sql.Identifier(plan.key),
+        ),
+        "done",
+        params,
+        only,
+    )
+    totals: Counter[str] = Counter()
+    present: list[str] = []  # records with objects left (or outside the policy's buckets): the tombstone's
+    while True:
+        with transaction(eraser.conn, read_only=True) as cur:
+            cur.execute(
+                sql.SQL(
+                    "SELECT record_key, bucket, object_key FROM {work} WHERE request_id = %(request)s "
+                    "AND table_name = %(table)s AND state = 'pending' AND disposition = 'erase' "
+                    "AND NOT record_key = ANY(%(present)s) ORDER BY record_key LIMIT %(batch)s"
+                ).format(work=eraser.work),
+                {**params, "present": present},
+            )
+            rows: list[tuple[str, str | None, str | None]] = cur.fetchall()
+        if not rows:
+            return dict(totals)
+        if s3 is None:
+            raise SweepError(f"erasure {eraser.run_name}: {plan.table} has objects to purge; it needs an S3 client")
+        gone, kept = _listed_gone(s3, plan, rows)
+        present.extend(kept)
+        if gone:
+            deleted, held = eraser.batch(plan, "delete", {**params, "gone": gone}, statement, objects="none left")
+            totals.update({"deleted": deleted, "held": held})
+
+
+def _listed_gone(
+    s3: S3Client, plan: StorePlan, rows: list[tuple[str, str | None, str | None]]
+) -> tuple[list[str], list[str]]:
+    """(record keys with no object or none left, record keys whose objects are left or not the policy's)."""
+    link = plan.store.objects
+    assert link is not None
+    allowed = {
+        key: (bucket, object_key)
+        for key, bucket, object_key in rows
+        if bucket in link.buckets and object_key is not None and object_key.startswith(link.prefix)
+    }
+    left = objects_left(s3, allowed.values())
+    gone = [key for key, bucket, object_key in rows if bucket is None or object_key is None]
+    gone += [key for key, ref in allowed.items() if ref not in left]
+    return gone, sorted(set(key for key, _, _ in rows) - set(gone))
 
 
 def purge_recorded(eraser: Eraser, plan: StorePlan, s3: S3Client | None, failed: set[str]) -> dict[str, int]:

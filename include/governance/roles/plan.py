@@ -32,7 +32,7 @@ from psycopg2.extensions import cursor
 
 from governance.audit.predicates import audit_parameters, audit_sql_text, render
 from governance.audit.rendering import render_markers
-from governance.audit.rights import load_checks
+from governance.audit.rights import declare_temporaries, load_checks
 from governance.erasure.account import DELETED_AT
 from governance.erasure.objects import TOMBSTONE
 from governance.erasure.plan import erasure_plan
@@ -41,6 +41,13 @@ from governance.requests.corrections import rectifiable_columns
 
 GOVERNANCE = "governance"
 _VIEW = "governance_roles_predicate"
+# What a function a check calls reads, which PostgreSQL's dependency records of a view do not show
+# (a SQL function's body): its tables are the check's reads too.
+FUNCTION_READS = {f"{GOVERNANCE}.processing_off_at": (f"{GOVERNANCE}.processing_register",)}  # RES-1, OBJ-1
+_FUNCTIONS = (
+    "SELECT DISTINCT d.refobjid::regproc::text FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid "
+    "WHERE d.classid = 'pg_rewrite'::regclass AND d.refclassid = 'pg_proc'::regclass AND r.ev_class = %s::regclass"
+)
 
 
 @dataclass(frozen=True, order=True)
@@ -213,26 +220,32 @@ def sweeper_grants(cur: cursor, policy: Policy) -> tuple[set[Grant], set[str]]:
 
 def predicate_columns(cur: cursor, policy: Policy) -> set[tuple[str, str]]:
     """(table, column) of every column the audit predicates and rights checks read, as PostgreSQL
-    records it for each made a temporary view (rolled back); whole-row references give column ''."""
+    records it for each made a temporary view (rolled back), and the tables of ``FUNCTION_READS`` a
+    view calls; whole-row references give column ''; temporary tables (a preparer's) need no grant."""
     params = audit_parameters(policy, datetime.now(UTC))
     texts = [
         render(cur, audit_sql_text(next(r for r in policy.rules if r.audit == audit_file)), params)
         for audit_file in dict.fromkeys(rule.audit for rule in policy.rules)
     ]
-    texts += [render(cur, render_markers(cur, policy, c.file, c.text), params) for c in load_checks()]
+    checks = load_checks()
+    texts += [render(cur, render_markers(cur, policy, c.file, c.text), params) for c in checks]
     columns: set[tuple[str, str]] = set()
     for rendered in texts:
         cur.execute("SAVEPOINT governance_roles")
+        declare_temporaries(cur, checks)  # what a check's preparer reads first (temporary: no grant)
         cur.execute(sql.SQL("CREATE TEMP VIEW {} AS ").format(sql.Identifier(_VIEW)) + sql.SQL(rendered))
         cur.execute(
             "SELECT DISTINCT d.refobjid::regclass::text, coalesce(a.attname, '') FROM pg_depend d "
-            "JOIN pg_rewrite r ON r.oid = d.objid LEFT JOIN pg_attribute a "
+            "JOIN pg_rewrite r ON r.oid = d.objid JOIN pg_class t ON t.oid = d.refobjid AND t.relpersistence <> 't' "
+            "LEFT JOIN pg_attribute a "
             "ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid AND d.refobjsubid > 0 "
             "WHERE d.classid = 'pg_rewrite'::regclass AND d.refclassid = 'pg_class'::regclass "
             "AND r.ev_class = %s::regclass AND d.refobjid <> r.ev_class",
             (f"pg_temp.{_VIEW}",),
         )
         columns |= set(cur.fetchall())
+        cur.execute(_FUNCTIONS, (f"pg_temp.{_VIEW}",))
+        columns |= {(table, "") for (function,) in cur.fetchall() for table in FUNCTION_READS.get(function, ())}
         cur.execute("ROLLBACK TO SAVEPOINT governance_roles")
     return columns
 

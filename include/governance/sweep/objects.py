@@ -79,6 +79,23 @@ def purge_objects(
     return outcome
 
 
+def objects_left(s3: S3Client, objects: Iterable[ObjectRef]) -> set[ObjectRef]:
+    """Which of these (bucket, key) still have a version or delete marker, only listing (nothing is
+    deleted). A missing bucket has none; a bucket that cannot be listed counts as having them all."""
+    left: set[ObjectRef] = set()
+    by_bucket: dict[str, list[str]] = defaultdict(list)
+    for bucket, key in dict.fromkeys(objects):
+        by_bucket[bucket].append(key)
+    for bucket, keys in by_bucket.items():
+        try:
+            _is_versioned(s3, bucket)  # one call finds a missing bucket, before a listing per key
+            left.update((bucket, v["Key"]) for v in _all_versions(s3, bucket, keys))
+        except botocore.exceptions.ClientError as exc:
+            if _code(exc) != "NoSuchBucket":
+                left.update((bucket, k) for k in keys)  # unknown: the caller takes the tombstone's path
+    return left
+
+
 def _is_versioned(s3: S3Client, bucket: str) -> bool:
     status = s3.get_bucket_versioning(Bucket=bucket).get("Status")
     return status in ("Enabled", "Suspended")  # suspended buckets keep their old versions
