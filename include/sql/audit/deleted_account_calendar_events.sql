@@ -8,8 +8,7 @@ SELECT 'deleted-account-calendar-events'::text AS rule_id,
          SELECT 1 FROM governance.holds_at(%(now)s::timestamptz) h
          WHERE (h.scope = 'rule' AND h.rule_id = 'deleted-account-calendar-events')
             OR (h.scope = 'record' AND h.table_name = 'shop.calendar_events' AND h.record_key = e.event_id::text)
-            OR (h.scope = 'person' AND (h.account_id = a.account_id OR h.email_sha256 = governance.email_pseudonym(a.email)
-                 OR EXISTS (SELECT 1 FROM shop.accounts ha WHERE ha.account_id = h.account_id AND lower(btrim(ha.email)) = lower(btrim(a.email)))))) AS held
+            OR (h.scope = 'person' AND (h.account_id = a.account_id OR h.email_sha256 = governance.email_pseudonym(a.email)))) AS held
 FROM shop.calendar_events e
 JOIN shop.accounts a ON a.account_id = e.account_id
 WHERE a.deleted_at IS NOT NULL

@@ -8,8 +8,7 @@ SELECT 'deleted-account-saved-products'::text AS rule_id,
          SELECT 1 FROM governance.holds_at(%(now)s::timestamptz) h
          WHERE (h.scope = 'rule' AND h.rule_id = 'deleted-account-saved-products')
             OR (h.scope = 'record' AND h.table_name = 'shop.saved_products' AND h.record_key = p.saved_product_id::text)
-            OR (h.scope = 'person' AND (h.account_id = a.account_id OR h.email_sha256 = governance.email_pseudonym(a.email)
-                 OR EXISTS (SELECT 1 FROM shop.accounts ha WHERE ha.account_id = h.account_id AND lower(btrim(ha.email)) = lower(btrim(a.email)))))) AS held
+            OR (h.scope = 'person' AND (h.account_id = a.account_id OR h.email_sha256 = governance.email_pseudonym(a.email)))) AS held
 FROM shop.saved_products p
 JOIN shop.accounts a ON a.account_id = p.account_id
 WHERE a.deleted_at IS NOT NULL
