@@ -170,8 +170,11 @@ class _Overdue:
                 if account.get("deleted_at") is None:
                     continue
                 expires = self.w[rule_id].expires_at(account["deleted_at"])
+                # RET-8: the account row names its address; what hangs on it names only the account id
+                # (as the sweep's and the audit's hold predicates read those stores).
+                email = account["email"] if table == "shop.accounts" else None
                 if expires <= self.now and not self.holds.held(
-                    [rule_id], table, row[key], account["account_id"], account["email"]
+                    [rule_id], table, row[key], account["account_id"], email
                 ):
                     self.record(rule_id, row[key], expires)
 

@@ -228,7 +228,7 @@ def test_the_retention_audit_dag_fails_on_a_rights_finding(airflow_home, airflow
     assert task_states(run)["enforce"] == "failed" and task_states(run)["audit"] == "success"
     summary = audit_xcom(run)
     assert summary["overdue_total"] == 0  # nothing past its window: the rights checks fail the run
-    assert {r["check"]: r["findings"] for r in summary["rights"]} == {NOTIFIED: 0, LEFT: 1}
+    assert {r["check"]: r["findings"] for r in summary["rights"]} == {NOTIFIED: 0, LEFT: 1, OBJECTORS: 0}
     assert summary["rights_findings_total"] == 1
     assert f"rights check {LEFT} (ERA-1, RET-7, RET-8): 1 finding" in logs and "What to do" in logs
     assert "ola.nordmann" not in logs.lower() and "ola.nordmann" not in json.dumps(summary)
