@@ -1,7 +1,7 @@
 """ERA-1, the erasure of one person at 1,000,000 customers (#11): the database part under 1 s.
 
-The shop is bench/export_shop.py's (every store of the data map realistically large), in a database
-of its own (``bench_<timestamp>_erasure``). ``PEOPLE`` measured people (an account, orders of their
+The shop is bench/export_shop.py's (every store of the data map realistically large), this
+measurement's own copy of the run's shop template (bench/shop_template.py). ``PEOPLE`` measured people (an account, orders of their
 own and a guest order by address under another spelling, order lines, uploads both ways, a saved
 product, newsletter and calendar events, contact messages, cookie preferences) each get an
 erasure request, opened and verified (not timed); their uploads get objects with two versions
@@ -27,7 +27,7 @@ import time
 from datetime import timedelta
 
 import export_shop
-import services
+import shop_template
 from harness import Check, Context, analyze_all, at_most, checkpoint
 
 PEOPLE = 5
@@ -57,18 +57,15 @@ class S3Clock:
         return seconds
 
 
-def prepare(ctx: Context, sub: Context) -> dict:
-    """The shop, the measured people's requests and their objects (set-up: not timed by a figure)."""
+def prepare(ctx: Context, sub: Context, shop: shop_template.ShopCopy) -> dict:
+    """The measured people's requests and their objects, on this measurement's copy of the shop
+    (set-up: not timed by a figure)."""
     from governance import requests
-    from governance.db import apply_schema, connect
+    from governance.db import connect
     from governance.objectstore import ensure_bucket
 
-    customers = ctx.size(1_000_000, 10_000)
+    customers, rows = shop.customers, shop.rows
     conn = connect(sub.db_url)
-    apply_schema(conn, ctx.policy)
-    ctx.log(f"erasure: building a shop of {customers:,} customers")
-    rows = export_shop.build(sub, conn, customers)
-    export_shop.settle(sub)
     people = export_shop.people(customers, PEOPLE)
     s3 = ctx.s3()
     bucket = ctx.policy.object_store.uploads_bucket
@@ -159,10 +156,12 @@ def rights_scan(ctx: Context, sub: Context) -> tuple[float, int]:
 
 
 def run(ctx: Context) -> list[Check]:
-    with services.scratch_database(ctx.admin_url, suffix="erasure") as (db_url, name):
-        sub = Context(ctx.scale, ctx.admin_url, db_url, name, ctx.s3_url, ctx.now, ctx.policy, setup=ctx.setup)
+    with shop_template.copy(ctx, "erasure", ctx.size(1_000_000, 10_000)) as shop:
+        sub = Context(
+            ctx.scale, ctx.admin_url, shop.db_url, shop.name, ctx.s3_url, ctx.now, ctx.policy, setup=ctx.setup
+        )
         with ctx.setup_phase("erasure data"):
-            data = prepare(ctx, sub)
+            data = prepare(ctx, sub, shop)
         conn, s3 = sub.connect(), ctx.s3()
         clock = S3Clock(s3)
         ctx.log(f"erasure: {len(data['people'])} people, one at a time")
