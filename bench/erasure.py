@@ -23,6 +23,7 @@ the erasures, for every erased person at once (information, no target).
 from __future__ import annotations
 
 import statistics
+import threading
 import time
 from datetime import timedelta
 
@@ -36,24 +37,35 @@ VERSIONS = 2  # versions of each of a measured person's objects
 
 
 class S3Clock:
-    """Seconds spent inside S3 API calls of one client (botocore's before-call / after-call)."""
+    """Wall seconds during which at least one S3 API call of one client was in flight (botocore's
+    before-call / after-call). The purge lists versions on several threads at once: summing each
+    call's own time would count the overlaps again (and could exceed the erase's wall time)."""
 
     def __init__(self, s3) -> None:
         self.seconds = 0.0
         self.calls = 0
+        self._lock = threading.Lock()
+        self._in_flight = 0
         self._started = 0.0
         s3.meta.events.register("before-call.s3", self._before)
         s3.meta.events.register("after-call.s3", self._after)
 
     def _before(self, **_: object) -> None:
-        self._started = time.perf_counter()
+        with self._lock:
+            if self._in_flight == 0:
+                self._started = time.perf_counter()
+            self._in_flight += 1
 
     def _after(self, **_: object) -> None:
-        self.seconds += time.perf_counter() - self._started
-        self.calls += 1
+        with self._lock:
+            self._in_flight -= 1
+            self.calls += 1
+            if self._in_flight == 0:
+                self.seconds += time.perf_counter() - self._started
 
     def lap(self) -> float:
-        seconds, self.seconds = self.seconds, 0.0
+        with self._lock:
+            seconds, self.seconds = self.seconds, 0.0
         return seconds
 
 
