@@ -19,6 +19,7 @@ import statistics
 import time
 from datetime import timedelta
 
+import bulk_load
 import services
 from harness import Check, Context, analyze_all, at_most, checkpoint, ratio
 
@@ -48,32 +49,29 @@ COPY (
 """
 
 
-def build(ctx: Context, conn, customers: int) -> None:
-    """Accounts, consents, notices and register rows, set-based."""
+TABLES = ["shop.accounts", "shop.marketing_consents", "governance.audience_notices"]
+_BUILD = [
+    "INSERT INTO shop.accounts (email, password_hash, created_at, deleted_at) "
+    "SELECT 'Customer' || i || '@Example.no', 'x', %(t)s - interval '400 days', "
+    "CASE WHEN i %% 100 = 0 THEN %(t)s - interval '30 days' END FROM generate_series(1, %(n)s) i",
+    "INSERT INTO shop.marketing_consents (account_id, purpose, given_at, withdrawn_at) "
+    "SELECT account_id, %(p)s, %(t)s - interval '60 days', "
+    "CASE WHEN account_id %% 30 = 7 THEN %(t)s - interval '10 days' END "
+    "FROM shop.accounts WHERE account_id %% 5 < 3",
+    "INSERT INTO governance.audience_notices (account_id, audience_id, notified_at, run_id) "
+    "SELECT account_id, %(a)s, %(t)s - CASE WHEN account_id %% 20 = 1 THEN interval '3 days' "
+    "ELSE interval '20 days' END, 'bench' FROM shop.marketing_consents WHERE withdrawn_at IS NULL",
+]
+
+
+def build(ctx: Context, conn, db_url: str, customers: int) -> None:
+    """Accounts, consents, notices (bench/bulk_load.py: the indexes built after them) and register
+    rows, set-based."""
     from governance import requests
 
     now = ctx.now
-    with conn.cursor() as cur:
-        cur.execute(
-            "INSERT INTO shop.accounts (email, password_hash, created_at, deleted_at) "
-            "SELECT 'Customer' || i || '@Example.no', 'x', %(t)s - interval '400 days', "
-            "CASE WHEN i %% 100 = 0 THEN %(t)s - interval '30 days' END FROM generate_series(1, %(n)s) i",
-            {"t": now, "n": customers},
-        )
-        cur.execute(
-            "INSERT INTO shop.marketing_consents (account_id, purpose, given_at, withdrawn_at) "
-            "SELECT account_id, %(p)s, %(t)s - interval '60 days', "
-            "CASE WHEN account_id %% 30 = 7 THEN %(t)s - interval '10 days' END "
-            "FROM shop.accounts WHERE account_id %% 5 < 3",
-            {"p": PURPOSE, "t": now},
-        )
-        cur.execute(
-            "INSERT INTO governance.audience_notices (account_id, audience_id, notified_at, run_id) "
-            "SELECT account_id, %(a)s, %(t)s - CASE WHEN account_id %% 20 = 1 THEN interval '3 days' "
-            "ELSE interval '20 days' END, 'bench' FROM shop.marketing_consents WHERE withdrawn_at IS NULL",
-            {"a": AUDIENCE, "t": now},
-        )
-    conn.commit()
+    params = {"t": now, "n": customers, "p": PURPOSE, "a": AUDIENCE}
+    bulk_load.load(ctx, db_url, TABLES, [(statement, params) for statement in _BUILD], "audience data")
     for kind, effect, pick, by in (
         ("objection", "objected", 11, "account"),
         ("objection", "objected", 13, "address"),
@@ -123,7 +121,7 @@ def run(ctx: Context) -> list[Check]:
         s3 = ctx.s3()
         with ctx.setup_phase("audience data"):
             apply_schema(conn, ctx.policy)
-            build(ctx, conn, customers)
+            build(ctx, conn, db_url, customers)
             analyze_all(conn)
             ensure_bucket(s3, audience.drop.bucket)
             checkpoint(conn)

@@ -1,7 +1,7 @@
 """ERA-1, the erasure of one person at 1,000,000 customers (#11): the database part under 1 s.
 
-The shop is bench/export_shop.py's (every store of the data map realistically large), in a database
-of its own (``bench_<timestamp>_erasure``). ``PEOPLE`` measured people (an account, orders of their
+The shop is bench/export_shop.py's (every store of the data map realistically large), this
+measurement's own copy of the run's shop template (bench/shop_template.py). ``PEOPLE`` measured people (an account, orders of their
 own and a guest order by address under another spelling, order lines, uploads both ways, a saved
 product, newsletter and calendar events, contact messages, cookie preferences) each get an
 erasure request, opened and verified (not timed); their uploads get objects with two versions
@@ -23,11 +23,12 @@ the erasures, for every erased person at once (information, no target).
 from __future__ import annotations
 
 import statistics
+import threading
 import time
 from datetime import timedelta
 
 import export_shop
-import services
+import shop_template
 from harness import Check, Context, analyze_all, at_most, checkpoint
 
 PEOPLE = 5
@@ -36,39 +37,47 @@ VERSIONS = 2  # versions of each of a measured person's objects
 
 
 class S3Clock:
-    """Seconds spent inside S3 API calls of one client (botocore's before-call / after-call)."""
+    """Wall seconds during which at least one S3 API call of one client was in flight (botocore's
+    before-call / after-call). The purge lists versions on several threads at once: summing each
+    call's own time would count the overlaps again (and could exceed the erase's wall time)."""
 
     def __init__(self, s3) -> None:
         self.seconds = 0.0
         self.calls = 0
+        self._lock = threading.Lock()
+        self._in_flight = 0
         self._started = 0.0
         s3.meta.events.register("before-call.s3", self._before)
         s3.meta.events.register("after-call.s3", self._after)
 
     def _before(self, **_: object) -> None:
-        self._started = time.perf_counter()
+        with self._lock:
+            if self._in_flight == 0:
+                self._started = time.perf_counter()
+            self._in_flight += 1
 
     def _after(self, **_: object) -> None:
-        self.seconds += time.perf_counter() - self._started
-        self.calls += 1
+        with self._lock:
+            self._in_flight -= 1
+            self.calls += 1
+            if self._in_flight == 0:
+                self.seconds += time.perf_counter() - self._started
 
     def lap(self) -> float:
-        seconds, self.seconds = self.seconds, 0.0
+        with self._lock:
+            seconds, self.seconds = self.seconds, 0.0
         return seconds
 
 
-def prepare(ctx: Context, sub: Context) -> dict:
-    """The shop, the measured people's requests and their objects (set-up: not timed by a figure)."""
+def prepare(ctx: Context, sub: Context, shop: shop_template.ShopCopy) -> dict:
+    """The measured people's requests and their objects, on this measurement's copy of the shop
+    (set-up: not timed by a figure)."""
     from governance import requests
-    from governance.db import apply_schema, connect
+    from governance.db import connect
     from governance.objectstore import ensure_bucket
 
-    customers = ctx.size(1_000_000, 10_000)
+    customers, rows = shop.customers, shop.rows
     conn = connect(sub.db_url)
-    apply_schema(conn, ctx.policy)
-    ctx.log(f"erasure: building a shop of {customers:,} customers")
-    rows = export_shop.build(sub, conn, customers)
-    export_shop.settle(sub)
     people = export_shop.people(customers, PEOPLE)
     s3 = ctx.s3()
     bucket = ctx.policy.object_store.uploads_bucket
@@ -159,10 +168,12 @@ def rights_scan(ctx: Context, sub: Context) -> tuple[float, int]:
 
 
 def run(ctx: Context) -> list[Check]:
-    with services.scratch_database(ctx.admin_url, suffix="erasure") as (db_url, name):
-        sub = Context(ctx.scale, ctx.admin_url, db_url, name, ctx.s3_url, ctx.now, ctx.policy, setup=ctx.setup)
+    with shop_template.copy(ctx, "erasure", ctx.size(1_000_000, 10_000)) as shop:
+        sub = Context(
+            ctx.scale, ctx.admin_url, shop.db_url, shop.name, ctx.s3_url, ctx.now, ctx.policy, setup=ctx.setup
+        )
         with ctx.setup_phase("erasure data"):
-            data = prepare(ctx, sub)
+            data = prepare(ctx, sub, shop)
         conn, s3 = sub.connect(), ctx.s3()
         clock = S3Clock(s3)
         ctx.log(f"erasure: {len(data['people'])} people, one at a time")

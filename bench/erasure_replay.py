@@ -1,7 +1,9 @@
 """The replay of 10,000 erasures after a restore (ERA-1, #11): ours against hand-written set-based
 statements of the same records, and against Fides' shape (one row per transaction).
 
-The restored shop is the export shop (``bench/export_shop.py``) as built: every erased person's
+The restored shop is the export shop (``bench/export_shop.py``) as built (a copy of the run's shop
+template, bench/shop_template.py; the uploads of the people replayed name the policy's uploads
+bucket here, absent from S3): every erased person's
 records are all there again. Half the erased people have an account, half are guests (orders,
 newsletter and messages by address only). Three contenders, each on its own copy of the shop
 (``CREATE DATABASE ... TEMPLATE``):
@@ -26,8 +28,9 @@ import hashlib
 from datetime import timedelta
 from typing import Any
 
-import export_shop
 import services
+import shop_template
+from builders import settle_tables
 from harness import Check, Context, analyze_all, at_least, at_most, checkpoint, ratio, timed
 
 HAND_RATIO = 1.5
@@ -191,14 +194,17 @@ def ledger_read(ctx: Context, policy, sample: list[Any]) -> tuple[float, int]:
     return t.seconds, len(found)
 
 
-def prepare(ctx: Context, sub: Context, customers: int) -> None:
-    from governance.db import apply_schema, connect
+def prepare(ctx: Context, sub: Context, customers: list[int]) -> None:
+    """The restored shop: the uploads of ``customers`` (the erased and Fides' people) name the
+    policy's UPLOADS_BUCKET, absent from S3 (their objects are gone); then settled again."""
+    from governance.db import connect
 
     conn = connect(sub.db_url)
-    apply_schema(conn, ctx.policy)
-    ctx.log(f"erasure replay: building a shop of {customers:,} customers (the restored database)")
-    export_shop.build(sub, conn, customers)
-    export_shop.settle(sub)
+    uploads = [2 * c + j for c in customers for j in (0, 1)]
+    with conn.cursor() as cur:
+        cur.execute("UPDATE shop.uploads SET bucket = %s WHERE upload_id = ANY(%s)", (UPLOADS_BUCKET, uploads))
+    conn.commit()
+    settle_tables(sub, ["shop.uploads"])
     with ctx.setup_phase("erasure replay: checkpoint"):
         analyze_all(conn)
         checkpoint(conn)
@@ -214,10 +220,11 @@ def run(ctx: Context) -> list[Check]:
     people = erased(customers, count)
     ledger = entries(people, ctx.now)
     sample = [c + 2 for c in people[: ctx.size(300, 60)]]  # Fides' people: others, of the same two kinds
-    with services.scratch_database(ctx.admin_url, suffix="replay") as (db_url, name):
+    with shop_template.copy(ctx, "replay", customers) as shop:
+        db_url, name = shop.db_url, shop.name
         sub = Context(ctx.scale, ctx.admin_url, db_url, name, ctx.s3_url, ctx.now, policy, setup=ctx.setup)
         with ctx.setup_phase("erasure replay data"):
-            prepare(ctx, sub, customers)
+            prepare(ctx, sub, [*people, *sample])
             hand_url = services.clone_database(ctx.admin_url, name, f"{name}_hand")
         try:
             hand_conn = connect(hand_url)

@@ -271,9 +271,10 @@ def photo_person(customers: int, number: int) -> Person:
     return Person(c, c, f"photos{c}@example.com")
 
 
-def build(ctx: Context, conn, customers: int) -> dict[str, int]:
+def build(ctx: Context, conn, customers: int, phase: str = "exports data") -> dict[str, int]:
     """Load every store for ``customers`` into the (empty) shop schema of ``conn``'s database;
-    returns rows per table. Settling and the photo people come after (``settle``, ``add_photos``)."""
+    returns rows per table. Settling and the photo people come after (``settle``, ``add_photos``).
+    ``phase``: the set-up phase its parts are timed under."""
     with conn.cursor() as cur:
         cur.execute(USER_TRIGGERS, (TABLES,))
         if cur.fetchone()[0]:
@@ -290,9 +291,9 @@ def build(ctx: Context, conn, customers: int) -> dict[str, int]:
         "prefix": ctx.policy.store("shop.uploads").objects.prefix,
         "exports_bucket": ctx.policy.object_store.exports_bucket,
     }
-    with ctx.setup_phase("exports data: load"):
+    with ctx.setup_phase(f"{phase}: load"):
         _parallel(ctx, [(LOADS[table], params) for table in LOAD_ORDER], replica=True)
-    with ctx.setup_phase("exports data: indexes"):
+    with ctx.setup_phase(f"{phase}: indexes"):
         _parallel(ctx, [(make, None) for table, _, make in sorted(later, key=lambda x: LOAD_ORDER.index(x[0]))])
     with conn.cursor() as cur:
         for sequence, per in SEQUENCES.items():
@@ -327,8 +328,8 @@ def _parallel(ctx: Context, statements: list[tuple[str, dict | None]], *, replic
         list(pool.map(one, statements))
 
 
-def settle(ctx: Context) -> None:
-    with ctx.setup_phase("exports data: settle"):
+def settle(ctx: Context, phase: str = "exports data") -> None:
+    with ctx.setup_phase(f"{phase}: settle"):
         settle_tables(ctx, TABLES)
 
 

@@ -14,7 +14,8 @@
    in a child process measuring its own peak (tracemalloc, and VmHWM): the bench S3 server holds
    the objects, so only the exporting process is measured, as tests/integration/test_export_archive.py does.
 
-The data: bench/export_shop.py, in a database of its own (``bench_<timestamp>_exports``).
+The data: bench/export_shop.py, this measurement's own copy of the run's shop template
+(bench/shop_template.py: ``bench_<timestamp>_exports``).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from pathlib import Path
 import export_pipeline
 import export_shop
 import services
+import shop_template
 from export_database import HAND_WRITTEN, PEOPLE, database_part, timed
 from harness import Check, Context, analyze_all, at_most, checkpoint, ratio
 
@@ -234,10 +236,8 @@ def memory(ctx: Context, small: tuple[export_shop.Person, int], large: tuple[exp
 # --- the run ----------------------------------------------------------------------------------
 
 
-def prepare(ctx: Context, sub: Context) -> dict:
-    """The shop, its photo people and their objects, settled (set-up: not timed by any figure)."""
-    from governance.db import apply_schema, connect
-    from governance.objectstore import ensure_bucket
+def check_stores(ctx: Context) -> None:
+    """The data map's person stores are the ones the hand-written baseline and the shop cover."""
     from governance.person.records import person_stores
 
     unknown = {store.table for _, store in person_stores(ctx.policy)} ^ {"shop.accounts", *HAND_WRITTEN}
@@ -250,13 +250,18 @@ def prepare(ctx: Context, sub: Context) -> dict:
         raise RuntimeError(
             f"the policy writes exports to {ctx.policy.object_store.exports_bucket}, not {EXPORTS_BUCKET}"
         )
-    customers = ctx.size(1_000_000, 10_000)
+
+
+def prepare(ctx: Context, sub: Context, shop: shop_template.ShopCopy) -> dict:
+    """The photo people and their objects, the requests, on this measurement's copy of the shop,
+    settled (set-up: not timed by any figure)."""
+    from governance.db import connect
+    from governance.objectstore import ensure_bucket
+
+    customers, rows = shop.customers, shop.rows
     photo_count = ctx.size(100, 10)
     many = max(100, ctx.size(1_000))
     conn = connect(sub.db_url)
-    apply_schema(conn, ctx.policy)
-    ctx.log(f"exports: building a shop of {customers:,} customers")
-    rows = export_shop.build(sub, conn, customers)
     s3 = ctx.s3()
     ensure_bucket(s3, EXPORTS_BUCKET)
     photographer = export_shop.photo_person(customers, 1)
@@ -303,10 +308,13 @@ def clean_up(ctx: Context) -> None:
 
 
 def run(ctx: Context) -> list[Check]:
-    with services.scratch_database(ctx.admin_url, suffix="exports") as (db_url, name):
-        sub = Context(ctx.scale, ctx.admin_url, db_url, name, ctx.s3_url, ctx.now, ctx.policy, setup=ctx.setup)
+    check_stores(ctx)
+    with shop_template.copy(ctx, "exports", ctx.size(1_000_000, 10_000)) as shop:
+        sub = Context(
+            ctx.scale, ctx.admin_url, shop.db_url, shop.name, ctx.s3_url, ctx.now, ctx.policy, setup=ctx.setup
+        )
         with ctx.setup_phase("exports data"):
-            data = prepare(ctx, sub)
+            data = prepare(ctx, sub, shop)
         checks: list[Check] = []
         try:
             ctx.log(f"exports: database part, {len(data['people'])} people")

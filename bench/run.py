@@ -215,6 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(BENCH_DIR))
 
     import services
+    import shop_template
     from harness import Context
 
     from governance.db import apply_schema, connect
@@ -244,13 +245,16 @@ def main(argv: list[str] | None = None) -> int:
                 f"{postgres['server_version']} ({pg_where}); S3 {s3_url}; now {now.isoformat()}"
             )
             prepared = prepare_data(ctx, args.selected)
-            for name in args.selected:
-                t0 = time.perf_counter()
-                result, details = run_measurement(ctx, name, prepared)
-                checks.extend(result)
-                if details is not None:
-                    extra[name] = details
-                ctx.log(f"{name}: done in {time.perf_counter() - t0:.1f} s")
+            try:
+                for name in args.selected:
+                    t0 = time.perf_counter()
+                    result, details = run_measurement(ctx, name, prepared)
+                    checks.extend(result)
+                    if details is not None:
+                        extra[name] = details
+                    ctx.log(f"{name}: done in {time.perf_counter() - t0:.1f} s")
+            finally:
+                shop_template.drop(ctx)  # the shop shared by exports, erasure and erasure_replay
 
     wall = time.perf_counter() - started
     facts["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]

@@ -88,10 +88,15 @@ def scratch_database(admin_url: str, suffix: str = "", keep: bool = False):
 
 
 def clone_database(admin_url: str, template: str, name: str) -> str:
-    """A copy of a database made by PostgreSQL's file-level TEMPLATE copy (no other session may be on it)."""
+    """A copy of a database made by PostgreSQL's file-level TEMPLATE copy (no other session may be on it):
+    ``STRATEGY FILE_COPY`` (a checkpoint, then the files copied), not the WAL-logged copy of every block."""
     conn = admin(admin_url)
     with conn.cursor() as cur:
-        cur.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(template)))
+        cur.execute(
+            sql.SQL("CREATE DATABASE {} TEMPLATE {} STRATEGY FILE_COPY").format(
+                sql.Identifier(name), sql.Identifier(template)
+            )
+        )
     conn.close()
     return with_database(admin_url, name)
 
