@@ -189,11 +189,13 @@ _DIRECT = (
 _LABELS = {"delete": "deleted", "anonymise": "anonymised", "tombstone": "tombstoned"}
 
 
-def delete_all(eraser: Eraser, plan: StorePlan) -> dict[str, int]:
-    """Delete the store's recorded records, batch by batch; {deleted, held}."""
-    params = eraser.params(plan, "erase")
+def delete_statement(
+    eraser: Eraser, plan: StorePlan, params: dict[str, Any], only: sql.Composable | None = None
+) -> sql.Composable:
+    """One batch's DELETE of the store's recorded, unheld records (``only``: a further condition on
+    the recorded rows ``w``), marking them done."""
     change = sql.SQL("DELETE FROM {table} t USING b WHERE {match} AND NOT {held} RETURNING t.{key}::text AS record_key")
-    statement = eraser.statement(
+    return eraser.statement(
         plan,
         change.format(
             table=ident(plan.table),
@@ -203,8 +205,14 @@ def delete_all(eraser: Eraser, plan: StorePlan) -> dict[str, int]:
         ),
         "done",
         params,
+        only,
     )
-    return _until_done(eraser, plan, "delete", params, statement)
+
+
+def delete_all(eraser: Eraser, plan: StorePlan) -> dict[str, int]:
+    """Delete the store's recorded records, batch by batch; {deleted, held}."""
+    params = eraser.params(plan, "erase")
+    return _until_done(eraser, plan, "delete", params, delete_statement(eraser, plan, params))
 
 
 def anonymise_all(eraser: Eraser, plan: StorePlan) -> dict[str, int]:

@@ -18,7 +18,7 @@ from psycopg2 import sql
 from psycopg2.extensions import cursor
 
 from governance.db import ident, transaction
-from governance.erasure.batches import Eraser
+from governance.erasure.batches import Eraser, delete_statement
 from governance.erasure.plan import StorePlan, held_sql
 from governance.errors import SweepError
 from governance.sweep.objects import objects_left, purge_objects
@@ -58,20 +58,7 @@ def delete_gone(eraser: Eraser, plan: StorePlan, s3: S3Client | None) -> dict[st
     """Delete, batch by batch, the rows of the pending recorded records whose objects a listing finds
     entirely gone (or that have none); the others stay pending for the tombstone. {deleted, held}."""
     params = eraser.params(plan, "erase")
-    change = sql.SQL("DELETE FROM {table} t USING b WHERE {match} AND NOT {held} RETURNING t.{key}::text AS record_key")
-    only = sql.SQL("w.record_key = ANY(%(gone)s)")
-    statement = eraser.statement(
-        plan,
-        change.format(
-            table=ident(plan.table),
-            match=eraser.match(plan),
-            held=held_sql(eraser.policy, plan, eraser.holds, params),
-            key=sql.Identifier(plan.key),
-        ),
-        "done",
-        params,
-        only,
-    )
+    statement = delete_statement(eraser, plan, params, sql.SQL("w.record_key = ANY(%(gone)s)"))
     totals: Counter[str] = Counter()
     present: list[str] = []  # records with objects left (or outside the policy's buckets): the tombstone's
     while True:
