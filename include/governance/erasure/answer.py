@@ -13,6 +13,7 @@ categories the person chose to delete.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -42,9 +43,10 @@ KIND_CHECK_FAILED = "erasure_check_failed"
 
 
 @contextmanager
-def request_lock(conn: connection, request_id: int) -> Iterator[None]:
-    """Hold the request's erasure lock (waiting for another run to finish) while the block runs."""
-    key = advisory_key(f"erasure:{request_id}")
+def erasure_lock(conn: connection, name: str) -> Iterator[None]:
+    """Hold the session advisory lock ``name`` of the erasures' namespace (waiting for another run
+    holding it to finish) while the block runs."""
+    key = advisory_key(name)
     with transaction(conn) as cur:
         cur.execute("SELECT pg_advisory_lock(%s, %s)", (LOCK_NAMESPACE, key))
     try:
@@ -54,6 +56,11 @@ def request_lock(conn: connection, request_id: int) -> Iterator[None]:
             conn.rollback()
             with transaction(conn) as cur:
                 cur.execute("SELECT pg_advisory_unlock(%s, %s)", (LOCK_NAMESPACE, key))
+
+
+def request_lock(conn: connection, request_id: int) -> contextlib.AbstractContextManager[None]:
+    """The request's erasure lock: one run at a time per request."""
+    return erasure_lock(conn, f"erasure:{request_id}")
 
 
 def complete_erasure(

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 from collections import defaultdict
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -25,9 +23,9 @@ from typing import TYPE_CHECKING, Any
 from psycopg2.extensions import connection
 
 from governance import evidence
-from governance.db import advisory_key, transaction
+from governance.db import transaction
 from governance.erasure import replay_work
-from governance.erasure.answer import LOCK_NAMESPACE
+from governance.erasure.answer import erasure_lock
 from governance.erasure.batches import Eraser
 from governance.erasure.erase import erase_store
 from governance.erasure.ledger import RUNBOOK, LedgerEntry, read_entries
@@ -121,22 +119,8 @@ def replay(
     """Apply again every erasure of the ledger at or after ``since``; see the module."""
     now, since = as_utc(now), check_since(since, now)
     entries = ledger_entries(s3, policy, since, key, allow_unsigned=allow_unsigned)
-    with _replay_lock(conn):  # a second replay waits, then finds nothing to do
+    with erasure_lock(conn, "erasure-replay"):  # a second replay waits, then finds nothing to do
         return apply_entries(conn, s3, policy, entries, since, now=now, dry_run=dry_run, batch_size=batch_size)
-
-
-@contextmanager
-def _replay_lock(conn: connection) -> Iterator[None]:
-    """One replay at a time (a session advisory lock, in the erasures' namespace)."""
-    with transaction(conn) as cur:
-        cur.execute("SELECT pg_advisory_lock(%s, %s)", (LOCK_NAMESPACE, advisory_key("erasure-replay")))
-    try:
-        yield
-    finally:
-        if not conn.closed:
-            conn.rollback()
-            with transaction(conn) as cur:
-                cur.execute("SELECT pg_advisory_unlock(%s, %s)", (LOCK_NAMESPACE, advisory_key("erasure-replay")))
 
 
 def apply_entries(

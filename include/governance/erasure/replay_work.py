@@ -26,7 +26,7 @@ from psycopg2.extras import execute_values
 from governance.db import ident
 from governance.erasure.check import masked_sql
 from governance.erasure.plan import NOT_HELD, StorePlan, held_sql
-from governance.erasure.work import disposition_sql
+from governance.erasure.work import disposition_sql, object_columns
 from governance.person.records import Keys, person_predicate
 from governance.policy import Policy
 from governance.requests.model import OPEN_STATES
@@ -93,15 +93,7 @@ def record(cur: cursor, policy: Policy, plans: list[StorePlan], holds: Holds, gr
 
 
 def _record_sql(policy: Policy, plan: StorePlan, holds: Holds, params: dict[str, Any]) -> sql.Composable:
-    objects = plan.store.objects
-    bucket, object_key = (
-        (
-            sql.SQL("t.{}").format(sql.Identifier(objects.bucket_column)),
-            sql.SQL("t.{}").format(sql.Identifier(objects.key_column)),
-        )
-        if objects is not None
-        else (sql.SQL("NULL"), sql.SQL("NULL"))
-    )
+    bucket, object_key = object_columns(plan)
     return sql.SQL(
         "WITH found AS (INSERT INTO {work} (request_id, table_name, record_key, disposition, state, bucket, object_key) "
         "SELECT %(group)s, {name}, t.{key}::text, {disposition}, CASE WHEN {held} THEN 'held' ELSE 'pending' END, "

@@ -67,6 +67,18 @@ def record_names(cur: cursor, policy: Policy, request_id: int, subject: Subject,
         )
 
 
+def object_columns(plan: StorePlan, alias: str = "t") -> tuple[sql.Composable, sql.Composable]:
+    """The store's bucket and object-key columns (as ``alias``), or NULLs for a store without objects."""
+    objects = plan.store.objects
+    if objects is None:
+        return sql.SQL("NULL"), sql.SQL("NULL")
+    a = sql.Identifier(alias)
+    return (
+        sql.SQL("{}.{}").format(a, sql.Identifier(objects.bucket_column)),
+        sql.SQL("{}.{}").format(a, sql.Identifier(objects.key_column)),
+    )
+
+
 def record_work(
     conn: connection,
     policy: Policy,
@@ -93,15 +105,7 @@ def record_work(
             params,
         )
         for plan in plans:
-            objects = plan.store.objects
-            bucket, object_key = (
-                (
-                    sql.SQL("t.{}").format(sql.Identifier(objects.bucket_column)),
-                    sql.SQL("t.{}").format(sql.Identifier(objects.key_column)),
-                )
-                if objects is not None
-                else (sql.SQL("NULL"), sql.SQL("NULL"))
-            )
+            bucket, object_key = object_columns(plan)
             cur.execute(
                 sql.SQL(
                     "INSERT INTO governance.erasure_work (request_id, table_name, record_key, disposition, bucket, object_key) "
