@@ -34,6 +34,8 @@ AUDITED = NOW + timedelta(hours=1)
 LEFT = "erased-persons-left"
 NOTIFIED = "completed-requests-notified"
 OBJECTORS = "objectors-excluded"  # TP-1, OBJ-1: its findings are tested in test_audience_check.py
+ACKED = "notices-acknowledged"  # TP-5: its findings are tested in test_notice_audit.py
+PAYLOADS = "notice-payloads-expired"  # RET-9, TP-5: likewise
 SECRET = "test-pseudonym-key-0123456789abcdef0123456789"
 
 
@@ -79,7 +81,7 @@ def test_a_clean_erasure_passes_and_leftovers_in_a_person_column_and_in_free_tex
     rid = erase(conn, s3, email=GUEST)
     notify_erasure(conn, rid, Subject((), (GUEST,), True))
     clean = audit(conn, s3, db_url, "rights-clean")
-    assert findings(clean) == {NOTIFIED: 0, LEFT: 0, OBJECTORS: 0}
+    assert findings(clean) == {NOTIFIED: 0, LEFT: 0, OBJECTORS: 0, ACKED: 0, PAYLOADS: 0}
 
     with conn.cursor() as cur:  # a subscription under another spelling, before the erasure completed
         cur.execute(
@@ -102,7 +104,7 @@ def test_a_clean_erasure_passes_and_leftovers_in_a_person_column_and_in_free_tex
         )
     conn.commit()
     report = audit(conn, s3, db_url, "rights-text")
-    assert findings(report) == {NOTIFIED: 0, LEFT: 2, OBJECTORS: 0}
+    assert findings(report) == {NOTIFIED: 0, LEFT: 2, OBJECTORS: 0, ACKED: 0, PAYLOADS: 0}
     assert report.failed and report.overdue_total == 0
     with pytest.raises(AuditFailed) as failed:
         report.raise_if_overdue()
@@ -112,7 +114,13 @@ def test_a_clean_erasure_passes_and_leftovers_in_a_person_column_and_in_free_tex
 
     data = report.to_json()
     assert data["rights_findings_total"] == 2
-    assert {r["check"]: r["findings"] for r in data["rights"]} == {NOTIFIED: 0, LEFT: 2, OBJECTORS: 0}
+    assert {r["check"]: r["findings"] for r in data["rights"]} == {
+        NOTIFIED: 0,
+        LEFT: 2,
+        OBJECTORS: 0,
+        ACKED: 0,
+        PAYLOADS: 0,
+    }
     with conn.cursor() as cur:
         cur.execute(
             "SELECT rule_id, counts, requirements FROM governance.evidence WHERE run_id = 'rights-text' "
@@ -174,7 +182,7 @@ def test_a_completed_request_without_a_recipients_notice_is_found(conn, s3, db_u
         assert cur.rowcount == 2
     conn.commit()
     report = audit(conn, s3, db_url, "notified-missing")
-    assert findings(report) == {NOTIFIED: 2, LEFT: 0, OBJECTORS: 0}
+    assert findings(report) == {NOTIFIED: 2, LEFT: 0, OBJECTORS: 0, ACKED: 0, PAYLOADS: 0}
     assert "rights check completed-requests-notified (TP-5, ERA-1, REC-1, RES-1, RET-7): 2 findings" in (
         report.failure_message()
     )
@@ -192,7 +200,14 @@ def test_every_file_of_the_rights_directory_is_a_check_and_a_broken_one_is_refus
         "WHERE %(now)s::timestamptz IS NOT NULL"
     )
     report = audit(conn, s3, db_url, "rights-dir", rights_dir=tmp_path)
-    assert findings(report) == {"always-one": 2, NOTIFIED: 0, LEFT: 0, OBJECTORS: 0}  # distinct rows
+    assert findings(report) == {
+        "always-one": 2,
+        NOTIFIED: 0,
+        LEFT: 0,
+        OBJECTORS: 0,
+        ACKED: 0,
+        PAYLOADS: 0,
+    }  # distinct rows
     assert "What to do: nothing to do, a test" in report.failure_message()
 
     (tmp_path / "always_one.sql").write_text("SELECT 'another-id' AS check_id, '1' AS record_id")
@@ -228,7 +243,13 @@ def test_the_retention_audit_dag_fails_on_a_rights_finding(airflow_home, airflow
     assert task_states(run)["enforce"] == "failed" and task_states(run)["audit"] == "success"
     summary = audit_xcom(run)
     assert summary["overdue_total"] == 0  # nothing past its window: the rights checks fail the run
-    assert {r["check"]: r["findings"] for r in summary["rights"]} == {NOTIFIED: 0, LEFT: 1, OBJECTORS: 0}
+    assert {r["check"]: r["findings"] for r in summary["rights"]} == {
+        NOTIFIED: 0,
+        LEFT: 1,
+        OBJECTORS: 0,
+        ACKED: 0,
+        PAYLOADS: 0,
+    }
     assert summary["rights_findings_total"] == 1
     assert f"rights check {LEFT} (ERA-1, RET-7, RET-8): 1 finding" in logs and "What to do" in logs
     assert "ola.nordmann" not in logs.lower() and "ola.nordmann" not in json.dumps(summary)

@@ -18,6 +18,9 @@ or a recipient to the registry, is checked without editing a check. The markers:
 - ``store_categories``: ``VALUES (table_name, category)``, the data map's stores.
 - ``switch_off_tables``: ``VALUES (purpose, table_name)``, each table a purpose's ``switch_off``
   changes (RES-1, OBJ-1, MKT-1, CON-1).
+- ``notice_ack_within``: the policy's ``notices.ack_within_days`` as an ``interval`` literal (TP-5).
+- ``notice_payload_window``: the policy's ``decisions: RET-9-notices`` window as an ``interval``
+  literal (RET-9, TP-5); a policy without it is refused naming what to add.
 """
 
 from __future__ import annotations
@@ -29,7 +32,8 @@ from psycopg2 import sql
 from psycopg2.extensions import cursor
 
 from governance.db import ident
-from governance.errors import AuditError
+from governance.errors import AuditError, SettingsError
+from governance.notices.payloads import payload_window
 from governance.person.columns import Column
 from governance.person.records import columns_of, person_stores
 from governance.policy import AnonymiseAction, Category, Policy, Store
@@ -55,6 +59,8 @@ def render_markers(cur: cursor, policy: Policy, file: str, text: str) -> str:
         "recipient_categories": recipient_categories,
         "store_categories": store_categories,
         "switch_off_tables": switch_off_tables,
+        "notice_ack_within": notice_ack_within,
+        "notice_payload_window": notice_payload_window,
     }
     unknown = sorted({m for m in MARKER.findall(text) if m not in renderers})
     if unknown:
@@ -88,6 +94,20 @@ def store_categories(cur: cursor, policy: Policy) -> sql.Composable:
 def switch_off_tables(cur: cursor, policy: Policy) -> sql.Composable:
     rows = list(dict.fromkeys((p.id, s.table) for p in policy.purposes for s in p.switch_off))
     return _values(rows, ("purpose", "table_name"))
+
+
+def notice_ack_within(cur: cursor, policy: Policy) -> sql.Composable:
+    """How long a sent notice may wait for its acknowledgement before compliance is alerted (TP-5)."""
+    return sql.SQL("{}::interval").format(sql.Literal(f"P{policy.notices.ack_within_days}D"))
+
+
+def notice_payload_window(cur: cursor, policy: Policy) -> sql.Composable:
+    """How long an acknowledged notice keeps its pseudonyms and order ids (RET-9-notices)."""
+    try:
+        window = payload_window(policy)
+    except SettingsError as exc:
+        raise AuditError(f"rights check notice_payloads_expired.sql: {exc}") from None
+    return sql.SQL("{}::interval").format(sql.Literal(window.iso))
 
 
 def person_traces(cur: cursor, policy: Policy) -> sql.Composable:
