@@ -95,7 +95,7 @@ class Hold:
 
 
 # governance.legal_holds' columns, named and ordered as Hold's fields.
-_COLUMNS = sql.SQL(", ").join(sql.Identifier(field.name) for field in fields(Hold))
+HOLD_COLUMNS = sql.SQL(", ").join(sql.Identifier(field.name) for field in fields(Hold))
 
 
 def _returned_hold(cur: cursor) -> Hold:
@@ -279,11 +279,11 @@ def add_hold(
                 "INSERT INTO governance.legal_holds (scope, rule_id, table_name, record_key, account_id, "
                 "email_sha256, reason, set_by, set_at, ends_at) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) "
                 "RETURNING {}"
-            ).format(_COLUMNS),
+            ).format(HOLD_COLUMNS),
             (scope, rule_id, table_name, record_key, account_id, email_sha256, reason, set_by, now, until),
         )
         hold = _returned_hold(cur)
-        _record(cur, policy, "hold_added", hold, now, actor=set_by)
+        record_hold(cur, policy, "hold_added", hold, now, actor=set_by)
     return hold
 
 
@@ -293,7 +293,7 @@ def lift_hold(conn: connection, policy: Policy, hold_id: int, *, lifted_by: str 
     lifted_by = _text(lifted_by, "--by", "who lifts the hold")
     with transaction(conn) as cur:
         cur.execute(
-            sql.SQL("SELECT {} FROM governance.legal_holds WHERE hold_id = %s FOR UPDATE").format(_COLUMNS),
+            sql.SQL("SELECT {} FROM governance.legal_holds WHERE hold_id = %s FOR UPDATE").format(HOLD_COLUMNS),
             (hold_id,),
         )
         row = cur.fetchone()
@@ -312,11 +312,11 @@ def lift_hold(conn: connection, policy: Policy, hold_id: int, *, lifted_by: str 
         cur.execute(
             sql.SQL(
                 "UPDATE governance.legal_holds SET lifted_at = %s, lifted_by = %s WHERE hold_id = %s RETURNING {}"
-            ).format(_COLUMNS),
+            ).format(HOLD_COLUMNS),
             (now, lifted_by, hold_id),
         )
         hold = _returned_hold(cur)
-        _record(cur, policy, "hold_lifted", hold, now, actor=lifted_by)
+        record_hold(cur, policy, "hold_lifted", hold, now, actor=lifted_by)
     return hold
 
 
@@ -324,22 +324,24 @@ def list_holds(conn: connection, now: datetime, *, include_all: bool = False) ->
     """Holds in force at ``now`` (what a sweep at ``now`` respects), or every hold ever set."""
     with conn.cursor() as cur:
         if include_all:
-            cur.execute(sql.SQL("SELECT {} FROM governance.legal_holds ORDER BY hold_id").format(_COLUMNS))
+            cur.execute(sql.SQL("SELECT {} FROM governance.legal_holds ORDER BY hold_id").format(HOLD_COLUMNS))
         else:
             cur.execute(
-                sql.SQL("SELECT {} FROM governance.holds_at(%s) ORDER BY hold_id").format(_COLUMNS), (as_utc(now),)
+                sql.SQL("SELECT {} FROM governance.holds_at(%s) ORDER BY hold_id").format(HOLD_COLUMNS), (as_utc(now),)
             )
         return [Hold(*row) for row in cur.fetchall()]
 
 
 def get_hold(conn: connection, hold_id: int) -> Hold | None:
     with conn.cursor() as cur:
-        cur.execute(sql.SQL("SELECT {} FROM governance.legal_holds WHERE hold_id = %s").format(_COLUMNS), (hold_id,))
+        cur.execute(
+            sql.SQL("SELECT {} FROM governance.legal_holds WHERE hold_id = %s").format(HOLD_COLUMNS), (hold_id,)
+        )
         row = cur.fetchone()
     return None if row is None else Hold(*row)
 
 
-def _record(cur: cursor, policy: Policy, kind: str, hold: Hold, now: datetime, *, actor: str) -> None:
+def record_hold(cur: cursor, policy: Policy, kind: str, hold: Hold, now: datetime, *, actor: str) -> None:
     """The hold's evidence entry (RET-8). The reason is free text that may name people, and evidence
     can never be erased, so only its SHA-256 goes in (it proves the reason in the table was not edited)."""
     details = {

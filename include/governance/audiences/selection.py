@@ -11,8 +11,16 @@ from governance.policy.audiences import Audience
 from governance.policy.base import SQL_DIR
 
 _DIR = SQL_DIR / "audiences"
-EXPORT_COPY = (_DIR / "export.sql").read_text(encoding="utf-8")
-TO_TELL = (_DIR / "to_tell.sql").read_text(encoding="utf-8")
+
+
+def _with_eligible(name: str) -> str:
+    """A query of the directory with the shared ``eligible`` CTE (eligible.sql) in its place."""
+    eligible = (_DIR / "eligible.sql").read_text(encoding="utf-8").strip()
+    return (_DIR / name).read_text(encoding="utf-8").replace("{{ eligible }}", eligible)
+
+
+EXPORT_COPY = _with_eligible("export.sql")
+TO_TELL = _with_eligible("to_tell.sql")
 REASON_COUNTS = (_DIR / "reasons.sql").read_text(encoding="utf-8")
 
 # Every account once, under the first reason it is left out, or 'included' (the manifest's counts).

@@ -28,7 +28,7 @@ from governance.processing.register import insert_entries
 from governance.processing.switches import apply_switches, check_switches, purposes_of
 from governance.requests.ledger import complete, start
 from governance.requests.model import SubjectRequest
-from governance.requests.rectification import _held, _order_ids
+from governance.requests.rectification import held_rows, person_order_ids
 from governance.requests.scope import check_purposes
 from governance.requests.store import fetch, record
 from governance.windows import as_utc
@@ -59,7 +59,7 @@ def switch_off(
         effect = EFFECT_OF_KIND[request.kind]
         insert_entries(cur, request_id, [p.id for p in purposes], effect, subject, now)
         rows, keys = apply_switches(cur, policy, purposes, subject, now)
-        held = sum(_held(cur, policy, table, sorted(found), subject, now) for table, found in keys.items() if found)
+        held = sum(held_rows(cur, policy, table, sorted(found), subject, now) for table, found in keys.items() if found)
         holds = 0
         if request.kind == "restriction" and restriction_holds_records(policy):
             holds = add_restriction_holds(cur, policy, request_id, subject, now)
@@ -132,7 +132,7 @@ def _notify(
         subject=subject,
         event=request.kind,
         tables_changed=count_records(cur, policy, subject),
-        order_ids=_order_ids(cur, policy, subject),
+        order_ids=person_order_ids(cur, policy, subject),
         now=now,
         key=key,
         recipients=wanted,

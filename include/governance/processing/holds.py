@@ -16,9 +16,7 @@ from datetime import datetime
 from psycopg2 import sql
 from psycopg2.extensions import cursor
 
-from governance.holds import _COLUMNS as HOLD_COLUMNS
-from governance.holds import Hold
-from governance.holds import _record as record_hold
+from governance.holds import HOLD_COLUMNS, Hold, record_hold
 from governance.person.subject import Subject
 from governance.policy import Policy
 

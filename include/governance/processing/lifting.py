@@ -26,7 +26,7 @@ from governance.processing.holds import lift_restriction_holds
 from governance.processing.register import entries, lift_entries
 from governance.requests.intake import check_text
 from governance.requests.model import SubjectRequest
-from governance.requests.rectification import _order_ids
+from governance.requests.rectification import person_order_ids
 from governance.requests.store import PERSONAL_LOOKING, actor, fetch, record, sha256_text
 from governance.windows import as_utc, iso
 
@@ -70,7 +70,7 @@ def lift_restriction(
             subject=subject,
             event="restriction_lifted",
             tables_changed=count_records(cur, policy, subject),
-            order_ids=_order_ids(cur, policy, subject),
+            order_ids=person_order_ids(cur, policy, subject),
             now=now,
             key=key,
         )

@@ -32,6 +32,11 @@ if TYPE_CHECKING:
 KeySource = Callable[[], PseudonymKey]  # the recipient pseudonym key, read when a handler needs it
 
 
+def _recipient_key(policy: Policy, key: KeySource) -> PseudonymKey | None:
+    """The pseudonym key, read only when the policy has recipients to tell (TP-5)."""
+    return key() if policy.recipients else None
+
+
 class Handler(Protocol):
     def __call__(
         self,
@@ -74,7 +79,7 @@ def _answer_erasure(
     independently, complete with the recipients' notices (TP-5); nothing is mailed."""
     from governance.erasure import answer_erasure  # the erasure package imports the ledger: import late
 
-    return answer_erasure(conn, s3, policy, request_id, now=now, key=key() if policy.recipients else None)
+    return answer_erasure(conn, s3, policy, request_id, now=now, key=_recipient_key(policy, key))
 
 
 def _answer_rectification(
@@ -91,7 +96,7 @@ def _answer_rectification(
     with the recipients' notices (TP-5); the request's outcome."""
     from governance.requests.rectification import answer_rectification
 
-    request = answer_rectification(conn, policy, request_id, now=now, key=key() if policy.recipients else None)
+    request = answer_rectification(conn, policy, request_id, now=now, key=_recipient_key(policy, key))
     return dict(request.outcome)
 
 
@@ -108,7 +113,7 @@ def _answer_processing(
     """RES-1, OBJ-1, MKT-1, CON-1 (#11): register, switch off, notify (TP-5), complete; nothing is mailed."""
     from governance.processing import switch_off  # imports the ledger: import late
 
-    return dict(switch_off(conn, policy, request_id, now=now, key=key() if policy.recipients else None).outcome)
+    return dict(switch_off(conn, policy, request_id, now=now, key=_recipient_key(policy, key)).outcome)
 
 
 HANDLERS: dict[str, Handler] = {

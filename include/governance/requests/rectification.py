@@ -81,7 +81,7 @@ def rectify(
                 "remove those tables from the corrections"
             )
         rows = {table: _update(cur, policy.store(table), changes, keys[table]) for table, changes in checked.items()}
-        held = sum(_held(cur, policy, table, keys[table], subject, now) for table in checked)
+        held = sum(held_rows(cur, policy, table, keys[table], subject, now) for table in checked)
         columns = columns_of(checked)
         notices = queue_notices(
             cur,
@@ -90,7 +90,7 @@ def rectify(
             subject=subject,
             event="rectification",
             tables_changed=rows,
-            order_ids=_order_ids(cur, policy, subject),
+            order_ids=person_order_ids(cur, policy, subject),
             now=now,
             columns=columns,
             key=key,
@@ -164,14 +164,14 @@ def _refused(store: Store, changes: dict[str, str | None], why: str, exc: psycop
     return f"correction of {named} refused: a new value {why} ({exc.pgcode}); correct the value and run it again"
 
 
-def _held(cur: cursor, policy: Policy, table: str, keys: list[Any], subject: Subject, now: datetime) -> int:
+def held_rows(cur: cursor, policy: Policy, table: str, keys: list[Any], subject: Subject, now: datetime) -> int:
     rules = [rule.id for rule in policy.rules if rule.table == table]
     cur.execute(_HELD, {"keys": [str(k) for k in keys], "now": now, "table": table, "rules": rules, **subject.params()})
     row = cur.fetchone()
     return int(row[0]) if row else 0
 
 
-def _order_ids(cur: cursor, policy: Policy, subject: Subject) -> list[int]:
+def person_order_ids(cur: cursor, policy: Policy, subject: Subject) -> list[int]:
     """The person's order ids: references a recipient of the orders' category already knows."""
     ids: list[int] = []
     for category in policy.categories:

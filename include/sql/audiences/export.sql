@@ -1,25 +1,9 @@
 COPY (
-    WITH off AS MATERIALIZED (
-        SELECT o.account_id, o.email_sha256
-        FROM governance.processing_off_at(%(now)s::timestamptz) o
-        WHERE o.purpose = %(purpose)s
-    ),
-    -- the accounts switched off, by id or by the pseudonym of their address (an index lookup each)
-    off_accounts AS MATERIALIZED (
-        SELECT account_id FROM off WHERE account_id IS NOT NULL
-        UNION
-        SELECT a.account_id FROM off JOIN shop.accounts a ON governance.email_pseudonym(a.email) = off.email_sha256
-    )
-    SELECT governance.email_pseudonym(a.email) AS email
-    FROM shop.accounts a
+    {{ eligible }}
+    SELECT governance.email_pseudonym(e.email) AS email
+    FROM eligible e
     JOIN governance.audience_notices n
-      ON n.account_id = a.account_id AND n.audience_id = %(audience)s
+      ON n.account_id = e.account_id AND n.audience_id = %(audience)s
      AND n.notified_at <= %(told_before)s::timestamptz
-    WHERE (a.deleted_at IS NULL OR a.deleted_at > %(now)s::timestamptz)
-      AND EXISTS (SELECT 1 FROM shop.marketing_consents c
-                  WHERE c.account_id = a.account_id AND c.purpose = %(purpose)s
-                    AND c.given_at <= %(now)s::timestamptz
-                    AND (c.withdrawn_at IS NULL OR c.withdrawn_at > %(now)s::timestamptz))
-      AND NOT EXISTS (SELECT 1 FROM off_accounts x WHERE x.account_id = a.account_id)
     ORDER BY 1
 ) TO STDOUT WITH (FORMAT csv, HEADER true)
