@@ -1,0 +1,385 @@
+"""The figures a reviewer reads, each one bounded query over the evidence and the ledgers, shared
+by the Governance page in Airflow and the period report (#13; "What proof means here" in
+docs/requirements.md; RET-8, REQ-1, TP-5, SEC-1).
+
+- ``rules_now``: per rule, its last sweep and effect, and what the last audit found (overdue, oldest
+  overdue age, held) with a red/amber/green status;
+- ``daily_effects``: per rule and UTC day of a period, what the sweeps removed, anonymised, purged
+  and found held (the sum of the rules' ``sweep_rule`` summaries);
+- ``audit_runs``: each audit of a period and its result;
+- ``requests``, ``recipient_notices``, ``holds``: the rights ledgers, as far as they are built;
+- ``evidence_status`` / ``record_verification``: the chain's head, entries per kind, and the last
+  verification (when, by whom, its result), which is itself an evidence entry.
+
+Every function takes a cursor and plain values and returns frozen dataclasses; ``as_dict`` turns
+them into JSON-ready dicts (instants as ISO 8601 UTC).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any, Literal
+
+from psycopg2.extensions import cursor
+
+from governance import evidence
+from governance.policy import Policy
+from governance.windows import as_utc, iso
+
+Status = Literal["green", "amber", "red"]
+# An audit older than this is stale: the rule shows amber (retention_audit runs after every hourly
+# sweep and daily at the latest).
+AUDIT_STALE_AFTER = timedelta(hours=26)
+# What a sweep's counts add up to, by the reviewer's words (keys of ``sweep_rule`` counts).
+REMOVED_KEYS = ("deleted", "rows_estimated")
+ANONYMISED_KEYS = ("anonymised",)
+PURGED_KEYS = ("objects_deleted",)
+VERIFIED_KIND = "evidence_verified"
+
+
+def as_dict(value: Any) -> Any:
+    """A figure (or a list of them) as JSON-ready data: instants ISO 8601 UTC, days ISO dates."""
+    if isinstance(value, list):
+        return [as_dict(v) for v in value]
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: as_dict(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return {k: as_dict(v) for k, v in value.items()}
+    if isinstance(value, datetime):
+        return iso(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
+
+
+def _sum(counts: dict[str, Any], keys: tuple[str, ...]) -> int:
+    return sum(int(counts.get(k) or 0) for k in keys)
+
+
+@dataclass(frozen=True)
+class RuleNow:
+    rule_id: str
+    requirements: list[str]
+    action: str  # the policy rule's action; "check" for an audit-only check (objects, rights)
+    last_sweep_at: datetime | None
+    last_sweep_run_id: str | None
+    removed: int  # by the last sweep run of the rule (its summary)
+    anonymised: int
+    purged: int
+    audited_at: datetime | None
+    audit_run_id: str | None
+    overdue: int | None  # what the last audit found; None: never audited
+    oldest_overdue_seconds: int | None
+    held: int | None
+    status: Status
+    why: str  # the status in words: "2 overdue in the audit of ...", "never audited", ...
+
+
+_RULES_NOW = """
+WITH last_audit AS (
+    SELECT run_id FROM governance.evidence WHERE kind = 'audit' ORDER BY kind, recorded_at DESC LIMIT 1
+), ids AS (
+    SELECT unnest(%(rules)s::text[]) AS rule_id
+    UNION
+    SELECT e.rule_id FROM governance.evidence e, last_audit a
+    WHERE e.kind = 'audit_rule' AND e.run_id = a.run_id
+)
+SELECT ids.rule_id, s.recorded_at, s.run_id, s.counts, a.recorded_at, a.run_id, a.counts, a.requirements
+FROM ids
+LEFT JOIN LATERAL (
+    SELECT e.recorded_at, e.run_id, e.counts FROM governance.evidence e
+    WHERE e.kind = 'sweep_rule' AND e.rule_id = ids.rule_id ORDER BY e.entry_id DESC LIMIT 1
+) s ON true
+LEFT JOIN LATERAL (
+    SELECT e.recorded_at, e.run_id, e.counts, e.requirements FROM governance.evidence e
+    WHERE e.kind = 'audit_rule' AND e.rule_id = ids.rule_id ORDER BY e.entry_id DESC LIMIT 1
+) a ON true
+ORDER BY ids.rule_id
+"""
+# The last sweep run's total per rule: a run records summary, summary#2... (cumulative), so the
+# run's newest summary is its total.
+
+
+def rules_now(cur: cursor, policy: Policy, *, now: datetime) -> list[RuleNow]:
+    """Every policy rule, and every check the last audit ran, with its last sweep and audit."""
+    rules = {r.id: r for r in policy.rules}
+    cur.execute(_RULES_NOW, {"rules": list(rules)})
+    out = []
+    for rule_id, swept_at, sweep_run, sweep_counts, audited_at, audit_run, audit_counts, audit_reqs in cur.fetchall():
+        rule = rules.get(rule_id)
+        sc: dict[str, Any] = sweep_counts or {}
+        ac: dict[str, Any] | None = audit_counts
+        status, why = _status(ac, audited_at, now)
+        out.append(
+            RuleNow(
+                rule_id=rule_id,
+                requirements=list(rule.requirements) if rule else list(audit_reqs or []),
+                action=rule.action.type if rule else "check",
+                last_sweep_at=as_utc(swept_at) if swept_at else None,
+                last_sweep_run_id=sweep_run,
+                removed=_sum(sc, REMOVED_KEYS),
+                anonymised=_sum(sc, ANONYMISED_KEYS),
+                purged=_sum(sc, PURGED_KEYS),
+                audited_at=as_utc(audited_at) if audited_at else None,
+                audit_run_id=audit_run,
+                overdue=int(ac["overdue"]) if ac and ac.get("overdue") is not None else None,
+                oldest_overdue_seconds=int(ac["oldest_overdue_seconds"])
+                if ac and ac.get("oldest_overdue_seconds") is not None
+                else None,
+                held=int(ac["held"]) if ac and ac.get("held") is not None else None,
+                status=status,
+                why=why,
+            )
+        )
+    return out
+
+
+def _status(counts: dict[str, Any] | None, audited_at: datetime | None, now: datetime) -> tuple[Status, str]:
+    if counts is None or audited_at is None:
+        return "amber", "never audited"
+    overdue = int(counts.get("overdue") or 0)
+    if overdue:
+        return "red", f"{overdue} overdue in the audit of {iso(audited_at)}"
+    if as_utc(now) - as_utc(audited_at) > AUDIT_STALE_AFTER:
+        return "amber", f"last audit {iso(audited_at)} is older than {AUDIT_STALE_AFTER}"
+    return "green", f"nothing overdue in the audit of {iso(audited_at)}"
+
+
+@dataclass(frozen=True)
+class DailyEffect:
+    day: date  # UTC
+    rule_id: str
+    removed: int
+    anonymised: int
+    purged: int
+    held: int
+    runs: int  # sweep runs of the rule that day (with an effect or a first summary)
+    run_ids: list[str] = field(default_factory=list)
+
+
+_DAILY = """
+WITH last_summary AS (   -- a run's newest summary of a rule is its total (summaries are cumulative)
+    SELECT DISTINCT ON (e.run_id, e.rule_id) e.run_id, e.rule_id, e.recorded_at, e.counts
+    FROM governance.evidence e
+    WHERE e.kind = 'sweep_rule' AND e.recorded_at >= %(start)s AND e.recorded_at < %(end)s
+    ORDER BY e.run_id, e.rule_id, e.entry_id DESC
+)
+SELECT (s.recorded_at AT TIME ZONE 'UTC')::date AS day, s.rule_id,
+       sum(coalesce((s.counts ->> 'deleted')::bigint, 0) + coalesce((s.counts ->> 'rows_estimated')::bigint, 0)),
+       sum(coalesce((s.counts ->> 'anonymised')::bigint, 0)),
+       sum(coalesce((s.counts ->> 'objects_deleted')::bigint, 0)),
+       sum(coalesce((s.counts ->> 'held')::bigint, 0)),
+       count(*), array_agg(s.run_id ORDER BY s.recorded_at)
+FROM last_summary s GROUP BY 1, 2 ORDER BY 1, 2
+"""
+
+
+def daily_effects(cur: cursor, *, start: datetime, end: datetime) -> list[DailyEffect]:
+    """Per UTC day in [start, end) and rule: what the sweeps did (a run counted on the day of its
+    last summary of the rule)."""
+    cur.execute(_DAILY, {"start": start, "end": end})
+    return [
+        DailyEffect(day, rule, int(rem), int(anon), int(purged), int(held), int(runs), list(run_ids))
+        for day, rule, rem, anon, purged, held, runs, run_ids in cur.fetchall()
+    ]
+
+
+@dataclass(frozen=True)
+class AuditRun:
+    run_id: str
+    recorded_at: datetime
+    as_of: datetime | None
+    rules_checked: int
+    overdue_total: int
+    rules_over: list[str]
+    rights_failed: list[str]
+    ok: bool
+
+
+def audit_runs(cur: cursor, *, start: datetime, end: datetime) -> list[AuditRun]:
+    """Each audit recorded in [start, end), oldest first, and what it found."""
+    cur.execute(
+        "SELECT run_id, recorded_at, as_of, counts, details FROM governance.evidence "
+        "WHERE kind = 'audit' AND recorded_at >= %s AND recorded_at < %s ORDER BY recorded_at, entry_id",
+        (start, end),
+    )
+    out = []
+    for run_id, recorded_at, as_of, counts, details in cur.fetchall():
+        over, failed = list(details.get("rules_over") or []), list(details.get("rights_failed") or [])
+        out.append(
+            AuditRun(
+                run_id=run_id,
+                recorded_at=as_utc(recorded_at),
+                as_of=as_utc(as_of) if as_of else None,
+                rules_checked=int(details.get("rules_checked") or 0),
+                overdue_total=int(counts.get("overdue_total") or 0),
+                rules_over=over,
+                rights_failed=failed,
+                ok=not over and not failed,
+            )
+        )
+    return out
+
+
+@dataclass(frozen=True)
+class RequestFigure:
+    request_id: int
+    kind: str
+    state: str
+    received_at: datetime
+    due_at: datetime  # the deadline in force (extended when extended)
+    closed_at: datetime | None
+    days_left: int | None  # open requests: whole days to the deadline (negative: late)
+    late: bool  # open past its deadline, or closed after it
+    answered_in_time: bool | None  # closed requests: closed by the deadline; None while open
+
+
+def requests(cur: cursor, *, start: datetime, end: datetime, now: datetime) -> list[RequestFigure]:
+    """Requests received in [start, end), and every request still open at ``now``."""
+    cur.execute(
+        "SELECT request_id, kind, state, received_at, coalesce(extended_due_at, due_at), closed_at "
+        "FROM governance.subject_requests WHERE (received_at >= %s AND received_at < %s) "
+        "OR state IN ('received', 'verified', 'in_progress') ORDER BY received_at, request_id",
+        (start, end),
+    )
+    now = as_utc(now)
+    out = []
+    for request_id, kind, state, received_at, due_at, closed_at in cur.fetchall():
+        due = as_utc(due_at)
+        closed = as_utc(closed_at) if closed_at else None
+        days_left = None if closed else (due - now).days
+        late = (closed > due) if closed else (now > due)
+        out.append(
+            RequestFigure(
+                request_id=int(request_id),
+                kind=kind,
+                state=state,
+                received_at=as_utc(received_at),
+                due_at=due,
+                closed_at=closed,
+                days_left=days_left,
+                late=late,
+                answered_in_time=None if closed is None else closed <= due,
+            )
+        )
+    return out
+
+
+@dataclass(frozen=True)
+class RecipientNotices:
+    recipient_id: str
+    queued: int
+    sending: int
+    sent: int  # sent, waiting for the acknowledgement
+    failed: int  # failed, to be retried
+    acknowledged: int
+    dead: int
+    ack_overdue: int  # sent, no acknowledgement, compliance alerted
+
+
+def recipient_notices(cur: cursor) -> list[RecipientNotices]:
+    """Per recipient of the registry that was ever sent a notice: its notices by state."""
+    cur.execute(
+        "SELECT recipient_id, count(*) FILTER (WHERE state = 'queued'), count(*) FILTER (WHERE state = 'sending'), "
+        "count(*) FILTER (WHERE state = 'sent'), count(*) FILTER (WHERE state = 'failed'), "
+        "count(*) FILTER (WHERE state = 'acknowledged'), count(*) FILTER (WHERE state = 'dead'), "
+        "count(*) FILTER (WHERE state = 'sent' AND ack_overdue_alerted_at IS NOT NULL) "
+        "FROM governance.recipient_outbox GROUP BY recipient_id ORDER BY recipient_id"
+    )
+    return [RecipientNotices(str(r[0]), *(int(v) for v in r[1:])) for r in cur.fetchall()]
+
+
+@dataclass(frozen=True)
+class HoldFigure:
+    hold_id: int
+    scope: str  # person | record | rule
+    rule_id: str | None  # scope rule
+    table_name: str | None  # scope record (the record's key is not shown: it may be an address)
+    request_id: int | None  # a restriction's hold (RES-1)
+    set_by: str
+    set_at: datetime
+    ends_at: datetime | None
+    lifted_at: datetime | None
+    lifted_by: str | None
+    in_force: bool
+
+
+def holds(cur: cursor, *, now: datetime, since: datetime | None = None) -> list[HoldFigure]:
+    """Holds in force at ``now``, and those lifted or ended since ``since`` (all when None); no
+    reason (free text) and no subject: the hold's id names it."""
+    cur.execute(
+        "SELECT hold_id, scope, rule_id, table_name, request_id, set_by, set_at, ends_at, lifted_at, lifted_by, "
+        "(set_at <= %(now)s AND (ends_at IS NULL OR ends_at > %(now)s) AND (lifted_at IS NULL OR lifted_at > %(now)s)) "
+        "FROM governance.legal_holds WHERE %(since)s::timestamptz IS NULL "
+        "OR coalesce(lifted_at, ends_at, 'infinity') >= %(since)s ORDER BY hold_id",
+        {"now": now, "since": since},
+    )
+    return [
+        HoldFigure(
+            hold_id=int(r[0]),
+            scope=r[1],
+            rule_id=r[2],
+            table_name=r[3],
+            request_id=int(r[4]) if r[4] is not None else None,
+            set_by=r[5],
+            set_at=as_utc(r[6]),
+            ends_at=as_utc(r[7]) if r[7] else None,
+            lifted_at=as_utc(r[8]) if r[8] else None,
+            lifted_by=r[9],
+            in_force=bool(r[10]),
+        )
+        for r in cur.fetchall()
+    ]
+
+
+@dataclass(frozen=True)
+class EvidenceStatus:
+    entries: int
+    head_entry_id: int | None
+    head_hash: str
+    per_kind: dict[str, int]
+    last_verified_at: datetime | None
+    last_verified_by: str | None
+    last_verified_ok: bool | None
+    last_verified_entries: int | None  # the chain's length the verification covered
+
+
+def evidence_status(cur: cursor) -> EvidenceStatus:
+    """The chain's head, its entries per kind, and the last recorded verification."""
+    cur.execute("SELECT last_entry_id, last_hash FROM governance.evidence_head WHERE singleton")
+    head = cur.fetchone()
+    cur.execute("SELECT kind, count(*) FROM governance.evidence GROUP BY kind ORDER BY kind")
+    per_kind = {str(k): int(n) for k, n in cur.fetchall()}
+    cur.execute(
+        "SELECT recorded_at, details, counts FROM governance.evidence WHERE kind = %s ORDER BY kind, recorded_at DESC "
+        "LIMIT 1",
+        (VERIFIED_KIND,),
+    )
+    last = cur.fetchone()
+    return EvidenceStatus(
+        entries=sum(per_kind.values()),
+        head_entry_id=int(head[0]) if head and head[0] is not None else None,
+        head_hash=str(head[1]) if head else evidence.ZERO_HASH,
+        per_kind=per_kind,
+        last_verified_at=as_utc(last[0]) if last else None,
+        last_verified_by=str(last[1].get("by")) if last else None,
+        last_verified_ok=bool(last[1].get("ok")) if last else None,
+        last_verified_entries=int(last[2].get("entries") or 0) if last else None,
+    )
+
+
+def record_verification(cur: cursor, result: evidence.Verification, *, by: str, run_id: str, now: datetime) -> None:
+    """Record a verification of the chain (``evidence.verify``) as an entry of its own, so the page
+    and the report can say when it was last verified, by whom, and with what result. ``by`` is an
+    Airflow user name or a DAG/task id, never a person's address."""
+    evidence.append(
+        cur,
+        kind=VERIFIED_KIND,
+        run_id=run_id,
+        requirements=["SEC-1"],
+        as_of=now,
+        counts={"entries": result.entries, "problems": len(result.problems)},
+        details={"by": by, "ok": result.ok, "head_hash": result.head_hash, "head_entry_id": result.head_entry_id},
+    )
