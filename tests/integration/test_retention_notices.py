@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 from datetime import UTC, datetime, timedelta
 
 import psycopg2
@@ -18,6 +19,7 @@ import pytest
 from governance.audit.predicates import audit_parameters
 from governance.audit.rendering import render_markers
 from governance.audit.rights import load_checks
+from governance.cli import main
 from governance.db import transaction
 from governance.errors import SettingsError
 from governance.notices import PSEUDONYM_KEY_ENV
@@ -142,10 +144,16 @@ def test_each_batch_queues_one_notice_per_told_recipient(conn):
         assert cur.fetchone() == (True,)  # RET-8: the held order was never touched
 
 
-def test_a_rerun_queues_nothing_more(conn):
+def test_a_rerun_queues_nothing_more(conn, db_url, capsys):
     seed(conn)
     sweep_orders(conn, "sweep-b")
     first = notices(conn)
+    assert main(["notices", "list", "--db-url", db_url, "--run", "sweep-b", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [n["notice_id"] for n in listed] == [n["notice_id"] for n in first]
+    assert {(n["run_id"], n["request_id"], n["event"]) for n in listed} == {("sweep-b", None, "retention_ended")}
+    assert main(["notices", "list", "--db-url", db_url, "--run", "another-run"]) == 0
+    assert capsys.readouterr().out.strip() == "no notices"
     evidence = entries(conn, "sweep-b", "notices_queued")
     assert sweep_orders(conn, "sweep-b").anonymised == 0
     assert sweep_orders(conn, "sweep-c").anonymised == 0
