@@ -11,6 +11,7 @@ no evidence twice.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -38,13 +39,14 @@ EVENTS = (
     "retention_ended",
 )
 RecipientName = tuple[list[str], str]  # a recipient's pseudonyms of the person and its key id
+_HEX = re.compile(r"[0-9a-f]{64}")
 ORDER_KEY = "order_id"  # the key of the store whose ids a recipient of its category knows (CAT-3)
 
 _INSERT = (
     "INSERT INTO governance.recipient_outbox (request_id, run_id, recipient_id, event, categories, tables, columns, "
     "record_counts, subject_pseudonyms, pseudonym_key_id, order_ids, idempotency_key, created_at, next_attempt_at) "
     "VALUES (%(request_id)s, %(run_id)s, %(recipient_id)s, %(event)s, %(categories)s, %(tables)s, %(columns)s, "
-    "%(counts)s, %(pseudonyms)s, %(key_id)s, %(order_ids)s, %(idempotency_key)s, %(now)s, %(now)s) "
+    "%(counts)s, %(pseudonyms)s::text[], %(key_id)s, %(order_ids)s::bigint[], %(idempotency_key)s, %(now)s, %(now)s) "
     "ON CONFLICT DO NOTHING RETURNING notice_id"
 )
 
@@ -180,15 +182,25 @@ def insert_notice(
             "tables": list(tables),
             "columns": Json({t: list(c) for t, c in columns.items()}),
             "counts": Json(dict(counts)),
-            "pseudonyms": list(pseudonyms),
+            "pseudonyms": _array_literal(pseudonyms, _HEX),
             "key_id": key_id,
-            "order_ids": sorted({int(i) for i in order_ids}),
+            "order_ids": _array_literal(str(i) for i in sorted({int(i) for i in order_ids})),
             "idempotency_key": idempotency_key,
             "now": as_utc(now),
         },
     )
     row = cur.fetchone()
     return None if row is None else int(row[0])
+
+
+def _array_literal(items: Iterable[str], shape: re.Pattern[str] | None = None) -> str:
+    """A PostgreSQL array literal of hex pseudonyms or integer ids: one parameter the server parses
+    at once (psycopg2 sends a list as ARRAY[...], one constant per element: ~20x slower for a
+    sweep's notice of 1,000 orders). Only shapes that need no quoting are accepted."""
+    values = list(items)
+    if shape is not None and not all(shape.fullmatch(v) for v in values):
+        raise ValueError("a pseudonym is not 64 hexadecimal characters")
+    return "{" + ",".join(values) + "}"
 
 
 def recipient_name(
