@@ -195,7 +195,7 @@ def insert_notice(
 
 def _array_literal(items: Iterable[str], shape: re.Pattern[str] | None = None) -> str:
     """A PostgreSQL array literal of hex pseudonyms or integer ids: one parameter the server parses
-    at once (psycopg2 sends a list as ARRAY[...], one constant per element: ~20x slower for a
+    at once (psycopg2 sends a list as ARRAY[...], one constant per element: much slower for a
     sweep's notice of 1,000 orders). Only shapes that need no quoting are accepted."""
     values = list(items)
     if shape is not None and not all(shape.fullmatch(v) for v in values):
