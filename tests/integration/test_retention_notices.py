@@ -351,3 +351,33 @@ def test_delivered_end_to_end_then_windowed_and_audited(conn, monkeypatch, recei
     assert acked not in check_ids(conn, policy, "notice-payloads-expired", after_window)
     emptied = {n["recipient_id"]: n for n in notices(conn)}["delivery-carrier"]
     assert (emptied["subject_pseudonyms"], emptied["order_ids"]) == ([], [])
+
+
+def test_a_dead_sweep_notice_alerts_on_call_naming_the_sweep(conn, monkeypatch, receivers, smtp_inbox):
+    """No request behind a retention_ended notice: the dead-letter alert says it came from a sweep."""
+    import os
+
+    from governance.breach import SmtpServer
+    from governance.notices.delivery import Alerts
+
+    secret = new_secret()
+    receiver = receivers(lambda n, h, b: (503, b"{}", 0.0), expect_secret=secret)
+    notify = webhook(monkeypatch, receiver.url, "carrier_hook", secret, retention_ended=True)
+    policy = policy_with(POLICY, {"delivery-carrier": notify}, max_attempts=1)
+    with conn.cursor() as cur:
+        s.order(cur, OLD, email="gone@example.invalid")
+    conn.commit()
+    sweep_orders(conn, "sweep-dead", policy)
+    port = int(json.loads(os.environ["AIRFLOW_CONN_GOVERNANCE_SMTP"])["port"])
+    alerts = Alerts(SmtpServer("127.0.0.1", port), to="oncall@example.invalid", runbook_url="https://runbook")
+    channels = Channels(secrets=EnvSecrets(), timeout=5)
+    try:
+        done = deliver_due(conn, policy, channels, now=NOW, run_id="deliver-dead", alerts=alerts)
+    finally:
+        channels.close()
+    [notice] = notices(conn)
+    assert done.dead == [notice["notice_id"]] and notice["state"] == "dead"
+    [alert] = smtp_inbox
+    text = alert.get_payload(decode=True).decode()
+    assert "(retention_ended, a retention sweep)" in text and "request None" not in text
+    assert "gone@example.invalid" not in text
