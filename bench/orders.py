@@ -15,6 +15,7 @@ the same SET list as the policy's masking strategies.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 from builders import build_orders
 from harness import Check, Context, at_least, at_most, checkpoint, ratio
@@ -32,6 +33,15 @@ SELECT order_id FROM (
 ) c
 WHERE (c.clock AT TIME ZONE 'UTC' + %s::interval) AT TIME ZONE 'UTC' <= %s
 """
+
+
+def without_retention_notices(policy):
+    """The policy with no recipient told of retention ends (``notify.retention_ended`` off)."""
+    recipients = [
+        r.model_copy(update={"notify": r.notify.model_copy(update={"retention_ended": False})}) if r.notify else r
+        for r in policy.recipients
+    ]
+    return policy.model_copy(update={"recipients": recipients})
 
 
 def _set_list(ctx: Context) -> tuple[str, list]:
@@ -105,7 +115,9 @@ def run(ctx: Context, info: dict) -> list[Check]:
 
     # Ours.
     ctx.log("orders: our sweep")
-    ours = sweep_rule(ctx, RULE, "orders")
+    # The baselines tell no recipient: ours neither here (the shop's policy tells two of the orders
+    # it anonymises, TP-5; that cost is measured apart, bench/README.md "Retention-end notices").
+    ours = sweep_rule(replace(ctx, policy=without_retention_notices(ctx.policy)), RULE, "orders")
     if ours.seconds is not None:
         with conn.cursor() as cur:
             cur.execute(

@@ -60,6 +60,8 @@ def _environment() -> None:
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
     os.environ.setdefault("AWS_DEFAULT_REGION", "eu-north-1")
+    # TP-5: the orders the sweep anonymises are notified to the recipients that opted in (pseudonyms)
+    os.environ.setdefault("GOVERNANCE_RECIPIENT_PSEUDONYM_KEY", "bench-recipient-pseudonym-key-0123456789abcdef")
 
 
 def machine() -> dict:

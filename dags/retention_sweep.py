@@ -13,7 +13,9 @@ A "now" more than a few minutes ahead of the wall clock, or before the policy ap
 - **sweep_stage_N**: one mapped task per rule (the map index shows the rule id). Each rule is
   planned, executed and verified by `governance.sweep.sweep_rule`: set-based batches over block
   ranges or a precomputed due set, each batch one short transaction carrying its own evidence;
-  whole expired partitions of `shop.visits` are dropped; order records are anonymised (RET-8);
+  whole expired partitions of `shop.visits` are dropped; order records are anonymised (RET-8), and
+  the recipients whose `notify.retention_ended` is set are told in the same transaction (TP-5; the
+  pseudonym key from the connection `governance_recipient_pseudonym`);
   photos and texts are purged from the object store with every version (CAT-5). Legal holds
   (RET-8) are never touched. Afterwards the same selection must count zero, else the task fails.
 - **settle**: removing records can make other records due within the same run (a deleted account's
@@ -123,6 +125,8 @@ def sweep_options(params: dict) -> dict:
         "batch_size": int(params["batch_size"]),
         "lock_wait": LOCK_WAIT_SECONDS,
         "partition_counts": str(params["partition_counts"]),
+        # TP-5: recipients told of retention ends (notify.retention_ended) are named by this key
+        "notice_key": governance_airflow.recipient_pseudonym_key,
     }
 
 

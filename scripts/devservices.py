@@ -295,6 +295,10 @@ def build_env(db_url: str, s3_endpoint: str, smtp_port: int | None) -> dict[str,
         "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", REGION),
         "NO_PROXY": "127.0.0.1,localhost",
         "no_proxy": "127.0.0.1,localhost",
+        # TP-5: a development key for the recipients' pseudonyms (the sweep's retention_ended notices,
+        # the requests' notices); a deployment sets the connection governance_recipient_pseudonym
+        "GOVERNANCE_RECIPIENT_PSEUDONYM_KEY": os.environ.get("GOVERNANCE_RECIPIENT_PSEUDONYM_KEY")
+        or secrets.token_hex(32),
         "AIRFLOW_HOME": str(AIRFLOW_HOME),
         "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),

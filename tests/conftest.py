@@ -34,6 +34,9 @@ os.environ.setdefault("AWS_DEFAULT_REGION", "eu-north-1")
 for _proxy in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
     os.environ.pop(_proxy, None)
 os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1,localhost"
+# TP-5: the shop's policy tells recipients of the orders the sweep anonymises, so a sweep naming
+# them needs the recipient pseudonym key (tests that check a missing key delete it).
+os.environ.setdefault("GOVERNANCE_RECIPIENT_PSEUDONYM_KEY", "test-session-recipient-pseudonym-key-0123456789")
 
 
 @pytest.fixture(scope="session")

@@ -283,6 +283,8 @@ def test_a_full_run_leaks_no_personal_data(
     assert {"audience_notified", "audience_exported"} <= kinds
     assert {"account_deleted", "erasure_checked", "notices_queued"} <= kinds  # RET-7, ERA-1, TP-5
     assert any(where.startswith("outbox") for where, _ in sources), "the account deletion must queue notices"
+    # TP-5, RET-3: the sweep told the recipients of the orders it anonymised (notify.retention_ended)
+    assert any(where.startswith("outbox") and '"retention_ended"' in text for where, text in sources)
 
     leaks = _leaks(sources, needles)
     assert not leaks, f"{len(leaks)} personal value(s) leaked:\n" + "\n".join(leaks[:30])

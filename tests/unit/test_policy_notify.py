@@ -98,3 +98,32 @@ def test_recipients_list_table_json_csv(capsys):
         "CAT-6",
     ]
     assert "_conn" not in out and "whsec" not in out  # no connection names, no secrets
+
+
+def test_shipped_policy_tells_the_orders_recipients_of_retention_ends():
+    """TP-5, RET-3, RET-8: the carrier and the financial partner are told when orders are anonymised."""
+    policy = load_policy()
+    assert {r.id for r in policy.recipients if r.notify and r.notify.retention_ended} == {
+        "delivery-carrier",
+        "financial-partner",
+    }
+    orders = policy.rule("order-records")
+    assert {r.id for r in policy.retention_recipients(orders)} == {"delivery-carrier", "financial-partner"}
+    assert policy.retention_recipients(policy.rule("visit-data")) == []  # unidentifiable: never told
+    assert policy.retention_recipients(policy.rule("ordered-uploads")) == []  # object purges: not told
+
+
+def test_retention_ended_only_for_a_recipient_of_a_notified_category(tmp_path):
+    def visits_only(d):
+        carrier = recipient(d, CARRIER)
+        carrier["categories"] = ["CAT-1"]  # visits: unidentifiable
+        carrier["notify"]["retention_ended"] = True
+
+    message = refused(tmp_path, visits_only)
+    assert "recipient 'delivery-carrier', field 'notify.retention_ended'" in message
+    assert "none of its categories (CAT-1)" in message
+
+
+def test_retention_ended_must_be_a_boolean(tmp_path):
+    message = refused(tmp_path, lambda d: recipient(d, CARRIER)["notify"].__setitem__("retention_ended", "maybe"))
+    assert "retention_ended" in message

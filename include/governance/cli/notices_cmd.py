@@ -25,6 +25,7 @@ def register(subparsers: Subparsers, common: argparse.ArgumentParser) -> None:
     sub = notices.add_subparsers(dest="notices_command", required=True, metavar="COMMAND")
     lst = sub.add_parser("list", parents=[common], help="the outbox: one notice per recipient and event")
     lst.add_argument("--request", type=positive_int, metavar="ID", help="only this request's notices")
+    lst.add_argument("--run", metavar="RUN_ID", help="only this sweep run's notices (retention_ended, TP-5)")
     lst.add_argument("--state", action="append", choices=STATES, help="only these states (repeatable)")
     lst.add_argument("--json", action="store_true", help="machine-readable output")
     lst.set_defaults(handler=run_list)
@@ -44,11 +45,11 @@ def register(subparsers: Subparsers, common: argparse.ArgumentParser) -> None:
 def format_notices(found: list[Notice]) -> str:
     if not found:
         return "no notices"
-    header = ("notice", "request", "recipient", "event", "state", "attempts", "queued", "tables")
+    header = ("notice", "from", "recipient", "event", "state", "attempts", "queued", "tables")
     rows = [
         (
             str(n.notice_id),
-            str(n.request_id) if n.request_id is not None else "-",
+            str(n.request_id) if n.request_id is not None else f"run {n.run_id}",
             n.recipient_id,
             n.event,
             n.state,
@@ -64,7 +65,7 @@ def format_notices(found: list[Notice]) -> str:
 
 def run_list(args: argparse.Namespace) -> int:
     with closing(connection_of(args)) as conn, transaction(conn, read_only=True) as cur:
-        found = list_notices(cur, request_id=args.request, states=args.state)
+        found = list_notices(cur, request_id=args.request, run_id=args.run, states=args.state)
     print(json.dumps([n.to_dict() for n in found], indent=2) if args.json else format_notices(found))
     return 0
 

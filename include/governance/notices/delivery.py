@@ -154,8 +154,9 @@ def alert_dead(policy: Policy, row: OutboxRow, alerts: Alerts | None) -> None:
         log.error("notice %s to %s is dead; no alert address configured", row.notice_id, row.recipient_id)
         return
     subject = f"[governance] notice {row.notice_id} to {row.recipient_id} is dead (TP-5)"
+    source = f"request {row.request_id}" if row.request_id is not None else "a retention sweep"
     body = (
-        f"Notice {row.notice_id} ({row.event}, request {row.request_id}) to the recipient {row.recipient_id} could not "
+        f"Notice {row.notice_id} ({row.event}, {source}) to the recipient {row.recipient_id} could not "
         f"be delivered after {row.attempts} attempt(s) (policy: at most {policy.notices.max_attempts} attempts, "
         f"{policy.notices.max_age_days} days); queued {iso(row.created_at)}.\n"
         f"See: governance notices show {row.notice_id}; after fixing the cause: governance notices retry "

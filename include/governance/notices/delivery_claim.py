@@ -8,7 +8,9 @@ before anything is sent: a crash after this leaves the row ``sending``, to be cl
 stale, so no notice is lost; the idempotency key makes a repeat harmless for the recipient.
 
 Only recipients with a ``notify:`` channel are claimed (the others wait in the outbox). A
-recipient's ``rate_limit_per_minute`` caps the attempts started for it in the minute up to ``now``.
+recipient's ``rate_limit_per_minute`` caps the attempts started for it in the minute up to ``now``,
+and a batch takes the recipients' due notices in turn (round robin), so a recipient's backlog never
+starves the others, within a run or across runs.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ _CLAIM = """
 WITH limits AS (
     SELECT * FROM unnest(%(recipients)s::text[], %(limits)s::int[]) AS l(recipient_id, per_minute)
 ), candidates AS (
-    -- per recipient, at most its rate limit (else the batch): a limited recipient's backlog
+    -- per recipient, at most its rate limit and at most the batch: a limited recipient's backlog
     -- never crowds the others out of a batch
     SELECT c.* FROM limits l CROSS JOIN LATERAL (
         SELECT o.notice_id, o.recipient_id, o.next_attempt_at, o.state FROM governance.recipient_outbox o
@@ -35,7 +37,7 @@ WITH limits AS (
           AND ((o.state IN ('queued', 'failed') AND o.next_attempt_at <= %(now)s)
                OR (o.state = 'sending' AND o.claimed_at <= %(stale)s))
         ORDER BY o.next_attempt_at, o.notice_id
-        LIMIT coalesce(l.per_minute, %(limit)s)
+        LIMIT least(coalesce(l.per_minute, %(limit)s), %(limit)s)
         FOR UPDATE SKIP LOCKED
     ) c
 ), recent AS (
@@ -43,14 +45,15 @@ WITH limits AS (
     WHERE recipient_id = ANY(%(recipients)s) AND last_attempt_at > %(minute_ago)s AND last_attempt_at <= %(now)s
     GROUP BY recipient_id
 ), ranked AS (
-    SELECT c.notice_id, c.state AS was,
-           row_number() OVER (PARTITION BY c.recipient_id ORDER BY c.next_attempt_at, c.notice_id)
-               + coalesce(r.n, 0) AS place,
-           l.per_minute
+    SELECT c.notice_id, c.state AS was, l.per_minute,
+           row_number() OVER (PARTITION BY c.recipient_id ORDER BY c.next_attempt_at, c.notice_id) AS turn,
+           coalesce(r.n, 0) AS recent
     FROM candidates c JOIN limits l USING (recipient_id) LEFT JOIN recent r USING (recipient_id)
 ), chosen AS (
-    SELECT notice_id, was FROM ranked WHERE per_minute IS NULL OR place <= per_minute
-    ORDER BY notice_id LIMIT %(limit)s
+    -- round robin: every recipient's first due notice, then every second, ...; so one recipient's
+    -- backlog (however high its limit) never fills the batch while another's notices wait
+    SELECT notice_id, was FROM ranked WHERE per_minute IS NULL OR turn + recent <= per_minute
+    ORDER BY turn, notice_id LIMIT %(limit)s
 )
 UPDATE governance.recipient_outbox o
 SET state = 'sending', claimed_at = %(now)s, attempts = o.attempts + 1, last_attempt_at = %(now)s

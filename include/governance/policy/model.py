@@ -146,7 +146,11 @@ class Policy(StrictModel):
                 )
         problems += _disagreeing_actions(self.rules)
         problems += link_problems(self.categories)
-        problems += recipient_problems(self.recipients, category_ids={c.id for c in self.categories})
+        problems += recipient_problems(
+            self.recipients,
+            category_ids={c.id for c in self.categories},
+            retention_categories={r.category for r in self.rules if self.retention_notified(r)},
+        )
         problems += purpose_problems(
             self.purposes,
             person_tables={s.table for c in self.categories for s in c.stores if not s.unidentifiable},
@@ -246,6 +250,21 @@ class Policy(StrictModel):
     def recipients_of(self, category_id: str) -> list[Recipient]:
         """The recipients registry's entries that receive ``category_id`` (TP-4), in file order."""
         return [r for r in self.recipients if category_id in r.categories]
+
+    def retention_notified(self, rule: Rule) -> bool:
+        """TP-5: whether a sweep of ``rule`` can tell recipients whose records it changed: it deletes
+        or anonymises rows of a store naming its person in its own columns (``person:``). Records of
+        an unidentifiable store (visits), of a store reached only through links, and object purges
+        are never notified."""
+        store = {s.table: s for c in self.categories for s in c.stores}.get(rule.table)
+        return rule.action.type in ("delete", "anonymise") and store is not None and store.person is not None
+
+    def retention_recipients(self, rule: Rule) -> list[Recipient]:
+        """The recipients told when a sweep of ``rule`` changes records (TP-5): those receiving its
+        category with ``notify.retention_ended``; none when the rule is not ``retention_notified``."""
+        if not self.retention_notified(rule):
+            return []
+        return [r for r in self.recipients_of(rule.category) if r.notify is not None and r.notify.retention_ended]
 
     def purpose(self, purpose_id: str) -> Purpose:
         """The purpose ``purpose_id`` of ``purposes:``; KeyError when the policy has none such."""

@@ -4,7 +4,9 @@ A recipient's ``notify:`` names exactly one channel: an HTTPS ``webhook`` (signe
 Webhooks with the secret of an Airflow connection), an ``email`` address of the recipient company
 (a mailbox such as privacy@, never a person's), or an object-store ``drop`` (bucket and prefix);
 optionally ``encryption_key_conn``, the connection holding the recipient's public JWK, to which any
-corrected value travels encrypted (JWE, TP-2), and ``rate_limit_per_minute``. Secrets are never in
+corrected value travels encrypted (JWE, TP-2), ``rate_limit_per_minute``, and ``retention_ended``: the
+recipient is also told when a retention sweep deletes or anonymises records of a category it
+receives (TP-5 for RET-3/RET-8; checked against the rules in ``Policy``). Secrets are never in
 the policy file: only connection ids are, and a value that looks like a secret is refused at load.
 Plain ``http`` is refused except to a loopback host (tests, development).
 
@@ -118,6 +120,8 @@ class Notify(StrictModel):
     drop: Drop | None = None
     encryption_key_conn: str | None = None
     rate_limit_per_minute: int | None = Field(default=None, ge=1)
+    # TP-5: told of the records of its categories a retention sweep deletes or anonymises (opt-in).
+    retention_ended: bool = False
 
     @model_validator(mode="before")
     @classmethod
@@ -163,3 +167,5 @@ class NoticeSettings(StrictModel):
     claim_timeout_minutes: int = Field(default=15, ge=1)
     batch_size: int = Field(default=200, ge=1)
     send_concurrency: int = Field(default=8, ge=1, le=64)  # sends in flight at once (threads)
+    # A sweep batch's retention_ended notice names at most this many records (more: several notices).
+    retention_records_per_notice: int = Field(default=1000, ge=1, le=10_000)

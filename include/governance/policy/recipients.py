@@ -81,8 +81,12 @@ class Recipient(StrictModel):
         return country_in_eea(self.country)
 
 
-def recipient_problems(recipients: Sequence[Recipient], category_ids: set[str]) -> list[str]:
-    """The registry against the data map: ids used once, every category named exists."""
+def recipient_problems(
+    recipients: Sequence[Recipient], category_ids: set[str], retention_categories: set[str] | None = None
+) -> list[str]:
+    """The registry against the data map: ids used once, every category named exists, and
+    ``notify.retention_ended`` only for a recipient of a category some sweep can notify
+    (``retention_categories``: the categories of the rules ``Policy.retention_notified``)."""
     ids = [r.id for r in recipients]
     problems = [f"recipients: recipient id {i!r} is used twice" for i in sorted({i for i in ids if ids.count(i) > 1})]
     for recipient in recipients:
@@ -91,4 +95,12 @@ def recipient_problems(recipients: Sequence[Recipient], category_ids: set[str]) 
                 problems.append(
                     f"recipient {recipient.id!r}, field 'categories': {category!r} is not a category of the data map"
                 )
+        told = recipient.notify is not None and recipient.notify.retention_ended
+        if told and retention_categories is not None and not set(recipient.categories) & retention_categories:
+            problems.append(
+                f"recipient {recipient.id!r}, field 'notify.retention_ended': none of its categories "
+                f"({', '.join(recipient.categories)}) has a retention rule that deletes or anonymises records naming "
+                "a person (unidentifiable stores, stores reached only through links and object purges are never "
+                "notified); remove it, or give the recipient such a category"
+            )
     return problems

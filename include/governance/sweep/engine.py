@@ -23,6 +23,8 @@ from governance.errors import (
     SweepError,
     SweepFailed,
 )
+from governance.notices.pseudonyms import pseudonym_key
+from governance.notices.retention import KeySource
 from governance.policy import Policy, require_database_match
 from governance.retry import SETTLE_ROUNDS
 from governance.settings import UNREACHABLE_SECTION
@@ -91,12 +93,14 @@ def sweep_rule(
     dry_run: bool = False,
     with_after: bool = True,
     check: bool = True,
+    notice_key: KeySource = pseudonym_key,
     **options: Any,
 ) -> RuleResult:
     """Sweep one rule at ``now`` for run ``run_id``: plan, execute, verify.
 
     With ``with_after`` the rules it must come after are swept first (a no-op when done already in
     this run). A rerun of the same ``run_id`` changes nothing more and records nothing twice.
+    ``notice_key``: the recipient pseudonym key, read when a batch queues notices (TP-5).
     """
     opts = Options(batch_size=batch_size, **options)
     if check:
@@ -107,7 +111,18 @@ def sweep_rule(
         return dry_result(conn, policy, rule_id, now, opts)
     skipped = RuleResult(rule.id, list(rule.requirements), rule.action.type, skipped_locked=True)
     for dependency in rule.after if with_after else []:
-        dep = sweep_rule(conn, s3, policy, dependency, now, run_id, batch_size=batch_size, check=False, **options)
+        dep = sweep_rule(
+            conn,
+            s3,
+            policy,
+            dependency,
+            now,
+            run_id,
+            batch_size=batch_size,
+            check=False,
+            notice_key=notice_key,
+            **options,
+        )
         if dep.skipped_locked:
             log.info("rule %s: skipped, rule %s it comes after is being swept elsewhere", rule_id, dependency)
             return skipped
@@ -119,7 +134,7 @@ def sweep_rule(
                 if not locked:
                     log.info("rule %s: another sweep holds its lock; skipped", rule_id)
                     return skipped
-                return RuleSweep(conn, s3, SweepRun(policy, now, run_id, opts), rule_id).run()
+                return RuleSweep(conn, s3, SweepRun(policy, now, run_id, opts, notice_key), rule_id).run()
         finally:
             conn.rollback()
             conn.autocommit = autocommit

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -19,6 +19,8 @@ from psycopg2.extensions import connection, cursor
 from governance import evidence
 from governance.db import transaction
 from governance.errors import BatchFailed
+from governance.notices.pseudonyms import pseudonym_key
+from governance.notices.retention import KeySource, RetentionNotices
 from governance.policy import Policy
 from governance.retry import BATCH_RETRIES, retry_transient
 from governance.sweep.options import Options
@@ -31,12 +33,14 @@ BatchWork = Callable[[cursor], dict[str, int]]
 
 @dataclass(frozen=True)
 class SweepRun:
-    """One run of the sweep: the policy, the run's "now" (as_of of every entry), its id and options."""
+    """One run of the sweep: the policy, the run's "now" (as_of of every entry), its id and options,
+    and where the recipient pseudonym key comes from when a batch queues notices (TP-5)."""
 
     policy: Policy
     now: datetime
     run_id: str
     opts: Options
+    notice_key: KeySource = field(default=pseudonym_key)
 
 
 class BatchRunner:
@@ -46,6 +50,8 @@ class BatchRunner:
     def __init__(self, conn: connection, run: SweepRun, sel: Selection, result: RuleResult):
         self.conn, self.sel, self.result = conn, sel, result
         self.policy, self.now, self.run_id, self.opts = run.policy, run.now, run.run_id, run.opts
+        # TP-5: the recipients told of this rule's retention ends (None: nobody), called by the action
+        self.notices = RetentionNotices.for_rule(run.policy, sel.target.rule, run.run_id, run.now, run.notice_key)
 
     @property
     def target(self) -> Target:

@@ -52,11 +52,20 @@ class Action:
         raise NotImplementedError
 
     def change(self, batch: Batch, statement: sql.Composable, label: str, params: dict[str, Any]) -> int:
-        """Run one counted statement as a batch: ``{label: rows}`` is its evidence."""
+        """Run one counted statement as a batch: ``{label: rows}`` is its evidence. When recipients
+        are told of the rule's retention ends (TP-5), their notices are queued in the same
+        transaction, with their own evidence entry (``governance.notices.retention``)."""
         all_params = {**self.runner.sel.params, **batch.params, **params}
+        notices = self.runner.notices
 
         def work(cur: Any) -> dict[str, int]:
+            before = notices.before(cur, batch, all_params) if notices else None
             cur.execute(statement, all_params)
-            return {label: cur.rowcount}
+            changed = cur.rowcount
+            if notices is not None and before is not None:
+                queued = notices.after(cur, batch, all_params, before, changed)
+                if queued is not None:
+                    self.runner.record(cur, "notices_queued", batch.step, *queued, numbered=True)
+            return {label: changed}
 
         return self.runner.run(batch.step, work, batch.details)[label]
