@@ -50,7 +50,7 @@ def check_redis(broker_url: str) -> None:
         raise StackError(
             f"Redis does not answer at {broker_url} ({type(exc).__name__}). The CeleryExecutor needs it as its "
             "broker: start it with `redis-server --daemonize yes` (install it with `sudo apt install redis-server`, "
-            "or `brew install redis`), or point AIRFLOW__CELERY__BROKER_URL at your Redis."
+            "or `brew install redis`), or give yours: `make airflow-celery CELERY_BROKER_URL=redis://HOST:6379/0`."
         ) from None
 
 
@@ -350,6 +350,12 @@ def stop_processes(pids: dict[str, int], grace: float = STOP_GRACE_SECONDS) -> l
             os.killpg(pid, signal.SIGTERM)
         except (ProcessLookupError, PermissionError):
             leader.terminate()
+    for process in victims:  # descendants in groups of their own (task processes) did not get it
+        try:
+            if os.getpgid(process.pid) not in pids.values():
+                process.terminate()
+        except (ProcessLookupError, psutil.NoSuchProcess):
+            pass
     _, alive = psutil.wait_procs(victims, timeout=grace)
     for pid in pids.values():
         try:

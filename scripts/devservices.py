@@ -394,7 +394,7 @@ def status() -> int:
     for name, entry in (state.get("celery") or {}).items():
         rows.append((f"celery stack {name}", _alive(entry.get("pid")), f"pid {entry.get('pid')}"))
     for name, running, where in rows:
-        print(f"{name:<20} {'running' if running else 'stopped':<8} {where}")
+        print(f"{name:<26} {'running' if running else 'stopped':<8} {where}")
     return 0
 
 
@@ -512,6 +512,7 @@ def airflow_celery(port: int, broker_url: str) -> int:
         _save_state(state)
         print("Starting the scheduler, DAG processor, API server, triggerer and 2 Celery workers ...", flush=True)
         stack.wait_ready()
+        print()
         print_summary(env, services["embedded_db"], services["embedded_s3"], airflow=False)
         print_celery_summary(cfg, user, password, metadata)
         while not stack.exited():
@@ -544,7 +545,7 @@ def print_celery_summary(cfg: Any, user: str, password: str, metadata: str) -> N
     print(f"Airflow UI : {cfg.api_url}   login: {user} / {password}")
     print(f"             (the password is kept in {AIRFLOW_HOME.name}/simple_auth_manager_passwords.json.generated)")
     print(f"Executor   : CeleryExecutor, broker {cfg.broker_url}; workers {workers} (concurrency {cfg.concurrency})")
-    print(f"Metadata   : {redact_url(metadata)}  (PostgreSQL; Celery's results too)")
+    print(f"Metadata   : {redact_url(celery_stack().sqlalchemy_url(metadata))}  (Celery's results too)")
     print(f"Logs       : {cfg.log_dir.relative_to(ROOT)}/<component>.log, task logs in {AIRFLOW_HOME.name}/logs")
     print("Stop with Ctrl-C; `make services-down` stops the stack too, and PostgreSQL, moto and the SMTP sink.")
     print(flush=True)
