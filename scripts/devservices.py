@@ -481,6 +481,9 @@ def celery_stack():
 def airflow_celery(port: int, broker_url: str) -> int:
     """The DAGs on the CeleryExecutor in the foreground; Ctrl-C (or SIGTERM) stops every component."""
     stack_module = celery_stack()
+    running = [name for name, entry in (_load_state().get("celery") or {}).items() if _alive(entry.get("pid"))]
+    if running:
+        raise SystemExit(f"a Celery stack is already running ({', '.join(running)}); stop it with `make services-down`")
     try:
         stack_module.check_redis(broker_url)
     except stack_module.StackError as exc:
@@ -505,7 +508,8 @@ def airflow_celery(port: int, broker_url: str) -> int:
         stack = stack_module.start(cfg)
     except stack_module.StackError as exc:
         raise SystemExit(str(exc)) from None
-    signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops the components too, as Ctrl-C does
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # Ctrl-C, `kill`, the terminal closed
+        signal.signal(signum, _interrupt)
     try:
         state = _load_state()
         state["celery"] = stack.pids()
@@ -527,6 +531,8 @@ def airflow_celery(port: int, broker_url: str) -> int:
         print("\nStopping the Celery stack ...", flush=True)
         return 0
     finally:
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # a second Ctrl-C must not cut the stop short
+            signal.signal(signum, signal.SIG_IGN)
         stack.stop()
         state = _load_state()
         state.pop("celery", None)
