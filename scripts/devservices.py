@@ -521,6 +521,9 @@ def airflow_celery(port: int, broker_url: str) -> int:
         print_celery_summary(cfg, user, password, metadata)
         while not stack.exited():
             time.sleep(2)
+        if not _load_state().get("celery"):
+            print("The Celery stack was stopped (`make services-down`).")
+            return 0
         name, code = next(iter(stack.exited().items()))
         print(f"{name} exited ({code}); see {(log_dir / name).relative_to(ROOT)}.log. Stopping the others.")
         return 1
