@@ -370,11 +370,11 @@ def print_summary(env: dict[str, str], embedded_db: bool, embedded_s3: bool, *, 
 
 def down() -> None:
     state = _load_state()
-    if state.get("celery"):
-        for name in celery_stack().stop_recorded(state["celery"]):
-            print(f"stopped the Celery stack's {name}")
-        state.pop("celery", None)
+    recorded = state.pop("celery", None)
+    if recorded:  # forgotten first: a running `airflow-celery` then knows who stopped its components
         _save_state(state)
+        for name in celery_stack().stop_recorded(recorded):
+            print(f"stopped the Celery stack's {name}")
     _stop_pid((state.get("moto") or {}).get("pid"), "the moto S3 server")
     _stop_pid((state.get("smtp") or {}).get("pid"), "the SMTP sink")
     stop_postgres()
