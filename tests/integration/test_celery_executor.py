@@ -9,7 +9,7 @@ the audit passes, and that the effect equals the in-process sweep (``governance.
 identically seeded second shop: the same per-rule evidence totals (kind 'sweep_rule'), the same rows
 left in every shop table (RET-1..RET-9, RET-8 holds included) and the same objects left (CAT-5).
 
-Skipped, with the reason, when Redis does not answer at 127.0.0.1:6379. Cron schedules are off in
+Skipped, with the reason, when Redis does not answer at 127.0.0.1:6379 (GOVERNANCE_TEST_REDIS_URL). Cron schedules are off in
 this stack (``[scheduler] use_job_schedule = False``): an unpaused DAG would otherwise also run for
 the wall clock's latest tick, sweeping the fixed-"now" shop at today's date.
 """
@@ -17,6 +17,7 @@ the wall clock's latest tick, sweeping the fixed-"now" shop at today's date.
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import sys
 import time
@@ -36,7 +37,8 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scripts"))
 import celery_stack  # noqa: E402  (a script beside the project, not a package)
 
-REDIS = "redis://127.0.0.1:6379"
+# The Redis server (its databases 1..15: the test takes an empty one); GOVERNANCE_TEST_REDIS_URL for another.
+REDIS = os.environ.get("GOVERNANCE_TEST_REDIS_URL", "redis://127.0.0.1:6379").rstrip("/")
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 CUSTOMERS, SEED = 100, 14  # the generator's minimum
 RUN_TIMEOUT = 900.0  # seconds per DAG run; 2 shared cores
