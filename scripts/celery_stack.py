@@ -276,8 +276,8 @@ class Stack:
             time.sleep(1.0)
         raise StackError(f"the stack was not ready within {timeout:.0f} s; logs in {self.cfg.log_dir}")
 
-    def stop(self) -> None:
-        stop_processes({name: p.pid for name, p in self.processes.items()})
+    def stop(self, grace: float = STOP_GRACE_SECONDS) -> None:
+        stop_processes({name: p.pid for name, p in self.processes.items()}, grace=grace)
         for process in self.processes.values():
             try:
                 process.wait(timeout=5)

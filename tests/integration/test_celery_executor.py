@@ -140,7 +140,7 @@ def stack(tmp_path_factory, make_database, db_url, s3_endpoint):
         print(f"celery stack ready in {time.monotonic() - started:.0f} s")
         yield running, password
     finally:
-        running.stop()
+        running.stop(grace=10)  # the runs are over: nothing to wait for
         controller.stop()
         redis.Redis.from_url(broker).flushdb()
     assert not _leftovers(running), "processes of the stack outlived its teardown"
