@@ -13,15 +13,18 @@ PYTEST_ARGS ?=
 SCALE ?= 1
 BENCH_ARGS ?=
 AIRFLOW_PORT ?= 8080
+CELERY_BROKER_URL ?= redis://127.0.0.1:6379/0
 # The whole tree is held to `ruff format` (line length 120, pyproject.toml).
 FORMAT_PATHS := .
 
-.PHONY: help venv demo test lint airflow bench services-up services-down services-status clean distclean
+.PHONY: help venv demo test lint airflow airflow-celery bench services-up services-down services-status clean distclean
 
 help:
 	@echo "make demo             seed a small shop, audit, sweep and audit again through Airflow (embedded services)"
 	@echo "make test             ruff + pytest against real PostgreSQL, S3 (moto server) and Airflow (PYTEST_ARGS=...)"
 	@echo "make airflow          the Airflow UI (airflow standalone) over the same services; prints the login"
+	@echo "make airflow-celery   the same on the CeleryExecutor: scheduler, DAG processor, API server, triggerer,"
+	@echo "                      two Celery workers; Redis at CELERY_BROKER_URL=$(CELERY_BROKER_URL)"
 	@echo "make bench            the benchmark: ratios against baselines in one run (SCALE=$(SCALE), BENCH_ARGS=...)"
 	@echo "make services-up      start the embedded PostgreSQL, moto S3 server and SMTP sink; write .local/env"
 	@echo "make services-down    stop them"
@@ -58,6 +61,11 @@ test: lint
 
 airflow: venv
 	$(BIN)/python scripts/devservices.py airflow --port $(AIRFLOW_PORT)
+
+# Redis must answer at CELERY_BROKER_URL (the script says how to start it); the metadata database is
+# `airflow` on the same PostgreSQL server. Ctrl-C or `make services-down` stops every component.
+airflow-celery: venv
+	$(BIN)/python scripts/devservices.py airflow-celery --port $(AIRFLOW_PORT) --broker $(CELERY_BROKER_URL)
 
 # The benchmark brings its own services (GOVERNANCE_DB_URL, else 127.0.0.1:5432, else embedded).
 bench: venv

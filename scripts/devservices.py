@@ -4,6 +4,8 @@
     python scripts/devservices.py down      stop what this script started
     python scripts/devservices.py status    what runs, and where
     python scripts/devservices.py airflow   the Airflow UI (``airflow standalone``) over the same services
+    python scripts/devservices.py airflow-celery   the same DAGs on the CeleryExecutor: scheduler, DAG
+                                            processor, API server, triggerer, two workers (Redis broker)
 
 Defaults, each used only when the matching setting is not given:
 
@@ -16,6 +18,9 @@ Defaults, each used only when the matching setting is not given:
   failure notifier has somewhere to send to.
 - Airflow: AIRFLOW_HOME=.airflow with SQLite metadata, the project's dags/ and plugins/, and the
   connections ``governance_db``, ``governance_s3`` and ``governance_smtp`` as AIRFLOW_CONN_* variables.
+  ``airflow-celery`` (scripts/celery_stack.py) uses the database ``airflow`` on the same PostgreSQL
+  server instead (created if missing; Celery's results too) and Redis as the broker
+  (AIRFLOW__CELERY__BROKER_URL, default redis://127.0.0.1:6379/0).
 
 ``.local/env`` holds the result as shell assignments (``set -a; . .local/env; set +a``).
 """
@@ -354,7 +359,7 @@ def up(*, quiet: bool = False) -> dict[str, Any]:
     return {"env": env, "embedded_db": embedded_db, "embedded_s3": embedded_s3}
 
 
-def print_summary(env: dict[str, str], embedded_db: bool, embedded_s3: bool) -> None:
+def print_summary(env: dict[str, str], embedded_db: bool, embedded_s3: bool, *, airflow: bool = True) -> None:
     from governance.settings import redact_url
 
     smtp = json.loads(env.get("AIRFLOW_CONN_GOVERNANCE_SMTP", "null"))
@@ -362,12 +367,18 @@ def print_summary(env: dict[str, str], embedded_db: bool, embedded_s3: bool) -> 
     print(f"S3         : {env[S3_ENDPOINT_ENV]}" + ("  (moto server, in memory)" if embedded_s3 else "  (given)"))
     if smtp:
         print(f"SMTP sink  : 127.0.0.1:{smtp['port']}  (alerts land in .local/mail)")
-    print(f"Airflow    : AIRFLOW_HOME={env['AIRFLOW_HOME']} (SQLite)")
+    if airflow:
+        print(f"Airflow    : AIRFLOW_HOME={env['AIRFLOW_HOME']} (SQLite)")
     print("Environment: .local/env  (load with: set -a; . .local/env; set +a)")
 
 
 def down() -> None:
     state = _load_state()
+    recorded = state.pop("celery", None)
+    if recorded:  # forgotten first: a running `airflow-celery` then knows who stopped its components
+        _save_state(state)
+        for name in celery_stack().stop_recorded(recorded):
+            print(f"stopped the Celery stack's {name}")
     _stop_pid((state.get("moto") or {}).get("pid"), "the moto S3 server")
     _stop_pid((state.get("smtp") or {}).get("pid"), "the SMTP sink")
     stop_postgres()
@@ -384,8 +395,10 @@ def status() -> int:
         ("moto S3 server", _alive(moto.get("pid")), f"127.0.0.1:{moto.get('port')}" if moto else "-"),
         ("SMTP sink", _alive(smtp.get("pid")), f"127.0.0.1:{smtp.get('port')}" if smtp else "-"),
     ]
+    for name, entry in (state.get("celery") or {}).items():
+        rows.append((f"celery stack {name}", _alive(entry.get("pid")), f"pid {entry.get('pid')}"))
     for name, running, where in rows:
-        print(f"{name:<20} {'running' if running else 'stopped':<8} {where}")
+        print(f"{name:<26} {'running' if running else 'stopped':<8} {where}")
     return 0
 
 
@@ -461,6 +474,96 @@ def airflow_standalone(port: int) -> None:
     os.execve(venv_bin("airflow"), [venv_bin("airflow"), "standalone"], run_env(env))
 
 
+def celery_stack():
+    """scripts/celery_stack.py (a script beside this one, not a package)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import celery_stack
+
+    return celery_stack
+
+
+def airflow_celery(port: int, broker_url: str) -> int:
+    """The DAGs on the CeleryExecutor in the foreground; Ctrl-C (or SIGTERM) stops every component."""
+    stack_module = celery_stack()
+    running = [name for name, entry in (_load_state().get("celery") or {}).items() if _alive(entry.get("pid"))]
+    if running:
+        raise SystemExit(f"a Celery stack is already running ({', '.join(running)}); stop it with `make services-down`")
+    try:
+        stack_module.check_redis(broker_url)
+    except stack_module.StackError as exc:
+        raise SystemExit(str(exc)) from None
+    services = up(quiet=True)
+    env = services["env"]
+    metadata = stack_module.ensure_database(env[DB_URL_ENV], stack_module.METADATA_DATABASE)
+    user, password = airflow_login()
+    log_dir = LOCAL / "celery"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    cfg = stack_module.StackConfig(
+        home=AIRFLOW_HOME,
+        log_dir=log_dir,
+        metadata_dsn=metadata,
+        broker_url=broker_url,
+        api_port=port,
+        base_env=env,
+        secrets=stack_module.load_or_create_secrets(AIRFLOW_HOME / "celery_secrets.json"),
+    )
+    print("Migrating the Airflow metadata database (PostgreSQL, database 'airflow') ...", flush=True)
+    try:
+        stack = stack_module.start(cfg)
+    except stack_module.StackError as exc:
+        raise SystemExit(str(exc)) from None
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # Ctrl-C, `kill`, the terminal closed
+        signal.signal(signum, _interrupt)
+    try:
+        state = _load_state()
+        state["celery"] = stack.pids()
+        _save_state(state)
+        print("Starting the scheduler, DAG processor, API server, triggerer and 2 Celery workers ...", flush=True)
+        stack.wait_ready()
+        print()
+        print_summary(env, services["embedded_db"], services["embedded_s3"], airflow=False)
+        print_celery_summary(cfg, user, password, metadata)
+        while not stack.exited():
+            time.sleep(2)
+        if not _load_state().get("celery"):
+            print("The Celery stack was stopped (`make services-down`).")
+            return 0
+        name, code = next(iter(stack.exited().items()))
+        print(f"{name} exited ({code}); see {(log_dir / name).relative_to(ROOT)}.log. Stopping the others.")
+        return 1
+    except stack_module.StackError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\nStopping the Celery stack ...", flush=True)
+        return 0
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # a second Ctrl-C must not cut the stop short
+            signal.signal(signum, signal.SIG_IGN)
+        stack.stop()
+        state = _load_state()
+        state.pop("celery", None)
+        _save_state(state)
+        print("stopped the scheduler, DAG processor, API server, triggerer and workers")
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def print_celery_summary(cfg: Any, user: str, password: str, metadata: str) -> None:
+    from governance.settings import redact_url
+
+    workers = ", ".join(celery_stack().worker_name(n) for n in range(1, cfg.workers + 1))
+    print(f"Airflow UI : {cfg.api_url}   login: {user} / {password}")
+    print(f"             (the password is kept in {AIRFLOW_HOME.name}/simple_auth_manager_passwords.json.generated)")
+    print(f"Executor   : CeleryExecutor, broker {cfg.broker_url}; workers {workers} (concurrency {cfg.concurrency})")
+    print(f"Metadata   : {redact_url(celery_stack().sqlalchemy_url(metadata))}  (Celery's results too)")
+    print(f"Logs       : {cfg.log_dir.relative_to(ROOT)}/<component>.log, task logs in {AIRFLOW_HOME.name}/logs")
+    print("Stop with Ctrl-C; `make services-down` stops the stack too, and PostgreSQL, moto and the SMTP sink.")
+    print(flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -470,6 +573,11 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("status", help="what runs")
     airflow_parser = sub.add_parser("airflow", help="airflow standalone over the same services")
     airflow_parser.add_argument("--port", type=int, default=int(os.environ.get("AIRFLOW_PORT", "8080")))
+    celery_parser = sub.add_parser("airflow-celery", help="the DAGs on the CeleryExecutor (Redis, two workers)")
+    celery_parser.add_argument("--port", type=int, default=int(os.environ.get("AIRFLOW_PORT", "8080")))
+    celery_parser.add_argument(
+        "--broker", default=os.environ.get("AIRFLOW__CELERY__BROKER_URL") or "redis://127.0.0.1:6379/0"
+    )
     args = parser.parse_args(argv)
     if args.command == "up":
         up(quiet=args.quiet)
@@ -479,6 +587,8 @@ def main(argv: list[str] | None = None) -> int:
         return status()
     elif args.command == "airflow":
         airflow_standalone(args.port)
+    elif args.command == "airflow-celery":
+        return airflow_celery(args.port, args.broker)
     return 0
 
 
