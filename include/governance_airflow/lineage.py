@@ -1,7 +1,8 @@
-"""Lineage (#14 item 4): the datasets each sweep, audit and request-answering task reads and
-writes, derived from the policy, reported to Airflow's hook lineage collector. The OpenLineage
-provider's listener adds them to the task's COMPLETE (or FAIL) event as inputs and outputs, so a
-data catalog shows which DAG removes what (RET-1..RET-10, CAT-5; ACC-1, POR-1, ERA-1).
+"""Lineage (#14 item 4): the datasets each sweep, audit, request-answering and audience export
+task reads and writes, derived from the policy, reported to Airflow's hook lineage collector. The
+OpenLineage provider's listener adds them to the task's COMPLETE (or FAIL) event as inputs and
+outputs, so a data catalog shows which DAG removes what and what leaves the shop (RET-1..RET-10,
+CAT-5; ACC-1, POR-1, ERA-1; TP-1).
 
 Datasets are named per the OpenLineage naming spec: a table as namespace ``postgres://host:port``,
 name ``database.schema.table`` (the ``governance_db`` connection's server and database); a bucket
@@ -126,6 +127,26 @@ def request_lineage(policy: Policy, kind: str) -> Lineage:
     return Lineage.of(reads, [PROCESSING, *switched, *held, *notices, *ledger])
 
 
+# What an audience's eligibility reads (include/sql/audiences/eligible.sql, TP-1, TP-3): the live
+# accounts, their consents, the switch-offs in force and the notices sent.
+AUDIENCE_READS = (
+    "shop.accounts",
+    "shop.marketing_consents",
+    PROCESSING,
+    "governance.audience_notices",
+    HOLDS,
+)
+
+
+def audience_lineage(policy: Policy, audience_id: str) -> Lineage:
+    """An audience export (TP-1): reads who may be in it; writes the file to the drop's bucket (and
+    purges the drop's expired files, RET-9), its row in ``governance.audience_files`` and the evidence."""
+    drop = policy.audience(audience_id).drop
+    return Lineage.of(
+        [*AUDIENCE_READS, "governance.audience_files"], [bucket(drop.bucket), "governance.audience_files", EVIDENCE]
+    )
+
+
 @dataclass(frozen=True)
 class Server:
     """Where the tables are: the host, port and database of an Airflow postgres connection."""
@@ -184,6 +205,11 @@ def report_sweep(policy: Policy, rule_ids: Iterable[str], *, dry_run: bool) -> N
 def report_audit(policy: Policy, conn_id: str = AIRFLOW_DB_CONN_ID) -> None:
     """``audit_lineage`` reported, on the server of ``conn_id`` (the auditor's login, SEC-4)."""
     report(audit_lineage(policy), conn_id)
+
+
+def report_audience(policy: Policy, audience_id: str) -> None:
+    """``audience_lineage`` reported: one call in the audience export task's body."""
+    report(audience_lineage(policy, audience_id))
 
 
 def report_request(conn: connection, policy: Policy, request_id: int) -> None:

@@ -1,11 +1,13 @@
 """Lineage (#14 item 4): the OpenLineage provider, configured with its file transport, emits for
-each sweep, audit and request-answering task the tables and buckets it reads and writes, derived
-from the policy (``governance_airflow.lineage``), and no event carries personal data (habit 6).
+each sweep, audit, request-answering and audience export task the tables and buckets it reads and
+writes, derived from the policy (``governance_airflow.lineage``), and no event carries personal
+data (habit 6).
 
-A small seeded shop with a verified access request (ACC-1); ``retention_sweep``, ``retention_audit``
-and ``subject_requests`` run through ``dag.test()`` in a process of their own whose environment
-configures the provider (``tests/integration/lineage_worker.py``: the provider decides at plugin
-load whether it is enabled). The COMPLETE events are read back from the transport's file.
+A small seeded shop with a verified access request (ACC-1); ``retention_sweep``,
+``retention_audit``, ``subject_requests`` and ``advertising_audience`` (TP-1) run through
+``dag.test()`` in a process of their own whose environment configures the provider
+(``tests/integration/lineage_worker.py``: the provider decides at plugin load whether it is
+enabled). The COMPLETE events are read back from the transport's file.
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ from pathlib import Path
 import pytest
 
 from governance.db import connect
+from governance.objectstore import ensure_bucket
 from governance.policy import load_policy
-from governance_airflow.lineage import audit_lineage, request_lineage, sweep_lineage
+from governance_airflow.lineage import audience_lineage, audit_lineage, request_lineage, sweep_lineage
 from tests.integration import request_support as rs
 from tests.integration.test_no_personal_data import _leaks, _needles
 
@@ -86,7 +89,7 @@ def dag_env(airflow_home, airflow_connections, smtp_inbox, monkeypatch):
     return airflow_connections
 
 
-def test_sweep_audit_and_export_tasks_name_their_datasets_and_no_personal_data(dag_env, s3, tmp_path):
+def test_sweep_audit_request_and_audience_tasks_name_their_datasets_and_no_personal_data(dag_env, s3, tmp_path):
     from psycopg2.extensions import parse_dsn
 
     from governance_dev.loader import personal_values, seed
@@ -95,6 +98,7 @@ def test_sweep_audit_and_export_tasks_name_their_datasets_and_no_personal_data(d
     try:
         seed(conn, s3, POLICY, NOW, customers=100, seed=7)
         rs.buckets(s3)
+        ensure_bucket(s3, POLICY.audience("meta-customers").drop.bucket)
         person = rs.seed_person(conn, s3, POLICY, NOW)
         request_id = rs.open_verified(conn, POLICY, NOW)
         needles = _needles(personal_values(conn) | set(person.personal_values))
@@ -108,7 +112,8 @@ def test_sweep_audit_and_export_tasks_name_their_datasets_and_no_personal_data(d
         conn.close()
     assert any("@" in n for n in needles) and kinds[request_id] == "access"
 
-    states, events = run_worker(tmp_path, "retention_sweep", "retention_audit", "subject_requests")
+    dag_ids = ("retention_sweep", "retention_audit", "subject_requests", "advertising_audience")
+    states, events = run_worker(tmp_path, *dag_ids)
     assert {dag: s["state"] for dag, s in states.items()} == dict.fromkeys(states, "success"), states
 
     conn = connect(dag_env["db_url"])
@@ -161,6 +166,13 @@ def test_sweep_audit_and_export_tasks_name_their_datasets_and_no_personal_data(d
         "shop-uploads"
     )
     assert any(reads >= export_reads and writes == s3_("governance-exports") | ledger for reads, writes in answers)
+
+    # The audience export (TP-1): what leaves the shop, to the partner's drop.
+    (export,) = events_of(events, "advertising_audience", "export")
+    audience = (datasets(export, "inputs"), datasets(export, "outputs"))
+    assert audience == expected(audience_lineage(POLICY, "meta-customers"), server)
+    assert audience[1] == s3_("advertising-audiences") | pg("governance.audience_files") | evidence
+    assert pg("shop.accounts", "shop.marketing_consents", "governance.processing_register") <= audience[0]
 
     # No event of any task carries personal data: not a name, an address, an IP or a phone number.
     text = "\n".join(json.dumps(e) for e in events)

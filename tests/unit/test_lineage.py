@@ -7,7 +7,7 @@ import pytest
 
 from governance.errors import UnknownRule
 from governance.policy import load_policy
-from governance_airflow.lineage import Server, audit_lineage, request_lineage, sweep_lineage
+from governance_airflow.lineage import Server, audience_lineage, audit_lineage, request_lineage, sweep_lineage
 
 POLICY = load_policy()
 HOLDS, EVIDENCE, REQUESTS = "governance.legal_holds", "governance.evidence", "governance.subject_requests"
@@ -80,6 +80,16 @@ def test_a_processing_request_writes_the_register_and_the_switched_off_tables():
     assert {"governance.processing_register", "shop.newsletter_subscriptions"} <= objection
     assert HOLDS not in objection and HOLDS in request_lineage(POLICY, "restriction").writes
     assert "shop.orders" not in objection
+
+
+def test_an_audience_export_writes_the_partners_drop_and_reads_who_may_be_in_it():
+    """TP-1: what leaves the shop shows in the catalog; consents, switch-offs and notices decide who."""
+    lineage = audience_lineage(POLICY, "meta-customers")
+    assert lineage.writes == ("s3://advertising-audiences", "governance.audience_files", EVIDENCE)
+    assert {"shop.accounts", "shop.marketing_consents", "governance.processing_register"} <= set(lineage.reads)
+    assert "governance.audience_notices" in lineage.reads  # TP-3: told before being sent
+    with pytest.raises(KeyError):
+        audience_lineage(POLICY, "no-such-audience")
 
 
 def test_asset_uris_follow_the_providers_naming():
