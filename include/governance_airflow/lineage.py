@@ -172,6 +172,14 @@ class Server:
         return f"postgres://{self.host}:{self.port}/{self.database}/{schema}/{table}"
 
 
+def enabled() -> bool:
+    """Whether anything reads lineage in this process: the OpenLineage provider, once configured,
+    registers a hook lineage reader; otherwise the collector is a no-op."""
+    from airflow.sdk import lineage as hook_lineage
+
+    return not isinstance(hook_lineage.get_hook_lineage_collector(), hook_lineage.NoOpCollector)
+
+
 def report(lineage: Lineage, conn_id: str = AIRFLOW_DB_CONN_ID) -> None:
     """Hand ``lineage`` to the hook lineage collector of this task. A task process runs one task in
     production; ``dag.test()`` runs every task in one process, where the process-wide collector
@@ -217,6 +225,8 @@ def report_request(conn: connection, policy: Policy, request_id: int) -> None:
     from governance.db import transaction
     from governance.requests import fetch
 
+    if not enabled():
+        return  # no query for lineage nobody reads
     try:
         with transaction(conn, read_only=True) as cur:
             kind = fetch(cur, request_id).kind

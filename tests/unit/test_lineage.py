@@ -103,3 +103,19 @@ def test_a_unix_socket_host_is_this_machine(monkeypatch):
         "AIRFLOW_CONN_LINEAGE_SOCKET", '{"conn_type": "postgres", "host": "/var/run/postgresql", "schema": "shop"}'
     )
     assert Server.of("lineage_socket") == Server("localhost", 5432, "shop")
+
+
+def test_nothing_is_collected_while_openlineage_is_not_configured(monkeypatch):
+    """Off by default: without a transport the provider registers no reader, the collector is a
+    no-op, and a report neither collects nor needs a connection (none is defined here)."""
+    from airflow.providers.openlineage import conf
+    from airflow.sdk import lineage as hook_lineage
+
+    from governance_airflow.lineage import enabled, report
+
+    if not conf.is_disabled():
+        pytest.skip("OpenLineage is configured in this environment")
+    monkeypatch.delenv("AIRFLOW_CONN_GOVERNANCE_DB", raising=False)
+    assert not enabled()
+    report(sweep_lineage(POLICY, ["visit-data"]))
+    assert not hook_lineage.get_hook_lineage_collector().collected_assets.inputs
