@@ -88,6 +88,7 @@ def export(audience_id: str, **context) -> dict:
         governance_airflow.s3_client(),
     )
     audience = policy.audience(audience_id)
+    governance_airflow.lineage.report_audience(policy, audience_id)  # who is read, the drop written (#14)
     with closing(governance_airflow.db_connection()) as conn, closing(governance_airflow.db_connection()) as counts:
         try:
             done = export_audience(conn, s3, policy, audience, now=now, counts_conn=counts)

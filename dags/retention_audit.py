@@ -70,6 +70,7 @@ def retention_audit():
         now = governance_airflow.run_now(context, tolerated_lateness=policy.enforcement.lateness)
         run_id = f"retention_audit/{context['run_id']}"
         conn_id = governance_airflow.audit_conn_id()  # the auditor's login when defined (SEC-4)
+        governance_airflow.lineage.report_audit(policy, conn_id)  # tables read, buckets listed (#14)
         with closing(governance_airflow.db_connection(conn_id)) as conn:
             report = run_audit(
                 conn, governance_airflow.s3_client(), policy, now, run_id, db_url=governance_airflow.db_dsn(conn_id)

@@ -140,6 +140,7 @@ def sweep_rule(rule_id: str, **context) -> dict:
     context["rule_id"] = rule_id  # shown as the map index
     policy = governance_airflow.load_policy()
     params = context["params"]
+    governance_airflow.lineage.report_sweep(policy, [rule_id], dry_run=bool(params["dry_run"]))  # #14
     with (
         closing(governance_airflow.db_connection()) as conn,
         governance_airflow.fail_fast_on_policy_and_sweep_errors(),
@@ -173,6 +174,7 @@ def settle(**context) -> list:
     if params["dry_run"]:
         return []
     policy = governance_airflow.load_policy()
+    governance_airflow.lineage.report_sweep(policy, [rule.id for rule in policy.rules], dry_run=False)  # #14
     with (
         closing(governance_airflow.db_connection()) as conn,
         governance_airflow.fail_fast_on_policy_and_sweep_errors(),

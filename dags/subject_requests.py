@@ -77,6 +77,7 @@ def answer(request_id: int, **context) -> dict:
     policy, now = governance_airflow.load_policy(), governance_airflow.run_now(context)
     governance_airflow.export_evidence_key()  # the erasure ledger's entries are signed with it (ERA-1)
     with closing(governance_airflow.db_connection()) as conn:
+        governance_airflow.lineage.report_request(conn, policy, request_id)  # tables read, bucket written (#14)
         try:
             counts = handle(
                 conn,

@@ -5,6 +5,7 @@ The ``governance`` package never imports Airflow; DAG files import this package 
 time: Airflow SDK only) and do the heavy imports inside task bodies.
 """
 
+from governance_airflow import lineage
 from governance_airflow.anchoring import anchor_evidence, export_evidence_key
 from governance_airflow.connections import (
     audit_conn_id,
@@ -48,6 +49,7 @@ __all__ = [
     "default_args",
     "fail_fast_on_policy_and_sweep_errors",
     "failure_notifier",
+    "lineage",
     "load_policy",
     "policy_path",
     "recipient_pseudonym_key",
