@@ -47,7 +47,7 @@ def effects_chart(daily: list[DailyEffect], days: list[date] | None = None) -> s
                 scale=alt.Scale(domain=[d.isoformat() for d in days]) if days else alt.Undefined,
                 axis=alt.Axis(labelAngle=-40, labelOverlap=True),
             ),
-            y=alt.Y("sum(n):Q", title="records / objects"),
+            y=alt.Y("sum(n):Q", title="records / objects", axis=alt.Axis(tickMinStep=1, format="d")),
             color=alt.Color(
                 "measure:N",
                 scale=alt.Scale(domain=list(MEASURES), range=list(COLOURS)),

@@ -50,6 +50,7 @@ VIEWS = (("now", "Now"), ("history", "History"), ("requests", "Requests"), ("rec
 VIEWS += (("holds", "Holds"), ("evidence", "Evidence"))
 DEFAULT_DAYS = {"history": 14, "requests": 30, "holds": 90}
 MAX_DAYS = 366
+SEVERITY = ("red", "amber", "green")
 # Evidence run ids of Airflow runs are "<dag_id>/<Airflow run id>" (dags/*.py): linked to the run.
 DAG_RUN_ID = re.compile(r"^(?P<dag>[a-z][a-z0-9_]*)/(?P<run>.+)$")
 DAG_IDS = frozenset(
@@ -188,7 +189,8 @@ def mount_views(app: FastAPI, *, shop_db: Connect, policy: Callable[[], Policy],
         """Per rule: last sweep and effect, overdue now, oldest overdue, held; red/amber/green."""
         with reading() as cur:
             rules = figures.rules_now(cur, policy(), now=now())
-        counts = {s: sum(r.status == s for r in rules) for s in ("red", "amber", "green")}
+        counts = {s: sum(r.status == s for r in rules) for s in SEVERITY}
+        rules.sort(key=lambda r: (SEVERITY.index(r.status), r.rule_id))  # what needs on-call first
         return page(request, user, "now", rules=rules, counts=counts)
 
     @app.get(VIEW_PREFIX + "/history", dependencies=[read_page], response_class=HTMLResponse)
@@ -201,7 +203,8 @@ def mount_views(app: FastAPI, *, shop_db: Connect, policy: Callable[[], Policy],
             daily = figures.daily_effects(cur, start=chosen.start, end=chosen.end)
             audits = figures.audit_runs(cur, start=chosen.start, end=chosen.end)
         chart = effects_chart(daily, chosen.days)
-        return page(request, user, "history", period=chosen, daily=daily, audits=audits, chart=chart)
+        effects = [d for d in daily if d.removed or d.anonymised or d.purged or d.held]
+        return page(request, user, "history", period=chosen, daily=daily, effects=effects, audits=audits, chart=chart)
 
     @app.get(VIEW_PREFIX + "/requests", dependencies=[read_page, read_requests], response_class=HTMLResponse)
     def requests_view(request: Request, user: GetUserDep) -> HTMLResponse:
