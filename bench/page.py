@@ -2,12 +2,15 @@
 (``bench_<timestamp>_page``).
 
 - **ours**: the page's Now and Evidence views through the real app (``governance_airflow.api.app``
-  ``create_app``, its routes, the Airflow connection ``governance_db``, one connection per request
-  as in the API server, the figures, the Jinja2 templates), driven in process by FastAPI's
-  TestClient with Airflow's authentication and DAG authorisation dependencies overridden (they
-  are the API server's and not this page's cost);
-- **baseline**: the bare SQL of the same figures (the statements of
-  ``governance.compliance.figures.rules_now`` / ``evidence_status``) on an open connection.
+  ``create_app``, its routes, the Airflow connection ``governance_db`` and the page's kept-open
+  read connections (``api/readers.py``), the figures, the Jinja2 templates), driven in process by
+  FastAPI's TestClient with Airflow's authentication and DAG authorisation dependencies overridden
+  (they are the API server's and not this page's cost);
+- **baseline**: the bare SQL of the same figures (the statement of ``figures.rules_now``; for the
+  Evidence view the head, a plain ``GROUP BY kind`` over the log and the last verification) on an
+  open connection; reported too, the same on a connection opened for the question. The page counts
+  entries per kind incrementally (``figures._per_kind``): the first request after the app starts
+  pays the full count (and the policy's loading), reported as a note.
 
 Target: each view answers in under 300 ms (median) and within 2x of its bare SQL. The entries are
 bulk-inserted (INSERT ... SELECT generate_series) as a year of hourly sweeps and audits of the
@@ -154,6 +157,8 @@ def _page_times(client: Any) -> dict[str, list[float]]:
             response = client.get(f"/view/{view}")
             elapsed = time.perf_counter() - start
             assert response.status_code == 200, (view, response.status_code, response.text[:300])
+            if attempt == 0:
+                times[f"first_{view}"] = [elapsed]
             if attempt >= 2:
                 times.setdefault(view, []).append(elapsed)
     return times
@@ -173,24 +178,25 @@ def run(ctx: Context) -> list[Check]:
             fresh[view] += seconds
     for view in ("now", "evidence"):
         ours = statistics.median(page[view])
-        baseline = statistics.median(fresh[view])
-        on_open = statistics.median(warm[view])
+        baseline = statistics.median(warm[view])
+        own = statistics.median(fresh[view])
         r = ratio(ours, baseline)
         checks.append(
             Check(
                 f"page.{view}",
                 f"Governance page, {view} view, {entries:,} evidence entries",
                 ours,
-                {"bare SQL, own connection": baseline, "bare SQL, open connection": on_open},
+                {"bare SQL, open connection": baseline, "bare SQL, own connection": own},
                 r,
                 "ours/baseline",
                 f"< {TARGET_MS:.0f} ms and <= {RATIO}x",
                 bool(ours * 1000 < TARGET_MS and at_most(r, RATIO)),
                 counts={"evidence_entries": entries + 1, "requests": RUNS},
                 notes=[
-                    f"median of {RUNS}: page {ours * 1000:.1f} ms; bare SQL on a connection of its own (as the "
-                    f"page opens per request) {baseline * 1000:.1f} ms, on an open one {on_open * 1000:.1f} ms "
-                    f"({ratio(ours, on_open) or 0:.1f}x)"
+                    f"median of {RUNS}: page {ours * 1000:.1f} ms; bare SQL on an open connection "
+                    f"{baseline * 1000:.1f} ms, on a connection of its own {own * 1000:.1f} ms "
+                    f"({ratio(ours, own) or 0:.2f}x); the first request after the app started "
+                    f"{page[f'first_{view}'][0] * 1000:.1f} ms"
                 ],
             )
         )

@@ -202,7 +202,9 @@ def test_the_page_in_a_browser_shows_the_audit_then_green_after_a_sweep(
     assert [r.get_attribute("data-hold") for r in css(browser, "#holds-in-force tr[data-hold]")] == ["1"]
     open_tab(browser, "history")
     assert browser.find_elements("css selector", "#effects-chart svg"), "the History view has no chart"
-    audits = {row.get_attribute("data-run"): row.get_attribute("data-ok") for row in css(browser, "#audits tr[data-run]")}
+    audits = {
+        row.get_attribute("data-run"): row.get_attribute("data-ok") for row in css(browser, "#audits tr[data-run]")
+    }
     assert (audits["page-audit-1"], audits["page-audit-2"]) == ("false", "true")
 
     open_tab(browser, "evidence")

@@ -38,7 +38,7 @@ def effects_chart(daily: list[DailyEffect], days: list[date] | None = None) -> s
     if not values:
         return ""
     chart = (
-        alt.Chart(alt.Data(values=values))
+        alt.Chart(alt.Data(values=values))  # type: ignore[no-untyped-call]  # altair's generated schema classes
         .mark_bar()
         .encode(
             x=alt.X(

@@ -28,6 +28,7 @@ from governance.db import transaction
 from governance.errors import GovernanceError, InfrastructureError, PolicyError, RequestNotFound, SettingsError
 from governance_airflow.api.access import ActingUser, read_requests, write_requests
 from governance_airflow.api.bodies import ExtendBody, KindFilter, OpenBody, RefuseBody, StateFilter, VerifyBody, states
+from governance_airflow.api.readers import ReadPool
 from governance_airflow.api.views import VIEW_PREFIX, login_url, mount_views, refusal_page
 
 if TYPE_CHECKING:
@@ -60,6 +61,33 @@ def shop_db() -> Iterator[connection]:
         conn.close()
 
 
+@cache
+def read_pool() -> ReadPool:
+    """The page's read-only connections (``readers``), per API server process."""
+    from governance_airflow.connections import db_connection
+
+    return ReadPool(dsn=_shop_dsn, connect=lambda dsn: db_connection(dsn=dsn))
+
+
+def _shop_dsn() -> str:
+    from governance_airflow.connections import db_dsn
+
+    try:
+        return db_dsn()
+    except Exception as exc:  # Airflow raises its own not-found and parse errors
+        raise InfrastructureError(
+            f"cannot read the Airflow connection 'governance_db': {type(exc).__name__}. Fix it under "
+            "Admin > Connections or AIRFLOW_CONN_GOVERNANCE_DB"
+        ) from None
+
+
+@contextmanager
+def page_db() -> Iterator[connection]:
+    """A kept-open connection for one of the page's read-only views."""
+    with read_pool().connection() as conn:
+        yield conn
+
+
 def now() -> datetime:
     return datetime.now(UTC)
 
@@ -83,7 +111,7 @@ def create_app() -> FastAPI:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     _routes(app)
     _mount_acks(app)
-    mount_views(app, shop_db=shop_db, policy=policy, now=lambda: now())
+    mount_views(app, read_db=page_db, write_db=shop_db, policy=policy, now=lambda: now())
     return app
 
 

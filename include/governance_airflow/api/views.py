@@ -156,8 +156,11 @@ def refusal_page(request: Request, code: int, detail: str) -> HTMLResponse:
 Connect = Callable[[], AbstractContextManager["connection"]]
 
 
-def mount_views(app: FastAPI, *, shop_db: Connect, policy: Callable[[], Policy], now: Callable[[], datetime]) -> None:
-    """Add the page's routes to the governance app (``app.create_app``)."""
+def mount_views(
+    app: FastAPI, *, read_db: Connect, write_db: Connect, policy: Callable[[], Policy], now: Callable[[], datetime]
+) -> None:
+    """Add the page's routes to the governance app (``app.create_app``): the views read through
+    ``read_db`` (kept-open connections, ``readers``), the verify button writes through ``write_db``."""
 
     def page(request: Request, user: Any, view: str, **context: Any) -> HTMLResponse:
         return templates.TemplateResponse(
@@ -176,7 +179,7 @@ def mount_views(app: FastAPI, *, shop_db: Connect, policy: Callable[[], Policy],
 
     @contextmanager
     def reading() -> Iterator[Any]:
-        with shop_db() as conn, transaction(conn, read_only=True) as cur:
+        with read_db() as conn, transaction(conn, read_only=True) as cur:
             yield cur
 
     @app.get(VIEW_PREFIX, include_in_schema=False)
@@ -240,11 +243,13 @@ def mount_views(app: FastAPI, *, shop_db: Connect, policy: Callable[[], Policy],
     def verify_view(request: Request, user: GetUserDep) -> Response:
         """Verify the whole chain (SEC-1), record the result with the acting user, show it."""
         same_origin(request)
-        with shop_db() as conn:
+        with write_db() as conn:
             result = evidence.verify(conn)
             conn.rollback()
             with transaction(conn) as cur:
                 at = now()
-                figures.record_verification(cur, result, by=user.get_name(), run_id=f"governance_page/{iso(at)}", now=at)
+                figures.record_verification(
+                    cur, result, by=user.get_name(), run_id=f"governance_page/{iso(at)}", now=at
+                )
         outcome = "ok" if result.ok else "problems"
         return RedirectResponse(f"{request.scope.get('root_path', '')}{VIEW_PREFIX}/evidence?verified={outcome}", 303)
