@@ -277,3 +277,25 @@ def test_bad_flags_are_named_with_exit_code_2(capsys, flags, named):
     # no database is needed to refuse them: they fail before any connection
     code, out, err = cli(capsys, "report", "--db-url", "postgresql://nowhere.invalid/x", *flags)
     assert code == 2 and named in err and not out
+
+
+def test_a_broken_chain_is_reported_as_broken_with_exit_code_5(two_days, tmp_path, capsys):
+    """Last in this module: it breaks the module's chain (an entry rewritten behind the triggers)."""
+    conn = two_days["conn"]
+    with conn.cursor() as cur:
+        cur.execute("SET session_replication_role = replica")
+        cur.execute(
+            "UPDATE governance.evidence SET counts = jsonb_set(counts, '{deleted}', '0') WHERE entry_id = "
+            "(SELECT min(entry_id) FROM governance.evidence WHERE kind = 'sweep_rule' AND run_id = 'd1-sweep')"
+        )
+        cur.execute("SET session_replication_role = DEFAULT")
+    conn.commit()
+    out = tmp_path / "broken.json"
+    day = DAY1.isoformat()
+    code, _, err = cli(
+        capsys, "report", *two_days["base"], "--from", day, "--to", day, "--format", "json", "--out", str(out)
+    )
+    assert code == 5 and "BROKEN" in err
+    verification = json.loads(out.read_text())["evidence"]["verification"]
+    assert verification["ok"] is False
+    assert any("entry_hash does not match its content" in p["problem"] for p in verification["problems"])
