@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from governance import evidence
+from governance.audit.reports import PURGE_CADENCE, REPORTS_RULE, check_reports
 from governance.compliance import publish
 from governance.compliance import report as period_report
 from governance.db import transaction
@@ -127,7 +128,13 @@ def test_reports_past_their_window_are_purged_with_evidence(conn, s3):
     just_before = window.expires_at(WALL) - timedelta(days=1)
     assert publish.purge_expired(conn, s3, POLICY, now=just_before, run_id="purge-early") == 0
     after = window.expires_at(datetime.now(UTC)) + timedelta(minutes=1)
+    # the audit's own check (independent of the purge) gives the daily purge a day, then finds both
+    assert check_reports(s3, POLICY, after).overdue == 0
+    missed = check_reports(s3, POLICY, after + PURGE_CADENCE)
+    assert (missed.rule, missed.overdue, missed.details["objects_listed"]) == (REPORTS_RULE, 2, 2)
+    assert "compliance-reports-object-store (RET-9): 2 objects overdue" in missed.headline()
     assert publish.purge_expired(conn, s3, POLICY, now=after, run_id="purge-due") == 2
+    assert check_reports(s3, POLICY, after + PURGE_CADENCE).overdue == 0
     listed = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET).get("Contents", [])]
     assert listed == ["elsewhere/keep.txt"]
     with transaction(conn, read_only=True) as cur:
