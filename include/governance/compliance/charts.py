@@ -102,7 +102,12 @@ def audits_spec(runs: Sequence[AuditRun], title: str = "Overdue per audit") -> d
     ]
     alt = _altair()
     base = alt.Chart(alt.Data(values=values)).encode(
-        x=alt.X("at:T", title="Audit (UTC)", timeUnit="utcyearmonthdatehoursminutes"),
+        x=alt.X(
+            "at:T",
+            title="Audit (UTC)",
+            scale=alt.Scale(type="utc"),
+            axis=alt.Axis(format="%Y-%m-%d %H:%M", labelAngle=-30, tickCount=6),
+        ),
         y=alt.Y("overdue:Q", title="Overdue records / objects"),
     )
     points = base.mark_point(filled=True, size=60).encode(
