@@ -1,72 +1,168 @@
-"""Charts of the compliance figures (#13): Vega-Lite specs built with Altair and rendered to SVG
-locally by vl-convert (no browser, no CDN, nothing fetched), so the Governance page and the period
-report embed them inline. Each function takes figures (``governance.compliance.figures``) and
-returns an ``<svg>`` string, or "" when there is nothing to draw.
+"""The compliance charts (#13): Vega-Lite specs built with Altair from the shared figures
+(``governance.compliance.figures``), rendered on this machine to SVG (the page, the HTML report) or
+PNG with vl-convert, an embedded renderer: nothing is fetched from a CDN or the network, so the page
+and the report work without internet.
+
+- ``effects_chart``: per UTC day, what the sweeps removed / anonymised / purged and found held,
+  stacked, one small chart per rule (RET-8);
+- ``audits_chart``: each audit's overdue total over time (RET-1..RET-10);
+- ``requests_chart``: data-subject requests per kind, answered in time / late / open (REQ-1).
+
+Charts carry rule ids, kinds, days and counts only, never personal data. A chart with no data says
+so in words instead of drawing empty axes.
 """
 
 from __future__ import annotations
 
-from datetime import date
+from collections.abc import Sequence
 from typing import Any
 
-import altair as alt
-import vl_convert
+from governance.compliance.figures import AuditRun, DailyEffect, RequestFigure
+from governance.windows import iso
 
-from governance.compliance.figures import DailyEffect
-
-# The reviewer's words for what a sweep did, in the order they are stacked, with their colours.
-MEASURES = ("removed", "anonymised", "purged", "held")
-COLOURS = ("#1f6feb", "#8250df", "#bf8700", "#cf222e")
-WIDTH = 640
-ROW_HEIGHT = 110
-
-
-def _svg(chart: alt.TopLevelMixin) -> str:
-    svg: str = vl_convert.vegalite_to_svg(chart.to_dict())
-    return svg
+EFFECTS = ("removed", "anonymised", "purged", "held")
+EFFECT_COLOURS = ("#4c78a8", "#72b7b2", "#f58518", "#9d755d")
+REQUEST_STATES = ("answered in time", "answered late", "open, in time", "open, late")
+REQUEST_COLOURS = ("#54a24b", "#e45756", "#bab0ac", "#b279a2")
+FACET_COLUMNS = 3
+WIDTH = 180
+HEIGHT = 120
 
 
-def effects_chart(daily: list[DailyEffect], days: list[date] | None = None) -> str:
-    """Per rule (one panel each, its own scale) and UTC day: removed / anonymised / purged / held,
-    stacked bars. ``days``: the period's days, so that days without a sweep show as gaps."""
-    values: list[dict[str, Any]] = [
-        {"day": d.day.isoformat(), "rule": d.rule_id, "measure": m, "n": getattr(d, m)}
+def _altair() -> Any:
+    import altair as alt  # heavy: imported where a chart is drawn, not where figures are read
+
+    return alt
+
+
+def render_svg(spec: dict[str, Any]) -> str:
+    """A Vega-Lite spec as an SVG document (text as <text> elements, so labels stay searchable)."""
+    import vl_convert
+
+    return str(vl_convert.vegalite_to_svg(spec))
+
+
+def render_png(spec: dict[str, Any], scale: float = 2.0) -> bytes:
+    """A Vega-Lite spec as PNG bytes (for documents that cannot embed SVG)."""
+    import vl_convert
+
+    return bytes(vl_convert.vegalite_to_png(spec, scale=scale))
+
+
+def _empty_spec(title: str, message: str) -> dict[str, Any]:
+    alt = _altair()
+    chart = (
+        alt.Chart(alt.Data(values=[{"message": message}]), title=title)
+        .mark_text(fontSize=13, align="left", x=5, y=20)
+        .encode(text="message:N")
+        .properties(width=WIDTH * 2, height=40)
+    )
+    return dict(chart.to_dict())
+
+
+def effects_spec(daily: Sequence[DailyEffect], title: str = "Sweep effects per day (UTC)") -> dict[str, Any]:
+    """Stacked bars per day: removed / anonymised / purged / held, one panel per rule."""
+    values = [
+        {"day": d.day.isoformat(), "rule_id": d.rule_id, "effect": effect, "count": getattr(d, effect)}
         for d in daily
-        for m in MEASURES
-        if getattr(d, m)
+        for effect in EFFECTS
+        if getattr(d, effect)
     ]
     if not values:
-        return ""
+        return _empty_spec(title, "No sweep removed, anonymised, purged or held anything in this period.")
+    alt = _altair()
     chart = (
-        alt.Chart(alt.Data(values=values))  # type: ignore[no-untyped-call]  # altair's generated schema classes
+        alt.Chart(alt.Data(values=values))
         .mark_bar()
         .encode(
-            x=alt.X(
-                "day:O",
-                title="day (UTC)",
-                scale=alt.Scale(domain=[d.isoformat() for d in days]) if days else alt.Undefined,
-                axis=alt.Axis(labelAngle=-40, labelOverlap=True),
-            ),
-            y=alt.Y("sum(n):Q", title="records / objects", axis=alt.Axis(tickMinStep=1, format="d")),
+            x=alt.X("day:O", title="Day (UTC)"),
+            y=alt.Y("sum(count):Q", title="Records / objects"),
             color=alt.Color(
-                "measure:N",
-                scale=alt.Scale(domain=list(MEASURES), range=list(COLOURS)),
-                legend=alt.Legend(title=None, orient="top"),
+                "effect:N",
+                title="Effect",
+                scale=alt.Scale(domain=list(EFFECTS), range=list(EFFECT_COLOURS)),
             ),
-            order=alt.Order("measure_order:Q"),
-            tooltip=["rule:N", "day:O", "measure:N", "n:Q"],
+            order=alt.Order("effect:N"),
+            tooltip=["day:O", "rule_id:N", "effect:N", "count:Q"],
         )
-        .transform_calculate(measure_order=f"indexof({list(MEASURES)!r}, datum.measure)")
-        .properties(width=WIDTH, height=ROW_HEIGHT)
-        .facet(
-            row=alt.Row(
-                "rule:N",
-                title=None,
-                header=alt.Header(labelAngle=0, labelOrient="top", labelAnchor="start", labelFontWeight="bold"),
-            )
-        )
+        .properties(width=WIDTH, height=HEIGHT)
+        .facet(facet=alt.Facet("rule_id:N", title="Rule"), columns=FACET_COLUMNS)
         .resolve_scale(y="independent")
-        .configure_view(stroke=None)
-        .configure(font="sans-serif")
+        .properties(title=title)
     )
-    return _svg(chart)
+    return dict(chart.to_dict())
+
+
+def audits_spec(runs: Sequence[AuditRun], title: str = "Overdue per audit") -> dict[str, Any]:
+    """Each audit's overdue total over time: a line with a point per audit, red where not ok."""
+    if not runs:
+        return _empty_spec(title, "No audit was recorded in this period.")
+    values = [
+        {"at": iso(r.recorded_at), "overdue": r.overdue_total, "result": "ok" if r.ok else "findings"} for r in runs
+    ]
+    alt = _altair()
+    base = alt.Chart(alt.Data(values=values)).encode(
+        x=alt.X(
+            "at:T",
+            title="Audit (UTC)",
+            scale=alt.Scale(type="utc"),
+            axis=alt.Axis(format="%Y-%m-%d %H:%M", labelAngle=-30, tickCount=6),
+        ),
+        y=alt.Y("overdue:Q", title="Overdue records / objects"),
+    )
+    points = base.mark_point(filled=True, size=60).encode(
+        color=alt.Color(
+            "result:N", title="Result", scale=alt.Scale(domain=["ok", "findings"], range=["#54a24b", "#e45756"])
+        ),
+        tooltip=["at:T", "overdue:Q", "result:N"],
+    )
+    chart = (base.mark_line(color="#888") + points).properties(width=WIDTH * 3, height=HEIGHT, title=title)
+    return dict(chart.to_dict())
+
+
+def request_state(r: RequestFigure) -> str:
+    """The request's standing in words (one of ``REQUEST_STATES``)."""
+    if r.closed_at is not None:
+        return REQUEST_STATES[0] if r.answered_in_time else REQUEST_STATES[1]
+    return REQUEST_STATES[3] if r.late else REQUEST_STATES[2]
+
+
+def requests_spec(reqs: Sequence[RequestFigure], title: str = "Requests per kind") -> dict[str, Any]:
+    """Horizontal stacked bars per request kind: answered in time, late, open in time, open late."""
+    if not reqs:
+        return _empty_spec(title, "No data-subject request was received or open in this period.")
+    counts: dict[tuple[str, str], int] = {}
+    for r in reqs:
+        key = (r.kind, request_state(r))
+        counts[key] = counts.get(key, 0) + 1
+    values = [{"kind": k, "state": s, "count": n} for (k, s), n in sorted(counts.items())]
+    alt = _altair()
+    chart = (
+        alt.Chart(alt.Data(values=values))
+        .mark_bar()
+        .encode(
+            y=alt.Y("kind:N", title="Kind"),
+            x=alt.X("sum(count):Q", title="Requests"),
+            color=alt.Color(
+                "state:N", title="State", scale=alt.Scale(domain=list(REQUEST_STATES), range=list(REQUEST_COLOURS))
+            ),
+            tooltip=["kind:N", "state:N", "count:Q"],
+        )
+        .properties(width=WIDTH * 2, title=title)
+    )
+    return dict(chart.to_dict())
+
+
+def effects_chart(daily: Sequence[DailyEffect]) -> str:
+    """``effects_spec`` as SVG."""
+    return render_svg(effects_spec(daily))
+
+
+def audits_chart(runs: Sequence[AuditRun]) -> str:
+    """``audits_spec`` as SVG."""
+    return render_svg(audits_spec(runs))
+
+
+def requests_chart(reqs: Sequence[RequestFigure]) -> str:
+    """``requests_spec`` as SVG."""
+    return render_svg(requests_spec(reqs))

@@ -416,3 +416,45 @@ def record_verification(cur: cursor, result: evidence.Verification, *, by: str, 
         counts={"entries": result.entries, "problems": len(result.problems)},
         details={"by": by, "ok": result.ok, "head_hash": result.head_hash, "head_entry_id": result.head_entry_id},
     )
+
+
+@dataclass(frozen=True)
+class RuleAudits:
+    rule_id: str
+    audits: int  # audits of the period that checked the rule
+    audits_overdue: int  # ... and found something of it overdue
+    max_overdue: int
+    max_oldest_overdue_seconds: int | None
+    last_overdue: int  # what the period's last audit of the rule found
+    last_held: int
+
+
+_RULE_AUDITS = """
+SELECT rule_id, count(*), count(*) FILTER (WHERE coalesce((counts ->> 'overdue')::bigint, 0) > 0),
+       coalesce(max((counts ->> 'overdue')::bigint), 0), max((counts ->> 'oldest_overdue_seconds')::bigint),
+       coalesce((array_agg((counts ->> 'overdue')::bigint ORDER BY entry_id DESC))[1], 0),
+       coalesce((array_agg((counts ->> 'held')::bigint ORDER BY entry_id DESC))[1], 0)
+FROM governance.evidence WHERE kind = 'audit_rule' AND recorded_at >= %s AND recorded_at < %s
+GROUP BY rule_id ORDER BY rule_id
+"""
+
+
+def rule_audits(cur: cursor, *, start: datetime, end: datetime) -> list[RuleAudits]:
+    """Per rule (and check), what the audits recorded in [start, end) found (``audit_rule`` entries)."""
+    cur.execute(_RULE_AUDITS, (start, end))
+    return [
+        RuleAudits(
+            str(r[0]), int(r[1]), int(r[2]), int(r[3]), int(r[4]) if r[4] is not None else None, int(r[5]), int(r[6])
+        )
+        for r in cur.fetchall()
+    ]
+
+
+def policy_versions(cur: cursor, *, start: datetime, end: datetime) -> list[str]:
+    """The policy versions (sha256 of the policy file) the entries recorded in [start, end) name."""
+    cur.execute(
+        "SELECT DISTINCT policy_version FROM governance.evidence WHERE recorded_at >= %s AND recorded_at < %s "
+        "AND policy_version IS NOT NULL ORDER BY 1",
+        (start, end),
+    )
+    return [str(r[0]) for r in cur.fetchall()]
