@@ -301,3 +301,26 @@ def shot(browser, name: str) -> None:
     browser.switch_to.default_content()
     browser.save_screenshot(str(ARTIFACTS / f"{name}.png"))
     enter_page_frame(browser)
+
+
+def test_the_period_report_downloads_from_the_page(server, tokens, shop, conn):
+    today = shop.date().isoformat()
+    form = {"from": today, "to": today, "format": "json"}
+    viewer = requests.post(view_url(server, "report"), headers=bearer(tokens["auditor"]), data=form, timeout=60)
+    assert viewer.status_code == 403
+    before = verifications(conn)
+    response = requests.post(view_url(server, "report"), headers=bearer(tokens["reviewer"]), data=form, timeout=120)
+    assert response.status_code == 200, response.text[:500]
+    assert response.headers["content-disposition"] == f'attachment; filename="governance-report-{today}-{today}.json"'
+    report = response.json()
+    assert report["period"]["from"] == today and report["generated_by"] == "reviewer"
+    assert not [p for p in PERSONAL if p in response.text]
+    assert verifications(conn) == before + 1  # building it verified the chain, recorded with the user
+    pdf = requests.post(
+        view_url(server, "report"), headers=bearer(tokens["reviewer"]), data={**form, "format": "pdf"}, timeout=120
+    )
+    assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
+    bad = requests.post(
+        view_url(server, "report"), headers=bearer(tokens["reviewer"]), data={**form, "from": "soon"}, timeout=60
+    )
+    assert bad.status_code == 400 and "YYYY-MM-DD" in bad.text

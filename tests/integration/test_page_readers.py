@@ -75,4 +75,3 @@ def test_no_more_than_keep_are_kept(pool):
     with pool.connection(), pool.connection(), pool.connection():
         pass
     assert len(pool.opened) == 3 and sum(c.closed for c in pool.opened) == 1
-

@@ -199,23 +199,25 @@ def mount_views(
     @app.get(VIEW_PREFIX + "/history", dependencies=[read_page], response_class=HTMLResponse)
     def history_view(request: Request, user: GetUserDep) -> HTMLResponse:
         """Per rule and day of a period: the sweeps' effects as charts; each audit and its result."""
-        from governance.compliance.charts import effects_chart
+        from governance.compliance import charts
 
         chosen = period(request, "history", now().date())
         with reading() as cur:
             daily = figures.daily_effects(cur, start=chosen.start, end=chosen.end)
             audits = figures.audit_runs(cur, start=chosen.start, end=chosen.end)
-        chart = effects_chart(daily, chosen.days)
         effects = [d for d in daily if d.removed or d.anonymised or d.purged or d.held]
-        return page(request, user, "history", period=chosen, daily=daily, effects=effects, audits=audits, chart=chart)
+        drawn = {"effects": charts.effects_chart(daily), "audits": charts.audits_chart(audits)}
+        return page(request, user, "history", period=chosen, daily=daily, effects=effects, audits=audits, charts=drawn)
 
     @app.get(VIEW_PREFIX + "/requests", dependencies=[read_page, read_requests], response_class=HTMLResponse)
     def requests_view(request: Request, user: GetUserDep) -> HTMLResponse:
         """Requests received in the period and all still open: deadlines, days left or late."""
         chosen = period(request, "requests", now().date())
+        from governance.compliance import charts
+
         with reading() as cur:
             found = figures.requests(cur, start=chosen.start, end=chosen.end, now=now())
-        return page(request, user, "requests", period=chosen, requests=found)
+        return page(request, user, "requests", period=chosen, requests=found, chart=charts.requests_chart(found))
 
     @app.get(VIEW_PREFIX + "/recipients", dependencies=[read_page], response_class=HTMLResponse)
     def recipients_view(request: Request, user: GetUserDep) -> HTMLResponse:
@@ -253,3 +255,47 @@ def mount_views(
                 )
         outcome = "ok" if result.ok else "problems"
         return RedirectResponse(f"{request.scope.get('root_path', '')}{VIEW_PREFIX}/evidence?verified={outcome}", 303)
+
+    @app.post(VIEW_PREFIX + "/report", dependencies=[read_page, verify_chain], include_in_schema=False)
+    async def report_view(request: Request, user: GetUserDep) -> Response:
+        """The period report (``governance.compliance.report``, as ``governance report``) of the form's
+        ``from``/``to``/``format``, as a download. Building it verifies the chain and records that
+        verification with the acting user (SEC-1): a write, hence a POST needing PUT, as the button."""
+        from fastapi.concurrency import run_in_threadpool
+
+        same_origin(request)
+        form = await request.form()
+        fields = {k: str(form.get(k) or "") for k in ("from", "to", "format")}
+        return await run_in_threadpool(_report, user.get_name(), fields)
+
+    def _report(by: str, fields: dict[str, str]) -> Response:
+        from governance.compliance import report
+        from governance.errors import ReportError
+
+        try:
+            chosen = report.period_of(fields["from"], fields["to"])
+            fmt = report.check_format(fields["format"] or "html")
+        except ReportError as exc:
+            raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc).replace("--", "")) from None
+        at = now()
+        with write_db() as conn:
+            result = report.verify_and_record(
+                conn, _s3_or_none(), policy(), by=by, run_id=f"governance_page/report/{iso(at)}", now=at
+            )
+            built = report.build(conn, policy(), chosen, verification=result, generated_at=at, generated_by=by)
+        body = report.render(built, fmt)
+        name = f"governance-report-{chosen.first}-{chosen.last}.{fmt}"
+        media = {"html": "text/html; charset=utf-8", "pdf": "application/pdf", "json": "application/json"}[fmt]
+        return Response(body, media_type=media, headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+def _s3_or_none() -> Any:
+    """The object store for the anchors' check (Airflow connection ``governance_s3``), as the daily
+    report uses it; without one the report says the anchors were not checked."""
+    from governance_airflow.connections import optional_connection
+
+    if optional_connection("governance_s3") is None:
+        return None
+    import governance_airflow
+
+    return governance_airflow.s3_client()
