@@ -35,23 +35,25 @@ RUNS = 15  # timed requests per view (after two warm-ups); the median counts
 TARGET_MS = 300.0
 RATIO = 2.0
 
-# One hour of the shop: the sweep's summary per rule, the audit and its per-rule entries.
+# One hour of the shop: the sweep's summary per rule, the audit and its per-rule entries (the
+# policy's rules and the audit's own checks, which no sweep ever summarises), one run id per audit.
+CHECKS = ["data-location", "erased-persons-left", "completed-requests-notified"]
 _BULK = """
 INSERT INTO governance.evidence (recorded_at, kind, run_id, rule_id, step, requirements, as_of, counts, details,
                                  prev_hash, entry_hash)
-SELECT %(now)s - make_interval(hours => (%(n)s - i) / %(per_hour)s) - interval '1 minute',
-       k.kind, k.kind || '/bench-' || ((%(n)s - i) / %(per_hour)s), k.rule_id, 'summary', '{RET-8}',
-       %(now)s, k.counts, k.details, repeat('0', 64), md5(i::text) || md5((-i)::text)
+SELECT %(now)s - make_interval(hours => h) - interval '1 minute', k.kind,
+       CASE WHEN k.kind = 'sweep_rule' THEN 'sweep/bench-' ELSE 'audit/bench-' END || h, k.rule_id, 'summary',
+       '{RET-8}', %(now)s, k.counts, k.details, repeat('0', 64), md5(i::text) || md5((-i)::text)
 FROM generate_series(1, %(n)s) AS i
+CROSS JOIN LATERAL (SELECT (%(n)s - i) / %(per_hour)s AS h, i %% %(per_hour)s AS p) AS slot
 CROSS JOIN LATERAL (
-    SELECT CASE WHEN i %% %(per_hour)s = 0 THEN 'audit'
-                WHEN i %% %(per_hour)s <= %(rules)s THEN 'sweep_rule' ELSE 'audit_rule' END AS kind,
-           CASE WHEN i %% %(per_hour)s = 0 THEN ''
-                ELSE (%(rule_ids)s::text[])[1 + (i %% %(per_hour)s - 1) %% %(rules)s] END AS rule_id,
-           CASE WHEN i %% %(per_hour)s = 0 THEN '{"overdue_total": 0}'::jsonb
-                WHEN i %% %(per_hour)s <= %(rules)s THEN jsonb_build_object('deleted', i %% 97, 'held', i %% 3)
+    SELECT CASE WHEN p = 0 THEN 'audit' WHEN p <= %(rules)s THEN 'sweep_rule' ELSE 'audit_rule' END AS kind,
+           CASE WHEN p = 0 THEN '' WHEN p <= %(rules)s THEN (%(rule_ids)s::text[])[p]
+                ELSE (%(audit_ids)s::text[])[p - %(rules)s] END AS rule_id,
+           CASE WHEN p = 0 THEN '{"overdue_total": 0}'::jsonb
+                WHEN p <= %(rules)s THEN jsonb_build_object('deleted', i %% 97, 'held', i %% 3)
                 ELSE jsonb_build_object('overdue', 0, 'held', i %% 3, 'oldest_overdue_seconds', null) END AS counts,
-           CASE WHEN i %% %(per_hour)s = 0 THEN '{"rules_checked": 8, "rules_over": [], "rights_failed": []}'::jsonb
+           CASE WHEN p = 0 THEN '{"rules_checked": 17, "rules_over": [], "rights_failed": []}'::jsonb
                 ELSE '{}'::jsonb END AS details
 ) AS k
 """
@@ -65,11 +67,18 @@ def _fill(ctx: Context, db_url: str, entries: int) -> None:
     rule_ids = [r.id for r in ctx.policy.rules]
     conn = connect(db_url)
     apply_schema(conn, ctx.policy)
+    audit_ids = rule_ids + CHECKS
     with conn.cursor() as cur:
-        per_hour = 2 * len(rule_ids) + 1
         cur.execute(
             _BULK,
-            {"n": entries, "now": ctx.now, "per_hour": per_hour, "rules": len(rule_ids), "rule_ids": rule_ids},
+            {
+                "n": entries,
+                "now": ctx.now,
+                "per_hour": len(rule_ids) + len(audit_ids) + 1,
+                "rules": len(rule_ids),
+                "rule_ids": rule_ids,
+                "audit_ids": audit_ids,
+            },
         )
     conn.commit()
     with transaction(conn) as cur:

@@ -8,6 +8,7 @@ import psycopg2
 import pytest
 
 from governance.db import connect
+from governance_airflow.api import readers
 from governance_airflow.api.readers import ReadPool
 
 pytestmark = pytest.mark.integration
@@ -42,7 +43,8 @@ def test_an_idle_connection_is_reused(pool):
     assert len(pool.opened) == 1
 
 
-def test_a_connection_the_server_ended_is_replaced(pool, conn):
+def test_a_connection_the_server_ended_is_replaced(pool, conn, monkeypatch):
+    monkeypatch.setattr(readers, "PING_AFTER", 0.0)  # checked before every use
     first = backend_pid(pool)
     with conn.cursor() as cur:
         cur.execute("SELECT pg_terminate_backend(%s)", (first,))

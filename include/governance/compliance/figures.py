@@ -90,16 +90,18 @@ SELECT ids.rule_id, s.recorded_at, s.run_id, s.counts, a.recorded_at, a.run_id, 
 FROM ids
 LEFT JOIN LATERAL (
     SELECT e.recorded_at, e.run_id, e.counts FROM governance.evidence e
-    WHERE e.kind = 'sweep_rule' AND e.rule_id = ids.rule_id ORDER BY e.entry_id DESC LIMIT 1
+    WHERE e.kind = 'sweep_rule' AND e.rule_id = ids.rule_id ORDER BY e.kind DESC, e.rule_id DESC, e.entry_id DESC LIMIT 1
 ) s ON true
 LEFT JOIN LATERAL (
     SELECT e.recorded_at, e.run_id, e.counts, e.requirements FROM governance.evidence e
-    WHERE e.kind = 'audit_rule' AND e.rule_id = ids.rule_id ORDER BY e.entry_id DESC LIMIT 1
+    WHERE e.kind = 'audit_rule' AND e.rule_id = ids.rule_id ORDER BY e.kind DESC, e.rule_id DESC, e.entry_id DESC LIMIT 1
 ) a ON true
 ORDER BY ids.rule_id
 """
 # The last sweep run's total per rule: a run records summary, summary#2... (cumulative), so the
-# run's newest summary is its total.
+# run's newest summary is its total. The laterals order by the whole of evidence_kind_rule_idx so
+# that a rule without any entry of the kind (an audit-only check never swept) costs one index probe,
+# not a backward scan of the whole log by entry_id.
 
 
 def rules_now(cur: cursor, policy: Policy, *, now: datetime) -> list[RuleNow]:
