@@ -6,6 +6,15 @@ FROM apache/airflow:3.3.2-python3.11
 # The image's convention: install Python packages as the airflow user, with apache-airflow pinned
 # to the image's own version (requirements.txt pins apache-airflow==3.3.2). 50000 is that user's
 # id in the official image; numeric, so Kubernetes' runAsNonRoot can check it.
+# The period report's PDF (#13): WeasyPrint draws with Pango; a font for the text. Debian 12
+# (bookworm, the image's base) versions, pinned.
+USER 0
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends \
+        libpango-1.0-0=1.50.12+ds-1 libpangoft2-1.0-0=1.50.12+ds-1 fonts-dejavu-core=2.37-6 \
+    && apt-get clean \
+    && rm -rf /var/lib/apt/lists/*
+
 USER 50000
 WORKDIR /opt/airflow
 

@@ -55,6 +55,10 @@ lint: venv
 
 # pytest's exit code 5 (no test collected) is a failure here, not a pass.
 test: lint
+	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then \
+	  echo "make test: no /usr/bin/chromium and /usr/bin/chromedriver: the Governance page's browser tests are skipped;" \
+	       "install them with: sudo apt-get install -y chromium chromium-driver (.ci/run does it as root)" >&2; \
+	fi
 	@rc=0; $(BIN)/python -m pytest $(PYTEST_ARGS) || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests; that is a failure" >&2; exit 1; fi; \
 	exit $$rc

@@ -36,6 +36,7 @@ MEASUREMENTS = {
     "erasure": ("erasure", ()),  # ERA-1: one person's erasure, its own database (export_shop's shop)
     "erasure_replay": ("erasure_replay", ()),  # its own database: a restored shop of 1,000,000 customers
     "audience": ("audience", ()),  # its own database: 1,000,000 accounts, consents, notices (#11)
+    "page": ("page", ()),  # its own database: the Governance page over 1,000,000 evidence entries (#13)
     "tuning": ("tuning", ()),  # opt-in: not part of the default run
 }
 DEFAULT = [name for name in MEASUREMENTS if name != "tuning"]

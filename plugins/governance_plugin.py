@@ -1,4 +1,6 @@
-"""The governance plugin: the request API (REQ-1) mounted in Airflow's API server under /governance.
+"""The governance plugin: the request API (REQ-1) and the Governance page (#13) mounted in Airflow's
+API server under /governance, and the page linked from Airflow's navigation as an external view
+(shown inside the UI at /plugin/governance, an iframe of /governance/view/now).
 
 The app is ``governance_airflow.api.app``; this file only registers it. Every Airflow component
 imports plugin files (a task runner for macros, the scheduler for timetables), so the app and
@@ -29,11 +31,30 @@ def _fastapi_apps() -> list[dict[str, Any]]:
     except Exception:
         log.exception("the governance request API could not be built and is not served; fix the error below")
         return []
-    return [{"app": app, "url_prefix": URL_PREFIX, "name": "governance: data-subject requests"}]
+    return [{"app": app, "url_prefix": URL_PREFIX, "name": "governance: data-subject requests and the Governance page"}]
+
+
+# A shield, inline (no file to serve, nothing fetched).
+_ICON = (
+    "data:image/svg+xml;utf8,<svg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 24 24' fill='none' "
+    "stroke='%2357606a' stroke-width='2' stroke-linecap='round' stroke-linejoin='round'>"
+    "<path d='M12 22s8-4 8-10V5l-8-3-8 3v7c0 6 8 10 8 10z'/><path d='M9 12l2 2 4-4'/></svg>"
+)
+EXTERNAL_VIEWS = [
+    {
+        "name": "Governance",
+        "href": "/governance/view/now",
+        "destination": "nav",
+        "url_route": "governance",
+        "nav_top_level": True,
+        "icon": _ICON,
+    }
+]
 
 
 class GovernancePlugin(AirflowPlugin):
     name = "governance"
+    external_views = EXTERNAL_VIEWS
 
     @property
     def fastapi_apps(self) -> list[dict[str, Any]]:  # type: ignore[override]  # built on first read

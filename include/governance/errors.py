@@ -246,3 +246,14 @@ class AudienceFailed(GovernanceError):
     is recorded, so a rerun starts again. ``retryable`` when the object store or mail server may come back."""
 
     retryable = True
+
+
+# --- the compliance report (#13) ------------------------------------------------------------------
+
+
+class ReportError(GovernanceError):
+    """A period report asked for wrongly (a date that does not parse, --from after --to, a period
+    too long, an unknown format), or one that does not match its shipped schema. The message names
+    the flag or the field to fix."""
+
+    exit_code = 2

@@ -47,7 +47,7 @@ def audit_conn_id() -> str:
     return AIRFLOW_DB_AUDIT_CONN_ID
 
 
-def db_connection(conn_id: str = AIRFLOW_DB_CONN_ID) -> connection:
+def db_connection(conn_id: str = AIRFLOW_DB_CONN_ID, *, dsn: str | None = None) -> connection:
     """A psycopg2 connection from the Airflow connection ``conn_id`` (``governance_db``), in UTC.
 
     Not ``PostgresHook.get_conn()``: with psycopg 3 and SQLAlchemy 2 installed (as here), the
@@ -61,7 +61,7 @@ def db_connection(conn_id: str = AIRFLOW_DB_CONN_ID) -> connection:
     from governance.settings import UNREACHABLE_SECTION, redact
 
     try:
-        conn = psycopg2.connect(db_dsn(conn_id))
+        conn = psycopg2.connect(dsn or db_dsn(conn_id))
     except Exception as exc:  # the hook raises several types; the message must name the connection
         raise InfrastructureError(
             f"cannot open the Airflow connection '{conn_id}' (postgres): {type(exc).__name__}: "

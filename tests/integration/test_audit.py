@@ -237,6 +237,7 @@ HELD = {
 }
 EXPORTS = POLICY.object_store.exports_bucket
 EXPORTS_CHECK = "request-exports-object-store"
+REPORTS_RULE = "compliance-reports-object-store"  # RET-9 (#13): the daily compliance reports' bucket
 
 
 @pytest.fixture
@@ -319,10 +320,16 @@ def test_evidence_is_one_entry_per_rule_idempotent_and_free_of_personal_data(con
         cur.execute("SELECT * FROM governance.verify_evidence()")
         assert cur.fetchall() == []
     conn.rollback()
-    # the rules, two object stores, SEC-3's location, the summary, and one per rights check (ERA-1, TP-5, ...)
-    assert len(entries) == len(POLICY.rules) + 4 + len(load_checks())
+    # the rules, two object stores, SEC-3's location, the reports bucket (RET-9, #13), the summary, and one per
+    # rights check (ERA-1, TP-5, ...)
+    assert len(entries) == len(POLICY.rules) + 5 + len(load_checks())
     assert {e[1] for e in entries if e[0] == "audit_rights"} == {c.id for c in load_checks()}
-    assert set(history) == {r.id for r in POLICY.rules} | {OBJECT_STORE_RULE, EXPORTS_CHECK, LOCATION_RULE}
+    assert set(history) == {r.id for r in POLICY.rules} | {
+        OBJECT_STORE_RULE,
+        EXPORTS_CHECK,
+        LOCATION_RULE,
+        REPORTS_RULE,
+    }
     assert history[LOCATION_RULE][0] == 0 and history[LOCATION_RULE][3] == "location"
     assert history["order-records"] == (3, 1, 0, "gx_unexpected_rows", NOW, POLICY.version)
     assert history["saved-uploads"] == (0, None, 0, "gx_unexpected_rows", NOW, POLICY.version)

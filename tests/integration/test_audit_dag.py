@@ -29,7 +29,7 @@ DAGS = Path(__file__).resolve().parents[2] / "dags"
 POLICY = load_policy()
 ORPHANS = 3
 EXPORTS_CHECK = "request-exports-object-store"  # RET-9: the request exports' bucket
-OBJECT_CHECKS = (OBJECT_STORE_RULE, EXPORTS_CHECK)
+OBJECT_CHECKS = (OBJECT_STORE_RULE, EXPORTS_CHECK, "compliance-reports-object-store")  # RET-9 (#13): reports
 
 
 def audit_dag():

@@ -27,6 +27,7 @@ ANCHORS = POLICY.object_store.evidence_anchor_bucket  # created by the first anc
 DROP = POLICY.audiences[0].drop.bucket  # TP-1: the advertising audience drop
 EXPORTS = POLICY.object_store.exports_bucket  # RET-9: the request exports, made where the uploads are
 LEDGER = POLICY.object_store.erasure_ledger_bucket  # ERA-1: created by the first erasure, absent here
+REPORTS = POLICY.object_store.reports_bucket  # RET-9 (#13): the daily compliance reports
 
 
 def client(endpoint: str, region: str):
@@ -48,7 +49,7 @@ def create_buckets(endpoint: str, uploads_region: str, exports_region: str = "eu
 
 
 def test_the_policy_names_its_buckets_and_the_database_location():
-    assert POLICY.buckets() == ["shop-uploads", ANCHORS, "governance-exports", LEDGER, DROP]
+    assert POLICY.buckets() == ["shop-uploads", ANCHORS, "governance-exports", LEDGER, REPORTS, DROP]
     assert POLICY.locations is not None and POLICY.locations.database.country == "NO"
 
 
@@ -69,8 +70,18 @@ def test_a_bucket_in_eu_north_1_passes(s3_url):
         ANCHORS: "absent",
         EXPORTS: "eu-north-1",
         LEDGER: "absent",
+        REPORTS: "absent",
         DROP: "absent",  # TP-1: the audience drop, made by the first export
     }
+
+
+def test_the_reports_bucket_outside_the_eea_fails_the_location_check(s3_url):
+    """#13: the daily reports are a copy (RET-9) and stay inside the EEA like every other bucket."""
+    create_buckets(s3_url, "eu-north-1")
+    create_bucket(s3_url, REPORTS, "eu-west-2")  # London: not in the EEA
+    result = check_locations(client(s3_url, "eu-north-1"), POLICY)
+    assert result.overdue == 1
+    assert result.details["outside"] == [f"bucket {REPORTS}: region eu-west-2 is outside the EEA"]
 
 
 def test_a_bucket_in_us_east_1_fails_the_audit_named_with_its_region(conn, db_url, s3_url):
@@ -103,6 +114,7 @@ def test_a_bucket_in_us_east_1_fails_the_audit_named_with_its_region(conn, db_ur
             ANCHORS: "absent",
             EXPORTS: "eu-north-1",
             LEDGER: "absent",
+            REPORTS: "absent",
             DROP: "absent",
         }
 

@@ -51,7 +51,14 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-DAGS = ("retention_audit", "retention_sweep", "subject_requests", "request_deadlines", "advertising_audience")
+DAGS = (
+    "retention_audit",
+    "retention_sweep",
+    "subject_requests",
+    "request_deadlines",
+    "advertising_audience",
+    "compliance_report",
+)
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 RECEIVING_MAIL_SERVER = "mail.log"  # aiosmtpd's logger: the test's mail server, not the platform
 SHORTEST_SCANNED = 4  # values of 3 characters or fewer are skipped (see the module docstring)
@@ -231,6 +238,7 @@ def test_a_full_run_leaks_no_personal_data(
 
     answered = _answer_requests(dags, common, db_url, s3, captured)
     audience_size = _advertise(dags, db_url, s3, captured)
+    reports = _report(dags, db_url, s3_url, s3, captured)
 
     conn = connect(db_url)
     try:
@@ -278,6 +286,8 @@ def test_a_full_run_leaks_no_personal_data(
     assert "sweep_stage_1" in seen and "anonymised" in seen  # the sweep tasks' logs and results
     assert f"request {answered} answered" in seen and "requests reported" in seen  # the request DAGs' logs
     assert f"'persons': {audience_size}" in seen  # the advertising_audience DAG's logs
+    assert "report of" in seen and len(reports) == 4  # the compliance_report DAG's log, its objects, the CLI's
+    sources += reports
     kinds = {kind for kind, *_ in evidence}
     assert {"request_export_written", "request_export_delivered", "request_deadline_alert"} <= kinds
     assert {"audience_notified", "audience_exported"} <= kinds
@@ -444,6 +454,34 @@ def _advertise(dags: dict, db_url: str, s3, captured) -> int:
     captured("advertising_audience, export")
     assert exported.state == "success" and backdated > 0
     return backdated
+
+
+def _report(dags: dict, db_url: str, s3_url: str, s3, captured) -> list[tuple[str, str]]:
+    """The period report (#13): the compliance_report DAG's objects in the reports bucket and the
+    CLI's HTML and JSON of today (when this test's sweeps and audits were recorded)."""
+    from governance.cli import main
+    from governance.compliance.publish import day_keys
+    from governance.objectstore import ensure_bucket
+    from governance.policy import load_policy
+
+    bucket = load_policy().object_store.reports_bucket
+    ensure_bucket(s3, bucket)
+    run = dags["compliance_report"].test(logical_date=NOW)
+    captured("compliance_report")
+    assert run.state == "success"
+    found = [
+        (f"report object {key}", s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode())
+        for key in day_keys((NOW - timedelta(days=1)).date()).values()
+    ]
+    today = datetime.now(UTC).date().isoformat()
+    for fmt in ("json", "html"):
+        code = main(
+            ["report", "--db-url", db_url, "--s3-endpoint-url", s3_url, "--from", today, "--to", today, "--format", fmt]
+        )
+        text = captured(f"governance report --format {fmt}")
+        assert code == 0 and "visit-data" in text
+        found.append((f"governance report --format {fmt}", text))
+    return found
 
 
 def test_the_scan_finds_what_it_must_and_only_that():

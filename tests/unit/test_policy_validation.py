@@ -320,3 +320,12 @@ def test_a_malformed_link_names_the_category_and_the_field(tmp_path, link, field
     message = broken(tmp_path, lambda d: store_of(d, "shop.order_lines").update(links=[link]))
     assert f"category 'CAT-3' (categories[2]), field '{field}'" in message
     assert expected in message
+
+
+def test_the_reports_bucket_needs_a_decision_with_a_window(tmp_path):
+    """#13, RET-9: the daily reports are a copy with a window; a bucket without one is refused."""
+    assert str(load_policy().reports_window()) == "P90D"
+    message = broken(tmp_path, lambda d: d["object_store"].pop("keep_reports"))
+    assert "field 'keep_reports'" in message and "governance-reports" in message and "RET-9" in message
+    message = broken(tmp_path, lambda d: d["object_store"].update(keep_reports={"decision": "RET-8"}))
+    assert "decision 'RET-8' has none" in message

@@ -25,6 +25,7 @@ from governance.audit.objects import check_object_store
 from governance.audit.predicates import NOTHING_FOUND, Counted, audit_parameters, evaluate_all
 from governance.audit.record import record_evidence
 from governance.audit.report import GX_CHECK, AuditReport, RightsAudit, RuleAudit
+from governance.audit.reports import check_reports
 from governance.audit.rights import RightsCheck, evaluate_checks, load_checks, rights_gx_query
 from governance.audit.scratch import Scratch
 from governance.db import transaction
@@ -185,6 +186,9 @@ class _Run:
         self.laps.seconds["listing"] = round(self.listing.seconds, 4)
         self.laps.lap("listing_wait")
         results.append(check_locations(self.s3, self.policy))  # SEC-3
+        reports = check_reports(self.s3, self.policy, self.now)  # RET-9: the compliance reports (#13)
+        if reports is not None:
+            results.append(reports)
         with transaction(self.conn, read_only=not record) as cur:
             for item in self.stores:
                 results.append(check_object_store(cur, self.scratch, item, findings, self.now))

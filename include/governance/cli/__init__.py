@@ -34,6 +34,7 @@ SUBCOMMAND_MODULES = [
     "governance.cli.erasure_cmd",  # adds `request erase` to the request group
     "governance.cli.processing_cmd",  # `processing list`; adds `request lift` to the request group
     "governance.cli.replay_cmd",  # `erasure replay` (ERA-1)
+    "governance.cli.report_cmd",  # `report` (#13): the period report
 ]
 
 

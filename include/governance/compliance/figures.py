@@ -90,16 +90,18 @@ SELECT ids.rule_id, s.recorded_at, s.run_id, s.counts, a.recorded_at, a.run_id, 
 FROM ids
 LEFT JOIN LATERAL (
     SELECT e.recorded_at, e.run_id, e.counts FROM governance.evidence e
-    WHERE e.kind = 'sweep_rule' AND e.rule_id = ids.rule_id ORDER BY e.entry_id DESC LIMIT 1
+    WHERE e.kind = 'sweep_rule' AND e.rule_id = ids.rule_id ORDER BY e.kind DESC, e.rule_id DESC, e.entry_id DESC LIMIT 1
 ) s ON true
 LEFT JOIN LATERAL (
     SELECT e.recorded_at, e.run_id, e.counts, e.requirements FROM governance.evidence e
-    WHERE e.kind = 'audit_rule' AND e.rule_id = ids.rule_id ORDER BY e.entry_id DESC LIMIT 1
+    WHERE e.kind = 'audit_rule' AND e.rule_id = ids.rule_id ORDER BY e.kind DESC, e.rule_id DESC, e.entry_id DESC LIMIT 1
 ) a ON true
 ORDER BY ids.rule_id
 """
 # The last sweep run's total per rule: a run records summary, summary#2... (cumulative), so the
-# run's newest summary is its total.
+# run's newest summary is its total. The laterals order by the whole of evidence_kind_rule_idx so
+# that a rule without any entry of the kind (an audit-only check never swept) costs one index probe,
+# not a backward scan of the whole log by entry_id.
 
 
 def rules_now(cur: cursor, policy: Policy, *, now: datetime) -> list[RuleNow]:
@@ -350,8 +352,7 @@ def evidence_status(cur: cursor) -> EvidenceStatus:
     """The chain's head, its entries per kind, and the last recorded verification."""
     cur.execute("SELECT last_entry_id, last_hash FROM governance.evidence_head WHERE singleton")
     head = cur.fetchone()
-    cur.execute("SELECT kind, count(*) FROM governance.evidence GROUP BY kind ORDER BY kind")
-    per_kind = {str(k): int(n) for k, n in cur.fetchall()}
+    per_kind = _per_kind(cur, int(head[0]) if head and head[0] is not None else 0)
     cur.execute(
         "SELECT recorded_at, details, counts FROM governance.evidence WHERE kind = %s ORDER BY kind, recorded_at DESC "
         "LIMIT 1",
@@ -370,6 +371,40 @@ def evidence_status(cur: cursor) -> EvidenceStatus:
     )
 
 
+# Entries per kind up to an entry id never change: the log is append-only (SEC-1, its guard
+# triggers) and ``append_evidence`` takes ids under the head's lock, so every id up to the head is
+# committed. Counted once per process and database, then only the entries after it: the Evidence
+# view costs the entries appended since, not the whole log (1,000,000 entries: bench/README.md).
+# The entry's hash at the cached id proves it is the same chain (a database recreated under the
+# same name is counted afresh).
+_KIND_COUNTS: dict[str, tuple[int, str, dict[str, int]]] = {}
+
+
+def _entry_hash(cur: cursor, entry_id: int) -> str | None:
+    cur.execute("SELECT entry_hash FROM governance.evidence WHERE entry_id = %s", (entry_id,))
+    row = cur.fetchone()
+    return str(row[0]) if row else None
+
+
+def _per_kind(cur: cursor, head_id: int) -> dict[str, int]:
+    """Entries per kind up to the head (``head_id``), counted incrementally (``_KIND_COUNTS``)."""
+    key = str(cur.connection.dsn)
+    since, counts = 0, {}
+    cached = _KIND_COUNTS.get(key)
+    if cached and cached[0] <= head_id and _entry_hash(cur, cached[0]) == cached[1]:
+        since, counts = cached[0], dict(cached[2])
+    cur.execute(
+        "SELECT kind, count(*) FROM governance.evidence WHERE entry_id > %s AND entry_id <= %s GROUP BY kind",
+        (since, head_id),
+    )
+    for kind, n in cur.fetchall():
+        counts[str(kind)] = counts.get(str(kind), 0) + int(n)
+    head_hash = _entry_hash(cur, head_id) if head_id else None
+    if head_hash is not None:
+        _KIND_COUNTS[key] = (head_id, head_hash, dict(counts))
+    return dict(sorted(counts.items()))
+
+
 def record_verification(cur: cursor, result: evidence.Verification, *, by: str, run_id: str, now: datetime) -> None:
     """Record a verification of the chain (``evidence.verify``) as an entry of its own, so the page
     and the report can say when it was last verified, by whom, and with what result. ``by`` is an
@@ -383,3 +418,45 @@ def record_verification(cur: cursor, result: evidence.Verification, *, by: str, 
         counts={"entries": result.entries, "problems": len(result.problems)},
         details={"by": by, "ok": result.ok, "head_hash": result.head_hash, "head_entry_id": result.head_entry_id},
     )
+
+
+@dataclass(frozen=True)
+class RuleAudits:
+    rule_id: str
+    audits: int  # audits of the period that checked the rule
+    audits_overdue: int  # ... and found something of it overdue
+    max_overdue: int
+    max_oldest_overdue_seconds: int | None
+    last_overdue: int  # what the period's last audit of the rule found
+    last_held: int
+
+
+_RULE_AUDITS = """
+SELECT rule_id, count(*), count(*) FILTER (WHERE coalesce((counts ->> 'overdue')::bigint, 0) > 0),
+       coalesce(max((counts ->> 'overdue')::bigint), 0), max((counts ->> 'oldest_overdue_seconds')::bigint),
+       coalesce((array_agg((counts ->> 'overdue')::bigint ORDER BY entry_id DESC))[1], 0),
+       coalesce((array_agg((counts ->> 'held')::bigint ORDER BY entry_id DESC))[1], 0)
+FROM governance.evidence WHERE kind = 'audit_rule' AND recorded_at >= %s AND recorded_at < %s
+GROUP BY rule_id ORDER BY rule_id
+"""
+
+
+def rule_audits(cur: cursor, *, start: datetime, end: datetime) -> list[RuleAudits]:
+    """Per rule (and check), what the audits recorded in [start, end) found (``audit_rule`` entries)."""
+    cur.execute(_RULE_AUDITS, (start, end))
+    return [
+        RuleAudits(
+            str(r[0]), int(r[1]), int(r[2]), int(r[3]), int(r[4]) if r[4] is not None else None, int(r[5]), int(r[6])
+        )
+        for r in cur.fetchall()
+    ]
+
+
+def policy_versions(cur: cursor, *, start: datetime, end: datetime) -> list[str]:
+    """The policy versions (sha256 of the policy file) the entries recorded in [start, end) name."""
+    cur.execute(
+        "SELECT DISTINCT policy_version FROM governance.evidence WHERE recorded_at >= %s AND recorded_at < %s "
+        "AND policy_version IS NOT NULL ORDER BY 1",
+        (start, end),
+    )
+    return [str(r[0]) for r in cur.fetchall()]

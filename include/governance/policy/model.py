@@ -89,6 +89,10 @@ class ObjectStore(StrictModel):
     # a backup can be followed by `governance erasure replay`; None: no ledger, no replay.
     erasure_ledger_bucket: str | None = None
     erasure_ledger_retention_days: int = Field(default=3650, ge=1, le=36500)
+    # #13: the daily compliance reports (ids, counts, hashes; DAG compliance_report), a copy with a
+    # window (RET-9, the ``keep_reports`` decision); None: no reports are written.
+    reports_bucket: str | None = None
+    keep_reports: DecisionRef | None = None
 
     def buckets(self) -> list[str]:
         """Every bucket named in this section (any field ending in ``bucket``), for the SEC-3 check."""
@@ -164,6 +168,7 @@ class Policy(StrictModel):
             windows={name for name, decision in self.decisions.items() if decision.window},
         )
         problems += self._exports_bucket_problems()
+        problems += self._reports_problems()
         if problems:
             raise ValueError("\n".join(problems))
         return self
@@ -193,6 +198,27 @@ class Policy(StrictModel):
         if isinstance(rule.action, PurgeObjectsAction) and owner is not None and owner[1].objects is None:
             problems.append(f"{where}, field 'action': purge_objects needs 'objects' on store {rule.table!r}")
         return problems
+
+    def _reports_problems(self) -> list[str]:
+        """A reports bucket is a copy with a window (RET-9): ``keep_reports`` names a decision with one."""
+        store = self.object_store
+        if store.reports_bucket is None:
+            return []
+        keep = store.keep_reports
+        if keep is None or not (self.decisions.get(keep.decision) or Decision()).window:
+            named = repr(keep.decision) if keep else "none"
+            return [
+                f"object_store, field 'keep_reports': the reports bucket {store.reports_bucket!r} needs a decision "
+                f"with a window (RET-9); decision {named} has none in 'decisions'"
+            ]
+        return []
+
+    def reports_window(self) -> Window:
+        """How long a daily report is kept in the reports bucket (RET-9, the ``keep_reports`` decision)."""
+        keep = self.object_store.keep_reports
+        if keep is None:
+            raise ValueError("the policy names no object_store.keep_reports")
+        return Window.parse(self.decisions[keep.decision].window or "")
 
     def _exports_bucket_problems(self) -> list[str]:
         """The exports are written where ``object_store.exports_bucket`` says, and purged and audited

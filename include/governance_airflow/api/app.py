@@ -1,4 +1,4 @@
-"""The request API (REQ-1): ``governance request open|verify|extend|refuse|withdraw|list|show`` over
+"""The request API (REQ-1) and the Governance page (#13, ``views``): ``governance request open|verify|extend|refuse|withdraw|list|show`` over
 HTTP for the shop's support tool, each route a thin call into ``governance.requests.ledger``.
 
 Served by Airflow's API server under ``/governance`` (``plugins/governance_plugin.py``); who may
@@ -18,14 +18,18 @@ from functools import cache
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, FastAPI, Query, Request, status
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from governance import requests as ledger
 from governance.db import transaction
 from governance.errors import GovernanceError, InfrastructureError, PolicyError, RequestNotFound, SettingsError
 from governance_airflow.api.access import ActingUser, read_requests, write_requests
 from governance_airflow.api.bodies import ExtendBody, KindFilter, OpenBody, RefuseBody, StateFilter, VerifyBody, states
+from governance_airflow.api.readers import ReadPool
+from governance_airflow.api.views import VIEW_PREFIX, login_url, mount_views, refusal_page
 
 if TYPE_CHECKING:
     from psycopg2.extensions import connection
@@ -57,6 +61,33 @@ def shop_db() -> Iterator[connection]:
         conn.close()
 
 
+@cache
+def read_pool() -> ReadPool:
+    """The page's read-only connections (``readers``), per API server process."""
+    from governance_airflow.connections import db_connection
+
+    return ReadPool(dsn=_shop_dsn, connect=lambda dsn: db_connection(dsn=dsn))
+
+
+def _shop_dsn() -> str:
+    from governance_airflow.connections import db_dsn
+
+    try:
+        return db_dsn()
+    except Exception as exc:  # Airflow raises its own not-found and parse errors
+        raise InfrastructureError(
+            f"cannot read the Airflow connection 'governance_db': {type(exc).__name__}. Fix it under "
+            "Admin > Connections or AIRFLOW_CONN_GOVERNANCE_DB"
+        ) from None
+
+
+@contextmanager
+def page_db() -> Iterator[connection]:
+    """A kept-open connection for one of the page's read-only views."""
+    with read_pool().connection() as conn:
+        yield conn
+
+
 def now() -> datetime:
     return datetime.now(UTC)
 
@@ -77,9 +108,23 @@ def create_app() -> FastAPI:
     )
     app.add_exception_handler(RequestValidationError, _invalid_body)
     app.add_exception_handler(GovernanceError, _governance_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
     _routes(app)
     _mount_acks(app)
+    mount_views(app, read_db=page_db, write_db=shop_db, policy=policy, now=lambda: now())
     return app
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """The Governance page's refusals as pages (``views``): an anonymous GET goes to Airflow's
+    login and comes back; a refusal (403) or a bad period (400) is a page saying so. The API's
+    answers stay JSON."""
+    assert isinstance(exc, StarletteHTTPException)
+    if not request.url.path.startswith(f"{request.scope.get('root_path', '')}{VIEW_PREFIX}"):
+        return await http_exception_handler(request, exc)
+    if exc.status_code == status.HTTP_401_UNAUTHORIZED and request.method == "GET":
+        return RedirectResponse(login_url(request), status_code=status.HTTP_303_SEE_OTHER)
+    return refusal_page(request, exc.status_code, str(exc.detail))
 
 
 def _mount_acks(app: FastAPI) -> None:

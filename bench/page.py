@@ -1,0 +1,213 @@
+"""The Governance page (#13) with 1,000,000 evidence entries (scale 1), in a database of its own
+(``bench_<timestamp>_page``).
+
+- **ours**: the page's Now and Evidence views through the real app (``governance_airflow.api.app``
+  ``create_app``, its routes, the Airflow connection ``governance_db`` and the page's kept-open
+  read connections (``api/readers.py``), the figures, the Jinja2 templates), driven in process by
+  FastAPI's TestClient with Airflow's authentication and DAG authorisation dependencies overridden
+  (they are the API server's and not this page's cost);
+- **baseline**: the bare SQL of the same figures (the statement of ``figures.rules_now``; for the
+  Evidence view the head, a plain ``GROUP BY kind`` over the log and the last verification) on an
+  open connection; reported too, the same on a connection opened for the question. The page counts
+  entries per kind incrementally (``figures._per_kind``): the first request after the app starts
+  pays the full count (and the policy's loading), reported as a note.
+
+Target: each view answers in under 300 ms (median) and within 2x of its bare SQL. The entries are
+bulk-inserted (INSERT ... SELECT generate_series) as a year of hourly sweeps and audits of the
+policy's rules, with placeholder hashes: the chain is not valid (verifying is not timed here); one
+real ``governance.evidence.append`` at the end makes the chain head exist and point past them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import tempfile
+import time
+from typing import Any
+
+import services
+from harness import Check, Context, at_most, ratio
+
+ENTRIES = 1_000_000
+RUNS = 15  # timed requests per view (after two warm-ups); the median counts
+TARGET_MS = 300.0
+RATIO = 2.0
+
+# One hour of the shop: the sweep's summary per rule, the audit and its per-rule entries (the
+# policy's rules and the audit's own checks, which no sweep ever summarises), one run id per audit.
+CHECKS = ["data-location", "erased-persons-left", "completed-requests-notified"]
+_BULK = """
+INSERT INTO governance.evidence (recorded_at, kind, run_id, rule_id, step, requirements, as_of, counts, details,
+                                 prev_hash, entry_hash)
+SELECT %(now)s - make_interval(hours => h) - interval '1 minute', k.kind,
+       CASE WHEN k.kind = 'sweep_rule' THEN 'sweep/bench-' ELSE 'audit/bench-' END || h, k.rule_id, 'summary',
+       '{RET-8}', %(now)s, k.counts, k.details, repeat('0', 64), md5(i::text) || md5((-i)::text)
+FROM generate_series(1, %(n)s) AS i
+CROSS JOIN LATERAL (SELECT (%(n)s - i) / %(per_hour)s AS h, i %% %(per_hour)s AS p) AS slot
+CROSS JOIN LATERAL (
+    SELECT CASE WHEN p = 0 THEN 'audit' WHEN p <= %(rules)s THEN 'sweep_rule' ELSE 'audit_rule' END AS kind,
+           CASE WHEN p = 0 THEN '' WHEN p <= %(rules)s THEN (%(rule_ids)s::text[])[p]
+                ELSE (%(audit_ids)s::text[])[p - %(rules)s] END AS rule_id,
+           CASE WHEN p = 0 THEN '{"overdue_total": 0}'::jsonb
+                WHEN p <= %(rules)s THEN jsonb_build_object('deleted', i %% 97, 'held', i %% 3)
+                ELSE jsonb_build_object('overdue', 0, 'held', i %% 3, 'oldest_overdue_seconds', null) END AS counts,
+           CASE WHEN p = 0 THEN '{"rules_checked": 17, "rules_over": [], "rights_failed": []}'::jsonb
+                ELSE '{}'::jsonb END AS details
+) AS k
+"""
+
+
+def _fill(ctx: Context, db_url: str, entries: int) -> None:
+    """``entries`` evidence entries in bulk, then one real append (the head) and ANALYZE/VACUUM."""
+    from governance import evidence
+    from governance.db import apply_schema, connect, transaction
+
+    rule_ids = [r.id for r in ctx.policy.rules]
+    conn = connect(db_url)
+    apply_schema(conn, ctx.policy)
+    audit_ids = rule_ids + CHECKS
+    with conn.cursor() as cur:
+        cur.execute(
+            _BULK,
+            {
+                "n": entries,
+                "now": ctx.now,
+                "per_hour": len(rule_ids) + len(audit_ids) + 1,
+                "rules": len(rule_ids),
+                "rule_ids": rule_ids,
+                "audit_ids": audit_ids,
+            },
+        )
+    conn.commit()
+    with transaction(conn) as cur:
+        evidence.append(cur, kind="bench_head", run_id="bench-page", counts={"entries": entries})
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute("VACUUM ANALYZE governance.evidence")
+    conn.close()
+
+
+def _bare_sql(db_url: str, policy: Any, *, fresh: bool) -> dict[str, list[float]]:
+    """Each view's statements, as ``figures`` runs them: on a connection opened for the question
+    (``fresh``, as the page opens one per request) or on one open connection."""
+    import psycopg2
+
+    from governance.compliance import figures
+
+    statements = {
+        "now": [(figures._RULES_NOW, {"rules": [r.id for r in policy.rules]})],
+        "evidence": [
+            ("SELECT last_entry_id, last_hash FROM governance.evidence_head WHERE singleton", None),
+            ("SELECT kind, count(*) FROM governance.evidence GROUP BY kind ORDER BY kind", None),
+            (
+                "SELECT recorded_at, details, counts FROM governance.evidence WHERE kind = %s "
+                "ORDER BY kind, recorded_at DESC LIMIT 1",
+                (figures.VERIFIED_KIND,),
+            ),
+        ],
+    }
+    times: dict[str, list[float]] = {}
+    conn = None if fresh else psycopg2.connect(db_url)
+    for view, sqls in statements.items():
+        for attempt in range(RUNS + 2):
+            start = time.perf_counter()
+            this = psycopg2.connect(db_url) if conn is None else conn
+            with this.cursor() as cur:
+                for statement, params in sqls:
+                    cur.execute(statement, params)
+                    cur.fetchall()
+            this.rollback()
+            if conn is None:
+                this.close()
+            if attempt >= 2:
+                times.setdefault(view, []).append(time.perf_counter() - start)
+    if conn is not None:
+        conn.close()
+    return times
+
+
+def _client(db_url: str) -> Any:
+    """The real app in process, Airflow's auth dependencies answered by a fixed admin."""
+    from psycopg2.extensions import parse_dsn
+
+    params = parse_dsn(db_url)
+    os.environ["AIRFLOW_CONN_GOVERNANCE_DB"] = json.dumps(
+        {
+            "conn_type": "postgres",
+            "host": params.get("host", "127.0.0.1"),
+            "port": int(params.get("port", 5432)),
+            "login": params.get("user", "postgres"),
+            "password": params.get("password", ""),
+            "schema": params["dbname"],
+        }
+    )
+    os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="bench-page-airflow-"))
+    from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
+    from airflow.api_fastapi.core_api.security import get_user
+    from fastapi.testclient import TestClient
+
+    from governance_airflow.api import app as api
+    from governance_airflow.api import views
+
+    app = api.create_app()
+    app.dependency_overrides[get_user] = lambda: SimpleAuthManagerUser(username="bench", role="admin")
+    for dep in (views.read_page, views.verify_chain, views.read_requests):
+        app.dependency_overrides[dep.dependency] = lambda: None
+    return TestClient(app)
+
+
+def _page_times(client: Any) -> dict[str, list[float]]:
+    times: dict[str, list[float]] = {}
+    for view in ("now", "evidence"):
+        for attempt in range(RUNS + 2):
+            start = time.perf_counter()
+            response = client.get(f"/view/{view}")
+            elapsed = time.perf_counter() - start
+            assert response.status_code == 200, (view, response.status_code, response.text[:300])
+            if attempt == 0:
+                times[f"first_{view}"] = [elapsed]
+            if attempt >= 2:
+                times.setdefault(view, []).append(elapsed)
+    return times
+
+
+def run(ctx: Context) -> list[Check]:
+    entries = ctx.size(ENTRIES, minimum=1000)
+    checks = []
+    with services.scratch_database(ctx.admin_url, suffix="page") as (db_url, _name):
+        with ctx.setup_phase("page: 1,000,000 evidence entries"):
+            _fill(ctx, db_url, entries)
+        fresh, warm = _bare_sql(db_url, ctx.policy, fresh=True), _bare_sql(db_url, ctx.policy, fresh=False)
+        client = _client(db_url)
+        with client:
+            page = _page_times(client)
+        for view, seconds in _bare_sql(db_url, ctx.policy, fresh=True).items():  # before and after ours
+            fresh[view] += seconds
+    for view in ("now", "evidence"):
+        ours = statistics.median(page[view])
+        baseline = statistics.median(warm[view])
+        own = statistics.median(fresh[view])
+        r = ratio(ours, baseline)
+        checks.append(
+            Check(
+                f"page.{view}",
+                f"Governance page, {view} view, {entries:,} evidence entries",
+                ours,
+                {"bare SQL, open connection": baseline, "bare SQL, own connection": own},
+                r,
+                "ours/baseline",
+                f"< {TARGET_MS:.0f} ms and <= {RATIO}x",
+                bool(ours * 1000 < TARGET_MS and at_most(r, RATIO)),
+                counts={"evidence_entries": entries + 1, "requests": RUNS},
+                notes=[
+                    f"median of {RUNS}: page {ours * 1000:.1f} ms; bare SQL on an open connection "
+                    f"{baseline * 1000:.1f} ms, on a connection of its own {own * 1000:.1f} ms "
+                    f"({ratio(ours, own) or 0:.2f}x); the first request after the app started "
+                    f"{page[f'first_{view}'][0] * 1000:.1f} ms"
+                ],
+            )
+        )
+        ctx.log(f"page {view}: {ours * 1000:.1f} ms vs bare SQL {baseline * 1000:.1f} ms")
+    return checks

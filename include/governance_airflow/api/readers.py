@@ -1,0 +1,81 @@
+"""Connections for the Governance page's read-only views (#13): a few kept open per API-server
+process, so that a page costs its figures' statements and not a new PostgreSQL backend each time
+(connecting and a cold backend's first plans cost several times the Now view's own SQL:
+bench/README.md, "The Governance page").
+
+A connection is taken only if it was made for the DSN the Airflow
+connection ``governance_db`` gives now (an edited connection is picked up, as by the request
+API) and, after ``PING_AFTER`` idle, still answers (``SELECT 1``: a restarted server); it goes back only idle (the views' transactions are read-only and rolled back) and is closed
+on any error. Writes (the verify button, the request API) open their own connection per call.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+import psycopg2
+from psycopg2.extensions import TRANSACTION_STATUS_IDLE
+
+if TYPE_CHECKING:
+    from psycopg2.extensions import connection
+
+KEEP = 4  # idle connections kept; the API server runs sync routes on a thread pool
+PING_AFTER = 10.0  # seconds idle after which a connection is checked before use
+
+
+class ReadPool:
+    def __init__(self, dsn: Callable[[], str], connect: Callable[[str], connection], keep: int = KEEP) -> None:
+        self._dsn = dsn
+        self._connect = connect
+        self._keep = keep
+        self._idle: list[tuple[str, float, connection]] = []
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def connection(self) -> Iterator[connection]:
+        dsn = self._dsn()
+        conn = self._take(dsn)
+        try:
+            yield conn
+        except BaseException:
+            conn.close()
+            raise
+        self._give(dsn, conn)
+
+    def _take(self, dsn: str) -> connection:
+        while True:
+            with self._lock:
+                made_for, since, conn = self._idle.pop() if self._idle else (dsn, 0.0, None)
+            if conn is None:
+                return self._connect(dsn)
+            if made_for == dsn and (time.monotonic() - since < PING_AFTER or _answers(conn)):
+                return conn
+            conn.close()
+
+    def _give(self, dsn: str, conn: connection) -> None:
+        if not conn.closed and conn.info.transaction_status == TRANSACTION_STATUS_IDLE:
+            with self._lock:
+                if len(self._idle) < self._keep:
+                    self._idle.append((dsn, time.monotonic(), conn))
+                    return
+        conn.close()
+
+    def close(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for _, _, conn in idle:
+            conn.close()
+
+
+def _answers(conn: connection) -> bool:
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT 1")
+        conn.rollback()
+        return True
+    except psycopg2.Error:
+        return False

@@ -1,0 +1,79 @@
+"""The Governance page's kept-open read connections (``governance_airflow.api.readers``, #13)
+against a real PostgreSQL: reused when idle and alive, replaced when the server ended them or the
+Airflow connection now names another database, closed after an error, never more than kept."""
+
+from __future__ import annotations
+
+import psycopg2
+import pytest
+
+from governance.db import connect
+from governance_airflow.api import readers
+from governance_airflow.api.readers import ReadPool
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def pool(db_url):
+    current = {"dsn": db_url}
+    opened: list = []
+
+    def open_(dsn: str):
+        conn = connect(dsn)
+        opened.append(conn)
+        return conn
+
+    readers = ReadPool(dsn=lambda: current["dsn"], connect=open_, keep=2)
+    readers.current, readers.opened = current, opened  # type: ignore[attr-defined]
+    yield readers
+    readers.close()
+
+
+def backend_pid(pool: ReadPool) -> int:
+    with pool.connection() as conn, conn.cursor() as cur:
+        cur.execute("SELECT pg_backend_pid()")
+        pid = int(cur.fetchone()[0])
+        conn.rollback()
+    return pid
+
+
+def test_an_idle_connection_is_reused(pool):
+    assert backend_pid(pool) == backend_pid(pool)
+    assert len(pool.opened) == 1
+
+
+def test_a_connection_the_server_ended_is_replaced(pool, conn, monkeypatch):
+    monkeypatch.setattr(readers, "PING_AFTER", 0.0)  # checked before every use
+    first = backend_pid(pool)
+    with conn.cursor() as cur:
+        cur.execute("SELECT pg_terminate_backend(%s)", (first,))
+    conn.commit()
+    assert backend_pid(pool) != first
+    assert len(pool.opened) == 2
+
+
+def test_an_edited_airflow_connection_is_picked_up(pool, make_database):
+    first = backend_pid(pool)
+    pool.current["dsn"] = make_database(apply=False)
+    with pool.connection() as conn, conn.cursor() as cur:
+        cur.execute("SELECT current_database()")
+        assert cur.fetchone()[0] == psycopg2.extensions.parse_dsn(pool.current["dsn"])["dbname"]
+        conn.rollback()
+    assert pool.opened[0].closed and backend_pid(pool) != first
+
+
+def test_a_connection_is_closed_after_an_error_and_not_kept_in_a_transaction(pool):
+    with pytest.raises(psycopg2.errors.UndefinedTable):
+        with pool.connection() as conn, conn.cursor() as cur:
+            cur.execute("SELECT * FROM no_such_table")
+    assert pool.opened[0].closed
+    with pool.connection() as conn, conn.cursor() as cur:
+        cur.execute("SELECT 1")  # left inside a transaction: not given back
+    assert pool.opened[1].closed
+
+
+def test_no_more_than_keep_are_kept(pool):
+    with pool.connection(), pool.connection(), pool.connection():
+        pass
+    assert len(pool.opened) == 3 and sum(c.closed for c in pool.opened) == 1
