@@ -60,7 +60,7 @@ def transaction(
     evidence together, never one without the other. All settings go in one round trip."""
     settings: list[str] = []
     params: list[str] = []
-    if read_only:
+    if read_only and not conn.readonly:  # a read-only session's transactions are read-only already
         settings.append("SET TRANSACTION READ ONLY")
     if statement_timeout is not None:
         settings.append("SET LOCAL statement_timeout = %s")

@@ -53,7 +53,8 @@ def test_a_connection_the_server_ended_is_replaced(pool, conn, monkeypatch):
     assert len(pool.opened) == 2
 
 
-def test_an_edited_airflow_connection_is_picked_up(pool, make_database):
+def test_an_edited_airflow_connection_is_picked_up(pool, make_database, monkeypatch):
+    monkeypatch.setattr(readers, "DSN_FOR", 0.0)  # looked up before every use
     first = backend_pid(pool)
     pool.current["dsn"] = make_database(apply=False)
     with pool.connection() as conn, conn.cursor() as cur:
@@ -61,6 +62,20 @@ def test_an_edited_airflow_connection_is_picked_up(pool, make_database):
         assert cur.fetchone()[0] == psycopg2.extensions.parse_dsn(pool.current["dsn"])["dbname"]
         conn.rollback()
     assert pool.opened[0].closed and backend_pid(pool) != first
+
+
+def test_the_airflow_connection_is_read_again_only_after_dsn_for(pool, make_database, monkeypatch):
+    first = backend_pid(pool)
+    pool.current["dsn"] = make_database(apply=False)
+    assert backend_pid(pool) == first  # within DSN_FOR: the DSN looked up before still serves
+    monkeypatch.setattr(readers, "DSN_FOR", 0.0)
+    assert backend_pid(pool) != first
+
+
+def test_connections_are_read_only_sessions(pool):
+    with pytest.raises(psycopg2.errors.ReadOnlySqlTransaction):
+        with pool.connection() as conn, conn.cursor() as cur:
+            cur.execute("CREATE TABLE page_may_not_write (x int)")
 
 
 def test_a_connection_is_closed_after_an_error_and_not_kept_in_a_transaction(pool):

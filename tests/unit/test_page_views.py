@@ -62,3 +62,11 @@ def test_a_bad_period_is_a_400_naming_the_field(query, message):
     with pytest.raises(HTTPException) as refused:
         views.period(request(query), "history", date(2026, 12, 2))
     assert refused.value.status_code == 400 and message in str(refused.value.detail)
+
+
+def test_a_run_id_is_shown_as_a_link_the_bare_id_or_a_dash_and_always_escaped():
+    assert views.run_html(request(), "retention_sweep/r1") == (
+        '<a class="mono" href="/dags/retention_sweep/runs/r1" target="_top">retention_sweep/r1</a>'
+    )
+    assert views.run_html(request(), "cli-<b>") == '<span class="mono">cli-&lt;b&gt;</span>'
+    assert views.run_html(request(), None) == "—"

@@ -3,10 +3,14 @@ process, so that a page costs its figures' statements and not a new PostgreSQL b
 (connecting and a cold backend's first plans cost several times the Now view's own SQL:
 bench/README.md, "The Governance page").
 
-A connection is taken only if it was made for the DSN the Airflow
-connection ``governance_db`` gives now (an edited connection is picked up, as by the request
-API) and, after ``PING_AFTER`` idle, still answers (``SELECT 1``: a restarted server); it goes back only idle (the views' transactions are read-only and rolled back) and is closed
-on any error. Writes (the verify button, the request API) open their own connection per call.
+A connection is taken only if it was made for the DSN the Airflow connection ``governance_db``
+gives (looked up again after ``DSN_FOR``: in an API server the lookup may be a query of Airflow's
+metadata database, so an edited connection is picked up within seconds, not on each page) and,
+after ``PING_AFTER`` idle, still answers (``SELECT 1``: a restarted server). Connections are
+read-only sessions (``default_transaction_read_only``: a view cannot write, and its transaction
+needs no ``SET TRANSACTION`` of its own); one goes back only idle (the views' transactions are
+rolled back) and is closed on any error. Writes (the verify button, the request API) open their
+own connection per call.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ if TYPE_CHECKING:
 
 KEEP = 4  # idle connections kept; the API server runs sync routes on a thread pool
 PING_AFTER = 10.0  # seconds idle after which a connection is checked before use
+DSN_FOR = 10.0  # seconds a looked-up DSN is used before the Airflow connection is read again
 
 
 class ReadPool:
@@ -34,10 +39,11 @@ class ReadPool:
         self._keep = keep
         self._idle: list[tuple[str, float, connection]] = []
         self._lock = threading.Lock()
+        self._looked_up: tuple[float, str] | None = None  # (when, DSN)
 
     @contextmanager
     def connection(self) -> Iterator[connection]:
-        dsn = self._dsn()
+        dsn = self._current_dsn()
         conn = self._take(dsn)
         try:
             yield conn
@@ -46,12 +52,22 @@ class ReadPool:
             raise
         self._give(dsn, conn)
 
+    def _current_dsn(self) -> str:
+        looked_up = self._looked_up
+        if looked_up is not None and time.monotonic() - looked_up[0] < DSN_FOR:
+            return looked_up[1]
+        dsn = self._dsn()
+        self._looked_up = (time.monotonic(), dsn)
+        return dsn
+
     def _take(self, dsn: str) -> connection:
         while True:
             with self._lock:
                 made_for, since, conn = self._idle.pop() if self._idle else (dsn, 0.0, None)
             if conn is None:
-                return self._connect(dsn)
+                conn = self._connect(dsn)
+                conn.set_session(readonly=True)
+                return conn
             if made_for == dsn and (time.monotonic() - since < PING_AFTER or _answers(conn)):
                 return conn
             conn.close()

@@ -28,6 +28,7 @@ from airflow.api_fastapi.core_api.security import GetUserDep, requires_access_da
 from fastapi import Depends, FastAPI, HTTPException, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from markupsafe import Markup
 
 from governance import evidence
 from governance.compliance import figures
@@ -74,6 +75,7 @@ def duration(seconds: int | None) -> str:
 
 
 templates.env.filters.update(when=when, duration=duration)
+templates.env.auto_reload = False  # the templates ship with the package: no stat() of each file per page
 
 
 @dataclass(frozen=True)
@@ -119,6 +121,18 @@ def run_link(request: Request, run_id: str | None) -> str | None:
     if not found or found["dag"] not in DAG_IDS:
         return None
     return f"{airflow_root(request)}/dags/{found['dag']}/runs/{quote(found['run'], safe='')}"
+
+
+def run_html(request: Request, run_id: str | None) -> Markup:
+    """A run id as the page shows it: a link to its DAG run in Airflow, the bare id (a CLI run), or
+    a dash. Python, not a Jinja macro: a macro imported ``with context`` is instantiated anew on
+    every render, the larger part of the Now view's template time."""
+    if not run_id:
+        return Markup("—")
+    href = run_link(request, run_id)
+    if href is None:
+        return Markup('<span class="mono">{}</span>').format(run_id)
+    return Markup('<a class="mono" href="{}" target="_top">{}</a>').format(href, run_id)
 
 
 def airflow_root(request: Request) -> str:
@@ -172,7 +186,7 @@ def mount_views(
                 "user": user.get_name(),
                 "generated_at": now(),
                 "base": f"{request.scope.get('root_path', '')}{VIEW_PREFIX}",
-                "run_link": lambda run_id: run_link(request, run_id),
+                "run": lambda run_id: run_html(request, run_id),
                 **context,
             },
         )
