@@ -28,7 +28,7 @@ from airflow.api_fastapi.core_api.security import GetUserDep, requires_access_da
 from fastapi import Depends, FastAPI, HTTPException, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from governance import evidence
 from governance.compliance import figures
@@ -131,8 +131,8 @@ def run_html(request: Request, run_id: str | None) -> Markup:
         return Markup("—")
     href = run_link(request, run_id)
     if href is None:
-        return Markup('<span class="mono">{}</span>').format(run_id)
-    return Markup('<a class="mono" href="{}" target="_top">{}</a>').format(href, run_id)
+        return Markup(f'<span class="mono">{escape(run_id)}</span>')
+    return Markup(f'<a class="mono" href="{escape(href)}" target="_top">{escape(run_id)}</a>')
 
 
 def airflow_root(request: Request) -> str:
