@@ -1,6 +1,7 @@
 """The governance plugin: the request API (REQ-1) and the Governance page (#13) mounted in Airflow's
 API server under /governance, and the page linked from Airflow's navigation as an external view
-(shown inside the UI at /plugin/governance, an iframe of /governance/view/now).
+(shown inside the UI at /plugin/governance, an iframe of /governance/view/now; both under Airflow's
+base path when it has one, ``[api] base_url``).
 
 The app is ``governance_airflow.api.app``; this file only registers it. Every Airflow component
 imports plugin files (a task runner for macros, the scheduler for timetables), so the app and
@@ -43,7 +44,9 @@ _ICON = (
 EXTERNAL_VIEWS = [
     {
         "name": "Governance",
-        "href": "/governance/view/now",
+        # Relative (no leading slash): the UI resolves it against Airflow's base URL, so the page is
+        # found under a base path (AIRFLOW__API__BASE_URL=https://host/airflow) as at the root.
+        "href": "governance/view/now",
         "destination": "nav",
         "url_route": "governance",
         "nav_top_level": True,

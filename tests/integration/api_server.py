@@ -77,11 +77,13 @@ def postgres_conn_json(db_url: str) -> str:
     )
 
 
-def start_api_server(workdir: Path, *, users: dict[str, str], db_url: str) -> ApiServer:
+def start_api_server(workdir: Path, *, users: dict[str, str], db_url: str, base_path: str = "") -> ApiServer:
     """Start ``airflow api-server`` (all its apps, one worker) and wait until it answers.
 
     ``users`` maps user name to SimpleAuthManager role ("" for a user with no role at all). The
-    metadata database is the session's (``airflow_home`` fixture, already migrated)."""
+    metadata database is the session's (``airflow_home`` fixture, already migrated). ``base_path``
+    (e.g. "/airflow") serves Airflow under a path, as behind a reverse proxy (``[api] base_url``);
+    the server's ``url`` then ends with it."""
     port = _free_port()
     passwords = {name: secrets.token_urlsafe(12) for name in users}
     password_file = workdir / "simple_auth_manager_passwords.json"
@@ -99,6 +101,7 @@ def start_api_server(workdir: Path, *, users: dict[str, str], db_url: str) -> Ap
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
             "AIRFLOW__API_AUTH__JWT_SECRET": jwt_secret,
             "AIRFLOW_CONN_GOVERNANCE_DB": postgres_conn_json(db_url),
+            "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}{base_path}",
             "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT / "include"), env.get("PYTHONPATH")) if p),
         }
     )
@@ -112,7 +115,7 @@ def start_api_server(workdir: Path, *, users: dict[str, str], db_url: str) -> Ap
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group, stopped as one
         )
-    server = ApiServer(f"http://127.0.0.1:{port}", jwt_secret, passwords, log_path, process)
+    server = ApiServer(f"http://127.0.0.1:{port}{base_path}", jwt_secret, passwords, log_path, process)
     try:
         _wait_until_ready(server)
     except BaseException:

@@ -223,6 +223,20 @@ def test_the_page_in_a_browser_shows_the_audit_then_green_after_a_sweep(
     print(f"\nscreenshots of the Governance page: {ARTIFACTS}")
 
 
+def test_the_navigation_finds_the_page_under_a_base_path(airflow_home, db_url, tmp_path_factory, shop, browser):
+    """Airflow served under /airflow (``[api] base_url``, as behind a reverse proxy): the nav entry,
+    the page in its iframe and the page's own tab links all stay under the base path."""
+    api = start_api_server(tmp_path_factory.mktemp("api-server-base"), users=USERS, db_url=db_url, base_path="/airflow")
+    try:
+        login(browser, api, "reviewer")
+        open_governance_from_the_navigation(browser, "/airflow")
+        assert rule_rows(browser), "no rules on the Now view under the base path"
+        open_tab(browser, "evidence")
+        assert browser.execute_script("return location.pathname") == "/airflow/governance/view/evidence"
+    finally:
+        api.stop()
+
+
 # --- helpers ---------------------------------------------------------------------------------------
 
 
@@ -259,17 +273,19 @@ def login(browser, server: ApiServer, user: str) -> None:
     wait_for(browser, "a[href$='plugin/governance']")
 
 
-def open_governance_from_the_navigation(browser) -> None:
+def open_governance_from_the_navigation(browser, base_path: str = "") -> None:
     browser.find_element("css selector", "a[href$='plugin/governance']").click()
-    enter_page_frame(browser)
+    enter_page_frame(browser, base_path)
 
 
-def enter_page_frame(browser) -> None:
+def enter_page_frame(browser, base_path: str = "") -> None:
     """Airflow shows an external view in an iframe of its own page; look inside it."""
     browser.switch_to.default_content()
-    wait_for(browser, "iframe[src*='/governance/view/']")
-    browser.switch_to.frame(browser.find_element("css selector", "iframe[src*='/governance/view/']"))
+    wait_for(browser, "iframe[src*='governance/view/']")
+    browser.switch_to.frame(browser.find_element("css selector", "iframe[src*='governance/view/']"))
     wait_for(browser, "main")
+    # the plugin's relative href resolved against Airflow's base URL
+    assert browser.execute_script("return location.pathname").startswith(f"{base_path}/governance/view/")
 
 
 def open_tab(browser, view: str) -> None:
