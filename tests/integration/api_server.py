@@ -77,13 +77,16 @@ def postgres_conn_json(db_url: str) -> str:
     )
 
 
-def start_api_server(workdir: Path, *, users: dict[str, str], db_url: str, base_path: str = "") -> ApiServer:
+def start_api_server(
+    workdir: Path, *, users: dict[str, str], db_url: str, base_path: str = "", s3_url: str | None = None
+) -> ApiServer:
     """Start ``airflow api-server`` (all its apps, one worker) and wait until it answers.
 
     ``users`` maps user name to SimpleAuthManager role ("" for a user with no role at all). The
     metadata database is the session's (``airflow_home`` fixture, already migrated). ``base_path``
     (e.g. "/airflow") serves Airflow under a path, as behind a reverse proxy (``[api] base_url``);
-    the server's ``url`` then ends with it."""
+    the server's ``url`` then ends with it. ``s3_url``: the connection ``governance_s3`` to that
+    S3 endpoint (moto's test credentials)."""
     port = _free_port()
     passwords = {name: secrets.token_urlsafe(12) for name in users}
     password_file = workdir / "simple_auth_manager_passwords.json"
@@ -105,6 +108,15 @@ def start_api_server(workdir: Path, *, users: dict[str, str], db_url: str, base_
             "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT / "include"), env.get("PYTHONPATH")) if p),
         }
     )
+    if s3_url:
+        env["AIRFLOW_CONN_GOVERNANCE_S3"] = json.dumps(
+            {
+                "conn_type": "aws",
+                "login": "testing",
+                "password": "testing",
+                "extra": {"endpoint_url": s3_url, "region_name": "eu-north-1"},
+            }
+        )
     airflow = shutil.which("airflow", path=str(Path(sys.executable).parent)) or "airflow"
     log_path = workdir / "api-server.log"
     with log_path.open("wb") as log:

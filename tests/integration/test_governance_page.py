@@ -60,8 +60,8 @@ def no_ambient_settings(monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def server(airflow_home, db_url, tmp_path_factory):
-    api = start_api_server(tmp_path_factory.mktemp("api-server"), users=USERS, db_url=db_url)
+def server(airflow_home, db_url, s3_endpoint, tmp_path_factory):
+    api = start_api_server(tmp_path_factory.mktemp("api-server"), users=USERS, db_url=db_url, s3_url=s3_endpoint)
     yield api
     api.stop()
 
@@ -207,18 +207,23 @@ def test_the_page_in_a_browser_shows_the_audit_then_green_after_a_sweep(
     }
     assert (audits["page-audit-1"], audits["page-audit-2"]) == ("false", "true")
 
+    # the chain's head anchored outside the database (as the DAGs' teardown does): the button checks it too
+    assert cli(capsys, "evidence", "anchor", "--db-url", db_url, "--s3-endpoint-url", s3_url, "--run-id", "a1")[0] == 0
     open_tab(browser, "evidence")
     browser.find_element("id", "verify").click()
     wait_for(browser, "#verify-result")
     assert "intact" in browser.find_element("id", "verify-result").text
     assert browser.find_element("id", "verified-by").text == "reviewer"
+    assert "anchors: 1 checked" in browser.find_element("id", "verified-anchors").text
     shot(browser, "evidence-verified")
     with conn.cursor() as cur:
         cur.execute(
-            "SELECT details ->> 'by', (details ->> 'ok')::boolean FROM governance.evidence WHERE kind = %s",
+            "SELECT details ->> 'by', (details ->> 'ok')::boolean, details -> 'notes' ->> 0 FROM governance.evidence "
+            "WHERE kind = %s",
             (figures.VERIFIED_KIND,),
         )
-        assert cur.fetchall() == [("reviewer", True)]
+        [(by, ok, first_note)] = cur.fetchall()
+        assert (by, ok) == ("reviewer", True) and first_note.startswith("anchors: 1 checked")
     conn.rollback()
     print(f"\nscreenshots of the Governance page: {ARTIFACTS}")
 

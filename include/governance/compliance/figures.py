@@ -346,6 +346,7 @@ class EvidenceStatus:
     last_verified_by: str | None
     last_verified_ok: bool | None
     last_verified_entries: int | None  # the chain's length the verification covered
+    last_verified_notes: list[str]  # what else it checked: the anchors outside the database, or why not
 
 
 def evidence_status(cur: cursor) -> EvidenceStatus:
@@ -368,6 +369,7 @@ def evidence_status(cur: cursor) -> EvidenceStatus:
         last_verified_by=str(last[1].get("by")) if last else None,
         last_verified_ok=bool(last[1].get("ok")) if last else None,
         last_verified_entries=int(last[2].get("entries") or 0) if last else None,
+        last_verified_notes=[str(n) for n in last[1].get("notes") or []] if last else [],
     )
 
 
@@ -416,7 +418,13 @@ def record_verification(cur: cursor, result: evidence.Verification, *, by: str, 
         requirements=["SEC-1"],
         as_of=now,
         counts={"entries": result.entries, "problems": len(result.problems)},
-        details={"by": by, "ok": result.ok, "head_hash": result.head_hash, "head_entry_id": result.head_entry_id},
+        details={
+            "by": by,
+            "ok": result.ok,
+            "head_hash": result.head_hash,
+            "head_entry_id": result.head_entry_id,
+            "notes": list(result.notes),  # the anchors' check: counts, entry ids, instants
+        },
     )
 
 

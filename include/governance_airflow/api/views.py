@@ -30,7 +30,6 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup, escape
 
-from governance import evidence
 from governance.compliance import figures
 from governance.db import transaction
 from governance.windows import iso
@@ -257,16 +256,16 @@ def mount_views(
 
     @app.post(VIEW_PREFIX + "/evidence/verify", dependencies=[read_page, verify_chain], include_in_schema=False)
     def verify_view(request: Request, user: GetUserDep) -> Response:
-        """Verify the whole chain (SEC-1), record the result with the acting user, show it."""
+        """Verify the whole chain and its anchors outside the database (SEC-1), as the period report
+        does; record the result with the acting user; show it."""
+        from governance.compliance.report import verify_and_record
+
         same_origin(request)
         with write_db() as conn:
-            result = evidence.verify(conn)
-            conn.rollback()
-            with transaction(conn) as cur:
-                at = now()
-                figures.record_verification(
-                    cur, result, by=user.get_name(), run_id=f"governance_page/{iso(at)}", now=at
-                )
+            at = now()
+            result = verify_and_record(
+                conn, _s3_or_none(), policy(), by=user.get_name(), run_id=f"governance_page/{iso(at)}", now=at
+            )
         outcome = "ok" if result.ok else "problems"
         return RedirectResponse(f"{request.scope.get('root_path', '')}{VIEW_PREFIX}/evidence?verified={outcome}", 303)
 
