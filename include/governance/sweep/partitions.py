@@ -43,9 +43,14 @@ class Partition:
 
 
 def list_partitions(conn: connection, table: str, now: datetime, window: Window) -> list[Partition]:
-    """Leaf partitions of ``table`` with what the bounds say about expiry (in SQL, UTC arithmetic)."""
+    """Leaf partitions of ``table`` with what the bounds say about expiry (in SQL, UTC arithmetic).
+
+    The table is locked ACCESS SHARE first (until the caller's transaction ends): a partition
+    being dropped (by a shard beside this one) is then gone or still whole when the catalogue is
+    read, never half dropped ("could not open relation" from pg_get_expr)."""
     schema, name = split_name(table)
     with conn.cursor() as cur:
+        cur.execute(sql.SQL("LOCK TABLE ONLY {} IN ACCESS SHARE MODE").format(sql.Identifier(schema, name)))
         cur.execute(
             r"""
             WITH p AS (

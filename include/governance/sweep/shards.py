@@ -150,8 +150,9 @@ def table_pages(conn: connection, target: Target) -> int:
     """Heap pages of the table now (of its leaf partitions, for a partitioned table)."""
     with transaction(conn) as cur:
         cur.execute(
-            "SELECT coalesce(sum(pg_relation_size(p.relid)), 0) / current_setting('block_size')::int "
-            "FROM pg_partition_tree(%s::regclass) p WHERE p.isleaf",
+            "SELECT CASE WHEN c.relkind = 'p' THEN (SELECT coalesce(sum(pg_relation_size(p.relid)), 0) "
+            "FROM pg_partition_tree(c.oid) p WHERE p.isleaf) ELSE pg_relation_size(c.oid) END "
+            "/ current_setting('block_size')::int FROM pg_class c WHERE c.oid = %s::regclass",
             (target.table,),
         )
         row = cur.fetchone()
