@@ -210,9 +210,7 @@ def test_chunk_shards_anonymise_what_one_sweep_anonymises(make_database):
         assert whole[1][key] == sharded[1][key], key
     # TP-5: the recipients are told of the same records; notices are queued per batch, so the
     # shards' batches make more (smaller) notices
-    told = {
-        n: {k: v for k, v in o[1]["notices"][RULE].items() if k != "notices"} for n, o in outcomes.items()
-    }
+    told = {n: {k: v for k, v in o[1]["notices"][RULE].items() if k != "notices"} for n, o in outcomes.items()}
     assert told["whole"] == told["sharded"] and told["whole"]["records"] == whole[2]
     assert sharded[1]["notices"][RULE]["notices"] >= whole[1]["notices"][RULE]["notices"] > 0
     assert sharded[1]["shards"]["order-records"]["anonymised"] == whole[2]
@@ -370,3 +368,41 @@ def test_the_chunk_classes_of_the_shards_partition_every_chunk_value(conn):
             seen.extend(by_m[0])
         assert sorted(seen, key=str) == sorted(values, key=str)
     conn.rollback()
+
+
+def test_the_cli_runs_one_shard_then_the_finish_and_refuses_shards_that_do_not_exist(db_url, capsys):
+    """``governance sweep --rule R --shards N --shard K``, then ``--finish``: a failed shard is
+    rerun alone, the finish verifies the whole rule (docs/runbook.md)."""
+    import json
+
+    from governance.cli import main
+
+    conn = connect(db_url)
+    try:
+        due = build_cookies(conn)
+        base = ["sweep", "--db-url", db_url, "--now", NOW.isoformat(), "--rule", "cookie-preferences", "--json"]
+        for bad in (
+            ["--shards", "3", "--shard", "3"],
+            ["--shards", "-1"],
+            ["--shard", "0"],
+            ["--shards", "0", "--shard", "0"],
+        ):
+            assert main([*base, *bad]) == 2
+            assert "shard" in capsys.readouterr().err
+        assert main([*base[:-3], "--rule", "contact-messages", "--shards", "2", "--shard", "1"]) == 2
+        assert "cannot be cut into shards" in capsys.readouterr().err
+        deleted = 0
+        for k in (2, 0, 1):
+            assert main([*base, "--shards", "3", "--shard", str(k)]) == 0
+            [result] = json.loads(capsys.readouterr().out)["rules"]
+            assert result["skipped_locked"] is False
+            deleted += result["deleted"]
+        assert deleted == len(due)
+        assert main([*base, "--shards", "3", "--finish"]) == 0
+        [finished] = json.loads(capsys.readouterr().out)["rules"]
+        assert finished["deleted"] == 0 and finished["held"] > 0 and finished["strategy"] == "shards"
+        summary = s.latest_summaries(conn.cursor(), f"cli-{NOW.isoformat().replace('+00:00', 'Z')}")
+        conn.rollback()
+        assert summary["cookie-preferences"]["deleted"] == len(due)
+    finally:
+        conn.close()
