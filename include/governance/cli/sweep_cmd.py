@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from governance.cli import now_of
 from governance.cli.common import Subparsers, connection_of, lazy_s3_of, policy_of, positive_int
 from governance.errors import OptionError
-from governance.sweep.options import DEFAULT_BATCH_SIZE, PARTITION_COUNTS, STRATEGIES, Options
+from governance.sweep.options import DEFAULT_BATCH_SIZE, MAX_SHARDS, PARTITION_COUNTS, STRATEGIES, Options
 from governance.windows import iso
 
 if TYPE_CHECKING:
@@ -142,7 +142,7 @@ def run_plan(args: argparse.Namespace) -> int:
 
 def check_shard_args(args: argparse.Namespace) -> None:
     """--shard and --finish need --shards; --shards needs one --rule; shard K of N must exist."""
-    from governance.sweep.shards import MAX_EXPLICIT, check_shard
+    from governance.sweep.shards import check_shard
 
     if args.shards is None:
         if args.shard is not None or args.finish:
@@ -150,8 +150,8 @@ def check_shard_args(args: argparse.Namespace) -> None:
         return
     if len(args.rules or []) != 1:
         raise OptionError("--shards N sweeps one rule: give exactly one --rule")
-    if args.shards < 0 or args.shards > MAX_EXPLICIT:
-        raise OptionError(f"--shards must be from 0 (from the table's size) to {MAX_EXPLICIT}, got {args.shards}")
+    if args.shards < 0 or args.shards > MAX_SHARDS:
+        raise OptionError(f"--shards must be from 0 (from the table's size) to {MAX_SHARDS}, got {args.shards}")
     if args.shard is not None and args.finish:
         raise OptionError("--shard K sweeps one shard, --finish finishes the rule: give one of them")
     if args.shard is not None:

@@ -14,7 +14,7 @@ A shard is one of three kinds, by what the rule's table allows:
 
 Other rules (a view without ``chunk``, a table several rules share, an object purge) are one shard,
 ``whole``: swept by ``sweep_rule`` as before. N defaults to the table's heap pages per
-PAGES_PER_SHARD, at most MAX_SHARDS (a partitioned table: also at most its partitions with
+PAGES_PER_SHARD, at most DEFAULT_MAX (a partitioned table: also at most its partitions with
 anything due). Shards are plain data (rule id, index, count, kind, page bounds), fit for an XCom.
 """
 
@@ -30,12 +30,12 @@ from psycopg2.extensions import connection
 from governance.db import transaction
 from governance.errors import OptionError
 from governance.policy import Policy
+from governance.sweep.options import MAX_SHARDS
 from governance.sweep.partitions import Partition, list_partitions
 from governance.sweep.target import Target, load_target
 
 PAGES_PER_SHARD = 16_384  # heap pages (128 MiB) per shard by default
-MAX_SHARDS = 8  # a rule is cut into at most this many shards by default (an explicit N: up to MAX_EXPLICIT)
-MAX_EXPLICIT = 64
+DEFAULT_MAX = 8  # a rule is cut into at most this many shards by default (an explicit N: up to MAX_SHARDS)
 KINDS = ("whole", "blocks", "chunks", "partitions")
 
 
@@ -77,9 +77,9 @@ class Shard:
 
 
 def check_shard(index: int, count: int) -> None:
-    """Refuse a shard count below 1 or above MAX_EXPLICIT, and an index outside 0..count-1."""
-    if not 1 <= count <= MAX_EXPLICIT:
-        raise OptionError(f"the number of shards must be from 1 to {MAX_EXPLICIT}, got {count}")
+    """Refuse a shard count below 1 or above MAX_SHARDS, and an index outside 0..count-1."""
+    if not 1 <= count <= MAX_SHARDS:
+        raise OptionError(f"the number of shards must be from 1 to {MAX_SHARDS}, got {count}")
     if not 0 <= index < count:
         raise OptionError(f"shard {index} does not exist: the shards of {count} are 0 to {count - 1}")
 
@@ -97,7 +97,7 @@ def shard_kind(target: Target) -> str:
     return "whole"
 
 
-def default_count(pages: int, pages_per_shard: int = PAGES_PER_SHARD, cap: int = MAX_SHARDS) -> int:
+def default_count(pages: int, pages_per_shard: int = PAGES_PER_SHARD, cap: int = DEFAULT_MAX) -> int:
     """N from the table's heap pages: one shard per ``pages_per_shard`` (rounded), 1 to ``cap``."""
     return max(1, min(cap, round(pages / max(1, pages_per_shard))))
 
