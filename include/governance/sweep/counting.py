@@ -51,12 +51,14 @@ def count_due(
     ``chunk`` column (RET-3), each chunk its own short transaction (READ ONLY and rolled back with
     ``read_only``, as a plan's): a record is in one chunk, so the sums are the counts. Chunks hold
     VERIFY_CHUNK_FACTOR x ``chunk_rows`` rows (a count neither joins nor writes); one transaction
-    for other clocks."""
-    chunks = chunk_count(conn, sel.target, opts, removed=removed, per_chunk=VERIFY_CHUNK_FACTOR * opts.chunk_rows)
+    for other clocks. A shard's selection counts its own rows (its share of the chunks)."""
+    chunks = sel.chunks_of(
+        chunk_count(conn, sel.target, opts, removed=removed, per_chunk=VERIFY_CHUNK_FACTOR * opts.chunk_rows)
+    )
     due = held = 0
     for chunk in range(chunks):
         with transaction(conn, read_only=read_only) as cur:
-            cur.execute(sel.counts(chunked=chunks > 1), {**sel.params, "chunks": chunks, "chunk": chunk})
+            cur.execute(sel.counts(chunked=sel.chunked(chunks)), {**sel.params, **sel.chunk_params(chunk, chunks)})
             row = cur.fetchone()
         chunk_due, chunk_held = row if row else (0, 0)
         due, held = due + chunk_due, held + chunk_held

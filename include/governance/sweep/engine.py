@@ -8,6 +8,8 @@ orders rules (``after``), collects failures and settles (the settle retry layer,
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -126,15 +128,23 @@ def sweep_rule(
         if dep.skipped_locked:
             log.info("rule %s: skipped, rule %s it comes after is being swept elsewhere", rule_id, dependency)
             return skipped
+    with rule_session(conn, rule_id):
+        with rule_lock(conn, rule_id, opts.lock_wait) as locked:
+            if not locked:
+                log.info("rule %s: another sweep holds its lock; skipped", rule_id)
+                return skipped
+            return RuleSweep(conn, s3, SweepRun(policy, now, run_id, opts, notice_key), rule_id).run()
+
+
+@contextmanager
+def rule_session(conn: connection, rule_id: str) -> Iterator[None]:
+    """A rule's work on ``conn``: its own transactions (autocommit off, restored after), a closed
+    connection as one ``DatabaseConnectionLost``, an object store's error as ``ObjectStoreFailed``."""
     try:
         autocommit = conn.autocommit
         conn.autocommit = False
         try:
-            with rule_lock(conn, rule_id, opts.lock_wait) as locked:
-                if not locked:
-                    log.info("rule %s: another sweep holds its lock; skipped", rule_id)
-                    return skipped
-                return RuleSweep(conn, s3, SweepRun(policy, now, run_id, opts, notice_key), rule_id).run()
+            yield
         finally:
             conn.rollback()
             conn.autocommit = autocommit

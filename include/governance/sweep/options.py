@@ -12,7 +12,7 @@ from typing import Literal, get_args
 
 from governance.errors import OptionError
 
-__all__ = ["DEFAULT_BATCH_SIZE", "PARTITION_COUNTS", "STRATEGIES", "OptionError", "Options"]
+__all__ = ["DEFAULT_BATCH_SIZE", "MAX_SHARDS", "PARTITION_COUNTS", "STRATEGIES", "OptionError", "Options"]
 
 # How a rule's due rows are cut into batches: "auto" lets the engine choose from the table's
 # statistics (``governance.sweep.strategies.choose``); a table range-partitioned on its column clock
@@ -25,6 +25,7 @@ PartitionCounts = Literal["exact", "estimated"]
 PARTITION_COUNTS: tuple[str, ...] = get_args(PartitionCounts)
 
 DEFAULT_BATCH_SIZE = 10_000
+MAX_SHARDS = 64  # the most shards a rule may be cut into (``--shards``, the DAG's ``shards`` param; #14)
 
 
 @dataclass

@@ -28,6 +28,10 @@ class Partition:
     is_default: bool
     fully_expired: bool  # upper bound + window <= now: every row is due
     none_expired: bool  # lower bound + window > now: no row is due
+    oid: int = 0
+    # lower bound / width (whole units of the partition's own width since the epoch): consecutive
+    # partitions have consecutive ordinals (sharded sweeps, ``governance.sweep.shards``); None: default
+    ordinal: int | None = None
 
     @property
     def ident(self) -> sql.Identifier:
@@ -39,13 +43,18 @@ class Partition:
 
 
 def list_partitions(conn: connection, table: str, now: datetime, window: Window) -> list[Partition]:
-    """Leaf partitions of ``table`` with what the bounds say about expiry (in SQL, UTC arithmetic)."""
+    """Leaf partitions of ``table`` with what the bounds say about expiry (in SQL, UTC arithmetic).
+
+    The table is locked ACCESS SHARE first (until the caller's transaction ends): a partition
+    being dropped (by a shard beside this one) is then gone or still whole when the catalogue is
+    read, never half dropped ("could not open relation" from pg_get_expr)."""
     schema, name = split_name(table)
     with conn.cursor() as cur:
+        cur.execute(sql.SQL("LOCK TABLE ONLY {} IN ACCESS SHARE MODE").format(sql.Identifier(schema, name)))
         cur.execute(
             r"""
             WITH p AS (
-                SELECT n.nspname, c.relname, c.relkind, pg_get_expr(c.relpartbound, c.oid) AS bound
+                SELECT c.oid, n.nspname, c.relname, c.relkind, pg_get_expr(c.relpartbound, c.oid) AS bound
                 FROM pg_inherits i
                 JOIN pg_class c ON c.oid = i.inhrelid
                 JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -58,17 +67,30 @@ def list_partitions(conn: connection, table: str, now: datetime, window: Window)
             )
             SELECT nspname, relname, relkind, bound = 'DEFAULT',
                    coalesce(((upper_bound AT TIME ZONE 'UTC') + %(w)s::interval) AT TIME ZONE 'UTC' <= %(now)s, false),
-                   coalesce(((lower_bound AT TIME ZONE 'UTC') + %(w)s::interval) AT TIME ZONE 'UTC' > %(now)s, false)
+                   coalesce(((lower_bound AT TIME ZONE 'UTC') + %(w)s::interval) AT TIME ZONE 'UTC' > %(now)s, false),
+                   oid::bigint,
+                   floor(extract(epoch FROM lower_bound)
+                         / nullif(extract(epoch FROM upper_bound - lower_bound), 0))::bigint
             FROM b ORDER BY lower_bound NULLS FIRST, relname
             """,
             {"schema": schema, "name": name, "w": window.iso, "now": as_utc(now)},
         )
         rows = cur.fetchall()
     partitions = []
-    for nsp, rel, relkind, is_default, fully, none in rows:
+    for nsp, rel, relkind, is_default, fully, none, oid, ordinal in rows:
         if relkind == "p":
             raise NotImplementedError(f"{table}: sub-partition {nsp}.{rel} is not supported by the sweep")
-        partitions.append(Partition(nsp, rel, is_default, fully and not is_default, none and not is_default))
+        partitions.append(
+            Partition(
+                nsp,
+                rel,
+                is_default,
+                fully and not is_default,
+                none and not is_default,
+                int(oid),
+                None if ordinal is None else int(ordinal),
+            )
+        )
     return partitions
 
 

@@ -113,6 +113,8 @@ class BatchRunner:
         numbered: bool = False,
     ) -> None:
         t = self.target
+        if self.sel.shard is not None:  # a sharded sweep's entries name their shard (k/N)
+            details = {**details, "shard": self.sel.shard.label}
         evidence.append(
             cur,
             kind=kind,

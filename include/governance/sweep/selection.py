@@ -13,6 +13,11 @@ include/sql/clocks/README.md): a function of the record's clock group that is pa
 window's PARTITION BY. The due set is then computed in N chunks (``mod(chunk, N)``), each its own
 short transaction: PostgreSQL pushes such a qual below the window function (RET-3 at scale).
 
+A selection may be one shard of the rule (``governance.sweep.shards``): a range of the table's heap
+pages (``t.ctid`` in the range, in every statement), a residue class of the clock view's ``chunk``
+column (``shard_chunk``: the shard's chunks are chunks of the whole) or a group of partitions (the
+shard's partitions' oids in ``shard_relations``, set by the shard's sweep).
+
 Identifiers from the policy go through ``psycopg2.sql.Identifier``; values (now, windows, hold
 keys) are named parameters.
 """
@@ -21,13 +26,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from psycopg2 import sql
 
 from governance.sweep.held import HeldPredicates, Holds
 from governance.sweep.target import CHUNK_COLUMN, Target, clock_source, ident
 from governance.windows import Window, as_utc
+
+if TYPE_CHECKING:
+    from governance.sweep.shards import Shard
 
 # Adding months or years clamps the day of the month (31 -> 28 at most), so for such windows
 # "clock + window <= now" implies "clock <= now - window + 4 days"; the bound lets the planner use
@@ -43,6 +51,20 @@ def index_bound(now: datetime, window: Window) -> datetime:
     return bound
 
 
+def shard_chunk(shard: int, shards: int, chunk: int, chunks: int) -> tuple[int, int]:
+    """Chunk ``chunk`` of the ``chunks`` a shard's due set is computed in, for shard ``shard`` of
+    ``shards`` of a chunked clock: the (``chunk``, ``chunks``) parameters of ``chunk_qual``.
+
+    The one place a shard meets the chunk arithmetic. ``chunk_qual`` cuts residue classes
+    (mod(c, N) = k), so shard k of S takes residue class k of S and its j-th of M chunks is residue
+    class k + S*j of S*M (c = k mod S exactly when c mod S*M is one of k, k+S, ..., k+S*(M-1)): the
+    shard's records do not depend on M, and the shards partition every record. Were ``chunk_qual``
+    to cut ranges of the column's values instead, this would be chunk k*M + j of S*M."""
+    if not (0 <= shard < shards and 0 <= chunk < chunks):
+        raise ValueError(f"chunk {chunk} of {chunks} in shard {shard} of {shards}")
+    return shard + shards * chunk, shards * chunks
+
+
 def expiry_sql(column: sql.Composable, window_param: str) -> sql.Composed:
     """RET-10: clock + window in UTC calendar arithmetic, whatever the session's time zone."""
     return sql.SQL("(({col} AT TIME ZONE 'UTC') + {w}::interval) AT TIME ZONE 'UTC'").format(
@@ -53,10 +75,11 @@ def expiry_sql(column: sql.Composable, window_param: str) -> sql.Composed:
 class Selection:
     """The SQL of one rule's selection at one "now", with its parameters."""
 
-    def __init__(self, target: Target, now: datetime, holds: Holds):
+    def __init__(self, target: Target, now: datetime, holds: Holds, shard: Shard | None = None):
         self.target = target
         self.now = as_utc(now)
         self.holds = holds
+        self.shard = shard if shard is not None and shard.count > 1 else None
         self.params: dict[str, Any] = {"now": self.now, "rank": target.rank}
         for i, rule in enumerate(target.siblings):
             self.params[f"w{i}"] = target.policy.window(rule).iso
@@ -66,6 +89,48 @@ class Selection:
         # On a table of one rule, a hold on the rule holds every record.
         self.rule_held = not target.shared and target.rule.id in holds.rules
         self.held_predicates = HeldPredicates(target, holds, self.params)
+        lo, hi = self.page_range()
+        self.params["shard_lo"], self.params["shard_hi"] = f"({lo},0)", None if hi is None else f"({hi},0)"
+        self.params["shard_relations"] = []  # a partitions shard's leaf partitions (oids), set by its sweep
+
+    # --- shards ---
+
+    def page_range(self) -> tuple[int, int | None]:
+        """The heap pages [lo, hi) of a blocks shard (hi None: to the end); (0, None) otherwise."""
+        if self.shard is None or self.shard.kind != "blocks":
+            return 0, None
+        return self.shard.lo, self.shard.hi
+
+    def chunks_of(self, chunks: int) -> int:
+        """How many chunks this selection's due set is computed in when the whole rule's takes
+        ``chunks``: a chunks shard takes its share (at least one)."""
+        if self.shard is None or self.shard.kind != "chunks":
+            return chunks
+        return max(1, -(-chunks // self.shard.count))
+
+    def chunked(self, chunks: int) -> bool:
+        """Whether statements of this selection computed in ``chunks`` chunks carry ``chunk_qual``."""
+        return chunks > 1 or (self.shard is not None and self.shard.kind == "chunks")
+
+    def chunk_params(self, chunk: int, chunks: int) -> dict[str, int]:
+        """The parameters of chunk ``chunk`` of ``chunks`` of this selection (``shard_chunk``)."""
+        if self.shard is not None and self.shard.kind == "chunks":
+            chunk, chunks = shard_chunk(self.shard.index, self.shard.count, chunk, chunks)
+        return {"chunk": chunk, "chunks": chunks}
+
+    def shard_condition(self, alias: str = "t") -> sql.Composable | None:
+        """The shard's rows among the table's (alias): a heap page range, or the shard's partitions."""
+        if self.shard is None:
+            return None
+        if self.shard.kind == "blocks":
+            tid = sql.Identifier(alias, "ctid")
+            cond = sql.SQL("{} >= %(shard_lo)s::tid").format(tid)
+            if self.shard.hi is not None:
+                cond += sql.SQL(" AND {} < %(shard_hi)s::tid").format(tid)
+            return cond
+        if self.shard.kind == "partitions":
+            return sql.SQL("{} = ANY(%(shard_relations)s::oid[])").format(sql.Identifier(alias, "tableoid"))
+        return None  # chunks: the chunk qual of the clock view (``chunk_params``)
 
     # --- per-record clocks (views) ---
 
@@ -165,6 +230,9 @@ class Selection:
         rel = relation if relation is not None else ident(t.table)
         rule_held = self.rule_held_sql()
         conds = [self.row_filter("t")]
+        in_shard = self.shard_condition("t")
+        if in_shard is not None:
+            conds.append(in_shard)
         if t.direct_clock:
             query = sql.SQL("SELECT {cols} FROM {rel} t").format(cols=columns(rule_held), rel=rel)
             conds.append(self.direct_due("t"))

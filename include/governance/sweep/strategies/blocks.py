@@ -58,9 +58,13 @@ class BlockRanges(Strategy):
 
     def sweep_relation(self, relation: sql.Identifier, name: str) -> None:
         """Batches over ranges of the relation's heap pages, each handing the due, unheld rows it
-        finds there to the action; empty stretches are skipped by probes."""
+        finds there to the action; empty stretches are skipped by probes. A blocks shard works its
+        own pages [lo, hi) only (``Selection.page_range``)."""
         sel = self.runner.sel
+        lo, hi = sel.page_range()
         pages, per_batch = self.pages_per_batch(relation)
+        if hi is not None:
+            pages = min(pages, hi)
         due = sql.SQL(" AND ").join(
             [
                 sel.row_filter("t"),
@@ -71,7 +75,7 @@ class BlockRanges(Strategy):
         probe = sql.SQL("SELECT (t.ctid::text::point)[0]::bigint FROM {rel} t WHERE {pages} AND {due} LIMIT 1").format(
             rel=relation, pages=IN_PAGES, due=due
         )
-        start = 0
+        start = lo
         while start + per_batch < pages:
             where = IN_PAGES + sql.SQL(" AND ") + due
             bounds = page_bounds(start, start + per_batch)
@@ -81,6 +85,18 @@ class BlockRanges(Strategy):
             if changed == 0 and start + per_batch < pages:
                 start = self.probe_ahead(probe, start, per_batch, pages)
         # The last batch (from here to the end) always runs: pages added since the sizes were read.
+        # A shard's last batch ends at its last page (the shard after it has the rest).
+        if hi is not None:
+            if start < hi:
+                batch = Batch(
+                    relation,
+                    IN_PAGES + sql.SQL(" AND ") + due,
+                    f"{name} blocks {start}-{hi}",
+                    self.details(name),
+                    page_bounds(start, hi),
+                )
+                self.action.apply(batch)
+            return
         where = sql.SQL("t.ctid >= %(lo)s::tid AND ") + due
         self.action.apply(Batch(relation, where, f"{name} blocks {start}-end", self.details(name), page_bounds(start)))
 

@@ -20,6 +20,7 @@ from psycopg2.extensions import cursor
 from governance.db import transaction
 from governance.sweep.partitions import Partition, list_partitions
 from governance.sweep.selection import Selection
+from governance.sweep.shards import partition_shard
 from governance.sweep.strategies.base import Strategy
 from governance.sweep.strategies.blocks import BlockRanges
 from governance.sweep.target import ident
@@ -49,6 +50,8 @@ class PartitionDrops(Strategy):
             return
         with transaction(runner.conn):
             parts = list_partitions(runner.conn, t.table, runner.now, t.window)
+        if sel.shard is not None:  # a shard's partitions only (``governance.sweep.shards``)
+            parts = [p for p in parts if partition_shard(p, sel.shard.count) == sel.shard.index]
         group: list[Partition] = []  # fully expired, unheld partitions: dropped together
         row_wise = BlockRanges(runner, self.action)
         for part in parts:

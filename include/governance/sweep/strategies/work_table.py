@@ -25,14 +25,14 @@ def compute(runner: BatchRunner) -> tuple[int, int]:
     One pass writes the table in (rel, tid) order; chunks are appended as they come and the table
     is then put in that order (``order``): slices of its pages are ranges of the heap either way."""
     conn, t, sel, opts = runner.conn, runner.target, runner.sel, runner.opts
-    chunks = chunk_count(conn, t, opts)
+    chunks = sel.chunks_of(chunk_count(conn, t, opts))  # a chunks shard: its share of the chunks
     columns = sql.SQL("t.tableoid AS rel, t.ctid AS tid, t.{} AS rec").format(sql.Identifier(t.key))
     rows = 0
     for chunk in range(chunks):
         due = sql.SQL("SELECT * FROM ({}) c").format(
-            sel.candidates(lambda _: columns, not_held=True, chunked=chunks > 1)
+            sel.candidates(lambda _: columns, not_held=True, chunked=sel.chunked(chunks))
         )
-        params = {**sel.params, "chunks": chunks, "chunk": chunk}
+        params = {**sel.params, **sel.chunk_params(chunk, chunks)}
         with transaction(conn, statement_timeout=opts.compute_timeout) as cur:
             if chunk == 0:
                 cur.execute(sql.SQL("DROP TABLE IF EXISTS pg_temp.{}").format(WORK))

@@ -1,0 +1,208 @@
+"""Sharded sweeps (#14): a rule cut into N shards run side by side, each on its own connection (as
+mapped tasks on N Airflow workers), against the same rule swept unsharded, on identical copies.
+
+Two rules, each in a database of its own built once and copied (``CREATE DATABASE ... TEMPLATE``,
+the files as they are) so both contenders start from the same bytes:
+
+- **order-records** (RET-3/RET-8, chunks shards): ``rows`` orders (default 1,000,000) as in the
+  ``orders`` measurement (bench/builders.py), half of them due;
+- **cookie-preferences** (RET-6, blocks shards): ``rows`` cookie preferences (default 2,000,000)
+  given evenly over two years, half of them past the 12 months.
+
+Timed: the unsharded ``sweep_rule`` against the whole sharded sweep (plan, the N shards in N
+threads with a connection each, then the finish's whole-rule verification and summary), wall
+clock. N is the number of cores (the shards a machine can run at once); the N the DAG would
+derive from the table's size is noted. Target: no slower in total (ratio <= 1.0). Both copies must
+end with the same rows changed and the same rule summary. Not in the default run (about 4 min at
+scale 1): ``python bench/run.py --only shards``.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+
+import services
+from builders import build_orders, settle_tables
+from harness import Check, Context, analyze_all, at_most, checkpoint, ratio
+from orders import without_retention_notices
+
+TARGET = 1.0
+
+COOKIES_SQL = """
+INSERT INTO shop.cookie_preferences (preference_id, visitor_key, account_id, analytics, marketing, given_at)
+SELECT g, md5(g::text)::uuid, NULL, g %% 2 = 0, g %% 3 = 0,
+       %(now)s::timestamptz - make_interval(secs => (g %% 1000 * 63072 + g / 1000 %% 63) * 1.0)
+FROM generate_series(1, %(rows)s::bigint) AS g
+"""
+
+
+def _build(ctx: Context, name: str, build) -> tuple[str, str]:  # type: ignore[no-untyped-def]
+    """A database with the schema and the rule's data, settled and checkpointed, then a file copy
+    of it: (template url, template name); the copies are made by ``_copy``."""
+    from governance.db import apply_schema, connect
+
+    admin = services.admin(ctx.admin_url)
+    db = f"{ctx.db_name}_shards_{name}"
+    with admin.cursor() as cur:
+        cur.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+        cur.execute(f'CREATE DATABASE "{db}"')
+    admin.close()
+    url = services.with_database(ctx.admin_url, db)
+    conn = connect(url)
+    apply_schema(conn, ctx.policy)
+    local = replace(ctx, db_url=url, db_name=db)
+    build(local, conn)
+    analyze_all(conn)
+    checkpoint(conn)
+    conn.close()
+    return url, db
+
+
+def _orders(ctx: Context, conn) -> None:  # type: ignore[no-untyped-def]
+    with ctx.setup_phase("shards: orders"):
+        build_orders(ctx, conn, ctx.size(1_000_000, 8_000))
+
+
+def _cookies(ctx: Context, conn) -> None:  # type: ignore[no-untyped-def]
+    with ctx.setup_phase("shards: cookie preferences"):
+        with conn.cursor() as cur:
+            cur.execute(COOKIES_SQL, {"now": ctx.now, "rows": ctx.size(2_000_000, 20_000)})
+            cur.execute(
+                "SELECT setval('shop.cookie_preferences_preference_id_seq', (SELECT max(preference_id) FROM shop.cookie_preferences))"
+            )
+        conn.commit()
+        settle_tables(ctx, ["shop.cookie_preferences"])
+
+
+def _whole(ctx: Context, url: str, rule: str, run: str) -> float:
+    from governance.db import connect
+    from governance.sweep import sweep_rule
+
+    conn = connect(url, application_name="governance-bench-whole")
+    try:
+        start = time.perf_counter()
+        sweep_rule(conn, None, ctx.policy, rule, ctx.now, run)
+        return time.perf_counter() - start
+    finally:
+        conn.close()
+
+
+def _sharded(ctx: Context, url: str, rule: str, run: str, count: int) -> tuple[float, list[float], float]:
+    """(wall seconds, each shard's seconds, the finish's seconds): plan, shards in threads, finish."""
+    from governance.db import connect
+    from governance.sweep.sharded import finish_rule, sweep_shard
+    from governance.sweep.shards import plan_shards
+
+    def one(shard) -> float:  # type: ignore[no-untyped-def]
+        conn = connect(url, application_name=f"governance-bench-shard-{shard.index}")
+        try:
+            began = time.perf_counter()
+            sweep_shard(conn, None, ctx.policy, shard, ctx.now, run)
+            return time.perf_counter() - began
+        finally:
+            conn.close()
+
+    start = time.perf_counter()
+    conn = connect(url, application_name="governance-bench-plan")
+    try:
+        shards = plan_shards(conn, ctx.policy, rule, ctx.now, count)
+        with ThreadPoolExecutor(max_workers=len(shards)) as pool:
+            each = list(pool.map(one, shards))
+        began = time.perf_counter()
+        finish_rule(conn, None, ctx.policy, rule, len(shards), ctx.now, run)
+        finish = time.perf_counter() - began
+        return time.perf_counter() - start, each, finish
+    finally:
+        conn.close()
+
+
+def _outcome(url: str, rule: str, run: str) -> tuple:
+    """What a sweep left: rows per state of the rule's table, and the rule's summary counts."""
+    from governance.db import connect
+
+    conn = connect(url)
+    try:
+        with conn.cursor() as cur:
+            if rule == "order-records":
+                cur.execute("SELECT count(*), count(anonymised_at) FROM shop.orders")
+            else:
+                cur.execute("SELECT count(*), 0 FROM shop.cookie_preferences")
+            rows = cur.fetchone()
+            cur.execute(
+                "SELECT counts FROM governance.evidence WHERE run_id = %s AND rule_id = %s AND kind = 'sweep_rule' "
+                "ORDER BY entry_id DESC LIMIT 1",
+                (run, rule),
+            )
+            summary = cur.fetchone()
+        conn.rollback()
+        return tuple(rows), summary[0] if summary else None
+    finally:
+        conn.close()
+
+
+def _default_shards(ctx: Context, url: str, rule: str) -> int:
+    from governance.db import connect
+    from governance.sweep.shards import plan_shards
+
+    conn = connect(url)
+    try:
+        return plan_shards(conn, ctx.policy, rule, ctx.now)[0].count
+    finally:
+        conn.close()
+
+
+def run(ctx: Context) -> list[Check]:
+    policy = without_retention_notices(ctx.policy)  # as the orders measurement: notices measured apart
+    ctx = replace(ctx, policy=policy)
+    count = max(2, ctx.cores)
+    checks = []
+    for rule, name, build in (("order-records", "orders", _orders), ("cookie-preferences", "cookies", _cookies)):
+        template_url, template = _build(ctx, name, build)
+        copies = {}
+        try:
+            with ctx.setup_phase(f"shards: {name} copies"):
+                for contender in ("whole", "sharded"):
+                    db = f"{template}_{contender}"
+                    services.drop_database(ctx.admin_url, db)
+                    copies[contender] = (services.clone_database(ctx.admin_url, template, db), db)
+            derived = _default_shards(ctx, copies["whole"][0], rule)
+            ctx.log(f"shards: {rule} unsharded")
+            whole = _whole(ctx, copies["whole"][0], rule, "bench-shards")
+            ctx.log(f"shards: {rule} in {count} shards side by side")
+            sharded, each, finish = _sharded(ctx, copies["sharded"][0], rule, "bench-shards", count)
+            same = _outcome(copies["whole"][0], rule, "bench-shards") == _outcome(
+                copies["sharded"][0], rule, "bench-shards"
+            )
+            rows, summary = _outcome(copies["sharded"][0], rule, "bench-shards")
+        finally:
+            for _, db in copies.values():
+                services.drop_database(ctx.admin_url, db)
+            services.drop_database(ctx.admin_url, template)
+        r = ratio(sharded, whole)
+        notes = [
+            f"unsharded {whole:.2f} s; {count} shards side by side {sharded:.2f} s in total: shards "
+            + ", ".join(f"{s:.2f}" for s in each)
+            + f" s, then the finish (whole-rule verification, summary) {finish:.2f} s",
+            f"the DAG's default for this table would be {derived} shard(s) (heap pages / 16,384, at most 8)",
+            f"the same effect and rule summary on both copies: {same} ({summary})",
+        ]
+        if not same:
+            r = None
+            notes.append("SHARDED SWEEP WRONG: the copies differ")
+        checks.append(
+            Check(
+                f"shards.{name}",
+                f"{rule}: {count} shards vs one sweep",
+                sharded,
+                {"unsharded": whole},
+                r,
+                "ours/baseline",
+                f"<= {TARGET}x unsharded",
+                at_most(r, TARGET),
+                {"rows": rows[0], "shards": count, "default_shards": derived},
+                notes,
+            )
+        )
+    return checks
