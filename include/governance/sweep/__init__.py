@@ -10,7 +10,9 @@ Modules: ``engine`` (the public API), ``rule`` (one rule: lock, passes, verifica
 batch does: delete, anonymise, purge_objects), ``runner`` (the batch transaction, its retries and
 evidence), ``target``/``selection``/``held`` (which records are due and not held, as SQL),
 ``counting`` and ``planning`` (counts and plans), ``partitions`` (listing and creating range
-partitions), ``objects`` (deleting CAT-5 objects and all their versions), ``stages`` (rule order).
+partitions), ``objects`` (deleting CAT-5 objects and all their versions), ``stages`` (rule order),
+``shards`` (cutting a large rule into shards) and ``sharded`` (sweeping one shard, finishing the
+rule after its shards; #14).
 """
 
 import importlib
