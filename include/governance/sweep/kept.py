@@ -1,0 +1,108 @@
+"""A clock kept per group in a table (``clock.kept`` in the policy; RET-3 at scale, ADR 0011): the
+SQL of the due groups, of one batch of their rows, and the counts that verify and plan the rule.
+
+A group (a customer) is due when its kept clock has expired (RET-10: UTC calendar arithmetic),
+found by an index range scan on the kept clock (``clock <= index_bound``, the exact expiry
+deciding). Batches take the next due groups in (clock, key) order after the last one done
+(keyset: no offset, no sort of the whole due set); a batch's rows are the rule's table's rows
+whose ``row_key`` is one of those groups, found by an index on the row key, still to handle
+(not anonymised) and not held (RET-8), each group checked due again in the batch's own statement.
+The cost follows the groups due, not the size of the table.
+
+The kept table is the database's (kept by triggers, include/sql/schema/080_customer_last_order.sql);
+the audit reconciles it with the clock view, which stays the independent definition.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from psycopg2 import sql
+from psycopg2.extensions import connection
+
+from governance.db import transaction
+from governance.policy import KeptClock
+from governance.sweep.selection import Selection, expiry_sql
+from governance.sweep.target import ident
+
+__all__ = ["KeptSelection", "count_kept"]
+
+FIRST = {"after_clock": "-infinity", "after_key": ""}  # keyset position before every group
+
+
+class KeptSelection:
+    """The SQL of a kept-clock rule's selection (alias ``c`` for the kept table, ``t`` for the rule's)."""
+
+    def __init__(self, sel: Selection):
+        kept = sel.target.kept
+        if kept is None:
+            raise ValueError(f"rule {sel.target.rule.id!r} has no kept clock")
+        self.sel, self.kept = sel, kept
+        self.table, self.row_key = ident(kept.table), ident(kept.row_key)
+        self.key, self.clock = sql.Identifier("c", kept.key), sql.Identifier("c", kept.clock)
+
+    @property
+    def spec(self) -> KeptClock:
+        return self.kept
+
+    def due(self) -> sql.Composed:
+        """The predicate on a kept row (alias c): its group's clock has expired."""
+        return sql.SQL("{clock} <= %(index_bound)s AND {expiry} <= %(now)s").format(
+            clock=self.clock, expiry=expiry_sql(self.clock, f"w{self.sel.target.rank}")
+        )
+
+    def next_groups(self) -> sql.Composed:
+        """(keys, last clock, last key) of the next ``%(groups)s`` due groups after the position
+        (``%(after_clock)s``, ``%(after_key)s``), in (clock, key) order: a range of the kept
+        table's index on (clock, key)."""
+        return sql.SQL(
+            "SELECT array_agg(g.key ORDER BY g.clock, g.key), max(g.clock), "
+            "(array_agg(g.key ORDER BY g.clock DESC, g.key DESC))[1] FROM ("
+            "SELECT {key} AS key, {clock} AS clock FROM {table} c WHERE {due} "
+            "AND ({clock}, {key}) > (%(after_clock)s::timestamptz, %(after_key)s::text) "
+            "ORDER BY {clock}, {key} LIMIT %(groups)s) g"
+        ).format(key=self.key, clock=self.clock, table=self.table, due=self.due())
+
+    def batch_groups(self) -> sql.Composed:
+        """The groups of one batch (``%(groups)s``, a text array) still due, as ``w.key``: joined to
+        the rule's table by its row key (``rows_of``)."""
+        return sql.SQL("SELECT {key} AS key FROM {table} c WHERE {key} = ANY(%(groups)s::text[]) AND {due}").format(
+            key=self.key, table=self.table, due=self.due()
+        )
+
+    def rows_of(self, groups: str = "w") -> sql.Composed:
+        """The rule's rows (alias t) of the groups (alias ``groups``) still to handle and not held."""
+        sel = self.sel
+        return sql.SQL("{row_key}(t) = {g}.key AND {todo} AND NOT ({rule_held} OR {held})").format(
+            row_key=self.row_key,
+            g=sql.Identifier(groups),
+            todo=sel.row_filter("t"),
+            rule_held=sql.Literal(sel.rule_held),
+            held=sel.held("t"),
+        )
+
+    def counts(self) -> sql.Composed:
+        """(due and not held, due but held) among the rows still to handle of the due groups."""
+        sel = self.sel
+        held = sql.SQL("({} OR {})").format(sql.Literal(sel.rule_held), sel.held("t"))
+        return sql.SQL(
+            "SELECT count(*) FILTER (WHERE NOT {held}), count(*) FILTER (WHERE {held}) "
+            "FROM {table} c JOIN {rel} t ON {row_key}(t) = {key} WHERE {due} AND {todo}"
+        ).format(
+            held=held,
+            table=self.table,
+            rel=ident(sel.target.table),
+            row_key=self.row_key,
+            key=self.key,
+            due=self.due(),
+            todo=sel.row_filter("t"),
+        )
+
+
+def count_kept(conn: connection, sel: Selection, *, read_only: bool = False) -> tuple[int, int]:
+    """(due and not held, due but held) of a kept-clock rule, in one short transaction: the due
+    groups by their index, their rows by the row key's."""
+    with transaction(conn, read_only=read_only) as cur:
+        cur.execute(KeptSelection(sel).counts(), sel.params)
+        row: Any = cur.fetchone()
+    return (int(row[0]), int(row[1])) if row else (0, 0)
