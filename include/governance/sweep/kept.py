@@ -63,19 +63,19 @@ class KeptSelection:
             "ORDER BY {clock}, {key} LIMIT %(groups)s) g"
         ).format(key=self.key, clock=self.clock, table=self.table, due=self.due())
 
-    def batch_groups(self) -> sql.Composed:
-        """The groups of one batch (``%(groups)s``, a text array) still due, as ``w.key``: joined to
-        the rule's table by its row key (``rows_of``)."""
-        return sql.SQL("SELECT {key} AS key FROM {table} c WHERE {key} = ANY(%(groups)s::text[]) AND {due}").format(
-            key=self.key, table=self.table, due=self.due()
-        )
-
-    def rows_of(self, groups: str = "w") -> sql.Composed:
-        """The rule's rows (alias t) of the groups (alias ``groups``) still to handle and not held."""
+    def batch_rows(self) -> sql.Composed:
+        """The rows (alias t) of one batch's groups (``%(groups)s``, a text array) that are still
+        due, still to handle and not held. The due groups are an InitPlan (the kept table's primary
+        key), so the rows come from a bitmap scan of the row key's index, in heap order."""
         sel = self.sel
-        return sql.SQL("{row_key}(t) = {g}.key AND {todo} AND NOT ({rule_held} OR {held})").format(
+        return sql.SQL(
+            "{row_key}(t) = ANY(ARRAY(SELECT {key} FROM {table} c WHERE {key} = ANY(%(groups)s::text[]) AND {due})) "
+            "AND {todo} AND NOT ({rule_held} OR {held})"
+        ).format(
             row_key=self.row_key,
-            g=sql.Identifier(groups),
+            key=self.key,
+            table=self.table,
+            due=self.due(),
             todo=sel.row_filter("t"),
             rule_held=sql.Literal(sel.rule_held),
             held=sel.held("t"),

@@ -38,18 +38,18 @@ CREATE INDEX IF NOT EXISTS orders_customer_idx
     ON shop.orders (governance.order_customer(account_id, email), placed_at) WHERE anonymised_at IS NULL;
 
 -- Recompute the rows of the given customers from their live orders (index above): a customer with
--- none left loses its row. The rows are locked first (an upsert that changes nothing, in key
--- order), so concurrent recounts and inserts of one customer serialise and the recount, a
--- statement of its own, sees what committed before it.
+-- none left loses its row. The existing rows are locked first (in key order), so a concurrent
+-- recount or insert of one customer waits, and the recount, a statement of its own, sees what
+-- committed before it. A customer with no row yet gets one; should a concurrent insert have made
+-- it meanwhile, the later of the two clocks stays (each saw orders the other did not).
 CREATE OR REPLACE FUNCTION governance.recount_customer_last_order(p_customers text[])
 RETURNS void LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF p_customers IS NULL OR cardinality(p_customers) = 0 THEN
         RETURN;
     END IF;
-    INSERT INTO governance.customer_last_order AS c (customer, last_placed_at)
-    SELECT k, '-infinity' FROM unnest(p_customers) k WHERE k IS NOT NULL ORDER BY k
-    ON CONFLICT (customer) DO UPDATE SET last_placed_at = c.last_placed_at;
+    PERFORM FROM governance.customer_last_order c WHERE c.customer = ANY(p_customers)
+    ORDER BY c.customer FOR UPDATE;
     WITH counted AS (
         SELECT k AS customer,
                (SELECT max(o.placed_at) FROM shop.orders o
@@ -58,9 +58,15 @@ BEGIN
     ), gone AS (
         DELETE FROM governance.customer_last_order c USING counted n
         WHERE c.customer = n.customer AND n.last IS NULL
+    ), moved AS (
+        UPDATE governance.customer_last_order c SET last_placed_at = n.last
+        FROM counted n WHERE c.customer = n.customer AND n.last IS NOT NULL AND c.last_placed_at <> n.last
     )
-    UPDATE governance.customer_last_order c SET last_placed_at = n.last
-    FROM counted n WHERE c.customer = n.customer AND n.last IS NOT NULL AND c.last_placed_at <> n.last;
+    INSERT INTO governance.customer_last_order AS c (customer, last_placed_at)
+    SELECT n.customer, n.last FROM counted n
+    WHERE n.last IS NOT NULL AND NOT EXISTS (SELECT FROM governance.customer_last_order k WHERE k.customer = n.customer)
+    ORDER BY n.customer
+    ON CONFLICT (customer) DO UPDATE SET last_placed_at = greatest(c.last_placed_at, excluded.last_placed_at);
 END
 $$;
 
@@ -76,24 +82,25 @@ BEGIN
 END
 $$;
 
--- An update recounts the customers of the rows whose key, placed_at or anonymised_at changed,
--- before and after (an order moved to another customer changes both).
+-- An update recounts the customers of the rows whose account, address, placed_at or anonymised_at
+-- changed, before and after (an order moved to another customer changes both); the columns are
+-- compared as they are, so only the changed rows' keys are computed.
 CREATE OR REPLACE FUNCTION governance.customer_last_order_updated()
 RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    PERFORM governance.recount_customer_last_order(array_agg(DISTINCT k ORDER BY k))
+    PERFORM governance.recount_customer_last_order(array_agg(DISTINCT k))
     FROM (
-        SELECT governance.order_customer(o.account_id, o.email) AS k FROM old_orders o
-        WHERE o.anonymised_at IS NULL AND NOT EXISTS (
-            SELECT FROM new_orders n WHERE n.order_id = o.order_id AND n.placed_at = o.placed_at
-              AND n.anonymised_at IS NULL
-              AND governance.order_customer(n.account_id, n.email) = governance.order_customer(o.account_id, o.email))
-        UNION
-        SELECT governance.order_customer(n.account_id, n.email) FROM new_orders n
-        WHERE n.anonymised_at IS NULL AND NOT EXISTS (
-            SELECT FROM old_orders o WHERE o.order_id = n.order_id AND o.placed_at = n.placed_at
-              AND o.anonymised_at IS NULL
-              AND governance.order_customer(o.account_id, o.email) = governance.order_customer(n.account_id, n.email))
+        SELECT CASE WHEN n.order_id IS NULL OR n.placed_at <> o.placed_at OR n.anonymised_at IS NOT NULL
+                         OR n.account_id IS DISTINCT FROM o.account_id OR n.email IS DISTINCT FROM o.email
+                    THEN governance.order_customer(o.account_id, o.email) END AS k
+        FROM old_orders o LEFT JOIN new_orders n ON n.order_id = o.order_id
+        WHERE o.anonymised_at IS NULL
+        UNION ALL
+        SELECT CASE WHEN o.order_id IS NULL OR o.placed_at <> n.placed_at OR o.anonymised_at IS NOT NULL
+                         OR o.account_id IS DISTINCT FROM n.account_id OR o.email IS DISTINCT FROM n.email
+                    THEN governance.order_customer(n.account_id, n.email) END
+        FROM new_orders n LEFT JOIN old_orders o ON o.order_id = n.order_id
+        WHERE n.anonymised_at IS NULL
     ) changed WHERE k IS NOT NULL;
     RETURN NULL;
 END

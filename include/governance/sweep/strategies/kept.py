@@ -40,14 +40,7 @@ class KeptGroups(Strategy):
                 break
             step = f"{name} groups {done}-{done + len(keys)}"
             details = {**self.details(name), "groups": len(keys)}
-            batch = Batch(
-                ident(runner.target.table),
-                kept.rows_of("w"),
-                step,
-                details,
-                {"groups": list(keys)},
-                kept.batch_groups(),
-            )
+            batch = Batch(ident(runner.target.table), kept.batch_rows(), step, details, {"groups": list(keys)})
             self.action.apply(batch)
             done += len(keys)
             position = {"after_clock": last_clock, "after_key": last_key}
