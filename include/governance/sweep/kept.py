@@ -4,7 +4,8 @@ SQL of the due groups, of one batch of their rows, and the counts that verify an
 A group (a customer) is due when its kept clock has expired (RET-10: UTC calendar arithmetic),
 found by an index range scan on the kept clock (``clock <= index_bound``, the exact expiry
 deciding). Batches take the next due groups in (clock, key) order after the last one done
-(keyset: no offset, no sort of the whole due set); a batch's rows are the rule's table's rows
+(keyset: the batch's upper bound is read first, then the batch's statement takes the range; no
+sort of the whole due set, no keys sent back and forth); a batch's rows are the rule's table's rows
 whose ``row_key`` is one of those groups, found by an index on the row key, still to handle
 (not anonymised) and not held (RET-8), each group checked due again in the batch's own statement.
 The cost follows the groups due, not the size of the table.
@@ -25,9 +26,10 @@ from governance.policy import KeptClock
 from governance.sweep.selection import Selection, expiry_sql
 from governance.sweep.target import ident
 
-__all__ = ["KeptSelection", "count_kept"]
+__all__ = ["FIRST", "LAST", "KeptSelection", "count_kept"]
 
 FIRST = {"after_clock": "-infinity", "after_key": ""}  # keyset position before every group
+LAST = {"upto_clock": None, "upto_key": None}  # no upper bound: every due group after the position
 
 
 class KeptSelection:
@@ -51,29 +53,32 @@ class KeptSelection:
             clock=self.clock, expiry=expiry_sql(self.clock, f"w{self.sel.target.rank}")
         )
 
-    def next_groups(self) -> sql.Composed:
-        """(keys, last clock, last key) of the next ``%(groups)s`` due groups after the position
-        (``%(after_clock)s``, ``%(after_key)s``), in (clock, key) order: a range of the kept
-        table's index on (clock, key)."""
+    def next_bound(self) -> sql.Composed:
+        """(clock, key) of the ``%(groups)s``-th due group after the position (``%(after_clock)s``,
+        ``%(after_key)s``) in (clock, key) order, or no row when fewer are left: the batch's upper
+        bound, read from the kept table's (clock, key) index (one row back, never the keys)."""
         return sql.SQL(
-            "SELECT array_agg(g.key ORDER BY g.clock, g.key), max(g.clock), "
-            "(array_agg(g.key ORDER BY g.clock DESC, g.key DESC))[1] FROM ("
-            "SELECT {key} AS key, {clock} AS clock FROM {table} c WHERE {due} "
+            "SELECT {clock}, {key} FROM {table} c WHERE {due} "
             "AND ({clock}, {key}) > (%(after_clock)s::timestamptz, %(after_key)s::text) "
-            "ORDER BY {clock}, {key} LIMIT %(groups)s) g"
+            "ORDER BY {clock}, {key} OFFSET %(groups)s - 1 LIMIT 1"
         ).format(key=self.key, clock=self.clock, table=self.table, due=self.due())
 
     def batch_rows(self) -> sql.Composed:
-        """The rows (alias t) of one batch's groups (``%(groups)s``, a text array) that are still
-        due, still to handle and not held. The due groups are an InitPlan (the kept table's primary
-        key), so the rows come from a bitmap scan of the row key's index, in heap order."""
+        """The rows (alias t) of one batch: those of the due groups after the position and up to
+        the bound (``%(upto_clock)s``, ``%(upto_key)s``; a NULL clock: no bound), still to handle
+        and not held. The groups are an InitPlan over the kept table's (clock, key) index, each
+        checked due in this statement; the rows come from a bitmap scan of the row key's index."""
         sel = self.sel
         return sql.SQL(
-            "{row_key}(t) = ANY(ARRAY(SELECT {key} FROM {table} c WHERE {key} = ANY(%(groups)s::text[]) AND {due})) "
+            "{row_key}(t) = ANY(ARRAY(SELECT {key} FROM {table} c WHERE {due} "
+            "AND ({clock}, {key}) > (%(after_clock)s::timestamptz, %(after_key)s::text) "
+            "AND (%(upto_clock)s::timestamptz IS NULL "
+            "OR ({clock}, {key}) <= (%(upto_clock)s::timestamptz, %(upto_key)s::text)))) "
             "AND {todo} AND NOT ({rule_held} OR {held})"
         ).format(
             row_key=self.row_key,
             key=self.key,
+            clock=self.clock,
             table=self.table,
             due=self.due(),
             todo=sel.row_filter("t"),

@@ -83,25 +83,22 @@ END
 $$;
 
 -- An update recounts the customers of the rows whose account, address, placed_at or anonymised_at
--- changed, before and after (an order moved to another customer changes both); the columns are
--- compared as they are, so only the changed rows' keys are computed.
+-- changed, before and after (an order moved to another customer changes both). The live rows
+-- before and after are compared as they are (EXCEPT, hashed: transition tables have no statistics,
+-- a join of them could be planned as a nested loop), so only the changed rows' keys are computed.
 CREATE OR REPLACE FUNCTION governance.customer_last_order_updated()
 RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    PERFORM governance.recount_customer_last_order(array_agg(DISTINCT k))
+    PERFORM governance.recount_customer_last_order(array_agg(DISTINCT governance.order_customer(x.account_id, x.email)))
     FROM (
-        SELECT CASE WHEN n.order_id IS NULL OR n.placed_at <> o.placed_at OR n.anonymised_at IS NOT NULL
-                         OR n.account_id IS DISTINCT FROM o.account_id OR n.email IS DISTINCT FROM o.email
-                    THEN governance.order_customer(o.account_id, o.email) END AS k
-        FROM old_orders o LEFT JOIN new_orders n ON n.order_id = o.order_id
-        WHERE o.anonymised_at IS NULL
+        (SELECT o.order_id, o.account_id, o.email, o.placed_at FROM old_orders o WHERE o.anonymised_at IS NULL
+         EXCEPT ALL
+         SELECT n.order_id, n.account_id, n.email, n.placed_at FROM new_orders n WHERE n.anonymised_at IS NULL)
         UNION ALL
-        SELECT CASE WHEN o.order_id IS NULL OR o.placed_at <> n.placed_at OR o.anonymised_at IS NOT NULL
-                         OR o.account_id IS DISTINCT FROM n.account_id OR o.email IS DISTINCT FROM n.email
-                    THEN governance.order_customer(n.account_id, n.email) END
-        FROM new_orders n LEFT JOIN old_orders o ON o.order_id = n.order_id
-        WHERE n.anonymised_at IS NULL
-    ) changed WHERE k IS NOT NULL;
+        (SELECT n.order_id, n.account_id, n.email, n.placed_at FROM new_orders n WHERE n.anonymised_at IS NULL
+         EXCEPT ALL
+         SELECT o.order_id, o.account_id, o.email, o.placed_at FROM old_orders o WHERE o.anonymised_at IS NULL)
+    ) x WHERE x.account_id IS NOT NULL OR x.email IS NOT NULL;
     RETURN NULL;
 END
 $$;

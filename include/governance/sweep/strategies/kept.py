@@ -1,10 +1,11 @@
 """The ``kept`` strategy: a rule whose clock is kept per group in a table (``clock.kept``; RET-3,
 ADR 0011) is swept straight from batches of due groups, with no work table and no sort.
 
-Each batch reads the next due groups from the kept table's (clock, key) index (a short read-only
-transaction; the keys stay in memory, never in evidence or logs), then hands the action one
-statement over those groups' rows (``governance.sweep.kept``): the action's own transaction, with
-its evidence, checks each group due again and leaves held rows (RET-8). A batch holds about
+Each batch reads its upper bound, the (clock, key) of the ``n``-th next due group, from the kept
+table's (clock, key) index (a short read-only transaction; the bound stays in memory, never in
+evidence or logs), then hands the action one statement over the rows of the groups in that range
+(``governance.sweep.kept``): the action's own transaction, with its evidence, checks each group
+due again and leaves held rows (RET-8). The last batch has no upper bound. A batch holds about
 ``batch_size`` rows: groups per batch from the table's and the kept table's sizes. Rows left held
 keep their group in the kept table; the keyset moves past it, so a pass ends.
 """
@@ -14,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from governance.sweep.actions import Batch
-from governance.sweep.kept import FIRST, KeptSelection
+from governance.sweep.kept import FIRST, LAST, KeptSelection
 from governance.sweep.strategies.base import Strategy
 from governance.sweep.target import ident, split_name
 
@@ -33,19 +34,16 @@ class KeptGroups(Strategy):
         position: dict[str, Any] = dict(FIRST)
         done = 0
         while True:
-            [(keys, last_clock, last_key)] = runner.read(
-                kept.next_groups(), {**sel.params, **position, "groups": per_batch}
-            )
-            if not keys:
-                break
-            step = f"{name} groups {done}-{done + len(keys)}"
-            details = {**self.details(name), "groups": len(keys)}
-            batch = Batch(ident(runner.target.table), kept.batch_rows(), step, details, {"groups": list(keys)})
+            bound = runner.read(kept.next_bound(), {**sel.params, **position, "groups": per_batch})
+            upto = {"upto_clock": bound[0][0], "upto_key": bound[0][1]} if bound else dict(LAST)
+            step = f"{name} groups {done}-{done + per_batch if bound else 'end'}"
+            details = {**self.details(name), "groups_per_batch": per_batch}
+            batch = Batch(ident(runner.target.table), kept.batch_rows(), step, details, {**position, **upto})
             self.action.apply(batch)
-            done += len(keys)
-            position = {"after_clock": last_clock, "after_key": last_key}
-            if len(keys) < per_batch:
-                break
+            if not bound:
+                break  # the last batch: every due group after the position
+            done += per_batch
+            position = {"after_clock": upto["upto_clock"], "after_key": upto["upto_key"]}
 
     def groups_per_batch(self, kept: KeptSelection) -> int:
         """Groups per batch so that a batch holds about ``batch_size`` rows: the table's rows per
