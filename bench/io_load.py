@@ -4,7 +4,7 @@ and syncing a scratch file on the database's disk, in a loop, until the run ends
 Issue #14 asks for RET-3's figures "on a run where the single DELETE of the visits takes over 5 s
 (throttle the disk or run alongside another load)": a slow or contended disk is where a due set
 recomputed from every order hurts. Each writer rewrites ``FILE_MIB`` MiB in 1 MiB blocks with an
-fsync every ``SYNC_EVERY`` blocks (the WAL flushes and checkpoints of PostgreSQL wait behind
+fsync after every ``SYNC_EVERY`` block(s) (the WAL flushes and checkpoints of PostgreSQL wait behind
 those), then reads the file back. The scratch files go to the system temporary directory (the
 same disk as the database on these machines) and are removed at the end.
 """
@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 FILE_MIB = 256
-SYNC_EVERY = 4
+SYNC_EVERY = 1
 BLOCK = b"\x5a" * (1 << 20)
 
 

@@ -5,19 +5,37 @@ Each batch reads its upper bound, the (clock, key) of the ``n``-th next due grou
 table's (clock, key) index (a short read-only transaction; the bound stays in memory, never in
 evidence or logs), then hands the action one statement over the rows of the groups in that range
 (``governance.sweep.kept``): the action's own transaction, with its evidence, checks each group
-due again and leaves held rows (RET-8). The last batch has no upper bound. A batch holds about
-``batch_size`` rows: groups per batch from the table's and the kept table's sizes. Rows left held
-keep their group in the kept table; the keyset moves past it, so a pass ends.
+due again and leaves held rows (RET-8). The last batch has no upper bound. A batch holds at most
+about ``batch_size`` rows (groups per batch from the table's and the kept table's sizes), fewer
+when batches are slow (``next_size``). Rows left held keep their group in the kept table; the
+keyset moves past it, so a pass ends.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from governance.sweep.actions import Batch
 from governance.sweep.kept import FIRST, LAST, KeptSelection
 from governance.sweep.strategies.base import Strategy
 from governance.sweep.target import ident, split_name
+
+# A batch aims at TARGET_SECONDS: the groups per batch halve after a slower batch and double after
+# one that took under half of it, between 1 and ``batch_size`` rows' worth; the first batch holds a
+# 1/START_FRACTION of that. On a slow or contended disk the batches shrink, so the transaction
+# that holds the orders' row locks stays short; on a quiet machine they grow to ``batch_size``.
+TARGET_SECONDS = 0.4
+START_FRACTION = 4
+
+
+def next_size(groups: int, most: int, seconds: float) -> int:
+    """Groups in the next batch after one of ``groups`` took ``seconds`` (see TARGET_SECONDS)."""
+    if seconds > TARGET_SECONDS:
+        return max(1, groups // 2)
+    if seconds < TARGET_SECONDS / 2:
+        return min(most, groups * 2)
+    return groups
 
 
 class KeptGroups(Strategy):
@@ -30,7 +48,8 @@ class KeptGroups(Strategy):
             return  # every record of the rule is held (RET-8): counted as held by the verification
         kept = KeptSelection(sel)
         name = split_name(runner.target.table)[1]
-        per_batch = self.groups_per_batch(kept)
+        most = self.groups_per_batch(kept)
+        per_batch = max(1, most // START_FRACTION)
         position: dict[str, Any] = dict(FIRST)
         done = 0
         while True:
@@ -39,11 +58,13 @@ class KeptGroups(Strategy):
             step = f"{name} groups {done}-{done + per_batch if bound else 'end'}"
             details = {**self.details(name), "groups_per_batch": per_batch}
             batch = Batch(ident(runner.target.table), kept.batch_rows(), step, details, {**position, **upto})
+            start = time.perf_counter()
             self.action.apply(batch)
             if not bound:
                 break  # the last batch: every due group after the position
             done += per_batch
             position = {"after_clock": upto["upto_clock"], "after_key": upto["upto_key"]}
+            per_batch = next_size(per_batch, most, time.perf_counter() - start)
 
     def groups_per_batch(self, kept: KeptSelection) -> int:
         """Groups per batch so that a batch holds about ``batch_size`` rows: the table's rows per
