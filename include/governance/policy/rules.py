@@ -76,6 +76,10 @@ class KeptClock(StrictModel):
     key: ColumnName
     clock: ColumnName
     row_key: SchemaQualified
+    # Optional: a timestamptz column of the rule's table never later than its group's clock (RET-3:
+    # placed_at, the group's clock being its latest). A pass over the whole table (most groups due)
+    # then probes the kept table only for rows that can be due.
+    row_clock: ColumnName | None = None
 
 
 class Clock(StrictModel):

@@ -86,6 +86,31 @@ class KeptSelection:
             held=sel.held("t"),
         )
 
+    def row_due(self) -> sql.Composed:
+        """A row (alias t) of the rule's table is due, still to handle and not held: for a pass over
+        the table's pages (most groups due). The row's own clock first (``row_clock``, never later
+        than its group's), then one probe of the kept table's key per remaining row (a scalar
+        subquery: never a hash of the whole kept table per batch)."""
+        sel, kept = self.sel, self.kept
+        parts: list[sql.Composable] = [sel.row_filter("t")]
+        if kept.row_clock is not None:
+            parts.append(sql.SQL("t.{} <= %(index_bound)s").format(sql.Identifier(kept.row_clock)))
+        parts.append(
+            sql.SQL("coalesce((SELECT true FROM {table} c WHERE {key} = {row_key}(t) AND {due}), false)").format(
+                table=self.table, key=self.key, row_key=self.row_key, due=self.due()
+            )
+        )
+        parts.append(sql.SQL("NOT ({} OR {})").format(sql.Literal(sel.rule_held), sel.held("t")))
+        return sql.SQL(" AND ").join(parts)
+
+    def due_groups_count(self) -> sql.Composed:
+        """(due groups, all groups as the statistics have them, counted when never analysed)."""
+        return sql.SQL(
+            "SELECT (SELECT count(*) FROM {table} c WHERE {due}), "
+            "(SELECT CASE WHEN reltuples >= 0 THEN reltuples ELSE (SELECT count(*) FROM {table}) END "
+            "FROM pg_class WHERE oid = {name}::regclass)"
+        ).format(table=self.table, due=self.due(), name=sql.Literal(self.kept.table))
+
     def counts(self) -> sql.Composed:
         """(due and not held, due but held) among the rows still to handle of the due groups."""
         sel = self.sel

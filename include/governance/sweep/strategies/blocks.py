@@ -59,15 +59,8 @@ class BlockRanges(Strategy):
     def sweep_relation(self, relation: sql.Identifier, name: str) -> None:
         """Batches over ranges of the relation's heap pages, each handing the due, unheld rows it
         finds there to the action; empty stretches are skipped by probes."""
-        sel = self.runner.sel
         pages, per_batch = self.pages_per_batch(relation)
-        due = sql.SQL(" AND ").join(
-            [
-                sel.row_filter("t"),
-                sel.direct_due("t"),
-                sql.SQL("NOT ({} OR {})").format(sel.rule_held_sql(), sel.held("t")),
-            ]
-        )
+        due = self.row_due()
         probe = sql.SQL("SELECT (t.ctid::text::point)[0]::bigint FROM {rel} t WHERE {pages} AND {due} LIMIT 1").format(
             rel=relation, pages=IN_PAGES, due=due
         )
@@ -83,6 +76,17 @@ class BlockRanges(Strategy):
         # The last batch (from here to the end) always runs: pages added since the sizes were read.
         where = sql.SQL("t.ctid >= %(lo)s::tid AND ") + due
         self.action.apply(Batch(relation, where, f"{name} blocks {start}-end", self.details(name), page_bounds(start)))
+
+    def row_due(self) -> sql.Composable:
+        """A row (alias t) is due, still to handle and not held: its column clock has expired."""
+        sel = self.runner.sel
+        return sql.SQL(" AND ").join(
+            [
+                sel.row_filter("t"),
+                sel.direct_due("t"),
+                sql.SQL("NOT ({} OR {})").format(sel.rule_held_sql(), sel.held("t")),
+            ]
+        )
 
     def probe_ahead(self, probe: sql.Composable, start: int, per_batch: int, pages: int) -> int:
         """The page to resume at: the first holding a due row (read only, no row lock), probing at

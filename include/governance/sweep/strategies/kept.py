@@ -1,5 +1,6 @@
 """The ``kept`` strategy: a rule whose clock is kept per group in a table (``clock.kept``; RET-3,
-ADR 0011) is swept straight from batches of due groups, with no work table and no sort.
+ADR 0011) is swept straight from batches of due groups, with no work table and no sort; or, when
+most groups are due, in one pass over the table's pages (``KeptBlocks``).
 
 Each batch reads its upper bound, the (clock, key) of the ``n``-th next due group, from the kept
 table's (clock, key) index (a short read-only transaction; the bound stays in memory, never in
@@ -16,9 +17,13 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from governance.sweep.actions import Batch
+from psycopg2 import sql
+
+from governance.sweep.actions import Action, Batch
 from governance.sweep.kept import FIRST, LAST, KeptSelection
+from governance.sweep.runner import BatchRunner
 from governance.sweep.strategies.base import Strategy
+from governance.sweep.strategies.blocks import BlockRanges
 from governance.sweep.target import ident, split_name
 
 # A batch aims at TARGET_SECONDS: the groups per batch halve after a slower batch and double after
@@ -38,6 +43,26 @@ def next_size(groups: int, most: int, seconds: float) -> int:
     return groups
 
 
+DENSE_FRACTION = 0.05  # due groups, of all groups, from which one pass over the pages is cheaper
+
+
+class KeptBlocks(BlockRanges):
+    """A kept clock's rows swept over ranges of heap pages (``blocks``), each row's group probed in
+    the kept table: for a due set that spans most of the table (evidence details ``path: blocks``)."""
+
+    name = "kept"
+
+    def __init__(self, runner: BatchRunner, action: Action, kept: KeptSelection):
+        super().__init__(runner, action)
+        self.kept = kept
+
+    def row_due(self) -> sql.Composable:
+        return self.kept.row_due()
+
+    def details(self, relation: str) -> dict[str, str]:
+        return {**super().details(relation), "path": "blocks"}
+
+
 class KeptGroups(Strategy):
     name = "kept"
 
@@ -47,6 +72,9 @@ class KeptGroups(Strategy):
         if sel.rule_held:
             return  # every record of the rule is held (RET-8): counted as held by the verification
         kept = KeptSelection(sel)
+        if self.dense(kept):
+            KeptBlocks(runner, self.action, kept).sweep()
+            return
         name = split_name(runner.target.table)[1]
         most = self.groups_per_batch(kept)
         per_batch = max(1, most // START_FRACTION)
@@ -56,7 +84,7 @@ class KeptGroups(Strategy):
             bound = runner.read(kept.next_bound(), {**sel.params, **position, "groups": per_batch})
             upto = {"upto_clock": bound[0][0], "upto_key": bound[0][1]} if bound else dict(LAST)
             step = f"{name} groups {done}-{done + per_batch if bound else 'end'}"
-            details = {**self.details(name), "groups_per_batch": per_batch}
+            details = {**self.details(name), "path": "groups", "groups_per_batch": per_batch}
             batch = Batch(ident(runner.target.table), kept.batch_rows(), step, details, {**position, **upto})
             start = time.perf_counter()
             self.action.apply(batch)
@@ -65,6 +93,15 @@ class KeptGroups(Strategy):
             done += per_batch
             position = {"after_clock": upto["upto_clock"], "after_key": upto["upto_key"]}
             per_batch = next_size(per_batch, most, time.perf_counter() - start)
+
+    def dense(self, kept: KeptSelection) -> bool:
+        """Whether most of the table is likely due: at least DENSE_FRACTION of the groups, and a
+        ``row_clock`` to skip the rows that cannot be. Then one pass over the heap's pages in order
+        (``KeptBlocks``) writes each page once; batches of groups would visit pages all over it."""
+        if kept.spec.row_clock is None:
+            return False
+        [(due, groups)] = self.runner.read(kept.due_groups_count(), self.runner.sel.params)
+        return bool(groups and groups > 0 and due >= DENSE_FRACTION * groups)
 
     def groups_per_batch(self, kept: KeptSelection) -> int:
         """Groups per batch so that a batch holds about ``batch_size`` rows: the table's rows per
