@@ -22,7 +22,7 @@ from psycopg2 import sql
 from governance.sweep.actions import Action, Batch
 from governance.sweep.kept import FIRST, LAST, KeptSelection
 from governance.sweep.runner import BatchRunner
-from governance.sweep.strategies.base import Strategy
+from governance.sweep.strategies.base import IN_PAGES, Strategy, page_bounds
 from governance.sweep.strategies.blocks import BlockRanges
 from governance.sweep.target import ident, split_name
 
@@ -48,7 +48,8 @@ DENSE_FRACTION = 0.05  # due groups, of all groups, from which one pass over the
 
 class KeptBlocks(BlockRanges):
     """A kept clock's rows swept over ranges of heap pages (``blocks``), each row's group probed in
-    the kept table: for a due set that spans most of the table (evidence details ``path: blocks``)."""
+    the kept table: for a due set that spans most of the table (evidence details ``path: blocks``).
+    No probes ahead (most pages hold due rows); batches adapt their size as the groups' do."""
 
     name = "kept"
 
@@ -58,6 +59,24 @@ class KeptBlocks(BlockRanges):
 
     def row_due(self) -> sql.Composable:
         return self.kept.row_due()
+
+    def sweep_relation(self, relation: sql.Identifier, name: str) -> None:
+        """Batches over ranges of the heap's pages, in order, sized like the groups' batches: a
+        quarter of ``batch_size`` rows' worth of pages first, then halved or doubled by the time
+        each took (``next_size``); the last batch runs to the end of the relation."""
+        pages, most = self.pages_per_batch(relation)
+        per_batch = max(1, most // START_FRACTION)
+        due = self.row_due()
+        start = 0
+        while start + per_batch < pages:
+            where = IN_PAGES + sql.SQL(" AND ") + due
+            step = f"{name} blocks {start}-{start + per_batch}"
+            began = time.perf_counter()
+            self.action.apply(Batch(relation, where, step, self.details(name), page_bounds(start, start + per_batch)))
+            start += per_batch
+            per_batch = next_size(per_batch, most, time.perf_counter() - began)
+        where = sql.SQL("t.ctid >= %(lo)s::tid AND ") + due
+        self.action.apply(Batch(relation, where, f"{name} blocks {start}-end", self.details(name), page_bounds(start)))
 
     def details(self, relation: str) -> dict[str, str]:
         return {**super().details(relation), "path": "blocks"}
