@@ -1,5 +1,6 @@
-"""A disturbing load beside the measurements (``bench/run.py --io-load N``): N processes writing
-and syncing a scratch file on the database's disk, in a loop, until the run ends.
+"""A disturbing load beside the measurements (``bench/run.py --io-load N [--cpu-load M]``): N
+processes writing and syncing a scratch file on the database's disk, in a loop, and M busy loops
+on the CPU, until the run ends.
 
 Issue #14 asks for RET-3's figures "on a run where the single DELETE of the visits takes over 5 s
 (throttle the disk or run alongside another load)": a slow or contended disk is where a due set
@@ -42,10 +43,17 @@ def _writer(stop, path: str) -> None:  # pragma: no cover - a child process
         pass
 
 
+def _spinner(stop) -> None:  # pragma: no cover - a child process
+    n = 0
+    while not stop.is_set():
+        for _ in range(100_000):
+            n = (n * 31 + 7) % 1_000_003
+
+
 @contextmanager
-def io_load(processes: int) -> Iterator[None]:
-    """Run ``processes`` writers for the duration of the block (none for 0)."""
-    if processes <= 0:
+def io_load(processes: int, cpu: int = 0) -> Iterator[None]:
+    """Run ``processes`` writers and ``cpu`` busy loops for the duration of the block (none for 0)."""
+    if processes <= 0 and cpu <= 0:
         yield
         return
     ctx = mp.get_context("spawn")
@@ -54,7 +62,7 @@ def io_load(processes: int) -> Iterator[None]:
     workers = [
         ctx.Process(target=_writer, args=(stop, os.path.join(directory, f"load-{i}")), daemon=True)
         for i in range(processes)
-    ]
+    ] + [ctx.Process(target=_spinner, args=(stop,), daemon=True) for _ in range(cpu)]
     for w in workers:
         w.start()
     try:

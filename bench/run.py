@@ -1,6 +1,6 @@
 """Benchmarks of the retention platform: every figure a ratio against a baseline timed in the same run.
 
-    python bench/run.py [--scale X] [--only NAME,...] [--keep] [--io-load N]
+    python bench/run.py [--scale X] [--only NAME,...] [--keep] [--io-load N] [--cpu-load M]
 
 Scale 1.0 is the size of the issues (4,000,000 visits, 1,000,000 orders, 20,000 objects, 100,000
 customers through Airflow, one person's export among 1,000,000 customers). Prints a table and writes bench/results/latest.json. See bench/README.md.
@@ -123,6 +123,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=0,
         metavar="N",
         help="run N disk writers (write, fsync, read back) beside the measurements, not the set-up (bench/io_load.py)",
+    )
+    parser.add_argument(
+        "--cpu-load", type=int, default=0, metavar="M", help="and M busy loops on the CPU (bench/io_load.py)"
     )
     parser.add_argument("--output", default=str(RESULTS), help="where to write the JSON (default: %(default)s)")
     args = parser.parse_args(argv)
@@ -256,9 +259,9 @@ def main(argv: list[str] | None = None) -> int:
                 f"{postgres['server_version']} ({pg_where}); S3 {s3_url}; now {now.isoformat()}"
             )
             prepared = prepare_data(ctx, args.selected)
-            facts["io_load_processes"] = args.io_load
+            facts["io_load_processes"], facts["cpu_load_processes"] = args.io_load, args.cpu_load
             try:
-                with io_load(args.io_load):
+                with io_load(args.io_load, args.cpu_load):
                     measure(ctx, args.selected, prepared, checks, extra)
             finally:
                 shop_template.drop(ctx)  # the shop shared by exports, erasure and erasure_replay
