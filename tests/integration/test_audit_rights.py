@@ -82,7 +82,7 @@ def test_a_clean_erasure_passes_and_leftovers_in_a_person_column_and_in_free_tex
     rid = erase(conn, s3, email=GUEST)
     notify_erasure(conn, rid, Subject((), (GUEST,), True))
     clean = audit(conn, s3, db_url, "rights-clean")
-    assert findings(clean) == {NOTIFIED: 0, LEFT: 0, OBJECTORS: 0, ACKED: 0, PAYLOADS: 0}
+    assert findings(clean) == {NOTIFIED: 0, LEFT: 0, OBJECTORS: 0, ACKED: 0, PAYLOADS: 0, RECONCILED: 0}
 
     with conn.cursor() as cur:  # a subscription under another spelling, before the erasure completed
         cur.execute(
@@ -105,7 +105,7 @@ def test_a_clean_erasure_passes_and_leftovers_in_a_person_column_and_in_free_tex
         )
     conn.commit()
     report = audit(conn, s3, db_url, "rights-text")
-    assert findings(report) == {NOTIFIED: 0, LEFT: 2, OBJECTORS: 0, ACKED: 0, PAYLOADS: 0}
+    assert findings(report) == {NOTIFIED: 0, LEFT: 2, OBJECTORS: 0, ACKED: 0, PAYLOADS: 0, RECONCILED: 0}
     assert report.failed and report.overdue_total == 0
     with pytest.raises(AuditFailed) as failed:
         report.raise_if_overdue()
@@ -184,7 +184,7 @@ def test_a_completed_request_without_a_recipients_notice_is_found(conn, s3, db_u
         assert cur.rowcount == 2
     conn.commit()
     report = audit(conn, s3, db_url, "notified-missing")
-    assert findings(report) == {NOTIFIED: 2, LEFT: 0, OBJECTORS: 0, ACKED: 0, PAYLOADS: 0}
+    assert findings(report) == {NOTIFIED: 2, LEFT: 0, OBJECTORS: 0, ACKED: 0, PAYLOADS: 0, RECONCILED: 0}
     assert "rights check completed-requests-notified (TP-5, ERA-1, REC-1, RES-1, RET-7): 2 findings" in (
         report.failure_message()
     )
