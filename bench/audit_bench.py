@@ -5,7 +5,11 @@ orders and 20,000 uploads at scale 1, half of each overdue). Baselines, the leas
 
 - bare SQL: every audit predicate file of the policy (include/sql/audit/*.sql) once, wrapped in
   ``SELECT rule_id, count(*) FILTER (WHERE NOT held), max(overdue_seconds) FILTER (WHERE NOT held)
-  ... GROUP BY rule_id``;
+  ... GROUP BY rule_id``, and every rights check of include/sql/audit/rights/ once as ``SELECT
+  count(*)`` (its markers rendered, JIT off, as the audit runs them; the audience check's
+  temporary tables declared empty: reading the stored audience files is the audit's own extra).
+  Until 2026-12-03 the rights checks were left out of the floor; they cost little on the bench's
+  shop until the reconciliation of the kept RET-3 clock (#14, ~1.3 s at 1,000,000 orders) came;
 - bare listing: one paginated ``ListObjectsV2`` over the object store's prefix (the object-store
   check cannot do less; on moto it costs about 0.27 ms per key, real S3 far less).
 
@@ -47,8 +51,25 @@ def bare_sql(ctx: Context, conn) -> tuple[float, dict[str, int]]:
             )
             for rule_id, count, _oldest in cur.fetchall():
                 counts[rule_id] = count
+        _bare_rights_checks(ctx, cur)
     conn.commit()
     return time.perf_counter() - start, counts
+
+
+def _bare_rights_checks(ctx: Context, cur) -> None:
+    """Each rights check once, counted (``governance.audit.rights``, without the findings tables)."""
+    from governance.audit import audit_parameters
+    from governance.audit.rendering import render_markers
+    from governance.audit.rights import declare_temporaries, load_checks
+
+    checks = load_checks()
+    params = audit_parameters(ctx.policy, ctx.now)
+    cur.execute("SET LOCAL jit = off")
+    declare_temporaries(cur, checks)
+    for check in checks:
+        rendered = cur.mogrify(render_markers(cur, ctx.policy, check.file, check.text), params).decode()
+        cur.execute(f"SELECT count(*) FROM ({rendered}\n) q")
+        cur.fetchall()
 
 
 def bare_listing(ctx: Context, s3) -> tuple[float, int]:

@@ -10,6 +10,11 @@ for our sweep (the ``order-records`` rule) and ``bench.orders_single`` for the b
 row-at-a-time updates of an evenly spread sample (one UPDATE by key and one COMMIT per order),
 extrapolated; then one set-based UPDATE of the rest with the same predicate as the clock view and
 the same SET list as the policy's masking strategies.
+
+Ours reads the RET-3 clock kept per customer (governance.customer_last_order, ADR 0011), kept by
+statement triggers on shop.orders; what those triggers cost the shop's inserts is measured last:
+orders inserted one per transaction, and in one multi-row statement, into shop.orders (with the
+triggers) and into bench.orders_single (the same columns and indexes, no trigger), alternating.
 """
 
 from __future__ import annotations
@@ -131,6 +136,7 @@ def run(ctx: Context, info: dict) -> list[Check]:
             ours.seconds = None
     elif ours.error:
         notes.append(ours.error)
+    inserts = insert_overhead(ctx, conn, info["customers"])
     conn.close()
 
     baselines = {"single_update": t_update, "row_at_a_time_extrapolated": row_at_a_time}
@@ -163,4 +169,72 @@ def run(ctx: Context, info: dict) -> list[Check]:
             ["row-at-a-time extrapolated from a sample"],
         ),
         longest_transaction_check("orders.longest_transaction", "RET-3 anonymise: longest transaction", ours, counts),
+        inserts,
     ]
+
+
+INSERT_SQL = """
+INSERT INTO {table} (account_id, email, first_name, last_name, payment_method, total_amount, placed_at)
+SELECT CASE WHEN n %% 5 = 0 THEN NULL ELSE 1 + 5 * (n %% %(cycle)s) END,
+       CASE WHEN n %% 5 = 0 THEN 'New' || n || '@Example.com' ELSE 'customer' || (1 + 5 * (n %% %(cycle)s)) || '@example.com' END,
+       'First', 'Last', 'card', 100, %(now)s
+FROM generate_series(%(first)s::bigint, %(last)s::bigint) AS n
+"""
+
+
+def insert_overhead(ctx: Context, conn, customers: int) -> Check:
+    """Orders inserted with the kept clock's triggers (shop.orders) and without (bench.orders_single):
+    one per transaction (a shop's checkout), then one multi-row statement; the tables alternate
+    by blocks so that both see the same load. Four in five orders are an existing account's (an
+    upsert of its row: customers 1, 6, 11, ... have accounts), one in five a new guest's (a new row)."""
+    cycle = max(1, customers // 5)
+    single = ctx.size(4_000, 400)
+    block = max(1, single // 8)
+    bulk = ctx.size(100_000, 5_000)
+    tables = {"with": "shop.orders", "without": "bench.orders_single"}
+    seconds = {"with": 0.0, "without": 0.0}
+    first = 10_000_000
+    with conn.cursor() as cur:
+        for b in range(0, single, block):
+            order = ("with", "without") if (b // block) % 2 == 0 else ("without", "with")
+            for side in order:
+                start = time.perf_counter()
+                for n in range(first + b, first + b + block):
+                    cur.execute(
+                        INSERT_SQL.format(table=tables[side]),
+                        {"cycle": cycle, "now": ctx.now, "first": n, "last": n},
+                    )
+                    conn.commit()
+                seconds[side] += time.perf_counter() - start
+        bulk_seconds = {}
+        for side in ("without", "with"):
+            start = time.perf_counter()
+            cur.execute(
+                INSERT_SQL.format(table=tables[side]),
+                {"cycle": cycle, "now": ctx.now, "first": 2 * first, "last": 2 * first + bulk - 1},
+            )
+            conn.commit()
+            bulk_seconds[side] = time.perf_counter() - start
+    per_with, per_without = seconds["with"] / single * 1000, seconds["without"] / single * 1000
+    r = ratio(seconds["with"], seconds["without"])
+    notes = [
+        f"{single:,} orders one per transaction: {per_with:.3f} ms/order with the triggers, {per_without:.3f} "
+        f"without; one statement of {bulk:,} orders: {bulk_seconds['with']:.2f} s with, "
+        f"{bulk_seconds['without']:.2f} s without ({ratio(bulk_seconds['with'], bulk_seconds['without']) or 0:.2f}x)"
+    ]
+    return Check(
+        "orders.insert_overhead",
+        "RET-3 kept clock: an order's insert with / without the triggers",
+        seconds["with"],
+        {
+            "without_triggers": seconds["without"],
+            "bulk_with": bulk_seconds["with"],
+            "bulk_without": bulk_seconds["without"],
+        },
+        r,
+        "ours/baseline",
+        "reported",
+        True,
+        {"orders_one_per_transaction": single, "orders_in_one_statement": bulk},
+        notes,
+    )

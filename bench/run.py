@@ -1,6 +1,6 @@
 """Benchmarks of the retention platform: every figure a ratio against a baseline timed in the same run.
 
-    python bench/run.py [--scale X] [--only NAME,...] [--keep]
+    python bench/run.py [--scale X] [--only NAME,...] [--keep] [--io-load N] [--cpu-load M]
 
 Scale 1.0 is the size of the issues (4,000,000 visits, 1,000,000 orders, 20,000 objects, 100,000
 customers through Airflow, one person's export among 1,000,000 customers). Prints a table and writes bench/results/latest.json. See bench/README.md.
@@ -119,6 +119,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--only", default="", help=f"comma-separated subset of: {', '.join(MEASUREMENTS)}")
     parser.add_argument("--keep", action="store_true", help="keep the scratch database (for debugging)")
+    parser.add_argument(
+        "--io-load",
+        type=int,
+        default=0,
+        metavar="N",
+        help="run N disk writers (write, fsync, read back) beside the measurements, not the set-up (bench/io_load.py)",
+    )
+    parser.add_argument(
+        "--cpu-load", type=int, default=0, metavar="M", help="and M busy loops on the CPU (bench/io_load.py)"
+    )
     parser.add_argument("--output", default=str(RESULTS), help="where to write the JSON (default: %(default)s)")
     args = parser.parse_args(argv)
     if args.scale <= 0:
@@ -222,6 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     import services
     import shop_template
     from harness import Context
+    from io_load import io_load
 
     from governance.db import apply_schema, connect
     from governance.policy import load_policy
@@ -250,14 +261,10 @@ def main(argv: list[str] | None = None) -> int:
                 f"{postgres['server_version']} ({pg_where}); S3 {s3_url}; now {now.isoformat()}"
             )
             prepared = prepare_data(ctx, args.selected)
+            facts["io_load_processes"], facts["cpu_load_processes"] = args.io_load, args.cpu_load
             try:
-                for name in args.selected:
-                    t0 = time.perf_counter()
-                    result, details = run_measurement(ctx, name, prepared)
-                    checks.extend(result)
-                    if details is not None:
-                        extra[name] = details
-                    ctx.log(f"{name}: done in {time.perf_counter() - t0:.1f} s")
+                with io_load(args.io_load, args.cpu_load):
+                    measure(ctx, args.selected, prepared, checks, extra)
             finally:
                 shop_template.drop(ctx)  # the shop shared by exports, erasure and erasure_replay
 
@@ -265,6 +272,17 @@ def main(argv: list[str] | None = None) -> int:
     facts["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     report(args, ctx, checks, extra, facts, postgres, started_at, wall)
     return 0
+
+
+def measure(ctx, selected: list[str], prepared: dict, checks: list, extra: dict) -> None:
+    """Run the selected measurements in order, adding their checks and details."""
+    for name in selected:
+        t0 = time.perf_counter()
+        result, details = run_measurement(ctx, name, prepared)
+        checks.extend(result)
+        if details is not None:
+            extra[name] = details
+        ctx.log(f"{name}: done in {time.perf_counter() - t0:.1f} s")
 
 
 if __name__ == "__main__":

@@ -315,6 +315,8 @@ def _load(target: _Target, gen: Generator, orphan_objects: int) -> tuple[int, li
             _load_batches(cur, gen, objects)
             if replica:
                 cur.execute("SET LOCAL session_replication_role = DEFAULT")
+            # The RET-3 clock kept per customer: its triggers did not fire in replica mode (ADR 0011).
+            cur.execute("SELECT governance.rebuild_customer_last_order()")
             _move_sequences(cur)
             hold_rows = _insert_holds(cur, gen.holds)
             if objects is not None:

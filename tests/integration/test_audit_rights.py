@@ -36,6 +36,7 @@ NOTIFIED = "completed-requests-notified"
 OBJECTORS = "objectors-excluded"  # TP-1, OBJ-1: its findings are tested in test_audience_check.py
 ACKED = "notices-acknowledged"  # TP-5: its findings are tested in test_notice_audit.py
 PAYLOADS = "notice-payloads-expired"  # RET-9, TP-5: likewise
+RECONCILED = "customer-last-order-reconciled"  # RET-3: tested in test_sweep_kept_clock.py
 SECRET = "test-pseudonym-key-0123456789abcdef0123456789"
 
 
@@ -81,7 +82,7 @@ def test_a_clean_erasure_passes_and_leftovers_in_a_person_column_and_in_free_tex
     rid = erase(conn, s3, email=GUEST)
     notify_erasure(conn, rid, Subject((), (GUEST,), True))
     clean = audit(conn, s3, db_url, "rights-clean")
-    assert findings(clean) == {NOTIFIED: 0, LEFT: 0, OBJECTORS: 0, ACKED: 0, PAYLOADS: 0}
+    assert findings(clean) == {NOTIFIED: 0, LEFT: 0, OBJECTORS: 0, ACKED: 0, PAYLOADS: 0, RECONCILED: 0}
 
     with conn.cursor() as cur:  # a subscription under another spelling, before the erasure completed
         cur.execute(
@@ -104,7 +105,7 @@ def test_a_clean_erasure_passes_and_leftovers_in_a_person_column_and_in_free_tex
         )
     conn.commit()
     report = audit(conn, s3, db_url, "rights-text")
-    assert findings(report) == {NOTIFIED: 0, LEFT: 2, OBJECTORS: 0, ACKED: 0, PAYLOADS: 0}
+    assert findings(report) == {NOTIFIED: 0, LEFT: 2, OBJECTORS: 0, ACKED: 0, PAYLOADS: 0, RECONCILED: 0}
     assert report.failed and report.overdue_total == 0
     with pytest.raises(AuditFailed) as failed:
         report.raise_if_overdue()
@@ -120,6 +121,7 @@ def test_a_clean_erasure_passes_and_leftovers_in_a_person_column_and_in_free_tex
         OBJECTORS: 0,
         ACKED: 0,
         PAYLOADS: 0,
+        RECONCILED: 0,
     }
     with conn.cursor() as cur:
         cur.execute(
@@ -182,7 +184,7 @@ def test_a_completed_request_without_a_recipients_notice_is_found(conn, s3, db_u
         assert cur.rowcount == 2
     conn.commit()
     report = audit(conn, s3, db_url, "notified-missing")
-    assert findings(report) == {NOTIFIED: 2, LEFT: 0, OBJECTORS: 0, ACKED: 0, PAYLOADS: 0}
+    assert findings(report) == {NOTIFIED: 2, LEFT: 0, OBJECTORS: 0, ACKED: 0, PAYLOADS: 0, RECONCILED: 0}
     assert "rights check completed-requests-notified (TP-5, ERA-1, REC-1, RES-1, RET-7): 2 findings" in (
         report.failure_message()
     )
@@ -207,6 +209,7 @@ def test_every_file_of_the_rights_directory_is_a_check_and_a_broken_one_is_refus
         OBJECTORS: 0,
         ACKED: 0,
         PAYLOADS: 0,
+        RECONCILED: 0,
     }  # distinct rows
     assert "What to do: nothing to do, a test" in report.failure_message()
 
@@ -249,6 +252,7 @@ def test_the_retention_audit_dag_fails_on_a_rights_finding(airflow_home, airflow
         OBJECTORS: 0,
         ACKED: 0,
         PAYLOADS: 0,
+        RECONCILED: 0,
     }
     assert summary["rights_findings_total"] == 1
     assert f"rights check {LEFT} (ERA-1, RET-7, RET-8): 1 finding" in logs and "What to do" in logs

@@ -21,7 +21,7 @@ import yaml
 from dateutil.relativedelta import relativedelta
 from psycopg2 import sql
 
-from governance.policy import DEFAULT_POLICY_PATH, load_policy, parse_policy
+from governance.policy import DEFAULT_POLICY_PATH, parse_policy
 from governance.sweep import sweep_rule
 from governance.sweep.held import Holds
 from governance.sweep.selection import Selection
@@ -51,11 +51,14 @@ CREATE OR REPLACE VIEW governance_clocks.ret_3_orders_text_chunk AS
 """
 
 
-def policy_with_view(view: str):
+def policy_with_view(view: str = "governance_clocks.ret_3_orders"):
+    """The shop's policy with the RET-3 clock read from ``view`` alone: without the clock kept per
+    customer (``clock.kept``, swept by test_sweep_kept_clock.py), the view's chunks are what is tested."""
     data = copy.deepcopy(yaml.safe_load(DEFAULT_POLICY_PATH.read_text()))
     for rule in data["rules"]:
         if rule["id"] == RULE:
             rule["clock"]["view"] = view
+            rule["clock"].pop("kept", None)
     return parse_policy(data, f"{view}.yaml")
 
 
@@ -193,7 +196,7 @@ def shop(conn):
 
 
 def test_the_ret_3_view_exposes_an_integer_chunk_column_and_others_do_not(conn, shop):
-    policy = load_policy()
+    policy = policy_with_view()
     assert load_target(conn, policy, RULE).chunked
     assert not load_target(conn, policy, "contact-messages").chunked  # no chunk column
     with conn.cursor() as cur:
@@ -208,7 +211,7 @@ def test_the_ret_3_view_exposes_an_integer_chunk_column_and_others_do_not(conn, 
 def test_the_chunk_qual_reaches_the_scan_below_the_window(conn, shop):
     """Each chunk's window sees only the chunk's orders: the chunks' window rows add up to the
     whole, none of them is the whole (EXPLAIN ANALYZE of the statement the sweep runs)."""
-    target = load_target(conn, load_policy(), RULE)
+    target = load_target(conn, policy_with_view(), RULE)
     sel = Selection(target, NOW, Holds.at(conn, NOW))
     columns = sql.SQL("t.tableoid AS rel, t.ctid AS tid, t.order_id AS rec")
 
@@ -247,7 +250,7 @@ def test_a_chunked_sweep_anonymises_exactly_what_one_pass_does(conn, shop, s3, c
     """RET-3/RET-8/RET-10: the due set built in chunks (N from the table's rows, one per 300) is the
     one-pass set; holds are honoured; batches are disjoint, ordered ranges of the heap (the work
     table is put in heap order after the chunks)."""
-    policy = load_policy()
+    policy = policy_with_view()
     expected = shop["anonymise"]
     assert one_pass_due(conn, policy) == expected and len(expected) > 300
     caplog.set_level(logging.INFO, logger=ENGINE_LOG)
@@ -277,7 +280,7 @@ def test_forced_chunk_counts_give_the_same_records(make_database, s3):
         conn = connect(make_database())
         try:
             expected = build_shop(conn)
-            result = sweep_rule(conn, s3, load_policy(), RULE, NOW, f"n{chunks}", chunks=chunks)
+            result = sweep_rule(conn, s3, policy_with_view(), RULE, NOW, f"n{chunks}", chunks=chunks)
             outcomes[chunks] = (result.anonymised, result.held, anonymised(conn))
             assert outcomes[chunks] == (len(expected["anonymise"]), len(expected["held"]), expected["anonymise"])
         finally:
@@ -303,7 +306,7 @@ def test_the_plan_counts_a_chunked_clock_chunk_by_chunk_to_the_same_totals(conn,
     transactions too (RET-3): whatever N, the same due and held counts as the independent oracle."""
     from governance.sweep import plan
 
-    [p] = plan(conn, load_policy(), NOW, [RULE], chunks=chunks)
+    [p] = plan(conn, policy_with_view(), NOW, [RULE], chunks=chunks)
     assert (p.due, p.held) == (len(shop["anonymise"]), len(shop["held"]))
     assert anonymised(conn) == set()  # a plan changes nothing
     with conn.cursor() as cur:

@@ -28,7 +28,7 @@ from governance.sweep.rule import rule_lock, shard_lock
 from governance.sweep.sharded import finish_rule, sweep_shard, sweep_sharded
 from governance.sweep.shards import Shard, plan_shards
 from tests.integration import sweep_support as s
-from tests.integration.test_sweep_chunks import anonymised, build_shop
+from tests.integration.test_sweep_chunks import anonymised, build_shop, policy_with_view
 
 pytestmark = pytest.mark.integration
 
@@ -116,9 +116,11 @@ def evidence_of(conn, run: str) -> dict:
     return out
 
 
-def run_in_parallel(url: str, rule: str, now: datetime, run: str, shards: int, **opts) -> tuple[list, object]:
+def run_in_parallel(
+    url: str, rule: str, now: datetime, run: str, shards: int, policy=None, **opts
+) -> tuple[list, object]:
     """Plan, then every shard on a connection of its own in its own thread, then the finish."""
-    policy = load_policy()
+    policy = policy or load_policy()
     with connect(url) as planner:
         plan_ = plan_shards(planner, policy, rule, now, shards)
     planner.close()
@@ -181,7 +183,9 @@ def test_block_shards_remove_what_one_sweep_removes(make_database, strategy):
 def test_chunk_shards_anonymise_what_one_sweep_anonymises(make_database):
     """RET-3/RET-8: order records in 3 shards of the chunk classes, each computed in chunks of its
     own (chunk_rows small), run in parallel: the same orders, notices and evidence totals as one
-    sweep, the held customers untouched; a rerun does nothing."""
+    sweep, the held customers untouched; a rerun does nothing. The clock is the view's (without
+    ``clock.kept``, which makes the rule one whole shard: test_rules_that_cannot_be_cut...)."""
+    policy = policy_with_view()
     whole_db, sharded_db = make_database(), make_database()
     outcomes = {}
     for name, url in (("whole", whole_db), ("sharded", sharded_db)):
@@ -189,9 +193,9 @@ def test_chunk_shards_anonymise_what_one_sweep_anonymises(make_database):
         try:
             expected = build_shop(conn)
             if name == "whole":
-                results = [sweep_rule(conn, None, load_policy(), "order-records", ORDERS_NOW, "r", chunk_rows=300)]
+                results = [sweep_rule(conn, None, policy, "order-records", ORDERS_NOW, "r", chunk_rows=300)]
             else:
-                results, finished = run_in_parallel(url, "order-records", ORDERS_NOW, "r", 3, chunk_rows=300)
+                results, finished = run_in_parallel(url, "order-records", ORDERS_NOW, "r", 3, policy, chunk_rows=300)
                 assert all(r.anonymised > 0 for r in results) and finished.held == len(expected["held"])
             done = anonymised(conn)
             assert done == expected["anonymise"]
@@ -199,7 +203,7 @@ def test_chunk_shards_anonymise_what_one_sweep_anonymises(make_database):
             if name == "sharded":
                 # a rerun of the same run (shards and finish) changes nothing and records nothing
                 entries = outcomes[name][1]["entries"]
-                again, fin = run_in_parallel(url, "order-records", ORDERS_NOW, "r", 3, chunk_rows=300)
+                again, fin = run_in_parallel(url, "order-records", ORDERS_NOW, "r", 3, policy, chunk_rows=300)
                 assert sum(r.anonymised for r in again) == 0 and fin.anonymised == 0
                 assert evidence_of(conn, "r")["entries"] == entries and anonymised(conn) == done
         finally:
@@ -258,17 +262,21 @@ def test_a_shard_that_does_not_exist_is_refused(conn):
     with pytest.raises(OptionError, match="number of shards"):
         plan_shards(conn, load_policy(), "visit-data", NOW, -1)
     with pytest.raises(OptionError, match="chunks shards, not blocks"):
-        sweep_shard(conn, None, load_policy(), Shard("order-records", 0, 2, "blocks", {"lo": 0, "hi": 1}), NOW, "x")
+        sweep_shard(
+            conn, None, policy_with_view(), Shard("order-records", 0, 2, "blocks", {"lo": 0, "hi": 1}), NOW, "x"
+        )
 
 
 def test_rules_that_cannot_be_cut_are_one_whole_shard(conn):
-    """A view without a chunk column, a table several rules share, an object purge: one shard,
-    swept by sweep_rule; a small table's default is one shard too."""
+    """A view without a chunk column, a table several rules share, an object purge, a clock kept per
+    customer (RET-3 in the shop's policy, ADR 0011): one shard, swept by sweep_rule; a small table's
+    default is one shard too."""
     policy = load_policy()
     for rule in ("contact-messages", "ordered-uploads", "request-exports"):
         assert plan_shards(conn, policy, rule, NOW, 4) == [Shard(rule, 0, 1, "whole")]
     assert plan_shards(conn, policy, "cookie-preferences", NOW) == [Shard("cookie-preferences", 0, 1, "whole")]
-    assert [p.kind for p in plan_shards(conn, policy, "order-records", NOW, 2)] == ["chunks", "chunks"]
+    assert plan_shards(conn, policy, "order-records", NOW, 2) == [Shard("order-records", 0, 1, "whole")]
+    assert [p.kind for p in plan_shards(conn, policy_with_view(), "order-records", NOW, 2)] == ["chunks", "chunks"]
 
 
 def test_shards_run_beside_each_other_never_beside_a_whole_rule_sweep(db_url):

@@ -152,7 +152,7 @@ def test_the_registries_name_the_valid_choices():
     assert strategy_named("blocks").name == "blocks" and action_named("anonymise").name == "anonymise"
     with pytest.raises(UnknownChoice) as error:
         strategy_named("rows")
-    assert str(error.value) == "no sweep strategy 'rows'; valid: blocks, partitions, work"
+    assert str(error.value) == "no sweep strategy 'rows'; valid: blocks, kept, partitions, work"
     with pytest.raises(GovernanceError, match="no sweep action 'shred'; valid: anonymise, delete, purge_objects"):
         action_named("shred")
 

@@ -29,6 +29,7 @@ from governance.policy.rules import (
     Clock,
     DecisionRef,
     DeleteAction,
+    KeptClock,
     PurgeObjectsAction,
     Rule,
 )
@@ -45,6 +46,7 @@ __all__ = [
     "Bilingual",
     "Category",
     "Clock",
+    "KeptClock",
     "DatabaseLocation",
     "Decision",
     "DecisionRef",

@@ -168,4 +168,15 @@ def _clock_problems(rule: Rule, existing: Catalogue) -> list[str]:
         return [f"{where}, field 'clock.view': view {view!r} does not exist (apply the schema)"]
     if not {"record_id", "clock"} <= existing[view].keys():
         return [f"{where}, field 'clock.view': {view!r} must have columns record_id and clock"]
+    kept = rule.clock.kept
+    if kept is not None:
+        columns = existing.get(kept.table)
+        if columns is None:
+            return [f"{where}, field 'clock.kept.table': table {kept.table!r} does not exist (apply the schema)"]
+        if kept.key not in columns:
+            return [f"{where}, field 'clock.kept.key': column {kept.key!r} does not exist in {kept.table}"]
+        if columns.get(kept.clock) != CLOCK_COLUMN_TYPE:
+            return [
+                f"{where}, field 'clock.kept.clock': {kept.table}.{kept.clock} must be a {CLOCK_COLUMN_TYPE} column"
+            ]
     return []

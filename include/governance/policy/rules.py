@@ -64,14 +64,34 @@ Action = Annotated[DeleteAction | AnonymiseAction | PurgeObjectsAction, Field(di
 _CLOCK_FORMS = "{column: NAME} (a timestamptz column of the rule's table) or {view: SCHEMA.VIEW, sql: clocks/FILE.sql}"
 
 
+class KeptClock(StrictModel):
+    """A per-group clock kept incrementally in a table (RET-3 at scale; ADR 0011): one row per
+    group of records sharing a clock (a customer), ``key`` the group and ``clock`` its clock, kept
+    by the database as the rule's table changes. ``row_key`` is a function taking a row of the
+    rule's table and returning its group's key (an index on it finds a group's rows). The sweep
+    computes the due set from this table (index range scan on ``clock``), in proportion to the
+    groups due; the clock ``view`` stays what the audit reconciles the table against."""
+
+    table: SchemaQualified
+    key: ColumnName
+    clock: ColumnName
+    row_key: SchemaQualified
+    # Optional: a timestamptz column of the rule's table never later than its group's clock (RET-3:
+    # placed_at, the group's clock being its latest). A pass over the whole table (most groups due)
+    # then probes the kept table only for rows that can be due.
+    row_clock: ColumnName | None = None
+
+
 class Clock(StrictModel):
     """Where a rule's clock comes from: exactly one of a ``column`` of the rule's own table
     (``timestamp with time zone``; the sweep may then cut batches by it and drop partitions), or a
-    reviewed ``view`` (record_id, clock) defined in an ``sql`` file under include/sql/."""
+    reviewed ``view`` (record_id, clock) defined in an ``sql`` file under include/sql/; a view's
+    clock may also be ``kept`` per group in a table (``KeptClock``)."""
 
     column: ColumnName | None = None
     view: SchemaQualified | None = None
     sql: ClockSqlFile | None = None
+    kept: KeptClock | None = None
 
     @model_validator(mode="after")
     def _exactly_one_form(self) -> Clock:
@@ -83,6 +103,8 @@ class Clock(StrictModel):
             raise ValueError("a clock view needs 'sql', the file under include/sql/ defining it (clocks/FILE.sql)")
         if self.column is None and self.view is None:
             raise ValueError("a clock's 'sql' needs 'view', the schema-qualified view it defines")
+        if self.kept is not None and self.view is None:
+            raise ValueError("a clock 'kept' in a table needs the 'view' it keeps (the audit reconciles the two)")
         return self
 
 

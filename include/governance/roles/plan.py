@@ -209,6 +209,8 @@ def sweeper_grants(cur: cursor, policy: Policy) -> tuple[set[Grant], set[str]]:
     rule_tables = {rule.table for rule in policy.rules}
     readable = _store_tables(policy) | _children(cur, rule_tables)
     views = {rule.clock.view for rule in policy.rules if rule.clock.view}
+    # a clock kept per group (RET-3, ADR 0011): read by the sweep, written by SECURITY DEFINER triggers
+    views |= {rule.clock.kept.table for rule in policy.rules if rule.clock.kept}
     grants = _tables(rule_tables, "SELECT", "DELETE", "UPDATE") | _tables(readable | views, "SELECT")
     grants |= _evidence_writer(cur) | _hold_reader()
     owned = _partitioned(cur, rule_tables)

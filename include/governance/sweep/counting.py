@@ -8,6 +8,7 @@ import math
 from psycopg2.extensions import connection, cursor
 
 from governance.db import transaction
+from governance.sweep.kept import count_kept
 from governance.sweep.options import Options
 from governance.sweep.selection import Selection
 from governance.sweep.target import Target
@@ -51,7 +52,10 @@ def count_due(
     ``chunk`` column (RET-3), each chunk its own short transaction (READ ONLY and rolled back with
     ``read_only``, as a plan's): a record is in one chunk, so the sums are the counts. Chunks hold
     VERIFY_CHUNK_FACTOR x ``chunk_rows`` rows (a count neither joins nor writes); one transaction
-    for other clocks. A shard's selection counts its own rows (its share of the chunks)."""
+    for other clocks; a clock kept per group counts from its table (``count_kept``). A shard's
+    selection counts its own rows (its share of the chunks)."""
+    if sel.target.kept is not None:
+        return count_kept(conn, sel, read_only=read_only)
     chunks = sel.chunks_of(
         chunk_count(conn, sel.target, opts, removed=removed, per_chunk=VERIFY_CHUNK_FACTOR * opts.chunk_rows)
     )

@@ -12,7 +12,9 @@ A shard is one of three kinds, by what the rule's table allows:
   partitions whose ordinal (lower bound / width) is k mod N, and the default partition goes to
   shard 0, so consecutive partitions go round the shards and a partition keeps its shard.
 
-Other rules (a view without ``chunk``, a table several rules share, an object purge) are one shard,
+Other rules (a view without ``chunk``, a table several rules share, an object purge, a clock kept
+per group: ``clock.kept``, RET-3 as the shop's policy has it, whose due set already costs time in
+proportion to the groups due, ADR 0011) are one shard,
 ``whole``: swept by ``sweep_rule`` as before. N defaults to the table's heap pages per
 PAGES_PER_SHARD, at most DEFAULT_MAX (a partitioned table: also at most its partitions with
 anything due). Shards are plain data (rule id, index, count, kind, page bounds), fit for an XCom.
@@ -86,7 +88,7 @@ def check_shard(index: int, count: int) -> None:
 
 def shard_kind(target: Target) -> str:
     """How the rule's due set can be cut (see the module docstring); ``whole`` when it cannot."""
-    if target.purges_objects or target.shared:
+    if target.purges_objects or target.shared or target.kept is not None:
         return "whole"
     if target.drops_partitions:
         return "partitions"

@@ -16,7 +16,7 @@ from psycopg2 import sql
 from psycopg2.extensions import connection, cursor
 
 from governance.db import advisory_key, ident, split_name
-from governance.policy import AnonymiseAction, Policy, PurgeObjectsAction, Rule, Store
+from governance.policy import AnonymiseAction, KeptClock, Policy, PurgeObjectsAction, Rule, Store
 from governance.windows import Window
 
 __all__ = ["ident", "split_name"]  # re-exported: the sweep's modules import them from here
@@ -73,6 +73,7 @@ class Target:
     partition_key: str | None = None  # the RANGE key column of a partitioned table
     children: list[Child] = field(default_factory=list)
     chunked: bool = False  # every clock view of the table exposes an integer ``chunk`` column
+    kept: KeptClock | None = None  # the clock kept per group in a table (governance.sweep.kept), one rule only
 
     @property
     def table(self) -> str:
@@ -138,6 +139,9 @@ def load_target(conn: connection, policy: Policy, rule_id: str) -> Target:
         target.children = referencing_children(cur, policy, rule.table)
         target.chunked = all(_chunk_type(cur, r) in CHUNK_TYPES for r in siblings)
     target.direct_clock = rule.clock.column if not target.shared else None
+    target.kept = rule.clock.kept if not target.shared else None
+    if rule.clock.kept is not None and target.shared:
+        log.warning("rule %s: a kept clock on a table several rules share is not used; the view decides", rule.id)
     # The catalogue's partition key (not SQL text): RANGE on one column.
     match = re.fullmatch(r"RANGE \((\w+)\)", partkeydef or "")
     target.partition_key = match.group(1) if match else None

@@ -3,9 +3,10 @@
 - ``blocks``: a column clock evaluated on each row, over ranges of heap pages (``blocks.py``);
 - ``work``: the due set computed once into a temporary table, removed by TID (``work.py``);
 - ``partitions``: whole expired partitions dropped, row-wise where the cut-off falls
-  (``partitions.py``), for a table range-partitioned on its column clock.
+  (``partitions.py``), for a table range-partitioned on its column clock;
+- ``kept``: batches of due groups of a clock kept per group in a table (``kept.py``, RET-3).
 
-``choose`` picks one for a rule: partitions when the table allows, else the option, else blocks
+``choose`` picks one for a rule: partitions when the table allows, kept for a kept clock, else the option, else blocks
 for a column clock with many rows due (one pass, no sort) and work otherwise.
 """
 
@@ -21,11 +22,12 @@ from governance.sweep.options import Options
 from governance.sweep.selection import Selection
 from governance.sweep.strategies.base import Strategy
 from governance.sweep.strategies.blocks import BlockRanges
+from governance.sweep.strategies.kept import KeptGroups
 from governance.sweep.strategies.partitions import PartitionDrops
 from governance.sweep.strategies.work import WorkTable
 from governance.sweep.target import ident
 
-STRATEGIES: dict[str, type[Strategy]] = {s.name: s for s in (BlockRanges, WorkTable, PartitionDrops)}
+STRATEGIES: dict[str, type[Strategy]] = {s.name: s for s in (BlockRanges, WorkTable, PartitionDrops, KeptGroups)}
 DENSE_FRACTION = 0.05  # a column clock with at least this share due is swept by blocks, else by work
 
 __all__ = ["DENSE_FRACTION", "STRATEGIES", "Strategy", "choose", "strategy_named"]
@@ -44,6 +46,8 @@ def choose(cur: cursor, sel: Selection, opts: Options) -> str:
     target = sel.target
     if target.drops_partitions:
         return PartitionDrops.name
+    if target.kept is not None:
+        return KeptGroups.name
     if target.direct_clock is None:
         return WorkTable.name
     if opts.strategy != "auto":

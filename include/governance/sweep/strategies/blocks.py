@@ -60,18 +60,11 @@ class BlockRanges(Strategy):
         """Batches over ranges of the relation's heap pages, each handing the due, unheld rows it
         finds there to the action; empty stretches are skipped by probes. A blocks shard works its
         own pages [lo, hi) only (``Selection.page_range``)."""
-        sel = self.runner.sel
-        lo, hi = sel.page_range()
+        lo, hi = self.runner.sel.page_range()
         pages, per_batch = self.pages_per_batch(relation)
         if hi is not None:
             pages = min(pages, hi)
-        due = sql.SQL(" AND ").join(
-            [
-                sel.row_filter("t"),
-                sel.direct_due("t"),
-                sql.SQL("NOT ({} OR {})").format(sel.rule_held_sql(), sel.held("t")),
-            ]
-        )
+        due = self.row_due()
         probe = sql.SQL("SELECT (t.ctid::text::point)[0]::bigint FROM {rel} t WHERE {pages} AND {due} LIMIT 1").format(
             rel=relation, pages=IN_PAGES, due=due
         )
@@ -99,6 +92,17 @@ class BlockRanges(Strategy):
             return
         where = sql.SQL("t.ctid >= %(lo)s::tid AND ") + due
         self.action.apply(Batch(relation, where, f"{name} blocks {start}-end", self.details(name), page_bounds(start)))
+
+    def row_due(self) -> sql.Composable:
+        """A row (alias t) is due, still to handle and not held: its column clock has expired."""
+        sel = self.runner.sel
+        return sql.SQL(" AND ").join(
+            [
+                sel.row_filter("t"),
+                sel.direct_due("t"),
+                sql.SQL("NOT ({} OR {})").format(sel.rule_held_sql(), sel.held("t")),
+            ]
+        )
 
     def probe_ahead(self, probe: sql.Composable, start: int, per_batch: int, pages: int) -> int:
         """The page to resume at: the first holding a due row (read only, no row lock), probing at
