@@ -18,8 +18,17 @@ import uuid
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# CI (.ci/run runs with CI=true): the property tests draw the same examples on every run, so whether
+# a submission lands is never decided by a random draw; locally they explore anew on each run and
+# replay what failed before (.hypothesis/). A failure found locally is fixed, not hidden: see
+# docs/runbook.md or the issue notes for the open ones.
+hypothesis_settings.register_profile("ci", derandomize=True, database=None)
+if os.environ.get("CI"):
+    hypothesis_settings.load_profile("ci")
 
 # Airflow reads its configuration at import time, so the environment is set before any import.
 _AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="governance-test-airflow-"))
