@@ -24,8 +24,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # CI (.ci/run runs with CI=true): the property tests draw the same examples on every run, so whether
 # a submission lands is never decided by a random draw; locally they explore anew on each run and
-# replay what failed before (.hypothesis/). A failure found locally is fixed, not hidden: see
-# docs/runbook.md or the issue notes for the open ones.
+# replay what failed before (.hypothesis/). A failure found locally is fixed, not hidden (ADR 0006,
+# "Amended 2026-12-03", is one such).
 hypothesis_settings.register_profile("ci", derandomize=True, database=None)
 if os.environ.get("CI"):
     hypothesis_settings.load_profile("ci")

@@ -236,7 +236,7 @@ def test_reruns_after_a_crash_never_remove_a_held_record_nor_record_twice(servic
     state = snapshot(conn)  # the oracle: what is due now, with and without the holds
     due = reference.overdue(state, POLICY, NOW, holds_also_at=EXECUTED_AT)
     unheld = reference.overdue(reference.Snapshot(**{**vars(state), "legal_holds": []}), POLICY, NOW)
-    blocked = accounts_with_held_dependents(Shop(rows=vars(state)))
+    blocked = accounts_with_held_dependents(Shop(rows=vars(state)), due)
     before, (_, done_before) = ids(conn), run_evidence(conn, run_id)
     rows_before = {t: len(before[t]) for t in TABLES} | {"anonymised": len(before["anonymised"])}
 

@@ -260,8 +260,9 @@ def ids(conn) -> dict[str, set[int]]:
     return out
 
 
-def accounts_with_held_dependents(shop: Shop) -> set[int]:
-    """Accounts whose removal would cascade into, or rewrite, a held record of another table."""
+def accounts_with_held_dependents(shop: Shop, overdue: dict) -> set[int]:
+    """Accounts whose removal would cascade into, or rewrite, a held record of another table, or a
+    record of a held rule still there when the account goes (its own rules run first: ``overdue``)."""
     holds = reference.holds_in_force(shop.rows["legal_holds"], NOW, EXECUTED_AT)
     records = {(h["table_name"], h["record_key"]) for h in holds if h["scope"] == "record"}
     emails = {h["email_sha256"] for h in holds if h["scope"] == "person" and h["email_sha256"]}
@@ -279,15 +280,23 @@ def accounts_with_held_dependents(shop: Shop) -> set[int]:
         for row in rows:  # cascade: a record hold or a hold on the child's own rule
             if (table, str(row[key])) in records or rule in rules:
                 blocked.add(row["account_id"])
-    for table, rows, key in (
-        ("shop.orders", r["orders"], "order_id"),
-        ("shop.uploads", r["uploads"], "upload_id"),
-        ("shop.newsletter_subscriptions", r["newsletter_subscriptions"], "subscription_id"),
-        ("shop.cookie_preferences", r["cookie_preferences"], "preference_id"),
+    for table, rows, key, child_rules in (
+        ("shop.orders", r["orders"], "order_id", ("order-records",)),
+        ("shop.uploads", r["uploads"], "upload_id", reference.UPLOAD_RULES),
+        (
+            "shop.newsletter_subscriptions",
+            r["newsletter_subscriptions"],
+            "subscription_id",
+            ("newsletter-subscriptions",),
+        ),
+        ("shop.cookie_preferences", r["cookie_preferences"], "preference_id", ("cookie-preferences",)),
     ):
-        for row in rows:  # SET NULL: the held record would be rewritten
-            held = (table, str(row[key])) in records or (
-                row.get("email") and reference.email_pseudonym(row["email"]) in emails
+        gone = set().union(*(overdue[rule] for rule in child_rules if table != "shop.orders"))
+        for row in rows:  # SET NULL: the held record, or a record of a held rule, would be rewritten
+            held = (
+                (table, str(row[key])) in records
+                or (row[key] not in gone and bool(rules & set(child_rules)))
+                or (row.get("email") and reference.email_pseudonym(row["email"]) in emails)
             )
             if held and row.get("account_id") is not None:
                 blocked.add(row["account_id"])
@@ -318,7 +327,7 @@ def test_sweep_removes_exactly_what_the_reference_says_and_never_a_held_record(s
     after = ids(conn)
     removed = {table: before[table] - after[table] for table in TABLES}
 
-    blocked = accounts_with_held_dependents(shop)
+    blocked = accounts_with_held_dependents(shop, overdue)
     event(f"records removed: {'some' if any(removed.values()) else 'none'}")
     event(f"holds in force: {len(reference.holds_in_force(shop.rows['legal_holds'], NOW, EXECUTED_AT))}")
     event(f"accounts kept for a held dependent: {'yes' if blocked & set(overdue['deleted-accounts']) else 'no'}")

@@ -3,8 +3,9 @@ held rows out of a rule's selection.
 
 A row is held by a hold on the record itself (table_name, record_key), on its person (account id
 or e-mail pseudonym, from the store's ``person`` columns), or on a row of another table that its
-removal would cascade to or rewrite (a deleted account's held calendar event). Rule holds are the
-selection's business (``Selection.rule_held``).
+removal would cascade to or rewrite (a deleted account's held calendar event), or a row of another
+table under a held rule that the removal would cascade to or rewrite (ADR 0006). Rule holds on the
+rule's own rows are the selection's business (``Selection.rule_held``).
 """
 
 from __future__ import annotations
@@ -127,8 +128,11 @@ class HeldPredicates:
         clauses = self._own_clauses(self.target.table, self.target.store, alias, "")
         for i, child in enumerate(self.target.children):
             child_clauses = self._own_clauses(child.table, child.store, "ch", f"c{i}_")
-            if child.on_delete == "c" and any(r in self.holds.rules for r in child.rules):
-                child_clauses.append(sql.SQL("true"))  # removal would cascade into a held rule's records
+            if child.on_delete in ("c", "n") and any(r in self.holds.rules for r in child.rules):
+                # removal would cascade into a held rule's records, or rewrite one (SET NULL: a
+                # deleted account's upload would become a guest upload, swept by another rule);
+                # dependents their own rules removed earlier in the run are gone by then
+                child_clauses.append(sql.SQL("true"))
             if child_clauses:
                 clauses.append(
                     sql.SQL("EXISTS (SELECT 1 FROM {child} ch WHERE ch.{fk} = {alias}.{key} AND ({any}))").format(
