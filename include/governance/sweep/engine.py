@@ -8,7 +8,7 @@ orders rules (``after``), collects failures and settles (the settle retry layer,
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -83,6 +83,39 @@ def plan(
     return plans
 
 
+def sweep_dependencies(
+    conn: connection,
+    s3: S3Client | None,
+    policy: Policy,
+    dependencies: Iterable[str],
+    now: datetime,
+    run_id: str,
+    *,
+    batch_size: int,
+    notice_key: KeySource,
+    **options: Any,
+) -> bool:
+    """Sweep the rules a rule comes ``after`` (whole; a no-op when done already in this run); False
+    as soon as one is being swept elsewhere (its lock taken), so the rule is skipped this time."""
+    for dependency in dependencies:
+        done = sweep_rule(
+            conn,
+            s3,
+            policy,
+            dependency,
+            now,
+            run_id,
+            batch_size=batch_size,
+            check=False,
+            notice_key=notice_key,
+            **options,
+        )
+        if done.skipped_locked:
+            log.info("rule %s is being swept elsewhere", dependency)
+            return False
+    return True
+
+
 def sweep_rule(
     conn: connection,
     s3: S3Client | None,
@@ -112,22 +145,11 @@ def sweep_rule(
     if dry_run:
         return dry_result(conn, policy, rule_id, now, opts)
     skipped = RuleResult(rule.id, list(rule.requirements), rule.action.type, skipped_locked=True)
-    for dependency in rule.after if with_after else []:
-        dep = sweep_rule(
-            conn,
-            s3,
-            policy,
-            dependency,
-            now,
-            run_id,
-            batch_size=batch_size,
-            check=False,
-            notice_key=notice_key,
-            **options,
-        )
-        if dep.skipped_locked:
-            log.info("rule %s: skipped, rule %s it comes after is being swept elsewhere", rule_id, dependency)
-            return skipped
+    if with_after and not sweep_dependencies(
+        conn, s3, policy, rule.after, now, run_id, batch_size=batch_size, notice_key=notice_key, **options
+    ):
+        log.info("rule %s: skipped, a rule it comes after is being swept elsewhere", rule_id)
+        return skipped
     with rule_session(conn, rule_id):
         with rule_lock(conn, rule_id, opts.lock_wait) as locked:
             if not locked:

@@ -25,7 +25,7 @@ from governance.errors import OptionError
 from governance.notices.pseudonyms import pseudonym_key
 from governance.notices.retention import KeySource
 from governance.policy import Policy
-from governance.sweep.engine import check_policy, rule_session, sweep_rule
+from governance.sweep.engine import check_policy, rule_session, sweep_dependencies, sweep_rule
 from governance.sweep.options import DEFAULT_BATCH_SIZE, Options
 from governance.sweep.results import RuleResult
 from governance.sweep.rule import RuleSweep, rule_lock, shard_lock
@@ -81,22 +81,11 @@ def sweep_shard(
     if kind != shard.kind:
         raise OptionError(f"rule {rule.id!r} is cut into {kind} shards, not {shard.kind}")
     skipped = RuleResult(rule.id, list(rule.requirements), rule.action.type, skipped_locked=True)
-    for dependency in rule.after:
-        dep = sweep_rule(
-            conn,
-            s3,
-            policy,
-            dependency,
-            now,
-            run_id,
-            batch_size=batch_size,
-            check=False,
-            notice_key=notice_key,
-            **options,
-        )
-        if dep.skipped_locked:
-            log.info("rule %s shard %s: skipped, rule %s is being swept elsewhere", rule.id, shard.label, dependency)
-            return skipped
+    if not sweep_dependencies(
+        conn, s3, policy, rule.after, now, run_id, batch_size=batch_size, notice_key=notice_key, **options
+    ):
+        log.info("rule %s shard %s: skipped, a rule it comes after is being swept elsewhere", rule.id, shard.label)
+        return skipped
     with rule_session(conn, rule.id):
         with shard_lock(conn, rule.id, shard.label, opts.lock_wait) as locked:
             if not locked:
