@@ -11,7 +11,7 @@
 - **baseline**: the bare SQL of the same figures (the statement of ``figures.rules_now``; for the
   Evidence view the head, a plain ``GROUP BY kind`` over the log and the last verification) on an
   open connection; reported too, the same on a connection opened for the question. The page counts
-  entries per kind incrementally (``figures._per_kind``): the first request after the app starts
+  entries per kind incrementally (``chain._per_kind``): the first request after the app starts
   pays the full count (and the policy's loading), reported as a note.
 
 Target: each view answers in under 300 ms (median) and within 2x of its bare SQL. The entries are
@@ -98,7 +98,7 @@ def _bare_sql(db_url: str, policy: Any, *, fresh: bool) -> dict[str, list[float]
     (``fresh``, as the page opens one per request) or on one open connection."""
     import psycopg2
 
-    from governance.compliance import figures
+    from governance.compliance import chain, figures
 
     statements = {
         "now": [(figures._RULES_NOW, {"rules": [r.id for r in policy.rules]})],
@@ -108,7 +108,7 @@ def _bare_sql(db_url: str, policy: Any, *, fresh: bool) -> dict[str, list[float]
             (
                 "SELECT recorded_at, details, counts FROM governance.evidence WHERE kind = %s "
                 "ORDER BY kind, recorded_at DESC LIMIT 1",
-                (figures.VERIFIED_KIND,),
+                (chain.VERIFIED_KIND,),
             ),
         ],
     }

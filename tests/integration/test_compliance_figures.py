@@ -10,7 +10,7 @@ import pytest
 
 from governance import evidence
 from governance.cli import main
-from governance.compliance import figures
+from governance.compliance import chain, figures
 from governance.db import transaction
 from governance.policy import load_policy
 from governance_dev.loader import ensure_store_buckets
@@ -99,17 +99,17 @@ def test_rules_now_show_the_audit_then_green_after_a_sweep(conn, db_url, s3_url,
 
 def test_evidence_status_and_a_recorded_verification(conn, shop):
     with transaction(conn, read_only=True) as cur:
-        before = figures.evidence_status(cur)
+        before = chain.evidence_status(cur)
     with transaction(conn) as cur:
         evidence.append(cur, kind="audit", run_id="a1", counts={"overdue_total": 0})
     result = evidence.verify(conn)
     conn.rollback()
     with transaction(conn) as cur:
-        figures.record_verification(cur, result, by="alice", run_id="verify-1", now=NOW)
+        chain.record_verification(cur, result, by="alice", run_id="verify-1", now=NOW)
     with transaction(conn, read_only=True) as cur:
-        status = figures.evidence_status(cur)
+        status = chain.evidence_status(cur)
     grown = {k: n - before.per_kind.get(k, 0) for k, n in status.per_kind.items()}
-    assert {k: n for k, n in grown.items() if n} == {"audit": 1, figures.VERIFIED_KIND: 1}
+    assert {k: n for k, n in grown.items() if n} == {"audit": 1, chain.VERIFIED_KIND: 1}
     assert status.entries == before.entries + 2 == sum(status.per_kind.values())
     assert (status.last_verified_by, status.last_verified_ok) == ("alice", True)
     assert status.last_verified_entries == before.entries + 1

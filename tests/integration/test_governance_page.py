@@ -22,7 +22,7 @@ import pytest
 import requests
 
 from governance.cli import main
-from governance.compliance import figures
+from governance.compliance import chain
 from governance.policy import load_policy
 from governance.requests import open_request
 from governance_dev.loader import ensure_store_buckets
@@ -220,7 +220,7 @@ def test_the_page_in_a_browser_shows_the_audit_then_green_after_a_sweep(
         cur.execute(
             "SELECT details ->> 'by', (details ->> 'ok')::boolean, details -> 'notes' ->> 0 FROM governance.evidence "
             "WHERE kind = %s",
-            (figures.VERIFIED_KIND,),
+            (chain.VERIFIED_KIND,),
         )
         [(by, ok, first_note)] = cur.fetchall()
         assert (by, ok) == ("reviewer", True) and first_note.startswith("anchors: 1 checked")
@@ -251,7 +251,7 @@ def bearer(token: str) -> dict[str, str]:
 
 def verifications(conn) -> int:
     with conn.cursor() as cur:
-        cur.execute("SELECT count(*) FROM governance.evidence WHERE kind = %s", (figures.VERIFIED_KIND,))
+        cur.execute("SELECT count(*) FROM governance.evidence WHERE kind = %s", (chain.VERIFIED_KIND,))
         (count,) = cur.fetchone()
     conn.rollback()
     return int(count)

@@ -2,7 +2,7 @@
 can file, for whole UTC days [--from, --to]. It owns the period (``period_of``: bad input named by
 its flag), the verification it records (``verify_and_record``: ``governance.evidence`` checked, with
 the anchors where there is an object store, SEC-1, and recorded with
-``figures.record_verification``), the report's data (``build``, from ``governance.compliance.figures``
+``chain.record_verification``), the report's data (``build``, from ``governance.compliance.figures``
 only; validated against the shipped ``report.schema.json``) and its renderings (``render``: HTML
 with inline SVG charts, PDF with WeasyPrint, JSON).
 
@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from governance import evidence
-from governance.compliance import figures
+from governance.compliance import chain, figures
 from governance.compliance.figures import AuditRun, DailyEffect, RequestFigure, as_dict
 from governance.db import transaction
 from governance.errors import ReportError
@@ -96,7 +96,7 @@ def verify_and_record(
         result = verify_with_anchors(conn, s3, policy.object_store.evidence_anchor_bucket, evidence_key())
     conn.rollback()  # verify reads outside governance.db.transaction: end its implicit transaction
     with transaction(conn) as cur:
-        figures.record_verification(cur, result, by=by, run_id=run_id, now=now)
+        chain.record_verification(cur, result, by=by, run_id=run_id, now=now)
     return result
 
 
@@ -129,7 +129,7 @@ def build(
         reqs = figures.requests(cur, start=start, end=end, now=as_of)
         notices = figures.recipient_notices(cur)
         hold_list = [h for h in figures.holds(cur, now=as_of, since=start) if h.set_at < end]
-        status = figures.evidence_status(cur)
+        status = chain.evidence_status(cur)
         versions = figures.policy_versions(cur, start=start, end=end)
     rules = _rule_rows(policy, daily, audits)
     data: dict[str, Any] = {
@@ -235,7 +235,7 @@ def _holds(hold_list: list[figures.HoldFigure], start: datetime, end: datetime) 
     }
 
 
-def _evidence(result: evidence.Verification, status: figures.EvidenceStatus, by: str) -> dict[str, Any]:
+def _evidence(result: evidence.Verification, status: chain.EvidenceStatus, by: str) -> dict[str, Any]:
     return {
         "verification": {
             "ok": result.ok,

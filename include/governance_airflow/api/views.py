@@ -30,7 +30,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup, escape
 
-from governance.compliance import figures
+from governance.compliance import chain, figures
 from governance.db import transaction
 from governance.windows import iso
 from governance_airflow.api.access import REQUESTS_DAG_ID
@@ -251,7 +251,7 @@ def mount_views(
     def evidence_view(request: Request, user: GetUserDep) -> HTMLResponse:
         """The chain's head, entries per kind, the last verification; the verify button."""
         with reading() as cur:
-            found = figures.evidence_status(cur)
+            found = chain.evidence_status(cur)
         return page(request, user, "evidence", status=found, verified=request.query_params.get("verified"))
 
     @app.post(VIEW_PREFIX + "/evidence/verify", dependencies=[read_page, verify_chain], include_in_schema=False)
