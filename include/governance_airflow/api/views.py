@@ -15,25 +15,24 @@ habit 6); holds show their scope, never their subject or reason.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 from airflow.api_fastapi.core_api.security import GetUserDep, requires_access_dag
 from fastapi import Depends, FastAPI, HTTPException, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
-from markupsafe import Markup, escape
 
 from governance.compliance import chain, figures
 from governance.db import transaction
 from governance.windows import iso
 from governance_airflow.api.access import REQUESTS_DAG_ID
+from governance_airflow.api.cells import duration, now_rows, run_cell, when
 
 if TYPE_CHECKING:
     from psycopg2.extensions import connection
@@ -51,28 +50,8 @@ VIEWS += (("holds", "Holds"), ("evidence", "Evidence"))
 DEFAULT_DAYS = {"history": 14, "requests": 30, "holds": 90}
 MAX_DAYS = 366
 SEVERITY = ("red", "amber", "green")
-# Evidence run ids of Airflow runs are "<dag_id>/<Airflow run id>" (dags/*.py): linked to the run.
-DAG_RUN_ID = re.compile(r"^(?P<dag>[a-z][a-z0-9_]*)/(?P<run>.+)$")
-DAG_IDS = frozenset(
-    {"retention_sweep", "retention_audit", "recipient_notices", "advertising_audience", "breach_notices"}
-    | {"subject_requests", "request_deadlines", "erasure_replay", "compliance_report"}
-)
 
 templates = Jinja2Templates(directory=Path(__file__).with_name("templates"))
-
-
-def when(value: datetime | None) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if value else "—"
-
-
-def duration(seconds: int | None) -> str:
-    if seconds is None:
-        return "—"
-    days, rest = divmod(int(seconds), 86400)
-    hours, rest = divmod(rest, 3600)
-    return f"{days} d {hours} h" if days else f"{hours} h {rest // 60} min"
-
-
 templates.env.filters.update(when=when, duration=duration)
 templates.env.auto_reload = False  # the templates ship with the package: no stat() of each file per page
 
@@ -112,34 +91,6 @@ def period(request: Request, view: str, today: date) -> Period:
     if (last - first).days >= MAX_DAYS:
         raise HTTPException(400, f"the period from 'from' to 'to' must be at most {MAX_DAYS} days")
     return Period(first, last)
-
-
-def run_link(request: Request, run_id: str | None) -> str | None:
-    """The Airflow UI's page of the DAG run an evidence run id names, or None (a CLI run)."""
-    found = DAG_RUN_ID.match(run_id or "")
-    if not found or found["dag"] not in DAG_IDS:
-        return None
-    return f"{airflow_root(request)}/dags/{found['dag']}/runs/{quote(found['run'], safe='')}"
-
-
-def run_html(request: Request, run_id: str | None) -> Markup:
-    """A run id as the page shows it: a link to its DAG run in Airflow, the bare id (a CLI run), or
-    a dash. Python, not a Jinja macro: a macro imported ``with context`` is instantiated anew on
-    every render, the larger part of the Now view's template time."""
-    if not run_id:
-        return Markup("—")
-    href = run_link(request, run_id)
-    if href is None:
-        return Markup(f'<span class="mono">{escape(run_id)}</span>')
-    return Markup(f'<a class="mono" href="{escape(href)}" target="_top">{escape(run_id)}</a>')
-
-
-def airflow_root(request: Request) -> str:
-    """Airflow's base path: the mount point of this app without its own prefix."""
-    from governance_airflow.api.app import URL_PREFIX
-
-    root: str = request.scope.get("root_path", "")
-    return root.removesuffix(URL_PREFIX)
 
 
 def login_url(request: Request) -> str:
@@ -185,7 +136,7 @@ def mount_views(
                 "user": user.get_name(),
                 "generated_at": now(),
                 "base": f"{request.scope.get('root_path', '')}{VIEW_PREFIX}",
-                "run": lambda run_id: run_html(request, run_id),
+                "run": run_cell(request),
                 **context,
             },
         )
@@ -207,7 +158,7 @@ def mount_views(
             rules = figures.rules_now(cur, policy(), now=now())
         counts = {s: sum(r.status == s for r in rules) for s in SEVERITY}
         rules.sort(key=lambda r: (SEVERITY.index(r.status), r.rule_id))  # what needs on-call first
-        return page(request, user, "now", rules=rules, counts=counts)
+        return page(request, user, "now", rows=now_rows(rules, run_cell(request)), empty=not rules, counts=counts)
 
     @app.get(VIEW_PREFIX + "/history", dependencies=[read_page], response_class=HTMLResponse)
     def history_view(request: Request, user: GetUserDep) -> HTMLResponse:

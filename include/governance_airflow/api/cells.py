@@ -1,0 +1,118 @@
+"""How the Governance page (#13) shows one figure: an instant, a duration, an evidence run id as a
+link to its DAG run in Airflow, and the Now view's rows.
+
+The Now view is the page on-call opens at night and the one benchmarked against its bare SQL
+(bench/README.md, "The Governance page"), so its rows are rendered here in Python rather than by a
+Jinja loop: the loop escaped every one of its ~370 cells through a call each and took about three
+times as long as the rest of the view's Python. Text from the evidence (rule ids, reasons,
+requirements, run ids) is always escaped; numbers are formatted as integers.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from urllib.parse import quote
+
+from markupsafe import Markup, escape
+from starlette.requests import Request
+
+from governance.compliance.figures import RuleNow
+
+# Evidence run ids of Airflow runs are "<dag_id>/<Airflow run id>" (dags/*.py): linked to the run.
+DAG_RUN_ID = re.compile(r"^(?P<dag>[a-z][a-z0-9_]*)/(?P<run>.+)$")
+DAG_IDS = frozenset(
+    {"retention_sweep", "retention_audit", "recipient_notices", "advertising_audience", "breach_notices"}
+    | {"subject_requests", "request_deadlines", "erasure_replay", "compliance_report"}
+)
+DASH = "—"
+
+
+def when(value: datetime | None) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if value else DASH
+
+
+def duration(seconds: int | None) -> str:
+    if seconds is None:
+        return DASH
+    days, rest = divmod(int(seconds), 86400)
+    hours, rest = divmod(rest, 3600)
+    return f"{days} d {hours} h" if days else f"{hours} h {rest // 60} min"
+
+
+def airflow_root(request: Request) -> str:
+    """Airflow's base path: the mount point of this app without its own prefix."""
+    from governance_airflow.api.app import URL_PREFIX
+
+    root: str = request.scope.get("root_path", "")
+    return root.removesuffix(URL_PREFIX)
+
+
+def run_link(request: Request, run_id: str | None) -> str | None:
+    """The Airflow UI's page of the DAG run an evidence run id names, or None (a CLI run)."""
+    found = DAG_RUN_ID.match(run_id or "")
+    if not found or found["dag"] not in DAG_IDS:
+        return None
+    return f"{airflow_root(request)}/dags/{found['dag']}/runs/{quote(found['run'], safe='')}"
+
+
+def run_html(request: Request, run_id: str | None) -> Markup:
+    """A run id as the page shows it: a link to its DAG run in Airflow, the bare id (a CLI run), or
+    a dash."""
+    if not run_id:
+        return Markup(DASH)
+    href = run_link(request, run_id)
+    if href is None:
+        return Markup(f'<span class="mono">{escape(run_id)}</span>')
+    return Markup(f'<a class="mono" href="{escape(href)}" target="_top">{escape(run_id)}</a>')
+
+
+def run_cell(request: Request) -> Callable[[str | None], Markup]:
+    """``run_html`` for one page: a page shows the same few runs on many rows, each drawn once."""
+    drawn: dict[str | None, Markup] = {}
+
+    def cell(run_id: str | None) -> Markup:
+        if run_id not in drawn:
+            drawn[run_id] = run_html(request, run_id)
+        return drawn[run_id]
+
+    return cell
+
+
+def _count(value: int | None) -> str:
+    return DASH if value is None else str(int(value))
+
+
+def _last(at: datetime | None, run_id: str | None, run: Callable[[str | None], Markup], none: str) -> str:
+    if at is None:
+        return f'<span class="muted">{none}</span>'
+    return f"{when(at)}<div>{run(run_id)}</div>"
+
+
+def now_rows(rules: Iterable[RuleNow], run: Callable[[str | None], Markup]) -> Markup:
+    """The Now view's table body: one row per rule, with its status (``data-status``, the pill and,
+    unless green, why), last sweep and effect, and what the last audit found."""
+    rows = []
+    for r in rules:
+        status = escape(r.status)
+        why = escape(r.why)
+        rule_id = escape(r.rule_id)
+        reason = "" if r.status == "green" else f'<div class="why {status}">{why}</div>'
+        rows.append(
+            f'<tr data-rule="{rule_id}" data-status="{status}">'
+            f'<td><span class="pill {status}" title="{why}">{status}</span></td>'
+            f"<td><b>{rule_id}</b>{reason}</td>"
+            f"<td>{escape(', '.join(r.requirements))}</td>"
+            f"<td>{escape(r.action)}</td>"
+            f'<td class="when">{_last(r.last_sweep_at, r.last_sweep_run_id, run, "none yet")}</td>'
+            f'<td class="num removed">{int(r.removed)}</td>'
+            f'<td class="num anonymised">{int(r.anonymised)}</td>'
+            f'<td class="num purged">{int(r.purged)}</td>'
+            f'<td class="num overdue">{_count(r.overdue)}</td>'
+            f'<td class="num">{duration(r.oldest_overdue_seconds)}</td>'
+            f'<td class="num held">{_count(r.held)}</td>'
+            f'<td class="when">{_last(r.audited_at, r.audit_run_id, run, "never")}</td>'
+            "</tr>\n"
+        )
+    return Markup("".join(rows))
