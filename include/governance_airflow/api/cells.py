@@ -90,10 +90,25 @@ def _last(at: datetime | None, run_id: str | None, run: Callable[[str | None], M
     return f"{when(at)}<div>{run(run_id)}</div>"
 
 
+def _each_once(draw: Callable[[datetime | None, str | None], str]) -> Callable[[datetime | None, str | None], str]:
+    drawn: dict[tuple[datetime | None, str | None], str] = {}
+
+    def cell(at: datetime | None, run_id: str | None) -> str:
+        key = (at, run_id)
+        if key not in drawn:
+            drawn[key] = draw(at, run_id)
+        return drawn[key]
+
+    return cell
+
+
 def now_rows(rules: Iterable[RuleNow], run: Callable[[str | None], Markup]) -> Markup:
     """The Now view's table body: one row per rule, with its status (``data-status``, the pill and,
     unless green, why), last sweep and effect, and what the last audit found."""
     rows = []
+    # the last sweep and the last audit are mostly the same run for every rule: each drawn once
+    swept = _each_once(lambda at, run_id: _last(at, run_id, run, "none yet"))
+    audited = _each_once(lambda at, run_id: _last(at, run_id, run, "never"))
     for r in rules:
         status = escape(r.status)
         why = escape(r.why)
@@ -105,14 +120,14 @@ def now_rows(rules: Iterable[RuleNow], run: Callable[[str | None], Markup]) -> M
             f"<td><b>{rule_id}</b>{reason}</td>"
             f"<td>{escape(', '.join(r.requirements))}</td>"
             f"<td>{escape(r.action)}</td>"
-            f'<td class="when">{_last(r.last_sweep_at, r.last_sweep_run_id, run, "none yet")}</td>'
+            f'<td class="when">{swept(r.last_sweep_at, r.last_sweep_run_id)}</td>'
             f'<td class="num removed">{int(r.removed)}</td>'
             f'<td class="num anonymised">{int(r.anonymised)}</td>'
             f'<td class="num purged">{int(r.purged)}</td>'
             f'<td class="num overdue">{_count(r.overdue)}</td>'
             f'<td class="num">{duration(r.oldest_overdue_seconds)}</td>'
             f'<td class="num held">{_count(r.held)}</td>'
-            f'<td class="when">{_last(r.audited_at, r.audit_run_id, run, "never")}</td>'
+            f'<td class="when">{audited(r.audited_at, r.audit_run_id)}</td>'
             "</tr>\n"
         )
     return Markup("".join(rows))
