@@ -251,7 +251,7 @@ def run(ctx: Context) -> list[Check]:
     entries = ctx.size(ENTRIES, minimum=1000)
     checks = []
     with services.scratch_database(ctx.admin_url, suffix="page") as (db_url, _name):
-        with ctx.setup_phase("page: 1,000,000 evidence entries"):
+        with ctx.setup_phase(f"page: {entries:,} evidence entries"):
             _fill(ctx, db_url, entries)
         app = _app(db_url)
         bodies = {view: asyncio.run(_get(app, f"/view/{view}"))[1] for view in ("now", "evidence")}
