@@ -24,6 +24,7 @@ from psycopg2 import sql
 PHASE = "shop template"
 _built: dict[str, dict[str, int]] = {}  # template database -> rows per table, once built
 _created: set[str] = set()  # every template database created (dropped at the end, built or not)
+_consumed: set[str] = set()  # templates dropped after their last copy (``copy(last=True)``)
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,8 @@ def ensure(ctx: Context, customers: int) -> dict[str, int]:
     from governance.db import apply_schema, connect
 
     name = template_name(ctx, customers)
+    if name in _consumed:
+        raise RuntimeError(f"the shop template {name} was dropped after its last copy: a later measurement needs it")
     if name in _built:
         return _built[name]
     if name in _created:
@@ -72,12 +75,20 @@ def ensure(ctx: Context, customers: int) -> dict[str, int]:
 
 
 @contextmanager
-def copy(ctx: Context, suffix: str, customers: int) -> Iterator[ShopCopy]:
-    """A copy of the template (built first if need be) as ``<run database>_<suffix>``; dropped after."""
+def copy(ctx: Context, suffix: str, customers: int, *, last: bool = False) -> Iterator[ShopCopy]:
+    """A copy of the template (built first if need be) as ``<run database>_<suffix>``; dropped after.
+    ``last``: no measurement after this one needs the template, so it is dropped as soon as it is
+    copied (at scale 10 a template and a copy of 10,000,000 customers take ~70 GB: the disk of these
+    machines does not hold a template and a copy that grows)."""
     rows = ensure(ctx, customers)
     name = f"{ctx.db_name}_{suffix}"
+    template = template_name(ctx, customers)
     with ctx.setup_phase("shop copies"), ctx.setup_phase(f"shop copies: {suffix}"):
-        url = services.clone_database(ctx.admin_url, template_name(ctx, customers), name)
+        url = services.clone_database(ctx.admin_url, template, name)
+    if last:
+        _created.discard(template)
+        _consumed.add(template)
+        services.drop_database(ctx.admin_url, template)
     try:
         yield ShopCopy(url, name, customers, rows)
     finally:
