@@ -17,6 +17,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from harness import fmt_seconds as seconds
+
 # The checks that time one rule's sweep (or the audit of all of them), and what they count as done.
 RULES = {
     "visits.batched_vs_single_delete": ("visit-data, batched DELETE (unpartitioned)", "expired", "rows"),
@@ -55,16 +57,6 @@ def load(paths: list[Path]) -> dict[str, dict[str, dict[str, Any]]]:
     if not runs:
         raise SystemExit("no results file given")
     return {name: runs[name] for name in sorted(runs, key=lambda n: order[n])}
-
-
-def seconds(value: float | None) -> str:
-    if value is None:
-        return "–"
-    if value >= 100:
-        return f"{value:,.0f} s"
-    if value >= 1:
-        return f"{value:.2f} s"
-    return f"{value * 1000:.0f} ms"
 
 
 def figure(check: dict[str, Any] | None) -> str:

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import sys
 from pathlib import Path
 
 import pytest
 
-SPEC = importlib.util.spec_from_file_location("bench_compare", Path(__file__).parents[2] / "bench" / "compare.py")
+BENCH = Path(__file__).parents[2] / "bench"
+sys.path.insert(0, str(BENCH))  # as ``python bench/compare.py`` runs it: next to harness.py
+SPEC = importlib.util.spec_from_file_location("bench_compare", BENCH / "compare.py")
 compare = importlib.util.module_from_spec(SPEC)
 SPEC.loader.exec_module(compare)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
+from functools import cache, partial
 from urllib.parse import quote
 
 from markupsafe import Markup, escape
@@ -70,14 +71,7 @@ def run_html(request: Request, run_id: str | None) -> Markup:
 
 def run_cell(request: Request) -> Callable[[str | None], Markup]:
     """``run_html`` for one page: a page shows the same few runs on many rows, each drawn once."""
-    drawn: dict[str | None, Markup] = {}
-
-    def cell(run_id: str | None) -> Markup:
-        if run_id not in drawn:
-            drawn[run_id] = run_html(request, run_id)
-        return drawn[run_id]
-
-    return cell
+    return cache(partial(run_html, request))
 
 
 def _count(value: int | None) -> str:
@@ -90,25 +84,13 @@ def _last(at: datetime | None, run_id: str | None, run: Callable[[str | None], M
     return f"{when(at)}<div>{run(run_id)}</div>"
 
 
-def _each_once(draw: Callable[[datetime | None, str | None], str]) -> Callable[[datetime | None, str | None], str]:
-    drawn: dict[tuple[datetime | None, str | None], str] = {}
-
-    def cell(at: datetime | None, run_id: str | None) -> str:
-        key = (at, run_id)
-        if key not in drawn:
-            drawn[key] = draw(at, run_id)
-        return drawn[key]
-
-    return cell
-
-
 def now_rows(rules: Iterable[RuleNow], run: Callable[[str | None], Markup]) -> Markup:
     """The Now view's table body: one row per rule, with its status (``data-status``, the pill and,
     unless green, why), last sweep and effect, and what the last audit found."""
     rows = []
     # the last sweep and the last audit are mostly the same run for every rule: each drawn once
-    swept = _each_once(lambda at, run_id: _last(at, run_id, run, "none yet"))
-    audited = _each_once(lambda at, run_id: _last(at, run_id, run, "never"))
+    swept = cache(partial(_last, run=run, none="none yet"))
+    audited = cache(partial(_last, run=run, none="never"))
     for r in rules:
         status = escape(r.status)
         why = escape(r.why)

@@ -158,7 +158,7 @@ def mount_views(
             rules = figures.rules_now(cur, policy(), now=now())
         counts = {s: sum(r.status == s for r in rules) for s in SEVERITY}
         rules.sort(key=lambda r: (SEVERITY.index(r.status), r.rule_id))  # what needs on-call first
-        return page(request, user, "now", rows=now_rows(rules, run_cell(request)), empty=not rules, counts=counts)
+        return page(request, user, "now", rows=now_rows(rules, run_cell(request)), counts=counts)
 
     @app.get(VIEW_PREFIX + "/history", dependencies=[read_page], response_class=HTMLResponse)
     def history_view(request: Request, user: GetUserDep) -> HTMLResponse:
