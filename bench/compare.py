@@ -36,6 +36,9 @@ def condition(data: dict[str, Any]) -> str:
     for key, flag in (("io_load_processes", "io-load"), ("cpu_load_processes", "cpu-load")):
         if machine.get(key):
             name += f", {flag} {machine[key]}"
+    throttle = machine.get("disk_throttle") or {}
+    if throttle.get("mib_per_second"):
+        name += f", disk {throttle['mib_per_second']:g} MiB/s"
     return name
 
 

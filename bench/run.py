@@ -129,6 +129,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--cpu-load", type=int, default=0, metavar="M", help="and M busy loops on the CPU (bench/io_load.py)"
     )
+    parser.add_argument(
+        "--throttle-disk",
+        type=float,
+        default=0,
+        metavar="MIBPS",
+        help="cap the PostgreSQL server's disk reads and writes at MIBPS MiB/s for the measurements, "
+        "not the set-up (root; bench/disk_throttle.py)",
+    )
     parser.add_argument("--output", default=str(RESULTS), help="where to write the JSON (default: %(default)s)")
     args = parser.parse_args(argv)
     if args.scale <= 0:
@@ -231,6 +239,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import services
     import shop_template
+    from disk_throttle import throttle_disk
     from harness import Context
     from io_load import io_load
 
@@ -263,7 +272,13 @@ def main(argv: list[str] | None = None) -> int:
             prepared = prepare_data(ctx, args.selected)
             facts["io_load_processes"], facts["cpu_load_processes"] = args.io_load, args.cpu_load
             try:
-                with io_load(args.io_load, args.cpu_load):
+                with (
+                    throttle_disk(args.throttle_disk, *server_process(db_url)) as throttled,
+                    io_load(args.io_load, args.cpu_load),
+                ):
+                    if throttled:
+                        facts["disk_throttle"] = throttled
+                        ctx.log(f"the server's disk capped at {args.throttle_disk:g} MiB/s ({throttled['device']})")
                     measure(ctx, args.selected, prepared, checks, extra)
             finally:
                 shop_template.drop(ctx)  # the shop shared by exports, erasure and erasure_replay
@@ -272,6 +287,23 @@ def main(argv: list[str] | None = None) -> int:
     facts["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     report(args, ctx, checks, extra, facts, postgres, started_at, wall)
     return 0
+
+
+def server_process(db_url: str) -> tuple[int, str]:
+    """The PostgreSQL server's postmaster pid (the parent of this connection's backend) and its data
+    directory, for ``--throttle-disk``."""
+    from governance.db import connect
+
+    conn = connect(db_url)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT pg_backend_pid(), current_setting('data_directory')")
+            backend, data_directory = cur.fetchone()
+    finally:
+        conn.close()
+    stat = Path(f"/proc/{backend}/stat").read_text() if Path(f"/proc/{backend}/stat").exists() else ""
+    parent = int(stat.rsplit(")", 1)[1].split()[1]) if stat else -1
+    return parent, data_directory
 
 
 def measure(ctx, selected: list[str], prepared: dict, checks: list, extra: dict) -> None:

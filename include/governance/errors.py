@@ -141,6 +141,11 @@ class BatchFailed(SweepError):
     retryable = True
 
 
+class BatchOverTime(SweepError):
+    """A batch that ran past its time limit (``Options.batch_time_limit``) and was rolled back: the
+    strategy that set the limit tries the same rows again in smaller batches. Never leaves a sweep."""
+
+
 class AuditFailed(GovernanceError):
     """Records or objects are past their window. The message names rules and counts only."""
 

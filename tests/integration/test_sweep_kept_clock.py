@@ -273,6 +273,59 @@ def test_the_kept_sweep_anonymises_exactly_the_due_customers_in_batches_with_evi
     assert reconcile(conn) == []
 
 
+@pytest.fixture
+def slow_first_batches(conn):
+    """The first three statements that anonymise the orders of more than one customer take 0.3 s
+    (a statement trigger; the count is a sequence, so a rolled-back statement still counts)."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "CREATE SEQUENCE public.test_slow_batches; "
+            "CREATE FUNCTION public.test_slow_batch() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            "IF (SELECT count(DISTINCT coalesce(account_id::text, lower(btrim(email)))) FROM old_orders) > 1 "
+            "AND nextval('public.test_slow_batches') <= 3 THEN PERFORM pg_sleep(0.3); END IF; "
+            "RETURN NULL; END $$; "
+            "CREATE TRIGGER test_slow_batch AFTER UPDATE ON shop.orders REFERENCING OLD TABLE AS old_orders "
+            "FOR EACH STATEMENT EXECUTE FUNCTION public.test_slow_batch()"
+        )
+    conn.commit()
+    yield
+    with conn.cursor() as cur:
+        cur.execute(
+            "DROP TRIGGER test_slow_batch ON shop.orders; DROP FUNCTION public.test_slow_batch(); "
+            "DROP SEQUENCE public.test_slow_batches"
+        )
+    conn.commit()
+
+
+@pytest.mark.parametrize("path", ["blocks", "groups"])
+def test_a_batch_over_its_time_limit_is_rolled_back_and_swept_again_smaller(conn, shop, s3, slow_first_batches, path):
+    """#14: a batch that overruns ``batch_time_limit`` (here: stalled 0.3 s against a 100 ms limit)
+    is rolled back with nothing recorded and its rows swept again in smaller batches; the rule's
+    effect and evidence are those of a sweep that never stalled, and no committed batch of
+    customers waited out a stall."""
+    policy = kept_policy(path)
+    expected = shop["anonymise"]
+    run = f"kept-slow-{path}"
+    batch_size = 400 if path == "blocks" else 40  # a first batch of several pages / customers
+    result = sweep_rule(conn, s3, policy, RULE, NOW, run, batch_size=batch_size, batch_time_limit="100ms")
+    assert result.batches_over_time >= 1
+    assert result.anonymised == len(expected) and anonymised(conn) == expected
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT counts FROM governance.evidence WHERE run_id = %s AND kind = 'sweep_batch'",
+            (run,),
+        )
+        batches = [r[0] for r in cur.fetchall()]
+        cur.execute("SELECT details FROM governance.evidence WHERE run_id = %s AND kind = 'sweep_rule'", (run,))
+        summary = cur.fetchone()[0]
+    conn.rollback()
+    assert sum(c["anonymised"] for c in batches) == len(expected)  # nothing of a rolled-back batch
+    assert summary["verified_remaining"] == 0 and summary["batches_over_time"] == result.batches_over_time
+    if path == "groups":  # cut down to one customer, which the stall spares: every stall rolled back
+        assert result.batches_over_time == 3 and result.max_batch_seconds < 0.3
+    assert reconcile(conn) == []
+
+
 def test_a_rule_hold_keeps_every_order_and_a_dry_run_changes_nothing(conn, shop, s3):
     policy = load_policy()
     dry = sweep_rule(conn, s3, policy, RULE, NOW, "kept-dry", dry_run=True)

@@ -59,3 +59,9 @@ def test_a_file_that_is_not_a_results_file_is_named(tmp_path):
     bad.write_text("{}")
     with pytest.raises(SystemExit, match="notes.json: not a results file of bench/run.py"):
         compare.main([str(bad)])
+
+
+def test_a_throttled_disk_is_its_own_condition():
+    data = {"scale": 1, "machine": {"disk_throttle": {"mib_per_second": 20.0, "device": "254:0"}}}
+    assert compare.condition(data) == "scale 1, disk 20 MiB/s"
+    assert compare.condition({"scale": 10, "machine": {}}) == "scale 10"

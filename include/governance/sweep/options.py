@@ -33,6 +33,11 @@ class Options:
     batch_size: int = DEFAULT_BATCH_SIZE  # rows per batch (block ranges: sized from rows per page)
     batch_pages: int | None = None  # or a fixed number of heap pages per block-range batch
     statement_timeout: str = "30s"  # per batch statement: a batch never runs away
+    # Per statement of a batch whose strategy sizes batches by time (a kept clock's, RET-3): one that
+    # overruns it (a checkpoint, a burst of the shop's writes) is rolled back and tried again at half
+    # its size, so no write transaction holds its row locks for a second. A batch of one group or
+    # one page is never cut (``statement_timeout`` bounds it).
+    batch_time_limit: str = "700ms"
     lock_timeout: str = "2s"  # a batch never queues long behind, or in front of, the shop's locks
     compute_timeout: str = "30min"  # the read-only pass that computes a work table
     # A clock view with a ``chunk`` column: its due set is computed in ceil(table rows / chunk_rows)

@@ -29,6 +29,7 @@ _SUMMED = (
     "tombstoned",
     "object_errors",
     "partitions_created",
+    "batches_over_time",
 )
 
 
@@ -65,6 +66,7 @@ class RuleResult:
     partitions_dropped: int = 0
     rows_estimated: int = 0  # rows of dropped partitions counted by estimate (partition_counts="estimated")
     batches: int = 0
+    batches_over_time: int = 0  # batches rolled back at their time limit and swept again smaller
     probes: int = 0  # read-only look-aheads past pages with nothing due (block ranges)
     seconds: float = 0.0
     max_batch_seconds: float = 0.0

@@ -260,6 +260,7 @@ class RuleSweep:
                 "verified_remaining": 0,
                 "attempt_seconds": round(r.seconds, 3),
                 "attempt_batches": r.batches,
+                "batches_over_time": r.batches_over_time,  # rolled back at their time limit, swept smaller
                 "max_batch_seconds": round(r.max_batch_seconds, 4),
                 "partitions_created": r.partitions_created,
             }

@@ -14,11 +14,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import psycopg2.errors
 from psycopg2.extensions import connection, cursor
 
 from governance import evidence
 from governance.db import transaction
-from governance.errors import BatchFailed
+from governance.errors import BatchFailed, BatchOverTime
 from governance.notices.pseudonyms import pseudonym_key
 from governance.notices.retention import KeySource, RetentionNotices
 from governance.policy import Policy
@@ -65,24 +66,35 @@ class BatchRunner:
         *,
         durable: bool = False,
         evidence: bool = True,
+        time_limit: str | None = None,
     ) -> dict[str, int]:
         """One batch: ``work`` (the effect, returning its counts), then its evidence unless the counts
         are all zero or ``work`` records its own (``evidence=False``), then commit. Durable when
         asked or ``synchronous_commit``; else a crash may lose the batch and its evidence together.
-        Retried on transient errors (``retry_transient``); the counts are added to the result."""
+        Retried on transient errors (``retry_transient``); the counts are added to the result.
+        With a ``time_limit`` (a statement timeout) a statement that overruns it rolls the batch
+        back and raises ``BatchOverTime`` at once, not retried: the caller cuts the batch smaller."""
 
         def attempt() -> tuple[dict[str, int], float]:
             start = time.perf_counter()
-            with transaction(
-                self.conn,
-                statement_timeout=self.opts.statement_timeout,
-                lock_timeout=self.opts.lock_timeout,
-                durable=durable or self.opts.synchronous_commit,
-            ) as cur:
-                counts = work(cur)
-                if evidence and any(counts.values()):
-                    seconds = round(time.perf_counter() - start, 4)
-                    self.record_batch(cur, step, counts, {**details, "seconds": seconds})
+            try:
+                with transaction(
+                    self.conn,
+                    statement_timeout=time_limit or self.opts.statement_timeout,
+                    lock_timeout=self.opts.lock_timeout,
+                    durable=durable or self.opts.synchronous_commit,
+                ) as cur:
+                    counts = work(cur)
+                    if evidence and any(counts.values()):
+                        seconds = round(time.perf_counter() - start, 4)
+                        self.record_batch(cur, step, counts, {**details, "seconds": seconds})
+            except psycopg2.errors.QueryCanceled:
+                if time_limit is None:
+                    raise
+                self.result.batches_over_time += 1
+                raise BatchOverTime(
+                    f"rule {self.target.rule.id!r}, batch {step}: over its time limit of {time_limit}; rolled back"
+                ) from None
             return counts, time.perf_counter() - start
 
         def give_up(exc: Exception) -> BatchFailed:

@@ -25,6 +25,7 @@ class Batch:
     details: dict[str, Any]
     params: dict[str, Any]
     using: sql.Composable | None = None
+    time_limit: str | None = None  # run under this statement timeout; over it: ``BatchOverTime``
 
     def joined(self, keyword: str) -> sql.Composable:
         """`` <keyword> (using) w``, or nothing without ``using``."""
@@ -68,4 +69,4 @@ class Action:
                     self.runner.record(cur, "notices_queued", batch.step, *queued, numbered=True)
             return {label: changed}
 
-        return self.runner.run(batch.step, work, batch.details)[label]
+        return self.runner.run(batch.step, work, batch.details, time_limit=batch.time_limit)[label]

@@ -8,17 +8,21 @@ evidence or logs), then hands the action one statement over the rows of the grou
 (``governance.sweep.kept``): the action's own transaction, with its evidence, checks each group
 due again and leaves held rows (RET-8). The last batch has no upper bound. A batch holds at most
 about ``batch_size`` rows (groups per batch from the table's and the kept table's sizes), fewer
-when batches are slow (``next_size``). Rows left held keep their group in the kept table; the
-keyset moves past it, so a pass ends.
+when batches are slow (``next_size``); a batch that overruns ``batch_time_limit`` (a checkpoint
+stalls it, say) is rolled back and swept again at half its size, so no write transaction of the
+rule reaches a second. Rows left held keep their group in the kept table; the keyset moves past it,
+so a pass ends.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
 from psycopg2 import sql
 
+from governance.errors import BatchOverTime
 from governance.sweep.actions import Action, Batch
 from governance.sweep.kept import FIRST, LAST, KeptSelection
 from governance.sweep.runner import BatchRunner
@@ -34,6 +38,9 @@ TARGET_SECONDS = 0.4
 START_FRACTION = 4
 
 
+log = logging.getLogger(__name__)
+
+
 def next_size(groups: int, most: int, seconds: float) -> int:
     """Groups in the next batch after one of ``groups`` took ``seconds`` (see TARGET_SECONDS)."""
     if seconds > TARGET_SECONDS:
@@ -41,6 +48,21 @@ def next_size(groups: int, most: int, seconds: float) -> int:
     if seconds < TARGET_SECONDS / 2:
         return min(most, groups * 2)
     return groups
+
+
+def time_limit(runner: BatchRunner, size: int) -> str | None:
+    """The time limit of a batch of ``size`` groups or pages: none for one, which cannot be cut."""
+    return runner.opts.batch_time_limit if size > 1 else None
+
+
+def applied(action: Action, batch: Batch) -> bool:
+    """Apply ``batch``; False when it overran its time limit and was rolled back (cut it smaller)."""
+    try:
+        action.apply(batch)
+    except BatchOverTime as exc:
+        log.info("%s; trying again at half the size", exc)
+        return False
+    return True
 
 
 DENSE_FRACTION = 0.05  # due groups, of all groups, from which one pass over the pages is cheaper
@@ -68,15 +90,23 @@ class KeptBlocks(BlockRanges):
         per_batch = max(1, most // START_FRACTION)
         due = self.row_due()
         start = 0
-        while start + per_batch < pages:
-            where = IN_PAGES + sql.SQL(" AND ") + due
-            step = f"{name} blocks {start}-{start + per_batch}"
+        while True:
+            last = start + per_batch >= pages
+            if last:
+                where = sql.SQL("t.ctid >= %(lo)s::tid AND ") + due
+                step, bounds = f"{name} blocks {start}-end", page_bounds(start)
+            else:
+                where = IN_PAGES + sql.SQL(" AND ") + due
+                step, bounds = f"{name} blocks {start}-{start + per_batch}", page_bounds(start, start + per_batch)
+            limit = time_limit(self.runner, per_batch)
             began = time.perf_counter()
-            self.action.apply(Batch(relation, where, step, self.details(name), page_bounds(start, start + per_batch)))
+            if not applied(self.action, Batch(relation, where, step, self.details(name), bounds, time_limit=limit)):
+                per_batch = max(1, per_batch // 2)
+                continue
+            if last:
+                return
             start += per_batch
             per_batch = next_size(per_batch, most, time.perf_counter() - began)
-        where = sql.SQL("t.ctid >= %(lo)s::tid AND ") + due
-        self.action.apply(Batch(relation, where, f"{name} blocks {start}-end", self.details(name), page_bounds(start)))
 
     def details(self, relation: str) -> dict[str, str]:
         return {**super().details(relation), "path": "blocks"}
@@ -104,9 +134,18 @@ class KeptGroups(Strategy):
             upto = {"upto_clock": bound[0][0], "upto_key": bound[0][1]} if bound else dict(LAST)
             step = f"{name} groups {done}-{done + per_batch if bound else 'end'}"
             details = {**self.details(name), "path": "groups", "groups_per_batch": per_batch}
-            batch = Batch(ident(runner.target.table), kept.batch_rows(), step, details, {**position, **upto})
+            batch = Batch(
+                ident(runner.target.table),
+                kept.batch_rows(),
+                step,
+                details,
+                {**position, **upto},
+                time_limit=time_limit(runner, per_batch),
+            )
             start = time.perf_counter()
-            self.action.apply(batch)
+            if not applied(self.action, batch):
+                per_batch = max(1, per_batch // 2)
+                continue
             if not bound:
                 break  # the last batch: every due group after the position
             done += per_batch
