@@ -342,3 +342,29 @@ def test_a_request_written_twice_is_replayed_once_from_its_latest_entry(s3):
     put_locked(s3, LEDGER, "erasures/2026/06/01/x.json", b"{}", LATER + timedelta(days=1))  # not an entry
     with pytest.raises(EvidenceBroken, match="erasures/2026/06/01/x.json"):
         ledger_entries(s3, POLICY, NOW, None)
+
+
+def test_a_hundred_thousand_subjects_are_hashed_not_rescanned_for_each_row(conn):
+    """ERA-1 at scale: the subjects' "IN" under an OR is a sub-plan; with the server's default
+    work_mem, 120,000 pseudonyms would not be hashed and every order would rescan them (a replay of
+    100,000 erasures ran for minutes on one statement). Loading them raises work_mem to hash both."""
+    from psycopg2 import sql
+
+    from governance.erasure import replay_work
+    from governance.person.records import person_predicate
+    from governance.policy import load_policy
+
+    policy = load_policy()
+    with conn.cursor() as cur:
+        cur.execute("SHOW work_mem")
+        before = cur.fetchone()[0]
+        replay_work.create_scratch(cur)
+        replay_work.load_subjects(cur, range(1, 60_001), [f"{i:064x}" for i in range(120_000)])
+        predicate = person_predicate(policy, policy.store("shop.orders"), replay_work.REPLAY_KEYS)
+        cur.execute(sql.SQL("EXPLAIN SELECT 1 FROM shop.orders t WHERE {}").format(predicate))
+        plan = "\n".join(r[0] for r in cur.fetchall())
+        cur.execute("SHOW work_mem")
+        raised = cur.fetchone()[0]
+    conn.rollback()
+    assert plan.count("hashed SubPlan") == 2, plan
+    assert raised != before

@@ -154,7 +154,7 @@ def apply_entries(
             conn.rollback()
             with transaction(conn) as cur:
                 replay_work.clear(cur)
-                cur.execute("RESET jit")
+                cur.execute("RESET jit; RESET work_mem")  # work_mem: raised to hash the subjects
     return outcome
 
 

@@ -35,6 +35,14 @@ from governance.sweep.held import Holds
 SUBJECTS = "pg_temp.erasure_replay_subjects"
 WORK = "pg_temp.erasure_replay_work"
 TEMP_BUFFERS = "128MB"
+# The predicates' "IN (subjects)" sit under an OR (an account; or no account and an address), so
+# PostgreSQL plans them as sub-plans, not joins, and hashes a sub-plan only when it expects the rows
+# to fit in work_mem x hash_mem_multiplier; otherwise each row of the shop rescans every subject.
+# With the server's default 4 MB, 100,000 erasures did not fit: one DELETE ran for minutes where the
+# hash takes seconds (bench/README.md, "Erasure replay"). The session's work_mem is raised to about
+# this many bytes per subject (a hashed entry is ~90 bytes: 65 for the pseudonym, the rest overhead),
+# never lowered, and reset when the replay ends.
+HASH_BYTES_PER_SUBJECT = 256
 
 REPLAY_KEYS = Keys(
     account=lambda c: sql.SQL(
@@ -73,6 +81,17 @@ def load_subjects(cur: cursor, accounts: Iterable[int], pseudonyms: Iterable[str
         cur, "INSERT INTO erasure_replay_subjects (account_id, email_sha256) VALUES %s", rows, page_size=5000
     )
     cur.execute("ANALYZE erasure_replay_subjects")
+    hash_subjects_in_memory(cur, len(rows))
+
+
+def hash_subjects_in_memory(cur: cursor, subjects: int) -> None:
+    """Raise the session's ``work_mem`` so that ``subjects`` rows hash (HASH_BYTES_PER_SUBJECT); a
+    plain SET, for the replay's later transactions too (``apply_entries`` resets it)."""
+    wanted_kb = -(-subjects * HASH_BYTES_PER_SUBJECT // 1024)
+    cur.execute("SELECT pg_size_bytes(current_setting('work_mem')) / 1024")
+    row = cur.fetchone()
+    if row and wanted_kb > int(row[0]):
+        cur.execute("SELECT set_config('work_mem', %s, false)", (f"{wanted_kb}kB",))
 
 
 def record(cur: cursor, policy: Policy, plans: list[StorePlan], holds: Holds, group: int) -> dict[str, dict[str, int]]:
