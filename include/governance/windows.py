@@ -101,6 +101,8 @@ def as_utc(moment: datetime) -> datetime:
     """A timezone-aware datetime in UTC; naive datetimes are refused rather than guessed. Always a
     plain ``datetime``: Airflow hands tasks pendulum instants, and pendulum's ``+ timedelta`` on one
     in ``datetime.UTC`` drops the zone (a naive result)."""
+    if moment.tzinfo is UTC and type(moment) is datetime:  # as the database driver returns instants
+        return moment
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise WindowError(f"naive datetime {moment.isoformat()} has no time zone; give an offset, e.g. 'Z'")
     utc = moment.astimezone(UTC)

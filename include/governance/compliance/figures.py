@@ -105,12 +105,15 @@ def rules_now(cur: cursor, policy: Policy, *, now: datetime) -> list[RuleNow]:
     """Every policy rule, and every check the last audit ran, with its last sweep and audit."""
     rules = {r.id: r for r in policy.rules}
     cur.execute(_RULES_NOW, {"rules": list(rules)})
+    now = as_utc(now)
     out = []
     for rule_id, swept_at, sweep_run, sweep_counts, audited_at, audit_run, audit_counts, audit_reqs in cur.fetchall():
         rule = rules.get(rule_id)
         sc: dict[str, Any] = sweep_counts or {}
-        ac: dict[str, Any] | None = audit_counts
-        status, why = _status(ac, audited_at, now)
+        ac: dict[str, Any] = audit_counts or {}
+        audited_at = as_utc(audited_at) if audited_at else None
+        status, why = _status(audit_counts, audited_at, now)
+        overdue, oldest, held = ac.get("overdue"), ac.get("oldest_overdue_seconds"), ac.get("held")
         out.append(
             RuleNow(
                 rule_id=rule_id,
@@ -121,13 +124,11 @@ def rules_now(cur: cursor, policy: Policy, *, now: datetime) -> list[RuleNow]:
                 removed=_sum(sc, REMOVED_KEYS),
                 anonymised=_sum(sc, ANONYMISED_KEYS),
                 purged=_sum(sc, PURGED_KEYS),
-                audited_at=as_utc(audited_at) if audited_at else None,
+                audited_at=audited_at,
                 audit_run_id=audit_run,
-                overdue=int(ac["overdue"]) if ac and ac.get("overdue") is not None else None,
-                oldest_overdue_seconds=int(ac["oldest_overdue_seconds"])
-                if ac and ac.get("oldest_overdue_seconds") is not None
-                else None,
-                held=int(ac["held"]) if ac and ac.get("held") is not None else None,
+                overdue=None if overdue is None else int(overdue),
+                oldest_overdue_seconds=None if oldest is None else int(oldest),
+                held=None if held is None else int(held),
                 status=status,
                 why=why,
             )
@@ -136,12 +137,13 @@ def rules_now(cur: cursor, policy: Policy, *, now: datetime) -> list[RuleNow]:
 
 
 def _status(counts: dict[str, Any] | None, audited_at: datetime | None, now: datetime) -> tuple[Status, str]:
+    """A rule's status at ``now`` (UTC) from its last audit's counts and instant (UTC)."""
     if counts is None or audited_at is None:
         return "amber", "never audited"
     overdue = int(counts.get("overdue") or 0)
     if overdue:
         return "red", f"{overdue} overdue in the audit of {iso(audited_at)}"
-    if as_utc(now) - as_utc(audited_at) > AUDIT_STALE_AFTER:
+    if now - audited_at > AUDIT_STALE_AFTER:
         return "amber", f"last audit {iso(audited_at)} is older than {AUDIT_STALE_AFTER}"
     return "green", f"nothing overdue in the audit of {iso(audited_at)}"
 

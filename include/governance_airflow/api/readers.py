@@ -7,10 +7,13 @@ A connection is taken only if it was made for the DSN the Airflow connection ``g
 gives (looked up again after ``DSN_FOR``: in an API server the lookup may be a query of Airflow's
 metadata database, so an edited connection is picked up within seconds, not on each page) and,
 after ``PING_AFTER`` idle, still answers (``SELECT 1``: a restarted server). Connections are
-read-only sessions (``default_transaction_read_only``: a view cannot write, and its transaction
-needs no ``SET TRANSACTION`` of its own); one goes back only idle (the views' transactions are
-rolled back) and is closed on any error. Writes (the verify button, the request API) open their
-own connection per call.
+read-only sessions (``default_transaction_read_only``: a view cannot write) in autocommit, their
+transactions REPEATABLE READ (``default_transaction_isolation``). A view reads through
+``one_statement`` when its figures are one statement (PostgreSQL runs it as a transaction of its
+own, one snapshot: one round trip, where psycopg2 would send BEGIN and ROLLBACK as two more; a
+second statement is refused), else through ``one_snapshot`` (one read-only transaction, rolled
+back: its statements read one snapshot). A connection goes back only idle, in autocommit, and is
+closed on any error. Writes (the verify button, the request API) open their own connection per call.
 """
 
 from __future__ import annotations
@@ -19,10 +22,12 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import psycopg2
-from psycopg2.extensions import TRANSACTION_STATUS_IDLE
+from psycopg2.extensions import ISOLATION_LEVEL_REPEATABLE_READ, TRANSACTION_STATUS_IDLE, cursor
+
+from governance.db import transaction
 
 if TYPE_CHECKING:
     from psycopg2.extensions import connection
@@ -66,14 +71,14 @@ class ReadPool:
                 made_for, since, conn = self._idle.pop() if self._idle else (dsn, 0.0, None)
             if conn is None:
                 conn = self._connect(dsn)
-                conn.set_session(readonly=True)
+                conn.set_session(isolation_level=ISOLATION_LEVEL_REPEATABLE_READ, readonly=True, autocommit=True)
                 return conn
             if made_for == dsn and (time.monotonic() - since < PING_AFTER or _answers(conn)):
                 return conn
             conn.close()
 
     def _give(self, dsn: str, conn: connection) -> None:
-        if not conn.closed and conn.info.transaction_status == TRANSACTION_STATUS_IDLE:
+        if not conn.closed and conn.autocommit and conn.info.transaction_status == TRANSACTION_STATUS_IDLE:
             with self._lock:
                 if len(self._idle) < self._keep:
                     self._idle.append((dsn, time.monotonic(), conn))
@@ -85,6 +90,36 @@ class ReadPool:
             idle, self._idle = self._idle, []
         for _, _, conn in idle:
             conn.close()
+
+
+class _OneStatement(cursor):
+    """A cursor that runs one statement: a second would read another snapshot."""
+
+    ran = False
+
+    def execute(self, query: Any, vars: Any = None) -> None:
+        if self.ran:
+            raise RuntimeError("a one-statement read ran a second statement: read it through one_snapshot")
+        self.ran = True
+        super().execute(query, vars)
+
+
+@contextmanager
+def one_statement(conn: connection) -> Iterator[cursor]:
+    """A cursor for a view whose figures are one statement, run in the pool's autocommit: one
+    snapshot and one round trip (no BEGIN, no ROLLBACK)."""
+    with conn.cursor(cursor_factory=_OneStatement) as cur:
+        yield cur
+
+
+@contextmanager
+def one_snapshot(conn: connection) -> Iterator[cursor]:
+    """A cursor for a view of several statements: one read-only REPEATABLE READ transaction (the
+    session's), rolled back; the connection back in autocommit after."""
+    conn.autocommit = False
+    with transaction(conn, read_only=True) as cur:
+        yield cur
+    conn.autocommit = True
 
 
 def _answers(conn: connection) -> bool:

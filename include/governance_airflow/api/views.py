@@ -29,10 +29,10 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from governance.compliance import chain, figures
-from governance.db import transaction
 from governance.windows import iso
 from governance_airflow.api.access import REQUESTS_DAG_ID
 from governance_airflow.api.cells import duration, now_rows, run_cell, when
+from governance_airflow.api.readers import one_snapshot, one_statement
 
 if TYPE_CHECKING:
     from psycopg2.extensions import connection
@@ -127,6 +127,8 @@ def mount_views(
     ``read_db`` (kept-open connections, ``readers``), the verify button writes through ``write_db``."""
 
     def page(request: Request, user: Any, view: str, **context: Any) -> HTMLResponse:
+        if "run" not in context:  # the Now view draws its rows with the page's own
+            context["run"] = run_cell(request)
         return templates.TemplateResponse(
             request,
             f"{view}.html",
@@ -136,14 +138,15 @@ def mount_views(
                 "user": user.get_name(),
                 "generated_at": now(),
                 "base": f"{request.scope.get('root_path', '')}{VIEW_PREFIX}",
-                "run": run_cell(request),
                 **context,
             },
         )
 
     @contextmanager
-    def reading() -> Iterator[Any]:
-        with read_db() as conn, transaction(conn, read_only=True) as cur:
+    def reading(how: Callable[[connection], AbstractContextManager[Any]]) -> Iterator[Any]:
+        """A cursor on a kept-open connection: ``one_statement`` for a view whose figures are one
+        statement, ``one_snapshot`` for several (``readers``)."""
+        with read_db() as conn, how(conn) as cur:
             yield cur
 
     @app.get(VIEW_PREFIX, include_in_schema=False)
@@ -154,11 +157,12 @@ def mount_views(
     @app.get(VIEW_PREFIX + "/now", dependencies=[read_page], response_class=HTMLResponse)
     def now_view(request: Request, user: GetUserDep) -> HTMLResponse:
         """Per rule: last sweep and effect, overdue now, oldest overdue, held; red/amber/green."""
-        with reading() as cur:
+        with reading(one_statement) as cur:
             rules = figures.rules_now(cur, policy(), now=now())
         counts = {s: sum(r.status == s for r in rules) for s in SEVERITY}
         rules.sort(key=lambda r: (SEVERITY.index(r.status), r.rule_id))  # what needs on-call first
-        return page(request, user, "now", rows=now_rows(rules, run_cell(request)), counts=counts)
+        run = run_cell(request)
+        return page(request, user, "now", rows=now_rows(rules, run), counts=counts, run=run)
 
     @app.get(VIEW_PREFIX + "/history", dependencies=[read_page], response_class=HTMLResponse)
     def history_view(request: Request, user: GetUserDep) -> HTMLResponse:
@@ -166,7 +170,7 @@ def mount_views(
         from governance.compliance import charts
 
         chosen = period(request, "history", now().date())
-        with reading() as cur:
+        with reading(one_snapshot) as cur:
             daily = figures.daily_effects(cur, start=chosen.start, end=chosen.end)
             audits = figures.audit_runs(cur, start=chosen.start, end=chosen.end)
         effects = [d for d in daily if d.removed or d.anonymised or d.purged or d.held]
@@ -179,14 +183,14 @@ def mount_views(
         chosen = period(request, "requests", now().date())
         from governance.compliance import charts
 
-        with reading() as cur:
+        with reading(one_statement) as cur:
             found = figures.requests(cur, start=chosen.start, end=chosen.end, now=now())
         return page(request, user, "requests", period=chosen, requests=found, chart=charts.requests_chart(found))
 
     @app.get(VIEW_PREFIX + "/recipients", dependencies=[read_page], response_class=HTMLResponse)
     def recipients_view(request: Request, user: GetUserDep) -> HTMLResponse:
         """Per recipient: notices queued, sent, acknowledged, failed, dead (TP-5)."""
-        with reading() as cur:
+        with reading(one_statement) as cur:
             found = figures.recipient_notices(cur)
         return page(request, user, "recipients", recipients=found)
 
@@ -194,14 +198,14 @@ def mount_views(
     def holds_view(request: Request, user: GetUserDep) -> HTMLResponse:
         """Holds in force now, and those lifted or ended in the period."""
         chosen = period(request, "holds", now().date())
-        with reading() as cur:
+        with reading(one_statement) as cur:
             found = figures.holds(cur, now=now(), since=chosen.start)
         return page(request, user, "holds", period=chosen, holds=found)
 
     @app.get(VIEW_PREFIX + "/evidence", dependencies=[read_page], response_class=HTMLResponse)
     def evidence_view(request: Request, user: GetUserDep) -> HTMLResponse:
         """The chain's head, entries per kind, the last verification; the verify button."""
-        with reading() as cur:
+        with reading(one_snapshot) as cur:
             found = chain.evidence_status(cur)
         return page(request, user, "evidence", status=found, verified=request.query_params.get("verified"))
 
