@@ -276,7 +276,7 @@ def checks(ours: float, hand, fides, outcome, sizes, read) -> list[Check]:
     return [
         Check(
             "erasure_replay.vs_hand_written",
-            "Erasure replay (10,000): database part / hand-written set-based statements",
+            f"Erasure replay ({erasures:,}): database part / hand-written set-based statements",
             ours,
             {"hand_written": hand_s},
             ratio(ours, hand_s),
@@ -288,7 +288,7 @@ def checks(ours: float, hand, fides, outcome, sizes, read) -> list[Check]:
         ),
         Check(
             "erasure_replay.vs_fides",
-            "Erasure replay (10,000): speed-up over one row per transaction (Fides, extrapolated)",
+            f"Erasure replay ({erasures:,}): speed-up over one row per transaction (Fides, extrapolated)",
             ours,
             {"fides_extrapolated": fides_total},
             ratio(fides_total, ours),
