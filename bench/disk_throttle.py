@@ -20,6 +20,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import psutil
+
 V1 = Path("/sys/fs/cgroup/blkio")
 V2 = Path("/sys/fs/cgroup")
 GROUP = "governance-bench-throttle"
@@ -38,10 +40,27 @@ def whole_disk(device: int) -> str:
     return f"{major}:{minor}"
 
 
+def server_of(db_url: str) -> tuple[int, str]:
+    """The PostgreSQL server's postmaster (the parent of a backend of ``db_url``) and its data
+    directory; ThrottleUnavailable when the server is not a process of this machine."""
+    from governance.db import connect
+
+    conn = connect(db_url)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT pg_backend_pid(), current_setting('data_directory')")
+            backend, data_directory = cur.fetchone()
+    finally:
+        conn.close()
+    try:
+        return psutil.Process(backend).ppid(), data_directory
+    except psutil.NoSuchProcess:
+        raise ThrottleUnavailable("--throttle-disk needs the PostgreSQL server on this machine") from None
+
+
 def server_pids(postmaster: int) -> list[int]:
     """The postmaster and every process it started (backends, WAL writer, checkpointer, ...)."""
-    children = Path(f"/proc/{postmaster}/task/{postmaster}/children")
-    return [postmaster, *(int(p) for p in children.read_text().split())]
+    return [postmaster, *(child.pid for child in psutil.Process(postmaster).children())]
 
 
 def _move(procs_file: Path, pids: list[int]) -> None:
@@ -71,18 +90,15 @@ def _cgroup_root() -> tuple[Path, str]:
 
 
 @contextmanager
-def throttle_disk(mib_per_second: float, postmaster: int, data_directory: str) -> Iterator[dict]:
-    """Cap the server's reads and writes on its data directory's disk for the block; yields the facts
-    (device, limit, cgroup version) for the results."""
+def throttle_disk(mib_per_second: float, db_url: str) -> Iterator[dict]:
+    """Cap the reads and writes of ``db_url``'s server on its data directory's disk for the block;
+    yields the facts (device, limit, cgroup version) for the results ({} without a cap)."""
     if mib_per_second <= 0:
         yield {}
         return
     if os.geteuid() != 0:
         raise ThrottleUnavailable("--throttle-disk needs root (it moves the PostgreSQL server into a cgroup)")
-    if not Path(f"/proc/{postmaster}").exists():
-        raise ThrottleUnavailable(
-            f"--throttle-disk needs the PostgreSQL server on this machine (no process {postmaster})"
-        )
+    postmaster, data_directory = server_of(db_url)
     root, version = _cgroup_root()
     device = whole_disk(os.stat(data_directory).st_dev)
     limit = int(mib_per_second * 1024 * 1024)

@@ -273,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
             facts["io_load_processes"], facts["cpu_load_processes"] = args.io_load, args.cpu_load
             try:
                 with (
-                    throttle_disk(args.throttle_disk, *server_process(db_url)) as throttled,
+                    throttle_disk(args.throttle_disk, db_url) as throttled,
                     io_load(args.io_load, args.cpu_load),
                 ):
                     if throttled:
@@ -287,23 +287,6 @@ def main(argv: list[str] | None = None) -> int:
     facts["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     report(args, ctx, checks, extra, facts, postgres, started_at, wall)
     return 0
-
-
-def server_process(db_url: str) -> tuple[int, str]:
-    """The PostgreSQL server's postmaster pid (the parent of this connection's backend) and its data
-    directory, for ``--throttle-disk``."""
-    from governance.db import connect
-
-    conn = connect(db_url)
-    try:
-        with conn.cursor() as cur:
-            cur.execute("SELECT pg_backend_pid(), current_setting('data_directory')")
-            backend, data_directory = cur.fetchone()
-    finally:
-        conn.close()
-    stat = Path(f"/proc/{backend}/stat").read_text() if Path(f"/proc/{backend}/stat").exists() else ""
-    parent = int(stat.rsplit(")", 1)[1].split()[1]) if stat else -1
-    return parent, data_directory
 
 
 def measure(ctx, selected: list[str], prepared: dict, checks: list, extra: dict) -> None:
