@@ -3,7 +3,9 @@
 - **batch** (``retry_transient``): a batch transaction that met the shop's locks or its own
   statement timeout (PostgreSQL ``LockNotAvailable``, ``QueryCanceled``, ``DeadlockDetected``,
   ``SerializationFailure``) is rolled back and run again: ``BATCH_RETRIES`` retries with
-  exponential backoff from ``BATCH_BACKOFF_SECONDS`` (tenacity), then ``BatchFailed``.
+  exponential backoff from ``BATCH_BACKOFF_SECONDS`` (tenacity), then ``BatchFailed``. A batch
+  run under a time limit (``Options.batch_time_limit``) is not retried at its size: it raises
+  ``BatchOverTime`` and its strategy cuts it in half (``governance.sweep.strategies.kept``).
 - **pass** (``MAX_PASSES``): a rule whose verification still finds due rows (rows changed under
   the pass, or became governed by it because another rule removed what their clock hung on) is
   swept again, at most this many passes in all, then ``VerifyFailed``.
