@@ -115,7 +115,18 @@ def throttle_disk(mib_per_second: float, db_url: str) -> Iterator[dict]:
         yield {"device": device, "mib_per_second": mib_per_second, "cgroup": version}
     finally:
         _move(home / "cgroup.procs", server_pids(postmaster))
-        try:
-            group.rmdir()
-        except OSError:
-            pass  # a process still in it (one that forked while moving): removed by the next run
+        _release(group, home)
+
+
+def _release(group: Path, home: Path) -> None:
+    """Move every process still in ``group`` (a backend forked while the server moved) back to
+    ``home`` and remove the group: nothing of the server may stay capped after the run."""
+    for _ in range(5):
+        left = [int(p) for p in (group / "cgroup.procs").read_text().split()]
+        if not left:
+            break
+        _move(home / "cgroup.procs", left)
+    try:
+        group.rmdir()
+    except OSError as exc:
+        raise ThrottleUnavailable(f"could not remove the cgroup {group} ({exc}): remove it by hand") from None
