@@ -52,10 +52,7 @@ def as_dict(value: Any) -> Any:
 
 
 def _sum(counts: dict[str, Any], keys: tuple[str, ...]) -> int:
-    total = 0
-    for key in keys:  # a loop, not sum() over a generator: three per rule on every Now page
-        total += int(counts.get(key) or 0)
-    return total
+    return sum(int(counts.get(k) or 0) for k in keys)
 
 
 @dataclass(frozen=True)
@@ -109,16 +106,13 @@ def rules_now(cur: cursor, policy: Policy, *, now: datetime) -> list[RuleNow]:
     rules = {r.id: r for r in policy.rules}
     cur.execute(_RULES_NOW, {"rules": list(rules)})
     now = as_utc(now)
-    stamps: dict[datetime | None, str] = {}  # the audits' instants as text: mostly one audit for all
     out = []
     for rule_id, swept_at, sweep_run, sweep_counts, audited_at, audit_run, audit_counts, audit_reqs in cur.fetchall():
         rule = rules.get(rule_id)
         sc: dict[str, Any] = sweep_counts or {}
         ac: dict[str, Any] = audit_counts or {}
         audited_at = as_utc(audited_at) if audited_at else None
-        if audited_at is not None and audited_at not in stamps:
-            stamps[audited_at] = iso(audited_at)
-        status, why = _status(audit_counts, audited_at, now, stamps.get(audited_at, ""))
+        status, why = _status(audit_counts, audited_at, now)
         overdue, oldest, held = ac.get("overdue"), ac.get("oldest_overdue_seconds"), ac.get("held")
         out.append(
             RuleNow(
@@ -142,11 +136,11 @@ def rules_now(cur: cursor, policy: Policy, *, now: datetime) -> list[RuleNow]:
     return out
 
 
-def _status(counts: dict[str, Any] | None, audited_at: datetime | None, now: datetime, at: str) -> tuple[Status, str]:
-    """A rule's status at ``now`` (UTC) from its last audit's counts and instant (UTC; ``at``: as
-    ``iso`` writes it)."""
+def _status(counts: dict[str, Any] | None, audited_at: datetime | None, now: datetime) -> tuple[Status, str]:
+    """A rule's status at ``now`` (UTC) from its last audit's counts and instant (UTC)."""
     if counts is None or audited_at is None:
         return "amber", "never audited"
+    at = iso(audited_at)
     overdue = int(counts.get("overdue") or 0)
     if overdue:
         return "red", f"{overdue} overdue in the audit of {at}"

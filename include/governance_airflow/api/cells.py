@@ -90,25 +90,13 @@ def now_rows(rules: Iterable[RuleNow], run: Callable[[str | None], Markup]) -> M
     rows = []
     # Most cells repeat across rules (the statuses, actions, requirements, and the last sweep and
     # last audit: mostly the same run for every rule): each drawn once per page.
-    text: dict[str, str] = {}
-    swept: dict[tuple[datetime | None, str | None], str] = {}
-    audited: dict[tuple[datetime | None, str | None], str] = {}
-
-    def esc(value: str) -> str:
-        found = text.get(value)
-        if found is None:
-            found = text[value] = str(escape(value))
-        return found
-
+    esc = cache(lambda value: str(escape(value)))
+    swept = cache(partial(_last, run=run, none="none yet"))
+    audited = cache(partial(_last, run=run, none="never"))
     for r in rules:
         status = esc(r.status)
         why = esc(r.why)
         rule_id = esc(r.rule_id)
-        sweep, audit = (r.last_sweep_at, r.last_sweep_run_id), (r.audited_at, r.audit_run_id)
-        if sweep not in swept:
-            swept[sweep] = _last(*sweep, run, "none yet")
-        if audit not in audited:
-            audited[audit] = _last(*audit, run, "never")
         reason = "" if r.status == "green" else f'<div class="why {status}">{why}</div>'
         rows.append(
             f'<tr data-rule="{rule_id}" data-status="{status}">'
@@ -116,14 +104,14 @@ def now_rows(rules: Iterable[RuleNow], run: Callable[[str | None], Markup]) -> M
             f"<td><b>{rule_id}</b>{reason}</td>"
             f"<td>{esc(', '.join(r.requirements))}</td>"
             f"<td>{esc(r.action)}</td>"
-            f'<td class="when">{swept[sweep]}</td>'
+            f'<td class="when">{swept(r.last_sweep_at, r.last_sweep_run_id)}</td>'
             f'<td class="num removed">{int(r.removed)}</td>'
             f'<td class="num anonymised">{int(r.anonymised)}</td>'
             f'<td class="num purged">{int(r.purged)}</td>'
             f'<td class="num overdue">{_count(r.overdue)}</td>'
             f'<td class="num">{duration(r.oldest_overdue_seconds)}</td>'
             f'<td class="num held">{_count(r.held)}</td>'
-            f'<td class="when">{audited[audit]}</td>'
+            f'<td class="when">{audited(r.audited_at, r.audit_run_id)}</td>'
             "</tr>\n"
         )
     return Markup("".join(rows))
