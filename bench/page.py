@@ -23,12 +23,14 @@ real ``governance.evidence.append`` at the end makes the chain head exist and po
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import statistics
 import tempfile
 import time
-from typing import Any
+from typing import Annotated, Any
+from unittest import mock
 
 import services
 from harness import Check, Context, at_most, ratio
@@ -133,7 +135,7 @@ def _bare_sql(db_url: str, policy: Any, *, fresh: bool) -> dict[str, list[float]
 
 
 def _app(db_url: str) -> Any:
-    """The real app in process, Airflow's auth dependencies answered by a fixed admin."""
+    """The real app in process, Airflow's authentication and DAG authorisation answered by a fixed admin."""
     from psycopg2.extensions import parse_dsn
 
     params = parse_dsn(db_url)
@@ -149,7 +151,8 @@ def _app(db_url: str) -> Any:
     )
     os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="bench-page-airflow-"))
     from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
-    from airflow.api_fastapi.core_api.security import get_user
+    from airflow.api_fastapi.core_api import security
+    from fastapi import Depends
 
     from governance_airflow.api import app as api
     from governance_airflow.api import views
@@ -165,10 +168,18 @@ def _app(db_url: str) -> Any:
     async def allowed() -> None:
         return None
 
-    app = api.create_app()
-    app.dependency_overrides[get_user] = admin
-    for dep in (views.read_page, views.verify_chain, views.read_requests):
-        app.dependency_overrides[dep.dependency] = allowed
+    # Bound in place of Airflow's dependencies while the routes are built, as the API server binds
+    # the real ones: FastAPI's ``dependency_overrides`` would instead re-read every dependency's
+    # signature on each request, a cost of the test seam that no server pays.
+    stand_ins = {"GetUserDep": Annotated[SimpleAuthManagerUser, Depends(admin)]}
+    stand_ins |= {name: Depends(allowed) for name in ("read_page", "verify_chain", "read_requests")}
+    with contextlib.ExitStack() as patches:
+        patches.enter_context(mock.patch.object(security, "get_user", admin))
+        for name, stand_in in stand_ins.items():
+            patches.enter_context(mock.patch.object(views, name, stand_in))
+        app = api.create_app()
+    if app.dependency_overrides:
+        raise RuntimeError("the page's app has dependency overrides: the figure would include their cost")
     return app
 
 

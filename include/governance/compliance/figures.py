@@ -30,10 +30,6 @@ Status = Literal["green", "amber", "red"]
 # An audit older than this is stale: the rule shows amber (retention_audit runs after every hourly
 # sweep and daily at the latest).
 AUDIT_STALE_AFTER = timedelta(hours=26)
-# What a sweep's counts add up to, by the reviewer's words (keys of ``sweep_rule`` counts).
-REMOVED_KEYS = ("deleted", "rows_estimated")
-ANONYMISED_KEYS = ("anonymised",)
-PURGED_KEYS = ("objects_deleted",)
 
 
 def as_dict(value: Any) -> Any:
@@ -49,10 +45,6 @@ def as_dict(value: Any) -> Any:
     if isinstance(value, date):
         return value.isoformat()
     return value
-
-
-def _sum(counts: dict[str, Any], keys: tuple[str, ...]) -> int:
-    return sum(int(counts.get(k) or 0) for k in keys)
 
 
 @dataclass(frozen=True)
@@ -83,7 +75,11 @@ WITH last_audit AS (
     SELECT e.rule_id FROM governance.evidence e, last_audit a
     WHERE e.kind = 'audit_rule' AND e.run_id = a.run_id
 )
-SELECT ids.rule_id, s.recorded_at, s.run_id, s.counts, a.recorded_at, a.run_id, a.counts, a.requirements
+SELECT ids.rule_id, s.recorded_at, s.run_id,
+       coalesce((s.counts ->> 'deleted')::bigint, 0) + coalesce((s.counts ->> 'rows_estimated')::bigint, 0),
+       coalesce((s.counts ->> 'anonymised')::bigint, 0), coalesce((s.counts ->> 'objects_deleted')::bigint, 0),
+       a.recorded_at, a.run_id, (a.counts ->> 'overdue')::bigint, (a.counts ->> 'oldest_overdue_seconds')::bigint,
+       (a.counts ->> 'held')::bigint, a.requirements
 FROM ids
 LEFT JOIN LATERAL (
     SELECT e.recorded_at, e.run_id, e.counts FROM governance.evidence e
@@ -98,22 +94,23 @@ ORDER BY ids.rule_id
 # The last sweep run's total per rule: a run records summary, summary#2... (cumulative), so the
 # run's newest summary is its total. The laterals order by the whole of evidence_kind_rule_idx so
 # that a rule without any entry of the kind (an audit-only check never swept) costs one index probe,
-# not a backward scan of the whole log by entry_id.
+# not a backward scan of the whole log by entry_id. The statement reads the figures out of the
+# entries' counts itself (removed: deleted + rows_estimated; anonymised; purged: objects_deleted, as
+# ``_DAILY``): the page's Python gets numbers, not documents to decode.
 
 
 def rules_now(cur: cursor, policy: Policy, *, now: datetime) -> list[RuleNow]:
     """Every policy rule, and every check the last audit ran, with its last sweep and audit."""
     rules = {r.id: r for r in policy.rules}
     cur.execute(_RULES_NOW, {"rules": list(rules)})
+    rows = cur.fetchall()
     now = as_utc(now)
     out = []
-    for rule_id, swept_at, sweep_run, sweep_counts, audited_at, audit_run, audit_counts, audit_reqs in cur.fetchall():
+    for rule_id, swept_at, sweep_run, removed, anonymised, purged, audited_at, audit_run, *audit_figures in rows:
+        overdue, oldest, held, audit_reqs = audit_figures
         rule = rules.get(rule_id)
-        sc: dict[str, Any] = sweep_counts or {}
-        ac: dict[str, Any] = audit_counts or {}
         audited_at = as_utc(audited_at) if audited_at else None
-        status, why = _status(audit_counts, audited_at, now)
-        overdue, oldest, held = ac.get("overdue"), ac.get("oldest_overdue_seconds"), ac.get("held")
+        status, why = _status(overdue, audited_at, now)
         out.append(
             RuleNow(
                 rule_id=rule_id,
@@ -121,14 +118,14 @@ def rules_now(cur: cursor, policy: Policy, *, now: datetime) -> list[RuleNow]:
                 action=rule.action.type if rule else "check",
                 last_sweep_at=as_utc(swept_at) if swept_at else None,
                 last_sweep_run_id=sweep_run,
-                removed=_sum(sc, REMOVED_KEYS),
-                anonymised=_sum(sc, ANONYMISED_KEYS),
-                purged=_sum(sc, PURGED_KEYS),
+                removed=removed,
+                anonymised=anonymised,
+                purged=purged,
                 audited_at=audited_at,
                 audit_run_id=audit_run,
-                overdue=None if overdue is None else int(overdue),
-                oldest_overdue_seconds=None if oldest is None else int(oldest),
-                held=None if held is None else int(held),
+                overdue=overdue,
+                oldest_overdue_seconds=oldest,
+                held=held,
                 status=status,
                 why=why,
             )
@@ -136,12 +133,12 @@ def rules_now(cur: cursor, policy: Policy, *, now: datetime) -> list[RuleNow]:
     return out
 
 
-def _status(counts: dict[str, Any] | None, audited_at: datetime | None, now: datetime) -> tuple[Status, str]:
-    """A rule's status at ``now`` (UTC) from its last audit's counts and instant (UTC)."""
-    if counts is None or audited_at is None:
+def _status(overdue: int | None, audited_at: datetime | None, now: datetime) -> tuple[Status, str]:
+    """A rule's status at ``now`` (UTC) from its last audit's instant (UTC; None: never audited) and
+    the overdue records it found."""
+    if audited_at is None:
         return "amber", "never audited"
     at = iso(audited_at)
-    overdue = int(counts.get("overdue") or 0)
     if overdue:
         return "red", f"{overdue} overdue in the audit of {at}"
     if now - audited_at > AUDIT_STALE_AFTER:
