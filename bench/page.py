@@ -5,14 +5,18 @@
   ``create_app``, its routes, the Airflow connection ``governance_db`` and the page's kept-open
   read connections (``api/readers.py``), the figures, the Jinja2 templates), called in process as
   the API server's ASGI server calls it (one ``http`` scope per request, the sync route on the
-  thread pool), with Airflow's authentication and DAG authorisation dependencies overridden (they
-  are the API server's and not this page's cost, as is the HTTP transport; Starlette's TestClient
-  is not used: its thread portal alone cost more than the Now view's SQL on the busy machine);
+  thread pool), with Airflow's authentication and DAG authorisation dependencies replaced by
+  stand-ins bound as the routes are built (they are the API server's and not this page's cost, as
+  is the HTTP transport; Starlette's TestClient is not used: its thread portal alone cost more than
+  the Now view's SQL on the busy machine);
 - **baseline**: the bare SQL of the same figures (the statement of ``figures.rules_now``; for the
   Evidence view the head, a plain ``GROUP BY kind`` over the log and the last verification) on an
   open connection; reported too, the same on a connection opened for the question. The page counts
   entries per kind incrementally (``chain._per_kind``): the first request after the app starts
   pays the full count (and the policy's loading), reported as a note.
+
+The contenders take turns request by request (bare SQL, page, the framework's floor), in three
+rounds; the median of each counts.
 
 Target: each view answers in under 300 ms (median) and within 2x of its bare SQL. The entries are
 bulk-inserted (INSERT ... SELECT generate_series) as a year of hourly sweeps and audits of the
@@ -32,6 +36,7 @@ import time
 from typing import Annotated, Any
 from unittest import mock
 
+import psycopg2
 import services
 from harness import Check, Context, at_most, ratio
 
@@ -95,14 +100,11 @@ def _fill(ctx: Context, db_url: str, entries: int) -> None:
     conn.close()
 
 
-def _bare_sql(db_url: str, policy: Any, *, fresh: bool) -> dict[str, list[float]]:
-    """Each view's statements, as ``figures`` runs them: on a connection opened for the question
-    (``fresh``, as the page opens one per request) or on one open connection."""
-    import psycopg2
-
+def _statements(policy: Any) -> dict[str, list[tuple[str, Any]]]:
+    """Each view's statements, as ``figures`` and ``chain`` run them."""
     from governance.compliance import chain, figures
 
-    statements = {
+    return {
         "now": [(figures._RULES_NOW, {"rules": [r.id for r in policy.rules]})],
         "evidence": [
             ("SELECT last_entry_id, last_hash FROM governance.evidence_head WHERE singleton", None),
@@ -114,23 +116,32 @@ def _bare_sql(db_url: str, policy: Any, *, fresh: bool) -> dict[str, list[float]
             ),
         ],
     }
+
+
+def _bare_sql(conn: Any, sqls: list[tuple[str, Any]]) -> float:
+    """One view's statements on ``conn`` and their rows fetched, in one transaction; the seconds."""
+    start = time.perf_counter()
+    with conn.cursor() as cur:
+        for statement, params in sqls:
+            cur.execute(statement, params)
+            cur.fetchall()
+    conn.rollback()
+    return time.perf_counter() - start
+
+
+def _bare_sql_own_connection(db_url: str, policy: Any) -> dict[str, list[float]]:
+    """Each view's statements on a connection opened for the question (reported, not the baseline)."""
+    import psycopg2
+
     times: dict[str, list[float]] = {}
-    conn = None if fresh else psycopg2.connect(db_url)
-    for view, sqls in statements.items():
+    for view, sqls in _statements(policy).items():
         for attempt in range(RUNS + 2):
             start = time.perf_counter()
-            this = psycopg2.connect(db_url) if conn is None else conn
-            with this.cursor() as cur:
-                for statement, params in sqls:
-                    cur.execute(statement, params)
-                    cur.fetchall()
-            this.rollback()
-            if conn is None:
-                this.close()
+            conn = psycopg2.connect(db_url)
+            _bare_sql(conn, sqls)
+            conn.close()
             if attempt >= 2:
                 times.setdefault(view, []).append(time.perf_counter() - start)
-    if conn is not None:
-        conn.close()
     return times
 
 
@@ -215,22 +226,7 @@ async def _get(app: Any, path: str) -> tuple[int, bytes]:
     return status, b"".join(body)
 
 
-async def _page_times(app: Any) -> dict[str, list[float]]:
-    times: dict[str, list[float]] = {}
-    for view in ("now", "evidence"):
-        for attempt in range(RUNS + 2):
-            start = time.perf_counter()
-            status, body = await _get(app, f"/view/{view}")
-            elapsed = time.perf_counter() - start
-            assert status == 200 and b"<html" in body.lower(), (view, status, body[:300])
-            if attempt == 0:
-                times[f"first_{view}"] = [elapsed]
-            if attempt >= 2:
-                times.setdefault(view, []).append(elapsed)
-    return times
-
-
-async def _floor_times(bodies: dict[str, bytes]) -> dict[str, list[float]]:
+def _floor_app(bodies: dict[str, bytes]) -> Any:
     """The web framework's own floor: a bare FastAPI app whose sync route returns the page's bytes
     (no dependency, no database, no template), called the same way as ours."""
     from fastapi import FastAPI
@@ -242,14 +238,30 @@ async def _floor_times(bodies: dict[str, bytes]) -> dict[str, list[float]]:
     def constant(view: str) -> HTMLResponse:
         return HTMLResponse(bodies[view])
 
+    return app
+
+
+async def _alternated(app: Any, floor: Any, conn: Any, policy: Any) -> dict[str, list[float]]:
+    """Per view, request by request in turn: the bare SQL on the open connection, the page, the
+    framework's floor. Alternating each request (not a block of each) puts the machine's drifts
+    (its CPU's clock, another process's burst) on every contender alike."""
     times: dict[str, list[float]] = {}
-    for view in bodies:
+    for view, sqls in _statements(policy).items():
         for attempt in range(RUNS + 2):
+            bare = _bare_sql(conn, sqls)
             start = time.perf_counter()
-            status, _ = await _get(app, f"/view/{view}")
+            status, body = await _get(app, f"/view/{view}")
+            ours = time.perf_counter() - start
+            assert status == 200 and b"<html" in body.lower(), (view, status, body[:300])
+            start = time.perf_counter()
+            status, _ = await _get(floor, f"/view/{view}")
+            framework = time.perf_counter() - start
             assert status == 200
+            if attempt == 0:
+                times.setdefault(f"first_{view}", [ours])
             if attempt >= 2:
-                times.setdefault(view, []).append(time.perf_counter() - start)
+                for contender, seconds in (("warm", bare), ("page", ours), ("floor", framework)):
+                    times.setdefault(f"{contender}_{view}", []).append(seconds)
     return times
 
 
@@ -265,21 +277,21 @@ def run(ctx: Context) -> list[Check]:
         with ctx.setup_phase(f"page: {entries:,} evidence entries"):
             _fill(ctx, db_url, entries)
         app = _app(db_url)
-        bodies = {view: asyncio.run(_get(app, f"/view/{view}"))[1] for view in ("now", "evidence")}
+        floor_app = _floor_app({view: asyncio.run(_get(app, f"/view/{view}"))[1] for view in ("now", "evidence")})
         fresh: dict[str, list[float]] = {}
-        warm: dict[str, list[float]] = {}
-        page: dict[str, list[float]] = {}
-        floor: dict[str, list[float]] = {}
-        for _ in range(ROUNDS):  # interleaved: a busy machine's bursts fall on every contender alike
-            _merge(fresh, _bare_sql(db_url, ctx.policy, fresh=True))
-            _merge(warm, _bare_sql(db_url, ctx.policy, fresh=False))
-            _merge(floor, asyncio.run(_floor_times(bodies)))
-            _merge(page, asyncio.run(_page_times(app)))
+        times: dict[str, list[float]] = {}
+        conn = psycopg2.connect(db_url)
+        try:
+            for _ in range(ROUNDS):
+                _merge(fresh, _bare_sql_own_connection(db_url, ctx.policy))
+                _merge(times, asyncio.run(_alternated(app, floor_app, conn, ctx.policy)))
+        finally:
+            conn.close()
     for view in ("now", "evidence"):
-        ours = statistics.median(page[view])
-        baseline = statistics.median(warm[view])
+        ours = statistics.median(times[f"page_{view}"])
+        baseline = statistics.median(times[f"warm_{view}"])
         own = statistics.median(fresh[view])
-        framework = statistics.median(floor[view])
+        framework = statistics.median(times[f"floor_{view}"])
         r = ratio(ours, baseline)
         checks.append(
             Check(
@@ -294,11 +306,11 @@ def run(ctx: Context) -> list[Check]:
                 counts={"evidence_entries": entries + 1, "requests": RUNS * ROUNDS},
                 extra={"framework_floor_s": framework, "bare_sql_plus_floor_ratio": ratio(ours, baseline + framework)},
                 notes=[
-                    f"median of {RUNS * ROUNDS} in {ROUNDS} interleaved rounds: page {ours * 1000:.1f} ms; bare SQL "
+                    f"median of {RUNS * ROUNDS} in {ROUNDS} rounds, request by request in turn: page {ours * 1000:.1f} ms; bare SQL "
                     f"on an open connection "
                     f"{baseline * 1000:.1f} ms, on a connection of its own {own * 1000:.1f} ms "
                     f"({ratio(ours, own) or 0:.2f}x); the first request after the app started "
-                    f"{page[f'first_{view}'][0] * 1000:.1f} ms",
+                    f"{times[f'first_{view}'][0] * 1000:.1f} ms",
                     f"the framework's floor (a bare FastAPI route returning the same bytes) {framework * 1000:.2f} ms; "
                     f"page / (bare SQL + floor) = {ratio(ours, baseline + framework) or 0:.2f}x",
                 ],
