@@ -31,6 +31,7 @@ import export_shop
 import shop_template
 from harness import Check, Context, analyze_all, at_most, checkpoint
 
+SHOP = (1_000_000, 10_000)  # the shop template's customers (full, minimum): built beside the data sets
 PEOPLE = 5
 TARGET_SECONDS = 1.0
 VERSIONS = 2  # versions of each of a measured person's objects
@@ -168,7 +169,7 @@ def rights_scan(ctx: Context, sub: Context) -> tuple[float, int]:
 
 
 def run(ctx: Context) -> list[Check]:
-    with shop_template.copy(ctx, "erasure", ctx.size(1_000_000, 10_000)) as shop:
+    with shop_template.copy(ctx, "erasure", ctx.size(*SHOP)) as shop:
         sub = Context(
             ctx.scale, ctx.admin_url, shop.db_url, shop.name, ctx.s3_url, ctx.now, ctx.policy, setup=ctx.setup
         )

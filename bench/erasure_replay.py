@@ -33,6 +33,7 @@ import shop_template
 from builders import settle_tables
 from harness import Check, Context, analyze_all, at_least, at_most, checkpoint, ratio, timed
 
+SHOP = (1_000_000, 20_000)  # the shop template's customers (full, minimum): built beside the data sets
 HAND_RATIO = 1.5
 FIDES_SPEEDUP = 100.0
 LEDGER_BUCKET = "bench-erasure-ledger"
@@ -215,7 +216,7 @@ def run(ctx: Context) -> list[Check]:
     from governance.db import connect
     from governance.erasure.replay import apply_entries
 
-    customers, count = ctx.size(1_000_000, 20_000), ctx.size(10_000, 2_000)
+    customers, count = ctx.size(*SHOP), ctx.size(10_000, 2_000)
     policy = bench_policy(ctx.policy)
     people = erased(customers, count)
     ledger = entries(people, ctx.now)

@@ -34,6 +34,7 @@ import shop_template
 from export_database import HAND_WRITTEN, PEOPLE, database_part, timed
 from harness import Check, Context, analyze_all, at_most, checkpoint, ratio
 
+SHOP = (1_000_000, 10_000)  # the shop template's customers (full, minimum): built beside the data sets
 EXPORTS_BUCKET = "governance-exports"  # the policy's object_store.exports_bucket (checked in prepare)
 # 1. the database part: bench/export_database.py
 PHOTO_BYTES = 1024 * 1024
@@ -309,7 +310,7 @@ def clean_up(ctx: Context) -> None:
 
 def run(ctx: Context) -> list[Check]:
     check_stores(ctx)
-    with shop_template.copy(ctx, "exports", ctx.size(1_000_000, 10_000)) as shop:
+    with shop_template.copy(ctx, "exports", ctx.size(*SHOP)) as shop:
         sub = Context(
             ctx.scale, ctx.admin_url, shop.db_url, shop.name, ctx.s3_url, ctx.now, ctx.policy, setup=ctx.setup
         )

@@ -70,6 +70,7 @@ class Context:
     # Seconds per set-up phase (building data, starting services; nothing a figure measures), summed
     # when a phase recurs. "visits" is a phase, "visits: copy" a part of it (see setup_table).
     setup: dict[str, float] = field(default_factory=dict)
+    overlapped: float = 0.0  # seconds two set-up phases ran at once (bench/run.py ``prepare``)
 
     def size(self, full: int, minimum: int = 1) -> int:
         return max(minimum, int(round(full * self.scale)))
@@ -90,6 +91,10 @@ class Context:
             seconds = time.perf_counter() - start
             self.setup[name] = self.setup.get(name, 0.0) + seconds
             self.log(f"set-up {name}: {seconds:.1f} s")
+
+    def setup_seconds(self) -> float:
+        """The set-up phases' seconds so far (phases, not their parts)."""
+        return sum(seconds for name, seconds in self.setup.items() if ": " not in name)
 
     def connect(self, application_name: str = "governance-bench"):
         from governance.db import connect
@@ -261,8 +266,9 @@ def table(checks: list[Check]) -> str:
     return "\n".join(lines)
 
 
-def setup_table(setup: dict[str, float], wall: float) -> str:
-    """The set-up phases, each with its parts under it, their total, and the total wall time."""
+def setup_table(setup: dict[str, float], wall: float, overlapped: float = 0.0) -> str:
+    """The set-up phases, each with its parts under it, their total (less the seconds two phases ran
+    at once), and the total wall time."""
     phases = [name for name in setup if ": " not in name]
     lines = []
     for name in phases:
@@ -270,6 +276,9 @@ def setup_table(setup: dict[str, float], wall: float) -> str:
         for part in (p for p in setup if p.startswith(name + ": ")):
             lines.append(f"    {part[len(name) + 2 :]:<32} {setup[part]:7.1f} s")
     total = sum(setup[name] for name in phases)
+    if overlapped:
+        lines.append(f"  {'two phases at once':<34} {-overlapped:7.1f} s")
+        total -= overlapped
     lines.append(f"  {'set-up, total':<34} {total:7.1f} s")
     lines.append(f"  {'measurements (the rest)':<34} {wall - total:7.1f} s")
     lines.append(f"  {'wall time':<34} {wall:7.1f} s ({wall / 60:.1f} min)")

@@ -7,11 +7,13 @@ used to build its own; then nobody connects to it again. Each measurement gets a
 visibility maps and statistics included), so no measurement sees another's changes, and every
 contender of a measurement runs on the same copy (or on copies of the same template), as before.
 The copies are set-up time ("shop copies: NAME"); the template is dropped at the end of
-the run (``drop``). One template per size: at small scales the measurements' minimum sizes differ.
+the run (``drop``). The run builds the template beside the data sets (``build_beside``), before
+any measurement. One template per size: at small scales the measurements' minimum sizes differ.
 """
 
 from __future__ import annotations
 
+import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -72,6 +74,18 @@ def ensure(ctx: Context, customers: int) -> dict[str, int]:
         conn.close()
     _built[name] = rows
     return rows
+
+
+def build_beside(ctx: Context, sizes: list[int]) -> None:
+    """Build the templates of ``sizes`` (customers) now, on a thread of its own beside the data sets'
+    set-up (bench/run.py ``prepare``). A failure is printed and left to the measurements that copy
+    the template: ``ensure`` refuses a template that failed, and each of them reports it."""
+    for customers in sizes:
+        try:
+            ensure(ctx, customers)
+        except Exception:  # noqa: BLE001 - reported by every measurement that needs the template
+            traceback.print_exc()
+            ctx.log(f"shop template of {customers:,} customers: FAILED (the measurements that copy it will say so)")
 
 
 @contextmanager
