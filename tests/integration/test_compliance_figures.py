@@ -116,3 +116,21 @@ def test_evidence_status_and_a_recorded_verification(conn, shop):
     assert status.head_hash == evidence.verify(conn).head_hash and len(status.head_hash) == 64
     as_json = json.dumps(figures.as_dict(status))
     assert '"last_verified_by": "alice"' in as_json
+
+
+def test_a_rules_figures_are_read_from_its_last_summary_and_audit(conn, shop):
+    # RET-8 evidence: the Now view's removed = deleted + rows_estimated (dropped partitions' rows),
+    # anonymised, purged = objects_deleted; of the run's newest summary, not an older run's
+    with transaction(conn) as cur:
+        evidence.append(cur, kind="sweep_rule", run_id="fig-old", rule_id="guest-uploads", step="summary",
+                        counts={"deleted": 50, "objects_deleted": 50})  # fmt: skip
+        evidence.append(cur, kind="sweep_rule", run_id="fig-new", rule_id="guest-uploads", step="summary",
+                        counts={"deleted": 3, "rows_estimated": 4, "anonymised": 5, "objects_deleted": 6, "held": 1})  # fmt: skip
+        evidence.append(cur, kind="audit_rule", run_id="fig-audit-3", rule_id="guest-uploads",
+                        counts={"overdue": 7, "held": 2, "oldest_overdue_seconds": 3600})  # fmt: skip
+    with transaction(conn, read_only=True) as cur:
+        uploads = next(r for r in figures.rules_now(cur, load_policy(), now=NOW) if r.rule_id == "guest-uploads")
+    assert (uploads.removed, uploads.anonymised, uploads.purged) == (7, 5, 6)
+    assert (uploads.overdue, uploads.held, uploads.oldest_overdue_seconds) == (7, 2, 3600)
+    assert (uploads.status, uploads.last_sweep_run_id, uploads.audit_run_id) == ("red", "fig-new", "fig-audit-3")
+    assert uploads.why.startswith("7 overdue in the audit of ")
