@@ -187,7 +187,7 @@ def ledger_read(ctx: Context, policy, sample: list[Any]) -> tuple[float, int]:
 
     s3 = ctx.s3()
     locked_bucket_mode(s3, LEDGER_BUCKET, 1)
-    with ctx.setup_phase("erasure replay: ledger"), ThreadPoolExecutor(16) as pool:
+    with ctx.setup_phase("erasure replay ledger"), ThreadPoolExecutor(16) as pool:
         until = ctx.now + timedelta(days=1)
         list(pool.map(lambda e: put_locked(s3, LEDGER_BUCKET, e.object_key(), e.to_bytes(), until), sample))
     with timed() as t:
@@ -206,7 +206,7 @@ def prepare(ctx: Context, sub: Context, customers: list[int]) -> None:
         cur.execute("UPDATE shop.uploads SET bucket = %s WHERE upload_id = ANY(%s)", (UPLOADS_BUCKET, uploads))
     conn.commit()
     settle_tables(sub, ["shop.uploads"])
-    with ctx.setup_phase("erasure replay: checkpoint"):
+    with ctx.setup_phase("erasure replay data: checkpoint"):
         analyze_all(conn)
         checkpoint(conn)
     conn.close()

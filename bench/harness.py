@@ -94,7 +94,7 @@ class Context:
 
     def setup_seconds(self) -> float:
         """The set-up phases' seconds so far (phases, not their parts)."""
-        return sum(seconds for name, seconds in self.setup.items() if ": " not in name)
+        return sum(self.setup[name] for name in phases_of(self.setup))
 
     def connect(self, application_name: str = "governance-bench"):
         from governance.db import connect
@@ -266,10 +266,16 @@ def table(checks: list[Check]) -> str:
     return "\n".join(lines)
 
 
+def phases_of(setup: dict[str, float]) -> list[str]:
+    """The phases of ``setup``: "visits: copy" is a part of the phase "visits" when there is one, and
+    a phase of its own when there is not ("notices: queue")."""
+    return [name for name in setup if ": " not in name or name.split(": ", 1)[0] not in setup]
+
+
 def setup_table(setup: dict[str, float], wall: float, overlapped: float = 0.0) -> str:
     """The set-up phases, each with its parts under it, their total (less the seconds two phases ran
     at once), and the total wall time."""
-    phases = [name for name in setup if ": " not in name]
+    phases = phases_of(setup)
     lines = []
     for name in phases:
         lines.append(f"  {name:<34} {setup[name]:7.1f} s")

@@ -28,6 +28,13 @@ def test_phases_that_ran_at_once_count_once():
     assert rows["measurements (the rest)"] == 290.0
 
 
+def test_a_part_without_its_phase_is_a_phase_of_its_own():
+    setup = {"page: 1,000 evidence entries": 30.0, "exports data": 10.0, "exports data: photos": 4.0}
+    rows = lines(setup_table(setup, wall=100.0))
+    assert rows["page: 1,000 evidence entries"] == 30.0 and rows["photos"] == 4.0
+    assert (rows["set-up, total"], rows["measurements (the rest)"]) == (40.0, 60.0)
+
+
 def test_without_overlap_the_table_is_the_sum():
     rows = lines(setup_table({"visits": 60.0, "orders": 40.0}, wall=300.0))
     assert "two phases at once" not in rows
