@@ -120,13 +120,22 @@ def throttle_disk(mib_per_second: float, db_url: str) -> Iterator[dict]:
 
 def _release(group: Path, home: Path) -> None:
     """Move every process still in ``group`` (a backend forked while the server moved) back to
-    ``home`` and remove the group: nothing of the server may stay capped after the run."""
-    for _ in range(5):
+    ``home`` and remove the group: nothing of the server may stay capped after the run. A backend
+    that is exiting keeps the group busy for a moment (EBUSY), so this tries for up to 5 s."""
+    from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
+
+    def release() -> None:
         left = [int(p) for p in (group / "cgroup.procs").read_text().split()]
-        if not left:
-            break
-        _move(home / "cgroup.procs", left)
-    try:
+        if left:
+            _move(home / "cgroup.procs", left)
         group.rmdir()
-    except OSError as exc:
-        raise ThrottleUnavailable(f"could not remove the cgroup {group} ({exc}): remove it by hand") from None
+
+    try:
+        for attempt in Retrying(
+            retry=retry_if_exception_type(OSError), stop=stop_after_delay(5), wait=wait_fixed(0.1), reraise=False
+        ):
+            with attempt:
+                release()
+    except RetryError as exc:
+        cause = exc.last_attempt.exception()
+        raise ThrottleUnavailable(f"could not remove the cgroup {group} ({cause}): remove it by hand") from None
