@@ -143,8 +143,6 @@ def _bare_sql(conn: Any, sqls: list[tuple[str, Any]]) -> float:
 
 def _bare_sql_own_connection(db_url: str, policy: Any) -> dict[str, list[float]]:
     """Each view's statements on a connection opened for the question (reported, not the baseline)."""
-    import psycopg2
-
     times: dict[str, list[float]] = {}
     for view, sqls in _statements(policy).items():
         for attempt in range(RUNS + 2):

@@ -170,9 +170,9 @@ def prepare(ctx, selected: list[str]) -> dict:
             prepared = prepare_data(ctx, selected)
         finally:
             templates.result()
-    if sizes and prepared:
+    if prepared:
         conn = ctx.connect()
-        with ctx.setup_phase("checkpoint"):  # after both: nothing timed pays for the other's writes
+        with ctx.setup_phase("checkpoint"):  # once, after both: nothing timed pays for their writes
             checkpoint(conn)
         conn.close()
     ctx.overlapped += max(0.0, (ctx.setup_seconds() - before) - (time.perf_counter() - start))
@@ -180,10 +180,11 @@ def prepare(ctx, selected: list[str]) -> dict:
 
 
 def prepare_data(ctx, selected: list[str]) -> dict:
-    """Build the data sets the selected measurements need (set-up, timed per phase)."""
+    """Build the data sets the selected measurements need (set-up, timed per phase); ``prepare``
+    checkpoints after them."""
     import importlib
 
-    from harness import analyze_all, checkpoint
+    from harness import analyze_all
 
     needed = [d for d in DATASETS if any(d in MEASUREMENTS[n][1] for n in selected)]
     prepared: dict = {}
@@ -194,8 +195,6 @@ def prepare_data(ctx, selected: list[str]) -> dict:
         conn = ctx.connect()
         with ctx.setup_phase("analyze the database"):
             analyze_all(conn)
-        with ctx.setup_phase("checkpoint"):  # once, after the whole set-up: nothing timed pays for it
-            checkpoint(conn)
         conn.close()
     return prepared
 
