@@ -106,11 +106,15 @@ def rules_now(cur: cursor, policy: Policy, *, now: datetime) -> list[RuleNow]:
     rows = cur.fetchall()
     now = as_utc(now)
     out = []
+    statuses: dict[tuple[int | None, datetime | None], tuple[Status, str]] = {}  # most rules share one audit
     for rule_id, swept_at, sweep_run, removed, anonymised, purged, audited_at, audit_run, *audit_figures in rows:
         overdue, oldest, held, audit_reqs = audit_figures
         rule = rules.get(rule_id)
         audited_at = as_utc(audited_at) if audited_at else None
-        status, why = _status(overdue, audited_at, now)
+        key = (overdue, audited_at)
+        if key not in statuses:
+            statuses[key] = _status(overdue, audited_at, now)
+        status, why = statuses[key]
         out.append(
             RuleNow(
                 rule_id=rule_id,
