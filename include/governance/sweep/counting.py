@@ -1,15 +1,18 @@
-"""Counting a rule's due rows, and how many chunks (short transactions) a due set is computed,
-verified or planned in (clock views with a ``chunk`` column, include/sql/clocks/README.md; RET-3)."""
+"""Counting a rule's due rows in short transactions: a clock view with a ``chunk`` column chunk by
+chunk (include/sql/clocks/README.md; RET-3), and how many chunks a due set is computed, verified or
+planned in; a column clock on a plain table slice by slice of its heap pages."""
 
 from __future__ import annotations
 
 import math
+import time
 
 from psycopg2.extensions import connection, cursor
 
 from governance.db import transaction
 from governance.sweep.kept import count_kept
 from governance.sweep.options import Options
+from governance.sweep.pacing import next_size
 from governance.sweep.selection import Selection
 from governance.sweep.target import Target
 
@@ -18,6 +21,10 @@ MAX_CHUNKS = 256  # a chunked due set is computed in at most this many transacti
 # half the work of a compute chunk, so its chunks hold twice the rows.
 VERIFY_CHUNK_FACTOR = 2
 ROWS_PER_PAGE_GUESS = 60.0  # a table never analysed: rows per heap page assumed
+# A column clock's count over a plain table: heap pages in the first slice (32 MiB), and at most
+# in any slice (1 GiB); the slices between follow ``pacing.next_size``.
+FIRST_SLICE_PAGES = 4_096
+MOST_SLICE_PAGES = 131_072
 
 
 def chunk_count(
@@ -51,11 +58,14 @@ def count_due(
     """(due and not held, due but held) of a selection, chunk by chunk for a clock view with a
     ``chunk`` column (RET-3), each chunk its own short transaction (READ ONLY and rolled back with
     ``read_only``, as a plan's): a record is in one chunk, so the sums are the counts. Chunks hold
-    VERIFY_CHUNK_FACTOR x ``chunk_rows`` rows (a count neither joins nor writes); one transaction
-    for other clocks; a clock kept per group counts from its table (``count_kept``). A shard's
-    selection counts its own rows (its share of the chunks)."""
+    VERIFY_CHUNK_FACTOR x ``chunk_rows`` rows (a count neither joins nor writes); a column clock on
+    a plain table in slices of its pages (``count_in_pages``); one transaction for other clocks; a
+    clock kept per group counts from its table (``count_kept``). A shard's selection counts its own
+    rows (its share of the chunks, its pages)."""
     if sel.target.kept is not None:
         return count_kept(conn, sel, read_only=read_only)
+    if sel.target.direct_clock is not None and not sel.target.partitioned:
+        return count_in_pages(conn, sel, read_only=read_only)
     chunks = sel.chunks_of(
         chunk_count(conn, sel.target, opts, removed=removed, per_chunk=VERIFY_CHUNK_FACTOR * opts.chunk_rows)
     )
@@ -67,6 +77,40 @@ def count_due(
         chunk_due, chunk_held = row if row else (0, 0)
         due, held = due + chunk_due, held + chunk_held
     return due, held
+
+
+def count_in_pages(conn: connection, sel: Selection, *, read_only: bool = False) -> tuple[int, int]:
+    """(due and not held, due but held) of a column clock on a plain table, counted slice by slice
+    of its heap pages (TID range scans; a blocks shard's pages only), each slice its own
+    transaction sized from the last one's time (``pacing.next_size``): the count after a sweep of a
+    large table is a series of short reads, not one scan of the whole table that holds back
+    vacuum's horizon for seconds. The last slice runs to the end of the table (pages added since).
+    A row an UPDATE moves into a page already counted is not counted again, and one it moves out of
+    a page not yet counted not at all: the audit's count, one statement, is the independent check."""
+    lo, hi = sel.page_range()
+    with transaction(conn) as cur:
+        cur.execute("SELECT pg_relation_size(%s::regclass) / current_setting('block_size')::int", (sel.target.table,))
+        row = cur.fetchone()
+    end = int(row[0]) if row else 0
+    if hi is not None:
+        end = min(end, hi)
+    due = held = 0
+    start, size = lo, FIRST_SLICE_PAGES
+    while True:
+        last = start + size >= end
+        slice_hi = hi if last else start + size
+        statement = sel.counts(pages="from" if slice_hi is None else "range")
+        params = {**sel.params, "slice_lo": f"({start},0)", "slice_hi": None if slice_hi is None else f"({slice_hi},0)"}
+        began = time.perf_counter()
+        with transaction(conn, read_only=read_only) as cur:
+            cur.execute(statement, params)
+            counted = cur.fetchone()
+        slice_due, slice_held = counted if counted else (0, 0)
+        due, held = due + slice_due, held + slice_held
+        if last:
+            return due, held
+        start += size
+        size = next_size(size, MOST_SLICE_PAGES, time.perf_counter() - began)
 
 
 def purging_counts(cur: cursor, sel: Selection) -> tuple[int, int]:

@@ -41,6 +41,11 @@ if TYPE_CHECKING:
 # "clock + window <= now" implies "clock <= now - window + 4 days"; the bound lets the planner use
 # an index or prune partitions, the exact predicate still decides.
 _CLAMP_MARGIN = timedelta(days=4)
+# A slice of a verification's heap pages (TID range scans): [lo, hi), or from lo to the end.
+SLICE_PAGES = {
+    "range": sql.SQL("t.ctid >= %(slice_lo)s::tid AND t.ctid < %(slice_hi)s::tid"),
+    "from": sql.SQL("t.ctid >= %(slice_lo)s::tid"),
+}
 
 
 def index_bound(now: datetime, window: Window) -> datetime:
@@ -222,14 +227,17 @@ class Selection:
         relation: sql.Composable | None = None,
         not_held: bool = False,
         chunked: bool = False,
+        extra: sql.Composable | None = None,
     ) -> sql.Composed:
         """SELECT columns FROM the table (alias t) for due rows still to handle; ``columns`` gets
         the rule-hold expression. ``not_held`` leaves held rows out; ``relation`` is a partition;
-        ``chunked``: one chunk of the records (``due_records``)."""
+        ``chunked``: one chunk of the records (``due_records``); ``extra``: one more condition on t."""
         t = self.target
         rel = relation if relation is not None else ident(t.table)
         rule_held = self.rule_held_sql()
         conds = [self.row_filter("t")]
+        if extra is not None:
+            conds.append(extra)
         in_shard = self.shard_condition("t")
         if in_shard is not None:
             conds.append(in_shard)
@@ -244,8 +252,12 @@ class Selection:
             conds.append(sql.SQL("NOT ({rh} OR {held})").format(rh=rule_held, held=self.held("t")))
         return query + sql.SQL(" WHERE ") + sql.SQL(" AND ").join(conds)
 
-    def counts(self, relation: sql.Composable | None = None, *, chunked: bool = False) -> sql.Composed:
-        """(due and not held, due but held) among rows still to handle (of one chunk, ``chunked``)."""
+    def counts(
+        self, relation: sql.Composable | None = None, *, chunked: bool = False, pages: str | None = None
+    ) -> sql.Composed:
+        """(due and not held, due but held) among rows still to handle (of one chunk, ``chunked``;
+        of the heap pages [%(slice_lo)s, %(slice_hi)s) with ``pages`` "range", from %(slice_lo)s on
+        with "from": a slice of a verification, ``counting.count_in_pages``)."""
         held = self.held("t")
         return self.candidates(
             lambda rh: sql.SQL(
@@ -253,6 +265,7 @@ class Selection:
             ).format(rh=rh, held=held),
             relation=relation,
             chunked=chunked,
+            extra=None if pages is None else SLICE_PAGES[pages],
         )
 
     def purging_rows(self, columns: sql.Composable, *, not_held: bool = False) -> sql.Composed:

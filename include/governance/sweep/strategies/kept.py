@@ -25,29 +25,20 @@ from psycopg2 import sql
 from governance.errors import BatchOverTime
 from governance.sweep.actions import Action, Batch
 from governance.sweep.kept import FIRST, LAST, KeptSelection
+from governance.sweep.pacing import next_size
 from governance.sweep.runner import BatchRunner
 from governance.sweep.strategies.base import IN_PAGES, Strategy, page_bounds
 from governance.sweep.strategies.blocks import BlockRanges
 from governance.sweep.target import ident, split_name
 
-# A batch aims at TARGET_SECONDS: the groups per batch halve after a slower batch and double after
-# one that took under half of it, between 1 and ``batch_size`` rows' worth; the first batch holds a
-# 1/START_FRACTION of that. On a slow or contended disk the batches shrink, so the transaction
-# that holds the orders' row locks stays short; on a quiet machine they grow to ``batch_size``.
-TARGET_SECONDS = 0.4
+# The groups per batch follow ``pacing.next_size``, between 1 and ``batch_size`` rows' worth; the
+# first batch holds a 1/START_FRACTION of that. On a slow or contended disk the batches shrink, so
+# the transaction that holds the orders' row locks stays short; on a quiet machine they grow to
+# ``batch_size``.
 START_FRACTION = 4
 
 
 log = logging.getLogger(__name__)
-
-
-def next_size(groups: int, most: int, seconds: float) -> int:
-    """Groups in the next batch after one of ``groups`` took ``seconds`` (see TARGET_SECONDS)."""
-    if seconds > TARGET_SECONDS:
-        return max(1, groups // 2)
-    if seconds < TARGET_SECONDS / 2:
-        return min(most, groups * 2)
-    return groups
 
 
 def time_limit(runner: BatchRunner, size: int) -> str | None:

@@ -1,7 +1,7 @@
-"""The ``kept`` strategy's batch size (RET-3, ADR 0011): it shrinks after a slow batch and grows
-back after fast ones, within 1 and the ``batch_size`` rows' worth of groups."""
+"""A sweep's pacing: the ``kept`` strategy's batch size (RET-3, ADR 0011) and a verification's page
+slices shrink after a slow one and grow back after fast ones, within 1 and the caller's cap."""
 
-from governance.sweep.strategies.kept import TARGET_SECONDS, next_size
+from governance.sweep.pacing import TARGET_SECONDS, next_size
 
 
 def test_a_slow_batch_halves_the_next_and_never_below_one_group():
