@@ -8,18 +8,19 @@ bodies one after another, to the same receiver; also reported, the bare client a
 concurrency as ours. Target: ours within 2x of the bare client, and no notice lost or duplicated
 (every row acknowledged once, the receiver saw every idempotency key exactly once).
 
-The receiver (http.server on a thread, in this process) answers each POST with the ack body.
+The receiver (http.server, in a process of its own: ``RECEIVER``) answers each POST with the ack body.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import threading
+import subprocess
+import sys
+import urllib.request
 from concurrent.futures import ThreadPoolExecutor
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
+import services
 from harness import Check, Context, at_most, checkpoint, ratio, timed
 
 NOTICES = 10_000
@@ -28,41 +29,82 @@ CONN_ID = "bench_notices_hook"
 SECRET = "whsec_" + "YmVuY2gtbm90aWNlcy1zZWNyZXQtMzItYnl0ZXMhISE="
 
 
+# The recipient's endpoint runs in a process of its own, as a recipient's server would: in the
+# bench's process its handler threads would share the interpreter lock with the contenders' sending
+# threads (the reason the S3 server is a process of its own too, "Set-up" in bench/README.md).
+RECEIVER = r"""
+import json, sys, threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+seen, lock = [], threading.Lock()
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as a real endpoint
+    wbufsize = 65536  # the response in one write (flushed after each request)
+
+    def answer(self, data):
+        body = json.dumps(data).encode()
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_POST(self):  # a notice: acknowledged by its webhook-id
+        self.rfile.read(int(self.headers.get("content-length", 0)))
+        key = self.headers.get("webhook-id", "")
+        with lock:
+            seen.append(key)
+        self.answer({"acknowledged": key})
+
+    def do_GET(self):  # the ids seen so far
+        with lock:
+            self.answer(list(seen))
+
+    def do_DELETE(self):  # forget them
+        with lock:
+            seen.clear()
+        self.answer([])
+
+    def log_message(self, *args):
+        pass
+
+
+server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+server.daemon_threads = True
+print(server.server_address[1], flush=True)
+server.serve_forever()
+"""
+
+
 class AckingReceiver:
-    """Acks every notice by its webhook-id; counts the ids it saw."""
+    """Acks every notice by its webhook-id and counts the ids it saw, in a process of its own."""
 
     def __init__(self) -> None:
-        self.seen: list[str] = []
-        lock = threading.Lock()
-        seen = self.seen
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", RECEIVER], stdout=subprocess.PIPE, text=True, env=services.proxy_free_env()
+        )
+        assert self.process.stdout is not None
+        port = int(self.process.stdout.readline())
+        self.base = f"http://127.0.0.1:{port}"
+        self.url = f"{self.base}/notices"
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"  # keep-alive, as a real endpoint
-            wbufsize = 65536  # the response in one write (flushed after each request)
+    def _call(self, method: str) -> list[str]:
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback, never a proxy
+        with opener.open(urllib.request.Request(f"{self.base}/seen", method=method), timeout=30) as answer:
+            return list(json.loads(answer.read()))
 
-            def do_POST(self) -> None:  # noqa: N802 - http.server's hook name
-                self.rfile.read(int(self.headers.get("content-length", 0)))
-                key = self.headers.get("webhook-id", "")
-                with lock:
-                    seen.append(key)
-                answer = json.dumps({"acknowledged": key}).encode()
-                self.send_response(200)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(answer)))
-                self.end_headers()
-                self.wfile.write(answer)
+    @property
+    def seen(self) -> list[str]:
+        return self._call("GET")
 
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/notices"
+    def clear(self) -> None:
+        self._call("DELETE")
 
     def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.process.terminate()
+        self.process.wait(timeout=10)
 
 
 def _queue(conn, count: int, now) -> None:
@@ -129,8 +171,9 @@ def _check_delivered(conn, receiver: AckingReceiver, count: int) -> list[str]:
     problems = []
     if acknowledged != count or total != count:
         problems.append(f"{acknowledged} of {total} rows acknowledged at the first attempt, {count} expected")
-    if len(receiver.seen) != count or len(set(receiver.seen)) != count:
-        problems.append(f"the receiver saw {len(receiver.seen)} requests, {len(set(receiver.seen))} keys; {count} each")
+    seen = receiver.seen
+    if len(seen) != count or len(set(seen)) != count:
+        problems.append(f"the receiver saw {len(seen)} requests, {len(set(seen))} keys; {count} each")
     return problems
 
 
@@ -157,7 +200,7 @@ def run(ctx: Context) -> list[Check]:
             _bare(receiver.url, requests, 1)
         with timed() as bare_parallel:
             _bare(receiver.url, requests, settings.send_concurrency)
-        receiver.seen.clear()
+        receiver.clear()
         channels = Channels(secrets=EnvSecrets(), timeout=settings.send_timeout_seconds)
         with timed() as ours:
             done = deliver_due(conn, policy, channels, now=ctx.now, run_id="bench-notices", max_batches=10**6)
