@@ -140,6 +140,9 @@ def test_an_anonymous_request_gets_no_data(server, shop):
         assert "visit-data" not in response.text and "<table" not in response.text
     refused = requests.post(view_url(server, "evidence/verify"), timeout=30)
     assert refused.status_code == 401
+    # the chart script too needs a signed-in caller (it holds no figure, only the charting library)
+    script = requests.get(view_url(server, "charts.js"), allow_redirects=False, timeout=30)
+    assert script.status_code in (303, 401) and "The chart could not be drawn" not in script.text
 
 
 def test_no_dag_access_is_403_and_a_viewer_cannot_verify(server, tokens, shop, conn):
@@ -148,6 +151,9 @@ def test_no_dag_access_is_403_and_a_viewer_cannot_verify(server, tokens, shop, c
         assert response.status_code == 403, (view, response.status_code)
         assert "visit-data" not in response.text and "not allowed" in response.text
         assert requests.get(view_url(server, view), headers=bearer(tokens["auditor"]), timeout=30).status_code == 200
+    script = requests.get(view_url(server, "charts.js"), headers=bearer(tokens["auditor"]), timeout=30)
+    assert script.status_code == 200 and script.headers["content-type"].startswith("text/javascript")
+    assert "The chart could not be drawn" in script.text and len(script.content) > 500_000  # Vega with it
     before = verifications(conn)
     viewer = requests.post(view_url(server, "evidence/verify"), headers=bearer(tokens["auditor"]), timeout=30)
     assert viewer.status_code == 403
@@ -193,6 +199,8 @@ def test_the_page_in_a_browser_shows_the_audit_then_green_after_a_sweep(
 
     for view in VIEWS[1:]:
         open_tab(browser, view)
+        for chart in css(browser, ".chart[data-spec]"):  # drawn in the browser by the app's own script
+            wait_for(browser, f"#{chart.get_attribute('id')} svg")
         source = browser.page_source
         assert not [p for p in [*PERSONAL, "court order"] if p in source], view
         shot(browser, view)
@@ -201,7 +209,11 @@ def test_the_page_in_a_browser_shows_the_audit_then_green_after_a_sweep(
     open_tab(browser, "holds")
     assert [r.get_attribute("data-hold") for r in css(browser, "#holds-in-force tr[data-hold]")] == ["1"]
     open_tab(browser, "history")
-    assert browser.find_elements("css selector", "#effects-chart svg"), "the History view has no chart"
+    wait_for(browser, "#effects-chart svg")  # drawn by the script the app serves, nothing from elsewhere
+    wait_for(browser, "#audits-chart svg")
+    drawn = browser.find_element("css selector", "#effects-chart svg").get_attribute("innerHTML")
+    assert "visit-data" in drawn, "the History view's chart has no panel of the swept rule"
+    assert "could not be drawn" not in browser.find_element("id", "audits-chart").text
     audits = {
         row.get_attribute("data-run"): row.get_attribute("data-ok") for row in css(browser, "#audits tr[data-run]")
     }

@@ -1,10 +1,11 @@
 """How the Governance page (#13) shows one figure: an instant, a duration, an evidence run id as a
-link to its DAG run in Airflow, and the Now view's rows.
+link to its DAG run in Airflow, and the rows of the Now view and of the History view's tables.
 
-The Now view is the page on-call opens at night and the one benchmarked against its bare SQL
-(bench/README.md, "The Governance page"), so its rows are rendered here in Python rather than by a
-Jinja loop: the loop escaped every one of its ~370 cells through a call each and took about three
-times as long as the rest of the view's Python. Text from the evidence (rule ids, reasons,
+The views are benchmarked against their bare SQL (bench/README.md, "The Governance page"), so their
+long tables are rendered here in Python rather than by Jinja loops: the Now view's loop escaped
+every one of its ~370 cells through a call each and took about three times as long as the rest of
+the view's Python; the History view's, over 14 days of hourly sweeps (~4,700 run links, ~330
+audits), was most of that view's time once its charts were drawn in the browser. Text from the evidence (rule ids, reasons,
 requirements, run ids) is always escaped; numbers are formatted as integers.
 """
 
@@ -19,7 +20,7 @@ from urllib.parse import quote
 from markupsafe import Markup, escape
 from starlette.requests import Request
 
-from governance.compliance.figures import RuleNow
+from governance.compliance.figures import AuditRun, DailyEffect, RuleNow
 
 # Evidence run ids of Airflow runs are "<dag_id>/<Airflow run id>" (dags/*.py): linked to the run.
 DAG_RUN_ID = re.compile(r"^(?P<dag>[a-z][a-z0-9_]*)/(?P<run>.+)$")
@@ -72,6 +73,40 @@ def run_html(request: Request, run_id: str | None) -> Markup:
 def run_cell(request: Request) -> Callable[[str | None], Markup]:
     """``run_html`` for one page: a page shows the same few runs on many rows, each drawn once."""
     return cache(partial(run_html, request))
+
+
+def daily_rows(effects: Iterable[DailyEffect], run: Callable[[str | None], Markup]) -> Markup:
+    """The History view's table of effects: one row per rule and day, its figures and its sweep
+    runs, one per line (with hourly sweeps 24 a rule and day, ~4,700 links over 14 days)."""
+    esc = cache(lambda value: str(escape(value)))
+    rows = []
+    for d in effects:
+        day, rule_id = d.day.isoformat(), esc(d.rule_id)
+        rows.append(
+            f'<tr data-rule="{rule_id}" data-day="{day}"><td>{day}</td><td>{rule_id}</td>'
+            f'<td class="num">{int(d.removed)}</td><td class="num">{int(d.anonymised)}</td>'
+            f'<td class="num">{int(d.purged)}</td><td class="num">{int(d.held)}</td>'
+            f'<td>{"<br>".join(run(run_id) for run_id in d.run_ids)}</td></tr>\n'
+        )
+    return Markup("".join(rows))
+
+
+def audit_rows(audits: Iterable[AuditRun], run: Callable[[str | None], Markup]) -> Markup:
+    """The History view's table of audits: one row per audit, passed or failed, what it found."""
+    esc = cache(lambda value: str(escape(value)))
+    rows = []
+    for a in audits:
+        result = "passed" if a.ok else "failed"
+        over = esc(", ".join(a.rules_over)) if a.rules_over else DASH
+        failed = esc(", ".join(a.rights_failed)) if a.rights_failed else DASH
+        rows.append(
+            f'<tr data-run="{esc(a.run_id)}" data-ok="{str(a.ok).lower()}">'
+            f'<td><span class="pill {"green" if a.ok else "red"}">{result}</span></td>'
+            f"<td>{when(a.recorded_at)}</td><td>{when(a.as_of)}</td><td>{run(a.run_id)}</td>"
+            f'<td class="num">{int(a.rules_checked)}</td><td class="num">{int(a.overdue_total)}</td>'
+            f"<td>{over}</td><td>{failed}</td></tr>\n"
+        )
+    return Markup("".join(rows))
 
 
 def _count(value: int | None) -> str:

@@ -1,7 +1,8 @@
 """The Governance page (#13): server-rendered HTML views of ``governance.compliance.figures`` at
 /governance/view/{now,history,requests,recipients,holds,evidence}, shown inside Airflow's UI as
 an external view (``plugins/governance_plugin.py``). Jinja2 templates next to this file, inline
-CSS and inline SVG charts (``governance.compliance.charts``): nothing is fetched from elsewhere.
+CSS; the charts (``governance.compliance.charts``' Vega-Lite specs) drawn in the browser by the
+script the app serves itself (``chart_script``): nothing is fetched from elsewhere.
 
 Who sees what (Airflow's own authentication and authorisation, as in ``access``): every view needs
 an authenticated caller (the UI's ``_token`` cookie or a Bearer token; anonymous GETs are sent to
@@ -30,8 +31,9 @@ from fastapi.templating import Jinja2Templates
 
 from governance.compliance import chain, figures
 from governance.windows import iso
+from governance_airflow.api import chart_script
 from governance_airflow.api.access import REQUESTS_DAG_ID
-from governance_airflow.api.cells import duration, now_rows, run_cell, when
+from governance_airflow.api.cells import audit_rows, daily_rows, duration, now_rows, run_cell, when
 from governance_airflow.api.readers import one_snapshot, one_statement
 
 if TYPE_CHECKING:
@@ -53,6 +55,7 @@ SEVERITY = ("red", "amber", "green")
 
 templates = Jinja2Templates(directory=Path(__file__).with_name("templates"))
 templates.env.filters.update(when=when, duration=duration)
+templates.env.globals.update(daily_rows=daily_rows, audit_rows=audit_rows)
 templates.env.auto_reload = False  # the templates ship with the package: no stat() of each file per page
 
 
@@ -129,6 +132,7 @@ def mount_views(
     def page(request: Request, user: Any, view: str, **context: Any) -> HTMLResponse:
         if "run" not in context:  # the Now view draws its rows with the page's own
             context["run"] = run_cell(request)
+        base = f"{request.scope.get('root_path', '')}{VIEW_PREFIX}"
         return templates.TemplateResponse(
             request,
             f"{view}.html",
@@ -137,7 +141,8 @@ def mount_views(
                 "view": view,
                 "user": user.get_name(),
                 "generated_at": now(),
-                "base": f"{request.scope.get('root_path', '')}{VIEW_PREFIX}",
+                "base": base,
+                "chart_script": f"{base}{chart_script.PATH}?v={chart_script.version()}",
                 **context,
             },
         )
@@ -148,6 +153,8 @@ def mount_views(
         statement, ``one_snapshot`` for several (``readers``)."""
         with read_db() as conn, how(conn) as cur:
             yield cur
+
+    chart_script.mount(app, VIEW_PREFIX)
 
     @app.get(VIEW_PREFIX, include_in_schema=False)
     @app.get(VIEW_PREFIX + "/", include_in_schema=False)
@@ -174,8 +181,8 @@ def mount_views(
             daily = figures.daily_effects(cur, start=chosen.start, end=chosen.end)
             audits = figures.audit_runs(cur, start=chosen.start, end=chosen.end)
         effects = [d for d in daily if d.removed or d.anonymised or d.purged or d.held]
-        drawn = {"effects": charts.effects_chart(daily), "audits": charts.audits_chart(audits)}
-        return page(request, user, "history", period=chosen, daily=daily, effects=effects, audits=audits, charts=drawn)
+        specs = {"effects": charts.effects_spec(daily), "audits": charts.audits_spec(audits)}
+        return page(request, user, "history", period=chosen, daily=daily, effects=effects, audits=audits, specs=specs)
 
     @app.get(VIEW_PREFIX + "/requests", dependencies=[read_page, read_requests], response_class=HTMLResponse)
     def requests_view(request: Request, user: GetUserDep) -> HTMLResponse:
@@ -185,7 +192,8 @@ def mount_views(
 
         with reading(one_statement) as cur:
             found = figures.requests(cur, start=chosen.start, end=chosen.end, now=now())
-        return page(request, user, "requests", period=chosen, requests=found, chart=charts.requests_chart(found))
+        specs = {"requests": charts.requests_spec(found)}
+        return page(request, user, "requests", period=chosen, requests=found, specs=specs)
 
     @app.get(VIEW_PREFIX + "/recipients", dependencies=[read_page], response_class=HTMLResponse)
     def recipients_view(request: Request, user: GetUserDep) -> HTMLResponse:
