@@ -1,7 +1,7 @@
 """The Governance page (#13) with 1,000,000 evidence entries (scale 1), in a database of its own
 (``bench_<timestamp>_page``).
 
-- **ours**: the page's Now and Evidence views through the real app (``governance_airflow.api.app``
+- **ours**: the page's Now, Evidence and History views through the real app (``governance_airflow.api.app``
   ``create_app``, its routes, the Airflow connection ``governance_db`` and the page's kept-open
   read connections (``api/readers.py``), the figures, the Jinja2 templates), called in process as
   the API server's ASGI server calls it (one ``http`` scope per request, the sync route on the
@@ -10,10 +10,15 @@
   is the HTTP transport; Starlette's TestClient is not used: its thread portal alone cost more than
   the Now view's SQL on the busy machine);
 - **baseline**: the bare SQL of the same figures (the statement of ``figures.rules_now``; for the
-  Evidence view the head, a plain ``GROUP BY kind`` over the log and the last verification) on an
-  open connection; reported too, the same on a connection opened for the question. The page counts
+  Evidence view the head, a plain ``GROUP BY kind`` over the log and the last verification; for the
+  History view the daily effects and the audits of its default 14 days) on an open connection; reported too, the same on a connection opened for the question. The page counts
   entries per kind incrementally (``chain._per_kind``): the first request after the app starts
   pays the full count (and the policy's loading), reported as a note.
+
+The History view's charts are drawn in the browser (``api/chart_script.py``): the page sends their
+specs, the browser's drawing is not timed. The Requests, Recipients and Holds views read tables this
+database leaves empty (requests, notices, holds: the shop's, not the evidence log's), so they are
+not measured here.
 
 The contenders take turns request by request (bare SQL, page, the framework's floor), in three
 rounds; the median of each counts.
@@ -33,6 +38,8 @@ import os
 import statistics
 import tempfile
 import time
+from datetime import UTC, datetime, timedelta
+from datetime import time as datetime_time
 from typing import Annotated, Any
 from unittest import mock
 
@@ -43,9 +50,11 @@ from harness import Check, Context, at_most, ratio
 ENTRIES = 1_000_000
 # Timed requests per view and round (after two warm-ups); the median of all rounds counts. The Now
 # view answers in about a millisecond, so a hundred a round cost under a second and steady its median;
-# the Evidence view's bare SQL (a GROUP BY over the log) is about 50 ms a turn.
-RUNS = {"now": 100, "evidence": 15}
+# the Evidence view's bare SQL (a GROUP BY over the log) is about 50 ms a turn, the History view's
+# (14 days of hourly sweeps and audits) about 15 ms.
+RUNS = {"now": 100, "evidence": 15, "history": 15}
 ROUNDS = 3
+VIEWS = ("now", "evidence", "history")  # the views with figures at this size (see the docstring)
 TARGET_MS = 300.0
 RATIO = 2.0
 
@@ -116,11 +125,19 @@ def _fill(ctx: Context, db_url: str, entries: int) -> None:
 
 
 def _statements(policy: Any) -> dict[str, list[tuple[str, Any]]]:
-    """Each view's statements, as ``figures`` and ``chain`` run them."""
+    """Each view's statements, as ``figures`` and ``chain`` run them (the History view's over its
+    default period: the last 14 UTC days, today's included)."""
     from governance.compliance import chain, figures
+    from governance_airflow.api.views import DEFAULT_DAYS
 
+    today = datetime.now(UTC).date()
+    period = {
+        "start": datetime.combine(today - timedelta(days=DEFAULT_DAYS["history"] - 1), datetime_time(), UTC),
+        "end": datetime.combine(today + timedelta(days=1), datetime_time(), UTC),
+    }
     return {
         "now": [(figures._RULES_NOW, {"rules": [r.id for r in policy.rules]})],
+        "history": [(figures._DAILY, period), (figures._AUDITS, period)],
         "evidence": [
             ("SELECT last_entry_id, last_hash FROM governance.evidence_head WHERE singleton", None),
             ("SELECT kind, count(*) FROM governance.evidence GROUP BY kind ORDER BY kind", None),
@@ -290,7 +307,7 @@ def run(ctx: Context) -> list[Check]:
         with ctx.setup_phase(f"page: {entries:,} evidence entries"):
             _fill(ctx, db_url, entries)
         app = _app(db_url)
-        floor_app = _floor_app({view: asyncio.run(_get(app, f"/view/{view}"))[1] for view in ("now", "evidence")})
+        floor_app = _floor_app({view: asyncio.run(_get(app, f"/view/{view}"))[1] for view in VIEWS})
         fresh: dict[str, list[float]] = {}
         times: dict[str, list[float]] = {}
         conn = psycopg2.connect(db_url)
@@ -300,7 +317,7 @@ def run(ctx: Context) -> list[Check]:
                 _merge(times, asyncio.run(_alternated(app, floor_app, conn, ctx.policy)))
         finally:
             conn.close()
-    for view in ("now", "evidence"):
+    for view in VIEWS:
         ours = statistics.median(times[f"page_{view}"])
         baseline = statistics.median(times[f"warm_{view}"])
         own = statistics.median(fresh[view])

@@ -201,13 +201,15 @@ class AuditRun:
     ok: bool
 
 
+_AUDITS = """
+SELECT run_id, recorded_at, as_of, counts, details FROM governance.evidence
+WHERE kind = 'audit' AND recorded_at >= %(start)s AND recorded_at < %(end)s ORDER BY recorded_at, entry_id
+"""
+
+
 def audit_runs(cur: cursor, *, start: datetime, end: datetime) -> list[AuditRun]:
     """Each audit recorded in [start, end), oldest first, and what it found."""
-    cur.execute(
-        "SELECT run_id, recorded_at, as_of, counts, details FROM governance.evidence "
-        "WHERE kind = 'audit' AND recorded_at >= %s AND recorded_at < %s ORDER BY recorded_at, entry_id",
-        (start, end),
-    )
+    cur.execute(_AUDITS, {"start": start, "end": end})
     out = []
     for run_id, recorded_at, as_of, counts, details in cur.fetchall():
         over, failed = list(details.get("rules_over") or []), list(details.get("rights_failed") or [])
