@@ -86,7 +86,7 @@ def daily_rows(effects: Iterable[DailyEffect], run: Callable[[str | None], Marku
             f'<tr data-rule="{rule_id}" data-day="{day}"><td>{day}</td><td>{rule_id}</td>'
             f'<td class="num">{int(d.removed)}</td><td class="num">{int(d.anonymised)}</td>'
             f'<td class="num">{int(d.purged)}</td><td class="num">{int(d.held)}</td>'
-            f'<td>{"<br>".join(run(run_id) for run_id in d.run_ids)}</td></tr>\n'
+            f"<td>{'<br>'.join(run(run_id) for run_id in d.run_ids)}</td></tr>\n"
         )
     return Markup("".join(rows))
 
