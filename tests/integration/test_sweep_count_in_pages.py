@@ -29,6 +29,12 @@ pytestmark = pytest.mark.integration
 RULE = "cookie-preferences"
 
 
+def heap_pages(conn) -> int:
+    with transaction(conn) as cur:
+        cur.execute("SELECT pg_relation_size('shop.cookie_preferences') / 8192")
+        return cur.fetchone()[0]
+
+
 def one_statement(conn, sel: Selection) -> tuple[int, int]:
     """The selection's counts in one statement, as before the slices."""
     with transaction(conn) as cur:
@@ -57,9 +63,7 @@ def small_slices(monkeypatch):
 def test_the_sliced_count_is_the_one_statement_count_in_one_transaction_per_slice(conn, small_slices):
     due_ids = build_cookies(conn)
     sel = Selection(load_target(conn, load_policy(), RULE), NOW, Holds.at(conn, NOW))
-    with transaction(conn) as cur:
-        cur.execute("SELECT pg_relation_size('shop.cookie_preferences') / 8192")
-        pages = cur.fetchone()[0]
+    pages = heap_pages(conn)
     assert pages >= 8  # enough pages for several slices of one or two
 
     due, held = count_due(conn, sel, Options(), read_only=True)
@@ -76,9 +80,7 @@ def test_a_blocks_shard_counts_its_own_pages_and_the_shards_sum_to_the_whole(con
     target = load_target(conn, load_policy(), RULE)
     holds = Holds.at(conn, NOW)
     whole = one_statement(conn, Selection(target, NOW, holds))
-    with transaction(conn) as cur:
-        cur.execute("SELECT pg_relation_size('shop.cookie_preferences') / 8192")
-        pages = cur.fetchone()[0]
+    pages = heap_pages(conn)
     third = pages // 3
     bounds = [(0, third), (third, 2 * third), (2 * third, None)]
     counted = []

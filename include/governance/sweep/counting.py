@@ -13,7 +13,8 @@ from governance.db import transaction
 from governance.sweep.kept import count_kept
 from governance.sweep.options import Options
 from governance.sweep.pacing import next_size
-from governance.sweep.selection import Selection
+from governance.sweep.selection import FROM_PAGE, IN_PAGES, Selection, page_bounds
+from governance.sweep.shards import table_pages
 from governance.sweep.target import Target
 
 MAX_CHUNKS = 256  # a chunked due set is computed in at most this many transactions
@@ -88,10 +89,7 @@ def count_in_pages(conn: connection, sel: Selection, *, read_only: bool = False)
     A row an UPDATE moves into a page already counted is not counted again, and one it moves out of
     a page not yet counted not at all: the audit's count, one statement, is the independent check."""
     lo, hi = sel.page_range()
-    with transaction(conn) as cur:
-        cur.execute("SELECT pg_relation_size(%s::regclass) / current_setting('block_size')::int", (sel.target.table,))
-        row = cur.fetchone()
-    end = int(row[0]) if row else 0
+    end = table_pages(conn, sel.target)
     if hi is not None:
         end = min(end, hi)
     due = held = 0
@@ -99,11 +97,10 @@ def count_in_pages(conn: connection, sel: Selection, *, read_only: bool = False)
     while True:
         last = start + size >= end
         slice_hi = hi if last else start + size
-        statement = sel.counts(pages="from" if slice_hi is None else "range")
-        params = {**sel.params, "slice_lo": f"({start},0)", "slice_hi": None if slice_hi is None else f"({slice_hi},0)"}
+        statement = sel.counts(pages=FROM_PAGE if slice_hi is None else IN_PAGES)
         began = time.perf_counter()
         with transaction(conn, read_only=read_only) as cur:
-            cur.execute(statement, params)
+            cur.execute(statement, {**sel.params, **page_bounds(start, slice_hi)})
             counted = cur.fetchone()
         slice_due, slice_held = counted if counted else (0, 0)
         due, held = due + slice_due, held + slice_held

@@ -41,11 +41,18 @@ if TYPE_CHECKING:
 # "clock + window <= now" implies "clock <= now - window + 4 days"; the bound lets the planner use
 # an index or prune partitions, the exact predicate still decides.
 _CLAMP_MARGIN = timedelta(days=4)
-# A slice of a verification's heap pages (TID range scans): [lo, hi), or from lo to the end.
-SLICE_PAGES = {
-    "range": sql.SQL("t.ctid >= %(slice_lo)s::tid AND t.ctid < %(slice_hi)s::tid"),
-    "from": sql.SQL("t.ctid >= %(slice_lo)s::tid"),
-}
+# A range of a table's heap pages (alias t; TID range scans): [lo, hi), or from lo to the end. The
+# block-range batches and the verification's slices use them with ``page_bounds``.
+IN_PAGES = sql.SQL("t.ctid >= %(lo)s::tid AND t.ctid < %(hi)s::tid")
+FROM_PAGE = sql.SQL("t.ctid >= %(lo)s::tid")
+
+
+def page_bounds(lo: int, hi: int | None = None) -> dict[str, str]:
+    """Query parameters ``lo`` (and ``hi``): the first tid of heap page ``lo`` (and of ``hi``)."""
+    bounds = {"lo": f"({lo},0)"}
+    if hi is not None:
+        bounds["hi"] = f"({hi},0)"
+    return bounds
 
 
 def index_bound(now: datetime, window: Window) -> datetime:
@@ -253,11 +260,10 @@ class Selection:
         return query + sql.SQL(" WHERE ") + sql.SQL(" AND ").join(conds)
 
     def counts(
-        self, relation: sql.Composable | None = None, *, chunked: bool = False, pages: str | None = None
+        self, relation: sql.Composable | None = None, *, chunked: bool = False, pages: sql.Composable | None = None
     ) -> sql.Composed:
         """(due and not held, due but held) among rows still to handle (of one chunk, ``chunked``;
-        of the heap pages [%(slice_lo)s, %(slice_hi)s) with ``pages`` "range", from %(slice_lo)s on
-        with "from": a slice of a verification, ``counting.count_in_pages``)."""
+        of a range of heap pages, ``pages``: ``IN_PAGES`` or ``FROM_PAGE``, a verification's slice)."""
         held = self.held("t")
         return self.candidates(
             lambda rh: sql.SQL(
@@ -265,7 +271,7 @@ class Selection:
             ).format(rh=rh, held=held),
             relation=relation,
             chunked=chunked,
-            extra=None if pages is None else SLICE_PAGES[pages],
+            extra=pages,
         )
 
     def purging_rows(self, columns: sql.Composable, *, not_held: bool = False) -> sql.Composed:

@@ -5,8 +5,9 @@ The views are benchmarked against their bare SQL (bench/README.md, "The Governan
 long tables are rendered here in Python rather than by Jinja loops: the Now view's loop escaped
 every one of its ~370 cells through a call each and took about three times as long as the rest of
 the view's Python; the History view's, over 14 days of hourly sweeps (~4,700 run links, ~330
-audits), was most of that view's time once its charts were drawn in the browser. Text from the evidence (rule ids, reasons,
-requirements, run ids) is always escaped; numbers are formatted as integers.
+audits), was most of that view's time once its charts were drawn in the browser. Text from the
+evidence (rule ids, reasons, requirements, run ids) is always escaped; numbers are formatted as
+integers.
 """
 
 from __future__ import annotations
@@ -75,10 +76,15 @@ def run_cell(request: Request) -> Callable[[str | None], Markup]:
     return cache(partial(run_html, request))
 
 
+def _escaper() -> Callable[[str], str]:
+    """``escape`` as text, each value escaped once per table (most cells repeat across its rows)."""
+    return cache(lambda value: str(escape(value)))
+
+
 def daily_rows(effects: Iterable[DailyEffect], run: Callable[[str | None], Markup]) -> Markup:
     """The History view's table of effects: one row per rule and day, its figures and its sweep
     runs, one per line (with hourly sweeps 24 a rule and day, ~4,700 links over 14 days)."""
-    esc = cache(lambda value: str(escape(value)))
+    esc = _escaper()
     rows = []
     for d in effects:
         day, rule_id = d.day.isoformat(), esc(d.rule_id)
@@ -93,7 +99,7 @@ def daily_rows(effects: Iterable[DailyEffect], run: Callable[[str | None], Marku
 
 def audit_rows(audits: Iterable[AuditRun], run: Callable[[str | None], Markup]) -> Markup:
     """The History view's table of audits: one row per audit, passed or failed, what it found."""
-    esc = cache(lambda value: str(escape(value)))
+    esc = _escaper()
     rows = []
     for a in audits:
         result = "passed" if a.ok else "failed"
@@ -125,7 +131,7 @@ def now_rows(rules: Iterable[RuleNow], run: Callable[[str | None], Markup]) -> M
     rows = []
     # Most cells repeat across rules (the statuses, actions, requirements, and the last sweep and
     # last audit: mostly the same run for every rule): each drawn once per page.
-    esc = cache(lambda value: str(escape(value)))
+    esc = _escaper()
     swept = cache(partial(_last, run=run, none="none yet"))
     audited = cache(partial(_last, run=run, none="never"))
     for r in rules:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from functools import cache
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from fastapi.responses import Response
 
 PATH = "/charts.js"
@@ -50,7 +50,7 @@ def mount(app: FastAPI, prefix: str) -> None:
     """GET ``prefix``/charts.js, an ES module; authenticated as every route of the app."""
 
     @app.get(prefix + PATH, include_in_schema=False)
-    def charts_js(request: Request) -> Response:
+    def charts_js() -> Response:
         return Response(
             bundle(),
             media_type="text/javascript; charset=utf-8",

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from psycopg2 import sql
-
 from governance.sweep.actions import Action
 from governance.sweep.runner import BatchRunner
 
@@ -27,14 +25,3 @@ class Strategy:
     def details(self, relation: str) -> dict[str, str]:
         """The evidence details every batch of this strategy carries."""
         return {"strategy": self.name, "relation": relation}
-
-
-def page_bounds(lo: int, hi: int | None = None) -> dict[str, str]:
-    """Query parameters ``lo`` (and ``hi``): the first tid of heap page ``lo`` (and of ``hi``)."""
-    bounds = {"lo": f"({lo},0)"}
-    if hi is not None:
-        bounds["hi"] = f"({hi},0)"
-    return bounds
-
-
-IN_PAGES = sql.SQL("t.ctid >= %(lo)s::tid AND t.ctid < %(hi)s::tid")

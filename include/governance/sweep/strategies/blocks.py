@@ -16,7 +16,8 @@ from psycopg2 import sql
 from governance.db import transaction
 from governance.sweep.actions import Batch
 from governance.sweep.counting import ROWS_PER_PAGE_GUESS
-from governance.sweep.strategies.base import IN_PAGES, Strategy, page_bounds
+from governance.sweep.selection import FROM_PAGE, IN_PAGES, page_bounds
+from governance.sweep.strategies.base import Strategy
 from governance.sweep.target import split_name
 
 PROBE_BATCHES = 64  # after an empty block-range batch, probe at most this many batches' pages ahead
@@ -90,7 +91,7 @@ class BlockRanges(Strategy):
                 )
                 self.action.apply(batch)
             return
-        where = sql.SQL("t.ctid >= %(lo)s::tid AND ") + due
+        where = FROM_PAGE + sql.SQL(" AND ") + due
         self.action.apply(Batch(relation, where, f"{name} blocks {start}-end", self.details(name), page_bounds(start)))
 
     def row_due(self) -> sql.Composable:

@@ -27,7 +27,8 @@ from governance.sweep.actions import Action, Batch
 from governance.sweep.kept import FIRST, LAST, KeptSelection
 from governance.sweep.pacing import next_size
 from governance.sweep.runner import BatchRunner
-from governance.sweep.strategies.base import IN_PAGES, Strategy, page_bounds
+from governance.sweep.selection import FROM_PAGE, IN_PAGES, page_bounds
+from governance.sweep.strategies.base import Strategy
 from governance.sweep.strategies.blocks import BlockRanges
 from governance.sweep.target import ident, split_name
 
@@ -84,7 +85,7 @@ class KeptBlocks(BlockRanges):
         while True:
             last = start + per_batch >= pages
             if last:
-                where = sql.SQL("t.ctid >= %(lo)s::tid AND ") + due
+                where = FROM_PAGE + sql.SQL(" AND ") + due
                 step, bounds = f"{name} blocks {start}-end", page_bounds(start)
             else:
                 where = IN_PAGES + sql.SQL(" AND ") + due

@@ -17,8 +17,9 @@ from psycopg2 import sql
 from governance.db import transaction
 from governance.sweep.actions import Batch
 from governance.sweep.objects import DELETE_OBJECTS_LIMIT
+from governance.sweep.selection import page_bounds
 from governance.sweep.strategies import work_table
-from governance.sweep.strategies.base import Strategy, page_bounds
+from governance.sweep.strategies.base import Strategy
 from governance.sweep.strategies.work_table import WORK
 
 _IN_SLICE = sql.SQL("w.ctid >= %(lo)s::tid AND w.ctid < %(hi)s::tid")
