@@ -220,7 +220,7 @@ def run(ctx: Context) -> list[Check]:
     policy = bench_policy(ctx.policy)
     people = erased(customers, count)
     ledger = entries(people, ctx.now)
-    sample = [c + 2 for c in people[: ctx.size(300, 60)]]  # Fides' people: others, of the same two kinds
+    sample = [c + 2 for c in people[: ctx.sample(300, 60)]]  # Fides' people: others, of the same two kinds
     # the last measurement of the run order (bench/run.py MEASUREMENTS) to use the shop template
     with shop_template.copy(ctx, "replay", customers, last=True) as shop:
         db_url, name = shop.db_url, shop.name
@@ -245,7 +245,7 @@ def run(ctx: Context) -> list[Check]:
             conn.close()
         finally:
             services.drop_database(ctx.admin_url, f"{name}_hand")
-    read = ledger_read(ctx, policy, ledger[: ctx.size(1_000, 200)])
+    read = ledger_read(ctx, policy, ledger[: ctx.sample(1_000, 200)])
     sizes = (customers, len(ledger), len(sample))
     return checks(t.seconds, (hand_s, hand_rows), (fides_s, fides_rows), outcome, sizes, read)
 

@@ -75,6 +75,12 @@ class Context:
     def size(self, full: int, minimum: int = 1) -> int:
         return max(minimum, int(round(full * self.scale)))
 
+    def sample(self, full: int, minimum: int = 1) -> int:
+        """A sample's size (rows timed one at a time and extrapolated, keys deleted one per call):
+        sized for the figure's precision, so it shrinks with a scale below 1 and stays ``full``
+        above it, where the data it is drawn from grows."""
+        return min(full, self.size(full, minimum))
+
     def log(self, message: str) -> None:
         stamp = time.strftime("%H:%M:%S")
         line = f"[{stamp}] {message}"

@@ -37,7 +37,7 @@ def counting_client(ctx: Context) -> tuple[object, Counter]:
 
 def prepare(ctx: Context) -> dict:
     objects = ctx.size(20_000, 1_000)
-    sample = min(objects, ctx.size(2_000, 500))
+    sample = min(objects, ctx.sample(2_000, 500))
     conn = ctx.connect()
     s3 = ctx.s3()
     ctx.log(f"objects: loading {objects:,} objects (+ {sample:,} for the per-key baseline)")

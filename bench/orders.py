@@ -86,7 +86,7 @@ def run(ctx: Context, info: dict) -> list[Check]:
     conn.commit()
     if len(due_ids) != due:
         notes.append(f"DATA: {len(due_ids):,} orders due by the baseline predicate, {due:,} expected")
-    sample = min(len(due_ids), ctx.size(2_000, 200))
+    sample = min(len(due_ids), ctx.sample(2_000, 200))
     step = max(1, len(due_ids) // max(1, sample))
     sample_ids = due_ids[::step][:sample]
     ctx.log(f"orders: row-at-a-time baseline on a sample of {len(sample_ids):,} orders")
@@ -188,9 +188,9 @@ def insert_overhead(ctx: Context, conn, customers: int) -> Check:
     by blocks so that both see the same load. Four in five orders are an existing account's (an
     upsert of its row: customers 1, 6, 11, ... have accounts), one in five a new guest's (a new row)."""
     cycle = max(1, customers // 5)
-    single = ctx.size(4_000, 400)
+    single = ctx.sample(4_000, 400)
     block = max(1, single // 8)
-    bulk = ctx.size(100_000, 5_000)
+    bulk = ctx.sample(100_000, 5_000)
     tables = {"with": "shop.orders", "without": "bench.orders_single"}
     seconds = {"with": 0.0, "without": 0.0}
     first = 10_000_000

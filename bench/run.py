@@ -3,7 +3,10 @@
     python bench/run.py [--scale X] [--only NAME,...] [--keep] [--io-load N] [--cpu-load M]
 
 Scale 1.0 is the size of the issues (4,000,000 visits, 1,000,000 orders, 20,000 objects, 100,000
-customers through Airflow, one person's export among 1,000,000 customers). Prints a table and writes bench/results/latest.json. See bench/README.md.
+customers through Airflow, one person's export among 1,000,000 customers). ``--scale`` sizes the
+sweeps' measurements; the request and report measurements (``REQUESTS``) follow it up to 1 and
+stay at their issues' sizes above it unless ``--requests-scale`` says otherwise. Prints a table and
+writes bench/results/latest.json. See bench/README.md.
 """
 
 from __future__ import annotations
@@ -40,6 +43,11 @@ MEASUREMENTS = {
     "tuning": ("tuning", ()),  # opt-in: not part of the default run
     "shards": ("shards", ()),  # opt-in (#14): sharded sweeps against unsharded, databases of its own
 }
+# The request and report measurements (#10-#13): their figures are per request, per export or per
+# page, and their growth with the shop was measured at ten times on 2026-12-03 (bench/README.md,
+# "Scale 1 and scale 10 side by side"). ``--requests-scale`` sizes them; #14's ``--scale`` is the
+# sweeps' data (visits, orders, objects), the audit over it, a sweep's memory and the DAG's run.
+REQUESTS = ("exports", "processing", "notices", "erasure", "erasure_replay", "audience", "page")
 OPT_IN = ("tuning", "shards")  # not part of the default run (it would pass 15 minutes)
 DEFAULT = [name for name in MEASUREMENTS if name not in OPT_IN]
 DATASETS = {"visits": "visits", "orders": "orders", "objects": "objects"}
@@ -117,6 +125,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=float(os.environ.get("SCALE") or 1.0),
         help="size multiplier; 1.0 = the issue's sizes (default: $SCALE or 1.0)",
     )
+    parser.add_argument(
+        "--requests-scale",
+        type=float,
+        default=None,
+        metavar="X",
+        help=f"size multiplier of the request and report measurements ({', '.join(REQUESTS)}); "
+        "default: --scale up to 1, and 1 (their issues' sizes) above it",
+    )
     parser.add_argument("--only", default="", help=f"comma-separated subset of: {', '.join(MEASUREMENTS)}")
     parser.add_argument("--keep", action="store_true", help="keep the scratch database (for debugging)")
     parser.add_argument(
@@ -141,6 +157,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.scale <= 0:
         parser.error("--scale must be positive")
+    if args.requests_scale is None:
+        args.requests_scale = min(args.scale, 1.0)
+    elif args.requests_scale <= 0:
+        parser.error("--requests-scale must be positive")
     selected = [n.strip() for n in args.only.split(",") if n.strip()] or DEFAULT
     unknown = [n for n in selected if n not in MEASUREMENTS]
     if unknown:
@@ -149,7 +169,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def prepare(ctx, selected: list[str]) -> dict:
+def context_for(ctx, name: str, requests_scale: float):
+    """The context a measurement runs in: the run's, or for a request measurement the same one
+    sized by ``requests_scale`` (its set-up times and log are the run's)."""
+    import dataclasses
+
+    if name in REQUESTS and requests_scale != ctx.scale:
+        return dataclasses.replace(ctx, scale=requests_scale)
+    return ctx
+
+
+def prepare(ctx, selected: list[str], requests_scale: float) -> dict:
     """The set-up before any measurement: the data sets (``prepare_data``) and, on a second thread
     beside them, the shop template of the measurements that copy it (a module's ``SHOP``, see
     bench/shop_template.py): the data sets' generators each keep one core busy, which leaves the
@@ -162,10 +192,11 @@ def prepare(ctx, selected: list[str]) -> dict:
     from harness import checkpoint
 
     modules = [importlib.import_module(MEASUREMENTS[n][0]) for n in selected]
-    sizes = sorted({ctx.size(*m.SHOP) for m in modules if hasattr(m, "SHOP")})
+    shop_ctx = context_for(ctx, "exports", requests_scale)  # every module with a SHOP is a request one
+    sizes = sorted({shop_ctx.size(*m.SHOP) for m in modules if hasattr(m, "SHOP")})
     before, start = ctx.setup_seconds(), time.perf_counter()
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="shop-template") as beside:
-        templates = beside.submit(shop_template.build_beside, ctx, sizes)
+        templates = beside.submit(shop_template.build_beside, shop_ctx, sizes)
         try:
             prepared = prepare_data(ctx, selected)
         finally:
@@ -228,7 +259,8 @@ def report(args, ctx, checks: list, extra: dict, facts: dict, postgres: dict, st
 
     print()
     print(
-        f"Benchmarks {started_at:%Y-%m-%d %H:%M} UTC, scale {args.scale}, {facts['cores']} cores ({facts['cpu']}), "
+        f"Benchmarks {started_at:%Y-%m-%d %H:%M} UTC, scale {args.scale:g} (requests {args.requests_scale:g}), "
+        f"{facts['cores']} cores ({facts['cpu']}), "
         f"PostgreSQL {postgres['server_version']}, total {wall / 60:.1f} min"
     )
     print(table(checks))
@@ -248,6 +280,7 @@ def report(args, ctx, checks: list, extra: dict, facts: dict, postgres: dict, st
     document = {
         "generated_at": started_at.isoformat(),
         "scale": args.scale,
+        "requests_scale": args.requests_scale,
         "wall_seconds": round(wall, 1),
         "setup_seconds": {name: round(seconds, 1) for name, seconds in ctx.setup.items()},
         "setup_overlapped_seconds": round(ctx.overlapped, 1),
@@ -296,10 +329,10 @@ def main(argv: list[str] | None = None) -> int:
             ctx.setup["services (S3 server, database, schema)"] = time.perf_counter() - started
             postgres = {**services.server_facts(db_url), "where": pg_where}
             ctx.log(
-                f"scale {args.scale}, measurements {', '.join(args.selected)}; PostgreSQL "
+                f"scale {args.scale:g} (the request measurements {args.requests_scale:g}), measurements {', '.join(args.selected)}; PostgreSQL "
                 f"{postgres['server_version']} ({pg_where}); S3 {s3_url}; now {now.isoformat()}"
             )
-            prepared = prepare(ctx, args.selected)
+            prepared = prepare(ctx, args.selected, args.requests_scale)
             facts["io_load_processes"], facts["cpu_load_processes"] = args.io_load, args.cpu_load
             try:
                 with (
@@ -309,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
                     if throttled:
                         facts["disk_throttle"] = throttled
                         ctx.log(f"the server's disk capped at {args.throttle_disk:g} MiB/s ({throttled['device']})")
-                    measure(ctx, args.selected, prepared, checks, extra)
+                    measure(ctx, args.selected, prepared, checks, extra, args.requests_scale)
             finally:
                 shop_template.drop(ctx)  # the shop shared by exports, erasure and erasure_replay
 
@@ -319,11 +352,11 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def measure(ctx, selected: list[str], prepared: dict, checks: list, extra: dict) -> None:
+def measure(ctx, selected: list[str], prepared: dict, checks: list, extra: dict, requests_scale: float) -> None:
     """Run the selected measurements in order, adding their checks and details."""
     for name in selected:
         t0 = time.perf_counter()
-        result, details = run_measurement(ctx, name, prepared)
+        result, details = run_measurement(context_for(ctx, name, requests_scale), name, prepared)
         checks.extend(result)
         if details is not None:
             extra[name] = details

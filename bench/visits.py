@@ -83,7 +83,7 @@ def run(ctx: Context, info: dict) -> list[Check]:
     notes: list[str] = []
 
     # Baseline: row at a time, on a sample, extrapolated.
-    sample = min(expired, ctx.size(2_000, 200))
+    sample = min(expired, ctx.sample(2_000, 200))
     ctx.log(f"visits: row-at-a-time baseline on a sample of {sample:,} rows")
     t_sample, sampled = _row_at_a_time(conn, "bench.visits_single", expired, sample)
     row_at_a_time = t_sample / sampled * expired
