@@ -4,7 +4,8 @@ ratio at each scale, and how our time grew from the smallest scale to each large
     python bench/compare.py RUN.json [RUN.json ...]        # files written by bench/run.py
     python bench/compare.py --rules RUN.json [RUN.json ...] # the sweeps only: time and rows per second
 
-One column per condition: the scale, and the disturbing load if any (``--io-load``, ``--cpu-load``).
+One column per condition: the scale (and the request measurements' own, if it differs), and the
+disturbing load if any (``--io-load``, ``--cpu-load``).
 Runs of the same condition are merged (one may be measured in several ``--only`` runs; the later
 file wins a check measured twice). Prints Markdown, for bench/README.md.
 """
@@ -30,9 +31,14 @@ RULES = {
 
 
 def condition(data: dict[str, Any]) -> str:
-    """A run's column: "scale 10", "scale 1, io-load 8", ..."""
+    """A run's column: "scale 10", "scale 10, requests 1", "scale 1, io-load 8", ... (runs before
+    ``--requests-scale`` sized every measurement by ``scale``)."""
     machine = data.get("machine") or {}
-    name = f"scale {float(data['scale']):g}"
+    scale = float(data["scale"])
+    name = f"scale {scale:g}"
+    requests = float(data.get("requests_scale", scale))
+    if requests != scale:
+        name += f", requests {requests:g}"
     for key, flag in (("io_load_processes", "io-load"), ("cpu_load_processes", "cpu-load")):
         if machine.get(key):
             name += f", {flag} {machine[key]}"

@@ -65,3 +65,8 @@ def test_a_throttled_disk_is_its_own_condition():
     data = {"scale": 1, "machine": {"disk_throttle": {"mib_per_second": 20.0, "device": "254:0"}}}
     assert compare.condition(data) == "scale 1, disk 20 MiB/s"
     assert compare.condition({"scale": 10, "machine": {}}) == "scale 10"
+
+
+def test_request_measurements_at_another_scale_are_their_own_condition():
+    assert compare.condition({"scale": 10, "requests_scale": 1, "machine": {}}) == "scale 10, requests 1"
+    assert compare.condition({"scale": 10, "requests_scale": 10, "machine": {}}) == "scale 10"
