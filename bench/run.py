@@ -1,6 +1,6 @@
 """Benchmarks of the retention platform: every figure a ratio against a baseline timed in the same run.
 
-    python bench/run.py [--scale X] [--only NAME,...] [--keep] [--io-load N] [--cpu-load M]
+    python bench/run.py [--scale X] [--requests-scale Y] [--only NAME,...] [--keep] [--io-load N] [--cpu-load M]
 
 Scale 1.0 is the size of the issues (4,000,000 visits, 1,000,000 orders, 20,000 objects, 100,000
 customers through Airflow, one person's export among 1,000,000 customers). ``--scale`` sizes the
@@ -192,11 +192,16 @@ def prepare(ctx, selected: list[str], requests_scale: float) -> dict:
     from harness import checkpoint
 
     modules = [importlib.import_module(MEASUREMENTS[n][0]) for n in selected]
-    shop_ctx = context_for(ctx, "exports", requests_scale)  # every module with a SHOP is a request one
-    sizes = sorted({shop_ctx.size(*m.SHOP) for m in modules if hasattr(m, "SHOP")})
+    sizes = sorted(
+        {
+            context_for(ctx, n, requests_scale).size(*m.SHOP)
+            for n, m in zip(selected, modules, strict=True)
+            if hasattr(m, "SHOP")
+        }
+    )
     before, start = ctx.setup_seconds(), time.perf_counter()
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="shop-template") as beside:
-        templates = beside.submit(shop_template.build_beside, shop_ctx, sizes)
+        templates = beside.submit(shop_template.build_beside, ctx, sizes)
         try:
             prepared = prepare_data(ctx, selected)
         finally:
@@ -329,7 +334,8 @@ def main(argv: list[str] | None = None) -> int:
             ctx.setup["services (S3 server, database, schema)"] = time.perf_counter() - started
             postgres = {**services.server_facts(db_url), "where": pg_where}
             ctx.log(
-                f"scale {args.scale:g} (the request measurements {args.requests_scale:g}), measurements {', '.join(args.selected)}; PostgreSQL "
+                f"scale {args.scale:g} (the request measurements {args.requests_scale:g}), "
+                f"measurements {', '.join(args.selected)}; PostgreSQL "
                 f"{postgres['server_version']} ({pg_where}); S3 {s3_url}; now {now.isoformat()}"
             )
             prepared = prepare(ctx, args.selected, args.requests_scale)

@@ -58,14 +58,6 @@ def test_a_request_measurement_runs_at_its_scale_and_shares_the_runs_set_up_time
     assert set(run.REQUESTS) <= set(run.MEASUREMENTS)
 
 
-def test_every_measurement_with_a_shop_template_is_a_request_one():
-    """``prepare`` sizes the shop template by the request measurements' scale."""
-    import importlib
-
-    with_shop = [n for n, (module, _) in run.MEASUREMENTS.items() if hasattr(importlib.import_module(module), "SHOP")]
-    assert with_shop and set(with_shop) <= set(run.REQUESTS)
-
-
 def test_a_sample_shrinks_below_scale_one_and_stays_put_above_it():
     assert context(10).sample(2_000, 200) == 2_000
     assert context(10).size(2_000, 200) == 20_000
