@@ -10,7 +10,15 @@ from governance.errors import OptionError
 from governance.sweep.options import MAX_SHARDS
 from governance.sweep.partitions import Partition
 from governance.sweep.selection import shard_chunk
-from governance.sweep.shards import DEFAULT_MAX, PAGES_PER_SHARD, Shard, block_bounds, default_count, partition_shard
+from governance.sweep.shards import (
+    DEFAULT_MAX,
+    PAGES_PER_SHARD,
+    Shard,
+    block_bounds,
+    default_count,
+    partition_shard,
+    partitions_default,
+)
 
 
 @pytest.mark.parametrize("pages", [0, 1, 2, 5, 17, 100, 16_384, 100_001])
@@ -62,3 +70,21 @@ def test_a_shard_that_does_not_exist_is_refused():
         Shard("order-records", 0, 2, "rows")
     shard = Shard("cookie-preferences", 1, 3, "blocks", {"lo": 5, "hi": 10})
     assert Shard.from_dict(shard.to_dict()) == shard and shard.label == "1/3" and (shard.lo, shard.hi) == (5, 10)
+
+
+def test_a_partitioned_tables_default_counts_only_the_partitions_deleted_in_batches():
+    """Dropping whole partitions takes the parent's lock in turn: shards that only drop gain nothing
+    (bench/README.md, "Sharded sweeps"), so only partitions due but not wholly expired count."""
+
+    def part(hour: int, fully: bool, none: bool, default: bool = False) -> Partition:
+        return Partition("shop", f"visits_p{hour}", default, fully, none, 100 + hour, None if default else hour)
+
+    dropped = [part(h, True, False) for h in range(20)]
+    boundary = part(20, False, False)
+    ahead = [part(h, False, True) for h in range(21, 40)]
+    assert partitions_default([*dropped, boundary, *ahead], 8) == 1  # the hourly sweep: one cut-off partition
+    assert partitions_default([*dropped, *ahead], 8) == 1  # nothing to delete in batches: still one shard
+    default = part(99, False, False, default=True)  # goes with shard 0 whatever N is
+    assert partitions_default([*dropped, boundary, default, *ahead], 8) == 1
+    several = [part(h, False, False) for h in range(5)]  # however many there are, at most N
+    assert partitions_default(several, 3) == 3

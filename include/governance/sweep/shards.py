@@ -16,8 +16,13 @@ Other rules (a view without ``chunk``, a table several rules share, an object pu
 per group: ``clock.kept``, RET-3 as the shop's policy has it, whose due set already costs time in
 proportion to the groups due, ADR 0011) are one shard,
 ``whole``: swept by ``sweep_rule`` as before. N defaults to the table's heap pages per
-PAGES_PER_SHARD, at most DEFAULT_MAX (a partitioned table: also at most its partitions with
-anything due). Shards are plain data (rule id, index, count, kind, page bounds), fit for an XCom.
+PAGES_PER_SHARD, at most DEFAULT_MAX; a partitioned table's default is also at most its partitions
+whose rows are deleted one batch at a time (bounded, due, but not wholly expired: the one the
+cut-off falls into; the default partition goes with shard 0 whatever N is): dropping whole
+partitions takes the parent's lock in turn, so shards that only drop run one after another and add
+their set-up (bench/README.md, "Sharded sweeps"). An explicit N still cuts them, for held
+partitions that are batch-deleted instead of dropped. Shards
+are plain data (rule id, index, count, kind, page bounds), fit for an XCom.
 """
 
 from __future__ import annotations
@@ -115,6 +120,13 @@ def block_bounds(pages: int, count: int) -> list[dict[str, int | None]]:
     return bounds
 
 
+def partitions_default(parts: list[Partition], count: int) -> int:
+    """The default N of a partitioned table: ``count`` at most, and at most its bounded partitions
+    whose rows are deleted in batches (due, not wholly expired); 1 when it only drops partitions."""
+    batched = sum(1 for p in parts if not p.is_default and not p.none_expired and not p.fully_expired)
+    return max(1, min(count, batched))
+
+
 def partition_shard(part: Partition, count: int) -> int:
     """The shard of a partition: its ordinal mod N; the default partition's is 0."""
     return 0 if part.ordinal is None else part.ordinal % count
@@ -138,7 +150,7 @@ def plan_shards(
         if kind == "partitions" and not shards:
             with transaction(conn):
                 parts = list_partitions(conn, target.table, now, target.window)
-            count = max(1, min(count, sum(1 for p in parts if not p.none_expired)))
+            count = partitions_default(parts, count)
     finally:
         conn.rollback()
     if count == 1:
