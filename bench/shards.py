@@ -18,10 +18,10 @@ the files as they are) so both contenders start from the same bytes:
 Timed: the unsharded ``sweep_rule`` against the whole sharded sweep (plan, the N shards in N
 threads with a connection each, then the finish's whole-rule verification and summary), wall
 clock. N is the number of cores (the shards a machine can run at once); the N the DAG would
-derive from the table's size is noted. Target: no slower in total (ratio <= 1.0). Both copies must
-end with the same rows changed and the same rule summary, and the plan must have cut the rule into
-N shards of the kind named (a rule planned as one ``whole`` shard is not a sharded sweep). Not in the default run (about 4 min at
-scale 1): ``python bench/run.py --only shards``.
+derive from the table's size is noted. Target: no slower in total (ratio <= 1.0; the partitions
+kind is reported, see ``run``). Both copies must end with the same rows changed and the same rule
+summary, and the plan must have cut the rule into N shards of the kind named (a rule planned as one
+``whole`` shard is not a sharded sweep). Not in the default run: ``python bench/run.py --only shards``.
 """
 
 from __future__ import annotations
