@@ -27,8 +27,10 @@ summary, and the plan must have cut the rule into N shards of the kind named (a 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from typing import Any, NamedTuple
 
 import services
 from builders import build_orders, build_visits, settle_tables
@@ -36,6 +38,20 @@ from harness import Check, Context, analyze_all, at_most, checkpoint, ratio
 from orders import without_retention_notices
 
 TARGET = 1.0
+
+
+class Case(NamedTuple):
+    """One rule measured: its data, the policy it is swept under, the kind its shards must be, whether
+    "no slower" is its target (else reported), and what a sweep left in its table (rows, rows changed)."""
+
+    rule: str
+    name: str
+    build: Callable[..., None]
+    policy: Any
+    kind: str
+    targeted: bool
+    left_sql: str
+
 
 COOKIES_SQL = """
 INSERT INTO shop.cookie_preferences (preference_id, visitor_key, account_id, analytics, marketing, given_at)
@@ -141,24 +157,19 @@ def _sharded(ctx: Context, url: str, rule: str, run: str, count: int) -> tuple[f
         conn.close()
 
 
-def _outcome(url: str, rule: str, run: str) -> tuple:
+def _outcome(url: str, case: Case, run: str) -> tuple:
     """What a sweep left: rows per state of the rule's table, and the rule's summary counts."""
     from governance.db import connect
 
     conn = connect(url)
     try:
         with conn.cursor() as cur:
-            if rule == "order-records":
-                cur.execute("SELECT count(*), count(anonymised_at) FROM shop.orders")
-            elif rule == "visit-data":
-                cur.execute("SELECT count(*), 0 FROM shop.visits")
-            else:
-                cur.execute("SELECT count(*), 0 FROM shop.cookie_preferences")
+            cur.execute(case.left_sql)
             rows = cur.fetchone()
             cur.execute(
                 "SELECT counts FROM governance.evidence WHERE run_id = %s AND rule_id = %s AND kind = 'sweep_rule' "
                 "ORDER BY entry_id DESC LIMIT 1",
-                (run, rule),
+                (run, case.rule),
             )
             summary = cur.fetchone()
         conn.rollback()
@@ -182,17 +193,19 @@ def run(ctx: Context) -> list[Check]:
     policy = without_retention_notices(ctx.policy)  # as the orders measurement: notices measured apart
     count = max(2, ctx.cores)
     checks = []
-    # (rule, name, data, policy, the kind of its shards, whether "no slower" is its target). Shards
-    # of partitions are reported: they mostly drop partitions, which take the parent's lock in
-    # turn, so the default plans such a rule as one shard (shards.partitions_default).
+    # Shards of partitions are reported: they mostly drop partitions, which take the parent's lock
+    # in turn, so the default plans such a rule as one shard (shards.partitions_default).
     cases = (
-        ("order-records", "orders", _orders, windowed_policy(policy), "chunks", True),
-        ("cookie-preferences", "cookies", _cookies, policy, "blocks", True),
-        ("visit-data", "visits", _visits, policy, "partitions", False),
-    )
-    for rule, name, build, rule_policy, kind, targeted in cases:
-        ctx = replace(ctx, policy=rule_policy)
-        template_url, template = _build(ctx, name, build)
+        Case("order-records", "orders", _orders, windowed_policy(policy), "chunks", True,
+             "SELECT count(*), count(anonymised_at) FROM shop.orders"),
+        Case("cookie-preferences", "cookies", _cookies, policy, "blocks", True,
+             "SELECT count(*), 0 FROM shop.cookie_preferences"),
+        Case("visit-data", "visits", _visits, policy, "partitions", False, "SELECT count(*), 0 FROM shop.visits"),
+    )  # fmt: skip
+    for case in cases:
+        rule, name, kind = case.rule, case.name, case.kind
+        ctx = replace(ctx, policy=case.policy)
+        template_url, template = _build(ctx, name, case.build)
         copies = {}
         try:
             with ctx.setup_phase(f"shards: {name} copies"):
@@ -205,10 +218,8 @@ def run(ctx: Context) -> list[Check]:
             whole = _whole(ctx, copies["whole"][0], rule, "bench-shards")
             ctx.log(f"shards: {rule} in {count} shards side by side")
             sharded, each, finish, kinds = _sharded(ctx, copies["sharded"][0], rule, "bench-shards", count)
-            same = _outcome(copies["whole"][0], rule, "bench-shards") == _outcome(
-                copies["sharded"][0], rule, "bench-shards"
-            )
-            rows, summary = _outcome(copies["sharded"][0], rule, "bench-shards")
+            rows, summary = _outcome(copies["sharded"][0], case, "bench-shards")
+            same = _outcome(copies["whole"][0], case, "bench-shards") == (rows, summary)
         finally:
             for _, db in copies.values():
                 services.drop_database(ctx.admin_url, db)
@@ -235,8 +246,8 @@ def run(ctx: Context) -> list[Check]:
                 {"unsharded": whole},
                 r,
                 "ours/baseline",
-                f"<= {TARGET}x unsharded" if targeted else "reported (the default plans 1 shard), the same effect",
-                (at_most(r, TARGET) if targeted else True) if r is not None else False,
+                f"<= {TARGET}x unsharded" if case.targeted else "reported (the default plans 1 shard), the same effect",
+                r is not None and (not case.targeted or bool(at_most(r, TARGET))),
                 {"rows": rows[0], "shards": count, "default_shards": derived},
                 notes,
             )

@@ -1,5 +1,6 @@
-"""A policy copied with other rules (``Policy.model_copy``, as tests and the benchmark derive a variant
-of the shop's policy) looks its rules up in the copy's rules, not in what the original had cached."""
+"""A policy copied with other rules (``model_copy`` of the policy's base model, as tests and the
+benchmark derive a variant of the shop's policy) looks its rules up in the copy's rules, not in what
+the original had cached."""
 
 from __future__ import annotations
 

@@ -6,8 +6,10 @@ files live (the SQL directory, the default policy), and the shapes of the names 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from functools import cached_property
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, Self
 
 from pydantic import AfterValidator, BaseModel, ConfigDict
 
@@ -26,6 +28,17 @@ class StrictModel(BaseModel):
     """Unknown keys are refused (a misspelt key is an error, not a silent default); models are frozen."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        """A copy, ``update`` applied, without what this model cached from its fields (its
+        ``cached_property`` values, e.g. ``Policy.rules_by_table``): the copy works them out again
+        from its own fields."""
+        copied = super().model_copy(update=update, deep=deep)
+        for cls in type(self).__mro__:
+            for name, attribute in vars(cls).items():
+                if isinstance(attribute, cached_property):
+                    copied.__dict__.pop(name, None)
+        return copied
 
 
 def qualified(value: str) -> str:

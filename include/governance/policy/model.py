@@ -7,10 +7,10 @@ lookups the engine and audit use.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from functools import cached_property
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -326,13 +326,6 @@ class Policy(StrictModel):
         for rule in self.rules:
             grouped[rule.table].append(rule)
         return dict(grouped)
-
-    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Policy:
-        """A copy, ``update`` applied; what is cached from the fields (``rules_by_table``) is worked
-        out again from the copy's, not carried over from this policy's."""
-        copied = super().model_copy(update=update, deep=deep)
-        copied.__dict__.pop("rules_by_table", None)
-        return copied
 
     def clock_sql_files(self) -> list[str]:
         """The SQL files defining the rules' clock views, once each, in policy order (a column
